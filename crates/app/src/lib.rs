@@ -1,0 +1,137 @@
+//! The application seam.
+//!
+//! An application (static files, a WSGI app) sees one request at a time and answers with a
+//! [`Response`]. It never touches the socket: the server's drivers own I/O, framing and
+//! keep-alive, so the same application runs unchanged under every concurrency model.
+//!
+//! Applications that may block (Python) say so with [`Service::may_block`]; event-loop drivers
+//! then run them off the loop. Non-blocking applications (static files) run inline.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use ironhorse_h1::{HeaderList, RequestHead, Version};
+
+/// Where a connection came from and arrived at.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer; `None` for Unix-domain sockets.
+    pub peer: Option<SocketAddr>,
+    /// The local address; `None` for Unix-domain sockets.
+    pub local: Option<SocketAddr>,
+    /// `http` (TLS is out of scope: terminate it in front of ironhorse).
+    pub scheme: &'static str,
+}
+
+impl ConnInfo {
+    /// Info for a Unix-domain socket connection.
+    pub fn unix() -> Self {
+        ConnInfo {
+            peer: None,
+            local: None,
+            scheme: "http",
+        }
+    }
+}
+
+/// The request body, streamed. `read` returns `Ok(0)` at the end of the body and never blocks
+/// past it. Reading the first byte sends `100 Continue` when the client asked for it.
+pub trait BodyReader: io::Read + Send {}
+impl<T: io::Read + Send> BodyReader for T {}
+
+/// One request as an application sees it.
+pub struct Request<'a> {
+    pub head: &'a RequestHead,
+    pub body: &'a mut dyn BodyReader,
+    pub conn: &'a ConnInfo,
+}
+
+/// A region of an open file, sent with `sendfile(2)` by the driver.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// A lazily produced body: each item is one chunk, flushed to the client as it comes.
+/// Dropping the stream is the application's cue to release resources (WSGI `close()`).
+pub type ChunkStream = Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>;
+
+/// The response body. The engine derives `Content-Length` or chunking from it.
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    File(FileRegion),
+    /// `length` is the declared `Content-Length`, if the application gave one.
+    Stream {
+        chunks: ChunkStream,
+        length: Option<u64>,
+    },
+}
+
+impl Body {
+    /// The exact length, when known before sending.
+    pub fn len_hint(&self) -> Option<u64> {
+        match self {
+            Body::Empty => Some(0),
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File(r) => Some(r.len),
+            Body::Stream { length, .. } => *length,
+        }
+    }
+}
+
+/// A response. `headers` must not contain framing or connection headers (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`, `Date`, `Server`): the engine owns those.
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderList,
+    pub body: Body,
+}
+
+impl Response {
+    /// A short plain-text response, e.g. for errors.
+    pub fn text(status: u16, text: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: vec![(
+                Cow::Borrowed("Content-Type"),
+                b"text/plain; charset=utf-8".to_vec(),
+            )],
+            body: Body::Bytes(text.into()),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((Cow::Borrowed(name), value.into()));
+        self
+    }
+}
+
+/// An application.
+pub trait Service: Send + Sync + 'static {
+    /// Answers one request.
+    fn call(&self, req: Request<'_>) -> Response;
+
+    /// Whether `call` (or iterating a returned stream) may block for long; event-loop drivers
+    /// run such services on worker threads instead of the loop.
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    /// Called in the forking thread just before `fork()` (e.g. to take the GIL, so the child
+    /// inherits a consistent interpreter). Exactly one of the two `after_fork_*` follows.
+    fn before_fork(&self) {}
+
+    /// Called in the parent right after `fork()`.
+    fn after_fork_parent(&self) {}
+
+    /// Called in the child right after `fork()`, before it serves anything.
+    fn after_fork_child(&self) {}
+}

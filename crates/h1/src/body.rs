@@ -1,0 +1,1 @@
+//! Body decoders: Content-Length and chunked.
