@@ -1,1 +1,11 @@
-//! Server.
+//! The server around the HTTP engine: listeners, sessions (HTTP, echo, reverse), in-process
+//! drivers and process strategies, composed into the `--model`s.
+#![forbid(unsafe_code)]
+
+pub mod drivers;
+pub mod listener;
+pub mod model;
+pub mod output;
+pub mod process;
+pub mod protocols;
+pub mod session;

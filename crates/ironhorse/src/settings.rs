@@ -1,0 +1,197 @@
+//! Every setting, declared once. The command line (with `IRONHORSE_*` environment
+//! variables) and the settings reference in `docs/settings.md` are generated from
+//! [`SETTINGS`].
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+/// The type of a setting's value, which decides parsing and validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Flag,
+    Text,
+    /// Repeatable text.
+    List,
+    Count,
+    /// Seconds, fractions allowed.
+    Seconds,
+    Bytes,
+}
+
+/// One declared setting.
+pub struct Setting {
+    /// The key: `--flag-name` on the command line, `IRONHORSE_KEY` in the environment.
+    pub name: &'static str,
+    pub short: Option<char>,
+    /// Other spellings accepted on the command line (gunicorn's, for drop-in use).
+    pub aliases: &'static [&'static str],
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+    pub value_name: &'static str,
+    pub help: &'static str,
+}
+
+const fn setting(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    value_name: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        short: None,
+        aliases: &[],
+        kind,
+        default,
+        value_name,
+        help,
+    }
+}
+
+/// The table.
+pub const SETTINGS: &[Setting] = &[
+    Setting { short: Some('b'), ..setting("bind", Kind::List, Some("127.0.0.1:8000"), "ADDR", "Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N; repeatable. Port 0 picks a free port (the address is printed).") },
+    setting("root", Kind::Text, None, "DIR", "Serve the files under DIR."),
+    setting("autoindex", Kind::Flag, None, "", "List directories that have no index.html."),
+    Setting { aliases: &["worker-class"], short: Some('k'), ..setting("model", Kind::Text, Some("event"), "MODEL", "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async.") },
+    Setting { short: Some('w'), ..setting("workers", Kind::Count, Some("1"), "N", "Worker processes (prefork, hybrid; event and async with N > 1).") },
+    setting("threads", Kind::Count, None, "K", "Threads per process: the pool of threadpool/hybrid (default 16), tokio runtime threads for async (default 1)."),
+    setting("max-connections", Kind::Count, None, "N", "Most connections one process serves at once (default 1000 for thread, 50000 for event and async); beyond it new clients wait in the backlog."),
+    setting("max-children", Kind::Count, Some("512"), "N", "fork model: most child processes at once."),
+    setting("backlog", Kind::Count, Some("2048"), "N", "Listen queue length."),
+    setting("reuse-port", Kind::Flag, None, "", "Set SO_REUSEPORT on listening sockets."),
+    setting("protocol", Kind::Text, Some("http"), "NAME", "Wire protocol: http, or the seeds' echo and reverse TCP exercises."),
+    setting("work-delay", Kind::Seconds, Some("0"), "SECONDS", "reverse protocol: simulated handler time before answering (seed 000 uses 5)."),
+    Setting { aliases: &["keepalive"], ..setting("keep-alive", Kind::Seconds, Some("5"), "SECONDS", "How long an idle keep-alive connection is kept open.") },
+    setting("header-timeout", Kind::Seconds, Some("10"), "SECONDS", "How long a client may take to send a request head (slowloris defence)."),
+    setting("graceful-timeout", Kind::Seconds, Some("30"), "SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may take to finish."),
+    setting("limit-request-line", Kind::Bytes, Some("8190"), "BYTES", "Longest request line (414 beyond)."),
+    setting("limit-request-fields", Kind::Count, Some("100"), "N", "Most header fields in a request (431 beyond)."),
+    Setting { aliases: &["limit-request-field_size"], ..setting("limit-request-field-size", Kind::Bytes, Some("8190"), "BYTES", "Longest header field (431 beyond).") },
+    setting("limit-request-body", Kind::Bytes, Some("1073741824"), "BYTES", "Largest request body (413 beyond)."),
+];
+
+fn env_name(name: &str) -> String {
+    format!("IRONHORSE_{}", name.replace('-', "_").to_uppercase())
+}
+
+/// The command-line parser, generated from the table.
+pub fn command() -> Command {
+    let mut command = Command::new("ironhorse")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A web server for static files and Python WSGI apps, with every classic concurrency model one flag away.")
+        .arg(Arg::new("print-settings-doc").long("print-settings-doc").action(ArgAction::SetTrue).hide(true));
+    for s in SETTINGS {
+        let mut arg = Arg::new(s.name)
+            .long(s.name)
+            .env(env_name(s.name))
+            .help(s.help);
+        if let Some(short) = s.short {
+            arg = arg.short(short);
+        }
+        for alias in s.aliases {
+            arg = arg.alias(*alias);
+        }
+        arg = match s.kind {
+            Kind::Flag => arg.action(ArgAction::SetTrue),
+            Kind::List => arg.action(ArgAction::Append).value_name(s.value_name),
+            _ => arg.action(ArgAction::Set).value_name(s.value_name),
+        };
+        if let Some(default) = s.default {
+            arg = arg.default_value(default);
+        }
+        command = command.arg(arg);
+    }
+    command
+}
+
+/// A setting's value could not be used.
+#[derive(Debug)]
+pub struct SettingError(pub String);
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Typed access to parsed values, with errors naming the setting.
+pub struct Values(pub ArgMatches);
+
+impl Values {
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.get_flag(name)
+    }
+
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.0.get_one::<String>(name).cloned()
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .get_many::<String>(name)
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn count(&self, name: &str) -> Result<Option<usize>, SettingError> {
+        self.text(name)
+            .map(|v| {
+                v.trim().parse::<usize>().map_err(|_| {
+                    SettingError(format!("--{name}: expected a whole number, got {v:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn bytes(&self, name: &str) -> Result<Option<u64>, SettingError> {
+        self.text(name)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    SettingError(format!("--{name}: expected a number of bytes, got {v:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn seconds(&self, name: &str) -> Result<Option<std::time::Duration>, SettingError> {
+        self.text(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(std::time::Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        SettingError(format!(
+                            "--{name}: expected seconds (a non-negative number), got {v:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// The settings reference as Markdown, generated from the table.
+pub fn markdown() -> String {
+    let mut doc = String::from("# Settings\n\nGenerated by `ironhorse --print-settings-doc` from the settings table; do not edit.\n\nEvery setting is a command-line flag and an environment variable; the flag wins.\n\n| flag | environment | default | meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let mut flag = format!("`--{}`", s.name);
+        if let Some(short) = s.short {
+            flag = format!("`-{short}`, {flag}");
+        }
+        for alias in s.aliases {
+            flag.push_str(&format!(", `--{alias}`"));
+        }
+        let default = s
+            .default
+            .map(|d| format!("`{d}`"))
+            .unwrap_or_else(|| "—".into());
+        doc.push_str(&format!(
+            "| {flag} | `{}` | {default} | {} |\n",
+            env_name(s.name),
+            s.help
+        ));
+    }
+    doc
+}

@@ -1,0 +1,82 @@
+//! One connection served to its end on a blocking socket.
+
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use super::{stopping, STOP_CHECK};
+use crate::listener::Stream;
+use crate::output::Output;
+use crate::session::{Session, Step};
+
+/// Longest a client may stall our writes before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `session` on `stream` until it closes, the peer goes away, a read deadline
+/// passes, or a stop is requested while the connection is idle.
+pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
+    // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
+    // timer per connection.
+    if stream.set_read_timeout(Some(STOP_CHECK)).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let mut out = Output::default();
+    loop {
+        let step = session.advance(&mut out);
+        if out.drain_into(&mut stream).is_err() {
+            return;
+        }
+        match step {
+            Step::Flush => {}
+            Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+            Step::Close => return close_gracefully(stream),
+            Step::Read => match read_once(&mut stream, session.as_mut()) {
+                Ok(()) => {}
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Waits for input until it comes, the deadline passes, or the server stops while idle.
+fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<()> {
+    loop {
+        if stopping() && session.is_idle() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        if session.read_deadline().is_some_and(|d| d <= Instant::now()) {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        match stream.read(session.read_buf()) {
+            Ok(n) => {
+                session.received(n);
+                return Ok(());
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Closes so that the response is not lost: half-close, then discard what the client still
+/// sends for a moment, so the kernel does not answer unread data with a reset.
+fn close_gracefully(mut stream: Stream) {
+    stream.shutdown_write();
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut sink = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut budget = 256 * 1024;
+    while budget > 0 && Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => budget -= n.min(budget),
+        }
+    }
+}

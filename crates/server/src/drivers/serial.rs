@@ -1,0 +1,9 @@
+//! One connection at a time: the seeds' first server.
+
+use super::{accept_loop, serve_connection, DriverConfig};
+
+pub fn run(config: DriverConfig) -> std::io::Result<()> {
+    accept_loop(&config.listeners, |stream, info| {
+        serve_connection(stream, config.protocol.session(info))
+    })
+}

@@ -1,0 +1,249 @@
+//! Coroutines: a tokio runtime (`threads` worker threads; one means a current-thread
+//! runtime on this thread), one task per connection over the same sans-IO sessions.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::Interest;
+use tokio::sync::{Notify, Semaphore};
+
+use super::{stopping, DriverConfig, STOP_CHECK};
+use crate::listener::Listener;
+use crate::output::{Drained, Output};
+use crate::session::{Protocol, Session, Step};
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Conn {
+    async fn ready(&self, interest: Interest) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.ready(interest).await.map(|_| ()),
+            Conn::Unix(s) => s.ready(interest).await.map(|_| ()),
+        }
+    }
+
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self {
+            Conn::Tcp(s) => s.try_io(interest, f),
+            Conn::Unix(s) => s.try_io(interest, f),
+        }
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.try_read(buf),
+            Conn::Unix(s) => s.try_read(buf),
+        }
+    }
+}
+
+/// Gives `Output` a `Write` over a tokio socket; used inside `try_io`, so `WouldBlock`
+/// clears tokio's readiness and the task waits for the next writable edge.
+struct TryWriter<'a>(&'a Conn);
+
+impl io::Write for TryWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0 {
+            Conn::Tcp(s) => s.try_write(buf),
+            Conn::Unix(s) => s.try_write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for TryWriter<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self.0 {
+            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Live connection count, for the cap and for waiting at shutdown.
+struct Live {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+pub fn run(config: DriverConfig) -> io::Result<()> {
+    let _ = ironhorse_sys::raise_nofile_limit();
+    let runtime = if config.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("ih-tokio")
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: DriverConfig) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let live = Arc::new(Live {
+        count: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    let mut acceptors = Vec::new();
+    for listener in config.listeners {
+        let protocol = config.protocol.clone();
+        acceptors.push(tokio::spawn(accept(
+            listener,
+            protocol,
+            permits.clone(),
+            live.clone(),
+        )));
+    }
+    while !stopping() {
+        tokio::time::sleep(STOP_CHECK).await;
+    }
+    for acceptor in &acceptors {
+        acceptor.abort();
+    }
+    let deadline = tokio::time::Instant::now() + config.graceful_timeout;
+    while live.count.load(Ordering::SeqCst) > 0 {
+        if tokio::time::timeout_at(deadline, live.idle.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn accept(
+    listener: Listener,
+    protocol: Arc<dyn Protocol>,
+    permits: Arc<Semaphore>,
+    live: Arc<Live>,
+) -> io::Result<()> {
+    enum Tokio {
+        Tcp(tokio::net::TcpListener),
+        Unix(tokio::net::UnixListener),
+    }
+    let listener = match listener {
+        Listener::Tcp(l) => Tokio::Tcp(tokio::net::TcpListener::from_std(l)?),
+        Listener::Unix(l, _) => Tokio::Unix(tokio::net::UnixListener::from_std(l)?),
+    };
+    loop {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(io::Error::other)?;
+        let accepted = match &listener {
+            Tokio::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                let local = s.local_addr().ok();
+                (
+                    Conn::Tcp(s),
+                    ironhorse_app::ConnInfo {
+                        peer: Some(peer),
+                        local,
+                        scheme: "http",
+                    },
+                )
+            }),
+            Tokio::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, _)| (Conn::Unix(s), ironhorse_app::ConnInfo::unix())),
+        };
+        match accepted {
+            Ok((conn, info)) => {
+                let session = protocol.session(info);
+                let live = live.clone();
+                live.count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let _ = serve_connection(conn, session).await;
+                    drop(permit);
+                    if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        live.idle.notify_waiters();
+                    }
+                });
+            }
+            Err(e) if super::accept::is_fd_exhaustion(&e) => tokio::time::sleep(STOP_CHECK).await,
+            Err(_) => {}
+        }
+    }
+}
+
+async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Result<()> {
+    let mut out = Output::default();
+    loop {
+        let step = session.advance(&mut out);
+        flush(&conn, &mut out).await?;
+        match step {
+            Step::Flush => {}
+            Step::WaitUntil(at) => tokio::time::sleep_until(at.into()).await,
+            Step::Close => {
+                if let Conn::Tcp(s) = &conn {
+                    // Half-close so the client reads our last bytes before we go.
+                    let std = s.as_fd();
+                    let _ = socket2::SockRef::from(&std).shutdown(std::net::Shutdown::Write);
+                }
+                return Ok(());
+            }
+            Step::Read => read(&conn, session.as_mut()).await?,
+        }
+    }
+}
+
+async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
+    while !out.is_empty() {
+        conn.ready(Interest::WRITABLE).await?;
+        let result = conn.try_io(Interest::WRITABLE, || {
+            match out.drain_into(&mut TryWriter(conn))? {
+                Drained::All => Ok(()),
+                Drained::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
+    loop {
+        if stopping() && session.is_idle() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let now = Instant::now();
+        let deadline = session.read_deadline();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let wait = deadline.map_or(STOP_CHECK, |d| (d - now).min(STOP_CHECK));
+        if tokio::time::timeout(wait, conn.ready(Interest::READABLE))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        match conn.try_read(session.read_buf()) {
+            Ok(n) => {
+                session.received(n);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

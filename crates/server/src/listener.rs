@@ -1,0 +1,340 @@
+//! Listening sockets and accepted streams, TCP or Unix-domain, behind one type each.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use ironhorse_app::ConnInfo;
+
+/// Where to listen, as given to `-b`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddr {
+    Tcp(String),
+    Unix(PathBuf),
+    /// An inherited descriptor (`fd://N`).
+    Fd(RawFd),
+}
+
+impl BindAddr {
+    /// Parses `HOST:PORT`, `[v6]:PORT`, `:PORT`, `PORT`, `unix:PATH` or `fd://N`.
+    pub fn parse(s: &str) -> Result<BindAddr, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(format!("bind address {s:?}: empty socket path"));
+            }
+            return Ok(BindAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(fd) = s.strip_prefix("fd://") {
+            return fd
+                .parse()
+                .map(BindAddr::Fd)
+                .map_err(|_| format!("bind address {s:?}: not a descriptor number"));
+        }
+        let full = if s.parse::<u16>().is_ok() {
+            format!("127.0.0.1:{s}")
+        } else if let Some(port) = s.strip_prefix(':') {
+            format!("0.0.0.0:{port}")
+        } else {
+            s.to_string()
+        };
+        let (_, port) = full.rsplit_once(':').ok_or_else(|| {
+            format!("bind address {s:?}: expected HOST:PORT, [V6]:PORT or unix:PATH")
+        })?;
+        port.parse::<u16>()
+            .map_err(|_| format!("bind address {s:?}: bad port {port:?}"))?;
+        Ok(BindAddr::Tcp(full))
+    }
+}
+
+impl fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddr::Tcp(a) => write!(f, "{a}"),
+            BindAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            BindAddr::Fd(n) => write!(f, "fd://{n}"),
+        }
+    }
+}
+
+/// A bound, listening socket. Always non-blocking: drivers wait for readiness themselves so
+/// that they can notice a stop request.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds and listens with `backlog`, `SO_REUSEADDR` (and `SO_REUSEPORT` when asked).
+    pub fn bind(addr: &BindAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let listener = match addr {
+            BindAddr::Tcp(spec) => {
+                let sockaddr = spec.to_socket_addrs()?.next().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("{spec}: no address"))
+                })?;
+                let socket = Socket::new(Domain::for_address(sockaddr), Type::STREAM, None)?;
+                socket.set_reuse_address(true)?;
+                if reuse_port {
+                    socket.set_reuse_port(true)?;
+                }
+                if sockaddr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.bind(&sockaddr.into())?;
+                socket.listen(backlog)?;
+                Listener::Tcp(socket.into())
+            }
+            BindAddr::Unix(path) => {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_socket()
+                }) {
+                    // A stale socket from an earlier run; a live one would still refuse below.
+                    if UnixStream::connect(path).is_err() {
+                        std::fs::remove_file(path)?;
+                    }
+                }
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                socket.bind(&SockAddr::unix(path)?)?;
+                socket.listen(backlog)?;
+                Listener::Unix(socket.into(), path.clone())
+            }
+            BindAddr::Fd(fd) => {
+                let owned = ironhorse_sys::signals::adopt_fd(*fd)?;
+                let socket = Socket::from(owned);
+                match socket.local_addr()?.as_socket() {
+                    Some(_) => Listener::Tcp(socket.into()),
+                    None => Listener::Unix(socket.into(), PathBuf::new()),
+                }
+            }
+        };
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(on),
+            Listener::Unix(l, _) => l.set_nonblocking(on),
+        }
+    }
+
+    /// Accepts one connection (non-blocking: `WouldBlock` when none is pending). The stream
+    /// is returned in blocking mode with `TCP_NODELAY` set.
+    pub fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept()?;
+                stream.set_nonblocking(false)?;
+                stream.set_nodelay(true)?;
+                let local = stream.local_addr().ok();
+                Ok((
+                    Stream::Tcp(stream),
+                    ConnInfo {
+                        peer: Some(peer),
+                        local,
+                        scheme: "http",
+                    },
+                ))
+            }
+            Listener::Unix(l, _) => {
+                let (stream, _) = l.accept()?;
+                stream.set_nonblocking(false)?;
+                Ok((Stream::Unix(stream), ConnInfo::unix()))
+            }
+        }
+    }
+
+    /// What to print so a user (or a test) can connect: `http://127.0.0.1:8000` or `unix:PATH`.
+    pub fn display_addr(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
+                Ok(a) => format!("http://{a}"),
+                Err(_) => "http://?".into(),
+            },
+            Listener::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+
+    /// A copy sharing the same socket (for workers and threads).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Unix(l, p) => Listener::Unix(l.try_clone()?, p.clone()),
+        })
+    }
+
+    /// Removes the socket file of a Unix listener (at a clean shutdown of the master).
+    pub fn unlink(&self) {
+        if let Listener::Unix(_, path) = self {
+            if !path.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Converts into a mio listener for the event driver.
+    pub fn into_mio(self) -> MioListener {
+        match self {
+            Listener::Tcp(l) => MioListener::Tcp(mio::net::TcpListener::from_std(l)),
+            Listener::Unix(l, _) => MioListener::Unix(mio::net::UnixListener::from_std(l)),
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+/// A listener registered with mio.
+pub enum MioListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+    pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+    /// Shuts down the sending side (so the peer sees EOF after our last bytes).
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+    /// Converts into a raw fd-owning std TCP or Unix stream for another runtime.
+    pub fn into_raw_fd(self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.into_raw_fd(),
+            Stream::Unix(s) => s.into_raw_fd(),
+        }
+    }
+    /// Converts to a mio stream.
+    pub fn into_mio(self) -> io::Result<MioStream> {
+        self.set_nonblocking(true)?;
+        Ok(match self {
+            Stream::Tcp(s) => MioStream::Tcp(mio::net::TcpStream::from_std(s)),
+            Stream::Unix(s) => MioStream::Unix(mio::net::UnixStream::from_std(s)),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// An accepted connection owned by the mio event loop.
+pub enum MioStream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl MioStream {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            MioStream::Tcp(s) => s,
+            MioStream::Unix(s) => s,
+        }
+    }
+}
+
+impl Read for MioStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(s) => s.read(buf),
+            MioStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for MioStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(s) => s.write(buf),
+            MioStream::Unix(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(s) => s.write_vectored(bufs),
+            MioStream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for MioStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            MioStream::Tcp(s) => s.as_fd(),
+            MioStream::Unix(s) => s.as_fd(),
+        }
+    }
+}

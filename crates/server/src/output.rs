@@ -1,0 +1,159 @@
+//! Bytes and file regions waiting to be sent, in order.
+//!
+//! Sessions append to an [`Output`]; drivers drain it into a socket, blocking or not.
+//! Contiguous bytes are gathered in one buffer so a small response leaves in one `write`;
+//! file regions go out with `sendfile(2)`.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+
+use ironhorse_app::FileRegion;
+
+enum Segment {
+    Bytes { buf: Vec<u8>, sent: usize },
+    File(FileRegion),
+}
+
+/// An ordered queue of bytes and file regions.
+#[derive(Default)]
+pub struct Output {
+    segments: VecDeque<Segment>,
+    /// A spare, cleared buffer kept to avoid reallocating for every response.
+    spare: Vec<u8>,
+}
+
+/// How far a drain got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Everything was sent.
+    All,
+    /// The socket would block; wait until it is writable.
+    WouldBlock,
+}
+
+impl Output {
+    /// The buffer to append bytes to (after any queued file region).
+    pub fn bytes(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.segments.back(), Some(Segment::Bytes { .. })) {
+            let buf = std::mem::take(&mut self.spare);
+            self.segments.push_back(Segment::Bytes { buf, sent: 0 });
+        }
+        match self.segments.back_mut() {
+            Some(Segment::Bytes { buf, .. }) => buf,
+            _ => unreachable!("a bytes segment was just ensured"),
+        }
+    }
+
+    /// Queues a file region.
+    pub fn file(&mut self, region: FileRegion) {
+        if region.len > 0 {
+            self.segments.push_back(Segment::File(region));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Bytes queued (file regions count their length), for backpressure decisions.
+    pub fn queued(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes { buf, sent } => (buf.len() - sent) as u64,
+                Segment::File(r) => r.len,
+            })
+            .sum()
+    }
+
+    /// Sends as much as the socket takes. Blocking sockets return only when all is sent
+    /// (or on error); non-blocking ones may return [`Drained::WouldBlock`].
+    pub fn drain_into<S: Write + AsFd>(&mut self, socket: &mut S) -> io::Result<Drained> {
+        while let Some(front) = self.segments.front_mut() {
+            let done = match front {
+                Segment::Bytes { buf, sent } => {
+                    if *sent == buf.len() {
+                        true
+                    } else {
+                        match socket.write(&buf[*sent..]) {
+                            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                            Ok(n) => *sent += n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                return Ok(Drained::WouldBlock)
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                        *sent == buf.len()
+                    }
+                }
+                Segment::File(region) => {
+                    let chunk = region.len.min(1 << 30) as usize;
+                    match ironhorse_sys::sendfile(
+                        socket.as_fd(),
+                        region.file.as_fd(),
+                        &mut region.offset,
+                        chunk,
+                    ) {
+                        // The file shrank under us: the promised length cannot be met.
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file truncated while sending",
+                            ))
+                        }
+                        Ok(n) => region.len -= n as u64,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Ok(Drained::WouldBlock)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                    region.len == 0
+                }
+            };
+            if done {
+                if let Some(Segment::Bytes { mut buf, .. }) = self.segments.pop_front() {
+                    if buf.capacity() <= 64 * 1024 {
+                        buf.clear();
+                        self.spare = buf;
+                    }
+                }
+            }
+        }
+        Ok(Drained::All)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    #[test]
+    fn bytes_and_files_leave_in_order() {
+        let dir = std::env::temp_dir().join(format!("ih-output-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+
+        let mut out = Output::default();
+        out.bytes().extend_from_slice(b"head;");
+        out.file(FileRegion {
+            file,
+            offset: 2,
+            len: 5,
+        });
+        out.bytes().extend_from_slice(b";tail");
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        assert_eq!(out.drain_into(&mut a).unwrap(), Drained::All);
+        drop(a);
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut b, &mut got).unwrap();
+        assert_eq!(got, b"head;23456;tail");
+        assert!(out.is_empty());
+    }
+}

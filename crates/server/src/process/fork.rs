@@ -1,0 +1,78 @@
+//! A process per connection: the parent accepts and forks; each child serves one client
+//! and exits. The parent reaps children at every wake-up and caps how many run at once.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR};
+use crate::drivers::{accept_loop_ticking, serve_connection, STOP_CHECK};
+use ironhorse_sys::process::{self, Forked, Pid};
+use ironhorse_sys::signals;
+
+pub fn run(plan: ServerPlan) -> i32 {
+    if let Err(e) = signals::install_stop_flag() {
+        log(format_args!("cannot install signal handlers: {e}"));
+        return 1;
+    }
+    let protocol = match plan.app.build() {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("{e}"));
+            return EXIT_APP_LOAD_ERROR;
+        }
+    };
+    let max_children = plan.max_connections.max(1);
+    let children: RefCell<HashSet<Pid>> = RefCell::new(HashSet::new());
+    let result = accept_loop_ticking(
+        &plan.listeners,
+        || reap(&mut children.borrow_mut()),
+        |stream, info| {
+            while children.borrow().len() >= max_children && signals::stop_requested().is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+                reap(&mut children.borrow_mut());
+            }
+            protocol.before_fork();
+            match process::fork() {
+                Ok(Forked::Child) => {
+                    protocol.after_fork_child();
+                    serve_connection(stream, protocol.session(info));
+                    process::exit_now(0);
+                }
+                Ok(Forked::Parent(pid)) => {
+                    protocol.after_fork_parent();
+                    children.borrow_mut().insert(pid);
+                }
+                Err(e) => {
+                    protocol.after_fork_parent();
+                    log(format_args!("fork failed: {e}"));
+                    std::thread::sleep(STOP_CHECK);
+                }
+            }
+        },
+    );
+    if let Err(e) = result {
+        log(format_args!("accept failed: {e}"));
+    }
+    let mut children = children.into_inner();
+    // Stop: children finish their client (idle ones leave at once), bounded by the
+    // graceful timeout.
+    for &pid in &children {
+        process::kill(pid, signals::SIGTERM);
+    }
+    let deadline = Instant::now() + plan.graceful_timeout;
+    while !children.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        reap(&mut children);
+    }
+    for &pid in &children {
+        process::kill(pid, signals::SIGKILL);
+    }
+    0
+}
+
+fn reap(children: &mut HashSet<Pid>) {
+    while let Some((pid, _status)) = process::reap_one() {
+        children.remove(&pid);
+    }
+}

@@ -1,0 +1,83 @@
+//! Processes: fork, reap, signal, exit.
+
+use std::io;
+
+pub use nix::unistd::Pid;
+
+/// Which side of a `fork()` we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// Forks the process.
+///
+/// The caller must make sure no other thread holds a lock the child will need: forking is
+/// done from single-threaded masters, or with the interpreter's lock held via the
+/// application's fork hooks.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: in the child only the calling thread exists; callers fork from a point where
+    // no other thread of ours holds locks the child touches (the master is single-threaded;
+    // Python's GIL is taken around the fork by the application's hooks). The child only
+    // builds fresh runtimes and pools after this returns.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?");
+                write!(f, "signal {s} ({name})")
+            }
+        }
+    }
+}
+
+/// Reaps one exited child without blocking; `None` if none has exited.
+pub fn reap_one() -> Option<(Pid, ExitStatus)> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some((pid, ExitStatus::Code(code))),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return Some((pid, ExitStatus::Signal(sig as i32)))
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Sends `signal` to `pid`; a process already gone is not an error.
+pub fn kill(pid: Pid, signal: i32) {
+    if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Ends the process at once, without running atexit handlers or destructors: the way a
+/// forked child must leave so it does not flush or finalise state shared with its parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and never returns; skipping destructors is the
+    // point (they belong to the parent's copy of the state).
+    unsafe { libc::_exit(code) }
+}
