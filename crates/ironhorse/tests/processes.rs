@@ -1,0 +1,208 @@
+//! Process strategies: workers are replaced, stops are graceful, no zombies, clear errors.
+
+mod common;
+
+use common::client::get;
+use common::{Server, Site};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn children_of(pid: i32) -> Vec<i32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn zombies_of(pid: i32) -> usize {
+    let out = Command::new("ps")
+        .args(["--ppid", &pid.to_string(), "-o", "stat="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('Z'))
+        .count()
+}
+
+fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn start(site: &Site, args: &[&str]) -> Server {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(site.root_arg());
+    Server::start(&all)
+}
+
+#[test]
+fn killed_workers_are_replaced_in_every_multiprocess_model() {
+    for args in [
+        &["--model", "prefork", "-w", "2"][..],
+        &["--model", "hybrid", "-w", "2"],
+        &["--model", "event", "-w", "2"],
+        &["--model", "async", "-w", "2"],
+    ] {
+        let site = Site::new("replace");
+        let server = start(&site, args);
+        assert!(
+            wait_for(
+                || children_of(server.pid()).len() == 2,
+                Duration::from_secs(5)
+            ),
+            "{args:?}: workers did not start"
+        );
+        let victim = children_of(server.pid())[0];
+        Command::new("kill")
+            .args(["-9", &victim.to_string()])
+            .status()
+            .unwrap();
+        let replaced = wait_for(
+            || {
+                let now = children_of(server.pid());
+                now.len() == 2 && !now.contains(&victim)
+            },
+            Duration::from_secs(3),
+        );
+        assert!(
+            replaced,
+            "{args:?}: worker not replaced: {:?}",
+            children_of(server.pid())
+        );
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+        assert!(
+            server.log_text().contains("signal 9"),
+            "{args:?}: death not logged"
+        );
+        assert_eq!(server.stop(Duration::from_secs(10)), Some(0));
+    }
+}
+
+#[test]
+fn ttin_and_ttou_change_the_worker_count() {
+    let site = Site::new("ttin");
+    let server = start(&site, &["--model", "prefork", "-w", "2"]);
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 2,
+        Duration::from_secs(5)
+    ));
+    server.signal(21); // TTIN
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 3,
+        Duration::from_secs(5)
+    ));
+    server.signal(22); // TTOU
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 2,
+        Duration::from_secs(5)
+    ));
+}
+
+#[test]
+fn fork_model_leaves_no_zombies() {
+    let site = Site::new("zombies");
+    let server = start(&site, &["--model", "fork"]);
+    for _ in 0..20 {
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+    }
+    assert!(wait_for(
+        || zombies_of(server.pid()) == 0 && children_of(server.pid()).is_empty(),
+        Duration::from_secs(3)
+    ));
+}
+
+#[test]
+fn unix_socket_and_ipv6_binds_work() {
+    let site = Site::new("unix");
+    let sock = site.root.parent().unwrap().join("ih.sock");
+    let mut args = vec![
+        "-b".to_string(),
+        format!("unix:{}", sock.display()),
+        "-b".into(),
+        "[::1]:0".into(),
+        "--model".into(),
+        "event".into(),
+    ];
+    args.extend(site.root_arg());
+    let server = Server::start_raw(&args);
+    let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("hello, world\n"));
+    let log = server.log_text();
+    assert!(log.contains("listening on http://[::1]:"), "{log}");
+}
+
+#[test]
+fn bad_settings_give_one_clear_line_and_exit_2() {
+    let site = Site::new("bad");
+    let root = site.root.display().to_string();
+    for (args, needle) in [
+        (vec!["--root", "/nonexistent/dir"], "--root"),
+        (vec!["--root", &root, "--model", "nope"], "--model"),
+        (vec!["--root", &root, "-w", "zero"], "--workers"),
+        (vec!["--root", &root, "-b", "999.1.1.1:99999"], "--bind"),
+        (vec!["--root", &root, "--keep-alive", "-3"], "--keep-alive"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(
+            stderr.trim().lines().count() <= 3,
+            "{args:?}: too chatty: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let site = Site::new("inuse");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+        .args([
+            "--root",
+            &site.root.display().to_string(),
+            "-b",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+}
+
+#[test]
+fn event_model_holds_thousands_of_idle_connections() {
+    let site = Site::new("idle");
+    for model in ["event", "async"] {
+        let server = start(&site, &["--model", model, "--keep-alive", "60"]);
+        let mut conns = Vec::new();
+        for _ in 0..2000 {
+            conns.push(std::net::TcpStream::connect(&server.addr).unwrap());
+        }
+        // New clients are still served while the others sit idle.
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200, "{model}");
+        drop(conns);
+    }
+}
