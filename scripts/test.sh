@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then checks formatting,
+# lints, the generated docs, and runs every test (unit, conformance corpus, integration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Python for the WSGI crate: the interpreter on PATH (pyenv's on this machine kind).
+PYO3_PYTHON="$(command -v python3)"
+PYO3_PYTHON="$("$PYO3_PYTHON" -c 'import sys; print(sys.executable)')"
+export PYO3_PYTHON
+
+# Tools the integration tests call.
+need_apt=()
+command -v pgrep >/dev/null || need_apt+=(procps)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== docs/settings.md is generated from the settings table"
+cargo build --quiet -p ironhorse
+if ! diff -u docs/settings.md <(./target/debug/ironhorse --print-settings-doc); then
+  echo "docs/settings.md is stale: run ./target/debug/ironhorse --print-settings-doc > docs/settings.md" >&2
+  exit 1
+fi
+echo "== cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+# Re-state the totals on one line for CI readers.
+python3 - <<'PY'
+import re
+passed = failed = 0
+for line in open("target/test-output.txt", errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        passed += int(m.group(1)); failed += int(m.group(2))
+print(f"{passed} passed, {failed} failed")
+PY
