@@ -1,5 +1,9 @@
 //! One connection's state: reading heads and bodies, writing responses, keep-alive.
-use crate::{Error, Limits, RequestHead};
+use crate::body::{Decoder, Got};
+use crate::head::{parse_head, HeadScan};
+use crate::response::status_has_no_body;
+use crate::response::{put_app_headers, put_chunk, put_dec, put_status_and_fixed};
+use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
 /// The result of [`ServerConn::read_body`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,36 +25,168 @@ pub enum Next {
     Close,
 }
 
+/// Smallest spare space `read_buf` hands out.
+const MIN_SPARE: usize = 4096;
+/// First allocation of the input buffer.
+const INITIAL_BUF: usize = 8192;
+
+/// The request side.
+#[derive(Debug)]
+enum Reading {
+    /// Waiting for (or in the middle of) a head; also "the current body is complete".
+    Head,
+    /// Reading the current request's body.
+    Body(Decoder),
+    /// Discarding the previous request's unread body, at most `budget` more bytes.
+    Draining { decoder: Decoder, budget: u64 },
+    /// No more requests on this connection.
+    Closed,
+}
+
+/// How the response body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length,
+    Chunked,
+    CloseDelimited,
+    /// HEAD, 1xx, 204, 304: whatever the application writes is dropped.
+    NoBody,
+}
+
+/// The response side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// No head written for the current request.
+    Idle,
+    /// Head written; `remaining` counts down a declared length.
+    Body { framing: Framing, remaining: u64 },
+    /// Nothing more will be written (aborted, errored or closing).
+    Done,
+}
+
+/// What the connection remembers about the current request.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    version: Version,
+    keep_alive: bool,
+    expects_continue: bool,
+    is_head: bool,
+}
+
 /// The server side of one HTTP/1.1 connection.
 pub struct ServerConn {
     limits: Limits,
+    require_host: bool,
+    /// Input: bytes `start..end` are received and unparsed; `end..` is spare space.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    scan: HeadScan,
+    reading: Reading,
+    writing: Writing,
+    current: Option<Current>,
+    continue_sent: bool,
+    /// The head written said `Connection: close` (or implied it).
+    close_after: bool,
+    /// The last request did not want keep-alive: parse no further requests.
+    last_request: bool,
+    closed: bool,
+    trailers: Vec<(String, Vec<u8>)>,
 }
 
 impl ServerConn {
     pub fn new(limits: Limits) -> Self {
-        todo!()
+        ServerConn {
+            limits,
+            require_host: true,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            scan: HeadScan::default(),
+            reading: Reading::Head,
+            writing: Writing::Idle,
+            current: None,
+            continue_sent: false,
+            close_after: false,
+            last_request: false,
+            closed: false,
+            trailers: Vec::new(),
+        }
+    }
+
+    /// Whether an HTTP/1.1 request without `Host` is rejected with 400 (RFC 9112 §3.2; the
+    /// default). Turning it off matches gunicorn, which accepts such requests.
+    pub fn set_require_host(&mut self, required: bool) {
+        self.require_host = required;
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     // ---- input ----
 
     /// Free space at the end of the input buffer to `read()` into (at least 4 KiB; grows).
     pub fn read_buf(&mut self) -> &mut [u8] {
-        todo!()
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end < MIN_SPARE {
+            if self.start > 0 {
+                // Shift down only when the tail is short of space.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < MIN_SPARE {
+                let want = (self.end + MIN_SPARE).max(INITIAL_BUF);
+                self.buf.resize(want, 0);
+            }
+        }
+        &mut self.buf[self.end..]
     }
 
     /// Marks `n` bytes of [`read_buf`](Self::read_buf) as received.
     pub fn filled(&mut self, n: usize) {
-        todo!()
+        self.end = (self.end + n).min(self.buf.len());
     }
 
     /// Copies received bytes in (same as `read_buf` + `filled`).
-    pub fn feed(&mut self, data: &[u8]) {
-        todo!()
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let spare = self.read_buf();
+            let n = spare.len().min(data.len());
+            spare[..n].copy_from_slice(&data[..n]);
+            self.filled(n);
+            data = &data[n..];
+        }
     }
 
     /// The peer closed its sending side.
     pub fn feed_eof(&mut self) {
-        todo!()
+        self.eof = true;
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The connection is done for: no more reading or writing.
+    fn close(&mut self) {
+        self.closed = true;
+        self.reading = Reading::Closed;
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.close();
+        e
     }
 
     /// The next request head. `Ok(None)` means more bytes are needed (or, once
@@ -60,28 +196,211 @@ impl ServerConn {
     /// EOF in the middle of a head is `Err(Error::Incomplete)`; EOF between requests is
     /// `Ok(None)` with `is_closed()` true.
     pub fn next_request(&mut self) -> Result<Option<RequestHead>, Error> {
-        todo!()
+        if self.closed || self.last_request {
+            return Ok(None);
+        }
+        // A body abandoned without `finish` is drained like an unread one.
+        self.start_draining();
+        if let Reading::Draining { .. } = self.reading {
+            if !self.drain() {
+                if self.eof && !self.closed {
+                    self.close();
+                }
+                return Ok(None);
+            }
+        }
+        self.current = None;
+        self.writing = Writing::Idle;
+        self.trailers.clear();
+        self.continue_sent = false;
+        self.close_after = false;
+
+        if !self.scan.started() {
+            while self.buf[self.start..self.end].starts_with(b"\r\n") {
+                self.consume(2);
+            }
+        }
+        let data = &self.buf[self.start..self.end];
+        match self.scan.scan(data, &self.limits) {
+            Err(e) => Err(self.fail(e)),
+            Ok(Some(len)) => {
+                let fields = self.scan.fields();
+                self.scan = HeadScan::default();
+                let head = parse_head(
+                    &self.buf[self.start..self.start + len],
+                    fields,
+                    &self.limits,
+                    self.require_host,
+                )
+                .map_err(|e| self.fail(e))?;
+                self.consume(len);
+                self.start_request(&head);
+                Ok(Some(head))
+            }
+            Ok(None) if self.eof => {
+                if self.start < self.end {
+                    Err(self.fail(Error::Incomplete))
+                } else {
+                    self.close();
+                    Ok(None)
+                }
+            }
+            Ok(None) => Ok(None),
+        }
+    }
+
+    fn start_request(&mut self, head: &RequestHead) {
+        self.current = Some(Current {
+            version: head.version(),
+            keep_alive: head.keep_alive(),
+            expects_continue: head.expects_continue(),
+            is_head: head.is_head(),
+        });
+        self.last_request = !head.keep_alive();
+        self.reading = match head.body_framing() {
+            BodyFraming::None | BodyFraming::Length(0) => Reading::Head,
+            BodyFraming::Length(n) => Reading::Body(Decoder::Length(n)),
+            BodyFraming::Chunked => Reading::Body(Decoder::chunked()),
+        };
+    }
+
+    /// Turns an unread body into one to discard, with `Limits::max_drain` as the budget.
+    fn start_draining(&mut self) {
+        self.reading = match std::mem::replace(&mut self.reading, Reading::Closed) {
+            Reading::Body(decoder) => Reading::Draining {
+                decoder,
+                budget: self.limits.max_drain,
+            },
+            other => other,
+        };
+    }
+
+    /// Discards buffered body bytes while draining. Returns whether the body is complete;
+    /// closes the connection if it is malformed or larger than the budget.
+    fn drain(&mut self) -> bool {
+        let Reading::Draining { decoder, budget } = &mut self.reading else {
+            return true;
+        };
+        if decoder.known_remaining().is_some_and(|n| n > *budget) {
+            self.close();
+            return false;
+        }
+        loop {
+            let input = &self.buf[self.start..self.end];
+            match decoder.step(input, usize::MAX, &self.limits, &mut self.trailers) {
+                Err(_) => {
+                    self.close();
+                    return false;
+                }
+                Ok((consumed, got)) => {
+                    self.start += consumed;
+                    match got {
+                        Got::Data(r) => {
+                            let n = r.len() as u64;
+                            if n > *budget {
+                                self.close();
+                                return false;
+                            }
+                            *budget -= n;
+                        }
+                        Got::NeedMore => {
+                            self.consume(0);
+                            return false;
+                        }
+                        Got::End => {
+                            self.consume(0);
+                            self.reading = Reading::Head;
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Copies body bytes of the current request into `dst` (de-chunked).
     pub fn read_body(&mut self, dst: &mut [u8]) -> Result<BodyRead, Error> {
-        todo!()
+        let Reading::Body(decoder) = &mut self.reading else {
+            return Ok(BodyRead::End);
+        };
+        if dst.is_empty() {
+            return Ok(BodyRead::Data(0));
+        }
+        let mut n = 0;
+        let mut done = false;
+        while n < dst.len() {
+            let input = &self.buf[self.start..self.end];
+            let step = decoder.step(input, dst.len() - n, &self.limits, &mut self.trailers);
+            let (consumed, got) = match step {
+                Ok(s) => s,
+                Err(e) => return Err(self.fail(e)),
+            };
+            if let Got::Data(r) = &got {
+                dst[n..n + r.len()].copy_from_slice(&input[r.clone()]);
+                n += r.len();
+            }
+            self.start += consumed;
+            match got {
+                Got::Data(_) => {}
+                Got::NeedMore => break,
+                Got::End => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        self.consume(0);
+        if done {
+            self.reading = Reading::Head;
+        }
+        if n > 0 {
+            Ok(BodyRead::Data(n))
+        } else if done {
+            Ok(BodyRead::End)
+        } else if self.eof {
+            Err(self.fail(Error::Incomplete))
+        } else {
+            Ok(BodyRead::NeedMore)
+        }
     }
 
     /// Trailer fields of the current chunked body, once [`BodyRead::End`] was returned.
     pub fn trailers(&self) -> &[(String, Vec<u8>)] {
-        todo!()
+        &self.trailers
     }
 
     /// Whether the current request's body has been read to its end (true if it has none).
     pub fn body_done(&self) -> bool {
-        todo!()
+        !matches!(self.reading, Reading::Body(_) | Reading::Draining { .. })
     }
 
     /// Appends `HTTP/1.1 100 Continue\r\n\r\n` if the current request expects it and it was
     /// not sent yet and no final response head was written; call before reading the body.
     pub fn write_continue(&mut self, out: &mut Vec<u8>) {
-        todo!()
+        let Some(cur) = self.current else { return };
+        if cur.expects_continue
+            && cur.version == Version::Http11
+            && !self.continue_sent
+            && self.writing == Writing::Idle
+            && matches!(self.reading, Reading::Body(_))
+        {
+            out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.continue_sent = true;
+        }
+    }
+
+    /// Whether an unread request body forces the connection to close after this response:
+    /// the client awaits a 100 we never sent, or more is left than we are willing to drain.
+    fn unread_body_forces_close(&self) -> bool {
+        let Reading::Body(decoder) = &self.reading else {
+            return false;
+        };
+        let awaiting_continue =
+            self.current.is_some_and(|c| c.expects_continue) && !self.continue_sent;
+        awaiting_continue
+            || decoder
+                .known_remaining()
+                .is_some_and(|n| n > self.limits.max_drain)
     }
 
     // ---- output ----
@@ -100,60 +419,186 @@ impl ServerConn {
         len: Option<u64>,
         out: &mut Vec<u8>,
     ) {
-        todo!()
+        if self.writing != Writing::Idle {
+            return;
+        }
+        let cur = self.current.unwrap_or(Current {
+            version: Version::Http11,
+            keep_alive: false,
+            expects_continue: false,
+            is_head: false,
+        });
+        let mut keep_alive = cur.keep_alive && !self.closed && !self.unread_body_forces_close();
+
+        put_status_and_fixed(out, status);
+        put_app_headers(out, headers);
+        let framing = if status_has_no_body(status) {
+            Framing::NoBody
+        } else if cur.is_head {
+            // HEAD: announce a known length; with an unknown one, say nothing (no chunked).
+            if let Some(n) = len {
+                put_content_length(out, n);
+            }
+            Framing::NoBody
+        } else if let Some(n) = len {
+            put_content_length(out, n);
+            Framing::Length
+        } else if cur.version == Version::Http11 {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            Framing::Chunked
+        } else {
+            keep_alive = false;
+            Framing::CloseDelimited
+        };
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if cur.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.close_after = !keep_alive;
+        self.writing = Writing::Body {
+            framing,
+            remaining: if framing == Framing::Length {
+                len.unwrap_or(0)
+            } else {
+                0
+            },
+        };
     }
 
     /// Appends body bytes with the framing chosen by `write_head`. Bytes beyond a declared
     /// length are dropped; nothing is written for HEAD or bodiless statuses.
     pub fn write_body(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        todo!()
+        let Writing::Body { framing, remaining } = &mut self.writing else {
+            return;
+        };
+        match framing {
+            Framing::Length => {
+                let n = (*remaining).min(data.len() as u64) as usize;
+                out.extend_from_slice(&data[..n]);
+                *remaining -= n as u64;
+            }
+            Framing::Chunked => put_chunk(out, data),
+            Framing::CloseDelimited => out.extend_from_slice(data),
+            Framing::NoBody => {}
+        }
     }
 
     /// Accounts for `n` body bytes the caller sends itself (sendfile). Only valid with a
     /// declared length; returns how many of them should actually be sent (0 for HEAD).
     pub fn body_sent_externally(&mut self, n: u64) -> u64 {
-        todo!()
+        let Writing::Body { framing, remaining } = &mut self.writing else {
+            return 0;
+        };
+        match framing {
+            Framing::Length => {
+                let k = (*remaining).min(n);
+                *remaining -= k;
+                k
+            }
+            Framing::CloseDelimited => n,
+            // Raw bytes would corrupt chunk framing; bodiless responses send nothing.
+            Framing::Chunked | Framing::NoBody => 0,
+        }
     }
 
     /// Ends the response: the terminating chunk for chunked bodies. If a declared length was
     /// not reached, or the request body cannot be drained, or keep-alive is off, the answer
     /// is [`Next::Close`].
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Next {
-        todo!()
+        let mut close = self.close_after || self.closed || self.current.is_none();
+        match self.writing {
+            Writing::Body {
+                framing: Framing::Chunked,
+                ..
+            } => out.extend_from_slice(b"0\r\n\r\n"),
+            Writing::Body {
+                framing: Framing::Length,
+                remaining,
+            } if remaining > 0 => close = true,
+            Writing::Body {
+                framing: Framing::CloseDelimited,
+                ..
+            } => close = true,
+            Writing::Body { .. } => {}
+            Writing::Idle | Writing::Done => close = true,
+        }
+        if !close && self.unread_body_forces_close() {
+            close = true;
+        }
+        if !close {
+            if let Reading::Body(_) = self.reading {
+                self.start_draining();
+                // Discard what is already here; the rest is skipped by `next_request`.
+                self.drain();
+                close = self.closed;
+            }
+        }
+        self.writing = Writing::Done;
+        if close {
+            self.close();
+            Next::Close
+        } else {
+            Next::KeepAlive
+        }
     }
 
     /// Aborts the current response (the application failed after the head was sent): no
     /// terminating chunk is written; the connection must close.
     pub fn abort(&mut self) {
-        todo!()
+        self.writing = Writing::Done;
+        self.close();
     }
 
     /// Appends a complete error response for `err` (`err.status()`, a short text body,
     /// `Connection: close`) unless a head was already written. The connection is then closed.
     pub fn write_error(&mut self, err: &Error, out: &mut Vec<u8>) {
-        todo!()
+        if self.writing == Writing::Idle {
+            let status = err.status();
+            let message = err.message();
+            put_status_and_fixed(out, status);
+            out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+            put_content_length(out, message.len() as u64 + 1);
+            out.extend_from_slice(b"Connection: close\r\n\r\n");
+            if !self.current.is_some_and(|c| c.is_head) {
+                out.extend_from_slice(message.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        self.writing = Writing::Done;
+        self.close();
     }
 
     // ---- state ----
 
     /// Whether a response head has been written for the current request.
     pub fn head_written(&self) -> bool {
-        todo!()
+        self.writing != Writing::Idle
     }
 
     /// Whether the connection is finished (error, close decided, or EOF between requests).
     pub fn is_closed(&self) -> bool {
-        todo!()
+        self.closed
     }
 
     /// Whether any unparsed input is buffered (e.g. pipelined requests).
     pub fn has_buffered_input(&self) -> bool {
-        todo!()
+        self.start < self.end
     }
 
     /// Whether reading a head is in progress (some bytes of it buffered): used by drivers to
     /// pick the header-read timeout over the keep-alive idle timeout.
     pub fn is_mid_head(&self) -> bool {
-        todo!()
+        matches!(self.reading, Reading::Head) && self.start < self.end
     }
 }
+
+fn put_content_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    put_dec(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests;

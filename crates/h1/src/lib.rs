@@ -14,8 +14,11 @@ mod body;
 mod conn;
 mod date;
 mod error;
+mod head;
 mod request;
 mod response;
+#[cfg(test)]
+mod testutil;
 
 pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;

@@ -24,52 +24,138 @@ pub enum BodyFraming {
     Chunked,
 }
 
+/// A byte range inside [`RequestHead`]'s buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+}
+
+impl Span {
+    pub(crate) fn new(start: usize, len: usize) -> Span {
+        // Heads are bounded by the limits far below 4 GiB.
+        Span {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
+/// One header field: name and (trimmed) value ranges.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Field {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+}
+
+/// Most requests have few fields: keep them inline so a head costs one allocation.
+const INLINE_FIELDS: usize = 16;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Fields {
+    inline: [Field; INLINE_FIELDS],
+    len: usize,
+    spill: Vec<Field>,
+}
+
+impl Fields {
+    pub(crate) fn new() -> Fields {
+        Fields {
+            inline: [Field::default(); INLINE_FIELDS],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+    pub(crate) fn push(&mut self, f: Field) {
+        if self.len < INLINE_FIELDS {
+            self.inline[self.len] = f;
+        } else {
+            self.spill.push(f);
+        }
+        self.len += 1;
+    }
+    fn iter(&self) -> impl Iterator<Item = &Field> + '_ {
+        self.inline[..self.len.min(INLINE_FIELDS)]
+            .iter()
+            .chain(self.spill.iter())
+    }
+}
+
 /// A parsed, validated request head. Owns one copy of the head bytes; accessors borrow it.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    // implementation-defined fields
+    pub(crate) buf: Vec<u8>,
+    pub(crate) method: Span,
+    pub(crate) target: Span,
+    pub(crate) path: Span,
+    pub(crate) query: Span,
+    pub(crate) version: Version,
+    pub(crate) fields: Fields,
+    pub(crate) framing: BodyFraming,
+    pub(crate) keep_alive: bool,
+    pub(crate) expects_continue: bool,
 }
 
 impl RequestHead {
+    fn str_at(&self, s: Span) -> &str {
+        // Method, target and names were validated as ASCII/UTF-8 when parsed.
+        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+    }
+
     /// The method token, e.g. `GET`.
     pub fn method(&self) -> &str {
-        todo!()
+        self.str_at(self.method)
     }
     /// The request-target as sent (`/a%20b?x=1`, `*`, `http://h/p`, `host:443`).
     pub fn target(&self) -> &str {
-        todo!()
+        self.str_at(self.target)
     }
     /// The target's path part (before `?`), still percent-encoded. For an absolute-form
-    /// target, the path of the URI (`/` when empty).
+    /// target, the path of the URI (`/` when empty). For `*` and authority-form (CONNECT)
+    /// targets, the whole target.
     pub fn path(&self) -> &str {
-        todo!()
+        let p = self.str_at(self.path);
+        if p.is_empty() {
+            "/"
+        } else {
+            p
+        }
     }
     /// The query string after `?` (without it; `""` when absent); a `#fragment` is excluded.
     pub fn query(&self) -> &str {
-        todo!()
+        self.str_at(self.query)
     }
     pub fn version(&self) -> Version {
-        todo!()
+        self.version
     }
     /// Header fields in the order received, names as sent, values with surrounding
-    /// whitespace trimmed.
+    /// whitespace trimmed. Fields whose name contains `_` are dropped at parse time (as nginx
+    /// and gunicorn do): CGI-style environments map `-` to `_`, so `Content_Length` could
+    /// otherwise shadow `Content-Length` downstream.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        std::iter::empty()
+        self.fields
+            .iter()
+            .map(|f| (self.str_at(f.name), &self.buf[f.value.range()]))
     }
     /// The first value of a header, name compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        todo!()
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
     pub fn body_framing(&self) -> BodyFraming {
-        todo!()
+        self.framing
     }
     /// Whether the client wants the connection kept alive (from version and `Connection`).
     pub fn keep_alive(&self) -> bool {
-        todo!()
+        self.keep_alive
     }
     /// `Expect: 100-continue` was sent.
     pub fn expects_continue(&self) -> bool {
-        todo!()
+        self.expects_continue
     }
     pub fn is_head(&self) -> bool {
         self.method() == "HEAD"

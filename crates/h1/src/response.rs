@@ -1,4 +1,4 @@
-//! Response serialisation.
+//! Response serialisation: status line, fixed headers, framing headers, chunk framing.
 use std::borrow::Cow;
 
 /// Response header fields: names usually static, values raw bytes.
@@ -6,5 +6,200 @@ pub type HeaderList = Vec<(Cow<'static, str>, Vec<u8>)>;
 
 /// The reason phrase for a status (`200` → `OK`); `""` if unknown.
 pub fn reason_phrase(status: u16) -> &'static str {
-    todo!()
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "",
+    }
+}
+
+/// Statuses that never carry content (RFC 9110 §6.4.1): 1xx, 204, 304.
+pub(crate) fn status_has_no_body(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Header names the engine owns; an application's copies are skipped.
+pub(crate) fn is_engine_header(name: &str) -> bool {
+    const OWNED: [&str; 6] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "date",
+        "server",
+        "keep-alive",
+    ];
+    OWNED.iter().any(|o| o.eq_ignore_ascii_case(name))
+}
+
+/// Appends `n` in decimal without going through `fmt`.
+pub(crate) fn put_dec(out: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// Appends `n` in lower-case hex (chunk sizes).
+pub(crate) fn put_hex(out: &mut Vec<u8>, mut n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut tmp = [0u8; 16];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// Appends `HTTP/1.1 <code> <reason>\r\nServer: ironhorse\r\nDate: <date>\r\n`.
+pub(crate) fn put_status_and_fixed(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    put_dec(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: ironhorse\r\nDate: ");
+    out.extend_from_slice(&crate::http_date_now());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the application's headers, skipping the ones the engine writes itself.
+pub(crate) fn put_app_headers(out: &mut Vec<u8>, headers: &HeaderList) {
+    for (name, value) in headers {
+        if is_engine_header(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends one chunk (`{hex}\r\n{data}\r\n`); nothing for empty data, which would end the body.
+pub(crate) fn put_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    put_hex(out, data.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_of_200_is_exactly_ok() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(reason_phrase(404), "Not Found");
+        assert_eq!(reason_phrase(799), "");
+    }
+
+    #[test]
+    fn writes_decimal_and_hex_without_leading_zeros() {
+        let mut v = Vec::new();
+        put_dec(&mut v, 0);
+        v.push(b' ');
+        put_dec(&mut v, u64::MAX);
+        v.push(b' ');
+        put_hex(&mut v, 0x1e);
+        v.push(b' ');
+        put_hex(&mut v, 0);
+        assert_eq!(v, b"0 18446744073709551615 1e 0");
+    }
+
+    #[test]
+    fn empty_chunk_writes_nothing() {
+        let mut v = Vec::new();
+        put_chunk(&mut v, b"");
+        assert!(v.is_empty());
+        put_chunk(&mut v, b"hello");
+        assert_eq!(v, b"5\r\nhello\r\n");
+    }
+
+    #[test]
+    fn skips_engine_owned_app_headers_case_insensitively() {
+        let h: HeaderList = vec![
+            ("content-LENGTH".into(), b"1".to_vec()),
+            ("X-A".into(), b"b".to_vec()),
+            ("Keep-Alive".into(), b"x".to_vec()),
+            ("SERVER".into(), b"x".to_vec()),
+        ];
+        let mut v = Vec::new();
+        put_app_headers(&mut v, &h);
+        assert_eq!(v, b"X-A: b\r\n");
+    }
 }
