@@ -6,11 +6,20 @@ mod setup;
 fn main() {
     let values = match settings::command().try_get_matches() {
         Ok(matches) => settings::Values(matches),
+        Err(e) if e.use_stderr() => {
+            // One clear line, not clap's usage block.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "ironhorse: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            std::process::exit(2);
+        }
         Err(e) => {
-            // clap prints help and version itself; anything else is a usage error.
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // --help and --version.
             let _ = e.print();
-            std::process::exit(code);
+            return;
         }
     };
     if values.flag("print-settings-doc") {

@@ -64,6 +64,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("work-delay", Kind::Seconds, Some("0"), "SECONDS", "reverse protocol: simulated handler time before answering (seed 000 uses 5)."),
     Setting { aliases: &["keepalive"], ..setting("keep-alive", Kind::Seconds, Some("5"), "SECONDS", "How long an idle keep-alive connection is kept open.") },
     setting("header-timeout", Kind::Seconds, Some("10"), "SECONDS", "How long a client may take to send a request head (slowloris defence)."),
+    setting("body-timeout", Kind::Seconds, Some("30"), "SECONDS", "Longest wait for the next bytes of a request body."),
     setting("graceful-timeout", Kind::Seconds, Some("30"), "SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may take to finish."),
     setting("limit-request-line", Kind::Bytes, Some("8190"), "BYTES", "Longest request line (414 beyond)."),
     setting("limit-request-fields", Kind::Count, Some("100"), "N", "Most header fields in a request (431 beyond)."),
@@ -95,7 +96,12 @@ pub fn command() -> Command {
         arg = match s.kind {
             Kind::Flag => arg.action(ArgAction::SetTrue),
             Kind::List => arg.action(ArgAction::Append).value_name(s.value_name),
-            _ => arg.action(ArgAction::Set).value_name(s.value_name),
+            // Numbers pass through as text so the table's validators, not clap, judge them
+            // (a negative number is then "not allowed", not "an unknown flag").
+            _ => arg
+                .action(ArgAction::Set)
+                .value_name(s.value_name)
+                .allow_negative_numbers(true),
         };
         if let Some(default) = s.default {
             arg = arg.default_value(default);

@@ -54,7 +54,7 @@ impl Server {
         let graceful_timeout = values
             .seconds("graceful-timeout")?
             .unwrap_or(Duration::from_secs(30));
-        let protocol = build_protocol(values)?;
+        let protocol = build_protocol(values, threads)?;
         let listeners = bind_all(values)?;
         Ok(Server {
             model,
@@ -73,20 +73,29 @@ impl Server {
 
     /// Announces the addresses and serves until stopped; returns the exit code.
     pub fn run(self) -> i32 {
-        for listener in &self.plan.listeners {
-            eprintln!(
-                "[ironhorse] [{}] listening on {} (model {}, {})",
-                std::process::id(),
-                listener.display_addr(),
-                self.model.name,
-                self.model.seed_name
-            );
-        }
-        process::run(self.strategy, self.plan)
+        let announcement: Vec<String> = self
+            .plan
+            .listeners
+            .iter()
+            .map(|listener| {
+                format!(
+                    "[ironhorse] [{}] listening on {} (model {}, {})",
+                    std::process::id(),
+                    listener.display_addr(),
+                    self.model.name,
+                    self.model.seed_name
+                )
+            })
+            .collect();
+        process::run(self.strategy, self.plan, || {
+            for line in announcement {
+                eprintln!("{line}");
+            }
+        })
     }
 }
 
-fn build_protocol(values: &Values) -> Result<Arc<dyn Protocol>, SettingError> {
+fn build_protocol(values: &Values, threads: usize) -> Result<Arc<dyn Protocol>, SettingError> {
     let name = values.text("protocol").unwrap_or_default();
     Ok(match name.as_str() {
         "http" => {
@@ -99,10 +108,7 @@ fn build_protocol(values: &Values) -> Result<Arc<dyn Protocol>, SettingError> {
             };
             let files = StaticFiles::new(&root, options)
                 .map_err(|e| SettingError(format!("--root: {e}")))?;
-            Arc::new(Http {
-                service: Arc::new(files),
-                settings: http_settings(values)?,
-            })
+            Arc::new(Http::new(Arc::new(files), http_settings(values, threads)?))
         }
         "echo" => Arc::new(Echo),
         "reverse" => Arc::new(Reverse {
@@ -116,7 +122,7 @@ fn build_protocol(values: &Values) -> Result<Arc<dyn Protocol>, SettingError> {
     })
 }
 
-fn http_settings(values: &Values) -> Result<HttpSettings, SettingError> {
+fn http_settings(values: &Values, threads: usize) -> Result<HttpSettings, SettingError> {
     let defaults = HttpSettings::default();
     let limits = Limits {
         max_request_line: values
@@ -141,6 +147,10 @@ fn http_settings(values: &Values) -> Result<HttpSettings, SettingError> {
         header_timeout: values
             .seconds("header-timeout")?
             .unwrap_or(defaults.header_timeout),
+        body_timeout: values
+            .seconds("body-timeout")?
+            .unwrap_or(defaults.body_timeout),
+        offload_threads: threads,
     })
 }
 

@@ -259,8 +259,9 @@ per_model!(sigterm_finishes_in_flight_work_and_exits_zero, |model| {
     let mut conn = Conn::open(&server.addr);
     conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.response("GET").status, 200);
+    let log = server.log.clone();
     let code = server.stop(Duration::from_secs(10));
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(0), "log: {:?}", log.lock().unwrap());
 });
 
 /// `write_all` that reports failure instead of panicking (the server may have closed).

@@ -5,6 +5,7 @@
 pub mod drivers;
 pub mod listener;
 pub mod model;
+pub mod offload_pool;
 pub mod output;
 pub mod process;
 pub mod protocols;

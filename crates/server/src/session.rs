@@ -4,6 +4,8 @@
 //! bytes and drains the [`Output`] it fills. Drivers know nothing about HTTP; the seeds'
 //! echo and reverse protocols run on them unchanged, which keeps that honest.
 
+use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
@@ -20,8 +22,27 @@ pub enum Step {
     Flush,
     /// Call `advance` again at this instant (a handler's simulated work).
     WaitUntil(Instant),
+    /// Work runs elsewhere; `advance` again when the [`Waker`] is called.
+    Pending,
     /// Close the connection once the output is sent.
     Close,
+}
+
+/// Wakes a driver so that it calls `advance` on the session it was lent to. Callable from
+/// any thread, any number of times; wake-ups may be merged.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// A blocking socket, lent to sessions by blocking drivers so that applications may read
+/// request bodies as they arrive.
+pub trait BlockingSocket: io::Read + io::Write + Send {}
+impl<T: io::Read + io::Write + Send> BlockingSocket for T {}
+
+/// What a driver lends a session for one call of `advance`.
+pub struct Io<'a> {
+    /// The socket, when the driver is blocking (its thread may wait on it).
+    pub blocking: Option<&'a mut dyn BlockingSocket>,
+    /// How to wake the driver after [`Step::Pending`].
+    pub waker: &'a Waker,
 }
 
 /// One connection's protocol state.
@@ -31,7 +52,7 @@ pub trait Session: Send {
     /// `n` bytes of [`read_buf`](Self::read_buf) were received; `0` means end of input.
     fn received(&mut self, n: usize);
     /// Makes progress with what was received, queueing output.
-    fn advance(&mut self, out: &mut Output) -> Step;
+    fn advance(&mut self, out: &mut Output, io: Io<'_>) -> Step;
     /// How long the driver may wait for input before closing the connection.
     fn read_deadline(&self) -> Option<Instant>;
     /// Whether nothing is in progress, so a stopping server may close the connection.

@@ -15,7 +15,27 @@ pub enum Forked {
 /// The caller must make sure no other thread holds a lock the child will need: forking is
 /// done from single-threaded masters, or with the interpreter's lock held via the
 /// application's fork hooks.
+///
+/// Signals are blocked across the fork, and the child detaches from the parent's signal
+/// self-pipe before unblocking them: a signal aimed at a newborn child can then neither be
+/// lost nor be mistaken by the parent for one of its own.
 pub fn fork() -> io::Result<Forked> {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut previous = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut previous),
+    )?;
+    let forked = fork_raw();
+    if let Ok(Forked::Child) = forked {
+        crate::signals::forget_pipe();
+    }
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
+    forked
+}
+
+fn fork_raw() -> io::Result<Forked> {
     // SAFETY: in the child only the calling thread exists; callers fork from a point where
     // no other thread of ours holds locks the child touches (the master is single-threaded;
     // Python's GIL is taken around the fork by the application's hooks). The child only

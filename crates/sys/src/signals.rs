@@ -136,11 +136,6 @@ pub fn request_stop(signal: i32) {
     STOP_SIGNAL.store(signal as u32, Ordering::SeqCst);
 }
 
-/// Clears the stop flag (a freshly forked worker starts clean).
-pub fn clear_stop() {
-    STOP_SIGNAL.store(0, Ordering::SeqCst);
-}
-
 /// Closes the self-pipe's write end registration (in a child that must not wake the master).
 pub fn forget_pipe() {
     PIPE_WRITE_FD.store(-1, Ordering::SeqCst);

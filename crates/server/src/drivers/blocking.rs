@@ -1,12 +1,13 @@
 //! One connection served to its end on a blocking socket.
 
 use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use crate::output::Output;
-use crate::session::{Session, Step};
+use crate::session::{Io, Session, Step, Waker};
 
 /// Longest a client may stall our writes before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,14 +23,26 @@ pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
         return;
     }
     let mut out = Output::default();
+    let parker = Arc::new(Parker::default());
+    let waker: Waker = {
+        let parker = parker.clone();
+        Arc::new(move || parker.unpark())
+    };
     loop {
-        let step = session.advance(&mut out);
+        let step = session.advance(
+            &mut out,
+            Io {
+                blocking: Some(&mut stream),
+                waker: &waker,
+            },
+        );
         if out.drain_into(&mut stream).is_err() {
             return;
         }
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+            Step::Pending => parker.park(STOP_CHECK),
             Step::Close => return close_gracefully(stream),
             Step::Read => match read_once(&mut stream, session.as_mut()) {
                 Ok(()) => {}
@@ -78,5 +91,29 @@ fn close_gracefully(mut stream: Stream) {
             Ok(0) | Err(_) => break,
             Ok(n) => budget -= n.min(budget),
         }
+    }
+}
+
+/// Lets a blocking driver sleep until a session's background work wakes it.
+#[derive(Default)]
+struct Parker {
+    woken: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Parker {
+    fn unpark(&self) {
+        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.signal.notify_one();
+    }
+
+    /// Waits for a wake-up, at most `limit`.
+    fn park(&self, limit: Duration) {
+        let woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut woken, _) = self
+            .signal
+            .wait_timeout_while(woken, limit, |w| !*w)
+            .unwrap_or_else(|e| e.into_inner());
+        *woken = false;
     }
 }

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -13,12 +14,21 @@ use super::accept::{is_fd_exhaustion, is_transient};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::{MioListener, MioStream};
 use crate::output::{Drained, Output};
-use crate::session::{Protocol, Session, Step};
+use crate::session::{Io, Protocol, Session, Step, Waker};
+
+/// The token of the cross-thread waker (listeners and connections take the low ones).
+const WAKE_TOKEN: Token = Token(usize::MAX);
+
+/// Connections whose background work asked for attention: (slot, generation).
+type WakeQueue = Arc<Mutex<Vec<(usize, u64)>>>;
 
 /// How long a closing connection may keep sending before we stop discarding its bytes.
 const LINGER: Duration = Duration::from_millis(500);
 
 struct Conn {
+    /// Distinguishes this connection from earlier ones in the same slot.
+    generation: u64,
+    waker: Waker,
     stream: MioStream,
     session: Box<dyn Session>,
     out: Output,
@@ -32,21 +42,38 @@ struct Slots {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     live: usize,
+    generations: u64,
+    wakes: WakeQueue,
+    mio_waker: Arc<mio::Waker>,
 }
 
 impl Slots {
-    fn insert(&mut self, conn: Conn) -> usize {
+    fn insert(&mut self, stream: MioStream, session: Box<dyn Session>) -> usize {
         self.live += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.conns[i] = Some(conn);
-                i
-            }
-            None => {
-                self.conns.push(Some(conn));
-                self.conns.len() - 1
-            }
-        }
+        self.generations += 1;
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let generation = self.generations;
+        let (wakes, mio_waker) = (self.wakes.clone(), self.mio_waker.clone());
+        let waker: Waker = Arc::new(move || {
+            wakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((index, generation));
+            let _ = mio_waker.wake();
+        });
+        self.conns[index] = Some(Conn {
+            generation,
+            waker,
+            stream,
+            session,
+            out: Output::default(),
+            step: Step::Read,
+            closing_until: None,
+        });
+        index
     }
 
     fn remove(&mut self, poll: &Poll, index: usize) {
@@ -72,10 +99,14 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
             .register(source, Token(i), Interest::READABLE)?;
     }
     let first_conn = listeners.len();
+    let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
     let mut slots = Slots {
         conns: Vec::new(),
         free: Vec::new(),
         live: 0,
+        generations: 0,
+        wakes: WakeQueue::default(),
+        mio_waker,
     };
     let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
     let mut events = Events::with_capacity(1024);
@@ -96,7 +127,31 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         }
         for event in events.iter() {
             let token = event.token().0;
-            if token < first_conn {
+            if event.token() == WAKE_TOKEN {
+                let woken =
+                    std::mem::take(&mut *slots.wakes.lock().unwrap_or_else(|e| e.into_inner()));
+                for (index, generation) in woken {
+                    let Some(conn) = slots.conns[index]
+                        .as_mut()
+                        .filter(|c| c.generation == generation)
+                    else {
+                        continue;
+                    };
+                    if conn.closing_until.is_some() || conn.step == Step::Close {
+                        continue;
+                    }
+                    conn.step = conn.session.advance(
+                        &mut conn.out,
+                        Io {
+                            blocking: None,
+                            waker: &conn.waker,
+                        },
+                    );
+                    if !drive(conn) {
+                        slots.remove(&poll, index);
+                    }
+                }
+            } else if token < first_conn {
                 if accepting {
                     accept_all(
                         &listeners[token],
@@ -156,9 +211,9 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 }
             }
             if !stop && slots.live < config.max_connections {
-                for i in 0..listeners.len() {
+                for listener in &listeners {
                     accept_all(
-                        &listeners[i],
+                        listener,
                         &poll,
                         &mut slots,
                         first_conn,
@@ -212,29 +267,20 @@ fn accept_all(
                 .map(|(s, _)| (MioStream::Unix(s), ironhorse_app::ConnInfo::unix())),
         };
         match accepted {
-            Ok((mut stream, info)) => {
-                let registered = poll.registry().register(
-                    stream.source(),
-                    Token(usize::MAX),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-                if registered.is_err() {
+            Ok((stream, info)) => {
+                let index = slots.insert(stream, protocol.session(info));
+                let conn = slots.conns[index].as_mut().expect("just inserted");
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if poll
+                    .registry()
+                    .register(conn.stream.source(), Token(first + index), interest)
+                    .is_err()
+                {
+                    slots.conns[index] = None;
+                    slots.free.push(index);
+                    slots.live -= 1;
                     continue;
                 }
-                let session = protocol.session(info);
-                let index = slots.insert(Conn {
-                    stream,
-                    session,
-                    out: Output::default(),
-                    step: Step::Read,
-                    closing_until: None,
-                });
-                let conn = slots.conns[index].as_mut().expect("just inserted");
-                let _ = poll.registry().reregister(
-                    conn.stream.source(),
-                    Token(first + index),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
                 if !drive(conn) {
                     slots.remove(poll, index);
                 }
@@ -267,6 +313,7 @@ fn drive(conn: &mut Conn) -> bool {
                 return discard_input(conn);
             }
             Step::WaitUntil(at) if Instant::now() < at => return true,
+            Step::Pending => return true,
             Step::WaitUntil(_) | Step::Flush => {}
             Step::Read => match conn.stream.read(conn.session.read_buf()) {
                 Ok(n) => conn.session.received(n),
@@ -275,7 +322,13 @@ fn drive(conn: &mut Conn) -> bool {
                 Err(_) => return false,
             },
         }
-        conn.step = conn.session.advance(&mut conn.out);
+        conn.step = conn.session.advance(
+            &mut conn.out,
+            Io {
+                blocking: None,
+                waker: &conn.waker,
+            },
+        );
     }
 }
 

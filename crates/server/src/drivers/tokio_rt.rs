@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::Listener;
 use crate::output::{Drained, Output};
-use crate::session::{Protocol, Session, Step};
+use crate::session::{Io, Protocol, Session, Step, Waker};
 
 enum Conn {
     Tcp(tokio::net::TcpStream),
@@ -183,12 +183,24 @@ async fn accept(
 
 async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Result<()> {
     let mut out = Output::default();
+    let notify = Arc::new(Notify::new());
+    let waker: Waker = {
+        let notify = notify.clone();
+        Arc::new(move || notify.notify_one())
+    };
     loop {
-        let step = session.advance(&mut out);
+        let step = session.advance(
+            &mut out,
+            Io {
+                blocking: None,
+                waker: &waker,
+            },
+        );
         flush(&conn, &mut out).await?;
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => tokio::time::sleep_until(at.into()).await,
+            Step::Pending => notify.notified().await,
             Step::Close => {
                 if let Conn::Tcp(s) = &conn {
                     // Half-close so the client reads our last bytes before we go.

@@ -10,11 +10,12 @@ use crate::drivers::{accept_loop_ticking, serve_connection, STOP_CHECK};
 use ironhorse_sys::process::{self, Forked, Pid};
 use ironhorse_sys::signals;
 
-pub fn run(plan: ServerPlan) -> i32 {
+pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     if let Err(e) = signals::install_stop_flag() {
         log(format_args!("cannot install signal handlers: {e}"));
         return 1;
     }
+    on_ready();
     let protocol = match plan.app.build() {
         Ok(p) => p,
         Err(e) => {

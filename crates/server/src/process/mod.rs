@@ -70,12 +70,13 @@ pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 /// Exit code of a worker that failed for another reason while booting.
 pub const EXIT_BOOT_ERROR: i32 = 3;
 
-/// Runs the plan to completion; returns the process exit code.
-pub fn run(strategy: Processes, plan: ServerPlan) -> i32 {
+/// Runs the plan to completion; returns the process exit code. `on_ready` runs once signal
+/// handling is in place (announce the server then: a stop sent after it is never lost).
+pub fn run(strategy: Processes, plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     match strategy {
-        Processes::Single => single::run(plan),
-        Processes::ForkPerConnection => fork::run(plan),
-        Processes::Prefork => prefork::run(plan),
+        Processes::Single => single::run(plan, on_ready),
+        Processes::ForkPerConnection => fork::run(plan, on_ready),
+        Processes::Prefork => prefork::run(plan, on_ready),
     }
 }
 

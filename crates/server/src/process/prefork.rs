@@ -32,7 +32,7 @@ struct Master {
     exit_code: Option<i32>,
 }
 
-pub fn run(plan: ServerPlan) -> i32 {
+pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     let pipe = match SignalPipe::install(MASTER_SIGNALS)
         .and_then(|p| signals::ignore_sigpipe().map(|()| p))
     {
@@ -42,6 +42,7 @@ pub fn run(plan: ServerPlan) -> i32 {
             return 1;
         }
     };
+    on_ready();
     let target = plan.workers.max(1);
     let mut master = Master {
         plan,
@@ -192,8 +193,7 @@ impl Master {
 
     /// The worker's whole life, in the child. Returns its exit code.
     fn run_worker(&self) -> i32 {
-        signals::forget_pipe();
-        signals::clear_stop();
+        // A stop requested before this point (even before the fork) stands.
         let reset = [
             signals::SIGCHLD,
             signals::SIGHUP,

@@ -3,11 +3,12 @@
 use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR};
 use crate::drivers::DriverConfig;
 
-pub fn run(plan: ServerPlan) -> i32 {
+pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
         log(format_args!("cannot install signal handlers: {e}"));
         return 1;
     }
+    on_ready();
     let protocol = match plan.app.build() {
         Ok(p) => p,
         Err(e) => {

@@ -5,7 +5,7 @@ use std::time::Instant;
 use ironhorse_app::ConnInfo;
 
 use crate::output::Output;
-use crate::session::{Protocol, Session, Step};
+use crate::session::{Io, Protocol, Session, Step};
 
 /// The echo protocol.
 pub struct Echo;
@@ -36,7 +36,7 @@ impl Session for EchoSession {
         self.eof |= n == 0;
     }
 
-    fn advance(&mut self, out: &mut Output) -> Step {
+    fn advance(&mut self, out: &mut Output, _io: Io<'_>) -> Step {
         out.bytes().extend_from_slice(&self.buf[..self.pending]);
         self.pending = 0;
         if self.eof {

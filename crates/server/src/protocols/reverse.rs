@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::ConnInfo;
 
 use crate::output::Output;
-use crate::session::{Protocol, Session, Step};
+use crate::session::{Io, Protocol, Session, Step};
 
 /// Requests longer than this without a `!` are dropped.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -63,7 +63,7 @@ impl Session for ReverseSession {
         }
     }
 
-    fn advance(&mut self, out: &mut Output) -> Step {
+    fn advance(&mut self, out: &mut Output, _io: Io<'_>) -> Step {
         match self.state {
             State::Reading => Step::Read,
             State::Working(until) if Instant::now() < until => Step::WaitUntil(until),

@@ -1,0 +1,431 @@
+//! HTTP/1.1 over the sans-IO engine.
+//!
+//! The session parses requests from the buffered input and answers them in order, pipelined
+//! ones included, so a burst leaves in one write. Where the application runs depends on it
+//! and on the driver:
+//! - a non-blocking service (static files) runs inline, on any driver;
+//! - a blocking service (Python) runs inline on blocking drivers, reading the body straight
+//!   from the socket;
+//! - on event-driven drivers a blocking service is offloaded to a bounded thread pool
+//!   ([`offload`]), and the session shuttles body and response pieces.
+
+mod body;
+mod offload;
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironhorse_app::{Body, ChunkStream, ConnInfo, FileRegion, Request, RequestHead, Service};
+use ironhorse_h1::{BodyRead, Limits, Next, ServerConn};
+
+use self::body::{BufferedBody, SocketBody};
+use self::offload::{BodyDemand, Exchange, Reply};
+use crate::offload_pool::OffloadPool;
+use crate::output::Output;
+use crate::session::{Io, Protocol, Session, Step};
+
+/// File bodies up to this size are copied into the response buffer (one `write` with the
+/// head beats a `write` plus a `sendfile`); larger ones go out with `sendfile`.
+const INLINE_FILE_MAX: u64 = 16 * 1024;
+/// A response pauses once this much output is queued (backpressure).
+const HIGH_WATER: u64 = 256 * 1024;
+/// Body bytes handed to an offloaded application per chunk.
+const BODY_CHUNK: usize = 64 * 1024;
+
+/// Per-connection HTTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub limits: Limits,
+    /// How long an idle keep-alive connection is kept.
+    pub keepalive_timeout: Duration,
+    /// How long a client may take to send a whole request head (slowloris defence).
+    pub header_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// Threads running blocking applications for event-driven drivers.
+    pub offload_threads: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            limits: Limits::default(),
+            keepalive_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            offload_threads: 16,
+        }
+    }
+}
+
+/// The HTTP/1.1 protocol serving one application.
+pub struct Http {
+    service: Arc<dyn Service>,
+    settings: HttpSettings,
+    pool: Arc<OffloadPool>,
+}
+
+impl Http {
+    pub fn new(service: Arc<dyn Service>, settings: HttpSettings) -> Http {
+        let pool = Arc::new(OffloadPool::new(settings.offload_threads));
+        Http {
+            service,
+            settings,
+            pool,
+        }
+    }
+}
+
+impl Protocol for Http {
+    fn session(&self, conn: ConnInfo) -> Box<dyn Session> {
+        Box::new(HttpSession {
+            conn: ServerConn::new(self.settings.limits),
+            service: self.service.clone(),
+            pool: self.pool.clone(),
+            info: conn,
+            settings: self.settings,
+            busy: Busy::Idle,
+            stashed: None,
+            head_started: None,
+            last_progress: Instant::now(),
+        })
+    }
+
+    fn before_fork(&self) {
+        self.service.before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        self.service.after_fork_parent();
+    }
+
+    fn after_fork_child(&self) {
+        self.service.after_fork_child();
+    }
+}
+
+/// What the connection is in the middle of.
+enum Busy {
+    Idle,
+    /// A streaming body from an inline call.
+    Streaming(ChunkStream),
+    /// A request running on the offload pool.
+    Offloaded {
+        exchange: Exchange,
+        awaits_continue: bool,
+    },
+}
+
+struct HttpSession {
+    conn: ServerConn,
+    service: Arc<dyn Service>,
+    pool: Arc<OffloadPool>,
+    info: ConnInfo,
+    settings: HttpSettings,
+    busy: Busy,
+    /// A parsed request waiting for earlier responses to be flushed first.
+    stashed: Option<RequestHead>,
+    /// When the head being read began to arrive.
+    head_started: Option<Instant>,
+    /// When the connection last made progress (a response ended, body bytes came).
+    last_progress: Instant,
+}
+
+impl HttpSession {
+    /// Queues a file body: small files inline, large ones as a sendfile region.
+    fn queue_file(&mut self, region: FileRegion, out: &mut Output) -> io::Result<()> {
+        let len = self.conn.body_sent_externally(region.len);
+        if len == 0 {
+            return Ok(());
+        }
+        if len > INLINE_FILE_MAX {
+            out.file(FileRegion { len, ..region });
+            return Ok(());
+        }
+        let buf = out.bytes();
+        let start = buf.len();
+        buf.resize(start + len as usize, 0);
+        let result = region.file.read_exact_at(&mut buf[start..], region.offset);
+        if result.is_err() {
+            buf.truncate(start);
+        }
+        result
+    }
+
+    /// Calls the service on this thread and queues its response.
+    fn respond_inline(
+        &mut self,
+        head: RequestHead,
+        out: &mut Output,
+        socket: Option<&mut dyn crate::session::BlockingSocket>,
+    ) -> Step {
+        let response = match socket {
+            Some(socket) => {
+                let mut body = SocketBody {
+                    conn: &mut self.conn,
+                    socket,
+                    timeout: self.settings.body_timeout,
+                };
+                self.service.call(Request {
+                    head: &head,
+                    body: &mut body,
+                    conn: &self.info,
+                })
+            }
+            None => self.service.call(Request {
+                head: &head,
+                body: &mut BufferedBody(&mut self.conn),
+                conn: &self.info,
+            }),
+        };
+        let len = response.body.len_hint();
+        self.conn
+            .write_head(response.status, &response.headers, len, out.bytes());
+        match response.body {
+            Body::Empty => {}
+            Body::Bytes(bytes) => self.conn.write_body(&bytes, out.bytes()),
+            Body::File(region) => {
+                if self.queue_file(region, out).is_err() {
+                    self.conn.abort();
+                    return Step::Close;
+                }
+            }
+            Body::Stream { chunks, .. } => {
+                self.busy = Busy::Streaming(chunks);
+                return Step::Flush;
+            }
+        }
+        self.finish(out)
+    }
+
+    fn finish(&mut self, out: &mut Output) -> Step {
+        self.busy = Busy::Idle;
+        self.last_progress = Instant::now();
+        match self.conn.finish(out.bytes()) {
+            Next::KeepAlive => Step::Read,
+            Next::Close => Step::Close,
+        }
+    }
+
+    /// Pulls a streaming body forward. `None`: the response is done and the connection
+    /// stays open.
+    fn pump_stream(&mut self, out: &mut Output) -> Option<Step> {
+        loop {
+            if out.queued() > HIGH_WATER {
+                return Some(Step::Flush);
+            }
+            let Busy::Streaming(stream) = &mut self.busy else {
+                return None;
+            };
+            match stream.next() {
+                Some(Ok(chunk)) => {
+                    self.conn.write_body(&chunk, out.bytes());
+                    // Each chunk reaches the client as it is produced (server-sent events).
+                    if !chunk.is_empty() {
+                        return Some(Step::Flush);
+                    }
+                }
+                Some(Err(_)) => {
+                    self.busy = Busy::Idle;
+                    self.conn.abort();
+                    return Some(Step::Close);
+                }
+                None => {
+                    return match self.finish(out) {
+                        Step::Read => None,
+                        other => Some(other),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves an offloaded request forward: body bytes to the application, response pieces
+    /// from it. `None`: the response is done and the connection stays open.
+    fn pump_exchange(&mut self, out: &mut Output) -> Option<Step> {
+        let Busy::Offloaded {
+            exchange,
+            awaits_continue,
+        } = &mut self.busy
+        else {
+            return None;
+        };
+        let mut need_input = false;
+        if exchange.body_requested() {
+            self.conn.write_continue(out.bytes());
+            *awaits_continue = false;
+        }
+        if !*awaits_continue {
+            while let BodyDemand::More = exchange.body_demand() {
+                let mut chunk = vec![0; BODY_CHUNK];
+                match self.conn.read_body(&mut chunk) {
+                    Ok(BodyRead::Data(n)) => {
+                        chunk.truncate(n);
+                        exchange.body_data(chunk);
+                        self.last_progress = Instant::now();
+                    }
+                    Ok(BodyRead::NeedMore) => {
+                        need_input = true;
+                        break;
+                    }
+                    Ok(BodyRead::End) => {
+                        exchange.body_end(None);
+                        break;
+                    }
+                    Err(e) => {
+                        exchange.body_end(Some(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let Busy::Offloaded { exchange, .. } = &mut self.busy else {
+                return None;
+            };
+            match exchange.next_reply() {
+                Ok(Some(Reply::Head {
+                    status,
+                    headers,
+                    len,
+                })) => self.conn.write_head(status, &headers, len, out.bytes()),
+                Ok(Some(Reply::Bytes(bytes))) => self.conn.write_body(&bytes, out.bytes()),
+                Ok(Some(Reply::File(region))) => {
+                    if self.queue_file(region, out).is_err() {
+                        self.conn.abort();
+                        return Some(Step::Close);
+                    }
+                }
+                Ok(Some(Reply::End)) => {
+                    return match self.finish(out) {
+                        Step::Read => None,
+                        other => Some(other),
+                    }
+                }
+                Ok(Some(Reply::Failed)) | Err(()) => {
+                    self.busy = Busy::Idle;
+                    if self.conn.head_written() {
+                        self.conn.abort();
+                    } else {
+                        let status = ironhorse_app::Response::text(500, "Internal Server Error\n");
+                        if let Body::Bytes(text) = status.body {
+                            self.conn.write_head(
+                                500,
+                                &status.headers,
+                                Some(text.len() as u64),
+                                out.bytes(),
+                            );
+                            self.conn.write_body(&text, out.bytes());
+                            let _ = self.conn.finish(out.bytes());
+                        }
+                    }
+                    return Some(Step::Close);
+                }
+                Ok(None) => break,
+            }
+            if out.queued() > HIGH_WATER {
+                return Some(Step::Flush);
+            }
+        }
+        Some(if !out.is_empty() {
+            Step::Flush
+        } else if need_input {
+            Step::Read
+        } else {
+            Step::Pending
+        })
+    }
+}
+
+impl Session for HttpSession {
+    fn read_buf(&mut self) -> &mut [u8] {
+        self.conn.read_buf()
+    }
+
+    fn received(&mut self, n: usize) {
+        if n == 0 {
+            self.conn.feed_eof();
+        } else {
+            self.conn.filled(n);
+        }
+    }
+
+    fn advance(&mut self, out: &mut Output, mut io: Io<'_>) -> Step {
+        loop {
+            let pending = match self.busy {
+                Busy::Idle => None,
+                Busy::Streaming(_) => self.pump_stream(out),
+                Busy::Offloaded { .. } => self.pump_exchange(out),
+            };
+            if let Some(step) = pending {
+                return step;
+            }
+            if out.queued() > HIGH_WATER {
+                return Step::Flush;
+            }
+            let head = match self.stashed.take() {
+                Some(head) => head,
+                None => match self.conn.next_request() {
+                    Ok(Some(head)) => head,
+                    Ok(None) if self.conn.is_closed() => return Step::Close,
+                    Ok(None) => {
+                        if self.conn.is_mid_head() && self.head_started.is_none() {
+                            self.head_started = Some(Instant::now());
+                        }
+                        return Step::Read;
+                    }
+                    Err(error) => {
+                        self.conn.write_error(&error, out.bytes());
+                        return Step::Close;
+                    }
+                },
+            };
+            self.head_started = None;
+            let step = if !self.service.may_block() {
+                self.respond_inline(head, out, None)
+            } else if let Some(socket) = io.blocking.as_deref_mut() {
+                // The application may write `100 Continue` straight to the socket: earlier
+                // responses must be out first.
+                if !out.is_empty() {
+                    self.stashed = Some(head);
+                    return Step::Flush;
+                }
+                self.respond_inline(head, out, Some(socket))
+            } else {
+                let awaits_continue = head.expects_continue();
+                let exchange = Exchange::start(
+                    &self.pool,
+                    self.service.clone(),
+                    head,
+                    self.info.clone(),
+                    io.waker.clone(),
+                );
+                self.busy = Busy::Offloaded {
+                    exchange,
+                    awaits_continue,
+                };
+                continue;
+            };
+            if step != Step::Read {
+                return step;
+            }
+        }
+    }
+
+    fn read_deadline(&self) -> Option<Instant> {
+        Some(match (&self.busy, self.head_started) {
+            (Busy::Offloaded { .. }, _) => self.last_progress + self.settings.body_timeout,
+            (_, Some(started)) => started + self.settings.header_timeout,
+            _ => self.last_progress + self.settings.keepalive_timeout,
+        })
+    }
+
+    fn is_idle(&self) -> bool {
+        matches!(self.busy, Busy::Idle)
+            && self.stashed.is_none()
+            && !self.conn.is_mid_head()
+            && !self.conn.has_buffered_input()
+    }
+}
