@@ -14,7 +14,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod router;
+
 pub use ironhorse_h1::{HeaderList, RequestHead, Version};
+pub use router::Router;
 
 /// Where a connection came from and arrived at.
 #[derive(Debug, Clone)]
@@ -123,6 +126,13 @@ pub trait Service: Send + Sync + 'static {
     /// run such services on worker threads instead of the loop.
     fn may_block(&self) -> bool {
         false
+    }
+
+    /// Whether answering this particular request may block; a router mixing static files
+    /// and an application answers per request. Defaults to [`may_block`](Self::may_block).
+    fn may_block_for(&self, head: &RequestHead) -> bool {
+        let _ = head;
+        self.may_block()
     }
 
     /// Called in the forking thread just before `fork()` (e.g. to take the GIL, so the child

@@ -52,8 +52,12 @@ impl Output {
         }
     }
 
+    /// Whether nothing is left to send.
     pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
+        self.segments.iter().all(|s| match s {
+            Segment::Bytes { buf, sent } => *sent == buf.len(),
+            Segment::File(r) => r.len == 0,
+        })
     }
 
     /// Bytes queued (file regions count their length), for backpressure decisions.

@@ -253,8 +253,9 @@ impl HttpSession {
             return None;
         };
         let mut need_input = false;
-        if exchange.body_requested() {
+        if *awaits_continue && exchange.body_requested() {
             self.conn.write_continue(out.bytes());
+
             *awaits_continue = false;
         }
         if !*awaits_continue {
@@ -383,7 +384,7 @@ impl Session for HttpSession {
                 },
             };
             self.head_started = None;
-            let step = if !self.service.may_block() {
+            let step = if !self.service.may_block_for(&head) {
                 self.respond_inline(head, out, None)
             } else if let Some(socket) = io.blocking.as_deref_mut() {
                 // The application may write `100 Continue` straight to the socket: earlier

@@ -1,0 +1,104 @@
+//! Mounting services under URL prefixes: `--static /static=./public` in front of an app.
+
+use std::sync::Arc;
+
+use crate::{Request, RequestHead, Response, Service};
+
+/// Sends each request to the first service whose prefix matches its path, else to the
+/// fallback.
+pub struct Router {
+    mounts: Vec<(String, Arc<dyn Service>)>,
+    fallback: Arc<dyn Service>,
+}
+
+impl Router {
+    pub fn new(fallback: Arc<dyn Service>) -> Router {
+        Router {
+            mounts: Vec::new(),
+            fallback,
+        }
+    }
+
+    /// Mounts `service` at `prefix` (`/static`; a trailing slash is ignored; `/` or empty
+    /// takes every path).
+    pub fn mount(mut self, prefix: &str, service: Arc<dyn Service>) -> Router {
+        self.mounts
+            .push((prefix.trim_end_matches('/').to_string(), service));
+        self
+    }
+
+    fn route(&self, path: &str) -> &Arc<dyn Service> {
+        self.mounts
+            .iter()
+            .find(|(prefix, _)| {
+                path.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map_or(&self.fallback, |(_, service)| service)
+    }
+}
+
+impl Service for Router {
+    fn call(&self, req: Request<'_>) -> Response {
+        self.route(req.head.path()).call(req)
+    }
+
+    fn may_block(&self) -> bool {
+        self.fallback.may_block() || self.mounts.iter().any(|(_, s)| s.may_block())
+    }
+
+    fn may_block_for(&self, head: &RequestHead) -> bool {
+        self.route(head.path()).may_block_for(head)
+    }
+
+    fn before_fork(&self) {
+        self.fallback.before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        self.fallback.after_fork_parent();
+    }
+
+    fn after_fork_child(&self) {
+        self.fallback.after_fork_child();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Body, ConnInfo};
+
+    struct Named(&'static str);
+
+    impl Service for Named {
+        fn call(&self, _req: Request<'_>) -> Response {
+            Response::text(200, self.0)
+        }
+    }
+
+    fn answer(router: &Router, target: &str) -> Vec<u8> {
+        let mut conn = ironhorse_h1::ServerConn::new(Default::default());
+        conn.feed(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        let head = conn.next_request().unwrap().unwrap();
+        let response = router.call(Request {
+            head: &head,
+            body: &mut std::io::empty(),
+            conn: &ConnInfo::unix(),
+        });
+        match response.body {
+            Body::Bytes(b) => b,
+            _ => panic!("expected bytes"),
+        }
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments_only() {
+        let router =
+            Router::new(Arc::new(Named("app"))).mount("/static/", Arc::new(Named("files")));
+        assert_eq!(answer(&router, "/static/a.css"), b"files");
+        assert_eq!(answer(&router, "/static"), b"files");
+        assert_eq!(answer(&router, "/staticky"), b"app");
+        assert_eq!(answer(&router, "/"), b"app");
+    }
+}
