@@ -76,3 +76,19 @@ per_model!(reverse_answers_after_the_work_delay, |model| {
         );
     }
 });
+
+per_model!(sigterm_lets_in_flight_work_finish, |model| {
+    let server = serve(model, &["--protocol", "reverse", "--work-delay", "1"]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"in flight!").unwrap();
+    // Let the request reach its handler, then ask the server to stop.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    server.signal(15);
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"!thgilf ni", "the in-flight request was cut short");
+    assert_eq!(server.stop(Duration::from_secs(10)), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+});
