@@ -1,5 +1,6 @@
 //! The `ironhorse` command: settings in, a running server out.
 
+mod app;
 mod settings;
 mod setup;
 

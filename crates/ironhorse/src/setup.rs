@@ -1,16 +1,13 @@
 //! From settings to a bound, ready server: validation, binding, the application.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ironhorse_h1::Limits;
+use ironhorse_server::drivers::Driver;
 use ironhorse_server::listener::{BindAddr, Listener};
 use ironhorse_server::model::Model;
-use ironhorse_server::process::{self, AppSource, Processes, ServerPlan};
-use ironhorse_server::protocols::{Echo, Http, HttpSettings, Reverse};
-use ironhorse_server::session::Protocol;
-use ironhorse_static::{StaticFiles, StaticOptions};
+use ironhorse_server::process::{self, Processes, ServerPlan};
 
+use crate::app;
 use crate::settings::{SettingError, Values};
 
 /// A validated server, its sockets bound.
@@ -33,11 +30,12 @@ impl Server {
         if workers == 0 {
             return Err(SettingError("--workers: must be at least 1".into()));
         }
-        let threads = values
-            .count("threads")?
-            .unwrap_or(if model.name == "async" { 1 } else { 16 });
-        if threads == 0 {
-            return Err(SettingError("--threads: must be at least 1".into()));
+        let threads = values.count("threads")?.unwrap_or(16);
+        let runtime_threads = values.count("runtime-threads")?.unwrap_or(1);
+        if threads == 0 || runtime_threads == 0 {
+            return Err(SettingError(
+                "--threads / --runtime-threads: must be at least 1".into(),
+            ));
         }
         let strategy = model.processes_for(workers);
         let max_connections = match strategy {
@@ -54,17 +52,26 @@ impl Server {
         let graceful_timeout = values
             .seconds("graceful-timeout")?
             .unwrap_or(Duration::from_secs(30));
-        let protocol = build_protocol(values, threads)?;
         let listeners = bind_all(values)?;
+        let shape = app::Shape {
+            strategy,
+            driver: model.driver,
+            threads,
+        };
+        let app = app::build(values, &shape)?;
         Ok(Server {
             model,
             strategy,
             plan: ServerPlan {
                 listeners,
-                app: AppSource::Preloaded(protocol),
+                app,
                 driver: model.driver,
                 workers,
-                threads,
+                threads: if model.driver == Driver::Async {
+                    runtime_threads
+                } else {
+                    threads
+                },
                 max_connections,
                 graceful_timeout,
             },
@@ -93,65 +100,6 @@ impl Server {
             }
         })
     }
-}
-
-fn build_protocol(values: &Values, threads: usize) -> Result<Arc<dyn Protocol>, SettingError> {
-    let name = values.text("protocol").unwrap_or_default();
-    Ok(match name.as_str() {
-        "http" => {
-            let root = values
-                .text("root")
-                .ok_or_else(|| SettingError("nothing to serve: give --root DIR".into()))?;
-            let options = StaticOptions {
-                autoindex: values.flag("autoindex"),
-                ..StaticOptions::default()
-            };
-            let files = StaticFiles::new(&root, options)
-                .map_err(|e| SettingError(format!("--root: {e}")))?;
-            Arc::new(Http::new(Arc::new(files), http_settings(values, threads)?))
-        }
-        "echo" => Arc::new(Echo),
-        "reverse" => Arc::new(Reverse {
-            work_delay: values.seconds("work-delay")?.unwrap_or_default(),
-        }),
-        other => {
-            return Err(SettingError(format!(
-                "--protocol: unknown protocol {other:?}; choose http, echo or reverse"
-            )))
-        }
-    })
-}
-
-fn http_settings(values: &Values, threads: usize) -> Result<HttpSettings, SettingError> {
-    let defaults = HttpSettings::default();
-    let limits = Limits {
-        max_request_line: values
-            .bytes("limit-request-line")?
-            .map_or(defaults.limits.max_request_line, |v| v as usize),
-        max_headers: values
-            .count("limit-request-fields")?
-            .unwrap_or(defaults.limits.max_headers),
-        max_header_size: values
-            .bytes("limit-request-field-size")?
-            .map_or(defaults.limits.max_header_size, |v| v as usize),
-        max_body: values
-            .bytes("limit-request-body")?
-            .unwrap_or(defaults.limits.max_body),
-        ..defaults.limits
-    };
-    Ok(HttpSettings {
-        limits,
-        keepalive_timeout: values
-            .seconds("keep-alive")?
-            .unwrap_or(defaults.keepalive_timeout),
-        header_timeout: values
-            .seconds("header-timeout")?
-            .unwrap_or(defaults.header_timeout),
-        body_timeout: values
-            .seconds("body-timeout")?
-            .unwrap_or(defaults.body_timeout),
-        offload_threads: threads,
-    })
 }
 
 fn bind_all(values: &Values) -> Result<Vec<Listener>, SettingError> {

@@ -80,7 +80,9 @@ per_model!(reverse_answers_after_the_work_delay, |model| {
 per_model!(sigterm_lets_in_flight_work_finish, |model| {
     let server = serve(model, &["--protocol", "reverse", "--work-delay", "1"]);
     let mut stream = TcpStream::connect(&server.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(b"in flight!").unwrap();
     // Let the request reach its handler, then ask the server to stop.
     std::thread::sleep(Duration::from_millis(300));

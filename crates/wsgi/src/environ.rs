@@ -1,0 +1,329 @@
+//! Building the WSGI `environ` dict (PEP 3333 §environ).
+//!
+//! Speed matters here (it is most of the per-request cost for small apps): every constant
+//! entry lives in a prebuilt template dict that each request copies, keys are interned
+//! strings made once, and `HTTP_*` keys are cached per header name as received.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ironhorse_app::{ConnInfo, RequestHead, Version};
+use ironhorse_h1::BodyFraming;
+use percent_encoding::percent_decode_str;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::file_wrapper::FileWrapper;
+use crate::WsgiConfig;
+
+/// The parts of a request the environ is built from.
+///
+/// Implemented by the HTTP parser's [`RequestHead`] and by [`RequestParts`] (for embedders
+/// and tests that have no parser at hand).
+pub trait RequestView {
+    /// The method token, e.g. `GET`.
+    fn method(&self) -> &str;
+    /// The request-target as sent.
+    fn target(&self) -> &str;
+    /// The path, still percent-encoded.
+    fn path(&self) -> &str;
+    /// The query string without `?`.
+    fn query(&self) -> &str;
+    fn version(&self) -> Version;
+    /// Header fields in the order received.
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_;
+    /// The body length when the request declares one (not for chunked bodies).
+    fn content_length(&self) -> Option<u64>;
+}
+
+impl RequestView for RequestHead {
+    fn method(&self) -> &str {
+        RequestHead::method(self)
+    }
+    fn target(&self) -> &str {
+        RequestHead::target(self)
+    }
+    fn path(&self) -> &str {
+        RequestHead::path(self)
+    }
+    fn query(&self) -> &str {
+        RequestHead::query(self)
+    }
+    fn version(&self) -> Version {
+        RequestHead::version(self)
+    }
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        RequestHead::headers(self)
+    }
+    fn content_length(&self) -> Option<u64> {
+        match self.body_framing() {
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::None | BodyFraming::Chunked => None,
+        }
+    }
+}
+
+/// A request described directly, without the HTTP parser.
+#[derive(Debug, Clone)]
+pub struct RequestParts {
+    pub method: String,
+    pub target: String,
+    pub version: Version,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub content_length: Option<u64>,
+}
+
+impl RequestParts {
+    /// An HTTP/1.1 request without headers or body.
+    pub fn new(method: &str, target: &str) -> RequestParts {
+        RequestParts {
+            method: method.into(),
+            target: target.into(),
+            version: Version::Http11,
+            headers: Vec::new(),
+            content_length: None,
+        }
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> RequestParts {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn split_target(&self) -> (&str, &str) {
+        let t = self.target.split('#').next().unwrap_or("");
+        t.split_once('?').unwrap_or((t, ""))
+    }
+}
+
+impl RequestView for RequestParts {
+    fn method(&self) -> &str {
+        &self.method
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn path(&self) -> &str {
+        self.split_target().0
+    }
+    fn query(&self) -> &str {
+        self.split_target().1
+    }
+    fn version(&self) -> Version {
+        self.version
+    }
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+    fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+}
+
+/// Interned per-request keys.
+struct Keys {
+    request_method: Py<PyString>,
+    path_info: Py<PyString>,
+    query_string: Py<PyString>,
+    raw_uri: Py<PyString>,
+    server_protocol: Py<PyString>,
+    server_name: Py<PyString>,
+    server_port: Py<PyString>,
+    remote_addr: Py<PyString>,
+    remote_port: Py<PyString>,
+    content_type: Py<PyString>,
+    content_length: Py<PyString>,
+    url_scheme: Py<PyString>,
+    input: Py<PyString>,
+}
+
+/// Most `HTTP_*` keys cached; beyond this, odd header names get a fresh key each time.
+const MAX_CACHED_HEADER_KEYS: usize = 512;
+
+/// Builds environ dicts for one application.
+pub(crate) struct EnvironBuilder {
+    template: Py<PyDict>,
+    keys: Keys,
+    /// Interned values for common methods and the two protocol versions.
+    methods: Vec<(&'static str, Py<PyString>)>,
+    http10: Py<PyString>,
+    http11: Py<PyString>,
+    header_keys: Mutex<HashMap<Box<str>, Py<PyString>>>,
+    /// `SCRIPT_NAME`, without a trailing `/`.
+    root_path: String,
+}
+
+impl EnvironBuilder {
+    pub(crate) fn new(py: Python<'_>, cfg: &WsgiConfig) -> PyResult<EnvironBuilder> {
+        let intern = |s: &str| PyString::intern(py, s).unbind();
+        let root_path = cfg.root_path.trim_end_matches('/').to_string();
+        let template = PyDict::new(py);
+        template.set_item(intern("wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        template.set_item(intern("wsgi.url_scheme"), intern("http"))?;
+        template.set_item(intern("wsgi.errors"), py.import("sys")?.getattr("stderr")?)?;
+        template.set_item(intern("wsgi.multithread"), cfg.multithread)?;
+        template.set_item(intern("wsgi.multiprocess"), cfg.multiprocess)?;
+        template.set_item(intern("wsgi.run_once"), false)?;
+        template.set_item(intern("wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
+        template.set_item(intern("wsgi.input_terminated"), true)?;
+        template.set_item(intern("SCRIPT_NAME"), intern(&root_path))?;
+        template.set_item(intern("SERVER_NAME"), intern(&cfg.server_name))?;
+        template.set_item(intern("SERVER_PORT"), intern(&cfg.server_port.to_string()))?;
+        template.set_item(intern("QUERY_STRING"), intern(""))?;
+        template.set_item(intern("REMOTE_ADDR"), intern(""))?;
+        let keys = Keys {
+            request_method: intern("REQUEST_METHOD"),
+            path_info: intern("PATH_INFO"),
+            query_string: intern("QUERY_STRING"),
+            raw_uri: intern("RAW_URI"),
+            server_protocol: intern("SERVER_PROTOCOL"),
+            server_name: intern("SERVER_NAME"),
+            server_port: intern("SERVER_PORT"),
+            remote_addr: intern("REMOTE_ADDR"),
+            remote_port: intern("REMOTE_PORT"),
+            content_type: intern("CONTENT_TYPE"),
+            content_length: intern("CONTENT_LENGTH"),
+            url_scheme: intern("wsgi.url_scheme"),
+            input: intern("wsgi.input"),
+        };
+        let methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
+            .into_iter()
+            .map(|m| (m, intern(m)))
+            .collect();
+        Ok(EnvironBuilder {
+            template: template.unbind(),
+            keys,
+            methods,
+            http10: intern("HTTP/1.0"),
+            http11: intern("HTTP/1.1"),
+            header_keys: Mutex::new(HashMap::new()),
+            root_path,
+        })
+    }
+
+    /// A fresh environ for `req`, with `input` as `wsgi.input`.
+    pub(crate) fn build<'py, R: RequestView + ?Sized>(
+        &self,
+        py: Python<'py>,
+        req: &R,
+        conn: &ConnInfo,
+        input: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let k = &self.keys;
+        let env = self.template.bind(py).copy()?;
+        let method = req.method();
+        match self.methods.iter().find(|(m, _)| *m == method) {
+            Some((_, v)) => env.set_item(k.request_method.bind(py), v.bind(py))?,
+            None => env.set_item(k.request_method.bind(py), method)?,
+        }
+        env.set_item(k.path_info.bind(py), self.path_info(py, req.path()))?;
+        let query = req.query();
+        if !query.is_empty() {
+            env.set_item(k.query_string.bind(py), latin1(py, query.as_bytes()))?;
+        }
+        env.set_item(k.raw_uri.bind(py), latin1(py, req.target().as_bytes()))?;
+        let protocol = match req.version() {
+            Version::Http10 => &self.http10,
+            Version::Http11 => &self.http11,
+        };
+        env.set_item(k.server_protocol.bind(py), protocol.bind(py))?;
+        if let Some(local) = conn.local {
+            env.set_item(k.server_name.bind(py), local.ip().to_string())?;
+            env.set_item(k.server_port.bind(py), local.port().to_string())?;
+        }
+        if let Some(peer) = conn.peer {
+            env.set_item(k.remote_addr.bind(py), peer.ip().to_string())?;
+            env.set_item(k.remote_port.bind(py), peer.port().to_string())?;
+        }
+        if conn.scheme != "http" {
+            env.set_item(k.url_scheme.bind(py), conn.scheme)?;
+        }
+        if let Some(n) = req.content_length() {
+            env.set_item(k.content_length.bind(py), n.to_string())?;
+        }
+        env.set_item(k.input.bind(py), input)?;
+        for (name, value) in req.headers() {
+            self.add_header(py, &env, name, value)?;
+        }
+        Ok(env)
+    }
+
+    /// `HTTP_*` (or `CONTENT_TYPE`), joining repeats with `, ` (`; ` for Cookie). Names with
+    /// `_` are dropped so `X_Forwarded_For` cannot pose as `X-Forwarded-For`; Content-Length
+    /// comes from the parsed framing instead.
+    fn add_header(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        name: &str,
+        value: &[u8],
+    ) -> PyResult<()> {
+        if name.contains('_') || name.eq_ignore_ascii_case("content-length") {
+            return Ok(());
+        }
+        let key = if name.eq_ignore_ascii_case("content-type") {
+            self.keys.content_type.bind(py).clone()
+        } else {
+            self.header_key(py, name)
+        };
+        let value = latin1(py, value);
+        match env.get_item(&key)? {
+            None => env.set_item(key, value),
+            Some(prev) => {
+                let sep = if name.eq_ignore_ascii_case("cookie") {
+                    "; "
+                } else {
+                    ", "
+                };
+                env.set_item(key, prev.add(sep)?.add(value)?)
+            }
+        }
+    }
+
+    fn header_key<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        // The lock is never held while Python code could run (and switch threads).
+        if let Some(key) = lock(&self.header_keys).get(name) {
+            return key.bind(py).clone();
+        }
+        let mut key = String::with_capacity(5 + name.len());
+        key.push_str("HTTP_");
+        key.extend(name.chars().map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_uppercase(),
+        }));
+        let key = PyString::intern(py, &key);
+        let mut cache = lock(&self.header_keys);
+        if cache.len() < MAX_CACHED_HEADER_KEYS {
+            cache.insert(name.into(), key.clone().unbind());
+        }
+        key
+    }
+
+    /// The percent-decoded path as a latin-1 str, without the `SCRIPT_NAME` prefix.
+    fn path_info<'py>(&self, py: Python<'py>, raw: &str) -> Bound<'py, PyString> {
+        let decoded: Cow<'_, [u8]> = percent_decode_str(raw).into();
+        let root = self.root_path.as_bytes();
+        let path = match decoded.strip_prefix(root) {
+            Some(rest) if !root.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest,
+            _ => &decoded[..],
+        };
+        latin1(py, path)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Bytes as a native string, PEP 3333 style: each byte one code point (latin-1).
+pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if bytes.is_ascii() => PyString::new(py, s),
+        _ => PyString::new(
+            py,
+            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
+        ),
+    }
+}

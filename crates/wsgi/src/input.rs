@@ -1,0 +1,249 @@
+//! `wsgi.input`: the request body as a Python file-like object, streamed, never slurped.
+//!
+//! The body reader is a `&mut dyn BodyReader` that lives only for the duration of
+//! `Service::call`, while the Python object may live on (an app can keep `environ`, or read
+//! from a response generator after `call` returned). So the reader is *lent* to a
+//! [`BodySlot`] for exactly the scope of [`BodySlot::lend`]; afterwards the slot is empty and
+//! reads return `b""` (documented: reading the body from a streaming response's iterator is
+//! not supported). Every read of the Rust reader runs with the GIL released.
+
+use std::io;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ironhorse_app::BodyReader;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+/// Bytes fetched per refill of the line buffer.
+const CHUNK: usize = 64 * 1024;
+/// Largest single read into a caller's buffer (so `read(1 << 30)` does not zero 1 GiB first).
+const MAX_STEP: usize = 1 << 20;
+
+/// A body reader on loan for one `call`.
+pub(crate) struct BodySlot {
+    reader: Mutex<Option<NonNull<dyn BodyReader>>>,
+}
+
+// SAFETY: the pointee is a `BodyReader`, which is `Send`; the pointer is only dereferenced
+// while holding the mutex, so at most one thread uses it at a time.
+unsafe impl Send for BodySlot {}
+// SAFETY: as above; all access goes through the mutex.
+unsafe impl Sync for BodySlot {}
+
+/// Clears the slot when the lending scope ends, by return or by unwinding.
+struct Loan<'a> {
+    slot: &'a BodySlot,
+    _reader: PhantomData<&'a mut dyn BodyReader>,
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        *lock(&self.slot.reader) = None;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl BodySlot {
+    pub(crate) fn new() -> Arc<BodySlot> {
+        Arc::new(BodySlot {
+            reader: Mutex::new(None),
+        })
+    }
+
+    /// Runs `f` with `reader` readable through this slot; the slot is empty again afterwards.
+    pub(crate) fn lend<'a, R>(&self, reader: &'a mut dyn BodyReader, f: impl FnOnce() -> R) -> R {
+        let ptr: NonNull<dyn BodyReader + 'a> = NonNull::from(reader);
+        // SAFETY: only the trait object's lifetime bound is erased. The pointer is stored in
+        // the slot for the scope of this function and removed by `Loan::drop` before it
+        // returns or unwinds, while `reader` (borrowed for 'a, which outlives this call) is
+        // still valid and not otherwise used (we hold its unique borrow). Uses happen only
+        // under the mutex, which `Loan::drop` also takes, so a read in progress on another
+        // thread finishes before the pointer disappears. The Loan is a local that cannot be
+        // leaked by callers.
+        let ptr: NonNull<dyn BodyReader + 'static> = unsafe { std::mem::transmute(ptr) };
+        *lock(&self.reader) = Some(ptr);
+        let _loan = Loan {
+            slot: self,
+            _reader: PhantomData,
+        };
+        f()
+    }
+
+    /// Reads from the lent reader; `Ok(0)` at the end of the body or once the loan is over.
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let guard = lock(&self.reader);
+        let Some(mut ptr) = *guard else {
+            return Ok(0);
+        };
+        loop {
+            // SAFETY: the pointer is in the slot, so the loan is live and the reader valid
+            // (see `lend`); we hold the mutex, so this is the only reference in use.
+            match unsafe { ptr.as_mut() }.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Buffered reading state behind `wsgi.input` (pure Rust, used without the GIL).
+struct InputState {
+    slot: Arc<BodySlot>,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl InputState {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let out = self.buf[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        out
+    }
+
+    /// Appends up to `CHUNK` bytes from the body to the buffer; false at the end.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + CHUNK, 0);
+        let n = self.slot.read(&mut self.buf[start..]);
+        self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        if n? == 0 {
+            self.eof = true;
+        }
+        Ok(!self.eof)
+    }
+
+    /// Up to `size` bytes (all remaining when `None`); fewer only at the end of the body.
+    fn read(&mut self, size: Option<usize>) -> io::Result<Vec<u8>> {
+        let want = size.unwrap_or(usize::MAX);
+        let mut out = self.take(self.buffered().len().min(want));
+        while out.len() < want && !self.eof {
+            let start = out.len();
+            let step = (want - start).min(MAX_STEP);
+            out.resize(start + step, 0);
+            let n = self.slot.read(&mut out[start..]);
+            out.truncate(start + *n.as_ref().unwrap_or(&0));
+            if n? == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One line including its `\n`, at most `limit` bytes.
+    fn readline(&mut self, limit: Option<usize>) -> io::Result<Vec<u8>> {
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut scanned = 0;
+        loop {
+            let avail = self.buffered();
+            let window = avail.len().min(limit);
+            if let Some(i) = avail[scanned.min(window)..window]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                return Ok(self.take(scanned.min(window) + i + 1));
+            }
+            if window == limit || !self.fill()? {
+                let n = self.buffered().len().min(limit);
+                return Ok(self.take(n));
+            }
+            scanned = window;
+        }
+    }
+}
+
+/// The `wsgi.input` object.
+#[pyclass(module = "ironhorse", name = "Input", frozen)]
+pub(crate) struct WsgiInput {
+    state: Mutex<InputState>,
+}
+
+impl WsgiInput {
+    pub(crate) fn new(slot: Arc<BodySlot>) -> WsgiInput {
+        WsgiInput {
+            state: Mutex::new(InputState {
+                slot,
+                buf: Vec::new(),
+                pos: 0,
+                eof: false,
+            }),
+        }
+    }
+
+    /// Runs `f` on the state with the GIL released.
+    fn with_state<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut InputState) -> io::Result<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| f(&mut lock(&self.state))).map_err(PyErr::from)
+    }
+}
+
+/// `None` or a negative number mean "no limit", as in `io`.
+fn limit(size: Option<i64>) -> Option<usize> {
+    size.and_then(|n| usize::try_from(n).ok())
+}
+
+#[pymethods]
+impl WsgiInput {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.with_state(py, |s| s.read(limit(size)))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.with_state(py, |s| s.readline(limit(size)))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<i64>) -> PyResult<Bound<'py, PyList>> {
+        let hint = limit(hint).filter(|&h| h > 0).unwrap_or(usize::MAX);
+        let lines = self.with_state(py, |s| {
+            let mut lines = Vec::new();
+            let mut total = 0;
+            while total < hint {
+                let line = s.readline(None)?;
+                if line.is_empty() {
+                    break;
+                }
+                total += line.len();
+                lines.push(line);
+            }
+            Ok(lines)
+        })?;
+        PyList::new(py, lines.iter().map(|l| PyBytes::new(py, l)))
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.readline(py, None)?;
+        Ok((!line.as_bytes().is_empty()).then_some(line))
+    }
+}

@@ -1,0 +1,246 @@
+//! The embedded interpreter: start-up, one persistent thread state per OS thread, and fork.
+//!
+//! * Start-up goes through a `PyConfig` with `executable` set explicitly, so the runtime finds
+//!   the stdlib (and virtualenv) that belongs to the libpython we linked, never a neighbour's.
+//! * `Python::attach` on a thread without a thread state creates and destroys one per call,
+//!   which costs more than a trivial WSGI call. [`attach`] gives every OS thread one persistent
+//!   thread state instead (`PyGILState_Ensure` + `PyEval_SaveThread` once); later attaches only
+//!   swap it in. It is deleted when the thread exits.
+//! * Fork happens with the GIL held and CPython's fork hooks run around it, so the child
+//!   inherits a consistent interpreter. In the child only the forking thread survives; its
+//!   thread-local state is still accurate, and CPython deletes the other threads' states.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::{WsgiConfig, WsgiError};
+
+/// The outcome of the one interpreter start-up per process.
+static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Starts the interpreter (once per process) and puts `chdir`/`pythonpath` on `sys.path`.
+///
+/// Idempotent: later calls only add missing `sys.path` entries. Leaves the GIL released.
+pub fn init_python(cfg: &WsgiConfig) -> Result<(), WsgiError> {
+    STARTED
+        .get_or_init(|| start(cfg))
+        .clone()
+        .map_err(WsgiError::Init)?;
+    configure_paths(cfg)
+}
+
+/// The `executable` to give CPython: the virtualenv's interpreter if one is configured (or
+/// `$VIRTUAL_ENV` is set), else the interpreter PyO3 was built against.
+fn executable(cfg: &WsgiConfig) -> Result<Option<PathBuf>, String> {
+    let venv = cfg
+        .virtualenv
+        .clone()
+        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+    if let Some(venv) = venv {
+        let exe = venv.join("bin").join("python");
+        if !exe.exists() {
+            return Err(format!("virtualenv {} has no bin/python", venv.display()));
+        }
+        return Ok(Some(exe));
+    }
+    Ok(option_env!("IRONHORSE_PYTHON_EXECUTABLE")
+        .map(PathBuf::from)
+        .filter(|p| p.exists()))
+}
+
+fn start(cfg: &WsgiConfig) -> Result<(), String> {
+    // SAFETY: always safe to ask.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Ok(()); // someone else embedded it first; use theirs
+    }
+    let exe = executable(cfg)?;
+    let exe = exe
+        .map(|p| CString::new(p.as_os_str().as_bytes()))
+        .transpose()
+        .map_err(|_| "interpreter path contains a NUL byte".to_string())?;
+    let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+    // SAFETY: PyConfig_InitPythonConfig fully initialises the struct before we read it; the
+    // string we hand to PyConfig_SetBytesString outlives the call (it copies); PyConfig_Clear
+    // frees what the config owns, after Py_InitializeFromConfig copied what it needs. We run
+    // under the OnceLock, so no other thread initialises concurrently through us.
+    unsafe {
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        if let Some(exe) = &exe {
+            let status =
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(status_message(&status));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(status_message(&status));
+        }
+        // Hand the GIL back: PyO3 expects to find it released.
+        ffi::PyEval_SaveThread();
+    }
+    // This thread keeps the main thread state Py_Initialize made: mark it as present, and not
+    // ours to delete (its TLS destructor may run inside `exit`).
+    THREAD_STATE.with(|s| s.set(Ownership::Interpreter));
+    Ok(())
+}
+
+/// The text of a failed `PyStatus`.
+fn status_message(status: &ffi::PyStatus) -> String {
+    if status.err_msg.is_null() {
+        return "interpreter initialisation failed".into();
+    }
+    // SAFETY: a non-null err_msg is a static NUL-terminated C string set by CPython.
+    let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
+    if status.func.is_null() {
+        msg.into_owned()
+    } else {
+        // SAFETY: as above, for the function name.
+        let func = unsafe { CStr::from_ptr(status.func) }.to_string_lossy();
+        format!("{func}: {msg}")
+    }
+}
+
+/// `chdir`, then `pythonpath` entries and the working directory at the front of `sys.path`.
+fn configure_paths(cfg: &WsgiConfig) -> Result<(), WsgiError> {
+    if let Some(dir) = &cfg.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| WsgiError::Init(format!("cannot chdir to {}: {e}", dir.display())))?;
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| WsgiError::Init(format!("cannot read the working directory: {e}")))?;
+    let mut entries: Vec<PathBuf> = cfg.pythonpath.iter().map(|p| cwd.join(p)).collect();
+    entries.push(cwd);
+    attach(|py| -> PyResult<()> {
+        let path = py.import("sys")?.getattr("path")?.cast_into::<PyList>()?;
+        for entry in entries.iter().rev() {
+            let entry = path_str(entry);
+            if !path.contains(&entry)? {
+                path.insert(0, entry)?;
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| WsgiError::Init(format!("cannot set sys.path: {e}")))
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Who owns this thread's Python thread state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Not created yet.
+    None,
+    /// Created by [`attach`]; deleted when the thread exits.
+    Ours,
+    /// The initialising thread's own state: lives as long as the interpreter.
+    Interpreter,
+}
+
+/// This thread's persistent thread state; its destructor deletes the state when it is ours.
+struct ThreadState(Cell<Ownership>);
+
+impl ThreadState {
+    fn set(&self, o: Ownership) {
+        self.0.set(o)
+    }
+}
+
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        // SAFETY: the state exists and belongs to this thread (we made it, with gilstate
+        // counter 1). Ensure takes the GIL (counter 2); Release(LOCKED) drops the counter to 1
+        // keeping the GIL; Release(UNLOCKED) drops it to 0, which clears and deletes the
+        // thread state and releases the GIL.
+        unsafe {
+            if self.0.get() == Ownership::Ours && ffi::Py_IsInitialized() != 0 {
+                ffi::PyGILState_Ensure();
+                ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
+                ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_STATE: ThreadState = const { ThreadState(Cell::new(Ownership::None)) };
+    /// The GIL state taken by `before_fork`, released by the `after_fork_*` hook.
+    static FORK_GIL: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
+}
+
+/// `Python::attach`, but first giving this OS thread its persistent thread state.
+pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    THREAD_STATE.with(|s| {
+        if s.0.get() == Ownership::None {
+            // SAFETY: the interpreter is initialised (WsgiApp exists only after init). If this
+            // thread already holds the GIL (a nested call), we leave things alone; otherwise
+            // Ensure creates (or finds) this thread's state and takes the GIL, and SaveThread
+            // releases the GIL while the state stays registered with counter 1.
+            unsafe {
+                if ffi::PyGILState_Check() == 0 {
+                    ffi::PyGILState_Ensure();
+                    ffi::PyEval_SaveThread();
+                    s.set(Ownership::Ours);
+                }
+            }
+        }
+    });
+    Python::attach(f)
+}
+
+fn initialised() -> bool {
+    // SAFETY: always safe to ask.
+    unsafe { ffi::Py_IsInitialized() != 0 }
+}
+
+/// Takes the GIL (kept across `fork()`) and runs CPython's pre-fork hooks.
+pub(crate) fn before_fork() {
+    if !initialised() {
+        return;
+    }
+    // SAFETY: the interpreter is running; Ensure works with or without a thread state here,
+    // and PyOS_BeforeFork requires the GIL, which Ensure just gave us.
+    unsafe {
+        let state = ffi::PyGILState_Ensure();
+        ffi::PyOS_BeforeFork();
+        FORK_GIL.with(|g| g.set(Some(state)));
+    }
+}
+
+/// In the parent after `fork()`: CPython's parent hooks, then the GIL goes back.
+pub(crate) fn after_fork_parent() {
+    if let Some(state) = FORK_GIL.with(|g| g.take()) {
+        // SAFETY: `before_fork` on this thread left us holding the GIL with `state`.
+        unsafe {
+            ffi::PyOS_AfterFork_Parent();
+            ffi::PyGILState_Release(state);
+        }
+    }
+}
+
+/// In the child after `fork()`: CPython re-initialises its locks and forgets the threads that
+/// did not survive; then the GIL goes back. This thread's persistent state (if any) stays
+/// valid, so the thread-local bookkeeping needs no change.
+pub(crate) fn after_fork_child() {
+    if let Some(state) = FORK_GIL.with(|g| g.take()) {
+        // SAFETY: the forking thread (this one) holds the GIL, as PyOS_AfterFork_Child needs.
+        unsafe {
+            ffi::PyOS_AfterFork_Child();
+            ffi::PyGILState_Release(state);
+        }
+    }
+}

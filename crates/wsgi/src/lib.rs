@@ -1,0 +1,165 @@
+//! Runs a Python WSGI application (PEP 3333) as an ironhorse [`Service`], on CPython embedded
+//! with PyO3.
+//!
+//! * [`init_python`] starts the interpreter once per process (see `interpreter` for why it
+//!   is done by hand); [`WsgiApp::load`] imports the app.
+//! * [`WsgiApp`]'s `call` builds the environ, runs the app with the GIL held, and converts
+//!   the result: in-memory bodies, `sendfile` regions for `wsgi.file_wrapper`, or a stream
+//!   that takes the GIL per chunk. The GIL is released for every read of the request body.
+//! * Any OS thread may call in; each keeps one persistent Python thread state.
+//! * Fork hooks keep the interpreter consistent across `fork()` (GIL held while forking).
+
+mod environ;
+mod errors;
+mod file_wrapper;
+mod input;
+mod interpreter;
+mod load;
+mod report;
+mod response;
+mod start_response;
+
+use std::path::PathBuf;
+
+use ironhorse_app::{BodyReader, ConnInfo, Request, Response, Service};
+use pyo3::prelude::*;
+
+pub use environ::{RequestParts, RequestView};
+pub use errors::WsgiError;
+pub use interpreter::init_python;
+
+use environ::EnvironBuilder;
+use input::{BodySlot, WsgiInput};
+use start_response::StartResponse;
+
+/// How to find, start and present the application.
+#[derive(Debug, Clone)]
+pub struct WsgiConfig {
+    /// `module:callable`, `module:factory()` or `module:factory(literal args)`, as gunicorn
+    /// takes it; a bare `module` means `module:application`.
+    pub app: String,
+    /// Working directory to switch to before importing (also put on `sys.path`).
+    pub chdir: Option<PathBuf>,
+    /// Extra `sys.path` entries, searched first.
+    pub pythonpath: Vec<PathBuf>,
+    /// A virtualenv to run in; `$VIRTUAL_ENV` when `None`.
+    pub virtualenv: Option<PathBuf>,
+    /// `SCRIPT_NAME`: the mount point, stripped from `PATH_INFO`.
+    pub root_path: String,
+    pub multithread: bool,
+    pub multiprocess: bool,
+    /// Tracebacks in 500 responses (never in production).
+    pub debug: bool,
+    /// `SERVER_NAME` / `SERVER_PORT` when the connection has no local address (Unix sockets).
+    pub server_name: String,
+    pub server_port: u16,
+}
+
+impl WsgiConfig {
+    /// Defaults for everything but the app spec.
+    pub fn new(app: impl Into<String>) -> WsgiConfig {
+        WsgiConfig {
+            app: app.into(),
+            chdir: None,
+            pythonpath: Vec::new(),
+            virtualenv: None,
+            root_path: String::new(),
+            multithread: false,
+            multiprocess: false,
+            debug: false,
+            server_name: "localhost".into(),
+            server_port: 8000,
+        }
+    }
+}
+
+/// A loaded WSGI application.
+pub struct WsgiApp {
+    app: Py<PyAny>,
+    environ: EnvironBuilder,
+    debug: bool,
+}
+
+impl WsgiApp {
+    /// Starts Python if needed ([`init_python`]) and imports the application.
+    pub fn load(cfg: WsgiConfig) -> Result<WsgiApp, WsgiError> {
+        init_python(&cfg)?;
+        interpreter::attach(|py| {
+            let app = load::load_app(py, &cfg.app)?;
+            let environ =
+                EnvironBuilder::new(py, &cfg).map_err(|e| WsgiError::Init(e.to_string()))?;
+            Ok(WsgiApp {
+                app,
+                environ,
+                debug: cfg.debug,
+            })
+        })
+    }
+
+    /// Answers one request described by any [`RequestView`]; [`Service::call`] uses the
+    /// parsed head. `body` is readable through `wsgi.input` until this returns; later reads
+    /// (from a streaming response's iterator) see the end of the body.
+    pub fn handle<R: RequestView + ?Sized>(
+        &self,
+        req: &R,
+        body: &mut dyn BodyReader,
+        conn: &ConnInfo,
+    ) -> Response {
+        let slot = BodySlot::new();
+        let slot_for_input = slot.clone();
+        slot.lend(body, || {
+            interpreter::attach(|py| {
+                self.run(py, req, conn, slot_for_input)
+                    .unwrap_or_else(|err| self.internal_error(py, &err))
+            })
+        })
+    }
+
+    fn run<R: RequestView + ?Sized>(
+        &self,
+        py: Python<'_>,
+        req: &R,
+        conn: &ConnInfo,
+        slot: std::sync::Arc<BodySlot>,
+    ) -> PyResult<Response> {
+        let input = Bound::new(py, WsgiInput::new(slot))?;
+        let environ = self.environ.build(py, req, conn, input.as_any())?;
+        let start = Bound::new(py, StartResponse::new())?;
+        let result = self.app.bind(py).call1((environ, &start))?;
+        response::respond(py, result, &start)
+    }
+
+    /// 500 for an app that failed before its headers were fixed; the traceback is logged
+    /// (and shown only in debug mode).
+    fn internal_error(&self, py: Python<'_>, err: &PyErr) -> Response {
+        let tb = report::log_exception(py, err, "exception in WSGI application");
+        let body = if self.debug {
+            format!("Internal Server Error\n\n{tb}")
+        } else {
+            "Internal Server Error".to_string()
+        };
+        Response::text(500, body)
+    }
+}
+
+impl Service for WsgiApp {
+    fn call(&self, req: Request<'_>) -> Response {
+        self.handle(req.head, req.body, req.conn)
+    }
+
+    fn may_block(&self) -> bool {
+        true
+    }
+
+    fn before_fork(&self) {
+        interpreter::before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        interpreter::after_fork_parent();
+    }
+
+    fn after_fork_child(&self) {
+        interpreter::after_fork_child();
+    }
+}

@@ -1,0 +1,255 @@
+//! `start_response` and its `write` callable: validates what the app declares and keeps it
+//! for the conversion to a [`Response`](ironhorse_app::Response).
+//!
+//! Invalid statuses or headers raise inside the app (so it fails with a 500 and nothing
+//! invalid ever reaches the wire).
+
+use std::borrow::Cow;
+
+use ironhorse_app::HeaderList;
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
+
+/// What `start_response` declared.
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    /// Without `Content-Length` (see `content_length`) and the engine-owned `Date`/`Server`.
+    pub(crate) headers: HeaderList,
+    pub(crate) content_length: Option<u64>,
+}
+
+/// The `start_response` callable; one per request.
+#[pyclass(module = "ironhorse", name = "StartResponse")]
+pub(crate) struct StartResponse {
+    pub(crate) head: Option<Head>,
+    /// `start_response` succeeded at least once (the head may since have been taken).
+    started: bool,
+    /// Set once the first non-empty body chunk exists; `exc_info` then re-raises.
+    pub(crate) headers_sent: bool,
+    /// Data from `write()` not yet handed on, in order.
+    pub(crate) written: Vec<Vec<u8>>,
+}
+
+impl StartResponse {
+    pub(crate) fn new() -> StartResponse {
+        StartResponse {
+            head: None,
+            started: false,
+            headers_sent: false,
+            written: Vec::new(),
+        }
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let this = slf.borrow();
+            match exc_info {
+                Some(exc) if this.headers_sent => return Err(reraise(exc)),
+                None if this.started => {
+                    return Err(PyAssertionError::new_err(
+                        "start_response called a second time without exc_info",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let head = parse_head(status, headers)?;
+        let mut this = slf.borrow_mut();
+        this.head = Some(head);
+        this.started = true;
+        drop(this);
+        slf.getattr("write")
+    }
+
+    /// The legacy `write(data)` callable: data goes out, in order, before what the
+    /// iterable yields afterwards.
+    fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.started {
+            return Err(PyAssertionError::new_err("write() before start_response()"));
+        }
+        let data = body_bytes(data)?;
+        if !data.is_empty() {
+            self.headers_sent = true;
+            self.written.push(data);
+        }
+        Ok(())
+    }
+}
+
+/// A body chunk from the app: `bytes` (or `bytearray`); anything else, `str` included, is
+/// an error.
+pub(crate) fn body_bytes(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = data.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    Err(PyTypeError::new_err(format!(
+        "WSGI body chunks must be bytes, not {}",
+        type_name(data)
+    )))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// `exc_info[1]` with `exc_info[2]` as its traceback, to raise.
+fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
+    let value = (|| -> PyResult<Bound<'_, PyAny>> {
+        let value = exc_info.get_item(1)?;
+        let tb = exc_info.get_item(2)?;
+        if tb.is_none() {
+            Ok(value)
+        } else {
+            value.call_method1("with_traceback", (tb,))
+        }
+    })();
+    match value {
+        Ok(v) => PyErr::from_value(v),
+        Err(e) => e,
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1; `wsgiref.util.is_hop_by_hop`): an app may not set them.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
+    let status = parse_status(status)?;
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = headers.cast::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "response headers must be a list of (name, value) tuples, not {}",
+            type_name(headers)
+        )));
+    };
+    let mut out = HeaderList::with_capacity(items.len());
+    let mut content_length = None;
+    for item in &items {
+        let (name, value) = parse_header(item)?;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| PyValueError::new_err("invalid Content-Length header value"))?;
+            if content_length.is_some_and(|m| m != n) {
+                return Err(PyValueError::new_err("conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if !(name.eq_ignore_ascii_case("date") || name.eq_ignore_ascii_case("server")) {
+            out.push((Cow::Owned(name), value));
+        }
+    }
+    Ok(Head {
+        status,
+        headers: out,
+        content_length,
+    })
+}
+
+/// `"200 OK"`: three digits, a space, a reason without control characters.
+fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
+    let s = status
+        .cast::<PyString>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
+        })?
+        .to_cow()?;
+    let b = s.as_bytes();
+    let valid = b.len() >= 4
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && b[3] == b' '
+        && s[4..].chars().all(is_field_char);
+    let code = if valid {
+        s[..3].parse::<u16>().ok()
+    } else {
+        None
+    };
+    match code {
+        Some(code @ 200..=599) => Ok(code),
+        _ => Err(PyValueError::new_err(format!(
+            "invalid status {s:?} (expected e.g. \"200 OK\")"
+        ))),
+    }
+}
+
+/// One `(name, value)` pair: a token name, a latin-1 value without control characters.
+fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, Vec<u8>)> {
+    let pair = item
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "each response header must be a (name, value) tuple, not {}",
+                type_name(item)
+            ))
+        })?;
+    let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+    let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+        return Err(PyTypeError::new_err(
+            "response header names and values must be str",
+        ));
+    };
+    let name = name.to_cow()?;
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(PyValueError::new_err(format!(
+            "invalid response header name {name:?}"
+        )));
+    }
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(PyValueError::new_err(format!(
+            "hop-by-hop header {name:?} is not allowed in a WSGI response"
+        )));
+    }
+    let value = value.to_cow()?;
+    let mut bytes = Vec::with_capacity(value.len());
+    for c in value.chars() {
+        if !is_field_char(c) {
+            return Err(PyValueError::new_err(format!(
+                "invalid character {c:?} in the value of response header {name:?}"
+            )));
+        }
+        bytes.push(c as u8);
+    }
+    Ok((name.into_owned(), bytes))
+}
+
+/// A latin-1 character allowed in a field value or reason: no CR, LF or other controls.
+fn is_field_char(c: char) -> bool {
+    c == '\t' || (c >= ' ' && c != '\x7f' && (c as u32) < 0x100)
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
