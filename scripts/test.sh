@@ -9,6 +9,10 @@ PYO3_PYTHON="$(command -v python3)"
 PYO3_PYTHON="$("$PYO3_PYTHON" -c 'import sys; print(sys.executable)')"
 export PYO3_PYTHON
 
+# The virtualenv real Python frameworks run in during the tests.
+IRONHORSE_TEST_VENV="$(./scripts/venv.sh)"
+export IRONHORSE_TEST_VENV
+
 # Tools the integration tests call.
 need_apt=()
 command -v pgrep >/dev/null || need_apt+=(procps)
