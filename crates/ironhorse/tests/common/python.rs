@@ -24,6 +24,10 @@ pub fn venv() -> PathBuf {
 /// Arguments to serve `spec` (MODULE:CALLABLE) from `dir` under `model`.
 pub fn wsgi_args(model: &str, spec: &str, dir: &std::path::Path) -> Vec<String> {
     let mut args = super::model_args(model);
-    args.extend([spec.to_string(), "--chdir".into(), dir.display().to_string()]);
+    args.extend([
+        spec.to_string(),
+        "--chdir".into(),
+        dir.display().to_string(),
+    ]);
     args
 }

@@ -1,0 +1,140 @@
+"""A plain WSGI app exercising PEP 3333 corners, for the integration tests."""
+import hashlib
+import json
+import os
+import sys
+import time
+
+
+def _query(environ):
+    from urllib.parse import parse_qs
+    return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def environ_view(environ, start_response):
+    keys = [
+        "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
+        "CONTENT_LENGTH", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR",
+        "RAW_URI", "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once",
+        "wsgi.input_terminated",
+    ]
+    data = {k: environ.get(k) for k in keys}
+    data["headers"] = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+    data["version"] = list(environ["wsgi.version"])
+    data["path_bytes"] = list(environ["PATH_INFO"].encode("latin-1"))
+    from wsgiref.validate import check_environ
+    check_environ(environ)
+    body = json.dumps(data).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def upload(environ, start_response):
+    stream = environ["wsgi.input"]
+    digest = hashlib.sha256()
+    size = 0
+    mode = _query(environ).get("mode", "read")
+    if mode == "readline":
+        for line in stream:
+            digest.update(line)
+            size += len(line)
+    else:
+        while True:
+            chunk = stream.read(65536)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    body = f"{size} {digest.hexdigest()}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+class Closing:
+    """A response iterable that records close() calls in a file."""
+
+    def __init__(self, path, chunks, delay):
+        self.path, self.chunks, self.delay = path, chunks, delay
+
+    def __iter__(self):
+        for i in range(self.chunks):
+            if i and self.delay:
+                time.sleep(self.delay)
+            yield f"data: {i}\n\n".encode()
+
+    def close(self):
+        with open(self.path, "a") as f:
+            f.write("closed\n")
+
+
+def stream(environ, start_response):
+    q = _query(environ)
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+    return Closing(q["closefile"], int(q.get("n", "3")), float(q.get("delay", "0")))
+
+
+def lazy(environ, start_response):
+    # start_response is called only when iteration starts.
+    yield from ()
+    start_response("201 Created", [("Content-Type", "text/plain"), ("X-Lazy", "yes")])
+    yield b""
+    yield b"lazy "
+    yield b"body"
+
+
+def fail_early(environ, start_response):
+    raise RuntimeError("boom before headers")
+
+
+def fail_late(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"partial"
+    raise RuntimeError("boom after headers")
+
+
+def short_body(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+    return [b"only ten b"]
+
+
+def bad_header(environ, start_response):
+    start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+    return [b"never"]
+
+
+def file_wrapper(environ, start_response):
+    path = _query(environ)["path"]
+    f = open(path, "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f, 65536)
+
+
+def write_callable(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written ")
+    return [b"returned"]
+
+
+ROUTES = {
+    "/environ": environ_view,
+    "/upload": upload,
+    "/stream": stream,
+    "/lazy": lazy,
+    "/fail-early": fail_early,
+    "/fail-late": fail_late,
+    "/short": short_body,
+    "/bad-header": bad_header,
+    "/file": file_wrapper,
+    "/write": write_callable,
+}
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    handler = ROUTES.get(path)
+    if handler is None and path.startswith("/environ"):
+        handler = environ_view
+    if handler is None:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    return handler(environ, start_response)

@@ -1,0 +1,251 @@
+//! PEP 3333 through the real binary, every case under every model.
+
+mod common;
+
+use common::client::{get, Conn};
+use common::python::{apps_dir, wsgi_args};
+use common::Server;
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+fn serve(model: &str, extra: &[&str]) -> Server {
+    let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&args)
+}
+
+fn temp_path(tag: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    std::env::temp_dir().join(format!("ironhorse-wsgi-{tag}-{}-{n}", std::process::id()))
+}
+
+fn wait_for_lines(path: &std::path::Path, lines: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let count = std::fs::read_to_string(path)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if count >= lines || Instant::now() > deadline {
+            // A little longer, to catch a second close() that should not come.
+            std::thread::sleep(Duration::from_millis(200));
+            return std::fs::read_to_string(path)
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+per_model!(environ_follows_pep_3333, |model| {
+    let server = serve(model, &["--root-path", "/mount"]);
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        b"POST /mount/environ/caf%C3%A9%20x?a=1&b=%20 HTTP/1.1\r\nHost: example.org:8080\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nX-Multi: one\r\nX-Multi: two\r\nCookie: a=1\r\nCookie: b=2\r\nX_Spoof: bad\r\n\r\nabc",
+    );
+    let r = conn.response("POST");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), server.log_text());
+    let env: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(env["REQUEST_METHOD"], "POST");
+    assert_eq!(env["SCRIPT_NAME"], "/mount");
+    // PATH_INFO is the percent-decoded bytes, as latin-1.
+    assert_eq!(
+        env["path_bytes"],
+        serde_json::json!("/environ/café x".as_bytes())
+    );
+    assert_eq!(env["QUERY_STRING"], "a=1&b=%20");
+    assert_eq!(env["RAW_URI"], "/mount/environ/caf%C3%A9%20x?a=1&b=%20");
+    assert_eq!(env["CONTENT_TYPE"], "text/plain");
+    assert_eq!(env["CONTENT_LENGTH"], "3");
+    assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+    assert_eq!(env["version"], serde_json::json!([1, 0]));
+    assert_eq!(env["wsgi.input_terminated"], true);
+    assert_eq!(env["wsgi.run_once"], false);
+    assert_eq!(env["headers"]["HTTP_X_MULTI"], "one, two");
+    assert_eq!(env["headers"]["HTTP_COOKIE"], "a=1; b=2");
+    assert!(
+        env["headers"].get("HTTP_X_SPOOF").is_none(),
+        "underscore header spoofed: {env}"
+    );
+    assert!(env["headers"].get("HTTP_CONTENT_TYPE").is_none());
+    let multiprocess = matches!(model, "fork" | "prefork" | "hybrid");
+    let multithread = matches!(
+        model,
+        "thread" | "threadpool" | "hybrid" | "event" | "async"
+    );
+    assert_eq!(env["wsgi.multiprocess"], multiprocess, "{model}");
+    assert_eq!(env["wsgi.multithread"], multithread, "{model}");
+});
+
+per_model!(uploads_stream_through_wsgi_input, |model| {
+    let server = serve(model, &[]);
+    let body: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let expected = format!("{} {:x}", body.len(), Sha256::digest(&body));
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.send(&body);
+    assert_eq!(conn.response("POST").text(), expected);
+    // Chunked, with 100-continue, on the same connection.
+    conn.send(b"POST /upload?mode=readline HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+    let interim = conn.response("POST");
+    assert_eq!(interim.status, 100);
+    for piece in body.chunks(300_007) {
+        conn.send(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+        conn.send(piece);
+        conn.send(b"\r\n");
+    }
+    conn.send(b"0\r\nX-Trailer: t\r\n\r\n");
+    assert_eq!(conn.response("POST").text(), expected);
+});
+
+per_model!(streams_flush_each_chunk_and_close_is_called_once, |model| {
+    let server = serve(model, &[]);
+    let closefile = temp_path("close");
+    // Events 300 ms apart: the first must arrive long before the last.
+    let mut conn = Conn::open(&server.addr);
+    let started = Instant::now();
+    conn.send(
+        format!(
+            "GET /stream?n=3&delay=0.3&closefile={} HTTP/1.1\r\nHost: t\r\n\r\n",
+            closefile.display()
+        )
+        .as_bytes(),
+    );
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut conn.stream, &mut first).unwrap();
+    let head_at = started.elapsed();
+    assert!(
+        head_at < Duration::from_millis(400),
+        "the stream's head came after {head_at:?}"
+    );
+    let rest = conn.response("GET");
+    assert!(rest.text().contains("data: 2"), "{}", rest.text());
+    assert_eq!(
+        wait_for_lines(&closefile, 1),
+        1,
+        "close() after a complete stream"
+    );
+    // A client that leaves mid-stream: close() is still called, once.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        format!(
+            "GET /stream?n=50&delay=0.05&closefile={} HTTP/1.1\r\nHost: t\r\n\r\n",
+            closefile.display()
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    drop(conn);
+    assert_eq!(
+        wait_for_lines(&closefile, 2),
+        2,
+        "close() after the client left"
+    );
+    let _ = std::fs::remove_file(&closefile);
+});
+
+per_model!(app_errors_become_500_or_a_closed_connection, |model| {
+    let server = serve(model, &[]);
+    let r = get(&server.addr, "/fail-early");
+    assert_eq!(r.status, 500);
+    assert!(
+        !r.text().contains("boom"),
+        "traceback leaked without --debug"
+    );
+    assert!(
+        server.log_text().contains("boom before headers"),
+        "traceback not logged"
+    );
+    let r = get(&server.addr, "/bad-header");
+    assert_eq!(r.status, 500, "a header with CR/LF must not be sent on");
+    assert!(r.header("injected").is_none());
+    // After the head: the connection is closed without a final chunk.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /fail-late HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(
+        conn.try_response("GET").is_none(),
+        "a failed stream must not look complete"
+    );
+    // A declared Content-Length the app does not meet: the connection is closed.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(conn.try_response("GET").is_none());
+    // The server still answers.
+    assert_eq!(get(&server.addr, "/lazy").status, 201);
+});
+
+per_model!(lazy_start_response_write_and_head, |model| {
+    let server = serve(model, &[]);
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /lazy HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.response("GET");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-lazy"), Some("yes"));
+    assert_eq!(r.text(), "lazy body");
+    conn.send(b"HEAD /lazy HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.response("HEAD");
+    assert_eq!(r.status, 201);
+    assert!(r.body.is_empty());
+    conn.send(b"GET /write HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").text(), "written returned");
+    conn.send(b"GET /lazy HTTP/1.0\r\n\r\n");
+    let r = conn.response("GET");
+    assert_eq!(r.text(), "lazy body");
+    assert!(conn.is_closed_by_server());
+});
+
+per_model!(file_wrapper_sends_files, |model| {
+    let server = serve(model, &[]);
+    let path = temp_path("file");
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let r = get(&server.addr, &format!("/file?path={}", path.display()));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("2000000"));
+    assert!(r.body == data);
+    let _ = std::fs::remove_file(&path);
+});
+
+per_model!(static_mounts_are_served_by_rust, |model| {
+    let site = common::Site::new(model);
+    let mount = format!("/assets={}", site.root.display());
+    let server = serve(model, &["--static", &mount]);
+    let r = get(&server.addr, "/assets/style.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/css"));
+    assert_eq!(get(&server.addr, "/lazy").status, 201);
+});
+
+#[test]
+fn an_app_that_cannot_load_stops_the_server_with_a_clear_message() {
+    for model in ["single", "prefork", "event"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+            .args([
+                "broken_import:application",
+                "--chdir",
+                &apps_dir().display().to_string(),
+                "-b",
+                "127.0.0.1:0",
+                "--model",
+                model,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{model}: {stderr}");
+        assert!(
+            stderr.contains("broken_import") && stderr.contains("this_module_does_not_exist"),
+            "{model}: {stderr}"
+        );
+    }
+}
