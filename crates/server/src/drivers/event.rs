@@ -58,11 +58,14 @@ impl Slots {
         let generation = self.generations;
         let (wakes, mio_waker) = (self.wakes.clone(), self.mio_waker.clone());
         let waker: Waker = Arc::new(move || {
-            wakes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((index, generation));
-            let _ = mio_waker.wake();
+            let mut queue = wakes.lock().unwrap_or_else(|e| e.into_inner());
+            // The loop takes the whole queue per wake-up: one wake per batch is enough.
+            let first = queue.is_empty();
+            queue.push((index, generation));
+            drop(queue);
+            if first {
+                let _ = mio_waker.wake();
+            }
         });
         self.conns[index] = Some(Conn {
             generation,

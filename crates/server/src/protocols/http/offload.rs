@@ -23,6 +23,12 @@ const BODY_QUEUE: usize = 4;
 
 /// A piece of the response, from the application thread.
 pub(super) enum Reply {
+    /// A whole in-memory response in one message (the common case: one hand-off, one wake).
+    Whole {
+        status: u16,
+        headers: HeaderList,
+        body: Vec<u8>,
+    },
     Head {
         status: u16,
         headers: HeaderList,
@@ -189,17 +195,18 @@ fn run(
         body: &mut body,
         conn: info,
     });
+    let (status, headers) = (response.status, response.headers);
     let len = response.body.len_hint();
-    if !send(Reply::Head {
-        status: response.status,
-        headers: response.headers,
-        len,
-    }) {
-        return;
-    }
     let delivered = match response.body {
-        Body::Empty => true,
-        Body::Bytes(bytes) => send(Reply::Bytes(bytes)),
+        Body::Empty => {
+            send(Reply::Whole { status, headers, body: Vec::new() });
+            return;
+        }
+        Body::Bytes(body) => {
+            send(Reply::Whole { status, headers, body });
+            return;
+        }
+        _ if !send(Reply::Head { status, headers, len }) => return,
         Body::File(region) => send(Reply::File(region)),
         Body::Stream { chunks, .. } => {
             for item in chunks {
