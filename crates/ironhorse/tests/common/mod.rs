@@ -127,6 +127,21 @@ impl Server {
         None
     }
 
+    /// Waits until the server's log contains `needle` (the log is read by another thread,
+    /// so a line written just before a response may trail it).
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

@@ -128,6 +128,8 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 return Err(e);
             }
         }
+        // Requests for the application threads leave together, after this batch.
+        let held = crate::offload_pool::hold();
         for event in events.iter() {
             let token = event.token().0;
             if event.token() == WAKE_TOKEN {
@@ -177,6 +179,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 }
             }
         }
+        drop(held);
         // Handler waits that are due.
         let now = Instant::now();
         while let Some(Reverse((at, index))) = timers.peek().copied() {

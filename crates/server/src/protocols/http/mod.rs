@@ -287,8 +287,13 @@ impl HttpSession {
                 return None;
             };
             match exchange.next_reply() {
-                Ok(Some(Reply::Whole { status, headers, body })) => {
-                    self.conn.write_head(status, &headers, Some(body.len() as u64), out.bytes());
+                Ok(Some(Reply::Whole {
+                    status,
+                    headers,
+                    body,
+                })) => {
+                    self.conn
+                        .write_head(status, &headers, Some(body.len() as u64), out.bytes());
                     self.conn.write_body(&body, out.bytes());
                     return match self.finish(out) {
                         Step::Read => None,

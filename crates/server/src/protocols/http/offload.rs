@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, Service};
 
-use crate::offload_pool::OffloadPool;
+use crate::offload_pool::{wake_when_idle, OffloadPool};
 use crate::session::Waker;
 
 /// Response pieces queued from the application thread before it waits for the client.
@@ -199,14 +199,29 @@ fn run(
     let len = response.body.len_hint();
     let delivered = match response.body {
         Body::Empty => {
-            send(Reply::Whole { status, headers, body: Vec::new() });
-            return;
+            let _ = replies.send(Reply::Whole {
+                status,
+                headers,
+                body: Vec::new(),
+            });
+            return wake_when_idle(waker);
         }
         Body::Bytes(body) => {
-            send(Reply::Whole { status, headers, body });
-            return;
+            let _ = replies.send(Reply::Whole {
+                status,
+                headers,
+                body,
+            });
+            return wake_when_idle(waker);
         }
-        _ if !send(Reply::Head { status, headers, len }) => return,
+        _ if !send(Reply::Head {
+            status,
+            headers,
+            len,
+        }) =>
+        {
+            return
+        }
         Body::File(region) => send(Reply::File(region)),
         Body::Stream { chunks, .. } => {
             for item in chunks {
