@@ -17,6 +17,7 @@ use crate::settings::{SettingError, Values};
 
 /// How the serving processes and threads are arranged, which the app must know about
 /// (`wsgi.multithread`, `wsgi.multiprocess`, whether it may be imported before forking).
+#[derive(Clone, Copy)]
 pub struct Shape {
     pub strategy: Processes,
     pub driver: Driver,

@@ -77,6 +77,17 @@ pub const SETTINGS: &[Setting] = &[
     setting("header-timeout", Kind::Seconds, Some("10"), "SECONDS", "How long a client may take to send a request head (slowloris defence)."),
     setting("body-timeout", Kind::Seconds, Some("30"), "SECONDS", "Longest wait for the next bytes of a request body."),
     setting("graceful-timeout", Kind::Seconds, Some("30"), "SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may take to finish."),
+    Setting { short: Some('t'), ..setting("timeout", Kind::Seconds, Some("30"), "SECONDS", "Workers silent this long (stuck in a request or a C call) are aborted and replaced; 0 disables.") },
+    setting("max-requests", Kind::Count, Some("0"), "N", "Recycle a worker after this many requests (0: never)."),
+    setting("max-requests-jitter", Kind::Count, Some("0"), "N", "Add a random 0..N to each worker's --max-requests, so they do not recycle together."),
+    setting("max-worker-memory", Kind::Bytes, None, "BYTES", "Recycle a worker whose resident memory passes this (suffixes K, M, G)."),
+    setting("pid", Kind::Text, None, "FILE", "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."),
+    Setting { short: Some('n'), ..setting("name", Kind::Text, Some("ironhorse"), "NAME", "Process name prefix shown by ps and top (NAME:master, NAME:worker).") },
+    Setting { short: Some('D'), ..setting("daemon", Kind::Flag, None, "", "Detach into the background.") },
+    setting("user", Kind::Text, None, "USER", "Switch to this user (name or id) after binding."),
+    setting("group", Kind::Text, None, "GROUP", "Switch to this group (name or id) after binding."),
+    setting("umask", Kind::Text, None, "OCTAL", "File mode creation mask, e.g. 022."),
+    Setting { short: Some('e'), ..setting("env", Kind::List, None, "KEY=VALUE", "Set an environment variable for the application; repeatable.") },
     setting("limit-request-line", Kind::Bytes, Some("8190"), "BYTES", "Longest request line (414 beyond)."),
     setting("limit-request-fields", Kind::Count, Some("100"), "N", "Most header fields in a request (431 beyond)."),
     Setting { aliases: &["limit-request-field_size"], ..setting("limit-request-field-size", Kind::Bytes, Some("8190"), "BYTES", "Longest header field (431 beyond).") },
@@ -162,12 +173,22 @@ impl Values {
             .transpose()
     }
 
+    /// A size in bytes; `K`, `M` and `G` suffixes multiply by 1024s.
     pub fn bytes(&self, name: &str) -> Result<Option<u64>, SettingError> {
         self.text(name)
             .map(|v| {
-                v.trim().parse::<u64>().map_err(|_| {
-                    SettingError(format!("--{name}: expected a number of bytes, got {v:?}"))
-                })
+                let t = v.trim();
+                let (digits, scale) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+                    Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+                    Some('M') => (&t[..t.len() - 1], 1 << 20),
+                    Some('G') => (&t[..t.len() - 1], 1 << 30),
+                    _ => (t, 1),
+                };
+                digits
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(scale))
+                    .ok_or_else(|| SettingError(format!("--{name}: expected a number of bytes (K, M, G suffixes allowed), got {v:?}")))
             })
             .transpose()
     }

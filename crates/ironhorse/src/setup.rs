@@ -1,11 +1,15 @@
 //! From settings to a bound, ready server: validation, binding, the application.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironhorse_server::drivers::Driver;
 use ironhorse_server::listener::{BindAddr, Listener};
 use ironhorse_server::model::Model;
-use ironhorse_server::process::{self, Processes, ServerPlan};
+use ironhorse_server::process::{
+    self, AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
+};
 
 use crate::app;
 use crate::settings::{SettingError, Values};
@@ -19,13 +23,7 @@ pub struct Server {
 
 impl Server {
     pub fn from_settings(values: &Values) -> Result<Server, SettingError> {
-        let model_name = values.text("model").unwrap_or_default();
-        let model = Model::named(&model_name).ok_or_else(|| {
-            SettingError(format!(
-                "--model: unknown model {model_name:?}; choose one of {}",
-                Model::names().join(", ")
-            ))
-        })?;
+        let model = model_named(&values.text("model").unwrap_or_default())?;
         let workers = values.count("workers")?.unwrap_or(1);
         if workers == 0 {
             return Err(SettingError("--workers: must be at least 1".into()));
@@ -53,12 +51,18 @@ impl Server {
             .seconds("graceful-timeout")?
             .unwrap_or(Duration::from_secs(30));
         let listeners = bind_all(values)?;
+        apply_process_settings(values)?;
+        if values.flag("daemon") {
+            // After binding, so a port in use is still reported to the terminal.
+            ironhorse_sys::daemonize().map_err(|e| SettingError(format!("--daemon: {e}")))?;
+        }
         let shape = app::Shape {
             strategy,
             driver: model.driver,
             threads,
         };
         let app = app::build(values, &shape)?;
+        let supervision = supervision(values, &app, shape)?;
         Ok(Server {
             model,
             strategy,
@@ -74,6 +78,7 @@ impl Server {
                 },
                 max_connections,
                 graceful_timeout,
+                supervision,
             },
         })
     }
@@ -102,7 +107,91 @@ impl Server {
     }
 }
 
+/// A model by its name, or by gunicorn's worker class (`-k sync`, `-k gthread`).
+fn model_named(name: &str) -> Result<&'static Model, SettingError> {
+    let ours = match name {
+        "sync" => "prefork",
+        "gthread" => "hybrid",
+        other => other,
+    };
+    Model::named(ours).ok_or_else(|| {
+        SettingError(format!(
+            "--model: unknown model {name:?}; choose one of {} (or gunicorn's sync, gthread)",
+            Model::names().join(", ")
+        ))
+    })
+}
+
+/// Process-wide settings applied once the sockets are bound: environment, umask, user.
+/// (`--daemon` is applied before anything else, in `main`.)
+fn apply_process_settings(values: &Values) -> Result<(), SettingError> {
+    for pair in values.list("env") {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| SettingError(format!("--env: expected KEY=VALUE, got {pair:?}")))?;
+        if key.is_empty() {
+            return Err(SettingError(format!("--env: empty name in {pair:?}")));
+        }
+        // Single-threaded here: no thread reads the environment concurrently.
+        std::env::set_var(key, value);
+    }
+    if let Some(mask) = values.text("umask") {
+        let mask = u32::from_str_radix(mask.trim_start_matches("0o"), 8).map_err(|_| {
+            SettingError(format!(
+                "--umask: expected an octal mask like 022, got {mask:?}"
+            ))
+        })?;
+        ironhorse_sys::set_umask(mask);
+    }
+    let (user, group) = (values.text("user"), values.text("group"));
+    if user.is_some() || group.is_some() {
+        ironhorse_sys::drop_privileges(user.as_deref(), group.as_deref())
+            .map_err(|e| SettingError(format!("--user/--group: {e}")))?;
+    }
+    Ok(())
+}
+
+/// How a master watches its workers, and how it reloads the configuration on `SIGHUP`.
+fn supervision(
+    values: &Values,
+    app: &AppSource,
+    shape: app::Shape,
+) -> Result<Supervision, SettingError> {
+    let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
+    let reload: ReloadFn = Arc::new(move || {
+        let matches = crate::settings::command()
+            .try_get_matches_from(std::env::args())
+            .map_err(|e| e.to_string())?;
+        let values = Values(matches);
+        let workers = values
+            .count("workers")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(1);
+        // A preloaded app stays: it lives in the master (gunicorn does the same).
+        let app = match &preloaded {
+            Some(app) => app.clone(),
+            None => app::build(&values, &shape).map_err(|e| e.to_string())?,
+        };
+        Ok(Reloaded { app, workers })
+    });
+    Ok(Supervision {
+        timeout: values
+            .seconds("timeout")?
+            .unwrap_or(Duration::from_secs(30)),
+        max_requests: values.count("max-requests")?.unwrap_or(0) as u64,
+        max_requests_jitter: values.count("max-requests-jitter")?.unwrap_or(0) as u64,
+        max_worker_memory: values.bytes("max-worker-memory")?,
+        pidfile: values.text("pid").map(PathBuf::from),
+        reload: Some(reload),
+        reopen_logs: None,
+        name: values.text("name").unwrap_or_else(|| "ironhorse".into()),
+    })
+}
+
 fn bind_all(values: &Values) -> Result<Vec<Listener>, SettingError> {
+    if let Some(inherited) = inherited_listeners()? {
+        return Ok(inherited);
+    }
     let backlog = values
         .count("backlog")?
         .unwrap_or(2048)
@@ -117,4 +206,31 @@ fn bind_all(values: &Values) -> Result<Vec<Listener>, SettingError> {
                 .map_err(|e| SettingError(format!("--bind: cannot listen on {addr}: {e}")))
         })
         .collect()
+}
+
+/// Sockets handed over by systemd socket activation or by a master upgrading itself
+/// (`LISTEN_FDS` descriptors from 3, meant for this pid). They replace `--bind`.
+fn inherited_listeners() -> Result<Option<Vec<Listener>>, SettingError> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    // Children (workers, a later upgrade) must not take these variables for theirs.
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    if !for_us || count <= 0 {
+        return Ok(None);
+    }
+    (3..3 + count)
+        .map(|fd| {
+            Listener::bind(&BindAddr::Fd(fd), 0, false)
+                .map_err(|e| SettingError(format!("LISTEN_FDS: descriptor {fd}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

@@ -61,3 +61,157 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
 pub fn fd_number(fd: &impl AsFd) -> i32 {
     fd.as_fd().as_raw_fd()
 }
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    Ok(nix::unistd::pipe2(
+        nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+    )?)
+}
+
+/// Writes what the descriptor takes without blocking (a full pipe drops the bytes).
+pub fn write_nonblocking(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, bytes)?)
+}
+
+/// Reads what is there without blocking; `Ok(0)` at EOF, `WouldBlock` when empty.
+pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(nix::unistd::read(fd.as_raw_fd(), buf)?)
+}
+
+/// Lets `fd` survive `exec` (for handing listening sockets to a new binary).
+pub fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))?;
+    Ok(())
+}
+
+/// Replaces this process with `program`, with exactly the environment `env`. Returns only
+/// on failure.
+pub fn exec(program: &std::path::Path, args: &[String], env: &[(String, String)]) -> io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |s: &[u8]| {
+        CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
+    };
+    let built = (|| -> io::Result<(CString, Vec<CString>, Vec<CString>)> {
+        let path = to_c(program.as_os_str().as_bytes())?;
+        let argv = args
+            .iter()
+            .map(|a| to_c(a.as_bytes()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| to_c(format!("{k}={v}").as_bytes()))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((path, argv, envp))
+    })();
+    match built {
+        Ok((path, argv, envp)) => match nix::unistd::execve(&path, &argv, &envp) {
+            Ok(never) => match never {},
+            Err(e) => e.into(),
+        },
+        Err(e) => e,
+    }
+}
+
+/// Whether process `pid` exists.
+pub fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Places `fds` at descriptors 3, 4, … (the `LISTEN_FDS` convention of systemd), inheritable
+/// across `exec`. For a freshly forked child about to exec.
+pub fn pass_fds_for_exec(fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    // First move every one out of the way, so placing one cannot clobber another.
+    let high: Vec<i32> = fds
+        .iter()
+        .map(|fd| fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(1000)))
+        .collect::<Result<_, _>>()?;
+    for (i, fd) in high.iter().enumerate() {
+        let target = 3 + i as i32;
+        nix::unistd::dup2(*fd, target)?;
+        clear_cloexec(borrow_raw_fd(target))?;
+    }
+    Ok(())
+}
+
+fn borrow_raw_fd(fd: i32) -> BorrowedFd<'static> {
+    // SAFETY: only used right after `dup2` made `fd` a valid descriptor, for one fcntl call in
+    // a child that exec()s next; nothing closes it in between.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Sets this thread's name as `ps -o comm`, `top` and `/proc/PID/comm` show it
+/// (at most 15 bytes are kept).
+pub fn set_process_name(name: &str) {
+    let truncated: String = name.chars().take(15).collect();
+    if let Ok(c) = std::ffi::CString::new(truncated) {
+        let _ = nix::sys::prctl::set_name(&c);
+    }
+}
+
+/// Detaches into the background the classic way (fork, setsid, fork), with standard
+/// streams on /dev/null. Returns in the daemon; the original process exits.
+pub fn daemonize() -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    for step in 0..2 {
+        match process::fork()? {
+            process::Forked::Parent(_) => process::exit_now(0),
+            process::Forked::Child => {}
+        }
+        if step == 0 {
+            nix::unistd::setsid()?;
+        }
+    }
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into_raw_fd();
+    for target in 0..3 {
+        nix::unistd::dup2(null, target)?;
+    }
+    Ok(())
+}
+
+/// Switches to `group` then `user` (names or numeric ids), after binding privileged ports.
+pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Group, Uid, User};
+    let not_found = |what: &str, name: &str| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no such {what}: {name}"))
+    };
+    if let Some(group) = group {
+        let gid = match group.parse::<u32>() {
+            Ok(id) => Gid::from_raw(id),
+            Err(_) => {
+                Group::from_name(group)?
+                    .ok_or_else(|| not_found("group", group))?
+                    .gid
+            }
+        };
+        setgroups(&[gid])?;
+        setgid(gid)?;
+    }
+    if let Some(user) = user {
+        let uid = match user.parse::<u32>() {
+            Ok(id) => Uid::from_raw(id),
+            Err(_) => {
+                User::from_name(user)?
+                    .ok_or_else(|| not_found("user", user))?
+                    .uid
+            }
+        };
+        setuid(uid)?;
+    }
+    Ok(())
+}
+
+/// Sets the file-creation mask; returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as nix::libc::mode_t,
+    ))
+    .bits() as u32
+}

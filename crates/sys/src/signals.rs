@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 pub use libc::{
     SIGABRT, SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
@@ -16,6 +16,32 @@ pub use libc::{
 static PIPE_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The last stop signal received (0: none): read by workers between waits.
 static STOP_SIGNAL: AtomicU32 = AtomicU32::new(0);
+/// Other signals received and not yet taken, one bit per signal number.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn record_pending(signal: libc::c_int) {
+    if (0..64).contains(&signal) {
+        PENDING.fetch_or(1 << signal, Ordering::SeqCst);
+    }
+}
+
+/// Makes `signals` only be recorded, to be taken with [`take_pending`] (e.g. `SIGUSR1` in a
+/// worker: reopen the logs at the next check).
+pub fn install_pending(signals: &[i32]) -> io::Result<()> {
+    for &signal in signals {
+        set_handler(
+            signal,
+            record_pending as *const () as usize as libc::sighandler_t,
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether `signal` arrived since the last call (clears it).
+pub fn take_pending(signal: i32) -> bool {
+    (0..64).contains(&signal)
+        && PENDING.fetch_and(!(1 << signal), Ordering::SeqCst) & (1 << signal) != 0
+}
 
 extern "C" fn record_in_pipe(signal: libc::c_int) {
     let fd = PIPE_WRITE_FD.load(Ordering::Relaxed);

@@ -21,7 +21,7 @@ mod start_response;
 
 use std::path::PathBuf;
 
-use ironhorse_app::{BodyReader, ConnInfo, Request, Response, Service};
+use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, Service};
 use pyo3::prelude::*;
 
 pub use environ::{RequestParts, RequestView};
@@ -107,12 +107,13 @@ impl WsgiApp {
     ) -> Response {
         let slot = BodySlot::new();
         let slot_for_input = slot.clone();
-        slot.lend(body, || {
+        let response = slot.lend(body, || {
             interpreter::attach(|py| {
                 self.run(py, req, conn, slot_for_input)
                     .unwrap_or_else(|err| self.internal_error(py, &err))
             })
-        })
+        });
+        unknown_length_for_empty_head(req.method(), response)
     }
 
     fn run<R: RequestView + ?Sized>(
@@ -139,6 +140,22 @@ impl WsgiApp {
             "Internal Server Error".to_string()
         };
         Response::text(500, body)
+    }
+}
+
+/// Frameworks answer `HEAD` with an empty body; unless the app declared a length, the length
+/// a `GET` would have is unknown, and announcing `Content-Length: 0` would be false
+/// (RFC 9110 §9.3.2). An empty stream of unknown length makes the engine send no length.
+fn unknown_length_for_empty_head(method: &str, response: Response) -> Response {
+    match response.body {
+        Body::Empty if method == "HEAD" => Response {
+            body: Body::Stream {
+                chunks: Box::new(std::iter::empty()),
+                length: None,
+            },
+            ..response
+        },
+        _ => response,
     }
 }
 

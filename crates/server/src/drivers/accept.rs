@@ -22,6 +22,7 @@ pub fn accept_loop_ticking(
 ) -> io::Result<()> {
     let timeout_ms = STOP_CHECK.as_millis() as i32;
     while !stopping() {
+        crate::process::beat();
         tick();
         let fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
         let ready = ironhorse_sys::wait_readable(&fds, timeout_ms)?;

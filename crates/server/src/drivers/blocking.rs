@@ -55,6 +55,7 @@ pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
 /// Waits for input until it comes, the deadline passes, or the server stops while idle.
 fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<()> {
     loop {
+        crate::process::beat();
         if stopping() && session.is_idle() {
             return Err(io::ErrorKind::Interrupted.into());
         }

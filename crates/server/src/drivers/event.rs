@@ -118,6 +118,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut stop_deadline: Option<Instant> = None;
 
     loop {
+        crate::process::beat();
         let now = Instant::now();
         let mut timeout = STOP_CHECK.saturating_sub(now - last_sweep);
         if let Some(Reverse((at, _))) = timers.peek() {

@@ -107,6 +107,7 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
         )));
     }
     while !stopping() {
+        crate::process::beat();
         tokio::time::sleep(STOP_CHECK).await;
     }
     for acceptor in &acceptors {

@@ -15,6 +15,19 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         log(format_args!("cannot install signal handlers: {e}"));
         return 1;
     }
+    let pidfile = match plan
+        .supervision
+        .pidfile
+        .as_deref()
+        .map(super::pidfile::PidFile::claim)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("--pid: {e}"));
+            return 1;
+        }
+    };
     on_ready();
     let protocol = match plan.app.build() {
         Ok(p) => p,
@@ -68,6 +81,9 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     }
     for &pid in &children {
         process::kill(pid, signals::SIGKILL);
+    }
+    if let Some(pidfile) = pidfile {
+        pidfile.release();
     }
     0
 }

@@ -3,12 +3,17 @@
 //! Listeners are bound by the caller before any strategy runs, so every process shares the
 //! same sockets and a port in use is reported once, up front.
 
+mod arbiter;
 mod fork;
-mod prefork;
+mod lifecycle;
+mod pidfile;
 mod single;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use lifecycle::{beat, request_done};
 
 use crate::drivers::Driver;
 use crate::listener::Listener;
@@ -53,6 +58,64 @@ impl AppSource {
     }
 }
 
+/// Re-reads the configuration (on `SIGHUP`).
+pub type ReloadFn = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
+
+/// What a configuration reload yields.
+pub struct Reloaded {
+    pub app: AppSource,
+    pub workers: usize,
+}
+
+/// How a master watches over its workers.
+#[derive(Clone)]
+pub struct Supervision {
+    /// A worker silent this long is aborted and replaced (`--timeout`; zero: never).
+    pub timeout: Duration,
+    /// A worker retires after this many requests (`--max-requests`; zero: never) …
+    pub max_requests: u64,
+    /// … plus a random 0..=jitter, so workers do not all retire at once.
+    pub max_requests_jitter: u64,
+    /// A worker whose resident memory passes this many bytes is recycled.
+    pub max_worker_memory: Option<u64>,
+    /// `--pid`.
+    pub pidfile: Option<PathBuf>,
+    /// Re-reads the configuration on `SIGHUP`.
+    pub reload: Option<ReloadFn>,
+    /// Reopens log files on `SIGUSR1` (in the master and in each worker).
+    pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Process name prefix (`-n`): `NAME:master`, `NAME:worker`.
+    pub name: String,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            timeout: Duration::from_secs(30),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            max_worker_memory: None,
+            pidfile: None,
+            reload: None,
+            reopen_logs: None,
+            name: "ironhorse".into(),
+        }
+    }
+}
+
+impl Supervision {
+    /// The request budget of the next worker, jitter applied.
+    fn max_requests_for_next_worker(&self) -> u64 {
+        if self.max_requests == 0 {
+            return 0;
+        }
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+        self.max_requests + noise % (self.max_requests_jitter + 1)
+    }
+}
+
 /// Everything a strategy needs.
 pub struct ServerPlan {
     pub listeners: Vec<Listener>,
@@ -62,6 +125,7 @@ pub struct ServerPlan {
     pub threads: usize,
     pub max_connections: usize,
     pub graceful_timeout: Duration,
+    pub supervision: Supervision,
 }
 
 /// Exit code of a worker that could not load the application: the master stops instead of
@@ -76,7 +140,7 @@ pub fn run(strategy: Processes, plan: ServerPlan, on_ready: impl FnOnce()) -> i3
     match strategy {
         Processes::Single => single::run(plan, on_ready),
         Processes::ForkPerConnection => fork::run(plan, on_ready),
-        Processes::Prefork => prefork::run(plan, on_ready),
+        Processes::Prefork => arbiter::run(plan, on_ready),
     }
 }
 

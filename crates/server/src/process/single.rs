@@ -8,6 +8,19 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         log(format_args!("cannot install signal handlers: {e}"));
         return 1;
     }
+    let pidfile = match plan
+        .supervision
+        .pidfile
+        .as_deref()
+        .map(super::pidfile::PidFile::claim)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("--pid: {e}"));
+            return 1;
+        }
+    };
     on_ready();
     let protocol = match plan.app.build() {
         Ok(p) => p,
@@ -16,7 +29,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     };
-    spawn_stop_watchdog(plan.graceful_timeout);
+    spawn_stop_watchdog(plan.graceful_timeout, plan.supervision.reopen_logs.clone());
     let config = DriverConfig {
         listeners: plan.listeners,
         protocol,
@@ -24,23 +37,44 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
     };
-    match plan.driver.run(config) {
+    let code = match plan.driver.run(config) {
         Ok(()) => 0,
         Err(e) => {
             log(format_args!("serving failed: {e}"));
             1
         }
+    };
+    if let Some(pidfile) = pidfile {
+        pidfile.release();
     }
+    code
 }
 
-/// Bounds a graceful stop: once a stop is requested, the process exits after the graceful
-/// timeout even if some request is stuck.
-pub(crate) fn spawn_stop_watchdog(graceful: std::time::Duration) {
+/// A serving process's housekeeping thread: reopens logs on `SIGUSR1`, exits at once on a
+/// quick stop (`SIGQUIT`), and bounds a graceful stop: once one is requested, the process
+/// exits after the graceful timeout even if some request is stuck.
+pub(crate) fn spawn_stop_watchdog(
+    graceful: std::time::Duration,
+    reopen_logs: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+) {
+    use ironhorse_sys::signals;
+    let _ = signals::install_pending(&[signals::SIGUSR1]);
     let _ = std::thread::Builder::new()
         .name("ih-watchdog".into())
         .spawn(move || {
-            while ironhorse_sys::signals::stop_requested().is_none() {
+            let stop = loop {
+                if signals::take_pending(signals::SIGUSR1) {
+                    if let Some(reopen) = &reopen_logs {
+                        reopen();
+                    }
+                }
+                if let Some(signal) = signals::stop_requested() {
+                    break signal;
+                }
                 std::thread::sleep(crate::drivers::STOP_CHECK);
+            };
+            if stop == signals::SIGQUIT {
+                ironhorse_sys::process::exit_now(0);
             }
             std::thread::sleep(graceful);
             log(format_args!(

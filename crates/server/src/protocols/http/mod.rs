@@ -201,6 +201,7 @@ impl HttpSession {
     }
 
     fn finish(&mut self, out: &mut Output) -> Step {
+        crate::process::request_done();
         self.busy = Busy::Idle;
         self.last_progress = Instant::now();
         match self.conn.finish(out.bytes()) {

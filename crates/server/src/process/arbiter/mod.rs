@@ -1,0 +1,313 @@
+//! The master of a multi-process server, the gunicorn way: signal handlers only queue
+//! signals; one loop dispatches each to a small handler, reads worker heartbeats, reaps and
+//! replaces dead workers, aborts silent ones, and stops gracefully.
+//!
+//! | signal | effect |
+//! |---|---|
+//! | `TERM` | graceful stop: workers finish in-flight requests (`--graceful-timeout`), exit 0 |
+//! | `INT`, `QUIT` | quick stop |
+//! | `HUP` | reload the configuration, then replace workers one by one (rolling) |
+//! | `TTIN` / `TTOU` | one worker more / less (never below 1) |
+//! | `USR1` | reopen log files, in the master and every worker |
+//! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade) |
+//! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
+
+mod upgrade;
+mod workers;
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
+use ironhorse_sys::process::ExitStatus;
+use ironhorse_sys::signals::{self, SignalPipe};
+
+use self::workers::{Workers, WORKER_QUICK_STOP};
+use super::pidfile::PidFile;
+
+/// Signals the master handles.
+const MASTER_SIGNALS: &[i32] = &[
+    signals::SIGTERM,
+    signals::SIGINT,
+    signals::SIGQUIT,
+    signals::SIGCHLD,
+    signals::SIGHUP,
+    signals::SIGTTIN,
+    signals::SIGTTOU,
+    signals::SIGUSR1,
+    signals::SIGUSR2,
+    signals::SIGWINCH,
+];
+/// More worker deaths than this within [`CRASH_WINDOW`] is a crash loop: respawning pauses.
+const CRASH_LIMIT: usize = 10;
+const CRASH_WINDOW: Duration = Duration::from_secs(10);
+/// How long quick-stopped workers get before they are killed.
+const QUICK_STOP_GRACE: Duration = Duration::from_secs(1);
+
+struct Master {
+    plan: ServerPlan,
+    workers: Workers,
+    /// How many workers should run.
+    target: usize,
+    recent_deaths: VecDeque<Instant>,
+    pidfile: Option<PidFile>,
+    /// Set when the master decided to stop: (exit code, graceful).
+    exit: Option<(i32, bool)>,
+}
+
+pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
+    let pipe = match SignalPipe::install(MASTER_SIGNALS)
+        .and_then(|p| signals::ignore_sigpipe().map(|()| p))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("cannot install signal handlers: {e}"));
+            return 1;
+        }
+    };
+    let pidfile = match plan
+        .supervision
+        .pidfile
+        .as_deref()
+        .map(PidFile::claim)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("--pid: {e}"));
+            return 1;
+        }
+    };
+    ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
+    on_ready();
+    let target = plan.workers.max(1);
+    let mut master = Master {
+        plan,
+        workers: Workers::default(),
+        target,
+        recent_deaths: VecDeque::new(),
+        pidfile,
+        exit: None,
+    };
+    while master.exit.is_none() {
+        master.reap();
+        if master.exit.is_some() {
+            break;
+        }
+        master.scale();
+        master.wait(&pipe);
+        for signal in pipe.drain() {
+            master.handle(signal);
+        }
+        master.workers.read_beats();
+        master.supervise();
+        if let Some(pidfile) = &mut master.pidfile {
+            pidfile.take_over_when_predecessor_exits();
+        }
+    }
+    master.stop()
+}
+
+impl Master {
+    /// Sleeps until a signal or a heartbeat arrives, or a second passes.
+    fn wait(&self, pipe: &SignalPipe) {
+        let mut fds = vec![pipe.as_fd()];
+        fds.extend(self.workers.beat_fds());
+        let _ = ironhorse_sys::wait_readable(&fds, 1000);
+    }
+
+    fn handle(&mut self, signal: i32) {
+        match signal {
+            signals::SIGTERM => self.stop_with(0, true),
+            signals::SIGINT | signals::SIGQUIT => self.stop_with(0, false),
+            signals::SIGHUP => self.reload(),
+            signals::SIGTTIN => {
+                self.target += 1;
+                log(format_args!("SIGTTIN: workers {}", self.target));
+            }
+            signals::SIGTTOU => {
+                self.target = self.target.saturating_sub(1).max(1);
+                log(format_args!("SIGTTOU: workers {}", self.target));
+            }
+            signals::SIGUSR1 => {
+                log(format_args!("SIGUSR1: reopening log files"));
+                if let Some(reopen) = &self.plan.supervision.reopen_logs {
+                    reopen();
+                }
+                self.workers.signal_all(signals::SIGUSR1);
+            }
+            signals::SIGUSR2 => upgrade::reexec(&self.plan.listeners),
+            signals::SIGWINCH => {
+                log(format_args!(
+                    "SIGWINCH: stopping all workers; the master stays"
+                ));
+                self.target = 0;
+            }
+            _ => {} // SIGCHLD: reaping happens every turn.
+        }
+    }
+
+    fn stop_with(&mut self, code: i32, graceful: bool) {
+        log(format_args!(
+            "{} stop requested",
+            if graceful { "graceful" } else { "quick" }
+        ));
+        self.exit = Some((code, graceful));
+    }
+
+    /// `HUP`: re-read the configuration, then roll new workers in.
+    fn reload(&mut self) {
+        match self.plan.supervision.reload.as_ref().map(|reload| reload()) {
+            Some(Ok(reloaded)) => {
+                self.plan.app = reloaded.app;
+                self.target = reloaded.workers.max(1);
+                log(format_args!(
+                    "SIGHUP: configuration reloaded; replacing {} workers",
+                    self.workers.len()
+                ));
+            }
+            Some(Err(e)) => {
+                log(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
+                self.target = self.target.max(1);
+            }
+            None => {
+                log(format_args!("SIGHUP: restarting workers"));
+                self.target = self.target.max(1);
+            }
+        }
+        self.workers.start_generation();
+    }
+
+    /// Starts or retires workers to meet the target. During a rolling restart, at most one
+    /// extra worker runs: a new one starts, and once it is ready an old one retires.
+    fn scale(&mut self) {
+        if self.crash_looping() {
+            return;
+        }
+        if self.workers.old_generation_left() {
+            if self.workers.ready_new() > 0 || self.target == 0 {
+                self.workers.retire_one_old();
+            }
+            if self.workers.current_len() < self.target && !self.workers.starting_new() {
+                self.workers.spawn(&self.plan);
+            }
+            return;
+        }
+        while self.workers.current_len() < self.target {
+            if !self.workers.spawn(&self.plan) {
+                self.recent_deaths.push_back(Instant::now());
+                break;
+            }
+        }
+        while self.workers.current_len() > self.target {
+            self.workers.retire_newest();
+        }
+    }
+
+    fn crash_looping(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .recent_deaths
+            .front()
+            .is_some_and(|t| now - *t > CRASH_WINDOW)
+        {
+            self.recent_deaths.pop_front();
+        }
+        if self.recent_deaths.len() > CRASH_LIMIT {
+            log(format_args!(
+                "workers keep dying ({} in {:?}): crash loop; pausing respawns",
+                self.recent_deaths.len(),
+                CRASH_WINDOW
+            ));
+            return true;
+        }
+        false
+    }
+
+    /// Heartbeat timeouts and memory limits.
+    fn supervise(&mut self) {
+        let timeout = self.plan.supervision.timeout;
+        if !timeout.is_zero() {
+            self.workers.abort_silent(timeout);
+        }
+        if let Some(limit) = self.plan.supervision.max_worker_memory {
+            self.workers.retire_over_memory(limit);
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Some((pid, status)) = ironhorse_sys::process::reap_one() {
+            let Some(worker) = self.workers.remove(pid) else {
+                continue;
+            };
+            match status {
+                ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
+                    log(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
+                    self.exit = Some((EXIT_APP_LOAD_ERROR, false));
+                }
+                ExitStatus::Code(EXIT_BOOT_ERROR) => {
+                    log(format_args!(
+                        "worker {pid} failed to boot; stopping (exit {EXIT_BOOT_ERROR})"
+                    ));
+                    self.exit = Some((EXIT_BOOT_ERROR, false));
+                }
+                ExitStatus::Code(0) if worker.retiring || worker.max_requests_reached() => {}
+                ExitStatus::Code(0) => log(format_args!("worker {pid} exited")),
+                ExitStatus::Signal(9) if worker.killed_for.is_some() => {
+                    log(format_args!(
+                        "worker {pid} killed ({})",
+                        worker.killed_for.unwrap_or("")
+                    ));
+                }
+                other => {
+                    let hint = if other == ExitStatus::Signal(9) {
+                        " — killed by the kernel's OOM killer or an operator?"
+                    } else {
+                        ""
+                    };
+                    log(format_args!(
+                        "worker {pid} died ({other}){hint}; replacing it"
+                    ));
+                    self.recent_deaths.push_back(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Stops every worker: gracefully (bounded by the graceful timeout), or quickly.
+    fn stop(mut self) -> i32 {
+        let (code, graceful) = self.exit.unwrap_or((0, true));
+        let (signal, grace) = if graceful {
+            (
+                signals::SIGTERM,
+                self.plan.graceful_timeout + Duration::from_millis(500),
+            )
+        } else {
+            (WORKER_QUICK_STOP, QUICK_STOP_GRACE)
+        };
+        self.workers.signal_all(signal);
+        let deadline = Instant::now() + grace;
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            while let Some((pid, _)) = ironhorse_sys::process::reap_one() {
+                self.workers.remove(pid);
+            }
+        }
+        if !self.workers.is_empty() {
+            log(format_args!(
+                "killing {} workers still running after {:?}",
+                self.workers.len(),
+                grace
+            ));
+            self.workers.signal_all(signals::SIGKILL);
+        }
+        for listener in &self.plan.listeners {
+            listener.unlink();
+        }
+        if let Some(pidfile) = self.pidfile.take() {
+            pidfile.release();
+        }
+        code
+    }
+}

@@ -1,0 +1,299 @@
+//! The master's table of workers: starting them (and the worker's whole life, in the
+//! child), their heartbeats, retiring and aborting them.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::super::{lifecycle, log, ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
+use crate::drivers::DriverConfig;
+use ironhorse_sys::process::{self, Forked, Pid};
+use ironhorse_sys::signals;
+
+/// The signal a master sends for a quick stop; workers exit at once on it.
+pub(super) const WORKER_QUICK_STOP: i32 = signals::SIGQUIT;
+/// A worker silent past `--timeout` gets `SIGABRT`, and this long later `SIGKILL`.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// One worker, as the master sees it.
+pub(super) struct Worker {
+    started: Instant,
+    generation: u64,
+    beats: OwnedFd,
+    last_beat: Instant,
+    /// Whether it has beaten since it started (its application is loaded).
+    pub ready: bool,
+    /// Asked to stop gracefully (scaled down, rolled over, recycled).
+    pub retiring: bool,
+    /// Why the master killed it, and when.
+    pub killed_for: Option<&'static str>,
+    killed_at: Option<Instant>,
+    max_requests: u64,
+}
+
+impl Worker {
+    /// A clean exit after `--max-requests` is routine.
+    pub fn max_requests_reached(&self) -> bool {
+        self.max_requests > 0
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Workers {
+    table: HashMap<Pid, Worker>,
+    generation: u64,
+}
+
+impl Workers {
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn remove(&mut self, pid: Pid) -> Option<Worker> {
+        self.table.remove(&pid)
+    }
+
+    fn live(&self) -> impl Iterator<Item = (&Pid, &Worker)> {
+        self.table
+            .iter()
+            .filter(|(_, w)| !w.retiring && w.killed_for.is_none())
+    }
+
+    /// Workers of the current generation that are not on their way out.
+    pub fn current_len(&self) -> usize {
+        self.live()
+            .filter(|(_, w)| w.generation == self.generation)
+            .count()
+    }
+
+    /// Begins a new generation (HUP): every running worker becomes "old".
+    pub fn start_generation(&mut self) {
+        self.generation += 1;
+    }
+
+    pub fn old_generation_left(&self) -> bool {
+        self.live().any(|(_, w)| w.generation < self.generation)
+    }
+
+    pub fn ready_new(&self) -> usize {
+        self.live()
+            .filter(|(_, w)| w.generation == self.generation && w.ready)
+            .count()
+    }
+
+    pub fn starting_new(&self) -> bool {
+        self.live()
+            .any(|(_, w)| w.generation == self.generation && !w.ready)
+    }
+
+    /// Gracefully retires the oldest worker of an old generation.
+    pub fn retire_one_old(&mut self) {
+        let oldest = self
+            .live()
+            .filter(|(_, w)| w.generation < self.generation)
+            .min_by_key(|(_, w)| w.started)
+            .map(|(p, _)| *p);
+        if let Some(pid) = oldest {
+            self.retire(pid);
+        }
+    }
+
+    pub fn retire_newest(&mut self) {
+        let newest = self.live().max_by_key(|(_, w)| w.started).map(|(p, _)| *p);
+        if let Some(pid) = newest {
+            self.retire(pid);
+        }
+    }
+
+    fn retire(&mut self, pid: Pid) {
+        if let Some(worker) = self.table.get_mut(&pid) {
+            worker.retiring = true;
+            process::kill(pid, signals::SIGTERM);
+        }
+    }
+
+    pub fn signal_all(&self, signal: i32) {
+        for pid in self.table.keys() {
+            process::kill(*pid, signal);
+        }
+    }
+
+    pub fn beat_fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.table.values().map(|w| w.beats.as_fd())
+    }
+
+    /// Records the heartbeats that arrived.
+    pub fn read_beats(&mut self) {
+        let mut buf = [0u8; 64];
+        let now = Instant::now();
+        for worker in self.table.values_mut() {
+            while let Ok(n) = ironhorse_sys::read_nonblocking(worker.beats.as_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                worker.last_beat = now;
+                worker.ready = true;
+            }
+        }
+    }
+
+    /// Aborts workers that stopped beating (stuck in a request or a C call), and kills those
+    /// that ignore the abort.
+    pub fn abort_silent(&mut self, timeout: Duration) {
+        let now = Instant::now();
+        for (pid, worker) in &mut self.table {
+            match worker.killed_at {
+                Some(at) if now - at > ABORT_GRACE => process::kill(*pid, signals::SIGKILL),
+                Some(_) => {}
+                None if now - worker.last_beat > timeout => {
+                    log(format_args!(
+                        "worker {pid} silent for {:?} (--timeout {:?}): aborting it",
+                        now - worker.last_beat,
+                        timeout
+                    ));
+                    worker.killed_for = Some("heartbeat timeout");
+                    worker.killed_at = Some(now);
+                    process::kill(*pid, signals::SIGABRT);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Gracefully recycles workers whose resident memory passed `limit` bytes.
+    pub fn retire_over_memory(&mut self, limit: u64) {
+        let over: Vec<(Pid, u64)> = self
+            .live()
+            .filter_map(|(pid, _)| {
+                resident_bytes(*pid)
+                    .filter(|rss| *rss > limit)
+                    .map(|rss| (*pid, rss))
+            })
+            .collect();
+        for (pid, rss) in over {
+            log(format_args!(
+                "worker {pid} uses {} MiB (--max-worker-memory {} MiB): recycling it",
+                rss >> 20,
+                limit >> 20
+            ));
+            self.retire(pid);
+        }
+    }
+
+    /// Forks a worker. Returns `false` if the fork failed.
+    pub fn spawn(&mut self, plan: &ServerPlan) -> bool {
+        let (beats_read, beats_write) = match ironhorse_sys::pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                log(format_args!("cannot create a heartbeat pipe: {e}"));
+                return false;
+            }
+        };
+        let max_requests = plan.supervision.max_requests_for_next_worker();
+        let preloaded = plan.app.preloaded();
+        if let Some(protocol) = preloaded {
+            protocol.before_fork();
+        }
+        let forked = process::fork();
+        if let Ok(Forked::Child) = forked {
+            if let Some(protocol) = preloaded {
+                protocol.after_fork_child();
+            }
+            drop(beats_read);
+            process::exit_now(run_worker(plan, beats_write, max_requests));
+        }
+        if let Some(protocol) = preloaded {
+            protocol.after_fork_parent();
+        }
+        match forked {
+            Ok(Forked::Parent(pid)) => {
+                let now = Instant::now();
+                let worker = Worker {
+                    started: now,
+                    generation: self.generation,
+                    beats: beats_read,
+                    last_beat: now,
+                    ready: false,
+                    retiring: false,
+                    killed_for: None,
+                    killed_at: None,
+                    max_requests,
+                };
+                self.table.insert(pid, worker);
+                true
+            }
+            Ok(Forked::Child) => unreachable!("the child never gets here"),
+            Err(e) => {
+                log(format_args!("fork failed: {e}"));
+                false
+            }
+        }
+    }
+}
+
+/// A process's resident set size, from `/proc`.
+fn resident_bytes(pid: Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The worker's whole life, in the child. Returns its exit code.
+fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
+    // A stop requested before this point (even before the fork) stands.
+    let reset = [
+        signals::SIGCHLD,
+        signals::SIGHUP,
+        signals::SIGTTIN,
+        signals::SIGTTOU,
+        signals::SIGUSR2,
+        signals::SIGWINCH,
+    ];
+    if signals::reset(&reset)
+        .and_then(|()| signals::install_stop_flag())
+        .is_err()
+    {
+        return EXIT_BOOT_ERROR;
+    }
+    ironhorse_sys::set_process_name(&format!("{}:worker", plan.supervision.name));
+    let protocol = match plan.app.build() {
+        Ok(p) => p,
+        Err(e) => {
+            log(format_args!("{e}"));
+            return EXIT_APP_LOAD_ERROR;
+        }
+    };
+    let listeners = match plan
+        .listeners
+        .iter()
+        .map(|l| l.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(l) => l,
+        Err(_) => return EXIT_BOOT_ERROR,
+    };
+    // Ready: the application is loaded.
+    lifecycle::enroll(beats, max_requests);
+    super::super::single::spawn_stop_watchdog(
+        plan.graceful_timeout,
+        plan.supervision.reopen_logs.clone(),
+    );
+    let config = DriverConfig {
+        listeners,
+        protocol,
+        threads: plan.threads,
+        max_connections: plan.max_connections,
+        graceful_timeout: plan.graceful_timeout,
+    };
+    match plan.driver.run(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            log(format_args!("worker failed: {e}"));
+            1
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! A worker's side of supervision: heartbeats to the master and request counting for
+//! `--max-requests`. Process-wide statics on purpose: each forked worker has its own copy.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// The write end of this worker's heartbeat pipe (unset outside supervised workers).
+static BEAT_PIPE: OnceLock<OwnedFd> = OnceLock::new();
+/// Milliseconds since [`EPOCH`] of the last beat.
+static LAST_BEAT_MS: AtomicU64 = AtomicU64::new(0);
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// Requests answered by this process, and the count at which it retires (0: never).
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static MAX_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// How often a worker tells the master it is alive, at most.
+const BEAT_EVERY_MS: u64 = 500;
+
+/// Makes this process a supervised worker: it beats into `pipe` and retires after
+/// `max_requests` answered requests (0: never).
+pub(crate) fn enroll(pipe: OwnedFd, max_requests: u64) {
+    let _ = BEAT_PIPE.set(pipe);
+    MAX_REQUESTS.store(max_requests, Ordering::Relaxed);
+    beat_now();
+}
+
+/// Tells the master this worker's serving loop is alive. Cheap enough for every loop turn:
+/// it writes at most every [`BEAT_EVERY_MS`].
+pub fn beat() {
+    let Some(_) = BEAT_PIPE.get() else { return };
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    let last = LAST_BEAT_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= BEAT_EVERY_MS
+        && LAST_BEAT_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        beat_now();
+    }
+}
+
+fn beat_now() {
+    if let Some(pipe) = BEAT_PIPE.get() {
+        // A full pipe means the master has not read yet; it has seen a beat already.
+        let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), b".");
+    }
+}
+
+/// Counts one answered request; past `--max-requests` the worker stops gracefully and the
+/// master starts a fresh one.
+pub fn request_done() {
+    let max = MAX_REQUESTS.load(Ordering::Relaxed);
+    let done = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+    if max > 0 && done == max {
+        super::log(format_args!(
+            "served {done} requests (--max-requests); retiring"
+        ));
+        ironhorse_sys::signals::request_stop(ironhorse_sys::signals::SIGTERM);
+    }
+}
