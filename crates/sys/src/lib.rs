@@ -115,9 +115,20 @@ pub fn exec(program: &std::path::Path, args: &[String], env: &[(String, String)]
     }
 }
 
-/// Whether process `pid` exists.
+/// Whether process `pid` is running (a zombie, exited but not yet reaped, is not).
 pub fn process_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    // `/proc/PID/stat` is "pid (comm) STATE ..."; the comm may contain spaces or parens.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                != Some('Z')
+        }
+        Err(_) => true,
+    }
 }
 
 /// Places `fds` at descriptors 3, 4, … (the `LISTEN_FDS` convention of systemd), inheritable

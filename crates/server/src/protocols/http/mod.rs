@@ -90,6 +90,7 @@ impl Protocol for Http {
             stashed: None,
             head_started: None,
             last_progress: Instant::now(),
+            answered_any: false,
         })
     }
 
@@ -131,6 +132,9 @@ struct HttpSession {
     head_started: Option<Instant>,
     /// When the connection last made progress (a response ended, body bytes came).
     last_progress: Instant,
+    /// Whether a response was completed on this connection. A stopping server still serves
+    /// the first request of a connection it accepted (the client has likely sent it).
+    answered_any: bool,
 }
 
 impl HttpSession {
@@ -202,6 +206,7 @@ impl HttpSession {
 
     fn finish(&mut self, out: &mut Output) -> Step {
         crate::process::request_done();
+        self.answered_any = true;
         self.busy = Busy::Idle;
         self.last_progress = Instant::now();
         match self.conn.finish(out.bytes()) {
@@ -438,7 +443,8 @@ impl Session for HttpSession {
     }
 
     fn is_idle(&self) -> bool {
-        matches!(self.busy, Busy::Idle)
+        self.answered_any
+            && matches!(self.busy, Busy::Idle)
             && self.stashed.is_none()
             && !self.conn.is_mid_head()
             && !self.conn.has_buffered_input()
