@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ironhorse_app::{Router, Service};
 use ironhorse_h1::Limits;
+use ironhorse_log::AccessLog;
 use ironhorse_server::drivers::Driver;
 use ironhorse_server::process::{AppSource, Processes};
 use ironhorse_server::protocols::{Echo, Http, HttpSettings, Reverse};
@@ -17,11 +18,12 @@ use crate::settings::{SettingError, Values};
 
 /// How the serving processes and threads are arranged, which the app must know about
 /// (`wsgi.multithread`, `wsgi.multiprocess`, whether it may be imported before forking).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Shape {
     pub strategy: Processes,
     pub driver: Driver,
     pub threads: usize,
+    pub access_log: Option<AccessLog>,
 }
 
 /// Builds the application source from the settings.
@@ -53,21 +55,24 @@ pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> 
         let files =
             StaticFiles::new(&root, options).map_err(|e| SettingError(format!("--root: {e}")))?;
         let service: Arc<dyn Service> = Arc::new(files);
-        return Ok(AppSource::Preloaded(Arc::new(Http::new(
+        return Ok(AppSource::Preloaded(http(
             with_mounts(service, &mounts),
             settings,
-        ))));
+            &shape.access_log,
+        )));
     };
     if values.text("root").is_some() {
         return Err(SettingError("--root serves a folder without an app; with an app, mount folders with --static PREFIX=DIR".into()));
     }
     let config = wsgi_config(values, spec, shape);
+    let access_log = shape.access_log.clone();
     let load = move || -> Result<Arc<dyn Protocol>, String> {
         let app = WsgiApp::load(config.clone()).map_err(|e| e.to_string())?;
-        Ok(Arc::new(Http::new(
+        Ok(http(
             with_mounts(Arc::new(app), &mounts),
             settings,
-        )))
+            &access_log,
+        ))
     };
     // Import before forking when asked, and always where nothing forks workers: the fork
     // model forks per connection, so every child starts from the imported app.
@@ -77,6 +82,18 @@ pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> 
     } else {
         Ok(AppSource::PerProcess(Arc::new(load)))
     }
+}
+
+fn http(
+    service: Arc<dyn Service>,
+    settings: HttpSettings,
+    access_log: &Option<AccessLog>,
+) -> Arc<dyn Protocol> {
+    let http = Http::new(service, settings);
+    Arc::new(match access_log {
+        Some(log) => http.with_access_log(log.clone()),
+        None => http,
+    })
 }
 
 fn with_mounts(app: Arc<dyn Service>, mounts: &[(String, Arc<StaticFiles>)]) -> Arc<dyn Service> {

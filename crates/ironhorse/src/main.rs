@@ -1,6 +1,7 @@
 //! The `ironhorse` command: settings in, a running server out.
 
 mod app;
+mod logs;
 mod settings;
 mod setup;
 

@@ -11,8 +11,8 @@ use ironhorse_server::process::{
     self, AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
 };
 
-use crate::app;
 use crate::settings::{SettingError, Values};
+use crate::{app, logs};
 
 /// A validated server, its sockets bound.
 pub struct Server {
@@ -56,13 +56,16 @@ impl Server {
             // After binding, so a port in use is still reported to the terminal.
             ironhorse_sys::daemonize().map_err(|e| SettingError(format!("--daemon: {e}")))?;
         }
+        let logs = logs::Logs::open(values)?;
         let shape = app::Shape {
             strategy,
             driver: model.driver,
             threads,
+            access_log: logs.access.clone(),
         };
         let app = app::build(values, &shape)?;
-        let supervision = supervision(values, &app, shape)?;
+        let mut supervision = supervision(values, &app, shape)?;
+        supervision.reopen_logs = Some(logs.reopener());
         Ok(Server {
             model,
             strategy,
@@ -99,11 +102,13 @@ impl Server {
                 )
             })
             .collect();
-        process::run(self.strategy, self.plan, || {
+        let code = process::run(self.strategy, self.plan, || {
             for line in announcement {
                 eprintln!("{line}");
             }
-        })
+        });
+        process::flush_logs();
+        code
     }
 }
 

@@ -51,7 +51,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
                 Ok(Forked::Child) => {
                     protocol.after_fork_child();
                     serve_connection(stream, protocol.session(info));
-                    process::exit_now(0);
+                    super::exit(0);
                 }
                 Ok(Forked::Parent(pid)) => {
                     protocol.after_fork_parent();

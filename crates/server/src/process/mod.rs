@@ -10,7 +10,7 @@ mod pidfile;
 mod single;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use lifecycle::{beat, request_done};
@@ -144,11 +144,53 @@ pub fn run(strategy: Processes, plan: ServerPlan, on_ready: impl FnOnce()) -> i3
     }
 }
 
+/// Where the server's own messages go, and how to flush every log before exiting.
+struct Logs {
+    error: ironhorse_log::ErrorLog,
+    flush: Arc<dyn Fn() + Send + Sync>,
+}
+
+static LOGS: OnceLock<Logs> = OnceLock::new();
+
+/// Sends the server's messages to `error` from now on; `flush` empties every log buffer
+/// (called before any exit, since exits skip destructors).
+pub fn set_logs(error: ironhorse_log::ErrorLog, flush: Arc<dyn Fn() + Send + Sync>) {
+    let _ = LOGS.set(Logs { error, flush });
+}
+
 /// Logs one line to the error log.
 pub(crate) fn log(message: std::fmt::Arguments<'_>) {
-    eprintln!(
-        "[ironhorse] [{}] {}",
-        ironhorse_sys::process::pid(),
-        message
-    );
+    log_at(ironhorse_log::Level::Info, message);
+}
+
+/// Logs a problem worth an operator's attention.
+pub(crate) fn warn(message: std::fmt::Arguments<'_>) {
+    log_at(ironhorse_log::Level::Warning, message);
+}
+
+fn log_at(level: ironhorse_log::Level, message: std::fmt::Arguments<'_>) {
+    match LOGS.get() {
+        Some(logs) => logs.error.log(level, message),
+        None => eprintln!(
+            "[ironhorse] [{}] [{}] {}",
+            ironhorse_sys::process::pid(),
+            level.as_upper(),
+            message
+        ),
+    }
+}
+
+/// Empties every log buffer (before the process exits).
+pub fn flush_logs() {
+    if let Some(logs) = LOGS.get() {
+        (logs.flush)();
+    }
+}
+
+/// Flushes the logs and ends the process at once (see `ironhorse_sys::process::exit_now`).
+pub(crate) fn exit(code: i32) -> ! {
+    if let Some(logs) = LOGS.get() {
+        (logs.flush)();
+    }
+    ironhorse_sys::process::exit_now(code)
 }

@@ -74,12 +74,12 @@ pub(crate) fn spawn_stop_watchdog(
                 std::thread::sleep(crate::drivers::STOP_CHECK);
             };
             if stop == signals::SIGQUIT {
-                ironhorse_sys::process::exit_now(0);
+                super::exit(0);
             }
             std::thread::sleep(graceful);
             log(format_args!(
                 "graceful timeout passed with requests in flight; exiting"
             ));
-            ironhorse_sys::process::exit_now(0);
+            super::exit(0);
         });
 }

@@ -215,7 +215,7 @@ impl Master {
             self.recent_deaths.pop_front();
         }
         if self.recent_deaths.len() > CRASH_LIMIT {
-            log(format_args!(
+            super::warn(format_args!(
                 "workers keep dying ({} in {:?}): crash loop; pausing respawns",
                 self.recent_deaths.len(),
                 CRASH_WINDOW
@@ -266,7 +266,7 @@ impl Master {
                     } else {
                         ""
                     };
-                    log(format_args!(
+                    super::warn(format_args!(
                         "worker {pid} died ({other}){hint}; replacing it"
                     ));
                     self.recent_deaths.push_back(Instant::now());

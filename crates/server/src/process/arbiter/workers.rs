@@ -150,7 +150,7 @@ impl Workers {
                 Some(at) if now - at > ABORT_GRACE => process::kill(*pid, signals::SIGKILL),
                 Some(_) => {}
                 None if now - worker.last_beat > timeout => {
-                    log(format_args!(
+                    super::super::warn(format_args!(
                         "worker {pid} silent for {:?} (--timeout {:?}): aborting it",
                         now - worker.last_beat,
                         timeout
@@ -204,7 +204,7 @@ impl Workers {
                 protocol.after_fork_child();
             }
             drop(beats_read);
-            process::exit_now(run_worker(plan, beats_write, max_requests));
+            super::super::exit(run_worker(plan, beats_write, max_requests));
         }
         if let Some(protocol) = preloaded {
             protocol.after_fork_parent();

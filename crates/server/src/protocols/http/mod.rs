@@ -11,6 +11,7 @@
 
 mod body;
 mod offload;
+mod record;
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,7 @@ use ironhorse_h1::{BodyRead, Limits, Next, ServerConn};
 
 use self::body::{BufferedBody, SocketBody};
 use self::offload::{BodyDemand, Exchange, Reply};
+use self::record::Recorder;
 use crate::offload_pool::OffloadPool;
 use crate::output::Output;
 use crate::session::{Io, Protocol, Session, Step};
@@ -65,6 +67,7 @@ pub struct Http {
     service: Arc<dyn Service>,
     settings: HttpSettings,
     pool: Arc<OffloadPool>,
+    access_log: Option<ironhorse_log::AccessLog>,
 }
 
 impl Http {
@@ -74,12 +77,20 @@ impl Http {
             service,
             settings,
             pool,
+            access_log: None,
         }
+    }
+
+    /// Logs every answered request to `log`.
+    pub fn with_access_log(mut self, log: ironhorse_log::AccessLog) -> Http {
+        self.access_log = Some(log);
+        self
     }
 }
 
 impl Protocol for Http {
     fn session(&self, conn: ConnInfo) -> Box<dyn Session> {
+        let peer = conn.peer;
         Box::new(HttpSession {
             conn: ServerConn::new(self.settings.limits),
             service: self.service.clone(),
@@ -91,6 +102,7 @@ impl Protocol for Http {
             head_started: None,
             last_progress: Instant::now(),
             answered_any: false,
+            recorder: Recorder::new(self.access_log.clone(), peer),
         })
     }
 
@@ -135,12 +147,14 @@ struct HttpSession {
     /// Whether a response was completed on this connection. A stopping server still serves
     /// the first request of a connection it accepted (the client has likely sent it).
     answered_any: bool,
+    recorder: Recorder,
 }
 
 impl HttpSession {
     /// Queues a file body: small files inline, large ones as a sendfile region.
     fn queue_file(&mut self, region: FileRegion, out: &mut Output) -> io::Result<()> {
         let len = self.conn.body_sent_externally(region.len);
+        self.recorder.body(len);
         if len == 0 {
             return Ok(());
         }
@@ -185,11 +199,10 @@ impl HttpSession {
             }),
         };
         let len = response.body.len_hint();
-        self.conn
-            .write_head(response.status, &response.headers, len, out.bytes());
+        self.send_head(response.status, &response.headers, len, out);
         match response.body {
             Body::Empty => {}
-            Body::Bytes(bytes) => self.conn.write_body(&bytes, out.bytes()),
+            Body::Bytes(bytes) => self.send_body(&bytes, out),
             Body::File(region) => {
                 if self.queue_file(region, out).is_err() {
                     self.conn.abort();
@@ -204,8 +217,27 @@ impl HttpSession {
         self.finish(out)
     }
 
+    /// Writes a response head, noting it for the access log.
+    fn send_head(
+        &mut self,
+        status: u16,
+        headers: &ironhorse_app::HeaderList,
+        len: Option<u64>,
+        out: &mut Output,
+    ) {
+        self.conn.write_head(status, headers, len, out.bytes());
+        self.recorder.head(status, headers);
+    }
+
+    /// Writes body bytes, counting them for the access log.
+    fn send_body(&mut self, data: &[u8], out: &mut Output) {
+        self.recorder.body(data.len() as u64);
+        self.conn.write_body(data, out.bytes());
+    }
+
     fn finish(&mut self, out: &mut Output) -> Step {
         crate::process::request_done();
+        self.recorder.end();
         self.answered_any = true;
         self.busy = Busy::Idle;
         self.last_progress = Instant::now();
@@ -227,7 +259,7 @@ impl HttpSession {
             };
             match stream.next() {
                 Some(Ok(chunk)) => {
-                    self.conn.write_body(&chunk, out.bytes());
+                    self.send_body(&chunk, out);
                     // Each chunk reaches the client as it is produced (server-sent events).
                     if !chunk.is_empty() {
                         return Some(Step::Flush);
@@ -298,9 +330,8 @@ impl HttpSession {
                     headers,
                     body,
                 })) => {
-                    self.conn
-                        .write_head(status, &headers, Some(body.len() as u64), out.bytes());
-                    self.conn.write_body(&body, out.bytes());
+                    self.send_head(status, &headers, Some(body.len() as u64), out);
+                    self.send_body(&body, out);
                     return match self.finish(out) {
                         Step::Read => None,
                         other => Some(other),
@@ -310,8 +341,8 @@ impl HttpSession {
                     status,
                     headers,
                     len,
-                })) => self.conn.write_head(status, &headers, len, out.bytes()),
-                Ok(Some(Reply::Bytes(bytes))) => self.conn.write_body(&bytes, out.bytes()),
+                })) => self.send_head(status, &headers, len, out),
+                Ok(Some(Reply::Bytes(bytes))) => self.send_body(&bytes, out),
                 Ok(Some(Reply::File(region))) => {
                     if self.queue_file(region, out).is_err() {
                         self.conn.abort();
@@ -331,13 +362,8 @@ impl HttpSession {
                     } else {
                         let status = ironhorse_app::Response::text(500, "Internal Server Error\n");
                         if let Body::Bytes(text) = status.body {
-                            self.conn.write_head(
-                                500,
-                                &status.headers,
-                                Some(text.len() as u64),
-                                out.bytes(),
-                            );
-                            self.conn.write_body(&text, out.bytes());
+                            self.send_head(500, &status.headers, Some(text.len() as u64), out);
+                            self.send_body(&text, out);
                             let _ = self.conn.finish(out.bytes());
                         }
                     }
@@ -403,6 +429,7 @@ impl Session for HttpSession {
                 },
             };
             self.head_started = None;
+            self.recorder.begin(&head);
             let step = if !self.service.may_block_for(&head) {
                 self.respond_inline(head, out, None)
             } else if let Some(socket) = io.blocking.as_deref_mut() {

@@ -1,0 +1,72 @@
+//! The access and error logs, from the settings; installed process-wide for the server.
+
+use std::sync::Arc;
+
+use ironhorse_log::{AccessFormat, AccessLog, ErrorLog, Level, LogSink};
+
+use crate::settings::{SettingError, Values};
+
+/// The configured logs.
+pub struct Logs {
+    pub access: Option<AccessLog>,
+    pub error: ErrorLog,
+}
+
+impl Logs {
+    /// Opens the log files and makes the error log the server's.
+    pub fn open(values: &Values) -> Result<Logs, SettingError> {
+        let level: Level = values
+            .text("log-level")
+            .unwrap_or_else(|| "info".into())
+            .parse()
+            .map_err(|_| {
+                SettingError("--log-level: expected debug, info, warning, error or critical".into())
+            })?;
+        let error_target = values.text("error-logfile").unwrap_or_else(|| "-".into());
+        let error_sink = LogSink::open_error(&error_target)
+            .map_err(|e| SettingError(format!("--error-logfile {error_target}: {e}")))?;
+        let error = ErrorLog::new(error_sink, level);
+        let access = match values.text("access-logfile") {
+            None => None,
+            Some(target) => {
+                let format = if values.flag("access-log-json") {
+                    AccessFormat::Json
+                } else {
+                    let text = values
+                        .text("access-logformat")
+                        .unwrap_or_else(|| ironhorse_log::DEFAULT_FORMAT.into());
+                    AccessFormat::text(&text)
+                        .map_err(|e| SettingError(format!("--access-logformat: {e}")))?
+                };
+                let sink = LogSink::open_access(&target)
+                    .map_err(|e| SettingError(format!("--access-logfile {target}: {e}")))?;
+                Some(AccessLog::new(sink, format))
+            }
+        };
+        let logs = Logs { access, error };
+        ironhorse_server::process::set_logs(logs.error.clone(), logs.flusher());
+        Ok(logs)
+    }
+
+    /// Flushes both logs (before exiting).
+    pub fn flusher(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let (access, error) = (self.access.clone(), self.error.clone());
+        Arc::new(move || {
+            if let Some(access) = &access {
+                let _ = access.flush();
+            }
+            let _ = error.flush();
+        })
+    }
+
+    /// Reopens both logs (on `SIGUSR1`, after logrotate moved them).
+    pub fn reopener(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let (access, error) = (self.access.clone(), self.error.clone());
+        Arc::new(move || {
+            if let Some(access) = &access {
+                let _ = access.reopen();
+            }
+            let _ = error.reopen();
+        })
+    }
+}
