@@ -14,7 +14,8 @@ use ironhorse_server::session::Protocol;
 use ironhorse_static::{StaticFiles, StaticOptions};
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
-use crate::settings::{SettingError, Values};
+use crate::settings::SettingError;
+use crate::values::Values;
 
 /// How the serving processes and threads are arranged, which the app must know about
 /// (`wsgi.multithread`, `wsgi.multiprocess`, whether it may be imported before forking).

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use ironhorse_log::{AccessFormat, AccessLog, ErrorLog, Level, LogSink};
 
-use crate::settings::{SettingError, Values};
+use crate::settings::SettingError;
+use crate::values::Values;
 
 /// The configured logs.
 pub struct Logs {

@@ -4,10 +4,17 @@ mod app;
 mod logs;
 mod settings;
 mod setup;
+mod values;
 
 fn main() {
     let values = match settings::command().try_get_matches() {
-        Ok(matches) => settings::Values(matches),
+        Ok(matches) => match values::Values::load(matches) {
+            Ok(values) => values,
+            Err(e) => {
+                eprintln!("ironhorse: {e}");
+                std::process::exit(2);
+            }
+        },
         Err(e) if e.use_stderr() => {
             // One clear line, not clap's usage block.
             let rendered = e.render().to_string();
@@ -26,6 +33,20 @@ fn main() {
     };
     if values.flag("print-settings-doc") {
         print!("{}", settings::markdown());
+        return;
+    }
+    if values.flag("print-config") {
+        print!("{}", values.to_toml());
+        return;
+    }
+    if values.flag("check-config") {
+        match setup::Server::check(&values) {
+            Ok(()) => println!("ironhorse: configuration OK"),
+            Err(e) => {
+                eprintln!("ironhorse: {e}");
+                std::process::exit(2);
+            }
+        }
         return;
     }
     match setup::Server::from_settings(&values) {

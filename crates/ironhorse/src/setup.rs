@@ -11,7 +11,8 @@ use ironhorse_server::process::{
     self, AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
 };
 
-use crate::settings::{SettingError, Values};
+use crate::settings::SettingError;
+use crate::values::Values;
 use crate::{app, logs};
 
 /// A validated server, its sockets bound.
@@ -23,33 +24,15 @@ pub struct Server {
 
 impl Server {
     pub fn from_settings(values: &Values) -> Result<Server, SettingError> {
-        let model = model_named(&values.text("model").unwrap_or_default())?;
-        let workers = values.count("workers")?.unwrap_or(1);
-        if workers == 0 {
-            return Err(SettingError("--workers: must be at least 1".into()));
-        }
-        let threads = values.count("threads")?.unwrap_or(16);
-        let runtime_threads = values.count("runtime-threads")?.unwrap_or(1);
-        if threads == 0 || runtime_threads == 0 {
-            return Err(SettingError(
-                "--threads / --runtime-threads: must be at least 1".into(),
-            ));
-        }
-        let strategy = model.processes_for(workers);
-        let max_connections = match strategy {
-            Processes::ForkPerConnection => values.count("max-children")?.unwrap_or(512),
-            _ => values
-                .count("max-connections")?
-                .unwrap_or(if model.name == "thread" { 1000 } else { 50_000 }),
-        };
-        if max_connections == 0 {
-            return Err(SettingError(
-                "--max-connections / --max-children: must be at least 1".into(),
-            ));
-        }
-        let graceful_timeout = values
-            .seconds("graceful-timeout")?
-            .unwrap_or(Duration::from_secs(30));
+        let Layout {
+            model,
+            workers,
+            threads,
+            runtime_threads,
+            strategy,
+            max_connections,
+            graceful_timeout,
+        } = Layout::from(values)?;
         let listeners = bind_all(values)?;
         apply_process_settings(values)?;
         if values.flag("daemon") {
@@ -86,6 +69,88 @@ impl Server {
         })
     }
 
+    /// `--check-config`: validates every setting and loads the application, binding nothing.
+    pub fn check(values: &Values) -> Result<(), SettingError> {
+        let layout = Layout::from(values)?;
+        for setting in crate::settings::SETTINGS {
+            use crate::settings::Kind;
+            match setting.kind {
+                Kind::Count => drop(values.count(setting.name)?),
+                Kind::Seconds => drop(values.seconds(setting.name)?),
+                Kind::Bytes => drop(values.bytes(setting.name)?),
+                _ => {}
+            }
+        }
+        for spec in values.list("bind") {
+            BindAddr::parse(&spec).map_err(|e| SettingError(format!("--bind: {e}")))?;
+        }
+        let shape = app::Shape {
+            strategy: layout.strategy,
+            driver: layout.model.driver,
+            threads: layout.threads,
+            access_log: None,
+        };
+        // Load the app here, even one that would be imported per worker: that is the check.
+        match app::build(values, &shape)? {
+            AppSource::Preloaded(_) => Ok(()),
+            AppSource::PerProcess(load) => load().map(drop).map_err(SettingError),
+        }
+    }
+}
+
+/// How processes and threads are laid out, validated.
+struct Layout {
+    model: &'static Model,
+    workers: usize,
+    threads: usize,
+    runtime_threads: usize,
+    strategy: Processes,
+    max_connections: usize,
+    graceful_timeout: Duration,
+}
+
+impl Layout {
+    fn from(values: &Values) -> Result<Layout, SettingError> {
+        let model = model_named(&values.text("model").unwrap_or_default())?;
+        let workers = values.count("workers")?.unwrap_or(1);
+        if workers == 0 {
+            return Err(SettingError("--workers: must be at least 1".into()));
+        }
+        let threads = values.count("threads")?.unwrap_or(16);
+        let runtime_threads = values.count("runtime-threads")?.unwrap_or(1);
+        if threads == 0 || runtime_threads == 0 {
+            return Err(SettingError(
+                "--threads / --runtime-threads: must be at least 1".into(),
+            ));
+        }
+        let strategy = model.processes_for(workers);
+        let max_connections = match strategy {
+            Processes::ForkPerConnection => values.count("max-children")?.unwrap_or(512),
+            _ => values
+                .count("max-connections")?
+                .unwrap_or(if model.name == "thread" { 1000 } else { 50_000 }),
+        };
+        if max_connections == 0 {
+            return Err(SettingError(
+                "--max-connections / --max-children: must be at least 1".into(),
+            ));
+        }
+        let graceful_timeout = values
+            .seconds("graceful-timeout")?
+            .unwrap_or(Duration::from_secs(30));
+        Ok(Layout {
+            model,
+            workers,
+            threads,
+            runtime_threads,
+            strategy,
+            max_connections,
+            graceful_timeout,
+        })
+    }
+}
+
+impl Server {
     /// Announces the addresses and serves until stopped; returns the exit code.
     pub fn run(self) -> i32 {
         let announcement: Vec<String> = self
@@ -167,7 +232,7 @@ fn supervision(
         let matches = crate::settings::command()
             .try_get_matches_from(std::env::args())
             .map_err(|e| e.to_string())?;
-        let values = Values(matches);
+        let values = Values::load(matches).map_err(|e| e.to_string())?;
         let workers = values
             .count("workers")
             .map_err(|e| e.to_string())?
