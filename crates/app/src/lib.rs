@@ -135,6 +135,12 @@ pub trait Service: Send + Sync + 'static {
         self.may_block()
     }
 
+    /// Asks the application to abandon the request running on thread `thread` (a pthread
+    /// id), which passed its deadline. Best effort: WSGI raises `TimeoutError` in it.
+    fn cancel(&self, thread: u64) {
+        let _ = thread;
+    }
+
     /// Called in the forking thread just before `fork()` (e.g. to take the GIL, so the child
     /// inherits a consistent interpreter). Exactly one of the two `after_fork_*` follows.
     fn before_fork(&self) {}

@@ -43,7 +43,7 @@ pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> 
             )))
         }
     }
-    let settings = http_settings(values, shape.threads)?;
+    let settings = http_settings(values, shape)?;
     let mounts = static_mounts(values)?;
     let Some(spec) = values.text("app") else {
         let root = values.text("root").ok_or_else(|| {
@@ -166,7 +166,7 @@ fn wsgi_config(values: &Values, spec: String, shape: &Shape) -> WsgiConfig {
     config
 }
 
-fn http_settings(values: &Values, threads: usize) -> Result<HttpSettings, SettingError> {
+fn http_settings(values: &Values, shape: &Shape) -> Result<HttpSettings, SettingError> {
     let defaults = HttpSettings::default();
     let limits = Limits {
         max_request_line: values
@@ -194,6 +194,9 @@ fn http_settings(values: &Values, threads: usize) -> Result<HttpSettings, Settin
         body_timeout: values
             .seconds("body-timeout")?
             .unwrap_or(defaults.body_timeout),
-        offload_threads: threads,
+        offload_threads: shape.threads,
+        request_timeout: values.seconds("request-timeout")?.filter(|t| !t.is_zero()),
+        // A worker whose only thread is stuck can only be freed by replacing the process.
+        exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
     })
 }

@@ -85,6 +85,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("access-log-json", Kind::Flag, None, "", "Write the access log as one JSON object per line."),
     setting("error-logfile", Kind::Text, Some("-"), "FILE", "Write the error log to FILE ('-' for stderr)."),
     setting("log-level", Kind::Text, Some("info"), "LEVEL", "Error log level: debug, info, warning, error, critical."),
+    setting("request-timeout", Kind::Seconds, None, "SECONDS", "Longest an application request may run: then the client gets 504 (or a closed connection), the app gets TimeoutError in its thread, and a worker left stuck is replaced."),
     Setting { short: Some('t'), ..setting("timeout", Kind::Seconds, Some("30"), "SECONDS", "Workers silent this long (stuck in a request or a C call) are aborted and replaced; 0 disables.") },
     setting("max-requests", Kind::Count, Some("0"), "N", "Recycle a worker after this many requests (0: never)."),
     setting("max-requests-jitter", Kind::Count, Some("0"), "N", "Add a random 0..N to each worker's --max-requests, so they do not recycle together."),

@@ -82,7 +82,7 @@ fn killed_workers_are_replaced_in_every_multiprocess_model() {
         );
         assert_eq!(get(&server.addr, "/hello.txt").status, 200);
         assert!(
-            server.log_text().contains("signal 9"),
+            server.log_contains("signal 9"),
             "{args:?}: death not logged"
         );
         assert_eq!(server.stop(Duration::from_secs(10)), Some(0));

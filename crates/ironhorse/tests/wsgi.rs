@@ -163,7 +163,7 @@ per_model!(app_errors_become_500_or_a_closed_connection, |model| {
         "traceback leaked without --debug"
     );
     assert!(
-        server.log_text().contains("boom before headers"),
+        server.log_contains("boom before headers"),
         "traceback not logged"
     );
     let r = get(&server.addr, "/bad-header");
@@ -249,3 +249,39 @@ fn an_app_that_cannot_load_stops_the_server_with_a_clear_message() {
         );
     }
 }
+
+per_model!(request_timeout_answers_504_and_frees_the_worker, |model| {
+    let mut args = wsgi_args(model, "stuck_app:application", &apps_dir());
+    args.extend(["--request-timeout", "1"].map(String::from));
+    let server = Server::start(&args);
+    let paths: &[&str] = if model == "single" {
+        &["/slow"]
+    } else {
+        &["/slow", "/stuck"]
+    };
+    for path in paths {
+        let started = Instant::now();
+        let mut conn = Conn::open(&server.addr);
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let answer = conn.try_response("GET");
+        let took = started.elapsed();
+        assert!(
+            answer.as_ref().is_none_or(|r| r.status == 504),
+            "{model} {path}: {:?}",
+            answer.map(|r| r.status)
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "{model} {path}: took {took:?}"
+        );
+        // The server answers others again, promptly.
+        let started = Instant::now();
+        assert_eq!(get(&server.addr, "/").status, 200, "{model} {path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{model} {path}: next request took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(server.log_contains("timed out"), "{}", server.log_text());
+});

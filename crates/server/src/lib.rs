@@ -2,6 +2,7 @@
 //! drivers and process strategies, composed into the `--model`s.
 #![forbid(unsafe_code)]
 
+pub mod deadlines;
 pub mod drivers;
 pub mod listener;
 pub mod model;

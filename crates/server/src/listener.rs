@@ -228,6 +228,22 @@ impl Stream {
             Stream::Unix(s) => s.set_nonblocking(on),
         }
     }
+    /// Another descriptor for the same connection.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        })
+    }
+
+    /// Shuts the connection down both ways (wakes any thread blocked on it).
+    pub fn shutdown_both(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
     /// Shuts down the sending side (so the peer sees EOF after our last bytes).
     pub fn shutdown_write(&self) {
         let _ = match self {

@@ -43,7 +43,14 @@ pub struct Io<'a> {
     pub blocking: Option<&'a mut dyn BlockingSocket>,
     /// How to wake the driver after [`Step::Pending`].
     pub waker: &'a Waker,
+    /// How another thread can end this connection (blocking drivers: the thread serving it
+    /// may be stuck in the application).
+    pub cutoff: Option<&'a Cutoff>,
 }
+
+/// Ends a connection from another thread: sends its argument (last words, maybe empty) and
+/// shuts the socket down, which also wakes a thread blocked on it.
+pub type Cutoff = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// One connection's protocol state.
 pub trait Session: Send {

@@ -226,3 +226,10 @@ pub fn set_umask(mask: u32) -> u32 {
     ))
     .bits() as u32
 }
+
+/// An id of the calling thread that other threads (and CPython's `threading.get_ident()`)
+/// agree on: its pthread id.
+pub fn current_thread_id() -> u64 {
+    // SAFETY: pthread_self has no preconditions and cannot fail.
+    unsafe { libc::pthread_self() as u64 }
+}

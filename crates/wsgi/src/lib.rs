@@ -168,6 +168,16 @@ impl Service for WsgiApp {
         true
     }
 
+    fn cancel(&self, thread: u64) {
+        interpreter::attach(|_py| {
+            // SAFETY: the GIL is held (inside `attach`); the exception is a valid type object
+            // owned by the interpreter; an unknown thread id only makes the call return 0.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(thread as i64, pyo3::ffi::PyExc_TimeoutError);
+            }
+        });
+    }
+
     fn before_fork(&self) {
         interpreter::before_fork();
     }

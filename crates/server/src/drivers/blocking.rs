@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use crate::output::Output;
-use crate::session::{Io, Session, Step, Waker};
+use crate::session::{Cutoff, Io, Session, Step, Waker};
 
 /// Longest a client may stall our writes before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,6 +23,7 @@ pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
         return;
     }
     let mut out = Output::default();
+    let cutoff = cutoff_for(&stream);
     let parker = Arc::new(Parker::default());
     let waker: Waker = {
         let parker = parker.clone();
@@ -34,6 +35,7 @@ pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
             Io {
                 blocking: Some(&mut stream),
                 waker: &waker,
+                cutoff: cutoff.as_ref(),
             },
         );
         if out.drain_into(&mut stream).is_err() {
@@ -50,6 +52,19 @@ pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
             },
         }
     }
+}
+
+/// A handle that can end the connection from another thread (a second descriptor of the
+/// same socket).
+fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
+    let clone = std::sync::Mutex::new(stream.try_clone().ok()?);
+    Some(Arc::new(move |last_words: &[u8]| {
+        let mut socket = clone.lock().unwrap_or_else(|e| e.into_inner());
+        if !last_words.is_empty() {
+            let _ = std::io::Write::write_all(&mut *socket, last_words);
+        }
+        socket.shutdown_both();
+    }))
 }
 
 /// Waits for input until it comes, the deadline passes, or the server stops while idle.

@@ -151,6 +151,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         Io {
                             blocking: None,
                             waker: &conn.waker,
+                            cutoff: None,
                         },
                     );
                     if !drive(conn) {
@@ -334,6 +335,7 @@ fn drive(conn: &mut Conn) -> bool {
             Io {
                 blocking: None,
                 waker: &conn.waker,
+                cutoff: None,
             },
         );
     }

@@ -195,6 +195,7 @@ async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Resu
             Io {
                 blocking: None,
                 waker: &waker,
+                cutoff: None,
             },
         );
         flush(&conn, &mut out).await?;

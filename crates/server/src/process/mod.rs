@@ -131,6 +131,8 @@ pub struct ServerPlan {
 /// Exit code of a worker that could not load the application: the master stops instead of
 /// respawning it forever.
 pub const EXIT_APP_LOAD_ERROR: i32 = 4;
+/// Exit code of a worker that left because a timed-out request would not stop.
+pub const EXIT_STUCK: i32 = 5;
 /// Exit code of a worker that failed for another reason while booting.
 pub const EXIT_BOOT_ERROR: i32 = 3;
 

@@ -253,6 +253,9 @@ impl Master {
                     self.exit = Some((EXIT_BOOT_ERROR, false));
                 }
                 ExitStatus::Code(0) if worker.retiring || worker.max_requests_reached() => {}
+                ExitStatus::Code(super::EXIT_STUCK) => log(format_args!(
+                    "worker {pid} left behind a stuck request; replacing it"
+                )),
                 ExitStatus::Code(0) => log(format_args!("worker {pid} exited")),
                 ExitStatus::Signal(9) if worker.killed_for.is_some() => {
                     log(format_args!(

@@ -12,6 +12,7 @@
 mod body;
 mod offload;
 mod record;
+mod timeout;
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -24,6 +25,7 @@ use ironhorse_h1::{BodyRead, Limits, Next, ServerConn};
 use self::body::{BufferedBody, SocketBody};
 use self::offload::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
+use self::timeout::{RequestTimer, GATEWAY_TIMEOUT};
 use crate::offload_pool::OffloadPool;
 use crate::output::Output;
 use crate::session::{Io, Protocol, Session, Step};
@@ -48,6 +50,11 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// Threads running blocking applications for event-driven drivers.
     pub offload_threads: usize,
+    /// Longest an application request may run (`--request-timeout`).
+    pub request_timeout: Option<Duration>,
+    /// Whether a worker whose only thread is stuck in a timed-out request exits (serial
+    /// workers under a master, fork children), to be replaced.
+    pub exit_when_stuck: bool,
 }
 
 impl Default for HttpSettings {
@@ -58,6 +65,8 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             offload_threads: 16,
+            request_timeout: None,
+            exit_when_stuck: false,
         }
     }
 }
@@ -103,6 +112,7 @@ impl Protocol for Http {
             last_progress: Instant::now(),
             answered_any: false,
             recorder: Recorder::new(self.access_log.clone(), peer),
+            timer: None,
         })
     }
 
@@ -148,6 +158,8 @@ struct HttpSession {
     /// the first request of a connection it accepted (the client has likely sent it).
     answered_any: bool,
     recorder: Recorder,
+    /// The deadline of the application request in progress.
+    timer: Option<RequestTimer>,
 }
 
 impl HttpSession {
@@ -217,6 +229,26 @@ impl HttpSession {
         self.finish(out)
     }
 
+    /// An offloaded request passed its deadline: answer 504 (or cut the response short),
+    /// ask the application to stop, and close.
+    fn time_out(&mut self, out: &mut Output) -> Step {
+        crate::process::warn(format_args!(
+            "request timed out (--request-timeout); cutting it off"
+        ));
+        if let Busy::Offloaded { exchange, .. } = &self.busy {
+            if let Some(thread) = exchange.thread() {
+                self.service.cancel(thread);
+            }
+        }
+        if !self.conn.head_written() {
+            out.bytes().extend_from_slice(GATEWAY_TIMEOUT);
+        }
+        self.conn.abort();
+        self.busy = Busy::Idle;
+        self.timer = None;
+        Step::Close
+    }
+
     /// Writes a response head, noting it for the access log.
     fn send_head(
         &mut self,
@@ -227,6 +259,9 @@ impl HttpSession {
     ) {
         self.conn.write_head(status, headers, len, out.bytes());
         self.recorder.head(status, headers);
+        if let Some(timer) = &self.timer {
+            timer.head_written();
+        }
     }
 
     /// Writes body bytes, counting them for the access log.
@@ -238,6 +273,7 @@ impl HttpSession {
     fn finish(&mut self, out: &mut Output) -> Step {
         crate::process::request_done();
         self.recorder.end();
+        self.timer = None;
         self.answered_any = true;
         self.busy = Busy::Idle;
         self.last_progress = Instant::now();
@@ -283,6 +319,9 @@ impl HttpSession {
     /// Moves an offloaded request forward: body bytes to the application, response pieces
     /// from it. `None`: the response is done and the connection stays open.
     fn pump_exchange(&mut self, out: &mut Output) -> Option<Step> {
+        if self.timer.as_ref().is_some_and(|t| t.timed_out()) {
+            return Some(self.time_out(out));
+        }
         let Busy::Offloaded {
             exchange,
             awaits_continue,
@@ -439,9 +478,21 @@ impl Session for HttpSession {
                     self.stashed = Some(head);
                     return Step::Flush;
                 }
+                if let (Some(timeout), Some(cutoff)) = (self.settings.request_timeout, io.cutoff) {
+                    self.timer = Some(RequestTimer::inline(
+                        timeout,
+                        cutoff.clone(),
+                        self.service.clone(),
+                        self.settings.exit_when_stuck,
+                    ));
+                }
                 self.respond_inline(head, out, Some(socket))
             } else {
                 let awaits_continue = head.expects_continue();
+                self.timer = self
+                    .settings
+                    .request_timeout
+                    .map(|t| RequestTimer::offloaded(t, io.waker.clone()));
                 let exchange = Exchange::start(
                     &self.pool,
                     self.service.clone(),

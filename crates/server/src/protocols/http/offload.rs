@@ -50,6 +50,8 @@ enum BodyChunk {
 
 /// The session's side of one offloaded request.
 pub(super) struct Exchange {
+    /// The pool thread running the request (0 until it starts).
+    thread: Arc<std::sync::atomic::AtomicU64>,
     replies: Receiver<Reply>,
     body: Option<SyncSender<BodyChunk>>,
     /// A body chunk that did not fit in the queue yet.
@@ -78,7 +80,10 @@ impl Exchange {
         let (body_tx, body_rx) = sync_channel(BODY_QUEUE);
         let wants_body = Arc::new(AtomicBool::new(false));
         let wants = wants_body.clone();
+        let thread = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let running_on = thread.clone();
         pool.spawn(move || {
+            running_on.store(ironhorse_sys::current_thread_id(), Ordering::SeqCst);
             run(
                 &*service,
                 &head,
@@ -97,11 +102,17 @@ impl Exchange {
             )
         });
         Exchange {
+            thread,
             replies,
             body: Some(body_tx),
             held: None,
             wants_body,
         }
+    }
+
+    /// The pool thread running the request, once it started.
+    pub fn thread(&self) -> Option<u64> {
+        Some(self.thread.load(Ordering::SeqCst)).filter(|t| *t != 0)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).
