@@ -206,3 +206,60 @@ fn event_model_holds_thousands_of_idle_connections() {
         drop(conns);
     }
 }
+
+#[test]
+fn socket_activation_and_readiness_notification_work_with_systemd_conventions() {
+    let site = Site::new("systemd");
+    let dir = site.root.parent().unwrap().to_path_buf();
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A tiny launcher doing what systemd does: a listening socket at fd 3, LISTEN_PID = the
+    // pid that will run ironhorse (exec keeps it). It prints the port first.
+    let launcher = "import os,sys,socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(128); print(s.getsockname()[1], flush=True); os.dup2(s.fileno(), 3) if s.fileno() != 3 else None; os.set_inheritable(3, True); os.environ['LISTEN_FDS']='1'; os.environ['LISTEN_PID']=str(os.getpid()); os.execv(sys.argv[1], sys.argv[1:])";
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            launcher,
+            env!("CARGO_BIN_EXE_ironhorse"),
+            "--root",
+            &site.root.display().to_string(),
+            "--model",
+            "prefork",
+            "-w",
+            "2",
+        ])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut port_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port_line,
+    )
+    .unwrap();
+    let port: u16 = port_line.trim().parse().unwrap();
+    let mut message = [0u8; 256];
+    let n = notify
+        .recv(&mut message)
+        .expect("no READY=1 from the server");
+    let text = String::from_utf8_lossy(&message[..n]).to_string();
+    assert!(text.contains("READY=1"), "{text}");
+    assert!(text.contains(&format!("MAINPID={}", child.id())), "{text}");
+    // Served on the inherited socket (no -b given: the default port is not used).
+    assert_eq!(get(&format!("127.0.0.1:{port}"), "/hello.txt").status, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let stopping = notify
+        .recv(&mut message)
+        .map(|n| String::from_utf8_lossy(&message[..n]).to_string())
+        .unwrap_or_default();
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -29,6 +29,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         }
     };
     on_ready();
+    super::notify::send("READY=1");
     let protocol = match plan.app.build() {
         Ok(p) => p,
         Err(e) => {

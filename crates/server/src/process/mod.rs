@@ -6,6 +6,7 @@
 mod arbiter;
 mod fork;
 mod lifecycle;
+mod notify;
 mod pidfile;
 mod single;
 

@@ -54,6 +54,8 @@ struct Master {
     pidfile: Option<PidFile>,
     /// Set when the master decided to stop: (exit code, graceful).
     exit: Option<(i32, bool)>,
+    /// Whether the service manager was told the server is ready.
+    announced_ready: bool,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -89,6 +91,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         recent_deaths: VecDeque::new(),
         pidfile,
         exit: None,
+        announced_ready: false,
     };
     while master.exit.is_none() {
         master.reap();
@@ -101,6 +104,10 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             master.handle(signal);
         }
         master.workers.read_beats();
+        if !master.announced_ready && master.workers.ready_new() >= master.target.min(1) {
+            super::notify::send("READY=1");
+            master.announced_ready = true;
+        }
         master.supervise();
         if let Some(pidfile) = &mut master.pidfile {
             pidfile.take_over_when_predecessor_exits();
@@ -280,6 +287,7 @@ impl Master {
 
     /// Stops every worker: gracefully (bounded by the graceful timeout), or quickly.
     fn stop(mut self) -> i32 {
+        super::notify::send("STOPPING=1");
         let (code, graceful) = self.exit.unwrap_or((0, true));
         let (signal, grace) = if graceful {
             (
