@@ -73,7 +73,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("max-connections", Kind::Count, None, "N", "Most connections one process serves at once (default 1000 for thread, 50000 for event and async); beyond it new clients wait in the backlog."),
     setting("max-children", Kind::Count, Some("512"), "N", "fork model: most child processes at once."),
     setting("backlog", Kind::Count, Some("2048"), "N", "Listen queue length."),
-    setting("reuse-port", Kind::Flag, None, "", "Set SO_REUSEPORT on listening sockets."),
+    setting("reuse-port", Kind::Flag, None, "", "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."),
     setting("protocol", Kind::Text, Some("http"), "NAME", "Wire protocol: http, or the seeds' echo and reverse TCP exercises."),
     setting("work-delay", Kind::Seconds, Some("0"), "SECONDS", "reverse protocol: simulated handler time before answering (seed 000 uses 5)."),
     Setting { aliases: &["keepalive"], ..setting("keep-alive", Kind::Seconds, Some("5"), "SECONDS", "How long an idle keep-alive connection is kept open.") },

@@ -49,6 +49,16 @@ impl Server {
         let app = app::build(values, &shape)?;
         let mut supervision = supervision(values, &app, shape)?;
         supervision.reopen_logs = Some(logs.reopener());
+        if values.flag("reuse-port") && strategy == Processes::Prefork {
+            let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
+            if addrs.len() == listeners.len() {
+                let backlog = values
+                    .count("backlog")?
+                    .unwrap_or(2048)
+                    .min(i32::MAX as usize) as i32;
+                supervision.per_worker_sockets = Some((addrs, backlog));
+            }
+        }
         Ok(Server {
             model,
             strategy,
@@ -254,6 +264,7 @@ fn supervision(
         pidfile: values.text("pid").map(PathBuf::from),
         reload: Some(reload),
         reopen_logs: None,
+        per_worker_sockets: None,
         name: values.text("name").unwrap_or_else(|| "ironhorse".into()),
     })
 }

@@ -263,3 +263,29 @@ fn socket_activation_and_readiness_notification_work_with_systemd_conventions() 
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn reuse_port_gives_each_worker_its_own_socket_and_all_serve() {
+    let site = Site::new("reuseport");
+    let server = start(&site, &["--model", "prefork", "-w", "3", "--reuse-port"]);
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 3,
+        Duration::from_secs(5)
+    ));
+    // Every connection is accepted by some worker (none lands on an orphaned socket).
+    for _ in 0..60 {
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+    }
+    // Each worker holds its own listening socket on the port; the master holds none.
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let out = Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        !text.contains(&format!("pid={},", server.pid())),
+        "the master still listens: {text}"
+    );
+}

@@ -161,6 +161,15 @@ impl Listener {
         }
     }
 
+    /// Where a worker can bind its own `SO_REUSEPORT` socket next to this one (TCP only;
+    /// port 0 resolved).
+    pub fn rebind_addr(&self) -> Option<BindAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| BindAddr::Tcp(a.to_string())),
+            Listener::Unix(..) => None,
+        }
+    }
+
     /// A copy sharing the same socket (for workers and threads).
     pub fn try_clone(&self) -> io::Result<Listener> {
         Ok(match self {

@@ -87,6 +87,9 @@ pub struct Supervision {
     pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Process name prefix (`-n`): `NAME:master`, `NAME:worker`.
     pub name: String,
+    /// `--reuse-port`: each worker binds its own socket on these addresses (backlog given),
+    /// and the kernel spreads connections across them.
+    pub per_worker_sockets: Option<(Vec<crate::listener::BindAddr>, i32)>,
 }
 
 impl Default for Supervision {
@@ -100,6 +103,7 @@ impl Default for Supervision {
             reload: None,
             reopen_logs: None,
             name: "ironhorse".into(),
+            per_worker_sockets: None,
         }
     }
 }

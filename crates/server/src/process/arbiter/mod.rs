@@ -83,6 +83,12 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
+    let mut plan = plan;
+    if plan.supervision.per_worker_sockets.is_some() {
+        // Each worker binds its own socket. A copy kept here (and inherited by every worker)
+        // would take a share of the connections that nobody accepts.
+        plan.listeners.clear();
+    }
     let target = plan.workers.max(1);
     let mut master = Master {
         plan,

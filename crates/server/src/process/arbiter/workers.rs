@@ -267,12 +267,18 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     };
-    let listeners = match plan
-        .listeners
-        .iter()
-        .map(|l| l.try_clone())
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let listeners = match &plan.supervision.per_worker_sockets {
+        Some((addrs, backlog)) => addrs
+            .iter()
+            .map(|a| crate::listener::Listener::bind(a, *backlog, true))
+            .collect::<Result<Vec<_>, _>>(),
+        None => plan
+            .listeners
+            .iter()
+            .map(|l| l.try_clone())
+            .collect::<Result<Vec<_>, _>>(),
+    };
+    let listeners = match listeners {
         Ok(l) => l,
         Err(_) => return EXIT_BOOT_ERROR,
     };
