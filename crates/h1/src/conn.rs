@@ -149,20 +149,39 @@ impl ServerConn {
         &mut self.buf[self.end..]
     }
 
+    /// Frees the input buffer while nothing is buffered, so an idle keep-alive connection
+    /// costs almost no memory; the next [`read_buf`](Self::read_buf) allocates it again.
+    pub fn release_idle_buffer(&mut self) {
+        if self.start == self.end {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Marks `n` bytes of [`read_buf`](Self::read_buf) as received.
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
     }
 
     /// Copies received bytes in (same as `read_buf` + `filled`).
-    pub fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let spare = self.read_buf();
-            let n = spare.len().min(data.len());
-            spare[..n].copy_from_slice(&data[..n]);
-            self.filled(n);
-            data = &data[n..];
+    /// The buffer grows only by what arrives, so a connection fed small requests (from a
+    /// driver's shared read buffer) stays small.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
         }
+        if self.start > 0 && self.buf.len() - self.end < data.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < data.len() {
+            self.buf.resize(self.end + data.len(), 0);
+        }
+        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
     }
 
     /// The peer closed its sending side.

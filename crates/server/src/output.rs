@@ -52,6 +52,14 @@ impl Output {
         }
     }
 
+    /// Drops the spare buffer and queue storage while the connection is idle.
+    pub fn release_idle_memory(&mut self) {
+        if self.is_empty() {
+            self.segments = VecDeque::new();
+            self.spare = Vec::new();
+        }
+    }
+
     /// Whether nothing is left to send.
     pub fn is_empty(&self) -> bool {
         self.segments.iter().all(|s| match s {
@@ -74,13 +82,23 @@ impl Output {
     /// Sends as much as the socket takes. Blocking sockets return only when all is sent
     /// (or on error); non-blocking ones may return [`Drained::WouldBlock`].
     pub fn drain_into<S: Write + AsFd>(&mut self, socket: &mut S) -> io::Result<Drained> {
-        while let Some(front) = self.segments.front_mut() {
+        while !self.segments.is_empty() {
+            // A head followed by a file body: let them share packets (MSG_MORE).
+            let file_follows = matches!(self.segments.get(1), Some(Segment::File(_)));
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
             let done = match front {
                 Segment::Bytes { buf, sent } => {
                     if *sent == buf.len() {
                         true
                     } else {
-                        match socket.write(&buf[*sent..]) {
+                        let written = if file_follows {
+                            ironhorse_sys::send_more(socket.as_fd(), &buf[*sent..])
+                        } else {
+                            socket.write(&buf[*sent..])
+                        };
+                        match written {
                             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                             Ok(n) => *sent += n,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

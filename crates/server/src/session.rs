@@ -58,12 +58,30 @@ pub trait Session: Send {
     fn read_buf(&mut self) -> &mut [u8];
     /// `n` bytes of [`read_buf`](Self::read_buf) were received; `0` means end of input.
     fn received(&mut self, n: usize);
+    /// Bytes received into the driver's own buffer (non-empty). Drivers that read into a
+    /// shared buffer use this, so idle connections need no buffer of their own.
+    fn receive(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = self.read_buf();
+            // A session whose buffer is full must override `receive`.
+            assert!(
+                !room.is_empty(),
+                "session offers no room for received bytes"
+            );
+            let n = room.len().min(data.len());
+            room[..n].copy_from_slice(&data[..n]);
+            self.received(n);
+            data = &data[n..];
+        }
+    }
     /// Makes progress with what was received, queueing output.
     fn advance(&mut self, out: &mut Output, io: Io<'_>) -> Step;
     /// How long the driver may wait for input before closing the connection.
     fn read_deadline(&self) -> Option<Instant>;
     /// Whether nothing is in progress, so a stopping server may close the connection.
     fn is_idle(&self) -> bool;
+    /// The connection waits for input: release what memory can be rebuilt later.
+    fn release_idle_memory(&mut self) {}
 }
 
 /// A wire protocol: makes one session per accepted connection.

@@ -233,3 +233,11 @@ pub fn current_thread_id() -> u64 {
     // SAFETY: pthread_self has no preconditions and cannot fail.
     unsafe { libc::pthread_self() as u64 }
 }
+
+/// Sends `buf` on a socket telling the kernel more follows at once (`MSG_MORE`), so a
+/// response head and the file body sent next with `sendfile` share packets.
+pub fn send_more(socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
+    Ok(send(socket.as_raw_fd(), buf, flags)?)
+}

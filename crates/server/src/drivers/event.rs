@@ -30,6 +30,10 @@ struct Conn {
     generation: u64,
     waker: Waker,
     stream: MioStream,
+    /// Whether the socket may have unread input (edge-triggered readiness, tracked).
+    readable: bool,
+    /// Whether the peer's end of input (or an error) was announced.
+    peer_closed: bool,
     session: Box<dyn Session>,
     out: Output,
     step: Step,
@@ -71,6 +75,8 @@ impl Slots {
             generation,
             waker,
             stream,
+            readable: true,
+            peer_closed: false,
             session,
             out: Output::default(),
             step: Step::Read,
@@ -113,6 +119,8 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     };
     let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
     let mut events = Events::with_capacity(1024);
+    // One read buffer for every connection: idle ones then own no buffer at all.
+    let mut scratch = vec![0u8; 64 * 1024];
     let mut last_sweep = Instant::now();
     let mut accepting = true;
     let mut stop_deadline: Option<Instant> = None;
@@ -154,13 +162,14 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                             cutoff: None,
                         },
                     );
-                    if !drive(conn) {
+                    if !drive(conn, &mut scratch) {
                         slots.remove(&poll, index);
                     }
                 }
             } else if token < first_conn {
                 if accepting {
                     accept_all(
+                        &mut scratch,
                         &listeners[token],
                         &poll,
                         &mut slots,
@@ -174,7 +183,9 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 .get_mut(token - first_conn)
                 .and_then(Option::as_mut)
             {
-                if !drive(conn) {
+                conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                conn.peer_closed |= event.is_read_closed() || event.is_error();
+                if !drive(conn, &mut scratch) {
                     slots.remove(&poll, token - first_conn);
                 } else if let Step::WaitUntil(at) = conn.step {
                     timers.push(Reverse((at, token - first_conn)));
@@ -190,7 +201,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
             }
             timers.pop();
             if let Some(conn) = slots.conns[index].as_mut() {
-                if matches!(conn.step, Step::WaitUntil(_)) && !drive(conn) {
+                if matches!(conn.step, Step::WaitUntil(_)) && !drive(conn, &mut scratch) {
                     slots.remove(&poll, index);
                 }
             }
@@ -211,16 +222,21 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 }
             }
             for index in 0..slots.conns.len() {
-                let Some(conn) = slots.conns[index].as_ref() else {
+                let Some(conn) = slots.conns[index].as_mut() else {
                     continue;
                 };
                 if is_expired(conn, now, stop) {
                     slots.remove(&poll, index);
+                } else if conn.step == Step::Read && !conn.readable {
+                    // Idle since at least the last sweep: it keeps no buffers meanwhile.
+                    conn.session.release_idle_memory();
+                    conn.out.release_idle_memory();
                 }
             }
             if !stop && slots.live < config.max_connections {
                 for listener in &listeners {
                     accept_all(
+                        &mut scratch,
                         listener,
                         &poll,
                         &mut slots,
@@ -249,6 +265,7 @@ fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
 }
 
 fn accept_all(
+    scratch: &mut [u8],
     listener: &MioListener,
     poll: &Poll,
     slots: &mut Slots,
@@ -289,7 +306,7 @@ fn accept_all(
                     slots.live -= 1;
                     continue;
                 }
-                if !drive(conn) {
+                if !drive(conn, scratch) {
                     slots.remove(poll, index);
                 }
             }
@@ -302,9 +319,9 @@ fn accept_all(
 }
 
 /// Moves a connection forward as far as its socket allows. Returns `false` to drop it.
-fn drive(conn: &mut Conn) -> bool {
+fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
     if conn.closing_until.is_some() {
-        return discard_input(conn);
+        return discard_input(conn, scratch);
     }
     loop {
         match conn.out.drain_into(&mut conn.stream) {
@@ -318,17 +335,34 @@ fn drive(conn: &mut Conn) -> bool {
                     let _ = s.shutdown(std::net::Shutdown::Write);
                 }
                 conn.closing_until = Some(Instant::now() + LINGER);
-                return discard_input(conn);
+                return discard_input(conn, scratch);
             }
             Step::WaitUntil(at) if Instant::now() < at => return true,
             Step::Pending => return true,
             Step::WaitUntil(_) | Step::Flush => {}
-            Step::Read => match conn.stream.read(conn.session.read_buf()) {
-                Ok(n) => conn.session.received(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            },
+            // Edge-triggered: after a short read the socket is drained, and new bytes will
+            // bring a new event; trying again would only earn an EAGAIN.
+            Step::Read if !conn.readable => return true,
+            Step::Read => {
+                let room = scratch.len();
+                match conn.stream.read(scratch) {
+                    Ok(n) => {
+                        // A pending end of input announces itself only once: read to it.
+                        conn.readable = n == room || conn.peer_closed;
+                        if n == 0 {
+                            conn.session.received(0);
+                        } else {
+                            conn.session.receive(&scratch[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.readable = false;
+                        return true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return false,
+                }
+            }
         }
         conn.step = conn.session.advance(
             &mut conn.out,
@@ -342,10 +376,9 @@ fn drive(conn: &mut Conn) -> bool {
 }
 
 /// Reads and drops what a closing peer still sends; `false` once it is done.
-fn discard_input(conn: &mut Conn) -> bool {
-    let mut sink = [0u8; 4096];
+fn discard_input(conn: &mut Conn, sink: &mut [u8]) -> bool {
     loop {
-        match conn.stream.read(&mut sink) {
+        match conn.stream.read(sink) {
             Ok(0) => return false,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,

@@ -68,6 +68,11 @@ impl AsFd for TryWriter<'_> {
     }
 }
 
+thread_local! {
+    /// The read buffer shared by the connections this runtime thread serves.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
+}
+
 /// Live connection count, for the cap and for waiting at shutdown.
 struct Live {
     count: AtomicUsize,
@@ -249,13 +254,23 @@ async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
             .await
             .is_err()
         {
+            // Idle for a while: keep no buffers meanwhile.
+            session.release_idle_memory();
             continue;
         }
-        match conn.try_read(session.read_buf()) {
-            Ok(n) => {
-                session.received(n);
-                return Ok(());
+        // Read into this thread's shared buffer: idle connections own none.
+        let read = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = conn.try_read(&mut scratch)?;
+            if n == 0 {
+                session.received(0);
+            } else {
+                session.receive(&scratch[..n]);
             }
+            Ok::<(), io::Error>(())
+        });
+        match read {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }

@@ -13,32 +13,41 @@ pub struct Echo;
 impl Protocol for Echo {
     fn session(&self, _conn: ConnInfo) -> Box<dyn Session> {
         Box::new(EchoSession {
-            buf: vec![0; 16 * 1024],
-            pending: 0,
+            scratch: vec![0; 16 * 1024],
+            pending: Vec::new(),
             eof: false,
         })
     }
 }
 
 struct EchoSession {
-    buf: Vec<u8>,
-    pending: usize,
+    /// Where blocking drivers read into.
+    scratch: Vec<u8>,
+    /// Received, not yet queued for sending.
+    pending: Vec<u8>,
     eof: bool,
 }
 
 impl Session for EchoSession {
     fn read_buf(&mut self) -> &mut [u8] {
-        &mut self.buf[self.pending..]
+        &mut self.scratch
     }
 
     fn received(&mut self, n: usize) {
-        self.pending += n;
-        self.eof |= n == 0;
+        if n == 0 {
+            self.eof = true;
+        } else {
+            self.pending.extend_from_slice(&self.scratch[..n]);
+        }
+    }
+
+    fn receive(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
     }
 
     fn advance(&mut self, out: &mut Output, _io: Io<'_>) -> Step {
-        out.bytes().extend_from_slice(&self.buf[..self.pending]);
-        self.pending = 0;
+        out.bytes().extend_from_slice(&self.pending);
+        self.pending.clear();
         if self.eof {
             Step::Close
         } else {
@@ -51,6 +60,6 @@ impl Session for EchoSession {
     }
 
     fn is_idle(&self) -> bool {
-        self.pending == 0
+        self.pending.is_empty()
     }
 }

@@ -429,6 +429,10 @@ impl Session for HttpSession {
         self.conn.read_buf()
     }
 
+    fn receive(&mut self, data: &[u8]) {
+        self.conn.feed(data);
+    }
+
     fn received(&mut self, n: usize) {
         if n == 0 {
             self.conn.feed_eof();
@@ -518,6 +522,12 @@ impl Session for HttpSession {
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,
         })
+    }
+
+    fn release_idle_memory(&mut self) {
+        if matches!(self.busy, Busy::Idle) {
+            self.conn.release_idle_buffer();
+        }
     }
 
     fn is_idle(&self) -> bool {
