@@ -1,9 +1,10 @@
 //! Static files: a [`Service`] that serves a directory tree.
 //!
-//! Per request it does one `open` and one `fstat`, plus one `readlink` of `/proc/self/fd/N`
-//! to learn where the opened file really is (which refuses symlinks leaving the root without
-//! walking the path, and without a race between checking and opening). The body is never
-//! read: it is a [`FileRegion`] the driver sends with `sendfile(2)`.
+//! Per request it does one `openat2(RESOLVE_BENEATH)` below the open root directory — the
+//! kernel refuses any `..` or symlink leading outside, with no race between checking and
+//! opening — and one `fstat`. Where the kernel cannot tell (no `openat2`, or an absolute
+//! symlink on the way) it opens the path and asks `/proc/self/fd/N` where the file really
+//! is. The body is never read: it is a [`FileRegion`] the driver sends with `sendfile(2)`.
 //!
 //! Behaviour choices:
 //! - `..` at the mount root stays at the root (lexical resolution, like a browser).
@@ -26,6 +27,7 @@ mod path;
 use std::borrow::Cow;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +63,8 @@ impl Default for StaticOptions {
 pub struct StaticFiles {
     /// Canonical, so that real paths of opened files can be compared against it.
     root: PathBuf,
+    /// The root, open: files are opened beneath it by the kernel (`openat2`).
+    root_dir: std::sync::Arc<File>,
     options: StaticOptions,
 }
 
@@ -120,7 +124,12 @@ impl StaticFiles {
         } else {
             format!("/{prefix}")
         };
-        Ok(StaticFiles { root, options })
+        let root_dir = std::sync::Arc::new(File::open(&root)?);
+        Ok(StaticFiles {
+            root,
+            root_dir,
+            options,
+        })
     }
 
     /// The canonical root directory.
@@ -231,6 +240,20 @@ impl StaticFiles {
 
     /// Opens `path` and fstats it; `Ok(None)` if it really lies outside the root.
     fn open_inside(&self, path: &Path) -> io::Result<Option<(File, Metadata)>> {
+        // The fast path: the kernel resolves the path beneath the root in one call.
+        if let Ok(relative) = path.strip_prefix(&self.root) {
+            let relative = if relative.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                relative
+            };
+            if let ironhorse_sys::Beneath::Opened(file) =
+                ironhorse_sys::open_beneath(self.root_dir.as_fd(), relative)?
+            {
+                let meta = file.metadata()?;
+                return Ok(Some((file, meta)));
+            }
+        }
         // Non-blocking so that opening a FIFO returns at once; no effect on regular files.
         let file = OpenOptions::new()
             .read(true)

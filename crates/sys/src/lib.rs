@@ -241,3 +241,51 @@ pub fn send_more(socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
     Ok(send(socket.as_raw_fd(), buf, flags)?)
 }
+
+/// What [`open_beneath`] found.
+pub enum Beneath {
+    /// Opened, and the kernel guarantees it lies below the directory (symlinks included).
+    Opened(std::fs::File),
+    /// The kernel cannot tell (no `openat2`, or an absolute symlink on the way): check the
+    /// path another way.
+    Unsure,
+}
+
+/// Opens `relative` for reading below the directory `root` with `openat2(RESOLVE_BENEATH)`:
+/// one system call that refuses any path (`..`, symlinks) leading outside it. Non-blocking,
+/// so a FIFO cannot stall the caller.
+pub fn open_beneath(root: BorrowedFd<'_>, relative: &std::path::Path) -> io::Result<Beneath> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(relative.as_os_str().as_bytes()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"));
+    };
+    // SAFETY: zeroed is a valid `open_how` (all-integer struct); fields are then set.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: the pointers are valid for the call (a NUL-terminated path and an `open_how`
+    // of the size passed); the returned descriptor is owned by the File we wrap it in.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a fresh descriptor from openat2, owned by nobody else.
+        return Ok(Beneath::Opened(unsafe {
+            std::fs::File::from_raw_fd(fd as i32)
+        }));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EXDEV) | Some(libc::EPERM) | Some(libc::EAGAIN) => {
+            Ok(Beneath::Unsure)
+        }
+        _ => Err(error),
+    }
+}
