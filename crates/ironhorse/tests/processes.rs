@@ -3,20 +3,9 @@
 mod common;
 
 use common::client::get;
-use common::{Server, Site};
+use common::{children_of, wait_for, Server, Site};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn children_of(pid: i32) -> Vec<i32> {
-    let out = Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
+use std::time::Duration;
 
 fn zombies_of(pid: i32) -> usize {
     let out = Command::new("ps")
@@ -27,17 +16,6 @@ fn zombies_of(pid: i32) -> usize {
         .lines()
         .filter(|l| l.starts_with('Z'))
         .count()
-}
-
-fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn start(site: &Site, args: &[&str]) -> Server {
@@ -63,7 +41,7 @@ fn killed_workers_are_replaced_in_every_multiprocess_model() {
             ),
             "{args:?}: workers did not start"
         );
-        let victim = children_of(server.pid())[0];
+        let victim = *children_of(server.pid()).iter().next().unwrap();
         Command::new("kill")
             .args(["-9", &victim.to_string()])
             .status()

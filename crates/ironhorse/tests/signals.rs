@@ -5,32 +5,9 @@ mod common;
 
 use common::load::Load;
 use common::python::{apps_dir, wsgi_args};
-use common::{Server, Site};
-use std::collections::HashSet;
+use common::{children_of as workers_of, wait_for, Server, Site};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn workers_of(pid: i32) -> HashSet<i32> {
-    let out = Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    condition()
-}
 
 fn kill(pid: i32, signal: &str) {
     Command::new("kill")

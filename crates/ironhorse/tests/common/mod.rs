@@ -12,6 +12,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The child processes of `pid` (a master's workers).
+pub fn children_of(pid: i32) -> std::collections::HashSet<i32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Polls `condition` until it holds or `limit` passes; the last answer is returned.
+pub fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    condition()
+}
+
 /// Every model, as `--model` takes them.
 pub const MODELS: &[&str] = &[
     "single",

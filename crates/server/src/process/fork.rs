@@ -5,37 +5,15 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR};
+use super::{log, ServerPlan};
 use crate::drivers::{accept_loop_ticking, serve_connection, STOP_CHECK};
 use ironhorse_sys::process::{self, Forked, Pid};
 use ironhorse_sys::signals;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
-    if let Err(e) = signals::install_stop_flag() {
-        log(format_args!("cannot install signal handlers: {e}"));
-        return 1;
-    }
-    let pidfile = match plan
-        .supervision
-        .pidfile
-        .as_deref()
-        .map(super::pidfile::PidFile::claim)
-        .transpose()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            log(format_args!("--pid: {e}"));
-            return 1;
-        }
-    };
-    on_ready();
-    super::notify::send("READY=1");
-    let protocol = match plan.app.build() {
-        Ok(p) => p,
-        Err(e) => {
-            log(format_args!("{e}"));
-            return EXIT_APP_LOAD_ERROR;
-        }
+    let (pidfile, protocol) = match super::start_serving(&plan, on_ready) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let max_children = plan.max_connections.max(1);
     let children: RefCell<HashSet<Pid>> = RefCell::new(HashSet::new());

@@ -59,6 +59,36 @@ impl AppSource {
     }
 }
 
+/// The start shared by processes that serve themselves (no master): stop-flag signal
+/// handling, the pid file, the announcement (only once a stop can no longer be lost), and
+/// the application. `Err` carries the exit code.
+fn start_serving(
+    plan: &ServerPlan,
+    on_ready: impl FnOnce(),
+) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
+    if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
+        log(format_args!("cannot install signal handlers: {e}"));
+        return Err(1);
+    }
+    let pidfile = plan
+        .supervision
+        .pidfile
+        .as_deref()
+        .map(pidfile::PidFile::claim)
+        .transpose()
+        .map_err(|e| {
+            log(format_args!("--pid: {e}"));
+            1
+        })?;
+    on_ready();
+    notify::send("READY=1");
+    let protocol = plan.app.build().map_err(|e| {
+        log(format_args!("{e}"));
+        EXIT_APP_LOAD_ERROR
+    })?;
+    Ok((pidfile, protocol))
+}
+
 /// Re-reads the configuration (on `SIGHUP`).
 pub type ReloadFn = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
 

@@ -1,34 +1,12 @@
 //! One process serves: the driver runs right here.
 
-use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR};
+use super::{log, ServerPlan};
 use crate::drivers::DriverConfig;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
-    if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
-        log(format_args!("cannot install signal handlers: {e}"));
-        return 1;
-    }
-    let pidfile = match plan
-        .supervision
-        .pidfile
-        .as_deref()
-        .map(super::pidfile::PidFile::claim)
-        .transpose()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            log(format_args!("--pid: {e}"));
-            return 1;
-        }
-    };
-    on_ready();
-    super::notify::send("READY=1");
-    let protocol = match plan.app.build() {
-        Ok(p) => p,
-        Err(e) => {
-            log(format_args!("{e}"));
-            return EXIT_APP_LOAD_ERROR;
-        }
+    let (pidfile, protocol) = match super::start_serving(&plan, on_ready) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     spawn_stop_watchdog(plan.graceful_timeout, plan.supervision.reopen_logs.clone());
     let config = DriverConfig {
