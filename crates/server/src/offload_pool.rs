@@ -17,6 +17,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Jobs held back by a loop, each with the queue it is for.
 type HeldJobs = Vec<(Arc<Queue>, Job)>;
 
+/// Held submissions are handed over at least this often.
+const MAX_HELD: usize = 64;
 /// Deferred wake-ups are flushed at least this often, to bound their latency.
 const MAX_DEFERRED: usize = 64;
 
@@ -73,8 +75,13 @@ impl OffloadPool {
             }
             None => Some(job),
         });
-        if let Some(job) = job {
-            queue.push_all([job]);
+        match job {
+            Some(job) => queue.push_all([job]),
+            // Bound the wait of held work when a loop has much to do.
+            None if HELD.with(|h| h.borrow().as_ref().is_some_and(|h| h.len() >= MAX_HELD)) => {
+                release_held()
+            }
+            None => {}
         }
     }
 
@@ -150,16 +157,11 @@ pub fn wake_when_idle(waker: &Waker) {
 /// Holds this thread's submissions to any pool until the guard is dropped, then hands them
 /// over in one go.
 pub fn hold() -> HoldGuard {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if held.is_none() {
-            *held = Some(Vec::new());
-        }
-    });
+    hold_on_this_thread();
     HoldGuard(())
 }
 
-/// Releases held submissions when dropped.
+/// Releases held submissions when dropped (and stops holding).
 pub struct HoldGuard(());
 
 impl Drop for HoldGuard {
@@ -167,20 +169,43 @@ impl Drop for HoldGuard {
         let held = HELD
             .with(|held| held.borrow_mut().take())
             .unwrap_or_default();
-        // Almost always one pool per process: group consecutive jobs by queue.
-        let mut batch: Vec<Job> = Vec::new();
-        let mut current: Option<Arc<Queue>> = None;
-        for (queue, job) in held {
-            if current.as_ref().is_some_and(|c| !Arc::ptr_eq(c, &queue)) {
-                if let Some(c) = current.take() {
-                    c.push_all(batch.drain(..));
-                }
+        submit(held);
+    }
+}
+
+/// From now on, this thread's submissions wait for [`release_held`] (for runtimes that
+/// offer a hook when their thread runs out of work, like tokio's `on_thread_park`).
+pub fn hold_on_this_thread() {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if held.is_none() {
+            *held = Some(Vec::new());
+        }
+    });
+}
+
+/// Hands this thread's held submissions over, and keeps holding.
+pub fn release_held() {
+    let held = HELD
+        .with(|held| held.borrow_mut().as_mut().map(std::mem::take))
+        .unwrap_or_default();
+    submit(held);
+}
+
+fn submit(held: HeldJobs) {
+    // Almost always one pool per process: group consecutive jobs by queue.
+    let mut batch: Vec<Job> = Vec::new();
+    let mut current: Option<Arc<Queue>> = None;
+    for (queue, job) in held {
+        if current.as_ref().is_some_and(|c| !Arc::ptr_eq(c, &queue)) {
+            if let Some(c) = current.take() {
+                c.push_all(batch.drain(..));
             }
-            current = Some(queue);
-            batch.push(job);
         }
-        if let Some(c) = current {
-            c.push_all(batch);
-        }
+        current = Some(queue);
+        batch.push(job);
+    }
+    if let Some(c) = current {
+        c.push_all(batch);
     }
 }

@@ -81,15 +81,22 @@ struct Live {
 
 pub fn run(config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
+    // Requests for the application threads leave in batches: held while tasks run, handed
+    // over when a runtime thread runs out of work.
+    use crate::offload_pool::{hold_on_this_thread, release_held};
     let runtime = if config.threads <= 1 {
+        hold_on_this_thread();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(release_held)
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads)
             .thread_name("ih-tokio")
             .enable_all()
+            .on_thread_start(hold_on_this_thread)
+            .on_thread_park(release_held)
             .build()?
     };
     runtime.block_on(serve(config))
