@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::session::Waker;
 
@@ -17,6 +18,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Jobs held back by a loop, each with the queue it is for.
 type HeldJobs = Vec<(Arc<Queue>, Job)>;
 
+/// Jobs slower than this gain nothing from deferred wake-ups.
+const SLOW_JOB: Duration = Duration::from_micros(200);
 /// Held submissions are handed over at least this often.
 const MAX_HELD: usize = 64;
 /// Deferred wake-ups are flushed at least this often, to bound their latency.
@@ -97,10 +100,17 @@ impl OffloadPool {
     }
 }
 
-/// A pool thread's life: run jobs; before waiting for more, deliver deferred wake-ups.
+/// A pool thread's life: run jobs; deliver deferred wake-ups before waiting for more, and
+/// at once while jobs are slow (batching then saves nothing, and a finished response must
+/// not wait behind a long request).
 fn work(queue: &Queue) {
     DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    // Recent job duration, smoothed.
+    let mut typical = Duration::ZERO;
     loop {
+        if typical > SLOW_JOB {
+            flush_deferred();
+        }
         let next = queue
             .jobs
             .lock()
@@ -119,8 +129,14 @@ fn work(queue: &Queue) {
                 }
             }
         };
+        let started = Instant::now();
         // A panicking application must not take the thread with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        let took = started.elapsed();
+        typical = (typical * 3 + took) / 4;
+        if took > SLOW_JOB {
+            flush_deferred();
+        }
     }
 }
 
