@@ -267,3 +267,34 @@ fn reuse_port_gives_each_worker_its_own_socket_and_all_serve() {
         "the master still listens: {text}"
     );
 }
+
+#[test]
+fn idle_keep_alive_connections_do_not_hold_pool_threads() {
+    for args in [
+        &["--model", "threadpool", "--threads", "2"][..],
+        &["--model", "hybrid", "-w", "1", "--threads", "2"],
+    ] {
+        let site = Site::new("parking");
+        let server = start(&site, args);
+        // Four keep-alive clients on two threads, each idle after one request …
+        let idle: Vec<common::client::Conn> = (0..4)
+            .map(|_| {
+                let mut conn = common::client::Conn::open(&server.addr);
+                conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+                assert_eq!(conn.response("GET").status, 200);
+                conn
+            })
+            .collect();
+        // … and a fifth is served at once, and so is the next request of an idle one.
+        let started = std::time::Instant::now();
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{args:?}: took {:?}",
+            started.elapsed()
+        );
+        let mut first = idle.into_iter().next().unwrap();
+        first.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(first.response("GET").status, 200);
+    }
+}

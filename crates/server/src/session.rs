@@ -80,6 +80,12 @@ pub trait Session: Send {
     fn read_deadline(&self) -> Option<Instant>;
     /// Whether nothing is in progress, so a stopping server may close the connection.
     fn is_idle(&self) -> bool;
+    /// Whether the connection waits for a new request with nothing in progress or buffered
+    /// (it may then be watched by a poller instead of a thread). Unlike
+    /// [`is_idle`](Self::is_idle), true for a fresh connection too.
+    fn is_waiting(&self) -> bool {
+        self.is_idle()
+    }
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
 }

@@ -14,44 +14,87 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `session` on `stream` until it closes, the peer goes away, a read deadline
 /// passes, or a stop is requested while the connection is idle.
-pub fn serve_connection(mut stream: Stream, mut session: Box<dyn Session>) {
-    // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
-    // timer per connection.
-    if stream.set_read_timeout(Some(STOP_CHECK)).is_err()
-        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
-    {
-        return;
+pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
+    if let Some(conn) = Conn::new(stream, session) {
+        serve(conn, false);
     }
+}
+
+/// A connection on a blocking socket, with what serving it needs.
+pub(crate) struct Conn {
+    pub stream: Stream,
+    pub session: Box<dyn Session>,
+    /// Ends the connection from another thread (`--request-timeout`).
+    cutoff: Option<Cutoff>,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, session: Box<dyn Session>) -> Option<Conn> {
+        // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
+        // timer per connection.
+        stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
+        let cutoff = cutoff_for(&stream);
+        Some(Conn {
+            stream,
+            session,
+            cutoff,
+        })
+    }
+}
+
+/// What became of a connection.
+pub(crate) enum Served {
+    Done,
+    /// Between requests with no input waiting: the caller may watch it elsewhere (a pool
+    /// thread must not sit on an idle keep-alive connection while others wait).
+    Idle(Conn),
+}
+
+/// Serves `conn`; with `may_park`, returns it as soon as it is idle with nothing to read.
+pub(crate) fn serve(mut conn: Conn, may_park: bool) -> Served {
     let mut out = Output::default();
-    let cutoff = cutoff_for(&stream);
     let parker = Arc::new(Parker::default());
     let waker: Waker = {
         let parker = parker.clone();
         Arc::new(move || parker.unpark())
     };
     loop {
-        let step = session.advance(
+        let step = conn.session.advance(
             &mut out,
             Io {
-                blocking: Some(&mut stream),
+                blocking: Some(&mut conn.stream),
                 waker: &waker,
-                cutoff: cutoff.as_ref(),
+                cutoff: conn.cutoff.as_ref(),
             },
         );
-        if out.drain_into(&mut stream).is_err() {
-            return;
+        if out.drain_into(&mut conn.stream).is_err() {
+            return Served::Done;
         }
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
             Step::Pending => parker.park(STOP_CHECK),
-            Step::Close => return close_gracefully(stream),
-            Step::Read => match read_once(&mut stream, session.as_mut()) {
-                Ok(()) => {}
-                Err(_) => return,
-            },
+            Step::Close => {
+                close_gracefully(conn.stream);
+                return Served::Done;
+            }
+            Step::Read => {
+                if may_park && conn.session.is_waiting() && !has_input(&conn.stream) {
+                    return Served::Idle(conn);
+                }
+                if read_once(&mut conn.stream, conn.session.as_mut()).is_err() {
+                    return Served::Done;
+                }
+            }
         }
     }
+}
+
+/// Whether bytes (or an end of input) are waiting to be read, without waiting.
+fn has_input(stream: &Stream) -> bool {
+    use std::os::fd::AsFd;
+    ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
 }
 
 /// A handle that can end the connection from another thread (a second descriptor of the

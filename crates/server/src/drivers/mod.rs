@@ -7,6 +7,7 @@
 mod accept;
 mod blocking;
 mod event;
+mod keepalive;
 mod pool;
 mod serial;
 mod thread;

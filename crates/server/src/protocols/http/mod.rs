@@ -530,6 +530,13 @@ impl Session for HttpSession {
         }
     }
 
+    fn is_waiting(&self) -> bool {
+        matches!(self.busy, Busy::Idle)
+            && self.stashed.is_none()
+            && !self.conn.is_mid_head()
+            && !self.conn.has_buffered_input()
+    }
+
     fn is_idle(&self) -> bool {
         self.answered_any
             && matches!(self.busy, Busy::Idle)
