@@ -16,7 +16,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// passes, or a stop is requested while the connection is idle.
 pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
     if let Some(conn) = Conn::new(stream, session) {
-        serve(conn, false);
+        serve(conn, None);
     }
 }
 
@@ -51,8 +51,9 @@ pub(crate) enum Served {
     Idle(Conn),
 }
 
-/// Serves `conn`; with `may_park`, returns it as soon as it is idle with nothing to read.
-pub(crate) fn serve(mut conn: Conn, may_park: bool) -> Served {
+/// Serves `conn`. With `yield_when`, returns it as soon as it is idle with nothing to read
+/// while `yield_when()` says others wait for this thread (checked at every wake-up).
+pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Served {
     let mut out = Output::default();
     let parker = Arc::new(Parker::default());
     let waker: Waker = {
@@ -79,14 +80,17 @@ pub(crate) fn serve(mut conn: Conn, may_park: bool) -> Served {
                 close_gracefully(conn.stream);
                 return Served::Done;
             }
-            Step::Read => {
-                if may_park && conn.session.is_waiting() && !has_input(&conn.stream) {
+            Step::Read => loop {
+                let pressed = yield_when.is_some_and(|others_wait| others_wait());
+                if pressed && conn.session.is_waiting() && !has_input(&conn.stream) {
                     return Served::Idle(conn);
                 }
-                if read_once(&mut conn.stream, conn.session.as_mut()).is_err() {
-                    return Served::Done;
+                match read_once(&mut conn.stream, conn.session.as_mut()) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(_) => return Served::Done,
                 }
-            }
+            },
         }
     }
 }
@@ -110,30 +114,30 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
     }))
 }
 
-/// Waits for input until it comes, the deadline passes, or the server stops while idle.
-fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<()> {
-    loop {
-        crate::process::beat();
-        if stopping() && session.is_idle() {
-            return Err(io::ErrorKind::Interrupted.into());
+/// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
+/// (`Ok(false)`); fails when the deadline passes or the server stops while idle.
+fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool> {
+    crate::process::beat();
+    if stopping() && session.is_idle() {
+        return Err(io::ErrorKind::Interrupted.into());
+    }
+    if session.read_deadline().is_some_and(|d| d <= Instant::now()) {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    match stream.read(session.read_buf()) {
+        Ok(n) => {
+            session.received(n);
+            Ok(true)
         }
-        if session.read_deadline().is_some_and(|d| d <= Instant::now()) {
-            return Err(io::ErrorKind::TimedOut.into());
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(false)
         }
-        match stream.read(session.read_buf()) {
-            Ok(n) => {
-                session.received(n);
-                return Ok(());
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        Err(e) => Err(e),
     }
 }
 

@@ -1,7 +1,9 @@
-//! A fixed pool of threads. An acceptor hands new connections over a queue; a thread serves
-//! a connection while it has a request, and idle keep-alive connections wait in an epoll
-//! watcher ([`keepalive`](super::keepalive)) instead of holding a thread. When every thread
-//! is busy and new connections pile up, accepting pauses and clients wait in the backlog.
+//! A fixed pool of threads. An acceptor hands new connections over a queue. A thread keeps
+//! serving its connection across keep-alive requests (cheapest), but when work waits for a
+//! thread, an idle connection is handed to an epoll watcher ([`keepalive`](super::keepalive))
+//! instead of holding the thread (gunicorn's gthread always does so); it comes back to the
+//! queue when its next request arrives. When every thread is busy and new connections pile
+//! up, accepting pauses and clients wait in the backlog.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -62,6 +64,16 @@ impl Queue {
         }
     }
 
+    /// Whether work waits for a thread: then threads sitting on idle connections yield.
+    fn has_work(&self) -> bool {
+        !self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .is_empty()
+    }
+
     fn close(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
         self.changed.notify_all();
@@ -87,7 +99,9 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                             Work::New(stream, info) => Conn::new(stream, protocol.session(info)),
                             Work::Resume(conn) => Some(conn),
                         };
-                        if let Some(Served::Idle(conn)) = conn.map(|c| serve(c, true)) {
+                        let others_wait = || queue.has_work();
+                        if let Some(Served::Idle(conn)) = conn.map(|c| serve(c, Some(&others_wait)))
+                        {
                             parking.park(conn);
                         }
                     }
