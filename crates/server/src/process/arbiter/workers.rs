@@ -168,6 +168,7 @@ impl Workers {
     pub fn retire_over_memory(&mut self, limit: u64) {
         let over: Vec<(Pid, u64)> = self
             .live()
+            .filter(|(_, w)| w.ready)
             .filter_map(|(pid, _)| {
                 resident_bytes(*pid)
                     .filter(|rss| *rss > limit)

@@ -1,0 +1,149 @@
+//! Process settings an operator relies on: daemonising with a pid file, environment for
+//! the app, umask, inherited sockets, memory-based recycling.
+
+mod common;
+
+use common::client::get;
+use common::python::{apps_dir, wsgi_args};
+use common::{children_of, wait_for, Server, Site};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn daemon_mode_detaches_and_writes_the_pid_file() {
+    let site = Site::new("daemon");
+    let dir = site.root.parent().unwrap().to_path_buf();
+    let pidfile = dir.join("ih.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+        .args([
+            "-D",
+            "--pid",
+            &pidfile.display().to_string(),
+            "-b",
+            &format!("127.0.0.1:{port}"),
+            "--root",
+            &site.root.display().to_string(),
+            "--model",
+            "prefork",
+            "-w",
+            "1",
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the launching process exits at once"
+    );
+    assert!(wait_for(|| pidfile.exists(), Duration::from_secs(5)));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(wait_for(
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        Duration::from_secs(5)
+    ));
+    assert_eq!(get(&format!("127.0.0.1:{port}"), "/hello.txt").status, 200);
+    // Detached: a session of its own (the second fork keeps it from ever taking a terminal).
+    let session_of = |p: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(session_of(&pid.to_string()), session_of("self"));
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_for(|| !pidfile.exists(), Duration::from_secs(10)),
+        "pid file left behind"
+    );
+}
+
+#[test]
+fn env_settings_reach_the_app_and_umask_applies() {
+    let mut args = wsgi_args("event", "env_app:application", &apps_dir());
+    args.extend(["-e", "IH_GREETING=hello there", "--umask", "027"].map(String::from));
+    let server = Server::start(&args);
+    let r = get(&server.addr, "/");
+    assert_eq!(r.text(), "hello there 0o27");
+}
+
+#[test]
+fn an_inherited_descriptor_is_served_with_fd_bind() {
+    let site = Site::new("fdbind");
+    // A launcher opens the socket and execs ironhorse with it at fd 5, as `-b fd://5`.
+    let launcher = "import os,sys,socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(16); print(s.getsockname()[1], flush=True); os.dup2(s.fileno(), 5); os.set_inheritable(5, True); os.execv(sys.argv[1], sys.argv[1:])";
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            launcher,
+            env!("CARGO_BIN_EXE_ironhorse"),
+            "-b",
+            "fd://5",
+            "--root",
+            &site.root.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", line.trim());
+    assert!(wait_for(
+        || std::net::TcpStream::connect(&addr).is_ok(),
+        Duration::from_secs(5)
+    ));
+    assert_eq!(get(&addr, "/hello.txt").status, 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn workers_over_the_memory_limit_are_recycled_without_failing_requests() {
+    let site = Site::new("memlimit");
+    let mut args: Vec<String> = ["--model", "prefork", "-w", "2", "--max-worker-memory", "1K"]
+        .map(String::from)
+        .to_vec();
+    args.extend(site.root_arg());
+    let server = Server::start(&args);
+    assert!(wait_for(
+        || !children_of(server.pid()).is_empty(),
+        Duration::from_secs(5)
+    ));
+    let first = children_of(server.pid());
+    assert!(
+        server.log_contains("--max-worker-memory"),
+        "{}",
+        server.log_text()
+    );
+    // Every worker is over a 1 KiB limit: they keep being replaced, and requests keep working.
+    assert!(wait_for(
+        || children_of(server.pid()).is_disjoint(&first),
+        Duration::from_secs(10)
+    ));
+    for _ in 0..20 {
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+    }
+    assert!(!server.log_text().contains("died"), "{}", server.log_text());
+}
