@@ -91,7 +91,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("max-requests-jitter", Kind::Count, Some("0"), "N", "Add a random 0..N to each worker's --max-requests, so they do not recycle together."),
     setting("max-worker-memory", Kind::Bytes, None, "BYTES", "Recycle a worker whose resident memory passes this (suffixes K, M, G)."),
     setting("pid", Kind::Text, None, "FILE", "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."),
-    Setting { short: Some('n'), ..setting("name", Kind::Text, Some("ironhorse"), "NAME", "Process name prefix shown by ps and top (NAME:master, NAME:worker).") },
+    Setting { short: Some('n'), ..setting("name", Kind::Text, Some("ih"), "NAME", "Process name prefix shown by ps -o comm and top: NAME:master, NAME:w:MODEL (15 bytes are kept).") },
     Setting { short: Some('D'), ..setting("daemon", Kind::Flag, None, "", "Detach into the background.") },
     setting("user", Kind::Text, None, "USER", "Switch to this user (name or id) after binding."),
     setting("group", Kind::Text, None, "GROUP", "Switch to this group (name or id) after binding."),

@@ -48,6 +48,7 @@ impl Server {
         };
         let app = app::build(values, &shape)?;
         let mut supervision = supervision(values, &app, shape)?;
+        supervision.model = model.name;
         supervision.reopen_logs = Some(logs.reopener());
         if values.flag("reuse-port") && strategy == Processes::Prefork {
             let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
@@ -265,7 +266,8 @@ fn supervision(
         reload: Some(reload),
         reopen_logs: None,
         per_worker_sockets: None,
-        name: values.text("name").unwrap_or_else(|| "ironhorse".into()),
+        name: values.text("name").unwrap_or_else(|| "ih".into()),
+        model: "",
     })
 }
 

@@ -147,3 +147,27 @@ fn workers_over_the_memory_limit_are_recycled_without_failing_requests() {
     }
     assert!(!server.log_text().contains("died"), "{}", server.log_text());
 }
+
+#[test]
+fn process_names_show_role_and_model() {
+    let site = Site::new("names");
+    let mut args: Vec<String> = ["--model", "hybrid", "-w", "2", "-n", "shop"]
+        .map(String::from)
+        .to_vec();
+    args.extend(site.root_arg());
+    let server = Server::start(&args);
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 2,
+        Duration::from_secs(5)
+    ));
+    let comm = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(comm(server.pid()), "shop:master");
+    for worker in children_of(server.pid()) {
+        assert_eq!(comm(worker), "shop:w:hybrid");
+    }
+}

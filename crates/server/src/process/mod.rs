@@ -115,8 +115,10 @@ pub struct Supervision {
     pub reload: Option<ReloadFn>,
     /// Reopens log files on `SIGUSR1` (in the master and in each worker).
     pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
-    /// Process name prefix (`-n`): `NAME:master`, `NAME:worker`.
+    /// Process name prefix (`-n`): `NAME:master`, `NAME:w:MODEL` (15 bytes show in `ps`).
     pub name: String,
+    /// The `--model`, shown in worker names.
+    pub model: &'static str,
     /// `--reuse-port`: each worker binds its own socket on these addresses (backlog given),
     /// and the kernel spreads connections across them.
     pub per_worker_sockets: Option<(Vec<crate::listener::BindAddr>, i32)>,
@@ -132,7 +134,8 @@ impl Default for Supervision {
             pidfile: None,
             reload: None,
             reopen_logs: None,
-            name: "ironhorse".into(),
+            name: "ih".into(),
+            model: "",
             per_worker_sockets: None,
         }
     }

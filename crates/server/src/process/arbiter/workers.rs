@@ -260,7 +260,10 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
     {
         return EXIT_BOOT_ERROR;
     }
-    ironhorse_sys::set_process_name(&format!("{}:worker", plan.supervision.name));
+    ironhorse_sys::set_process_name(&format!(
+        "{}:w:{}",
+        plan.supervision.name, plan.supervision.model
+    ));
     let protocol = match plan.app.build() {
         Ok(p) => p,
         Err(e) => {
