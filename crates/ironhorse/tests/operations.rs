@@ -46,6 +46,16 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
         .trim()
         .parse()
         .unwrap();
+    // However this test ends, the daemon does not outlive it.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(pid);
     assert!(wait_for(
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
         Duration::from_secs(5)

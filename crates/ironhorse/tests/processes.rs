@@ -298,3 +298,31 @@ fn idle_keep_alive_connections_do_not_hold_pool_threads() {
         assert_eq!(first.response("GET").status, 200);
     }
 }
+
+#[test]
+fn workers_stop_when_their_master_is_killed() {
+    let site = Site::new("orphans");
+    let server = start(&site, &["--model", "prefork", "-w", "2"]);
+    assert!(wait_for(
+        || children_of(server.pid()).len() == 2,
+        Duration::from_secs(5)
+    ));
+    let workers = children_of(server.pid());
+    server.signal(9);
+    let gone = wait_for(
+        || {
+            workers.iter().all(|w| {
+                !std::path::Path::new(&format!("/proc/{w}/status")).exists()
+                    || std::fs::read_to_string(format!("/proc/{w}/status"))
+                        .is_ok_and(|s| s.contains("State:\tZ"))
+            })
+        },
+        Duration::from_secs(5),
+    );
+    if !gone {
+        for w in &workers {
+            let _ = Command::new("kill").args(["-9", &w.to_string()]).status();
+        }
+    }
+    assert!(gone, "orphaned workers kept running: {workers:?}");
+}

@@ -8,7 +8,11 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    spawn_stop_watchdog(plan.graceful_timeout, plan.supervision.reopen_logs.clone());
+    spawn_stop_watchdog(
+        plan.graceful_timeout,
+        plan.supervision.reopen_logs.clone(),
+        None,
+    );
     let config = DriverConfig {
         listeners: plan.listeners,
         protocol,
@@ -32,9 +36,13 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
 /// A serving process's housekeeping thread: reopens logs on `SIGUSR1`, exits at once on a
 /// quick stop (`SIGQUIT`), and bounds a graceful stop: once one is requested, the process
 /// exits after the graceful timeout even if some request is stuck.
+///
+/// With `master`, a worker also stops (gracefully) when its master is gone: an orphaned
+/// worker would otherwise serve on, unsupervised, forever.
 pub(crate) fn spawn_stop_watchdog(
     graceful: std::time::Duration,
     reopen_logs: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+    master: Option<u32>,
 ) {
     use ironhorse_sys::signals;
     let _ = signals::install_pending(&[signals::SIGUSR1]);
@@ -49,6 +57,10 @@ pub(crate) fn spawn_stop_watchdog(
                 }
                 if let Some(signal) = signals::stop_requested() {
                     break signal;
+                }
+                if master.is_some_and(|m| std::os::unix::process::parent_id() != m) {
+                    super::warn(format_args!("the master is gone; this worker stops"));
+                    signals::request_stop(signals::SIGTERM);
                 }
                 std::thread::sleep(crate::drivers::STOP_CHECK);
             };

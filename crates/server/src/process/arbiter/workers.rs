@@ -291,6 +291,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
     super::super::single::spawn_stop_watchdog(
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
+        Some(std::os::unix::process::parent_id()),
     );
     let config = DriverConfig {
         listeners,
