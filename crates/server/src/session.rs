@@ -34,8 +34,11 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// A blocking socket, lent to sessions by blocking drivers so that applications may read
 /// request bodies as they arrive.
-pub trait BlockingSocket: io::Read + io::Write + Send {}
-impl<T: io::Read + io::Write + Send> BlockingSocket for T {}
+pub trait BlockingSocket: io::Read + io::Write + Send {
+    /// A handle that ends this connection from another thread (made on demand: it costs a
+    /// second descriptor while it lives).
+    fn cutoff(&self) -> Option<Cutoff>;
+}
 
 /// What a driver lends a session for one call of `advance`.
 pub struct Io<'a> {
@@ -43,9 +46,6 @@ pub struct Io<'a> {
     pub blocking: Option<&'a mut dyn BlockingSocket>,
     /// How to wake the driver after [`Step::Pending`].
     pub waker: &'a Waker,
-    /// How another thread can end this connection (blocking drivers: the thread serving it
-    /// may be stuck in the application).
-    pub cutoff: Option<&'a Cutoff>,
 }
 
 /// Ends a connection from another thread: sends its argument (last words, maybe empty) and

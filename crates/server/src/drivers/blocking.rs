@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use crate::output::Output;
-use crate::session::{Cutoff, Io, Session, Step, Waker};
+use crate::session::{BlockingSocket, Cutoff, Io, Session, Step, Waker};
 
 /// Longest a client may stall our writes before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,8 +24,6 @@ pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
 pub(crate) struct Conn {
     pub stream: Stream,
     pub session: Box<dyn Session>,
-    /// Ends the connection from another thread (`--request-timeout`).
-    cutoff: Option<Cutoff>,
 }
 
 impl Conn {
@@ -34,12 +32,7 @@ impl Conn {
         // timer per connection.
         stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
-        let cutoff = cutoff_for(&stream);
-        Some(Conn {
-            stream,
-            session,
-            cutoff,
-        })
+        Some(Conn { stream, session })
     }
 }
 
@@ -66,7 +59,6 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
             Io {
                 blocking: Some(&mut conn.stream),
                 waker: &waker,
-                cutoff: conn.cutoff.as_ref(),
             },
         );
         if out.drain_into(&mut conn.stream).is_err() {
@@ -99,6 +91,12 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
 fn has_input(stream: &Stream) -> bool {
     use std::os::fd::AsFd;
     ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
+}
+
+impl BlockingSocket for Stream {
+    fn cutoff(&self) -> Option<Cutoff> {
+        cutoff_for(self)
+    }
 }
 
 /// A handle that can end the connection from another thread (a second descriptor of the

@@ -159,7 +159,6 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         Io {
                             blocking: None,
                             waker: &conn.waker,
-                            cutoff: None,
                         },
                     );
                     if !drive(conn, &mut scratch) {
@@ -369,7 +368,6 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
             Io {
                 blocking: None,
                 waker: &conn.waker,
-                cutoff: None,
             },
         );
     }

@@ -207,7 +207,6 @@ async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Resu
             Io {
                 blocking: None,
                 waker: &waker,
-                cutoff: None,
             },
         );
         flush(&conn, &mut out).await?;

@@ -482,13 +482,15 @@ impl Session for HttpSession {
                     self.stashed = Some(head);
                     return Step::Flush;
                 }
-                if let (Some(timeout), Some(cutoff)) = (self.settings.request_timeout, io.cutoff) {
-                    self.timer = Some(RequestTimer::inline(
-                        timeout,
-                        cutoff.clone(),
-                        self.service.clone(),
-                        self.settings.exit_when_stuck,
-                    ));
+                if let Some(timeout) = self.settings.request_timeout {
+                    if let Some(cutoff) = socket.cutoff() {
+                        self.timer = Some(RequestTimer::inline(
+                            timeout,
+                            cutoff,
+                            self.service.clone(),
+                            self.settings.exit_when_stuck,
+                        ));
+                    }
                 }
                 self.respond_inline(head, out, Some(socket))
             } else {
