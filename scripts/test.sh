@@ -44,3 +44,5 @@ for line in open("target/test-output.txt", errors="replace"):
         passed += int(m.group(1)); failed += int(m.group(2))
 print(f"{passed} passed, {failed} failed")
 PY
+echo "== the model lab's smoke test (bench/run all --quick: every scenario yields a well-formed table)"
+./.ci/lab-smoke.sh
