@@ -34,7 +34,9 @@ if ! diff -u docs/settings.md <(./target/debug/ironhorse --print-settings-doc); 
 fi
 echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
-# Re-state the totals on one line for CI readers.
+echo "== the model lab's smoke test (bench/run all --quick: every scenario yields a well-formed table)"
+./.ci/lab-smoke.sh
+# Re-state the Rust test totals on the last line, for CI readers.
 python3 - <<'PY'
 import re
 passed = failed = 0
@@ -44,5 +46,3 @@ for line in open("target/test-output.txt", errors="replace"):
         passed += int(m.group(1)); failed += int(m.group(2))
 print(f"{passed} passed, {failed} failed")
 PY
-echo "== the model lab's smoke test (bench/run all --quick: every scenario yields a well-formed table)"
-./.ci/lab-smoke.sh
