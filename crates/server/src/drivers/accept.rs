@@ -32,7 +32,7 @@ pub fn accept_loop_ticking(
                 Ok((stream, info)) => handle(stream, info),
                 Err(e) if is_transient(&e) => {}
                 Err(e) if is_fd_exhaustion(&e) => {
-                    eprintln!("[ironhorse] accept: {e}; pausing");
+                    crate::process::warn(format_args!("accept: {e}; pausing"));
                     std::thread::sleep(STOP_CHECK);
                 }
                 Err(e) => return Err(e),
