@@ -270,6 +270,15 @@ impl HttpSession {
         self.conn.write_body(data, out.bytes());
     }
 
+    /// Ends the response for the pumps: `None` when the connection stays open (the session
+    /// goes on to the next request), else the step to return.
+    fn finish_response(&mut self, out: &mut Output) -> Option<Step> {
+        match self.finish(out) {
+            Step::Read => None,
+            other => Some(other),
+        }
+    }
+
     fn finish(&mut self, out: &mut Output) -> Step {
         crate::process::request_done();
         self.recorder.end();
@@ -307,10 +316,7 @@ impl HttpSession {
                     return Some(Step::Close);
                 }
                 None => {
-                    return match self.finish(out) {
-                        Step::Read => None,
-                        other => Some(other),
-                    }
+                    return self.finish_response(out);
                 }
             }
         }
@@ -371,10 +377,7 @@ impl HttpSession {
                 })) => {
                     self.send_head(status, &headers, Some(body.len() as u64), out);
                     self.send_body(&body, out);
-                    return match self.finish(out) {
-                        Step::Read => None,
-                        other => Some(other),
-                    };
+                    return self.finish_response(out);
                 }
                 Ok(Some(Reply::Head {
                     status,
@@ -389,10 +392,7 @@ impl HttpSession {
                     }
                 }
                 Ok(Some(Reply::End)) => {
-                    return match self.finish(out) {
-                        Step::Read => None,
-                        other => Some(other),
-                    }
+                    return self.finish_response(out);
                 }
                 Ok(Some(Reply::Failed)) | Err(()) => {
                     self.busy = Busy::Idle;
