@@ -189,6 +189,24 @@ def header_lines(title, tools):
 _started = []  # subprocess.Popen objects still possibly alive
 
 
+def finish_report(lines, problems, ok_text, out):
+    """Ends a report: the problems seen, or `ok_text` when there were none (`None`: nothing
+    is said then); prints it and writes it to `out` when given. Returns the text."""
+    lines.append("")
+    if problems:
+        lines += ["Problems seen during the run:", ""] + [f"- {p}" for p in problems]
+    elif ok_text:
+        lines.append(ok_text)
+    if problems or ok_text:
+        lines.append("")
+    report = "\n".join(lines)
+    print(report)
+    if out:
+        with open(out, "w") as fh:
+            fh.write(report)
+    return report
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -347,18 +347,8 @@ def main():
             f"{f'{per:,.0f}' if per is not None else '—'} | {kib(r.get('after'))} | "
             f"{r.get('setup_s', 0):.1f} s | {'yes' if r.get('fresh') else 'NO'} | "
             f"{f'{reuse[0]}/{reuse[1]}' if reuse else '—'} |")
-    lines.append("")
-    if problems:
-        lines += ["Problems seen during the run:", ""] + [f"- {p}" for p in problems]
-    else:
-        lines.append("No problems seen: every connection was set up and answered, none was "
-                     "closed early, fresh clients were served, every server stopped on SIGTERM.")
-    lines.append("")
-    report = "\n".join(lines)
-    print(report)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(report)
+    c.finish_report(lines, problems, ("No problems seen: every connection was set up and answered, none was "
+                     "closed early, fresh clients were served, every server stopped on SIGTERM."), a.out)
     return 0
 
 

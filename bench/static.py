@@ -297,20 +297,8 @@ def main():
             per_round = [f"{i['rps'] / ng[i['round']]:.2f}" for i in ih_runs[m][f]
                          if i["rps"] and ng.get(i["round"])]
             lines.append(row(m, f, s, ratio, fmt_rps(n["rps"])) + f" {', '.join(per_round) or '—'} |")
-    lines.append("")
-    if problems:
-        lines.append("Problems seen during the run:")
-        lines.append("")
-        lines += [f"- {p}" for p in problems]
-    else:
-        lines.append("No problems seen: every response checked before and after each run was "
-                     "correct, no server crashed, every server stopped on SIGTERM.")
-    lines.append("")
-    report = "\n".join(lines)
-    print(report)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(report)
+    c.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
+                     "correct, no server crashed, every server stopped on SIGTERM."), a.out)
     return 0
 
 

@@ -194,14 +194,7 @@ def main():
             wrk_s = f"{cpu[3]:.1f} + {cpu[4]:.1f} = {cpu[3] + cpu[4]:.1f}" if cpu else "—"
             lines.append(f"| {name} | {FILE_LABEL[f]} | {reqs:,} | {total / reqs:.2f} | {top_s} "
                          f"| {cpu_s} | {wrk_s} |")
-    lines.append("")
-    if problems:
-        lines += ["Problems seen during the run:", ""] + [f"- {p}" for p in problems] + [""]
-    report = "\n".join(lines)
-    print(report)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(report)
+    c.finish_report(lines, problems, None, a.out)
     return 0
 
 

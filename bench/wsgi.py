@@ -722,18 +722,8 @@ def main():
             "",
         ]
         lines += io_table(io)
-    lines.append("")
-    if problems:
-        lines += ["Problems seen during the run:", ""] + [f"- {p}" for p in problems]
-    else:
-        lines.append("No problems seen: every response checked before and after each run was "
-                     "correct, no ironhorse server crashed, logged an error or stopped slowly.")
-    lines.append("")
-    report = "\n".join(lines)
-    print(report)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(report)
+    c.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
+                     "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
     if a.quick:
         n = check_tables(lines)
         c.log(f"quick: {n} table(s) well-formed")
