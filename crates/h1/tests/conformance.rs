@@ -1,5 +1,6 @@
-//! Replays gunicorn's request corpus (`shared/conformance/gunicorn-requests`) through
-//! `ServerConn` under several chunkings: whole, line by line, byte by byte, seeded random.
+//! Replays gunicorn's request corpus (vendored in `tests/corpus/gunicorn-requests`, MIT, with
+//! its `LICENSE.gunicorn`) through `ServerConn` under several chunkings: whole, line by line,
+//! byte by byte, seeded random.
 //!
 //! Settings: the corpus assumes gunicorn's defaults (limit_request_line 4094,
 //! limit_request_fields 100, limit_request_field_size 8190) overridden by each case's `cfg`.
@@ -40,7 +41,7 @@ fn corpus_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("IRONHORSE_CONFORMANCE_DIR") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/gunicorn-requests")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/gunicorn-requests")
 }
 
 #[derive(Debug, PartialEq)]

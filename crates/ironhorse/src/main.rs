@@ -1,4 +1,5 @@
 //! The `ironhorse` command: settings in, a running server out.
+#![forbid(unsafe_code)]
 
 mod app;
 mod logs;

@@ -294,22 +294,14 @@ fn bind_all(values: &Values) -> Result<Vec<Listener>, SettingError> {
 /// Sockets handed over by systemd socket activation or by a master upgrading itself
 /// (`LISTEN_FDS` descriptors from 3, meant for this pid). They replace `--bind`.
 fn inherited_listeners() -> Result<Option<Vec<Listener>>, SettingError> {
-    let for_us = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
-    // Children (workers, a later upgrade) must not take these variables for theirs.
-    std::env::remove_var("LISTEN_PID");
-    std::env::remove_var("LISTEN_FDS");
-    std::env::remove_var("LISTEN_FDNAMES");
-    if !for_us || count <= 0 {
+    // Children (workers, a later upgrade) must not take the variables for theirs: they are
+    // removed whether or not they were meant for this process.
+    let fds = ironhorse_sys::inherited_listen_fds()
+        .map_err(|e| SettingError(format!("LISTEN_FDS: {e}")))?;
+    if fds.is_empty() {
         return Ok(None);
     }
-    (3..3 + count)
+    fds.into_iter()
         .map(|fd| {
             Listener::bind(&BindAddr::Fd(fd), 0, false)
                 .map_err(|e| SettingError(format!("LISTEN_FDS: descriptor {fd}: {e}")))

@@ -2,7 +2,7 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::testutil::TempDir;
 use crate::*;
@@ -360,73 +360,4 @@ fn loggers_are_send_sync_and_clone_and_entries_borrow_from_a_parsed_request() {
 fn an_unopenable_path_is_an_error_at_open() {
     let err = LogSink::open_access("/nonexistent-dir-ironhorse/x.log").unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-}
-
-/// Not a pass/fail test: prints the cost of one `log()` call (run with `--nocapture`).
-#[test]
-fn benchmark_ns_per_log_call() {
-    let dir = TempDir::new("bench");
-    let headers = request_headers();
-    let lookup = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    };
-    let resp = response_headers();
-    let entry = AccessEntry {
-        remote: Some("192.168.1.20:54321".parse().unwrap()),
-        method: "GET",
-        target: "/index.html?lang=en",
-        path: "/index.html",
-        query: "lang=en",
-        version: "HTTP/1.1",
-        status: 200,
-        bytes: 1234,
-        request_headers: &lookup,
-        response_headers: &resp,
-        started: SystemTime::now(),
-        duration: Duration::from_micros(1234),
-    };
-    for (name, format) in [
-        ("default text", AccessFormat::default()),
-        ("json", AccessFormat::Json),
-    ] {
-        let path = dir.path("bench.log");
-        let sink = LogSink::open_access(path.to_str().unwrap()).unwrap();
-        let log = AccessLog::new(sink, format);
-        let n = if cfg!(debug_assertions) {
-            20_000
-        } else {
-            200_000
-        };
-        for _ in 0..1000 {
-            log.log(&entry); // warm up: thread, buffers, time cache
-        }
-        let t = Instant::now();
-        for _ in 0..n {
-            log.log(&entry);
-        }
-        let ns = t.elapsed().as_nanos() / n;
-        log.flush().unwrap();
-        println!(
-            "{name}: {ns} ns per log() call ({} build; {} lines dropped)",
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
-            log.sink().dropped_lines()
-        );
-        let _ = std::fs::remove_file(&path);
-    }
-    let mut pid = 0;
-    let t = Instant::now();
-    for _ in 0..100_000 {
-        pid ^= std::process::id();
-    }
-    println!(
-        "of which getpid: {} ns ({pid})",
-        t.elapsed().as_nanos() / 100_000
-    );
 }

@@ -1,17 +1,16 @@
 //! Timestamps, in UTC, cached per thread for the current second.
 //!
-//! All times are rendered in UTC with a `+0000` offset: finding the local zone needs either
-//! `localtime_r` (unsafe FFI, not allowed in this crate) or parsing `/etc/localtime`, and UTC
-//! is what log pipelines want anyway.
+//! The calendar work is jiff's (the crate that also writes the HTTP `Date` header). Formatting
+//! costs a few hundred nanoseconds and two small allocations, paid once per second per thread:
+//! every other log call copies the cached bytes. All times are rendered in UTC with a `+0000`
+//! offset, which is what log pipelines want (gunicorn writes local time; with jiff a
+//! `TimeZone::system()` here would do it, if a setting ever asks for it).
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The last second representable with a four-digit year (9999-12-31T23:59:59Z).
-const MAX_SECS: u64 = 253_402_300_799;
-
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+/// The last whole second jiff represents (9999-12-30T22:00:00Z; its range leaves room for any
+/// offset): later times are written as this one.
+const MAX_SECS: u64 = 253_402_207_200;
 
 /// One second, pre-formatted both ways.
 #[derive(Clone, Copy)]
@@ -52,69 +51,23 @@ pub(crate) fn stamp(secs: u64) -> Stamp {
 }
 
 fn format(secs: u64) -> Stamp {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, mi, s) = (
-        (rem / 3600) as u32,
-        (rem / 60 % 60) as u32,
-        (rem % 60) as u32,
-    );
-    let (y, mo, d) = civil_from_days(days);
-    let y = y as u32; // 1970..=9999 after clamping.
-
     let mut clf = [0u8; 26];
-    put2(&mut clf[0..2], d);
-    clf[2] = b'/';
-    clf[3..6].copy_from_slice(MONTHS[(mo - 1) as usize]);
-    clf[6] = b'/';
-    put4(&mut clf[7..11], y);
-    clf[11] = b':';
-    put2(&mut clf[12..14], h);
-    clf[14] = b':';
-    put2(&mut clf[15..17], mi);
-    clf[17] = b':';
-    put2(&mut clf[18..20], s);
-    clf[20..26].copy_from_slice(b" +0000");
-
     let mut iso = [0u8; 19];
-    put4(&mut iso[0..4], y);
-    iso[4] = b'-';
-    put2(&mut iso[5..7], mo);
-    iso[7] = b'-';
-    put2(&mut iso[8..10], d);
-    iso[10] = b' ';
-    put2(&mut iso[11..13], h);
-    iso[13] = b':';
-    put2(&mut iso[14..16], mi);
-    iso[16] = b':';
-    put2(&mut iso[17..19], s);
-
+    // `secs` is at most MAX_SECS, so the conversion cannot fail; the zeroed buffers are the
+    // never-taken fallback.
+    if let Ok(timestamp) = jiff::Timestamp::from_second(secs as i64) {
+        let utc = timestamp.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+        copy_exact(&mut clf, &utc.strftime("%d/%b/%Y:%H:%M:%S %z").to_string());
+        copy_exact(&mut iso, &utc.strftime("%Y-%m-%d %H:%M:%S").to_string());
+    }
     Stamp { secs, clf, iso }
 }
 
-fn put2(out: &mut [u8], v: u32) {
-    out[0] = b'0' + (v / 10 % 10) as u8;
-    out[1] = b'0' + (v % 10) as u8;
-}
-
-fn put4(out: &mut [u8], v: u32) {
-    put2(&mut out[0..2], v / 100);
-    put2(&mut out[2..4], v % 100);
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Copies `text` into `out` if it has exactly `out`'s length (four-digit years always do).
+fn copy_exact(out: &mut [u8], text: &str) {
+    if text.len() == out.len() {
+        out.copy_from_slice(text.as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -141,20 +94,22 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_httpdate_style_day_counting_over_many_days() {
-        // Walk a day at a time over 60 years; month/day must always advance sanely.
-        let mut prev = (1969, 12, 31);
-        for day in 0..(365 * 60) {
-            let cur = civil_from_days(day);
-            let next_of_prev = if cur.1 == prev.1 {
-                (prev.0, prev.1, prev.2 + 1)
-            } else if cur.0 == prev.0 {
-                (prev.0, prev.1 + 1, 1)
-            } else {
-                (prev.0 + 1, 1, 1)
-            };
-            assert_eq!(cur, next_of_prev, "day {day}");
-            prev = cur;
+    fn both_forms_name_the_same_second_over_many_days() {
+        // Walk a day (plus a drifting time of day) at a time over 60 years: the two forms
+        // must agree on date and time, and parse back to the second they were made from.
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        for day in 0..(365 * 60u64) {
+            let secs = day * 86_400 + (day * 3_607) % 86_400;
+            let s = stamp(secs);
+            let iso = std::str::from_utf8(&s.iso).unwrap();
+            let clf = std::str::from_utf8(&s.clf).unwrap();
+            let (y, mo, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
+            let month = MONTHS[mo.parse::<usize>().unwrap() - 1];
+            assert_eq!(clf, format!("{d}/{month}/{y}:{} +0000", &iso[11..]));
+            let back: jiff::Timestamp = format!("{}Z", iso.replace(' ', "T")).parse().unwrap();
+            assert_eq!(back.as_second(), secs as i64, "day {day}");
         }
     }
 
@@ -163,6 +118,7 @@ mod tests {
         assert_eq!(split(UNIX_EPOCH - Duration::from_secs(5)), (0, 0));
         let far = UNIX_EPOCH + Duration::from_secs(MAX_SECS * 2);
         assert_eq!(split(far).0, MAX_SECS);
-        assert_eq!(clf(MAX_SECS), "31/Dec/9999:23:59:59 +0000");
+        assert_eq!(clf(MAX_SECS), "30/Dec/9999:22:00:00 +0000");
+        assert_eq!(MAX_SECS as i64, jiff::Timestamp::MAX.as_second());
     }
 }

@@ -255,37 +255,100 @@ pub enum Beneath {
 /// one system call that refuses any path (`..`, symlinks) leading outside it. Non-blocking,
 /// so a FIFO cannot stall the caller.
 pub fn open_beneath(root: BorrowedFd<'_>, relative: &std::path::Path) -> io::Result<Beneath> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(relative.as_os_str().as_bytes()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"));
-    };
-    // SAFETY: zeroed is a valid `open_how` (all-integer struct); fields are then set.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: the pointers are valid for the call (a NUL-terminated path and an `open_how`
-    // of the size passed); the returned descriptor is owned by the File we wrap it in.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: a fresh descriptor from openat2, owned by nobody else.
-        return Ok(Beneath::Opened(unsafe {
-            std::fs::File::from_raw_fd(fd as i32)
-        }));
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    match rustix::fs::openat2(
+        root,
+        relative,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(Beneath::Opened(std::fs::File::from(fd))),
+        // No openat2 (old kernel, seccomp), an absolute symlink on the way, or a rename
+        // racing the lookup: the kernel cannot vouch for the path.
+        Err(Errno::NOSYS | Errno::XDEV | Errno::PERM | Errno::AGAIN) => Ok(Beneath::Unsure),
+        // A NUL byte in the path is refused before the call, like any invalid path.
+        Err(e) => Err(e.into()),
     }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::ENOSYS) | Some(libc::EXDEV) | Some(libc::EPERM) | Some(libc::EAGAIN) => {
-            Ok(Beneath::Unsure)
-        }
-        _ => Err(error),
+}
+
+/// The size of a memory page, in bytes (4 KiB on most machines, 16 or 64 KiB on some ARM
+/// and POWER systems).
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// A process's resident set size, in bytes (`/proc/PID/statm` counts pages); `None` if the
+/// process is gone.
+pub fn resident_bytes(pid: i32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size() as u64)
+}
+
+/// What the service manager is told (systemd's readiness protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    /// `READY=1`: the server serves.
+    Ready,
+    /// `STOPPING=1`: it has begun to stop.
+    Stopping,
+}
+
+/// Tells the service manager (`NOTIFY_SOCKET`, a path or an `@abstract` name) about
+/// `state`, with this process as the main one. A no-op without a service manager; a failed
+/// send is not an error worth stopping for, so it is only returned.
+pub fn notify_service_manager(state: ServiceState) -> io::Result<()> {
+    use libsystemd::daemon::NotifyState;
+    let state = match state {
+        ServiceState::Ready => NotifyState::Ready,
+        ServiceState::Stopping => NotifyState::Stopping,
+    };
+    let main = NotifyState::Mainpid(nix::unistd::Pid::this());
+    libsystemd::daemon::notify(false, &[state, main])
+        .map(|_| ())
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// The descriptors handed over by socket activation (`LISTEN_FDS` from descriptor 3, when
+/// `LISTEN_PID` names this process), as raw numbers for [`signals::adopt_fd`]. The
+/// variables are removed either way, so children never take them for theirs.
+pub fn inherited_listen_fds() -> io::Result<Vec<std::os::fd::RawFd>> {
+    use std::os::fd::IntoRawFd;
+    let fds = libsystemd::activation::receive_descriptors(true)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    Ok(fds.into_iter().map(IntoRawFd::into_raw_fd).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first `KEY: N kB` line of a `/proc/self` file, in bytes.
+    fn proc_self_bytes(file: &str, key: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/self/{file}")).unwrap();
+        let kb: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    #[test]
+    fn page_size_is_the_kernels() {
+        // smaps reports the kernel's page size for ordinary mappings.
+        let kernel = proc_self_bytes("smaps", "KernelPageSize");
+        assert_eq!(page_size() as u64, kernel);
+    }
+
+    #[test]
+    fn resident_bytes_agrees_with_vm_rss() {
+        let theirs = proc_self_bytes("status", "VmRSS");
+        let ours = resident_bytes(std::process::id() as i32).unwrap();
+        // Read a moment apart: allow the test's own growth in between.
+        assert!(ours.abs_diff(theirs) < theirs / 10, "{ours} vs {theirs}");
+        assert_eq!(resident_bytes(-1), None);
     }
 }

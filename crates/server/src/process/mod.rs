@@ -81,7 +81,7 @@ fn start_serving(
             1
         })?;
     on_ready();
-    notify::send("READY=1");
+    notify::send(ironhorse_sys::ServiceState::Ready);
     let protocol = plan.app.build().map_err(|e| {
         log(format_args!("{e}"));
         EXIT_APP_LOAD_ERROR

@@ -111,7 +111,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         }
         master.workers.read_beats();
         if !master.announced_ready && master.workers.ready_new() >= master.target.min(1) {
-            super::notify::send("READY=1");
+            super::notify::send(ironhorse_sys::ServiceState::Ready);
             master.announced_ready = true;
         }
         master.supervise();
@@ -293,7 +293,7 @@ impl Master {
 
     /// Stops every worker: gracefully (bounded by the graceful timeout), or quickly.
     fn stop(mut self) -> i32 {
-        super::notify::send("STOPPING=1");
+        super::notify::send(ironhorse_sys::ServiceState::Stopping);
         let (code, graceful) = self.exit.unwrap_or((0, true));
         let (signal, grace) = if graceful {
             (

@@ -170,7 +170,7 @@ impl Workers {
             .live()
             .filter(|(_, w)| w.ready)
             .filter_map(|(pid, _)| {
-                resident_bytes(*pid)
+                ironhorse_sys::resident_bytes(pid.as_raw())
                     .filter(|rss| *rss > limit)
                     .map(|rss| (*pid, rss))
             })
@@ -234,13 +234,6 @@ impl Workers {
             }
         }
     }
-}
-
-/// A process's resident set size, from `/proc`.
-fn resident_bytes(pid: Pid) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
 }
 
 /// The worker's whole life, in the child. Returns its exit code.
