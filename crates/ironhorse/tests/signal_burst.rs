@@ -56,6 +56,34 @@ fn log_count(server: &Server, needle: &str) -> usize {
     server.log_text().matches(needle).count()
 }
 
+/// Sends a burst of `signal` to the master, then waits for every one to be handled (the
+/// master logs `SIGTTIN: workers N` per signal) and for `workers` workers to run.
+fn burst_and_expect(server: &Server, model: &str, signal: Signal, workers: usize) {
+    let pid = server.pid();
+    let line = format!("{}: workers", signal.as_str());
+    let handled_before = log_count(server, &line);
+    burst(pid, signal, BURST);
+    assert!(
+        wait_for(
+            || log_count(server, &line) == handled_before + BURST,
+            Duration::from_secs(30)
+        ),
+        "{model}: {} of {BURST} {signal} handled; log: {}",
+        log_count(server, &line) - handled_before,
+        server.log_text()
+    );
+    assert!(
+        server.log_contains(&format!("{line} {workers}")),
+        "{model}: {}",
+        server.log_text()
+    );
+    assert!(
+        wait_for(|| workers_of(pid).len() == workers, Duration::from_secs(30)),
+        "{model}: workers {:?}, want {workers}",
+        workers_of(pid)
+    );
+}
+
 #[test]
 fn a_burst_of_ttin_then_ttou_changes_the_worker_count_by_each_signal_under_load() {
     for model in MASTER_MODELS {
@@ -75,52 +103,8 @@ fn a_burst_of_ttin_then_ttou_changes_the_worker_count_by_each_signal_under_load(
             "{model}: the load never got going"
         );
 
-        burst(pid, Signal::SIGTTIN, BURST);
-        // Every signal handled (one log line each), then the workers to match.
-        assert!(
-            wait_for(
-                || log_count(&server, "SIGTTIN: workers") == BURST,
-                Duration::from_secs(30)
-            ),
-            "{model}: {} of {BURST} TTIN handled; log: {}",
-            log_count(&server, "SIGTTIN: workers"),
-            server.log_text()
-        );
-        assert!(
-            server.log_contains(&format!("SIGTTIN: workers {}", 2 + BURST)),
-            "{model}: {}",
-            server.log_text()
-        );
-        assert!(
-            wait_for(
-                || workers_of(pid).len() == 2 + BURST,
-                Duration::from_secs(30)
-            ),
-            "{model}: workers {:?}, want {}",
-            workers_of(pid),
-            2 + BURST
-        );
-
-        burst(pid, Signal::SIGTTOU, BURST);
-        assert!(
-            wait_for(
-                || log_count(&server, "SIGTTOU: workers") == BURST,
-                Duration::from_secs(30)
-            ),
-            "{model}: {} of {BURST} TTOU handled; log: {}",
-            log_count(&server, "SIGTTOU: workers"),
-            server.log_text()
-        );
-        assert!(
-            server.log_contains("SIGTTOU: workers 2"),
-            "{model}: {}",
-            server.log_text()
-        );
-        assert!(
-            wait_for(|| workers_of(pid).len() == 2, Duration::from_secs(30)),
-            "{model}: workers {:?}, want 2",
-            workers_of(pid)
-        );
+        burst_and_expect(&server, model, Signal::SIGTTIN, 2 + BURST);
+        burst_and_expect(&server, model, Signal::SIGTTOU, 2);
 
         let report = load.stop();
         assert_eq!(report.failed, 0, "{model}: {:?}", report.errors);
