@@ -1,8 +1,9 @@
 //! The operating-system glue of ironhorse, and the only crate allowed `unsafe` code.
 //!
 //! Everything here is a thin, documented wrapper: process creation and reaping, signal
-//! delivery through a self-pipe, `sendfile(2)`, and resource limits. Callers get safe
-//! functions returning `io::Result`.
+//! delivery through a self-pipe (signal-hook), `sendfile(2)`, `openat2(2)` (rustix), systemd's
+//! readiness and socket-activation protocols (libsystemd), and resource limits. Callers get
+//! safe functions returning `io::Result`.
 
 pub mod process;
 pub mod signals;
@@ -350,5 +351,36 @@ mod tests {
         // Read a moment apart: allow the test's own growth in between.
         assert!(ours.abs_diff(theirs) < theirs / 10, "{ours} vs {theirs}");
         assert_eq!(resident_bytes(-1), None);
+    }
+
+    // The only test here that touches the environment (tests run in parallel threads).
+    #[test]
+    fn systemd_protocols_read_and_clear_their_variables() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let pid = std::process::id();
+        let name = format!("ironhorse-sys-test-{pid}");
+        let manager =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        std::env::set_var("NOTIFY_SOCKET", format!("@{name}"));
+        notify_service_manager(ServiceState::Ready).unwrap();
+        notify_service_manager(ServiceState::Stopping).unwrap();
+        let mut buf = [0u8; 256];
+        let n = manager.recv(&mut buf).unwrap();
+        let first = std::str::from_utf8(&buf[..n]).unwrap().to_string();
+        let n = manager.recv(&mut buf).unwrap();
+        let second = std::str::from_utf8(&buf[..n]).unwrap().to_string();
+        assert_eq!(first, format!("READY=1\nMAINPID={pid}\n"));
+        assert_eq!(second, format!("STOPPING=1\nMAINPID={pid}\n"));
+        std::env::remove_var("NOTIFY_SOCKET");
+        notify_service_manager(ServiceState::Ready).unwrap(); // no manager: nothing to do
+
+        // Descriptors meant for another process are not taken, and the variables go.
+        std::env::set_var("LISTEN_PID", (pid + 1).to_string());
+        std::env::set_var("LISTEN_FDS", "1");
+        assert!(inherited_listen_fds().unwrap().is_empty());
+        assert!(std::env::var_os("LISTEN_FDS").is_none());
+        assert!(std::env::var_os("LISTEN_PID").is_none());
     }
 }
