@@ -144,15 +144,11 @@ pub fn pass_fds_for_exec(fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     for (i, fd) in high.iter().enumerate() {
         let target = 3 + i as i32;
         nix::unistd::dup2(*fd, target)?;
-        clear_cloexec(borrow_raw_fd(target))?;
+        // `dup2`'s copy has no close-on-exec flag; cleared explicitly all the same, since
+        // the new binary finding its sockets depends on it.
+        fcntl(target, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
     }
     Ok(())
-}
-
-fn borrow_raw_fd(fd: i32) -> BorrowedFd<'static> {
-    // SAFETY: only used right after `dup2` made `fd` a valid descriptor, for one fcntl call in
-    // a child that exec()s next; nothing closes it in between.
-    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// Sets this thread's name as `ps -o comm`, `top` and `/proc/PID/comm` show it
@@ -231,8 +227,7 @@ pub fn set_umask(mask: u32) -> u32 {
 /// An id of the calling thread that other threads (and CPython's `threading.get_ident()`)
 /// agree on: its pthread id.
 pub fn current_thread_id() -> u64 {
-    // SAFETY: pthread_self has no preconditions and cannot fail.
-    unsafe { libc::pthread_self() as u64 }
+    nix::sys::pthread::pthread_self() as u64
 }
 
 /// Sends `buf` on a socket telling the kernel more follows at once (`MSG_MORE`), so a
