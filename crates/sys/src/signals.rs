@@ -61,6 +61,10 @@ pub fn take_pending(signal: i32) -> bool {
 }
 
 /// Registers the action that queues `signal`'s number into the current self-pipe.
+///
+/// Not signal-hook's ready-made pieces: `iterator::Signals` keeps one pending flag per signal
+/// (two `TTIN`s before the loop reads would be one, the bug this queue avoids), and
+/// `low_level::pipe` writes the same byte for every signal (one pipe per signal kind).
 fn register_in_pipe(signal: i32) -> io::Result<SigId> {
     let byte = signal as u8;
     let action = move || {
