@@ -5,8 +5,17 @@
 //! or bare CR is rejected with 400. RFC 9112 §2.2 lets a server accept bare LF, but the
 //! gunicorn corpus rejects it (`003`, `chunked_11`, `invalid_field_value_01`) and
 //! disagreeing parsers in a proxy chain are what request smuggling is made of.
+use crate::authority::{check_host, AuthorityError};
 use crate::request::{Field, Fields, Span};
+use crate::target::parse_target;
 use crate::{BodyFraming, Error, Limits, RequestHead, Version};
+
+/// Longest method accepted (gunicorn's bound too). The longest registered method
+/// (`UPDATEREDIRECTREF`) has 17 characters; a longer token is a method no one implements,
+/// answered 501 (RFC 9110 §9.1) as soon as its first `MAX_METHOD + 1` bytes are in, whether
+/// or not the request line also exceeds its limit, so the answer never depends on how the
+/// bytes were split.
+pub(crate) const MAX_METHOD: usize = 20;
 
 /// Incremental scan of the head being received. Every byte is examined once, so a head
 /// trickling in byte by byte costs O(n) in total, and each limit trips as soon as the
@@ -16,6 +25,8 @@ pub(crate) struct HeadScan {
     scanned: usize,
     line_start: usize,
     request_line_done: bool,
+    /// The method's length has been judged (a space within its first bytes, or not a token).
+    method_judged: bool,
     fields: usize,
 }
 
@@ -33,6 +44,9 @@ impl HeadScan {
     /// Scans `data` (the head so far, from its first byte; earlier calls saw a prefix of it).
     /// Returns the head's length including the blank line once it is complete.
     pub(crate) fn scan(&mut self, data: &[u8], limits: &Limits) -> Result<Option<usize>, Error> {
+        if !self.method_judged {
+            self.judge_method(data, limits)?;
+        }
         let mut i = self.scanned;
         while let Some(off) = data[i..].iter().position(|&b| b == b'\r' || b == b'\n') {
             let at = i + off;
@@ -76,6 +90,22 @@ impl HeadScan {
         }
         self.scanned = data.len();
         self.check_partial(data.len(), limits).map(|()| None)
+    }
+
+    /// Rejects an overlong method from its first `MAX_METHOD + 1` bytes alone (see
+    /// [`MAX_METHOD`]); anything else about them is left to the other checks.
+    fn judge_method(&mut self, data: &[u8], limits: &Limits) -> Result<(), Error> {
+        let window = &data[..data.len().min(MAX_METHOD + 1)];
+        if window.contains(&b' ') {
+            self.method_judged = true;
+        } else if window.len() > MAX_METHOD {
+            self.method_judged = true;
+            // With a shorter request-line limit, that limit trips first (414) on every split.
+            if limits.max_request_line > MAX_METHOD && window.iter().all(|&b| is_method_char(b)) {
+                return Err(Error::MethodTooLong);
+            }
+        }
+        Ok(())
     }
 
     /// An incomplete line already over its limit can only grow: reject it now.
@@ -161,7 +191,7 @@ pub(crate) fn parse_head(
     }
     let version = parse_version(version)?;
     let target_start = sp1 + 1;
-    let (path, query) = parse_target(method, target, target_start)?;
+    let parts = parse_target(method, target, target_start)?;
 
     let mut info = HeaderInfo::default();
     let mut out_fields = Fields::new();
@@ -208,8 +238,20 @@ pub(crate) fn parse_head(
     }
 
     let framing = info.framing(version, limits)?;
-    if info.hosts == 0 && version == Version::Http11 && require_host {
-        return Err(Error::MissingHost);
+    if version == Version::Http11 && require_host {
+        if info.hosts == 0 {
+            return Err(Error::MissingHost);
+        }
+        if info.empty_host {
+            // RFC 9110 §4.2.1: an http URI with an empty host is invalid.
+            return Err(Error::BadHost);
+        }
+    }
+    if method == b"CONNECT" {
+        // An origin server, not a proxy: no tunnels (RFC 9110 §9.3.6). Decided here, before
+        // any application could see the request, and after the head was fully validated
+        // (a malformed CONNECT is still a 400).
+        return Err(Error::ConnectNotSupported);
     }
     let keep_alive = match version {
         Version::Http11 => !info.close,
@@ -218,8 +260,9 @@ pub(crate) fn parse_head(
     Ok(RequestHead {
         method: Span::new(0, method.len()),
         target: Span::new(target_start, target.len()),
-        path,
-        query,
+        path: parts.path,
+        query: parts.query,
+        authority: parts.authority,
         version,
         fields: out_fields,
         framing,
@@ -242,83 +285,6 @@ fn parse_version(v: &[u8]) -> Result<Version, Error> {
     }
 }
 
-/// Validates the target's bytes and form; returns (path, query) spans in the head buffer.
-///
-/// Bytes: anything visible, plus obs-text if the whole target is UTF-8 (the corpus accepts
-/// `/à%20k` and `"`, as most servers do); CTLs, SP and DEL are rejected.
-fn parse_target(method: &[u8], t: &[u8], base: usize) -> Result<(Span, Span), Error> {
-    if !t.iter().all(|&b| b > 0x20 && b != 0x7f) || std::str::from_utf8(t).is_err() {
-        return Err(Error::BadTarget);
-    }
-    let whole = (Span::new(base, t.len()), Span::default());
-    if method == b"CONNECT" {
-        return if is_authority_form(t) {
-            Ok(whole)
-        } else {
-            Err(Error::BadTarget)
-        };
-    }
-    if t[0] == b'/' {
-        return Ok(split_path_query(t, 0, base));
-    }
-    if t == b"*" {
-        return if method == b"OPTIONS" {
-            Ok(whole)
-        } else {
-            Err(Error::BadTarget)
-        };
-    }
-    let scheme_len = if starts_with_ci(t, b"http://") {
-        7
-    } else if starts_with_ci(t, b"https://") {
-        8
-    } else {
-        return Err(Error::BadTarget);
-    };
-    let authority_len = t[scheme_len..]
-        .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(t.len() - scheme_len);
-    if authority_len == 0 {
-        return Err(Error::BadTarget);
-    }
-    Ok(split_path_query(t, scheme_len + authority_len, base))
-}
-
-fn split_path_query(t: &[u8], from: usize, base: usize) -> (Span, Span) {
-    let path_len = t[from..]
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(t.len() - from);
-    let path = Span::new(base + from, path_len);
-    let after = from + path_len;
-    if t.get(after) != Some(&b'?') {
-        return (path, Span::default());
-    }
-    let q = after + 1;
-    let q_len = t[q..]
-        .iter()
-        .position(|&b| b == b'#')
-        .unwrap_or(t.len() - q);
-    (path, Span::new(base + q, q_len))
-}
-
-/// `host:port` with a non-empty host (reg-name or `[IPv6]`) and a decimal port.
-fn is_authority_form(t: &[u8]) -> bool {
-    let Some(colon) = t.iter().rposition(|&b| b == b':') else {
-        return false;
-    };
-    let (host, port) = (&t[..colon], &t[colon + 1..]);
-    !host.is_empty()
-        && !port.is_empty()
-        && port.iter().all(u8::is_ascii_digit)
-        && !host.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@'))
-}
-
-fn starts_with_ci(t: &[u8], prefix: &[u8]) -> bool {
-    t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
 /// What the fields say about framing, routing and connection management.
 #[derive(Default)]
 struct HeaderInfo {
@@ -328,6 +294,8 @@ struct HeaderInfo {
     te_last_chunked: bool,
     te_other: bool,
     hosts: u32,
+    /// The `Host` value was empty.
+    empty_host: bool,
     content_types: u32,
     close: bool,
     keep_alive: bool,
@@ -341,6 +309,11 @@ impl HeaderInfo {
                 self.hosts += 1;
                 if self.hosts > 1 {
                     return Err(Error::DuplicateHeader);
+                }
+                match check_host(value) {
+                    Ok(()) => {}
+                    Err(AuthorityError::Empty) => self.empty_host = true,
+                    Err(AuthorityError::Invalid) => return Err(Error::BadHost),
                 }
             }
             6 if name.eq_ignore_ascii_case(b"expect")
@@ -485,6 +458,8 @@ mod tests {
     fn accepts_absolute_form_and_takes_its_path() {
         let h = ok(b"GET http://u:p@h:8/x/y?q=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!((h.path(), h.query()), ("/x/y", "q=1"));
+        assert_eq!(h.host(), Some("h:8"));
+        assert!(h.is_absolute_form());
         let h = ok(b"GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(h.path(), "/");
         assert_eq!(
@@ -498,9 +473,23 @@ mod tests {
     }
 
     #[test]
+    fn answers_connect_501_once_it_is_valid_and_400_when_it_is_not() {
+        let e = rejection(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
+        assert_eq!((e.clone(), e.status()), (Error::ConnectNotSupported, 501));
+        let e = rejection(b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n");
+        assert_eq!(e, Error::ConnectNotSupported);
+        let e = rejection(b"CONNECT u@h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
+        assert_eq!(e, Error::BadTarget);
+        let e = rejection(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: x\r\n\r\n");
+        assert_eq!(e, Error::BadContentLength);
+        let mut c = conn_with(b"CONNECT h:443 HTTP/1.1\r\n\r\n");
+        c.set_require_host(false);
+        assert_eq!(c.next_request().unwrap_err(), Error::ConnectNotSupported);
+        assert!(c.is_closed());
+    }
+
+    #[test]
     fn allows_authority_form_only_for_connect() {
-        let h = ok(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
-        assert_eq!(h.path(), "h:443");
         let e = rejection(b"GET h:443 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(e, Error::BadTarget);
         let e = rejection(b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -534,6 +523,140 @@ mod tests {
             rejection(b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n"),
             Error::BadTarget
         );
+    }
+
+    #[test]
+    fn rejects_raw_bytes_over_0x7f_in_targets_even_as_utf8() {
+        for target in [
+            &b"/\xc3\xa0%20k"[..],
+            b"/a?q=\xc3\xa9",
+            b"http://h/\xe2\x82\xac",
+        ] {
+            let mut req = b"GET ".to_vec();
+            req.extend_from_slice(target);
+            req.extend_from_slice(b" HTTP/1.1\r\nHost: h\r\n\r\n");
+            let e = rejection(&req);
+            assert_eq!(
+                (e.clone(), e.status()),
+                (Error::BadTarget, 400),
+                "{target:?}"
+            );
+        }
+        // Percent-encoded, the same bytes are fine; so is visible ASCII outside RFC 3986.
+        assert_eq!(
+            ok(b"GET /%C3%A0 HTTP/1.1\r\nHost: h\r\n\r\n").path(),
+            "/%C3%A0"
+        );
+        assert_eq!(
+            ok(b"GET /\"q\"{|} HTTP/1.1\r\nHost: h\r\n\r\n").path(),
+            "/\"q\"{|}"
+        );
+    }
+
+    #[test]
+    fn validates_host_as_uri_host_and_port() {
+        for host in [
+            "user@host",
+            "host/path",
+            "a, b",
+            "a,b",
+            "h:x",
+            "h:70000",
+            "[::1",
+            "a b",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            let e = rejection(req.as_bytes());
+            assert_eq!((e.clone(), e.status()), (Error::BadHost, 400), "{host:?}");
+            // Invalid stays invalid on HTTP/1.0 and without the Host requirement.
+            let req = format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n");
+            assert_eq!(rejection(req.as_bytes()), Error::BadHost, "{host:?}");
+        }
+        let e = rejection(b"GET / HTTP/1.1\r\nHost: h\xc3\xa9\r\n\r\n");
+        assert_eq!(e, Error::BadHost);
+        for host in [
+            "example.com",
+            "example.com:8080",
+            "[::1]:80",
+            "127.0.0.1",
+            "0.0.0.0=5000",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(ok(req.as_bytes()).host(), Some(host));
+        }
+    }
+
+    #[test]
+    fn rejects_an_empty_host_on_http11_only() {
+        let e = rejection(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
+        assert_eq!(e, Error::BadHost);
+        let e = rejection(b"GET / HTTP/1.1\r\nHost:   \r\n\r\n");
+        assert_eq!(e, Error::BadHost);
+        assert_eq!(ok(b"GET / HTTP/1.0\r\nHost:\r\n\r\n").host(), None);
+        let mut c = conn_with(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
+        c.set_require_host(false);
+        assert_eq!(c.next_request().unwrap().unwrap().host(), None);
+    }
+
+    #[test]
+    fn lets_an_absolute_target_authority_win_over_host() {
+        // RFC 9112 §3.2.2: a mismatch is not an error; the target's authority is the host.
+        let h = ok(b"GET http://a.example:81/p HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!((h.host(), h.path()), (Some("a.example:81"), "/p"));
+        assert_eq!(h.header("host"), Some(&b"b.example"[..]));
+        for target in [
+            "http://a b/",
+            "http://h:x/",
+            "http://u@/",
+            "http://a,b/",
+            "http://[::1/",
+        ] {
+            let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(rejection(req.as_bytes()).status(), 400, "{target:?}");
+        }
+        // Host is still required and still validated with an absolute-form target.
+        let e = rejection(b"GET http://a/ HTTP/1.1\r\n\r\n");
+        assert_eq!(e, Error::MissingHost);
+        let e = rejection(b"GET http://a/ HTTP/1.1\r\nHost: u@a\r\n\r\n");
+        assert_eq!(e, Error::BadHost);
+    }
+
+    #[test]
+    fn answers_overlong_methods_501_however_the_bytes_are_split() {
+        let method = "A".repeat(MAX_METHOD + 1);
+        let req = format!("{method} / HTTP/1.1\r\nHost: h\r\n\r\n");
+        let long_line = format!("{} / HTTP/1.1\r\nHost: h\r\n\r\n", "A".repeat(9000));
+        for req in [req.as_bytes(), long_line.as_bytes()] {
+            for split in [1, 7, MAX_METHOD + 1, req.len()] {
+                let mut c = ServerConn::new(Limits::default());
+                let mut result = Ok(None);
+                for piece in req.chunks(split) {
+                    c.feed(piece);
+                    result = c.next_request();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                let e = result.unwrap_err();
+                assert_eq!(
+                    (e.clone(), e.status()),
+                    (Error::MethodTooLong, 501),
+                    "{split}"
+                );
+            }
+        }
+        let at_limit = format!("{} / HTTP/1.1\r\nHost: h\r\n\r\n", "A".repeat(MAX_METHOD));
+        assert_eq!(ok(at_limit.as_bytes()).method().len(), MAX_METHOD);
+        // Not a token within the bytes judged: the usual 400, not 501.
+        let e = rejection(format!("Aa{} / HTTP/1.1\r\nHost: h\r\n\r\n", "A".repeat(30)).as_bytes());
+        assert_eq!(e.status(), 400);
+        // A request-line limit below the method bound trips first, on every split.
+        let mut c = ServerConn::new(Limits {
+            max_request_line: 10,
+            ..Limits::default()
+        });
+        c.feed(req.as_bytes());
+        assert_eq!(c.next_request().unwrap_err(), Error::RequestLineTooLong);
     }
 
     #[test]
