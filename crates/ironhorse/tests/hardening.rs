@@ -80,16 +80,20 @@ per_model!(malformed_chunked_bodies_are_400_not_500, |model| {
     assert_eq!(get(&server.addr, "/x").text(), "app saw GET /x");
 });
 
-per_model!(an_app_that_catches_the_client_error_keeps_its_answer, |model| {
-    let server = serve(model, &[]);
-    let request = b"POST /catch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-    let r = rejected(&server.addr, request, 200);
-    // The exception is an OSError subclass; reading again fails the same way (the rest of
-    // the body is lost, not silently empty).
-    assert_eq!(r.text(), "BadRequestBody True BadRequestBody");
-    assert!(server.log_contains("client error from"));
-    assert_no_traceback(&server);
-});
+per_model!(
+    an_app_that_catches_the_client_error_keeps_its_answer,
+    |model| {
+        let server = serve(model, &[]);
+        let request =
+            b"POST /catch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        let r = rejected(&server.addr, request, 200);
+        // The exception is an OSError subclass; reading again fails the same way (the rest of
+        // the body is lost, not silently empty).
+        assert_eq!(r.text(), "BadRequestBody True BadRequestBody");
+        assert!(server.log_contains("client error from"));
+        assert_no_traceback(&server);
+    }
+);
 
 per_model!(a_stalled_body_is_408_on_blocking_models, |model| {
     let server = serve(model, &["--body-timeout", "1"]);
@@ -153,8 +157,8 @@ per_model!(custom_reason_phrases_go_out_as_given, |model| {
 
 per_model!(remote_host_is_the_peer_address, |model| {
     let server = serve(model, &[]);
-    let env: serde_json::Value = serde_json::from_slice(&get(&server.addr, "/environ").body)
-        .expect("environ as JSON");
+    let env: serde_json::Value =
+        serde_json::from_slice(&get(&server.addr, "/environ").body).expect("environ as JSON");
     assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
     assert_eq!(env["REMOTE_HOST"], env["REMOTE_ADDR"]);
 });
@@ -190,7 +194,12 @@ per_model!(host_values_must_be_host_and_port, |model| {
     let env: serde_json::Value = serde_json::from_slice(&r.expect("answer").body).unwrap();
     assert_eq!(env["HTTP_HOST"], "a.example:81");
     assert_eq!(env["PATH_INFO"], "/environ");
-    for target in ["http://u@/x", "http://a b/x", "http://h:x/x", "http://a,b/x"] {
+    for target in [
+        "http://u@/x",
+        "http://a b/x",
+        "http://h:x/x",
+        "http://a,b/x",
+    ] {
         let request = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
         rejected(&server.addr, request.as_bytes(), 400);
     }
@@ -209,42 +218,47 @@ per_model!(targets_are_ascii_and_methods_short, |model| {
         let request = format!("{} /x HTTP/1.1\r\nHost: t\r\n\r\n", "A".repeat(len));
         rejected(&server.addr, request.as_bytes(), 501);
     }
-    let request = format!("{} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", "A".repeat(20));
+    let request = format!(
+        "{} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "A".repeat(20)
+    );
     let (r, _) = exchange(&server.addr, request.as_bytes());
-    assert_eq!(r.expect("answer").text(), format!("app saw {} /x", "A".repeat(20)));
+    assert_eq!(
+        r.expect("answer").text(),
+        format!("app saw {} /x", "A".repeat(20))
+    );
 });
 
-per_model!(connect_is_501_before_any_app_and_options_star_is_the_servers, |model| {
-    let server = serve(model, &[]);
-    for request in [
-        &b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"[..],
-        b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
-    ] {
-        let r = rejected(&server.addr, request, 501);
-        assert!(!r.text().contains("app saw"), "{}", r.text());
+per_model!(
+    connect_is_501_before_any_app_and_options_star_is_the_servers,
+    |model| {
+        let server = serve(model, &[]);
+        for request in [
+            &b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"[..],
+            b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
+        ] {
+            let r = rejected(&server.addr, request, 501);
+            assert!(!r.text().contains("app saw"), "{}", r.text());
+        }
+        rejected(&server.addr, b"CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n", 400);
+        let (r, _) = exchange(
+            &server.addr,
+            b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        let r = r.expect("answer to OPTIONS *");
+        assert_eq!((r.status, r.text().as_str()), (200, ""));
+        // Static files too: CONNECT never reaches them either.
+        let site = common::Site::new(model);
+        let mut args = model_args(model);
+        args.extend(site.root_arg());
+        let files = Server::start(&args);
+        rejected(
+            &files.addr,
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            501,
+        );
     }
-    rejected(
-        &server.addr,
-        b"CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n",
-        400,
-    );
-    let (r, _) = exchange(
-        &server.addr,
-        b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    let r = r.expect("answer to OPTIONS *");
-    assert_eq!((r.status, r.text().as_str()), (200, ""));
-    // Static files too: CONNECT never reaches them either.
-    let site = common::Site::new(model);
-    let mut args = model_args(model);
-    args.extend(site.root_arg());
-    let files = Server::start(&args);
-    rejected(
-        &files.addr,
-        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-        501,
-    );
-});
+);
 
 // ---- Item 10: the bundled example's links ----
 
@@ -306,7 +320,10 @@ per_model!(every_link_on_the_example_pages_answers_200, |model| {
         let r = get(&server.addr, &page);
         assert_eq!(r.status, 200, "{page}");
         checked += 1;
-        if !r.header("content-type").is_some_and(|t| t.starts_with("text/html")) {
+        if !r
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+        {
             continue;
         }
         for link in links(&r.text()) {

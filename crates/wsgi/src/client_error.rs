@@ -209,7 +209,10 @@ mod tests {
             Some(ClientFault::Gone { .. })
         ));
         let timed_out = io::Error::new(io::ErrorKind::TimedOut, "request body timed out");
-        assert_eq!(ClientFault::from_io(&timed_out), Some(ClientFault::TimedOut));
+        assert_eq!(
+            ClientFault::from_io(&timed_out),
+            Some(ClientFault::TimedOut)
+        );
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         assert!(matches!(
             ClientFault::from_io(&reset),
@@ -226,6 +229,9 @@ mod tests {
             .headers
             .iter()
             .any(|(n, v)| n == "Connection" && v == b"close"));
-        assert_eq!(ClientFault::TimedOut.to_io().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            ClientFault::TimedOut.to_io().kind(),
+            io::ErrorKind::TimedOut
+        );
     }
 }

@@ -148,10 +148,12 @@ impl WsgiApp {
                 match (result, slot.fault()) {
                     (Ok(response), None) => response,
                     (Ok(response), Some(fault)) => self.after_fault(req, conn, &fault, response),
-                    (Err(err), fault) => match fault.or_else(|| ClientFault::from_exception(py, &err)) {
-                        Some(fault) => self.after_fault(req, conn, &fault, fault.response()),
-                        None => self.internal_error(py, &err),
-                    },
+                    (Err(err), fault) => {
+                        match fault.or_else(|| ClientFault::from_exception(py, &err)) {
+                            Some(fault) => self.after_fault(req, conn, &fault, fault.response()),
+                            None => self.internal_error(py, &err),
+                        }
+                    }
                 }
             })
         });
