@@ -257,6 +257,13 @@ per_model!(
             b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
             501,
         );
+        // OPTIONS * on static files: OPTIONS is implemented for no file, so 405 with Allow.
+        let (r, _) = exchange(
+            &files.addr,
+            b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        let r = r.expect("answer to OPTIONS * on static files");
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     }
 );
 
