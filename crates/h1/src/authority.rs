@@ -111,7 +111,11 @@ pub(crate) fn check_host(v: &[u8]) -> Result<(), AuthorityError> {
             AuthorityError::Invalid
         });
     }
-    if is_uri_host(host) && port.is_none_or(is_port) {
+    let port_ok = match port {
+        None => true,
+        Some(p) => is_port(p),
+    };
+    if is_uri_host(host) && port_ok {
         Ok(())
     } else {
         Err(AuthorityError::Invalid)
