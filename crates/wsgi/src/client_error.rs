@@ -115,10 +115,14 @@ impl ClientFault {
 
     /// The one log line (info level: the client's doing, nothing for an operator to fix).
     pub(crate) fn log_line(&self, peer: &str, method: &str, path: &str) -> String {
+        let outcome = match self {
+            // Whatever is sent goes nowhere (or to a client that only half-closed).
+            ClientFault::Gone { .. } => "closed".to_string(),
+            _ => format!("answered {} and closed", self.status()),
+        };
         format!(
-            "client error from {peer} on {method} {path}: {}; answered {} and closed",
-            self.describe(),
-            self.status()
+            "client error from {peer} on {method} {path}: {}; {outcome}",
+            self.describe()
         )
     }
 
