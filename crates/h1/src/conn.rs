@@ -2,7 +2,9 @@
 use crate::body::{Decoder, Got};
 use crate::head::{parse_head, HeadScan};
 use crate::response::status_has_no_body;
-use crate::response::{put_app_headers, put_chunk, put_dec, put_status_and_fixed};
+use crate::response::{
+    asks_to_close, custom_reason, put_app_headers, put_chunk, put_dec, put_status_and_fixed,
+};
 use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
 /// The result of [`ServerConn::read_body`].
@@ -429,8 +431,9 @@ impl ServerConn {
     /// HTTP/1.1, else close-delimited (`Connection: close`). No framing header and no body
     /// for 1xx/204/304; for HEAD the framing headers are written but no body bytes ever are.
     /// `Connection: close` or (HTTP/1.0) `Connection: keep-alive` as decided.
-    /// `headers` must not contain Content-Length, Transfer-Encoding, Connection, Date or
-    /// Server (they are skipped if present).
+    /// `headers` must not contain Content-Length, Transfer-Encoding, Date or Server (they
+    /// are skipped if present); a `:reason` entry sets the reason phrase and a `Connection`
+    /// with `close` closes the connection after this response (see [`crate::HeaderList`]).
     pub fn write_head(
         &mut self,
         status: u16,
@@ -447,9 +450,12 @@ impl ServerConn {
             expects_continue: false,
             is_head: false,
         });
-        let mut keep_alive = cur.keep_alive && !self.closed && !self.unread_body_forces_close();
+        let mut keep_alive = cur.keep_alive
+            && !self.closed
+            && !self.unread_body_forces_close()
+            && !asks_to_close(headers);
 
-        put_status_and_fixed(out, status);
+        put_status_and_fixed(out, status, custom_reason(headers));
         put_app_headers(out, headers);
         let framing = if status_has_no_body(status) {
             Framing::NoBody
@@ -576,7 +582,7 @@ impl ServerConn {
         if self.writing == Writing::Idle {
             let status = err.status();
             let message = err.message();
-            put_status_and_fixed(out, status);
+            put_status_and_fixed(out, status, None);
             out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
             put_content_length(out, message.len() as u64 + 1);
             out.extend_from_slice(b"Connection: close\r\n\r\n");

@@ -10,6 +10,10 @@ pub enum Error {
     BadRequestLine,
     /// The method is not an upper-case token.
     BadMethod,
+    /// The method is longer than any implemented one (`head::MAX_METHOD`).
+    MethodTooLong,
+    /// `CONNECT`: ironhorse is an origin server, not a proxy (RFC 9110 §9.3.6).
+    ConnectNotSupported,
     /// The request-target has invalid bytes or a form the method does not allow.
     BadTarget,
     /// The version is not `HTTP/DIGIT.DIGIT`.
@@ -42,6 +46,8 @@ pub enum Error {
     TransferEncodingInHttp10,
     /// An HTTP/1.1 request without `Host`.
     MissingHost,
+    /// A `Host` value that is not `uri-host [ ":" port ]`, or empty on HTTP/1.1.
+    BadHost,
     /// A field that must appear at most once appeared again (`Host`, `Content-Type`).
     DuplicateHeader,
     /// A trailer field that must not be sent in trailers (framing, routing, auth…).
@@ -63,7 +69,9 @@ impl Error {
             Error::UnsupportedVersion => 505,
             Error::RequestLineTooLong => 414,
             Error::TooManyHeaders | Error::HeaderTooLarge => 431,
-            Error::UnsupportedTransferCoding => 501,
+            Error::UnsupportedTransferCoding
+            | Error::MethodTooLong
+            | Error::ConnectNotSupported => 501,
             Error::BodyTooLarge => 413,
             Error::Incomplete
             | Error::BadRequestLine
@@ -79,6 +87,7 @@ impl Error {
             | Error::BadTransferEncoding
             | Error::TransferEncodingInHttp10
             | Error::MissingHost
+            | Error::BadHost
             | Error::DuplicateHeader
             | Error::ForbiddenTrailer
             | Error::BadChunkSize
@@ -93,6 +102,8 @@ impl Error {
             Error::Incomplete => "incomplete request",
             Error::BadRequestLine => "invalid request line",
             Error::BadMethod => "invalid method",
+            Error::MethodTooLong => "method not implemented (too long)",
+            Error::ConnectNotSupported => "CONNECT is not supported (not a proxy)",
             Error::BadTarget => "invalid request target",
             Error::BadVersion => "invalid HTTP version",
             Error::UnsupportedVersion => "HTTP version not supported",
@@ -109,6 +120,7 @@ impl Error {
             Error::UnsupportedTransferCoding => "unsupported transfer coding",
             Error::TransferEncodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
             Error::MissingHost => "missing Host",
+            Error::BadHost => "invalid Host",
             Error::DuplicateHeader => "duplicate header field",
             Error::ForbiddenTrailer => "forbidden trailer field",
             Error::BadChunkSize => "invalid chunk size",
@@ -141,5 +153,8 @@ mod tests {
         assert_eq!(Error::UnsupportedTransferCoding.status(), 501);
         assert_eq!(Error::BodyTooLarge.status(), 413);
         assert_eq!(Error::Incomplete.status(), 400);
+        assert_eq!(Error::MethodTooLong.status(), 501);
+        assert_eq!(Error::ConnectNotSupported.status(), 501);
+        assert_eq!(Error::BadHost.status(), 400);
     }
 }

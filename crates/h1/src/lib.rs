@@ -10,6 +10,7 @@
 //! violation is an [`Error`] whose status is decided in exactly one place ([`Error::status`]).
 #![forbid(unsafe_code)]
 
+mod authority;
 mod body;
 mod conn;
 mod date;
@@ -17,6 +18,7 @@ mod error;
 mod head;
 mod request;
 mod response;
+mod target;
 #[cfg(test)]
 mod testutil;
 
@@ -24,7 +26,7 @@ pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;
 pub use error::Error;
 pub use request::{BodyFraming, RequestHead, Version};
-pub use response::{reason_phrase, HeaderList};
+pub use response::{is_valid_reason, reason_phrase, HeaderList, REASON_FIELD};
 
 /// Parser limits. Defaults follow gunicorn/nginx habits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -92,6 +92,8 @@ pub struct RequestHead {
     pub(crate) target: Span,
     pub(crate) path: Span,
     pub(crate) query: Span,
+    /// `host[:port]` of an absolute-form target; empty for the other forms.
+    pub(crate) authority: Span,
     pub(crate) version: Version,
     pub(crate) fields: Fields,
     pub(crate) framing: BodyFraming,
@@ -130,6 +132,22 @@ impl RequestHead {
     }
     pub fn version(&self) -> Version {
         self.version
+    }
+    /// The host the request is for, `host[:port]` as sent: an absolute-form target's
+    /// authority (without userinfo), which wins over `Host` (RFC 9112 §3.2.2), else the
+    /// `Host` field; `None` when neither names one (HTTP/1.0 without Host). Both were
+    /// validated as `uri-host [ ":" port ]` when parsed.
+    pub fn host(&self) -> Option<&str> {
+        if self.authority.len > 0 {
+            return Some(self.str_at(self.authority));
+        }
+        self.header("host")
+            .filter(|h| !h.is_empty())
+            .and_then(|h| std::str::from_utf8(h).ok())
+    }
+    /// Whether the target is in absolute form (`http://host/path`).
+    pub fn is_absolute_form(&self) -> bool {
+        self.authority.len > 0
     }
     /// Header fields in the order received, names as sent, values with surrounding
     /// whitespace trimmed. Fields whose name contains `_` are dropped at parse time (as nginx

@@ -2,7 +2,43 @@
 use std::borrow::Cow;
 
 /// Response header fields: names usually static, values raw bytes.
+///
+/// Two entries are instructions to the engine rather than fields, and never go out as such:
+/// - [`REASON_FIELD`] (`:reason`), the reason phrase to send instead of the standard one
+///   (used when it is valid, see [`is_valid_reason`]). A name starting with `:` can never be
+///   a real field name (not a token), as with HTTP/2's pseudo-fields, so it cannot clash;
+/// - `Connection` with a `close` token: the engine closes the connection after this
+///   response (and writes its own `Connection: close`).
 pub type HeaderList = Vec<(Cow<'static, str>, Vec<u8>)>;
+
+/// The pseudo-field carrying a service's own reason phrase (see [`HeaderList`]).
+pub const REASON_FIELD: &str = ":reason";
+
+/// Whether `reason` may be sent as a reason phrase: visible ASCII, spaces and tabs only
+/// (RFC 9112 §4 also allows obs-text; ironhorse never generates it).
+pub fn is_valid_reason(reason: &[u8]) -> bool {
+    reason
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// The service's valid, non-empty reason phrase from `headers`, if any.
+pub(crate) fn custom_reason(headers: &HeaderList) -> Option<&[u8]> {
+    headers
+        .iter()
+        .find(|(name, _)| name == REASON_FIELD)
+        .map(|(_, value)| value.as_slice())
+        .filter(|r| !r.is_empty() && is_valid_reason(r))
+}
+
+/// Whether the service asked for the connection to close (`Connection: close`).
+pub(crate) fn asks_to_close(headers: &HeaderList) -> bool {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| value.split(|&b| b == b','))
+        .any(|token| crate::head::trim_ows(token).eq_ignore_ascii_case(b"close"))
+}
 
 /// The reason phrase for a status (`200` → `OK`); `""` if unknown.
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -88,7 +124,7 @@ pub(crate) fn is_engine_header(name: &str) -> bool {
         "server",
         "keep-alive",
     ];
-    OWNED.iter().any(|o| o.eq_ignore_ascii_case(name))
+    name.starts_with(':') || OWNED.iter().any(|o| o.eq_ignore_ascii_case(name))
 }
 
 /// Appends `n` in decimal without going through `fmt`.
@@ -122,12 +158,13 @@ pub(crate) fn put_hex(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&tmp[i..]);
 }
 
-/// Appends `HTTP/1.1 <code> <reason>\r\nServer: ironhorse\r\nDate: <date>\r\n`.
-pub(crate) fn put_status_and_fixed(out: &mut Vec<u8>, status: u16) {
+/// Appends `HTTP/1.1 <code> <reason>\r\nServer: ironhorse\r\nDate: <date>\r\n`; the
+/// standard reason unless `reason` is given.
+pub(crate) fn put_status_and_fixed(out: &mut Vec<u8>, status: u16, reason: Option<&[u8]>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     put_dec(out, u64::from(status));
     out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(reason.unwrap_or(reason_phrase(status).as_bytes()));
     out.extend_from_slice(b"\r\nServer: ironhorse\r\nDate: ");
     out.extend_from_slice(&crate::http_date_now());
     out.extend_from_slice(b"\r\n");
@@ -197,9 +234,39 @@ mod tests {
             ("X-A".into(), b"b".to_vec()),
             ("Keep-Alive".into(), b"x".to_vec()),
             ("SERVER".into(), b"x".to_vec()),
+            (REASON_FIELD.into(), b"Fine".to_vec()),
         ];
         let mut v = Vec::new();
         put_app_headers(&mut v, &h);
         assert_eq!(v, b"X-A: b\r\n");
+    }
+
+    #[test]
+    fn takes_a_valid_custom_reason_only() {
+        let with = |r: &[u8]| -> HeaderList { vec![(REASON_FIELD.into(), r.to_vec())] };
+        assert_eq!(
+            custom_reason(&with(b"Custom Reason")),
+            Some(&b"Custom Reason"[..])
+        );
+        assert_eq!(custom_reason(&with(b"")), None);
+        for bad in [
+            &b"a\r\nX: y"[..],
+            b"a\nb",
+            b"caf\xc3\xa9",
+            b"a\x7fb",
+            b"a\x00",
+        ] {
+            assert_eq!(custom_reason(&with(bad)), None, "{bad:?}");
+        }
+        assert_eq!(custom_reason(&Vec::new()), None);
+    }
+
+    #[test]
+    fn sees_close_among_connection_tokens() {
+        let h = |v: &[u8]| -> HeaderList { vec![("connection".into(), v.to_vec())] };
+        assert!(asks_to_close(&h(b"close")));
+        assert!(asks_to_close(&h(b"foo, Close ")));
+        assert!(!asks_to_close(&h(b"keep-alive")));
+        assert!(!asks_to_close(&Vec::new()));
     }
 }

@@ -25,6 +25,8 @@ pub struct Shape {
     pub driver: Driver,
     pub threads: usize,
     pub access_log: Option<AccessLog>,
+    /// For the WSGI bridge's own lines (client errors).
+    pub error_log: Option<ironhorse_log::ErrorLog>,
 }
 
 /// Builds the application source from the settings.
@@ -150,6 +152,7 @@ fn wsgi_config(values: &Values, spec: String, shape: &Shape) -> WsgiConfig {
         .trim_end_matches('/')
         .to_string();
     config.debug = values.flag("debug");
+    config.error_log = shape.error_log.clone();
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
         Driver::Serial => false,

@@ -45,6 +45,7 @@ impl Server {
             driver: model.driver,
             threads,
             access_log: logs.access.clone(),
+            error_log: Some(logs.error.clone()),
         };
         let app = app::build(values, &shape)?;
         let mut supervision = supervision(values, &app, shape)?;
@@ -100,6 +101,7 @@ impl Server {
             driver: layout.model.driver,
             threads: layout.threads,
             access_log: None,
+            error_log: None,
         };
         // Load the app here, even one that would be imported per worker: that is the check.
         match app::build(values, &shape)? {

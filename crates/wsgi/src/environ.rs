@@ -35,6 +35,10 @@ pub trait RequestView {
     fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_;
     /// The body length when the request declares one (not for chunked bodies).
     fn content_length(&self) -> Option<u64>;
+    /// `host[:port]` of an absolute-form target, which wins over `Host` (RFC 9112 §3.2.2).
+    fn absolute_authority(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl RequestView for RequestHead {
@@ -61,6 +65,9 @@ impl RequestView for RequestHead {
             BodyFraming::Length(n) => Some(n),
             BodyFraming::None | BodyFraming::Chunked => None,
         }
+    }
+    fn absolute_authority(&self) -> Option<&str> {
+        self.is_absolute_form().then(|| self.host()).flatten()
     }
 }
 
@@ -132,9 +139,11 @@ struct Keys {
     server_name: Py<PyString>,
     server_port: Py<PyString>,
     remote_addr: Py<PyString>,
+    remote_host: Py<PyString>,
     remote_port: Py<PyString>,
     content_type: Py<PyString>,
     content_length: Py<PyString>,
+    http_host: Py<PyString>,
     url_scheme: Py<PyString>,
     input: Py<PyString>,
 }
@@ -173,6 +182,7 @@ impl EnvironBuilder {
         template.set_item(intern("SERVER_PORT"), intern(&cfg.server_port.to_string()))?;
         template.set_item(intern("QUERY_STRING"), intern(""))?;
         template.set_item(intern("REMOTE_ADDR"), intern(""))?;
+        template.set_item(intern("REMOTE_HOST"), intern(""))?;
         let keys = Keys {
             request_method: intern("REQUEST_METHOD"),
             path_info: intern("PATH_INFO"),
@@ -182,9 +192,11 @@ impl EnvironBuilder {
             server_name: intern("SERVER_NAME"),
             server_port: intern("SERVER_PORT"),
             remote_addr: intern("REMOTE_ADDR"),
+            remote_host: intern("REMOTE_HOST"),
             remote_port: intern("REMOTE_PORT"),
             content_type: intern("CONTENT_TYPE"),
             content_length: intern("CONTENT_LENGTH"),
+            http_host: intern("HTTP_HOST"),
             url_scheme: intern("wsgi.url_scheme"),
             input: intern("wsgi.input"),
         };
@@ -234,7 +246,10 @@ impl EnvironBuilder {
             env.set_item(k.server_port.bind(py), local.port().to_string())?;
         }
         if let Some(peer) = conn.peer {
-            env.set_item(k.remote_addr.bind(py), peer.ip().to_string())?;
+            // CGI's REMOTE_HOST: the address itself (no DNS lookups, as waitress does).
+            let addr = PyString::new(py, &peer.ip().to_string());
+            env.set_item(k.remote_addr.bind(py), &addr)?;
+            env.set_item(k.remote_host.bind(py), addr)?;
             env.set_item(k.remote_port.bind(py), peer.port().to_string())?;
         }
         if conn.scheme != "http" {
@@ -246,6 +261,10 @@ impl EnvironBuilder {
         env.set_item(k.input.bind(py), input)?;
         for (name, value) in req.headers() {
             self.add_header(py, &env, name, value)?;
+        }
+        if let Some(authority) = req.absolute_authority() {
+            // The target names the host; the app must not build URLs from a stale Host.
+            env.set_item(k.http_host.bind(py), authority)?;
         }
         Ok(env)
     }

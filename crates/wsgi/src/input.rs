@@ -6,6 +6,10 @@
 //! [`BodySlot`] for exactly the scope of [`BodySlot::lend`]; afterwards the slot is empty and
 //! reads return `b""` (documented: reading the body from a streaming response's iterator is
 //! not supported). Every read of the Rust reader runs with the GIL released.
+//!
+//! A read that fails because of the client (see [`crate::client_error`]) is remembered in
+//! the slot: the app gets an `ironhorse.ClientError`, every later read fails the same way
+//! (the rest of the body is lost, never a silent early end), and the bridge answers for it.
 
 use std::io;
 use std::marker::PhantomData;
@@ -13,6 +17,8 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ironhorse_app::BodyReader;
+
+use crate::client_error::ClientFault;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -24,6 +30,8 @@ const MAX_STEP: usize = 1 << 20;
 /// A body reader on loan for one `call`.
 pub(crate) struct BodySlot {
     reader: Mutex<Option<NonNull<dyn BodyReader>>>,
+    /// The first read failure the client caused.
+    fault: Mutex<Option<ClientFault>>,
 }
 
 // SAFETY: the pointee is a `BodyReader`, which is `Send`; the pointer is only dereferenced
@@ -52,6 +60,7 @@ impl BodySlot {
     pub(crate) fn new() -> Arc<BodySlot> {
         Arc::new(BodySlot {
             reader: Mutex::new(None),
+            fault: Mutex::new(None),
         })
     }
 
@@ -74,8 +83,27 @@ impl BodySlot {
         f()
     }
 
+    /// What the client did wrong while its body was read, if anything.
+    pub(crate) fn fault(&self) -> Option<ClientFault> {
+        lock(&self.fault).clone()
+    }
+
     /// Reads from the lent reader; `Ok(0)` at the end of the body or once the loan is over.
+    /// After a client fault, every read fails with it again.
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(fault) = &*lock(&self.fault) {
+            return Err(fault.to_io());
+        }
+        let result = self.read_lent(buf);
+        if let Err(e) = &result {
+            if let Some(fault) = ClientFault::from_io(e) {
+                lock(&self.fault).get_or_insert(fault);
+            }
+        }
+        result
+    }
+
+    fn read_lent(&self, buf: &mut [u8]) -> io::Result<usize> {
         let guard = lock(&self.reader);
         let Some(mut ptr) = *guard else {
             return Ok(0);
@@ -176,11 +204,13 @@ impl InputState {
 #[pyclass(module = "ironhorse", name = "Input", frozen)]
 pub(crate) struct WsgiInput {
     state: Mutex<InputState>,
+    slot: Arc<BodySlot>,
 }
 
 impl WsgiInput {
     pub(crate) fn new(slot: Arc<BodySlot>) -> WsgiInput {
         WsgiInput {
+            slot: slot.clone(),
             state: Mutex::new(InputState {
                 slot,
                 buf: Vec::new(),
@@ -190,13 +220,18 @@ impl WsgiInput {
         }
     }
 
-    /// Runs `f` on the state with the GIL released.
+    /// Runs `f` on the state with the GIL released. A failure the client caused raises
+    /// its `ironhorse.ClientError`; any other is an ordinary `OSError`.
     fn with_state<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut InputState) -> io::Result<T> + Send,
     ) -> PyResult<T> {
-        py.detach(|| f(&mut lock(&self.state))).map_err(PyErr::from)
+        py.detach(|| f(&mut lock(&self.state)))
+            .map_err(|e| match self.slot.fault() {
+                Some(fault) => fault.exception(py),
+                None => PyErr::from(e),
+            })
     }
 }
 

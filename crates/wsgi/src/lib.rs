@@ -8,7 +8,12 @@
 //!   that takes the GIL per chunk. The GIL is released for every read of the request body.
 //! * Any OS thread may call in; each keeps one persistent Python thread state.
 //! * Fork hooks keep the interpreter consistent across `fork()` (GIL held while forking).
+//! * Client errors while reading the body (malformed, timed out, gone) are answered 400/408
+//!   with one info line, never as a 500 with a traceback ([`client_error`]).
+//! * `OPTIONS *` is about the server, not a resource (RFC 9110 §9.3.7): answered here, the
+//!   app never sees it.
 
+mod client_error;
 mod environ;
 mod errors;
 mod file_wrapper;
@@ -22,18 +27,20 @@ mod start_response;
 use std::path::PathBuf;
 
 use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, Service};
+use ironhorse_log::ErrorLog;
 use pyo3::prelude::*;
 
 pub use environ::{RequestParts, RequestView};
 pub use errors::WsgiError;
 pub use interpreter::init_python;
 
+use client_error::ClientFault;
 use environ::EnvironBuilder;
 use input::{BodySlot, WsgiInput};
 use start_response::StartResponse;
 
 /// How to find, start and present the application.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsgiConfig {
     /// `module:callable`, `module:factory()` or `module:factory(literal args)`, as gunicorn
     /// takes it; a bare `module` means `module:application`.
@@ -53,6 +60,27 @@ pub struct WsgiConfig {
     /// `SERVER_NAME` / `SERVER_PORT` when the connection has no local address (Unix sockets).
     pub server_name: String,
     pub server_port: u16,
+    /// Where the bridge's own lines go (client errors, at info level); standard error in
+    /// the error log's format when `None`.
+    pub error_log: Option<ErrorLog>,
+}
+
+impl std::fmt::Debug for WsgiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsgiConfig")
+            .field("app", &self.app)
+            .field("chdir", &self.chdir)
+            .field("pythonpath", &self.pythonpath)
+            .field("virtualenv", &self.virtualenv)
+            .field("root_path", &self.root_path)
+            .field("multithread", &self.multithread)
+            .field("multiprocess", &self.multiprocess)
+            .field("debug", &self.debug)
+            .field("server_name", &self.server_name)
+            .field("server_port", &self.server_port)
+            .field("error_log", &self.error_log.as_ref().map(|_| "ErrorLog"))
+            .finish()
+    }
 }
 
 impl WsgiConfig {
@@ -69,6 +97,7 @@ impl WsgiConfig {
             debug: false,
             server_name: "localhost".into(),
             server_port: 8000,
+            error_log: None,
         }
     }
 }
@@ -78,6 +107,7 @@ pub struct WsgiApp {
     app: Py<PyAny>,
     environ: EnvironBuilder,
     debug: bool,
+    error_log: Option<ErrorLog>,
 }
 
 impl WsgiApp {
@@ -85,6 +115,7 @@ impl WsgiApp {
     pub fn load(cfg: WsgiConfig) -> Result<WsgiApp, WsgiError> {
         init_python(&cfg)?;
         interpreter::attach(|py| {
+            client_error::register(py).map_err(|e| WsgiError::Init(e.to_string()))?;
             let app = load::load_app(py, &cfg.app)?;
             let environ =
                 EnvironBuilder::new(py, &cfg).map_err(|e| WsgiError::Init(e.to_string()))?;
@@ -92,6 +123,7 @@ impl WsgiApp {
                 app,
                 environ,
                 debug: cfg.debug,
+                error_log: cfg.error_log.clone(),
             })
         })
     }
@@ -105,15 +137,52 @@ impl WsgiApp {
         body: &mut dyn BodyReader,
         conn: &ConnInfo,
     ) -> Response {
+        if req.method() == "OPTIONS" && req.target() == "*" {
+            return Response::text(200, "");
+        }
         let slot = BodySlot::new();
         let slot_for_input = slot.clone();
         let response = slot.lend(body, || {
             interpreter::attach(|py| {
-                self.run(py, req, conn, slot_for_input)
-                    .unwrap_or_else(|err| self.internal_error(py, &err))
+                let result = self.run(py, req, conn, slot_for_input);
+                match (result, slot.fault()) {
+                    (Ok(response), None) => response,
+                    (Ok(response), Some(fault)) => self.after_fault(req, conn, &fault, response),
+                    (Err(err), fault) => {
+                        match fault.or_else(|| ClientFault::from_exception(py, &err)) {
+                            Some(fault) => self.after_fault(req, conn, &fault, fault.response()),
+                            None => self.internal_error(py, &err),
+                        }
+                    }
+                }
             })
         });
         unknown_length_for_empty_head(req.method(), response)
+    }
+
+    /// The answer once the client broke its body: the app's own answer if it made a
+    /// deliberate one (with the connection closed, the body being lost), the client error
+    /// if it failed or answered 5xx for it. Logged as one info line.
+    fn after_fault<R: RequestView + ?Sized>(
+        &self,
+        req: &R,
+        conn: &ConnInfo,
+        fault: &ClientFault,
+        response: Response,
+    ) -> Response {
+        let peer = conn
+            .peer
+            .map_or_else(|| "unix socket".to_string(), |p| p.to_string());
+        let line = fault.log_line(&peer, req.method(), req.path());
+        match &self.error_log {
+            Some(log) => log.info(format_args!("{line}")),
+            None => eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id()),
+        }
+        if response.status >= 500 {
+            fault.response()
+        } else {
+            response.with_header("Connection", "close")
+        }
     }
 
     fn run<R: RequestView + ?Sized>(

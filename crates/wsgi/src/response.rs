@@ -145,9 +145,14 @@ fn finish_buffered(head: Head, mut data: Vec<u8>) -> Response {
 }
 
 fn response(head: Head, body: Body) -> Response {
+    let mut headers = head.headers;
+    if let Some(reason) = head.reason {
+        // The engine sends it instead of the standard phrase (see `ironhorse_h1::HeaderList`).
+        headers.push((ironhorse_h1::REASON_FIELD.into(), reason.into_bytes()));
+    }
     Response {
         status: head.status,
-        headers: head.headers,
+        headers,
         body,
     }
 }

@@ -14,6 +14,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 /// What `start_response` declared.
 pub(crate) struct Head {
     pub(crate) status: u16,
+    /// The app's reason phrase, when it gave one that differs from the standard phrase.
+    pub(crate) reason: Option<String>,
     /// Without `Content-Length` (see `content_length`) and the engine-owned `Date`/`Server`.
     pub(crate) headers: HeaderList,
     pub(crate) content_length: Option<u64>,
@@ -141,7 +143,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
-    let status = parse_status(status)?;
+    let (status, reason) = parse_status(status)?;
     let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
         list.iter().collect()
     } else if let Ok(tuple) = headers.cast::<PyTuple>() {
@@ -171,13 +173,16 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     }
     Ok(Head {
         status,
+        reason,
         headers: out,
         content_length,
     })
 }
 
-/// `"200 OK"`: three digits, a space, a reason without control characters.
-fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
+/// `"200 OK"`: three digits, a space, a reason of visible ASCII, spaces and tabs (sent as
+/// given; an empty one means the standard phrase). Returns the code and the reason when it
+/// differs from the standard one.
+fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Option<String>)> {
     let s = status
         .cast::<PyString>()
         .map_err(|_| {
@@ -188,14 +193,18 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
     let valid = b.len() >= 4
         && b[..3].iter().all(u8::is_ascii_digit)
         && b[3] == b' '
-        && s[4..].chars().all(is_field_char);
+        && ironhorse_h1::is_valid_reason(&b[4..]);
     let code = if valid {
         s[..3].parse::<u16>().ok()
     } else {
         None
     };
     match code {
-        Some(code @ 200..=599) => Ok(code),
+        Some(code @ 200..=599) => {
+            let reason = &s[4..];
+            let custom = !reason.is_empty() && reason != ironhorse_h1::reason_phrase(code);
+            Ok((code, custom.then(|| reason.to_string())))
+        }
         _ => Err(PyValueError::new_err(format!(
             "invalid status {s:?} (expected e.g. \"200 OK\")"
         ))),

@@ -362,18 +362,27 @@ fn wsgi_input_after_call_returned_is_empty() {
 
 #[test]
 fn body_read_errors_raise_oserror_in_the_app() {
-    struct Broken;
+    struct Broken(io::ErrorKind);
     impl io::Read for Broken {
         fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            Err(io::Error::new(io::ErrorKind::ConnectionReset, "peer reset"))
+            Err(io::Error::new(self.0, "broken"))
         }
     }
-    let resp = collect(load("apps:input_all").handle(
-        &RequestParts::new("POST", "/"),
-        &mut Broken,
-        &conn(),
-    ));
-    assert_eq!(resp.status, 500);
+    let status = |kind| {
+        let resp = collect(load("apps:input_all").handle(
+            &RequestParts::new("POST", "/"),
+            &mut Broken(kind),
+            &conn(),
+        ));
+        (resp.status, resp.header("connection"))
+    };
+    // The client's doing (issue 14): its status, and the connection closes.
+    let close = Some("close".to_string());
+    assert_eq!(status(io::ErrorKind::ConnectionReset), (400, close.clone()));
+    assert_eq!(status(io::ErrorKind::TimedOut), (408, close.clone()));
+    assert_eq!(status(io::ErrorKind::InvalidData), (400, close));
+    // Anything else is the server's problem: 500 as before.
+    assert_eq!(status(io::ErrorKind::PermissionDenied), (500, None));
 }
 
 #[test]

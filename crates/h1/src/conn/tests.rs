@@ -37,7 +37,7 @@ fn skips_engine_owned_headers_from_the_application() {
     c.next_request().unwrap().unwrap();
     let headers: HeaderList = vec![
         ("Content-Length".into(), b"99".to_vec()),
-        ("connection".into(), b"close".to_vec()),
+        ("connection".into(), b"x-private".to_vec()),
         ("Server".into(), b"x".to_vec()),
         ("Date".into(), b"x".to_vec()),
         ("Transfer-Encoding".into(), b"gzip".to_vec()),
@@ -412,4 +412,49 @@ fn eof_while_draining_closes() {
     c.feed_eof();
     assert!(c.next_request().unwrap().is_none());
     assert!(c.is_closed());
+}
+
+#[test]
+fn sends_a_custom_reason_phrase_and_never_the_pseudo_field() {
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let headers: HeaderList = vec![
+        (crate::REASON_FIELD.into(), b"Custom Reason".to_vec()),
+        ("X-A".into(), b"1".to_vec()),
+    ];
+    let mut out = Vec::new();
+    c.write_head(299, &headers, Some(0), &mut out);
+    assert_eq!(
+        text(&out),
+        "HTTP/1.1 299 Custom Reason\nServer: ironhorse\nDate: *\nX-A: 1\nContent-Length: 0\n"
+    );
+}
+
+#[test]
+fn falls_back_to_the_standard_reason_for_an_invalid_one() {
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let headers: HeaderList = vec![(crate::REASON_FIELD.into(), b"a\r\nX-Evil: 1".to_vec())];
+    let mut out = Vec::new();
+    c.write_head(404, &headers, Some(0), &mut out);
+    assert!(
+        text(&out).starts_with("HTTP/1.1 404 Not Found\nServer"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("Evil"));
+}
+
+#[test]
+fn closes_when_the_service_asks_with_connection_close() {
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let headers: HeaderList = vec![("Connection".into(), b"close".to_vec())];
+    let mut out = Vec::new();
+    c.write_head(408, &headers, Some(0), &mut out);
+    assert_eq!(
+        text(&out),
+        "HTTP/1.1 408 Request Timeout\nServer: ironhorse\nDate: *\nContent-Length: 0\nConnection: close\n"
+    );
+    assert_eq!(c.finish(&mut out), Next::Close);
 }

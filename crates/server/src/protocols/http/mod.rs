@@ -359,7 +359,7 @@ impl HttpSession {
                         break;
                     }
                     Err(e) => {
-                        exchange.body_end(Some(e.to_string()));
+                        exchange.body_end(Some(e));
                         break;
                     }
                 }

@@ -45,7 +45,8 @@ pub(super) enum Reply {
 enum BodyChunk {
     Data(Vec<u8>),
     End,
-    Failed(String),
+    /// Typed, so the application side can tell a malformed body (400/413) from EOF.
+    Failed(ironhorse_h1::Error),
 }
 
 /// The session's side of one offloaded request.
@@ -142,7 +143,7 @@ impl Exchange {
     }
 
     /// The body ended; `error` if it ended badly.
-    pub fn body_end(&mut self, error: Option<String>) {
+    pub fn body_end(&mut self, error: Option<ironhorse_h1::Error>) {
         let last = match error {
             Some(e) => BodyChunk::Failed(e),
             None => BodyChunk::End,
