@@ -200,3 +200,66 @@ fn file_words(
     }
     Ok((words, from_file))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn load(file: &str, args: &[&str]) -> Result<Loaded, LoadError> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("ironhorse-values-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, file).unwrap();
+        let mut argv: Vec<OsString> = vec!["ironhorse".into(), "-c".into(), path.clone().into()];
+        argv.extend(args.iter().map(OsString::from));
+        let loaded = Loaded::from_args(argv);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn file_values_are_typed_by_the_same_parsers() {
+        let file = "app = \"m:app\"\nbind = [\"127.0.0.1:1\", \"unix:/tmp/s\"]\nautoindex = true\n\
+                    keep_alive = \"1m 30s\"\nbody_timeout = 0.5\nmax_worker_memory = \"64M\"\n\
+                    model = \"gthread\"\n";
+        let s = load(file, &[]).ok().unwrap().settings;
+        assert_eq!(s.app.as_deref(), Some("m:app"));
+        assert_eq!(s.bind, ["127.0.0.1:1", "unix:/tmp/s"]);
+        assert!(s.autoindex);
+        assert_eq!(s.keep_alive, Duration::from_secs(90));
+        assert_eq!(s.body_timeout, Duration::from_millis(500));
+        assert_eq!(s.max_worker_memory, Some(64 << 20));
+        assert_eq!(s.model.name, "hybrid");
+        // Untouched settings keep their declared defaults.
+        assert_eq!(s.threads, 16);
+        assert_eq!(s.header_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_command_line_beats_the_file() {
+        let file = "app = \"m:app\"\nworkers = 3\nbind = \"127.0.0.1:1\"\n";
+        let loaded = load(file, &["other:app", "-w", "5", "-b", "127.0.0.1:2"])
+            .ok()
+            .unwrap();
+        assert_eq!(loaded.settings.app.as_deref(), Some("other:app"));
+        assert_eq!(loaded.settings.workers, 5);
+        assert_eq!(loaded.settings.bind, ["127.0.0.1:2"]);
+        assert_eq!(loaded.source("workers"), "command line");
+        assert_eq!(loaded.source("threads"), "default");
+    }
+
+    #[test]
+    fn a_bad_file_value_names_the_file_and_the_flag() {
+        let Err(LoadError::File(e)) = load("threads = 0\n", &[]) else {
+            panic!("accepted threads = 0");
+        };
+        assert!(e.0.starts_with("--config "), "{e}");
+        assert!(e.0.contains("--threads"), "{e}");
+        let Err(LoadError::File(e)) = load("preload = 1\n", &[]) else {
+            panic!("accepted preload = 1");
+        };
+        assert!(e.0.contains("preload must be true or false"), "{e}");
+    }
+}
