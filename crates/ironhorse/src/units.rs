@@ -101,6 +101,8 @@ mod tests {
         assert_eq!(duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(duration(" 0.5 "), Ok(Duration::from_millis(500)));
         assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert_eq!(duration("1e1"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("+5"), Ok(Duration::from_secs(5)));
         assert_eq!(duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["-1", "inf", "NaN", "soon", ""] {
@@ -114,6 +116,8 @@ mod tests {
         assert_eq!(bytes("1K"), Ok(1024));
         assert_eq!(bytes("1k"), Ok(1024));
         assert_eq!(bytes("64M"), Ok(64 << 20));
+        assert_eq!(bytes("64m"), Ok(64 << 20));
+        assert_eq!(bytes(" 1g "), Ok(1 << 30));
         assert_eq!(bytes("2G"), Ok(2 << 30));
         assert_eq!(bytes("1 MiB"), Ok(1 << 20));
         for bad in ["-1", "lots", "", "1Q"] {

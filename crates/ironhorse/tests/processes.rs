@@ -116,6 +116,13 @@ fn bad_settings_give_one_clear_line_and_exit_2() {
         (vec!["--root", &root, "-w", "zero"], "--workers"),
         (vec!["--root", &root, "-b", "999.1.1.1:99999"], "--bind"),
         (vec!["--root", &root, "--keep-alive", "-3"], "--keep-alive"),
+        (vec!["--root", &root, "--threads", "0"], "--threads"),
+        (vec!["--root", &root, "--log-level", "loud"], "--log-level"),
+        (
+            vec!["--root", &root, "--max-worker-memory", "lots"],
+            "--max-worker-memory",
+        ),
+        (vec!["--root", &root, "--umask", "9"], "--umask"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
             .args(&args)

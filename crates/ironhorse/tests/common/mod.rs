@@ -51,8 +51,15 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
 pub fn models() -> Vec<&'static str> {
     let only = std::env::var("IRONHORSE_TEST_MODELS").unwrap_or_default();
     let only: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
-    ironhorse_server::model::Model::ALL
-        .iter()
+    let all = ironhorse_server::model::Model::ALL;
+    // A misspelt filter must not turn every matrix test into one that runs nothing.
+    for name in &only {
+        assert!(
+            all.iter().any(|m| m.name == *name),
+            "IRONHORSE_TEST_MODELS: unknown model {name:?}"
+        );
+    }
+    all.iter()
         .map(|m| m.name)
         .filter(|name| only.is_empty() || only.contains(name))
         .collect()
