@@ -14,8 +14,9 @@ use ironhorse_server::session::Protocol;
 use ironhorse_static::{StaticFiles, StaticOptions};
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
-use crate::settings::SettingError;
-use crate::values::Values;
+use crate::settings::Settings;
+use crate::units::Wire;
+use crate::values::SettingError;
 
 /// How the serving processes and threads are arranged, which the app must know about
 /// (`wsgi.multithread`, `wsgi.multiprocess`, whether it may be imported before forking).
@@ -30,56 +31,50 @@ pub struct Shape {
 }
 
 /// Builds the application source from the settings.
-pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> {
-    let protocol = values.text("protocol").unwrap_or_default();
-    match protocol.as_str() {
-        "http" => {}
-        "echo" => return Ok(AppSource::Preloaded(Arc::new(Echo))),
-        "reverse" => {
-            let work_delay = values.seconds("work-delay")?.unwrap_or_default();
+pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
+    match settings.protocol {
+        Wire::Http => {}
+        Wire::Echo => return Ok(AppSource::Preloaded(Arc::new(Echo))),
+        Wire::Reverse => {
+            let work_delay = settings.work_delay;
             return Ok(AppSource::Preloaded(Arc::new(Reverse { work_delay })));
         }
-        other => {
-            return Err(SettingError(format!(
-                "--protocol: unknown protocol {other:?}; choose http, echo or reverse"
-            )))
-        }
     }
-    let settings = http_settings(values, shape)?;
-    let mounts = static_mounts(values)?;
-    let Some(spec) = values.text("app") else {
-        let root = values.text("root").ok_or_else(|| {
+    let http_settings = http_settings(settings, shape);
+    let mounts = static_mounts(settings)?;
+    let Some(spec) = settings.app.clone() else {
+        let root = settings.root.as_ref().ok_or_else(|| {
             SettingError("nothing to serve: give an app (MODULE:CALLABLE) or --root DIR".into())
         })?;
         let options = StaticOptions {
-            autoindex: values.flag("autoindex"),
+            autoindex: settings.autoindex,
             ..StaticOptions::default()
         };
         let files =
-            StaticFiles::new(&root, options).map_err(|e| SettingError(format!("--root: {e}")))?;
+            StaticFiles::new(root, options).map_err(|e| SettingError(format!("--root: {e}")))?;
         let service: Arc<dyn Service> = Arc::new(files);
         return Ok(AppSource::Preloaded(http(
             with_mounts(service, &mounts),
-            settings,
+            http_settings,
             &shape.access_log,
         )));
     };
-    if values.text("root").is_some() {
+    if settings.root.is_some() {
         return Err(SettingError("--root serves a folder without an app; with an app, mount folders with --static PREFIX=DIR".into()));
     }
-    let config = wsgi_config(values, spec, shape);
+    let config = wsgi_config(settings, spec, shape);
     let access_log = shape.access_log.clone();
     let load = move || -> Result<Arc<dyn Protocol>, String> {
         let app = WsgiApp::load(config.clone()).map_err(|e| e.to_string())?;
         Ok(http(
             with_mounts(Arc::new(app), &mounts),
-            settings,
+            http_settings,
             &access_log,
         ))
     };
     // Import before forking when asked, and always where nothing forks workers: the fork
     // model forks per connection, so every child starts from the imported app.
-    let preload = values.flag("preload") || shape.strategy != Processes::Prefork;
+    let preload = settings.preload || shape.strategy != Processes::Prefork;
     if preload {
         load().map(AppSource::Preloaded).map_err(SettingError)
     } else {
@@ -111,9 +106,9 @@ fn with_mounts(app: Arc<dyn Service>, mounts: &[(String, Arc<StaticFiles>)]) -> 
     Arc::new(router)
 }
 
-fn static_mounts(values: &Values) -> Result<Vec<(String, Arc<StaticFiles>)>, SettingError> {
-    values
-        .list("static")
+fn static_mounts(settings: &Settings) -> Result<Vec<(String, Arc<StaticFiles>)>, SettingError> {
+    settings
+        .static_mounts
         .iter()
         .map(|spec| {
             let (prefix, dir) = spec.split_once('=').ok_or_else(|| {
@@ -135,23 +130,24 @@ fn static_mounts(values: &Values) -> Result<Vec<(String, Arc<StaticFiles>)>, Set
         .collect()
 }
 
-fn wsgi_config(values: &Values, spec: String, shape: &Shape) -> WsgiConfig {
+fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
     let mut config = WsgiConfig::new(spec);
-    config.chdir = values.text("chdir").map(PathBuf::from);
-    config.pythonpath = values
-        .list("pythonpath")
+    config.chdir = settings.chdir.clone();
+    config.pythonpath = settings
+        .pythonpath
         .iter()
         .flat_map(|p| p.split(','))
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .collect();
-    config.virtualenv = values.text("virtualenv").map(PathBuf::from);
-    config.root_path = values
-        .text("root-path")
+    config.virtualenv = settings.virtualenv.clone();
+    config.root_path = settings
+        .root_path
+        .as_deref()
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_string();
-    config.debug = values.flag("debug");
+    config.debug = settings.debug;
     config.error_log = shape.error_log.clone();
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
@@ -159,8 +155,8 @@ fn wsgi_config(values: &Values, spec: String, shape: &Shape) -> WsgiConfig {
         Driver::ThreadPerConnection => true,
         Driver::ThreadPool | Driver::Event | Driver::Async => shape.threads > 1,
     };
-    if let Some(port) = values
-        .list("bind")
+    if let Some(port) = settings
+        .bind
         .iter()
         .find_map(|b| b.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
     {
@@ -169,37 +165,25 @@ fn wsgi_config(values: &Values, spec: String, shape: &Shape) -> WsgiConfig {
     config
 }
 
-fn http_settings(values: &Values, shape: &Shape) -> Result<HttpSettings, SettingError> {
-    let defaults = HttpSettings::default();
+/// The HTTP settings, every one from the command's settings (their defaults are declared
+/// there, not taken from `HttpSettings::default()`).
+fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
     let limits = Limits {
-        max_request_line: values
-            .bytes("limit-request-line")?
-            .map_or(defaults.limits.max_request_line, |v| v as usize),
-        max_headers: values
-            .count("limit-request-fields")?
-            .unwrap_or(defaults.limits.max_headers),
-        max_header_size: values
-            .bytes("limit-request-field-size")?
-            .map_or(defaults.limits.max_header_size, |v| v as usize),
-        max_body: values
-            .bytes("limit-request-body")?
-            .unwrap_or(defaults.limits.max_body),
-        ..defaults.limits
+        max_request_line: usize::try_from(settings.limit_request_line).unwrap_or(usize::MAX),
+        max_headers: settings.limit_request_fields,
+        max_header_size: usize::try_from(settings.limit_request_field_size).unwrap_or(usize::MAX),
+        max_body: settings.limit_request_body,
+        // Not a setting: how much of an unread body is discarded to keep a connection.
+        ..Limits::default()
     };
-    Ok(HttpSettings {
+    HttpSettings {
         limits,
-        keepalive_timeout: values
-            .seconds("keep-alive")?
-            .unwrap_or(defaults.keepalive_timeout),
-        header_timeout: values
-            .seconds("header-timeout")?
-            .unwrap_or(defaults.header_timeout),
-        body_timeout: values
-            .seconds("body-timeout")?
-            .unwrap_or(defaults.body_timeout),
+        keepalive_timeout: settings.keep_alive,
+        header_timeout: settings.header_timeout,
+        body_timeout: settings.body_timeout,
         offload_threads: shape.threads,
-        request_timeout: values.seconds("request-timeout")?.filter(|t| !t.is_zero()),
+        request_timeout: settings.request_timeout.filter(|t| !t.is_zero()),
         // A worker whose only thread is stuck can only be freed by replacing the process.
         exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
-    })
+    }
 }

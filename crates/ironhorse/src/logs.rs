@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use ironhorse_log::{AccessFormat, AccessLog, ErrorLog, Level, LogSink};
+use ironhorse_log::{AccessFormat, AccessLog, ErrorLog, LogSink};
 
-use crate::settings::SettingError;
-use crate::values::Values;
+use crate::settings::Settings;
+use crate::values::SettingError;
 
 /// The configured logs.
 pub struct Logs {
@@ -15,31 +15,21 @@ pub struct Logs {
 
 impl Logs {
     /// Opens the log files and makes the error log the server's.
-    pub fn open(values: &Values) -> Result<Logs, SettingError> {
-        let level: Level = values
-            .text("log-level")
-            .unwrap_or_else(|| "info".into())
-            .parse()
-            .map_err(|_| {
-                SettingError("--log-level: expected debug, info, warning, error or critical".into())
-            })?;
-        let error_target = values.text("error-logfile").unwrap_or_else(|| "-".into());
-        let error_sink = LogSink::open_error(&error_target)
+    pub fn open(settings: &Settings) -> Result<Logs, SettingError> {
+        let error_target = &settings.error_logfile;
+        let error_sink = LogSink::open_error(error_target)
             .map_err(|e| SettingError(format!("--error-logfile {error_target}: {e}")))?;
-        let error = ErrorLog::new(error_sink, level);
-        let access = match values.text("access-logfile") {
+        let error = ErrorLog::new(error_sink, settings.log_level);
+        let access = match &settings.access_logfile {
             None => None,
             Some(target) => {
-                let format = if values.flag("access-log-json") {
+                let format = if settings.access_log_json {
                     AccessFormat::Json
                 } else {
-                    let text = values
-                        .text("access-logformat")
-                        .unwrap_or_else(|| ironhorse_log::DEFAULT_FORMAT.into());
-                    AccessFormat::text(&text)
+                    AccessFormat::text(&settings.access_logformat)
                         .map_err(|e| SettingError(format!("--access-logformat: {e}")))?
                 };
-                let sink = LogSink::open_access(&target)
+                let sink = LogSink::open_access(target)
                     .map_err(|e| SettingError(format!("--access-logfile {target}: {e}")))?;
                 Some(AccessLog::new(sink, format))
             }

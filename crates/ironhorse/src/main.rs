@@ -5,56 +5,45 @@ mod app;
 mod logs;
 mod settings;
 mod setup;
+mod units;
 mod values;
 
+use values::{LoadError, Loaded};
+
 fn main() {
-    let values = match settings::command().try_get_matches() {
-        Ok(matches) => match values::Values::load(matches) {
-            Ok(values) => values,
-            Err(e) => {
-                eprintln!("ironhorse: {e}");
-                std::process::exit(2);
-            }
-        },
-        Err(e) if e.use_stderr() => {
+    let loaded = match Loaded::from_args(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(LoadError::Command(e)) if e.use_stderr() => {
             // One clear line, not clap's usage block.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "ironhorse: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            std::process::exit(2);
+            fail(format!("{} (see --help)", values::first_line(&e)));
         }
-        Err(e) => {
+        Err(LoadError::Command(e)) => {
             // --help and --version.
             let _ = e.print();
             return;
         }
+        Err(LoadError::File(e)) => fail(e.to_string()),
     };
-    if values.flag("print-settings-doc") {
+    let settings = &loaded.settings;
+    if settings.print_settings_doc {
         print!("{}", settings::markdown());
-        return;
-    }
-    if values.flag("print-config") {
-        print!("{}", values.to_toml());
-        return;
-    }
-    if values.flag("check-config") {
-        match setup::Server::check(&values) {
+    } else if settings.print_config {
+        print!("{}", loaded.to_toml());
+    } else if settings.check_config {
+        match setup::Server::check(settings) {
             Ok(()) => println!("ironhorse: configuration OK"),
-            Err(e) => {
-                eprintln!("ironhorse: {e}");
-                std::process::exit(2);
-            }
+            Err(e) => fail(e.to_string()),
         }
-        return;
-    }
-    match setup::Server::from_settings(&values) {
-        Ok(server) => std::process::exit(server.run()),
-        Err(e) => {
-            eprintln!("ironhorse: {e}");
-            std::process::exit(2);
+    } else {
+        match setup::Server::from_settings(settings) {
+            Ok(server) => std::process::exit(server.run()),
+            Err(e) => fail(e.to_string()),
         }
     }
+}
+
+/// A setting could not be used: one line, exit code 2.
+fn fail(message: String) -> ! {
+    eprintln!("ironhorse: {message}");
+    std::process::exit(2);
 }

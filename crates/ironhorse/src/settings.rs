@@ -1,181 +1,310 @@
-//! Every setting, declared once. The command line (with `IRONHORSE_*` environment
-//! variables) and the settings reference in `docs/settings.md` are generated from
-//! [`SETTINGS`].
+//! Every setting, declared once, typed: the [`Settings`] struct. Its clap declaration is the
+//! table from which the command line, the `IRONHORSE_*` environment variables, the config
+//! file's keys (see `values.rs`) and the reference in `docs/settings.md` are all generated;
+//! each default is written here and nowhere else.
 
-use clap::{Arg, ArgAction, Command};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// The type of a setting's value, which decides parsing and validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The one positional argument.
-    Positional,
-    Flag,
-    Text,
-    /// Repeatable text.
-    List,
-    Count,
-    /// Seconds, fractions allowed.
-    Seconds,
-    Bytes,
+use clap::{Arg, ArgAction, CommandFactory, Parser};
+use ironhorse_log::Level;
+use ironhorse_server::model::Model;
+
+use crate::units::{self, Wire};
+
+/// Most connections one process serves at once, when `--max-connections` is not given:
+/// a thread per connection costs a stack each, an event loop's connection only a buffer.
+pub const MAX_CONNECTIONS_THREADS: usize = 1000;
+pub const MAX_CONNECTIONS_EVENTS: usize = 50_000;
+
+fn max_connections_help() -> String {
+    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog.")
 }
 
-/// One declared setting.
-pub struct Setting {
-    /// The key: `--flag-name` on the command line, `IRONHORSE_KEY` in the environment.
-    pub name: &'static str,
-    pub short: Option<char>,
-    /// Other spellings accepted on the command line (gunicorn's, for drop-in use).
-    pub aliases: &'static [&'static str],
-    pub kind: Kind,
-    pub default: Option<&'static str>,
-    pub value_name: &'static str,
-    pub help: &'static str,
+/// The effective settings.
+#[derive(Parser, Debug)]
+#[command(name = "ironhorse", version, about)]
+pub struct Settings {
+    #[arg(long, hide = true)]
+    pub print_settings_doc: bool,
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        help = "Read settings from this TOML file (keys are the setting names); command line and environment override it."
+    )]
+    pub config: Option<PathBuf>,
+    #[arg(
+        long,
+        help = "Print the effective settings as TOML, each with where it came from, and exit."
+    )]
+    pub print_config: bool,
+    #[arg(
+        long,
+        help = "Check the settings and load the application, then exit (0 when all is well)."
+    )]
+    pub check_config: bool,
+    #[arg(
+        value_name = "APP",
+        help = "The WSGI application: MODULE:CALLABLE, MODULE:FACTORY() or MODULE (meaning MODULE:application), as gunicorn takes it."
+    )]
+    pub app: Option<String>,
+    #[arg(
+        short = 'b',
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8000",
+        help = "Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N; repeatable. Port 0 picks a free port (the address is printed)."
+    )]
+    pub bind: Vec<String>,
+    #[arg(long, value_name = "DIR", help = "Serve the files under DIR.")]
+    pub root: Option<PathBuf>,
+    #[arg(long, help = "List directories that have no index.html.")]
+    pub autoindex: bool,
+    #[arg(
+        id = "static",
+        long = "static",
+        value_name = "PREFIX=DIR",
+        help = "Serve the files under DIR at URL PREFIX from Rust, in front of the app (e.g. /static=./public); repeatable."
+    )]
+    pub static_mounts: Vec<String>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Change to DIR before loading the app (it is also put on sys.path)."
+    )]
+    pub chdir: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Put DIR first on sys.path; repeatable, or comma-separated."
+    )]
+    pub pythonpath: Vec<String>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Run the app in this virtualenv (default: $VIRTUAL_ENV)."
+    )]
+    pub virtualenv: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "The app's mount point: SCRIPT_NAME, stripped from PATH_INFO."
+    )]
+    pub root_path: Option<String>,
+    #[arg(
+        long,
+        help = "Import the app in the master before forking workers (copy-on-write); otherwise each worker imports it."
+    )]
+    pub preload: bool,
+    #[arg(long, help = "Show tracebacks in 500 responses (never in production).")]
+    pub debug: bool,
+    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async.")]
+    pub model: &'static Model,
+    #[arg(short = 'w', long, value_name = "N", default_value = "1", value_parser = units::positive, help = "Worker processes (prefork, hybrid; event and async with N > 1).")]
+    pub workers: usize,
+    #[arg(long, value_name = "K", default_value = "16", value_parser = units::positive, help = "Threads per process that run requests: the pool of threadpool and hybrid, the application threads of event and async.")]
+    pub threads: usize,
+    #[arg(long, value_name = "N", default_value = "1", value_parser = units::positive, help = "async: tokio runtime threads per process.")]
+    pub runtime_threads: usize,
+    #[arg(long, value_name = "N", value_parser = units::positive, help = max_connections_help())]
+    pub max_connections: Option<usize>,
+    #[arg(long, value_name = "N", default_value = "512", value_parser = units::positive, help = "fork model: most child processes at once.")]
+    pub max_children: usize,
+    #[arg(long, value_name = "N", default_value = "2048", value_parser = units::count, help = "Listen queue length.")]
+    pub backlog: usize,
+    #[arg(
+        long,
+        help = "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."
+    )]
+    pub reuse_port: bool,
+    #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http, or the seeds' echo and reverse TCP exercises.")]
+    pub protocol: Wire,
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = units::duration, help = "reverse protocol: simulated handler time before answering (seed 000 uses 5).")]
+    pub work_delay: Duration,
+    #[arg(long, alias = "keepalive", value_name = "SECONDS", default_value = "5", value_parser = units::duration, help = "How long an idle keep-alive connection is kept open.")]
+    pub keep_alive: Duration,
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = units::duration, help = "How long a client may take to send a request head (slowloris defence).")]
+    pub header_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = units::duration, help = "Longest wait for the next bytes of a request body.")]
+    pub body_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = units::duration, help = "On SIGTERM/SIGINT, how long in-flight requests may take to finish.")]
+    pub graceful_timeout: Duration,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Write an access log line per request to FILE ('-' for stdout)."
+    )]
+    pub access_logfile: Option<String>,
+    #[arg(long, alias = "access-log-format", value_name = "FORMAT", default_value = ironhorse_log::DEFAULT_FORMAT, help = "Access log format, gunicorn's atoms: h l u t r m U q H s B b f a T D M L p {header}i {header}o {var}e.")]
+    pub access_logformat: String,
+    #[arg(long, help = "Write the access log as one JSON object per line.")]
+    pub access_log_json: bool,
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "-",
+        help = "Write the error log to FILE ('-' for stderr)."
+    )]
+    pub error_logfile: String,
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = units::level, help = "Error log level: debug, info, warning, error, critical.")]
+    pub log_level: Level,
+    #[arg(long, value_name = "SECONDS", value_parser = units::duration, help = "Longest an application request may run: then the client gets 504 (or a closed connection), the app gets TimeoutError in its thread, and a worker left stuck is replaced.")]
+    pub request_timeout: Option<Duration>,
+    #[arg(short = 't', long, value_name = "SECONDS", default_value = "30", value_parser = units::duration, help = "Workers silent this long (stuck in a request or a C call) are aborted and replaced; 0 disables.")]
+    pub timeout: Duration,
+    #[arg(long, value_name = "N", default_value = "0", value_parser = units::count, help = "Recycle a worker after this many requests (0: never).")]
+    pub max_requests: usize,
+    #[arg(long, value_name = "N", default_value = "0", value_parser = units::count, help = "Add a random 0..N to each worker's --max-requests, so they do not recycle together.")]
+    pub max_requests_jitter: usize,
+    #[arg(long, value_name = "BYTES", value_parser = units::bytes, help = "Recycle a worker whose resident memory passes this (suffixes K, M, G).")]
+    pub max_worker_memory: Option<u64>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."
+    )]
+    pub pid: Option<PathBuf>,
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        default_value = "ih",
+        help = "Process name prefix shown by ps -o comm and top: NAME:master, NAME:w:MODEL (15 bytes are kept)."
+    )]
+    pub name: String,
+    #[arg(short = 'D', long, help = "Detach into the background.")]
+    pub daemon: bool,
+    #[arg(
+        long,
+        value_name = "USER",
+        help = "Switch to this user (name or id) after binding."
+    )]
+    pub user: Option<String>,
+    #[arg(
+        long,
+        value_name = "GROUP",
+        help = "Switch to this group (name or id) after binding."
+    )]
+    pub group: Option<String>,
+    #[arg(long, value_name = "OCTAL", value_parser = units::octal, help = "File mode creation mask, e.g. 022.")]
+    pub umask: Option<u32>,
+    #[arg(
+        short = 'e',
+        long,
+        value_name = "KEY=VALUE",
+        help = "Set an environment variable for the application; repeatable."
+    )]
+    pub env: Vec<String>,
+    #[arg(long, value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest request line (414 beyond).")]
+    pub limit_request_line: u64,
+    #[arg(long, value_name = "N", default_value = "100", value_parser = units::count, help = "Most header fields in a request (431 beyond).")]
+    pub limit_request_fields: usize,
+    #[arg(long, alias = "limit-request-field_size", value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest header field (431 beyond).")]
+    pub limit_request_field_size: u64,
+    #[arg(long, value_name = "BYTES", default_value = "1073741824", value_parser = units::bytes, help = "Largest request body (413 beyond).")]
+    pub limit_request_body: u64,
 }
 
-const fn setting(
-    name: &'static str,
-    kind: Kind,
-    default: Option<&'static str>,
-    value_name: &'static str,
-    help: &'static str,
-) -> Setting {
-    Setting {
-        name,
-        short: None,
-        aliases: &[],
-        kind,
-        default,
-        value_name,
-        help,
+impl Settings {
+    /// `--max-connections`, or the model's default (`--max-children` for the fork model).
+    pub fn max_connections(&self, forks_per_connection: bool) -> usize {
+        if forks_per_connection {
+            return self.max_children;
+        }
+        self.max_connections
+            .unwrap_or(if self.model.name == "thread" {
+                MAX_CONNECTIONS_THREADS
+            } else {
+                MAX_CONNECTIONS_EVENTS
+            })
+    }
+
+    /// `--backlog`, as `listen(2)` takes it.
+    pub fn backlog(&self) -> i32 {
+        self.backlog.min(i32::MAX as usize) as i32
     }
 }
 
-/// The table.
-pub const SETTINGS: &[Setting] = &[
-    Setting { short: Some('c'), ..setting("config", Kind::Text, None, "FILE", "Read settings from this TOML file (keys are the setting names); command line and environment override it.") },
-    setting("print-config", Kind::Flag, None, "", "Print the effective settings as TOML, each with where it came from, and exit."),
-    setting("check-config", Kind::Flag, None, "", "Check the settings and load the application, then exit (0 when all is well)."),
-    setting("app", Kind::Positional, None, "APP", "The WSGI application: MODULE:CALLABLE, MODULE:FACTORY() or MODULE (meaning MODULE:application), as gunicorn takes it."),
-    Setting { short: Some('b'), ..setting("bind", Kind::List, Some("127.0.0.1:8000"), "ADDR", "Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N; repeatable. Port 0 picks a free port (the address is printed).") },
-    setting("root", Kind::Text, None, "DIR", "Serve the files under DIR."),
-    setting("autoindex", Kind::Flag, None, "", "List directories that have no index.html."),
-    setting("static", Kind::List, None, "PREFIX=DIR", "Serve the files under DIR at URL PREFIX from Rust, in front of the app (e.g. /static=./public); repeatable."),
-    setting("chdir", Kind::Text, None, "DIR", "Change to DIR before loading the app (it is also put on sys.path)."),
-    setting("pythonpath", Kind::List, None, "DIR", "Put DIR first on sys.path; repeatable, or comma-separated."),
-    setting("virtualenv", Kind::Text, None, "DIR", "Run the app in this virtualenv (default: $VIRTUAL_ENV)."),
-    setting("root-path", Kind::Text, None, "PATH", "The app's mount point: SCRIPT_NAME, stripped from PATH_INFO."),
-    setting("preload", Kind::Flag, None, "", "Import the app in the master before forking workers (copy-on-write); otherwise each worker imports it."),
-    setting("debug", Kind::Flag, None, "", "Show tracebacks in 500 responses (never in production)."),
-    Setting { aliases: &["worker-class"], short: Some('k'), ..setting("model", Kind::Text, Some("event"), "MODEL", "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async.") },
-    Setting { short: Some('w'), ..setting("workers", Kind::Count, Some("1"), "N", "Worker processes (prefork, hybrid; event and async with N > 1).") },
-    setting("threads", Kind::Count, Some("16"), "K", "Threads per process that run requests: the pool of threadpool and hybrid, the application threads of event and async."),
-    setting("runtime-threads", Kind::Count, Some("1"), "N", "async: tokio runtime threads per process."),
-    setting("max-connections", Kind::Count, None, "N", "Most connections one process serves at once (default 1000 for thread, 50000 for event and async); beyond it new clients wait in the backlog."),
-    setting("max-children", Kind::Count, Some("512"), "N", "fork model: most child processes at once."),
-    setting("backlog", Kind::Count, Some("2048"), "N", "Listen queue length."),
-    setting("reuse-port", Kind::Flag, None, "", "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."),
-    setting("protocol", Kind::Text, Some("http"), "NAME", "Wire protocol: http, or the seeds' echo and reverse TCP exercises."),
-    setting("work-delay", Kind::Seconds, Some("0"), "SECONDS", "reverse protocol: simulated handler time before answering (seed 000 uses 5)."),
-    Setting { aliases: &["keepalive"], ..setting("keep-alive", Kind::Seconds, Some("5"), "SECONDS", "How long an idle keep-alive connection is kept open.") },
-    setting("header-timeout", Kind::Seconds, Some("10"), "SECONDS", "How long a client may take to send a request head (slowloris defence)."),
-    setting("body-timeout", Kind::Seconds, Some("30"), "SECONDS", "Longest wait for the next bytes of a request body."),
-    setting("graceful-timeout", Kind::Seconds, Some("30"), "SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may take to finish."),
-    setting("access-logfile", Kind::Text, None, "FILE", "Write an access log line per request to FILE ('-' for stdout)."),
-    Setting { aliases: &["access-log-format"], ..setting("access-logformat", Kind::Text, Some(ironhorse_log::DEFAULT_FORMAT), "FORMAT", "Access log format, gunicorn's atoms: h l u t r m U q H s B b f a T D M L p {header}i {header}o {var}e.") },
-    setting("access-log-json", Kind::Flag, None, "", "Write the access log as one JSON object per line."),
-    setting("error-logfile", Kind::Text, Some("-"), "FILE", "Write the error log to FILE ('-' for stderr)."),
-    setting("log-level", Kind::Text, Some("info"), "LEVEL", "Error log level: debug, info, warning, error, critical."),
-    setting("request-timeout", Kind::Seconds, None, "SECONDS", "Longest an application request may run: then the client gets 504 (or a closed connection), the app gets TimeoutError in its thread, and a worker left stuck is replaced."),
-    Setting { short: Some('t'), ..setting("timeout", Kind::Seconds, Some("30"), "SECONDS", "Workers silent this long (stuck in a request or a C call) are aborted and replaced; 0 disables.") },
-    setting("max-requests", Kind::Count, Some("0"), "N", "Recycle a worker after this many requests (0: never)."),
-    setting("max-requests-jitter", Kind::Count, Some("0"), "N", "Add a random 0..N to each worker's --max-requests, so they do not recycle together."),
-    setting("max-worker-memory", Kind::Bytes, None, "BYTES", "Recycle a worker whose resident memory passes this (suffixes K, M, G)."),
-    setting("pid", Kind::Text, None, "FILE", "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."),
-    Setting { short: Some('n'), ..setting("name", Kind::Text, Some("ih"), "NAME", "Process name prefix shown by ps -o comm and top: NAME:master, NAME:w:MODEL (15 bytes are kept).") },
-    Setting { short: Some('D'), ..setting("daemon", Kind::Flag, None, "", "Detach into the background.") },
-    setting("user", Kind::Text, None, "USER", "Switch to this user (name or id) after binding."),
-    setting("group", Kind::Text, None, "GROUP", "Switch to this group (name or id) after binding."),
-    setting("umask", Kind::Text, None, "OCTAL", "File mode creation mask, e.g. 022."),
-    Setting { short: Some('e'), ..setting("env", Kind::List, None, "KEY=VALUE", "Set an environment variable for the application; repeatable.") },
-    setting("limit-request-line", Kind::Bytes, Some("8190"), "BYTES", "Longest request line (414 beyond)."),
-    setting("limit-request-fields", Kind::Count, Some("100"), "N", "Most header fields in a request (431 beyond)."),
-    Setting { aliases: &["limit-request-field_size"], ..setting("limit-request-field-size", Kind::Bytes, Some("8190"), "BYTES", "Longest header field (431 beyond).") },
-    setting("limit-request-body", Kind::Bytes, Some("1073741824"), "BYTES", "Largest request body (413 beyond)."),
+/// Settings that steer the command rather than the server: not file keys, not printed.
+pub const COMMAND_ONLY: &[&str] = &[
+    "config",
+    "print_config",
+    "check_config",
+    "print_settings_doc",
 ];
 
-fn env_name(name: &str) -> String {
-    format!("IRONHORSE_{}", name.replace('-', "_").to_uppercase())
+/// The `IRONHORSE_*` variable of a setting.
+fn env_name(arg: &Arg) -> String {
+    let key = arg.get_long().unwrap_or(arg.get_id().as_str());
+    format!("IRONHORSE_{}", key.replace('-', "_").to_uppercase())
 }
 
-/// The command-line parser, generated from the table.
-pub fn command() -> Command {
-    let mut command = Command::new("ironhorse")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("A web server for static files and Python WSGI apps, with every classic concurrency model one flag away.")
-        .arg(Arg::new("print-settings-doc").long("print-settings-doc").action(ArgAction::SetTrue).hide(true));
-    for s in SETTINGS {
-        let mut arg = Arg::new(s.name).env(env_name(s.name)).help(s.help);
-        if s.kind != Kind::Positional {
-            arg = arg.long(s.name);
-        }
-        if let Some(short) = s.short {
-            arg = arg.short(short);
-        }
-        for alias in s.aliases {
-            arg = arg.alias(*alias);
-        }
-        arg = match s.kind {
-            Kind::Flag => arg.action(ArgAction::SetTrue),
-            Kind::List => arg.action(ArgAction::Append).value_name(s.value_name),
-            Kind::Positional => arg.action(ArgAction::Set).value_name(s.value_name),
-            // Numbers pass through as text so the table's validators, not clap, judge them
-            // (a negative number is then "not allowed", not "an unknown flag").
-            _ => arg
-                .action(ArgAction::Set)
-                .value_name(s.value_name)
-                .allow_negative_numbers(true),
-        };
-        if let Some(default) = s.default {
-            arg = arg.default_value(default);
-        }
-        command = command.arg(arg);
-    }
-    command
+/// Whether an argument takes no value (`--debug`).
+pub fn is_flag(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::SetTrue)
 }
 
-/// A setting's value could not be used.
-#[derive(Debug)]
-pub struct SettingError(pub String);
-
-impl std::fmt::Display for SettingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Whether an argument may be given many times (`--bind`).
+pub fn is_list(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Append)
 }
 
-/// The settings reference as Markdown, generated from the table.
+/// The key of a setting: `--flag-name`, `IRONHORSE_FLAG_NAME`, `flag-name` (or `flag_name`)
+/// in the file; the positional `app` is `app`.
+pub fn key(arg: &Arg) -> &str {
+    arg.get_long().unwrap_or(arg.get_id().as_str())
+}
+
+/// The command-line parser: the struct's declaration, with an environment variable for each
+/// setting.
+pub fn command() -> clap::Command {
+    Settings::command().mut_args(|arg| {
+        if arg.is_hide_set() {
+            return arg;
+        }
+        let env = env_name(&arg);
+        let takes_value = !is_flag(&arg) && !arg.is_positional();
+        // Numbers are judged by the value parsers, so a negative one is "not allowed" rather
+        // than "an unknown flag".
+        arg.env(env).allow_negative_numbers(takes_value)
+    })
+}
+
+/// The settings reference as Markdown, generated from the declaration.
 pub fn markdown() -> String {
     let mut doc = String::from("# Settings\n\nGenerated by `ironhorse --print-settings-doc` from the settings table; do not edit.\n\nEvery setting is a command-line flag, an `IRONHORSE_*` environment variable, and a key of the
 TOML file given with `-c`. Precedence: command line, then environment, then file, then default.\n\n| flag | environment | default | meaning |\n|---|---|---|---|\n");
-    for s in SETTINGS {
-        let mut flag = match s.kind {
-            Kind::Positional => format!("`{}` (positional)", s.value_name),
-            _ => format!("`--{}`", s.name),
+    for arg in command().get_arguments().filter(|a| !a.is_hide_set()) {
+        let value_name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let mut flag = match arg.get_long() {
+            None => format!("`{value_name}` (positional)"),
+            Some(long) => format!("`--{long}`"),
         };
-        if let Some(short) = s.short {
+        if let Some(short) = arg.get_short() {
             flag = format!("`-{short}`, {flag}");
         }
-        for alias in s.aliases {
+        for alias in arg.get_all_aliases().unwrap_or_default() {
             flag.push_str(&format!(", `--{alias}`"));
         }
-        let default = s
-            .default
-            .map(|d| format!("`{d}`"))
-            .unwrap_or_else(|| "—".into());
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        let default = if defaults.is_empty() || is_flag(arg) {
+            "—".to_string()
+        } else {
+            format!("`{}`", defaults.join(", "))
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
         doc.push_str(&format!(
-            "| {flag} | `{}` | {default} | {} |\n",
-            env_name(s.name),
-            s.help
+            "| {flag} | `{}` | {default} | {help} |\n",
+            env_name(arg)
         ));
     }
     doc

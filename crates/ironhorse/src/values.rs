@@ -1,181 +1,157 @@
 //! Layered setting values: command line, then environment (both through clap), then the
-//! TOML config file, then the table's defaults.
+//! TOML config file, then the declared defaults.
+//!
+//! The file is layered by clap too, so its values go through the same parsers: the file's
+//! keys that neither the command line nor the environment set become `--key=value` words
+//! in front of the command line, which is parsed again. One parse yields the typed
+//! [`Settings`]; the file's keys are remembered only to say where a value came from.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 
 use clap::parser::ValueSource;
-use clap::ArgMatches;
+use clap::{ArgMatches, FromArgMatches};
 
-use crate::settings::{Kind, SettingError, SETTINGS};
+use crate::settings::{self, Settings, COMMAND_ONLY};
 
-/// A value from the config file, already checked against the setting's kind.
-#[derive(Debug, Clone)]
-enum FileValue {
-    Flag(bool),
-    One(String),
-    Many(Vec<String>),
+/// A setting's value could not be used.
+#[derive(Debug)]
+pub struct SettingError(pub String);
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// Typed access to the effective settings, with errors naming the setting.
-pub struct Values {
+/// Why the settings could not be loaded.
+pub enum LoadError {
+    /// From clap: a bad command line or environment value, or `--help` / `--version`.
+    Command(clap::Error),
+    /// A bad config file.
+    File(SettingError),
+}
+
+/// The effective settings, and where each came from.
+pub struct Loaded {
+    pub settings: Settings,
     matches: ArgMatches,
-    file: BTreeMap<&'static str, FileValue>,
+    /// The ids of the settings the config file gave.
+    from_file: BTreeSet<String>,
 }
 
-impl Values {
-    /// Layers the config file (`-c`) under what clap parsed.
-    pub fn load(matches: ArgMatches) -> Result<Values, SettingError> {
-        let mut values = Values {
-            matches,
-            file: BTreeMap::new(),
+impl Loaded {
+    /// Parses `args` (the program name first), the environment and the config file.
+    pub fn from_args(args: impl IntoIterator<Item = OsString>) -> Result<Loaded, LoadError> {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let command = settings::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from(&args)
+            .map_err(LoadError::Command)?;
+        let (matches, from_file) = match matches.get_one::<std::path::PathBuf>("config") {
+            None => (matches, BTreeSet::new()),
+            Some(path) => {
+                let path = path.display().to_string();
+                let (words, from_file) =
+                    file_words(&command, &matches, &path).map_err(LoadError::File)?;
+                let mut layered = vec![args[0].clone()];
+                layered.extend(words);
+                layered.extend(args[1..].iter().cloned());
+                // The command line and environment parsed once already: whatever fails now
+                // came from the file.
+                let matches = command.try_get_matches_from(layered).map_err(|e| {
+                    LoadError::File(SettingError(format!("--config {path}: {}", first_line(&e))))
+                })?;
+                (matches, from_file)
+            }
         };
-        if let Some(path) = values.text("config") {
-            values.file = read_file(&path)?;
+        let settings = Settings::from_arg_matches(&matches).map_err(LoadError::Command)?;
+        Ok(Loaded {
+            settings,
+            matches,
+            from_file,
+        })
+    }
+
+    /// Where the effective value of the setting `id` comes from.
+    fn source(&self, id: &str) -> &'static str {
+        if self.from_file.contains(id) {
+            return "config file";
         }
-        Ok(values)
-    }
-
-    /// Whether the command line or the environment set `name` (they beat the file).
-    fn given(&self, name: &str) -> bool {
-        matches!(
-            self.matches.value_source(name),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        )
-    }
-
-    /// Where the effective value of `name` comes from.
-    pub fn source(&self, name: &str) -> &'static str {
-        match self.matches.value_source(name) {
+        match self.matches.value_source(id) {
             Some(ValueSource::CommandLine) => "command line",
             Some(ValueSource::EnvVariable) => "environment",
-            _ if self.file.contains_key(name) => "config file",
             _ => "default",
         }
     }
 
-    pub fn flag(&self, name: &str) -> bool {
-        match self.file.get(name) {
-            Some(FileValue::Flag(on)) if !self.given(name) => *on,
-            _ => self.matches.get_flag(name),
-        }
-    }
-
-    pub fn text(&self, name: &str) -> Option<String> {
-        match self.file.get(name) {
-            Some(FileValue::One(v)) if !self.given(name) => Some(v.clone()),
-            _ => self.matches.get_one::<String>(name).cloned(),
-        }
-    }
-
-    pub fn list(&self, name: &str) -> Vec<String> {
-        match self.file.get(name) {
-            Some(FileValue::Many(v)) if !self.given(name) => v.clone(),
-            Some(FileValue::One(v)) if !self.given(name) => vec![v.clone()],
-            _ => self
-                .matches
-                .get_many::<String>(name)
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default(),
-        }
-    }
-
-    pub fn count(&self, name: &str) -> Result<Option<usize>, SettingError> {
-        self.text(name)
-            .map(|v| {
-                v.trim().parse::<usize>().map_err(|_| {
-                    SettingError(format!("--{name}: expected a whole number, got {v:?}"))
-                })
-            })
-            .transpose()
-    }
-
-    /// A size in bytes; `K`, `M` and `G` suffixes multiply by 1024s.
-    pub fn bytes(&self, name: &str) -> Result<Option<u64>, SettingError> {
-        self.text(name)
-            .map(|v| {
-                let t = v.trim();
-                let (digits, scale) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-                    Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-                    Some('M') => (&t[..t.len() - 1], 1 << 20),
-                    Some('G') => (&t[..t.len() - 1], 1 << 30),
-                    _ => (t, 1),
-                };
-                digits
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|n| n.checked_mul(scale))
-                    .ok_or_else(|| SettingError(format!("--{name}: expected a number of bytes (K, M, G suffixes allowed), got {v:?}")))
-            })
-            .transpose()
-    }
-
-    pub fn seconds(&self, name: &str) -> Result<Option<std::time::Duration>, SettingError> {
-        self.text(name)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(std::time::Duration::from_secs_f64)
-                    .ok_or_else(|| {
-                        SettingError(format!(
-                            "--{name}: expected seconds (a non-negative number), got {v:?}"
-                        ))
-                    })
-            })
-            .transpose()
-    }
-
-    /// The effective settings as TOML, each with its source.
+    /// The effective settings as TOML, each with its source, the values as they were written.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        for s in SETTINGS
-            .iter()
-            .filter(|s| !matches!(s.name, "config" | "print-config" | "check-config"))
+        let command = settings::command();
+        for arg in command
+            .get_arguments()
+            .filter(|a| !COMMAND_ONLY.contains(&a.get_id().as_str()))
         {
-            let value = match s.kind {
-                Kind::Flag => toml::Value::Boolean(self.flag(s.name)),
-                Kind::List => toml::Value::Array(
-                    self.list(s.name)
-                        .into_iter()
-                        .map(toml::Value::String)
-                        .collect(),
-                ),
-                _ => match self.text(s.name) {
+            let id = arg.get_id().as_str();
+            let raw = || -> Vec<String> {
+                self.matches
+                    .get_raw(id)
+                    .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default()
+            };
+            let value = if settings::is_flag(arg) {
+                toml::Value::Boolean(self.matches.get_flag(id))
+            } else if settings::is_list(arg) {
+                toml::Value::Array(raw().into_iter().map(toml::Value::String).collect())
+            } else {
+                match raw().pop() {
                     Some(v) => toml::Value::String(v),
                     None => {
-                        out.push_str(&format!("# {} is not set\n", s.name));
+                        out.push_str(&format!("# {} is not set\n", settings::key(arg)));
                         continue;
                     }
-                },
+                }
             };
             out.push_str(&format!(
                 "{} = {}  # {}\n",
-                s.name,
+                settings::key(arg),
                 value,
-                self.source(s.name)
+                self.source(id)
             ));
         }
         out
     }
 }
 
-/// Reads and checks the config file: every key a known setting, every value of its kind.
-fn read_file(path: &str) -> Result<BTreeMap<&'static str, FileValue>, SettingError> {
+/// clap's message without its usage block: its first line, "error: " dropped.
+pub fn first_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    first.trim_start_matches("error: ").to_string()
+}
+
+/// Reads the config file and turns the keys that the command line and environment left
+/// unset into command-line words; returns them with the ids of the keys.
+fn file_words(
+    command: &clap::Command,
+    matches: &ArgMatches,
+    path: &str,
+) -> Result<(Vec<OsString>, BTreeSet<String>), SettingError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| SettingError(format!("--config {path}: {e}")))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| SettingError(format!("--config {path}: {}", e.message())))?;
-    let mut values = BTreeMap::new();
+    let (mut words, mut from_file) = (Vec::new(), BTreeSet::new());
     for (key, value) in table {
         let name = key.replace('_', "-");
-        let setting = SETTINGS
-            .iter()
-            .find(|s| {
-                s.name == name && !matches!(s.name, "config" | "print-config" | "check-config")
-            })
+        let arg = command
+            .get_arguments()
+            .find(|a| settings::key(a) == name && !COMMAND_ONLY.contains(&a.get_id().as_str()))
             .ok_or_else(|| SettingError(format!("--config {path}: unknown setting {key:?}")))?;
+        let id = arg.get_id().as_str();
         let wrong = |expected: &str| {
             SettingError(format!(
                 "--config {path}: {key} must be {expected}, got {value}"
@@ -187,27 +163,103 @@ fn read_file(path: &str) -> Result<BTreeMap<&'static str, FileValue>, SettingErr
             toml::Value::Float(f) => Some(f.to_string()),
             _ => None,
         };
-        let parsed = match setting.kind {
-            Kind::Flag => FileValue::Flag(value.as_bool().ok_or_else(|| wrong("true or false"))?),
-            Kind::List => match &value {
-                toml::Value::Array(items) => FileValue::Many(
-                    items
-                        .iter()
-                        .map(|i| scalar(i).ok_or_else(|| wrong("a list of strings")))
-                        .collect::<Result<_, _>>()?,
-                ),
-                other => FileValue::One(
-                    scalar(other).ok_or_else(|| wrong("a string or a list of strings"))?,
-                ),
-            },
-            Kind::Count | Kind::Seconds | Kind::Bytes => {
-                FileValue::One(scalar(&value).ok_or_else(|| wrong("a number"))?)
+        // Checked even when overridden: a broken file is reported, not ignored.
+        let values: Vec<String> = if settings::is_flag(arg) {
+            let on = value.as_bool().ok_or_else(|| wrong("true or false"))?;
+            if on {
+                vec![String::new()]
+            } else {
+                vec![]
             }
-            Kind::Text | Kind::Positional => {
-                FileValue::One(scalar(&value).ok_or_else(|| wrong("a string"))?)
-            }
+        } else if let (true, toml::Value::Array(items)) = (settings::is_list(arg), &value) {
+            items
+                .iter()
+                .map(|i| scalar(i).ok_or_else(|| wrong("a list of strings")))
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![scalar(&value).ok_or_else(|| wrong("a string or a number"))?]
         };
-        values.insert(setting.name, parsed);
+        if matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        from_file.insert(id.to_string());
+        for v in values {
+            words.push(
+                match (arg.get_long(), settings::is_flag(arg)) {
+                    (Some(long), true) => format!("--{long}"),
+                    (Some(long), false) => format!("--{long}={v}"),
+                    // The positional app: one word, ahead of the command line's options.
+                    (None, _) => v,
+                }
+                .into(),
+            );
+        }
     }
-    Ok(values)
+    Ok((words, from_file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn load(file: &str, args: &[&str]) -> Result<Loaded, LoadError> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("ironhorse-values-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, file).unwrap();
+        let mut argv: Vec<OsString> = vec!["ironhorse".into(), "-c".into(), path.clone().into()];
+        argv.extend(args.iter().map(OsString::from));
+        let loaded = Loaded::from_args(argv);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn file_values_are_typed_by_the_same_parsers() {
+        let file = "app = \"m:app\"\nbind = [\"127.0.0.1:1\", \"unix:/tmp/s\"]\nautoindex = true\n\
+                    keep_alive = \"1m 30s\"\nbody_timeout = 0.5\nmax_worker_memory = \"64M\"\n\
+                    model = \"gthread\"\n";
+        let s = load(file, &[]).ok().unwrap().settings;
+        assert_eq!(s.app.as_deref(), Some("m:app"));
+        assert_eq!(s.bind, ["127.0.0.1:1", "unix:/tmp/s"]);
+        assert!(s.autoindex);
+        assert_eq!(s.keep_alive, Duration::from_secs(90));
+        assert_eq!(s.body_timeout, Duration::from_millis(500));
+        assert_eq!(s.max_worker_memory, Some(64 << 20));
+        assert_eq!(s.model.name, "hybrid");
+        // Untouched settings keep their declared defaults.
+        assert_eq!(s.threads, 16);
+        assert_eq!(s.header_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_command_line_beats_the_file() {
+        let file = "app = \"m:app\"\nworkers = 3\nbind = \"127.0.0.1:1\"\n";
+        let loaded = load(file, &["other:app", "-w", "5", "-b", "127.0.0.1:2"])
+            .ok()
+            .unwrap();
+        assert_eq!(loaded.settings.app.as_deref(), Some("other:app"));
+        assert_eq!(loaded.settings.workers, 5);
+        assert_eq!(loaded.settings.bind, ["127.0.0.1:2"]);
+        assert_eq!(loaded.source("workers"), "command line");
+        assert_eq!(loaded.source("threads"), "default");
+    }
+
+    #[test]
+    fn a_bad_file_value_names_the_file_and_the_flag() {
+        let Err(LoadError::File(e)) = load("threads = 0\n", &[]) else {
+            panic!("accepted threads = 0");
+        };
+        assert!(e.0.starts_with("--config "), "{e}");
+        assert!(e.0.contains("--threads"), "{e}");
+        let Err(LoadError::File(e)) = load("preload = 1\n", &[]) else {
+            panic!("accepted preload = 1");
+        };
+        assert!(e.0.contains("preload must be true or false"), "{e}");
+    }
 }

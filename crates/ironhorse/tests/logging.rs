@@ -4,17 +4,22 @@ mod common;
 
 use common::client::{get, Conn};
 use common::{model_args, Server, Site};
-use std::time::{Duration, Instant};
 
+/// Waits until the file's text satisfies `predicate` (or the server hung), and returns it.
 fn wait_for_file_lines(path: &std::path::Path, predicate: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if predicate(&text) || Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    common::eventually(|| predicate(&read()));
+    read()
+}
+
+/// Whether process `pid` holds a descriptor open on `path`.
+fn holds_open(pid: i32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        })
+        .unwrap_or(false)
 }
 
 per_model!(access_log_lines_follow_the_gunicorn_format, |model| {
@@ -94,8 +99,18 @@ fn usr1_reopens_a_moved_access_log() {
     let moved = dir.join("access.log.1");
     std::fs::rename(&log, &moved).unwrap();
     server.signal(10); // USR1
-                       // Workers check for USR1 at their next housekeeping turn.
-    std::thread::sleep(Duration::from_millis(800));
+                       // Workers reopen at their next housekeeping turn: wait until the master and every worker
+                       // hold the new file and none the moved one.
+    let master = server.pid();
+    let reopened = common::eventually(|| {
+        let mut pids = common::children_of(master);
+        pids.insert(master);
+        pids.len() == 3
+            && pids
+                .iter()
+                .all(|&p| holds_open(p, &log) && !holds_open(p, &moved))
+    });
+    assert!(reopened, "the log files were not all reopened");
     for _ in 0..4 {
         assert_eq!(get(&server.addr, "/style.css").status, 200);
     }

@@ -22,8 +22,17 @@ fn tree_rss(pid: i32) -> u64 {
                 .nth(1)
                 .and_then(|v| v.parse::<u64>().ok())
         })
-        .map(|pages| pages * 4096)
+        .map(|pages| pages * page_size())
         .sum()
+}
+
+/// The kernel's page size (statm counts pages), not assumed to be 4 KiB.
+fn page_size() -> u64 {
+    let out = std::process::Command::new("getconf")
+        .arg("PAGESIZE")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 #[test]

@@ -5,9 +5,8 @@ mod common;
 
 use common::client::get;
 use common::python::{apps_dir, wsgi_args};
-use common::{children_of, wait_for, Server, Site};
+use common::{children_of, eventually, Server, Site};
 use std::process::Command;
-use std::time::Duration;
 
 #[test]
 fn daemon_mode_detaches_and_writes_the_pid_file() {
@@ -40,7 +39,7 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
         Some(0),
         "the launching process exits at once"
     );
-    assert!(wait_for(|| pidfile.exists(), Duration::from_secs(5)));
+    assert!(eventually(|| pidfile.exists()));
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -56,10 +55,11 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
         }
     }
     let _guard = KillOnDrop(pid);
-    assert!(wait_for(
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        Duration::from_secs(5)
-    ));
+    assert!(eventually(|| std::net::TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
     assert_eq!(get(&format!("127.0.0.1:{port}"), "/hello.txt").status, 200);
     // Detached: a session of its own (the second fork keeps it from ever taking a terminal).
     let session_of = |p: &str| {
@@ -77,10 +77,7 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    assert!(
-        wait_for(|| !pidfile.exists(), Duration::from_secs(10)),
-        "pid file left behind"
-    );
+    assert!(eventually(|| !pidfile.exists()), "pid file left behind");
 }
 
 #[test]
@@ -118,10 +115,7 @@ fn an_inherited_descriptor_is_served_with_fd_bind() {
     )
     .unwrap();
     let addr = format!("127.0.0.1:{}", line.trim());
-    assert!(wait_for(
-        || std::net::TcpStream::connect(&addr).is_ok(),
-        Duration::from_secs(5)
-    ));
+    assert!(eventually(|| std::net::TcpStream::connect(&addr).is_ok()));
     assert_eq!(get(&addr, "/hello.txt").status, 200);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -137,10 +131,7 @@ fn workers_over_the_memory_limit_are_recycled_without_failing_requests() {
         .to_vec();
     args.extend(site.root_arg());
     let server = Server::start(&args);
-    assert!(wait_for(
-        || !children_of(server.pid()).is_empty(),
-        Duration::from_secs(5)
-    ));
+    assert!(eventually(|| !children_of(server.pid()).is_empty()));
     let first = children_of(server.pid());
     assert!(
         server.log_contains("--max-worker-memory"),
@@ -148,10 +139,7 @@ fn workers_over_the_memory_limit_are_recycled_without_failing_requests() {
         server.log_text()
     );
     // Every worker is over a 1 KiB limit: they keep being replaced, and requests keep working.
-    assert!(wait_for(
-        || children_of(server.pid()).is_disjoint(&first),
-        Duration::from_secs(10)
-    ));
+    assert!(eventually(|| children_of(server.pid()).is_disjoint(&first)));
     for _ in 0..20 {
         assert_eq!(get(&server.addr, "/hello.txt").status, 200);
     }
@@ -166,10 +154,7 @@ fn process_names_show_role_and_model() {
         .to_vec();
     args.extend(site.root_arg());
     let server = Server::start(&args);
-    assert!(wait_for(
-        || children_of(server.pid()).len() == 2,
-        Duration::from_secs(5)
-    ));
+    assert!(eventually(|| children_of(server.pid()).len() == 2));
     let comm = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .unwrap()

@@ -77,6 +77,9 @@ pub const MODELS: &[Model] = &[
 ];
 
 impl Model {
+    /// Every model, in the seeds' order: the one list (the test matrix runs each).
+    pub const ALL: &'static [Model] = MODELS;
+
     /// Looks a model up by its `--model` name.
     pub fn named(name: &str) -> Option<&'static Model> {
         MODELS.iter().find(|m| m.name == name)

@@ -51,13 +51,19 @@ def upload(environ, start_response):
 
 
 class Closing:
-    """A response iterable that records close() calls in a file."""
+    """A response iterable that records close() calls in a file. With a gate (a path), the
+    chunks after the first wait until the gate file exists (a minute at most), so a test
+    can see the first chunk arrive while the app is still running."""
 
-    def __init__(self, path, chunks, delay):
-        self.path, self.chunks, self.delay = path, chunks, delay
+    def __init__(self, path, chunks, delay, gate=None):
+        self.path, self.chunks, self.delay, self.gate = path, chunks, delay, gate
 
     def __iter__(self):
         for i in range(self.chunks):
+            if i and self.gate:
+                deadline = time.monotonic() + 60
+                while not os.path.exists(self.gate) and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if i and self.delay:
                 time.sleep(self.delay)
             yield f"data: {i}\n\n".encode()
@@ -70,7 +76,9 @@ class Closing:
 def stream(environ, start_response):
     q = _query(environ)
     start_response("200 OK", [("Content-Type", "text/event-stream")])
-    return Closing(q["closefile"], int(q.get("n", "3")), float(q.get("delay", "0")))
+    return Closing(
+        q["closefile"], int(q.get("n", "3")), float(q.get("delay", "0")), q.get("gate")
+    )
 
 
 def lazy(environ, start_response):

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 /// One parsed response.
 #[derive(Debug, Clone)]
@@ -36,9 +35,7 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: &str) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
+        stream.set_read_timeout(Some(super::HUNG)).unwrap();
         Conn {
             stream,
             buf: Vec::new(),
@@ -48,7 +45,7 @@ impl Conn {
     /// Like [`open`](Self::open), reporting failure.
     pub fn try_open(addr: &str) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_read_timeout(Some(super::HUNG))?;
         Ok(Conn {
             stream,
             buf: Vec::new(),
@@ -85,6 +82,22 @@ impl Conn {
             }
             Err(e) => panic!("read failed: {e}"),
         }
+    }
+
+    /// Reads until the bytes received contain `needle`; false if the connection closes
+    /// first. Nothing is consumed: a later [`response`](Self::response) still sees it all.
+    pub fn wait_for_bytes(&mut self, needle: &[u8]) -> bool {
+        while find(&self.buf, needle).is_none() {
+            if !self.fill() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What has arrived and was not yet read as a response.
+    pub fn received(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Reads one response to a request with `method` (HEAD has no body).
@@ -178,6 +191,19 @@ impl Conn {
     }
 
     /// Whether the server closed the connection (EOF or reset) within the read timeout.
+    /// Whether the connection is open at this moment: nothing to read and no end seen,
+    /// checked without waiting.
+    pub fn is_open_now(&mut self) -> bool {
+        self.stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let open = matches!(
+            self.stream.peek(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        self.stream.set_nonblocking(false).unwrap();
+        open
+    }
+
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut byte = [0u8; 1];
         match self.stream.read(&mut byte) {

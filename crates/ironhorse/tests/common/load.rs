@@ -25,7 +25,7 @@ pub struct Load {
 }
 
 /// At most this long, whatever the caller does.
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_secs(120);
 
 impl Load {
     /// `clients` connections sending `GET path` back to back.
@@ -64,6 +64,13 @@ impl Load {
 
     pub fn ok_so_far(&self) -> u64 {
         self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further requests have succeeded: the load is running, and goes
+    /// on past whatever just happened. False only if the server hung.
+    pub fn wait_for_more(&self, more: u64) -> bool {
+        let target = self.ok_so_far() + more;
+        super::eventually(|| self.ok_so_far() >= target)
     }
 
     pub fn stop(self) -> Report {

@@ -24,6 +24,16 @@ pub fn children_of(pid: i32) -> std::collections::HashSet<i32> {
         .collect()
 }
 
+/// How long a wait on an event may take before the test calls the server hung. Waits end as
+/// soon as their event comes, so this only bounds a failing test: it is generous because the
+/// machine is shared and its speed swings several-fold.
+pub const HUNG: Duration = Duration::from_secs(60);
+
+/// Polls `condition` until it holds or [`HUNG`] passes; the last answer is returned.
+pub fn eventually(condition: impl FnMut() -> bool) -> bool {
+    wait_for(condition, HUNG)
+}
+
 /// Polls `condition` until it holds or `limit` passes; the last answer is returned.
 pub fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -36,17 +46,60 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
     condition()
 }
 
-/// Every model, as `--model` takes them.
-pub const MODELS: &[&str] = &[
-    "single",
-    "fork",
-    "thread",
-    "threadpool",
-    "prefork",
-    "hybrid",
-    "event",
-    "async",
-];
+/// The models a matrix test runs: every one of the server's `Model::ALL`, or those named in
+/// `IRONHORSE_TEST_MODELS` (comma-separated) to narrow a run while working.
+pub fn models() -> Vec<&'static str> {
+    let only = std::env::var("IRONHORSE_TEST_MODELS").unwrap_or_default();
+    let only: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
+    let all = ironhorse_server::model::Model::ALL;
+    // A misspelt filter must not turn every matrix test into one that runs nothing.
+    for name in &only {
+        assert!(
+            all.iter().any(|m| m.name == *name),
+            "IRONHORSE_TEST_MODELS: unknown model {name:?}"
+        );
+    }
+    all.iter()
+        .map(|m| m.name)
+        .filter(|name| only.is_empty() || only.contains(name))
+        .collect()
+}
+
+/// The models that run `-w 2` as two worker processes under a master.
+pub fn models_with_workers() -> Vec<&'static str> {
+    use ironhorse_server::{model::Model, process::Processes};
+    models()
+        .into_iter()
+        .filter(|name| Model::named(name).unwrap().processes_for(2) == Processes::Prefork)
+        .collect()
+}
+
+/// Runs `body` once per model (see [`models`]), every model even after one failed, then
+/// fails naming the models that failed (each one's panic is printed above).
+pub fn for_each_model(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
+    let mut failed = Vec::new();
+    for model in models() {
+        eprintln!("--- model {model}");
+        if std::panic::catch_unwind(|| body(model)).is_err() {
+            failed.push(model);
+        }
+    }
+    assert!(failed.is_empty(), "failed under --model {failed:?}");
+}
+
+/// Whether the connection from `client` to `server` (both `IP:PORT`) has left the listen
+/// queue: `ss` names the process holding a socket only once a process accepted it.
+pub fn accepted_by_a_process(server: &str, client: &str) -> bool {
+    let out = Command::new("ss")
+        .args(["-tnpH", "state", "established"])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout).lines().any(|line| {
+        // Recv-Q Send-Q Local Peer [Process]: the server's end of this connection.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(2) == Some(&server) && fields.get(3) == Some(&client) && line.contains("users:")
+    })
+}
 
 /// Extra flags that make a model run the way a user would run it in production.
 pub fn model_args(model: &str) -> Vec<String> {
@@ -67,6 +120,8 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Set when the server's stderr reached its end: every line is in `log`.
+    log_ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -100,6 +155,8 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
+        let log_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = log_ended.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -112,8 +169,9 @@ impl Server {
                 }
                 sink.lock().unwrap().push(line);
             }
+            ended.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        let addr = match rx.recv_timeout(HUNG) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -124,7 +182,12 @@ impl Server {
             }
         };
         let addr = addr.trim_start_matches("http://").to_string();
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            log_ended,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -152,19 +215,20 @@ impl Server {
         None
     }
 
+    /// Stops the server (SIGTERM) and returns its exit code and its whole log, read to the
+    /// end of its stderr.
+    pub fn stop_and_read_log(self) -> (Option<i32>, String) {
+        let (log, ended) = (self.log.clone(), self.log_ended.clone());
+        let code = self.stop(HUNG);
+        eventually(|| ended.load(std::sync::atomic::Ordering::SeqCst));
+        let text = log.lock().unwrap().join("\n");
+        (code, text)
+    }
+
     /// Waits until the server's log contains `needle` (the log is read by another thread,
     /// so a line written just before a response may trail it).
     pub fn log_contains(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(|| self.log_text().contains(needle))
     }
 
     pub fn log_text(&self) -> String {
@@ -254,6 +318,15 @@ pub fn big_bytes() -> Vec<u8> {
         .collect()
 }
 
+/// A fresh path in the temporary directory, for a file a test and its server share.
+pub fn temp_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "ironhorse-{tag}-{}-{}",
+        std::process::id(),
+        unique()
+    ))
+}
+
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -264,22 +337,14 @@ pub fn read_file(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Declares one test per model: `per_model!(name, |model| { ... })`.
+/// Declares a test whose body runs under every model: `per_model!(name, |model| { ... })`.
 #[macro_export]
 macro_rules! per_model {
     ($name:ident, |$model:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
+        #[test]
+        fn $name() {
             fn run($model: &str) $body
-            #[test] fn single() { run("single") }
-            #[test] fn fork() { run("fork") }
-            #[test] fn thread() { run("thread") }
-            #[test] fn threadpool() { run("threadpool") }
-            #[test] fn prefork() { run("prefork") }
-            #[test] fn hybrid() { run("hybrid") }
-            #[test] fn event() { run("event") }
-            #[test] fn r#async() { run("async") }
+            $crate::common::for_each_model(run);
         }
     };
 }

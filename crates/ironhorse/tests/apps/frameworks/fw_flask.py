@@ -3,6 +3,7 @@
 Run by hand: ironhorse fw_flask:app --chdir crates/ironhorse/tests/apps/frameworks --virtualenv .venv
 """
 import hashlib
+import os
 import sys
 import time
 
@@ -84,11 +85,18 @@ def stream():
 @app.get("/sse")
 def sse():
     n = int(request.args.get("n", 10))
+    # With ?gate=PATH, the events after the first wait until PATH exists (a minute at most):
+    # a test sees the first event arrive while the app is still running.
+    gate = request.args.get("gate")
 
     def events():
         sent = 0
         try:
             for i in range(n):
+                if i and gate:
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists(gate) and time.monotonic() < deadline:
+                        time.sleep(0.01)
                 if i:
                     time.sleep(0.1)
                 yield f"data: {i}\n\n"
