@@ -55,11 +55,8 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
         }
     }
     let _guard = KillOnDrop(pid);
-    assert!(eventually(|| std::net::TcpStream::connect((
-        "127.0.0.1",
-        port
-    ))
-    .is_ok()));
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(eventually(listening));
     assert_eq!(get(&format!("127.0.0.1:{port}"), "/hello.txt").status, 200);
     // Detached: a session of its own (the second fork keeps it from ever taking a terminal).
     let session_of = |p: &str| {

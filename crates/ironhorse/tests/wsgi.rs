@@ -220,9 +220,9 @@ per_model!(static_mounts_are_served_by_rust, |model| {
     assert_eq!(get(&server.addr, "/lazy").status, 201);
 });
 
-#[test]
-fn an_app_that_cannot_load_stops_the_server_with_a_clear_message() {
-    for model in ["single", "prefork", "event"] {
+per_model!(
+    an_app_that_cannot_load_stops_the_server_with_a_clear_message,
+    |model| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironhorse"))
             .args([
                 "broken_import:application",
@@ -242,7 +242,7 @@ fn an_app_that_cannot_load_stops_the_server_with_a_clear_message() {
             "{model}: {stderr}"
         );
     }
-}
+);
 
 per_model!(request_timeout_answers_504_and_frees_the_worker, |model| {
     let mut args = wsgi_args(model, "stuck_app:application", &apps_dir());
