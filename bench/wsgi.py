@@ -27,7 +27,7 @@ ironhorse model runs once per build in each round and a last table compares the 
 per-round req/s ratios and the server's CPU time per request. Peers come from PyPI into bench/.venv-peers, made by
 bench/peers.sh on first use; one that did not install is listed as "not available".
 
-Importable (the model lab uses it): `prepare()`, `run_hello(...)`, `run_io(...)` return
+Importable: `prepare()`, `run_hello(...)`, `run_io(...)` return
 row dicts; `hello_tables(rows)`, `io_table(rows)` format them; `finish(env)` cleans up.
 """
 
@@ -619,8 +619,8 @@ def main():
     started = time.monotonic()
     deadline = started + a.time_limit * 60
     load_start = os.getloadavg()[0]
-    env = prepare(build_first=not a.no_build, binary_specs=a.binary)
-    names = [b.name for b in env.builds]
+    wants_peers = any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS)
+    env = prepare(build_first=not a.no_build, peers=wants_peers, binary_specs=a.binary)
     problems = []
     hello = io = None
     with procs.guarded(problems, env.tmp):  # what finish(env) does
@@ -630,8 +630,21 @@ def main():
         if "io" in a.bench:
             io = run_io(env, a.servers, a.io_duration, a.rounds, problems=problems,
                         deadline=deadline)
+    lines = report_lines(a, env, hello, io, time.monotonic() - started, load_start)
+    report.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
+                         "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
+    if a.quick:
+        n, bad = report.check_tables(lines)
+        assert not bad, "; ".join(bad)
+        assert n, "no table in the report"
+        procs.log(f"quick: {n} table(s) well-formed")
+    return 0
 
-    elapsed = time.monotonic() - started
+
+def report_lines(a, env, hello, io, elapsed, load_start):
+    """The report (without its ending): header, method, the hello and io sections, and the
+    build-against-build tables when builds are compared."""
+    names = [b.name for b in env.builds]
     load_end = os.getloadavg()[0]
     peers = ", ".join(f"{p} {v}" if ok else f"{p} not available ({v})"
                       for p, (ok, v) in env.peers.items())
@@ -695,14 +708,7 @@ def main():
         lines += io_table(io)
         if a.binary:
             lines += ["", "#### I/O-bound, build against build", ""] + builds_table(io, names)
-    report.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
-                     "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
-    if a.quick:
-        n, bad = report.check_tables(lines)
-        assert not bad, "; ".join(bad)
-        assert n, "no table in the report"
-        procs.log(f"quick: {n} table(s) well-formed")
-    return 0
+    return lines
 
 
 if __name__ == "__main__":
