@@ -21,7 +21,6 @@ import argparse
 import errno
 import os
 import random
-import resource
 import selectors
 import socket
 import sys
@@ -29,7 +28,10 @@ import time
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as c  # noqa: E402
+from harness import binaries, procs, report, tools  # noqa: E402
+from harness.fmt import fmib  # noqa: E402
+from harness.proc_stats import rss_kib  # noqa: E402
+from harness.static_site import check_responses, make_docroot, start_ironhorse, start_nginx  # noqa: E402
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST = b"GET /small.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
@@ -55,20 +57,6 @@ def parse_args():
         if m not in ("event", "async", "nginx"):
             ap.error(f"unknown model {m}")
     return a
-
-
-def raise_nofile(need):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < need:
-        try:  # root may raise the hard limit (up to fs.nr_open)
-            with open("/proc/sys/fs/nr_open") as f:
-                cap = int(f.read())
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, cap), min(need, cap)))
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        except (OSError, ValueError):
-            pass
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def ephemeral_ports():
@@ -229,26 +217,26 @@ def reuse_sample(held, k, deadline):
 
 
 def server_rss(name, proc):
-    pids = [proc.pid] + (c.children(proc.pid) if name == "nginx" else [])
-    vals = [c.rss_kib(p) for p in pids]
+    pids = [proc.pid] + (procs.children(proc.pid) if name == "nginx" else [])
+    vals = [rss_kib(p) for p in pids]
     return sum(v for v in vals if v is not None) if any(v is not None for v in vals) else None
 
 
-def measure(name, a, tools, root, tmp, expected, problems):
+def measure(name, a, tool_paths, root, tmp, expected, problems):
     res = {"model": name}
     proc = None
     held = []
     deadline = time.monotonic() + a.timeout
     try:
         if name == "nginx":
-            proc, addr, log_path = c.start_nginx(tools["nginx"], root, tmp,
-                                                 conns=a.connections + 1024, keepalive=300)
+            proc, addr, log_path = start_nginx(tool_paths["nginx"], root, tmp,
+                                               conns=a.connections + 1024, keepalive=300)
             time.sleep(0.3)  # let the worker start
         else:
             extra = ["--keep-alive", "300"]  # async already has --threads 1 (MODEL_ARGS)
-            proc, addr, log_path = c.start_ironhorse(name, root, tmp, extra=extra)
+            proc, addr, log_path = start_ironhorse(name, root, tmp, extra=extra)
         port = int(addr.rsplit(":", 1)[1])
-        for pr in c.check_responses(addr, expected):
+        for pr in check_responses(addr, expected):
             problems.append(f"{name}: warm-up: {pr}")
         time.sleep(0.5)
         res["base"] = server_rss(name, proc)
@@ -261,7 +249,7 @@ def measure(name, a, tools, root, tmp, expected, problems):
         if proc.poll() is not None:
             problems.append(f"{name}: server exited with {proc.returncode} while connections "
                             "were held")
-        fresh = c.check_responses(addr, expected)
+        fresh = check_responses(addr, expected)
         res["fresh"] = not fresh
         for pr in fresh:
             problems.append(f"{name}: fresh client while {len(held)} connections held: {pr}")
@@ -273,7 +261,7 @@ def measure(name, a, tools, root, tmp, expected, problems):
         if stray:
             problems.append(f"{name}: {stray} held connections had unexpected bytes waiting")
         res["reuse"] = (reuse_sample(held, a.sample, deadline), min(a.sample, len(held)))
-    except c.Interrupted:
+    except procs.Interrupted:
         raise
     except Exception as e:  # noqa: BLE001
         problems.append(f"{name}: {type(e).__name__}: {e}")
@@ -284,46 +272,36 @@ def measure(name, a, tools, root, tmp, expected, problems):
             if proc.poll() is None:
                 time.sleep(1.0)
                 res["after"] = server_rss(name, proc)
-            code = c.stop(proc)
+            code = procs.stop(proc)
             if code not in (0, None) and name != "nginx":
                 problems.append(f"{name}: exit code {code} after SIGTERM")
     return res
 
 
-def kib(x):
-    return f"{x / 1024:.1f} MiB" if x is not None else "—"
-
-
 def main():
     a = parse_args()
-    c.install_signal_handlers()
-    limit = raise_nofile(a.connections + 1000)  # the servers inherit it too
+    procs.install_signal_handlers()
+    limit = tools.raise_nofile(hard_need=a.connections + 1000)  # the servers inherit it too
     if limit < a.connections + 100:
         sys.exit(f"idle: RLIMIT_NOFILE is {limit}; need more than {a.connections + 100}")
-    tools = {}
+    tool_paths = {}
     if "nginx" in a.models:
-        tools["nginx"] = c.find_tool("nginx", ["nginx-light", "nginx"])
+        tool_paths["nginx"] = tools.find_tool("nginx", ["nginx-light", "nginx"])
     if not a.no_build:
-        c.build_ironhorse()
-    tmp = c.new_tmpdir("ironhorse-idle-")
-    root, expected = c.make_docroot(tmp)
-    c.snapshot_binary(tmp)
+        tools.build_ironhorse()
+    tmp = procs.new_tmpdir("ironhorse-idle-")
+    root, expected = make_docroot(tmp)
+    binaries.snapshot(tmp)
     problems = []
     results = []
-    try:
+    with procs.guarded(problems, tmp):
         for m in a.models:
-            c.log(f"{m}: holding {a.connections} idle connections")
-            r = measure(m, a, tools, root, tmp, expected, problems)
+            procs.log(f"{m}: holding {a.connections} idle connections")
+            r = measure(m, a, tool_paths, root, tmp, expected, problems)
             results.append(r)
-            c.log(f"{m}: {r}")
-    except (KeyboardInterrupt, c.Interrupted) as e:
-        problems.append(f"interrupted ({type(e).__name__} {e}); partial results")
-    finally:
-        c.stop_all()
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
+            procs.log(f"{m}: {r}")
 
-    lines = c.header_lines("Idle keep-alive connections: server memory", tools)
+    lines = report.header_lines("Idle keep-alive connections: server memory", tool_paths)
     lines += [
         f"- {a.connections} connections requested per server, each after one `GET /small.txt` "
         f"answered with keep-alive; RLIMIT_NOFILE {limit}; ironhorse `--keep-alive 300`, one "
@@ -343,11 +321,11 @@ def main():
                else None)
         reuse = r.get("reuse")
         lines.append(
-            f"| {r['model']} | {r.get('held', 0):,} | {kib(r.get('base'))} | {kib(r.get('with'))} | "
-            f"{f'{per:,.0f}' if per is not None else '—'} | {kib(r.get('after'))} | "
+            f"| {r['model']} | {r.get('held', 0):,} | {fmib(r.get('base'))} | {fmib(r.get('with'))} | "
+            f"{f'{per:,.0f}' if per is not None else '—'} | {fmib(r.get('after'))} | "
             f"{r.get('setup_s', 0):.1f} s | {'yes' if r.get('fresh') else 'NO'} | "
             f"{f'{reuse[0]}/{reuse[1]}' if reuse else '—'} |")
-    c.finish_report(lines, problems, ("No problems seen: every connection was set up and answered, none was "
+    report.finish_report(lines, problems, ("No problems seen: every connection was set up and answered, none was "
                      "closed early, fresh clients were served, every server stopped on SIGTERM."), a.out)
     return 0
 

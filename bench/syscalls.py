@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,8 +26,10 @@ import time
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as c  # noqa: E402
-from static import FILES, FILE_LABEL, parse_wrk, wrk_cmd  # noqa: E402
+from harness import binaries, procs, report, tools, wrk  # noqa: E402
+from harness.proc_stats import cpu_split  # noqa: E402
+from harness.static_site import (FILE_LABEL, FILES, check_responses, make_docroot,  # noqa: E402
+                                 start_ironhorse, start_nginx)
 
 
 def parse_args():
@@ -62,48 +63,39 @@ def parse_strace(text):
     return calls
 
 
-def cpu_ticks(pid):
-    """utime + stime of a process (all its threads), in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
-
-
-def count(name, proc, addr, a, tools, pins, tmp, problems):
+def count(name, proc, addr, a, tool_paths, pins, tmp, problems):
     target = proc.pid
     if name.startswith("nginx"):
-        kids = c.children(proc.pid)
+        kids = procs.children(proc.pid)
         if not kids:
             raise RuntimeError("nginx has no worker process")
         target = kids[0]
     out = {}
-    hz = os.sysconf("SC_CLK_TCK")
     for f in FILES:
         url = f"http://{addr}/{f}"
-        subprocess.run(wrk_cmd(tools["wrk"], url, a.connections, 1, pins[1], latency=False),
+        subprocess.run(wrk.command(tool_paths["wrk"], url, a.connections, 1, pins[1], latency=False),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         # CPU time per request, without strace.
-        u0, s0 = cpu_ticks(target)
+        u0, s0 = cpu_split(target)
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        w = subprocess.run(wrk_cmd(tools["wrk"], url, a.connections, a.duration, pins[1]),
+        w = subprocess.run(wrk.command(tool_paths["wrk"], url, a.connections, a.duration, pins[1]),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=a.duration + 60)
-        u1, s1 = cpu_ticks(target)
+        u1, s1 = cpu_split(target)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        plain = parse_wrk(w.stdout)
+        plain = wrk.parse(w.stdout)
         cpu = None
         if plain["requests"]:
             n = plain["requests"]
-            cpu = ((u1 - u0) / hz * 1e6 / n, (s1 - s0) / hz * 1e6 / n, plain["rps"],
+            cpu = ((u1 - u0) * 1e6 / n, (s1 - s0) * 1e6 / n, plain["rps"],
                    (r1.ru_utime - r0.ru_utime) * 1e6 / n, (r1.ru_stime - r0.ru_stime) * 1e6 / n)
         st_out = os.path.join(tmp, f"strace-{name}-{f}.txt")
-        st = subprocess.Popen([tools["strace"], "-c", "-f", "-p", str(target), "-o", st_out],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-        c._started.append(st)
+        st = procs.track(subprocess.Popen([tool_paths["strace"], "-c", "-f", "-p", str(target),
+                                           "-o", st_out], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
         try:
             time.sleep(1.0)  # attached to every thread
-            w = subprocess.run(wrk_cmd(tools["wrk"], url, a.connections, a.duration, pins[1]),
+            w = subprocess.run(wrk.command(tool_paths["wrk"], url, a.connections, a.duration, pins[1]),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                timeout=a.duration + 60)
         finally:
@@ -112,8 +104,8 @@ def count(name, proc, addr, a, tools, pins, tmp, problems):
                 st.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 pass
-            c.stop(st)
-        res = parse_wrk(w.stdout)
+            procs.stop(st)
+        res = wrk.parse(w.stdout)
         with open(st_out) as fh:
             calls = parse_strace(fh.read())
         if not res["requests"]:
@@ -128,44 +120,38 @@ def count(name, proc, addr, a, tools, pins, tmp, problems):
 
 def main():
     a = parse_args()
-    c.install_signal_handlers()
-    tools = {"wrk": c.find_tool("wrk", ["wrk"]),
-             "nginx": c.find_tool("nginx", ["nginx-light", "nginx"]),
-             "strace": c.find_tool("strace", ["strace"])}
+    procs.install_signal_handlers()
+    tool_paths = {"wrk": tools.find_tool("wrk", ["wrk"]),
+                  "nginx": tools.find_tool("nginx", ["nginx-light", "nginx"]),
+                  "strace": tools.find_tool("strace", ["strace"])}
     if not a.no_build:
-        c.build_ironhorse()
-    pin_ok = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-    pins = (0, 1) if pin_ok else (None, None)
-    tmp = c.new_tmpdir("ironhorse-syscalls-")
-    root, expected = c.make_docroot(tmp)
-    c.snapshot_binary(tmp)
+        tools.build_ironhorse()
+    _, pins = tools.cpu_pins()
+    tmp = procs.new_tmpdir("ironhorse-syscalls-")
+    root, expected = make_docroot(tmp)
+    binaries.snapshot(tmp)
     problems = []
     results = []
-    try:
+    with procs.guarded(problems, tmp):
         servers = ["nginx"] + (["nginx-nopush-off"] if a.nginx_nopush_off else []) + a.models
         for name in servers:
-            c.log(f"strace on {name}")
+            procs.log(f"strace on {name}")
             proc = None
             try:
                 if name.startswith("nginx"):
-                    proc, addr, _ = c.start_nginx(tools["nginx"], root, tmp, pins[0],
-                                                  nopush=name == "nginx")
+                    proc, addr, _ = start_nginx(tool_paths["nginx"], root, tmp, pins[0],
+                                                nopush=name == "nginx")
                     time.sleep(0.3)
                 else:
-                    proc, addr, _ = c.start_ironhorse(name, root, tmp, pin=pins[0])
-                for pr in c.check_responses(addr, expected):
+                    proc, addr, _ = start_ironhorse(name, root, tmp, pin=pins[0])
+                for pr in check_responses(addr, expected):
                     problems.append(f"{name}: {pr}")
-                results.append((name, count(name, proc, addr, a, tools, pins, tmp, problems)))
+                results.append((name, count(name, proc, addr, a, tool_paths, pins, tmp, problems)))
             finally:
                 if proc is not None:
-                    c.stop(proc)
-    except (KeyboardInterrupt, c.Interrupted) as e:
-        problems.append(f"interrupted ({type(e).__name__} {e}); partial results")
-    finally:
-        c.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    procs.stop(proc)
 
-    lines = c.header_lines("System calls per request (strace -c)", tools)
+    lines = report.header_lines("System calls per request (strace -c)", tool_paths)
     lines += [
         f"- load: `wrk -t1 -c{a.connections} -d{a.duration}s` under `strace -c -f -p PID` "
         "(nginx: the worker process); counts divided by the requests wrk completed; "
@@ -194,7 +180,7 @@ def main():
             wrk_s = f"{cpu[3]:.1f} + {cpu[4]:.1f} = {cpu[3] + cpu[4]:.1f}" if cpu else "—"
             lines.append(f"| {name} | {FILE_LABEL[f]} | {reqs:,} | {total / reqs:.2f} | {top_s} "
                          f"| {cpu_s} | {wrk_s} |")
-    c.finish_report(lines, problems, None, a.out)
+    report.finish_report(lines, problems, None, a.out)
     return 0
 
 

@@ -5,6 +5,7 @@
     python3 bench/wsgi.py                         # hello: 5 s runs; io: 10 s runs; 3 rounds
     python3 bench/wsgi.py --bench hello --servers event,granian,bjoern --rounds 5
     python3 bench/wsgi.py --out /tmp/wsgi.md
+    python3 bench/wsgi.py --servers ironhorse --binary before=/tmp/ih-before --binary after=/tmp/ih-after
 
 Two benchmarks, each over the same plain WSGI app file (bench/apps/) for every server:
 
@@ -21,10 +22,12 @@ Two benchmarks, each over the same plain WSGI app file (bench/apps/) for every s
 Servers are pinned to CPU 0 and wrk to CPU 1 (taskset). Each round runs every server once,
 ironhorse models and peers interleaved (the order reversed every other round); each start is
 checked (status, body, Content-Length) before it is measured and again after: a server that
-answers wrongly is not counted. Peers come from PyPI into bench/.venv-peers, made by
+answers wrongly is not counted. With `--binary NAME=PATH` given twice or more, every
+ironhorse model runs once per build in each round and a last table compares the builds:
+per-round req/s ratios and the server's CPU time per request. Peers come from PyPI into bench/.venv-peers, made by
 bench/peers.sh on first use; one that did not install is listed as "not available".
 
-Importable (the model lab uses it): `prepare()`, `run_hello(...)`, `run_io(...)` return
+Importable: `prepare()`, `run_hello(...)`, `run_io(...)` return
 row dicts; `hello_tables(rows)`, `io_table(rows)` format them; `finish(env)` cleans up.
 """
 
@@ -44,10 +47,10 @@ import time
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import _common as c  # noqa: E402
-import static as st  # noqa: E402  (wrk helpers: wrk_cmd, run_wrk, parse_wrk, fmt_*)
+from harness import APPS, binaries, builds, procs, report, tools, wrk  # noqa: E402
+from harness.fmt import fmt_ms, fmt_rps, ratio_cell  # noqa: E402
+from harness.proc_stats import CpuMeter  # noqa: E402
 
-APPS = os.path.join(HERE, "apps")
 VENV = os.path.join(HERE, ".venv-peers")
 PEERS_SH = os.path.join(HERE, "peers.sh")
 PEERS = ["granian", "bjoern", "gunicorn", "uwsgi", "waitress"]
@@ -148,35 +151,26 @@ def _selected(spec, wanted):
     return bool(names & set(wanted))
 
 
+def _per_build(specs, builds_run):
+    """The ironhorse specs once per build (one after the other for each model) when builds
+    are compared; as they are, run from the run's binary copy, otherwise."""
+    if len(builds_run) < 2 and all(b.name == binaries.DEFAULT_NAME for b in builds_run):
+        return specs
+    return [dict(s, key=f"{s['key']}@{b.name}", label=f"{s['label']} [{b.name}]",
+                 base_label=s["label"], build=b.name, binary=b)
+            for s in specs for b in builds_run]
+
+
 # --------------------------------------------------------------------------- environment
 
 
 class Env:
-    """What a run needs: tools, CPU pins, a temporary directory, the binary copy, peers."""
+    """What a run needs: tools, CPU pins, a temporary directory, the ironhorse builds
+    (binary copies), peers."""
 
-    def __init__(self, tools, pins, tmp, peers):
+    def __init__(self, tools, pins, tmp, peers, builds_run):
         self.tools, self.pins, self.tmp, self.peers = tools, pins, tmp, peers
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def build(retries=3, wait=60):
-    """cargo build --release; others edit crates/ concurrently, so retry a failed build."""
-    for attempt in range(1, retries + 1):
-        try:
-            c.build_ironhorse()
-            return
-        except SystemExit as e:
-            if attempt == retries:
-                raise
-            c.log(f"build failed ({e}); retrying in {wait} s ({attempt}/{retries})")
-            time.sleep(wait)
+        self.builds = builds_run
 
 
 def install_peers(timeout=1200):
@@ -202,22 +196,23 @@ def install_peers(timeout=1200):
     return status
 
 
-def prepare(build_first=True, peers=True):
-    """Tools, the binary snapshot, the peers venv and RLIMIT_NOFILE. Call finish(env) after."""
-    raise_nofile()
-    tools = {"wrk": c.find_tool("wrk", ["wrk"])}
-    if build_first:
-        build()
-    pin_ok = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-    pins = (0, 1) if pin_ok else (None, None)
-    tmp = c.new_tmpdir("ironhorse-wsgi-")
-    c.snapshot_binary(tmp)
+def prepare(build_first=True, peers=True, binary_specs=()):
+    """Tools, the binary copies (binary_specs: --binary (name, path) pairs; none: the
+    default build), the peers venv and RLIMIT_NOFILE. Call finish(env) after."""
+    tools.raise_nofile(soft_cap=65536)
+    tool_paths = {"wrk": tools.find_tool("wrk", ["wrk"])}
+    if build_first and not binary_specs:
+        # others edit crates/ concurrently, so retry a failed build
+        tools.build_ironhorse(retries=3)
+    _, pins = tools.cpu_pins()
+    tmp = procs.new_tmpdir("ironhorse-wsgi-")
+    builds_run = binaries.snapshot_all(tmp, binary_specs)
     status = install_peers() if peers else {p: (False, "not requested") for p in PEERS}
-    return Env(tools, pins, tmp, status)
+    return Env(tool_paths, pins, tmp, status, builds_run)
 
 
 def finish(env):
-    c.stop_all()
+    procs.stop_all()
     shutil.rmtree(env.tmp, ignore_errors=True)
 
 
@@ -225,12 +220,9 @@ def finish(env):
 
 
 def _server_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IRONHORSE_", "GRANIAN_", "UWSGI_", "GUNICORN_"))
-           and k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")}
-    env["PYTHONPATH"] = APPS  # waitress-serve imports the app from sys.path
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+    # waitress-serve imports the app from sys.path
+    return procs.server_env({"PYTHONPATH": APPS, "PYTHONDONTWRITEBYTECODE": "1"},
+                            drop_prefixes=("IRONHORSE_", "GRANIAN_", "UWSGI_", "GUNICORN_"))
 
 
 def start_server(spec, app, env):
@@ -238,17 +230,13 @@ def start_server(spec, app, env):
     log_path = os.path.join(env.tmp, f"{spec['key']}.log")
     pin = env.pins[0]
     if spec["peer"] is None:
-        argv = [c._run_binary, app, "--chdir", APPS, "-b", "127.0.0.1:0"] + spec["args"]
-    else:
-        port = c.free_port()
-        argv = spec["argv"](app, port)
-    if pin is not None:
-        argv = ["taskset", "-c", str(pin)] + argv
-    p = c.spawn(argv, log_path, env=_server_env())
-    if spec["peer"] is None:
-        m = c.wait_for_line(p, log_path, r"listening on http://(\S+)", timeout=30)
-        return p, m.group(1), log_path
-    c.wait_for_port("127.0.0.1", port, p, timeout=30)
+        binary = spec["binary"].path if "binary" in spec else binaries.current()
+        args = [app, "--chdir", APPS, "-b", "127.0.0.1:0"] + spec["args"]
+        p, addr = binaries.launch(binary, args, log_path, pin=pin, env=_server_env(), timeout=30)
+        return p, addr, log_path
+    port = procs.free_port()
+    p = procs.spawn(procs.pinned(spec["argv"](app, port), pin), log_path, env=_server_env())
+    procs.wait_for_port("127.0.0.1", port, p, timeout=30)
     return p, f"127.0.0.1:{port}", log_path
 
 
@@ -307,7 +295,7 @@ def probe(addr, body, timeout):
 def _wrk_with_probe(cmd, duration, addr, body):
     """wrk, and meanwhile (at a quarter of the run) the fresh-connection probe."""
     box = {}
-    t = threading.Thread(target=lambda: box.update(r=st.run_wrk(cmd, duration)), daemon=True)
+    t = threading.Thread(target=lambda: box.update(r=wrk.run(cmd, duration)), daemon=True)
     t.start()
     time.sleep(duration / 4)
     lat = probe(addr, body, timeout=min(2.0, duration / 2))
@@ -324,8 +312,9 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
     """Start, check, warm up, run wrk at each connection count, check again, stop.
     Returns {conns: parsed wrk result}, or None when the server was not counted. With
     with_probe, each result also has "probe": seconds a fresh client waited during the run
-    for its answer, or None when it got none within min(2 s, duration / 2)."""
-    wrk = env.tools["wrk"]
+    for its answer, or None when it got none within min(2 s, duration / 2). Each result
+    also has cpu_us: the server tree's CPU µs per request over that run."""
+    wrk_path = env.tools["wrk"]
     name = spec["label"]
     proc = log_path = None
     out = {}
@@ -337,16 +326,19 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
             return None
         url = f"http://{addr}/"
         if warmup:
-            st.run_wrk(_wrk(wrk, url, conns_list[0], warmup, env.pins[1], timeout, False), warmup)
+            wrk.run(wrk.command(wrk_path, url, conns_list[0], warmup, env.pins[1], latency=False,
+                                timeout=timeout), warmup)
         for n in conns_list:
-            cmd = _wrk(wrk, url, n, duration, env.pins[1], timeout)
+            cmd = wrk.command(wrk_path, url, n, duration, env.pins[1], timeout=timeout)
+            meter = CpuMeter(proc.pid)
             if with_probe:
                 text, werr, lat = _wrk_with_probe(cmd, duration, addr, body)
             else:
-                (text, werr), lat = st.run_wrk(cmd, duration), None
+                (text, werr), lat = wrk.run(cmd, duration), None
+            cpu = meter.stop()
             if werr:
                 problems.append(f"{name} c{n}: {werr}")
-            res = st.parse_wrk(text or "")
+            res = wrk.parse(text or "")
             if res["rps"] is None:
                 problems.append(f"{name} c{n}: could not parse wrk output: {(text or '')[-300:]}")
             if with_probe:
@@ -356,39 +348,30 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
             if proc.poll() is not None:
                 problems.append(f"{name}: server exited with {proc.returncode} during c{n}")
                 return None
+            res["cpu_us"] = wrk.cpu_us_per_request(cpu, res)
         err = check_response(addr, body)
         if err:
             problems.append(f"{name}: wrong response after the run, not counted: {err}")
             return None
         return out
-    except c.Interrupted:
+    except procs.Interrupted:
         raise
     except Exception as e:  # noqa: BLE001 - record and go on with the next server
         problems.append(f"{name}: {type(e).__name__}: {str(e)[-600:]}")
         return None
     finally:
         if proc is not None:
-            t0 = time.monotonic()
-            code = c.stop(proc)
-            took = time.monotonic() - t0
+            code, took = procs.stop_timed(proc)
             if spec["peer"] is None:
                 if took > 4.5:
                     problems.append(f"{name}: took {took:.1f} s to stop after SIGTERM")
                 if code not in (0, None):
                     problems.append(f"{name}: exit code {code} after SIGTERM")
-                with open(log_path, errors="replace") as fh:
-                    odd = [ln.rstrip() for ln in fh if ln.strip() and not _NOISE.search(ln)]
+                odd = procs.odd_log_lines(log_path, _NOISE)
                 if odd:
                     problems.append(f"{name}: server log ({len(odd)} lines): "
                                     + " | ".join(odd[-4:]))
             open(log_path, "w").close()
-
-
-def _wrk(wrk, url, conns, duration, pin, timeout, latency=True):
-    cmd = st.wrk_cmd(wrk, url, conns, duration, pin, latency=latency)
-    if timeout:
-        cmd = cmd[:-1] + ["--timeout", timeout, cmd[-1]]
-    return cmd
 
 
 def _order(ih, peers, rnd):
@@ -401,7 +384,7 @@ def _order(ih, peers, rnd):
 
 def _bench(specs_ih, specs_peers, app, body, conns_list, duration, warmup, rounds, env,
            servers, problems, timeout, bench, deadline=None, with_probe=False):
-    specs_ih = [s for s in specs_ih if _selected(s, servers)]
+    specs_ih = _per_build([s for s in specs_ih if _selected(s, servers)], env.builds)
     specs_peers = [s for s in specs_peers if _selected(s, servers)]
     runs = {(s["key"], n): [] for s in specs_ih + specs_peers for n in conns_list}
     avail = {}
@@ -414,16 +397,16 @@ def _bench(specs_ih, specs_peers, app, body, conns_list, duration, warmup, round
             if deadline and time.monotonic() > deadline:
                 problems.append(f"{bench}: time limit reached in round {rnd}; partial results")
                 return _rows(bench, specs_ih, specs_peers, conns_list, runs, avail)
-            c.log(f"{bench} round {rnd}/{rounds}: {s['label']}")
+            procs.log(f"{bench} round {rnd}/{rounds}: {s['label']}")
             res = measure(s, app, body, conns_list, duration, warmup, env, problems, timeout,
                           with_probe)
             for n in conns_list:
                 if res and n in res:
                     res[n]["round"] = rnd
                     runs[(s["key"], n)].append(res[n])
-                    c.log(f"  c{n}: {st.fmt_rps(res[n]['rps'])} req/s, p99 "
-                          f"{st.fmt_ms(res[n]['p99'])}, errors {res[n]['errors'] or 0}"
-                          + (f", fresh client {_probe_text([res[n]])}" if with_probe else ""))
+                    procs.log(f"  c{n}: {fmt_rps(res[n]['rps'])} req/s, p99 "
+                              f"{fmt_ms(res[n]['p99'])}, errors {res[n]['errors'] or 0}"
+                              + (f", fresh client {_probe_text([res[n]])}" if with_probe else ""))
     return _rows(bench, specs_ih, specs_peers, conns_list, runs, avail)
 
 
@@ -433,7 +416,7 @@ def _rows(bench, specs_ih, specs_peers, conns_list, runs, avail):
         ok, info = avail.get(s["key"], (True, ""))
         for n in conns_list:
             r = runs[(s["key"], n)]
-            summ = st.summarize(r)
+            summ = wrk.summarize(r)
             probes = [x["probe"] for x in r if "probe" in x]
             summ["starves"] = any(p is None for p in probes)
             rows.append({
@@ -441,6 +424,7 @@ def _rows(bench, specs_ih, specs_peers, conns_list, runs, avail):
                 "kind": "ironhorse" if s["peer"] is None else "peer", "peer": s["peer"],
                 "serial": s.get("serial", False), "conns": n, "available": ok,
                 "note": "" if ok else info, "version": info if (ok and s["peer"]) else "",
+                "base_label": s.get("base_label", s["label"]), "build": s.get("build"),
                 "runs": r, **summ,
             })
     return rows
@@ -460,7 +444,7 @@ def run_hello(env=None, servers=None, duration=5, rounds=3, connections=HELLO_CO
     problems = [] if problems is None else problems
     try:
         return _bench(HELLO_IH, HELLO_PEERS, "hello:application", HELLO_BODY, list(connections),
-                      duration, warmup, rounds, env, servers, problems, "5s", "hello", deadline,
+                      duration, warmup, rounds, env, servers, problems, 5, "hello", deadline,
                       with_probe=True)
     finally:
         if own:
@@ -476,7 +460,7 @@ def run_io(env=None, servers=None, duration=10, rounds=3, connections=IO_CONNS, 
     problems = [] if problems is None else problems
     try:
         rows = _bench(IO_IH, IO_PEERS, "sleep:application", SLEEP_BODY, [connections],
-                      duration, warmup, rounds, env, servers, problems, "5s", "io", deadline)
+                      duration, warmup, rounds, env, servers, problems, 5, "io", deadline)
     finally:
         if own:
             finish(env)
@@ -489,20 +473,22 @@ def run_io(env=None, servers=None, duration=10, rounds=3, connections=IO_CONNS, 
 def ratios(rows):
     """{(ironhorse key, peer key, conns): [per-round ratio, ...]} over rounds both ran."""
     out = {}
-    by = {(r["key"], r["conns"]): r for r in rows}
     for ih in (r for r in rows if r["kind"] == "ironhorse"):
         for p in (r for r in rows if r["kind"] == "peer" and r["conns"] == ih["conns"]):
-            pr = {x["round"]: x["rps"] for x in by[(p["key"], p["conns"])]["runs"] if x["rps"]}
-            out[(ih["key"], p["key"], ih["conns"])] = [
-                x["rps"] / pr[x["round"]] for x in ih["runs"] if x["rps"] and pr.get(x["round"])]
+            out[(ih["key"], p["key"], ih["conns"])] = builds.per_round_ratios(ih["runs"],
+                                                                              p["runs"])
     return out
 
 
-def _ratio_cell(rs):
-    if not rs:
-        return "—"
-    m = statistics.median(rs)
-    return f"{m:.2f}" if len(rs) == 1 else f"{m:.2f} [{min(rs):.2f}–{max(rs):.2f}]"
+def builds_table(rows, names):
+    """Markdown: every ironhorse configuration once per build (names: the baseline first),
+    per-round ratios against the baseline, and CPU time per request."""
+    groups = {}
+    for r in rows:
+        if r["kind"] == "ironhorse" and r["build"] is not None:
+            cells = (r["base_label"], str(r["conns"]))
+            groups.setdefault(cells, {})[r["build"]] = r["runs"]
+    return builds.table(["server", "conns"], list(groups.items()), names)
 
 
 def _probe_text(runs):
@@ -512,7 +498,7 @@ def _probe_text(runs):
     if any(x["probe"] is None for x in ps):
         bad = sum(x["probe"] is None for x in ps)
         return f"starved: no answer in {ps[0]['probe_timeout']:g} s ({bad}/{len(ps)} runs)"
-    return "max " + st.fmt_ms(1000 * max(x["probe"] for x in ps))
+    return "max " + fmt_ms(1000 * max(x["probe"] for x in ps))
 
 
 def _rps_cell(r):
@@ -521,8 +507,8 @@ def _rps_cell(r):
     if r["rps"] is None:
         return "not counted (see problems)"
     if r["n"] == 1:
-        return st.fmt_rps(r["rps"])
-    return f"{st.fmt_rps(r['rps'])} [{st.fmt_rps(r['min'])}–{st.fmt_rps(r['max'])}]"
+        return fmt_rps(r["rps"])
+    return f"{fmt_rps(r['rps'])} [{fmt_rps(r['min'])}–{fmt_rps(r['max'])}]"
 
 
 def verdict(rows):
@@ -551,8 +537,8 @@ def verdict(rows):
                          f"{'met' if met else 'NOT met'}; per round "
                          f"{', '.join(f'{x:.2f}' for x in rs)})")
         lines.append(f"- {n} connections: best model `{best['label']}` "
-                     f"({st.fmt_rps(best['rps'])} req/s): " + "; ".join(parts)
-                     + "".join(f" — `{r['label']}` shows more req/s ({st.fmt_rps(r['rps'])}) but "
+                     f"({fmt_rps(best['rps'])} req/s): " + "; ".join(parts)
+                     + "".join(f" — `{r['label']}` shows more req/s ({fmt_rps(r['rps'])}) but "
                                "starves connections, so it does not count" for r in skipped))
     return lines
 
@@ -563,16 +549,18 @@ def hello_tables(rows):
              "| a fresh client during the run |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["conns"], r["kind"] != "ironhorse")):
-        lines.append(f"| {r['label']} | {r['conns']} | {_rps_cell(r)} | {st.fmt_ms(r['p50'])} | "
-                     f"{st.fmt_ms(r['p99'])} | {st.err_text(r) if r['available'] else '—'} | "
+        lines.append(f"| {r['label']} | {r['conns']} | {_rps_cell(r)} | {fmt_ms(r['p50'])} | "
+                     f"{fmt_ms(r['p99'])} | {wrk.err_text(r) if r['available'] else '—'} | "
                      f"{_probe_text(r['runs'])} |")
     peers = [r for r in rows if r["kind"] == "peer" and r["conns"] == rows[0]["conns"]]
+    if not peers:  # no peer ran: no ratio table (it would have no columns)
+        return lines
     rt = ratios(rows)
     lines += ["", "| ironhorse model / peer | conns | "
               + " | ".join(p["key"] for p in peers) + " |",
               "|---|---|" + "---|" * len(peers)]
     for r in sorted((r for r in rows if r["kind"] == "ironhorse"), key=lambda r: r["conns"]):
-        cells = [_ratio_cell(rt.get((r["key"], p["key"], r["conns"]))) for p in peers]
+        cells = [ratio_cell(rt.get((r["key"], p["key"], r["conns"]))) for p in peers]
         lines.append(f"| {r['label']} | {r['conns']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -585,29 +573,9 @@ def io_table(rows):
         pct = f"{r['pct']:.1f} % of {r['limit']:,.0f}" if r.get("pct") is not None else "—"
         ok = "—" if r.get("pct") is None else ("yes" if r["pct"] >= 95.0 else "no")
         lines.append(f"| {r['label']} | {r['conns']} | {_rps_cell(r)} | {pct} | "
-                     f"{st.fmt_ms(r['p50'])} | {st.fmt_ms(r['p99'])} | "
-                     f"{st.err_text(r) if r['available'] else '—'} | {ok} |")
+                     f"{fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | "
+                     f"{wrk.err_text(r) if r['available'] else '—'} | {ok} |")
     return lines
-
-
-def check_tables(lines):
-    """Every Markdown table well-formed: a header, a separator, rows of the same width."""
-    tables, cur = [], []
-    for ln in lines + [""]:
-        if ln.startswith("|"):
-            cur.append(ln)
-        elif cur:
-            tables.append(cur)
-            cur = []
-    assert tables, "no table in the report"
-    for t in tables:
-        width = t[0].count(" | ") + 1
-        assert len(t) >= 3, f"table without rows: {t[0]}"
-        assert re.fullmatch(r"\|(---\|)+", t[1]), f"bad separator under {t[0]}"
-        assert t[1].count("---") == width, f"separator width differs: {t[0]}"
-        for ln in t[2:]:
-            assert ln.endswith(" |") and ln.count(" | ") + 1 == width, f"row width differs: {ln}"
-    return len(tables)
 
 
 # --------------------------------------------------------------------------- main
@@ -628,7 +596,9 @@ def parse_args():
     ap.add_argument("--no-build", action="store_true", help="skip cargo build")
     ap.add_argument("--time-limit", type=float, default=60,
                     help="stop starting servers after this many minutes (default 60)")
+    binaries.add_option(ap)
     a = ap.parse_args()
+    binaries.check_option(ap, a.binary)
     if a.quick:
         a.duration, a.rounds = 1, 1
     a.io_duration = 1 if a.quick else max(10, a.duration)
@@ -645,31 +615,41 @@ def parse_args():
 
 def main():
     a = parse_args()
-    c.install_signal_handlers()
+    procs.install_signal_handlers()
     started = time.monotonic()
     deadline = started + a.time_limit * 60
     load_start = os.getloadavg()[0]
-    env = prepare(build_first=not a.no_build)
+    wants_peers = any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS)
+    env = prepare(build_first=not a.no_build, peers=wants_peers, binary_specs=a.binary)
     problems = []
     hello = io = None
-    try:
+    with procs.guarded(problems, env.tmp):  # what finish(env) does
         if "hello" in a.bench:
             hello = run_hello(env, a.servers, a.duration, a.rounds, problems=problems,
                               deadline=deadline)
         if "io" in a.bench:
             io = run_io(env, a.servers, a.io_duration, a.rounds, problems=problems,
                         deadline=deadline)
-    except (KeyboardInterrupt, c.Interrupted) as e:
-        problems.append(f"interrupted ({type(e).__name__} {e}); partial results")
-    finally:
-        finish(env)
+    lines = report_lines(a, env, hello, io, time.monotonic() - started, load_start)
+    report.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
+                         "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
+    if a.quick:
+        n, bad = report.check_tables(lines)
+        assert not bad, "; ".join(bad)
+        assert n, "no table in the report"
+        procs.log(f"quick: {n} table(s) well-formed")
+    return 0
 
-    elapsed = time.monotonic() - started
+
+def report_lines(a, env, hello, io, elapsed, load_start):
+    """The report (without its ending): header, method, the hello and io sections, and the
+    build-against-build tables when builds are compared."""
+    names = [b.name for b in env.builds]
     load_end = os.getloadavg()[0]
     peers = ", ".join(f"{p} {v}" if ok else f"{p} not available ({v})"
                       for p, (ok, v) in env.peers.items())
-    lines = c.header_lines("WSGI: ironhorse vs Granian, bjoern, gunicorn, uWSGI, waitress",
-                           {"wrk": env.tools["wrk"]})
+    lines = report.header_lines("WSGI: ironhorse vs Granian, bjoern, gunicorn, uWSGI, waitress",
+                                {"wrk": env.tools["wrk"]})
     lines += [
         f"- python: {sys.version.split()[0]} ({sys.executable}); peers (bench/.venv-peers): {peers}",
         f"- {a.rounds} round(s); each round starts every server once, ironhorse models and peers "
@@ -685,6 +665,8 @@ def main():
         + (" — other work was running on this machine; expect noise" if max(load_start, load_end) > 0.5
            else ""),
     ]
+    if a.binary:
+        lines += builds.method_lines(names, a.rounds)
     if hello is not None:
         lines += [
             "",
@@ -711,6 +693,8 @@ def main():
         lines += ["", "Target: ironhorse's best single-process model at least 1.5× Granian and "
                   "above bjoern:", ""]
         lines += verdict(hello)
+        if a.binary:
+            lines += ["", "#### Hello world, build against build", ""] + builds_table(hello, names)
     if io is not None:
         lines += [
             "",
@@ -722,12 +706,9 @@ def main():
             "",
         ]
         lines += io_table(io)
-    c.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
-                     "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
-    if a.quick:
-        n = check_tables(lines)
-        c.log(f"quick: {n} table(s) well-formed")
-    return 0
+        if a.binary:
+            lines += ["", "#### I/O-bound, build against build", ""] + builds_table(io, names)
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 
-from common import BENCH, REPO, header, log, write_report
+from harness import BENCH, REPO
+from harness.procs import lab_log as log
+from harness.report import header, write_report
 
 
 def delegate(name, argv, out, timeout, problems):

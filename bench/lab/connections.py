@@ -19,10 +19,15 @@ import selectors
 import socket
 import time
 
-from common import GRACEFUL_TIMEOUT as GRACEFUL
-from common import (Server, TreeSampler, fmib, fms, fnum, header, hand_notes, log, pct, plt,
-                    problems_lines, tree_snapshot, versions, write_report)
-import idle  # bench/idle.py: rlimits, port range, response parsing, re-use sample
+import idle  # bench/idle.py: port range, response parsing, re-use sample
+from harness import tools
+from harness.app_server import GRACEFUL_TIMEOUT as GRACEFUL
+from harness.app_server import Server
+from harness.fmt import fmib, fms, fnum, pct
+from harness.lab_venv import versions
+from harness.proc_stats import TreeSampler, tree_fds, tree_snapshot
+from harness.procs import lab_log as log
+from harness.report import hand_notes, header, plt, problems_lines, write_report
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 PER_SOURCE = 10000  # connections per 127.0.0.x source address (ephemeral ports are ~28k)
@@ -223,17 +228,6 @@ def run_idle(label, args, n, a, ctx, problems):
 
 # --------------------------------------------------------------------------- SSE
 
-def tree_fds(pid):
-    """Open file descriptors summed over the server's process tree."""
-    from common import tree
-    n = 0
-    for p in tree(pid):
-        try:
-            n += len(os.listdir(f"/proc/{p}/fd"))
-        except OSError:
-            pass
-    return n
-
 
 DATA_RX = re.compile(rb"data: (\d+\.\d+)\n\n")
 
@@ -374,7 +368,7 @@ def run(a, ctx):
     s = min(a.sse or (50 if a.quick else 2000), 5000)
     seconds = a.duration or (2 if a.quick else 30)
     asked = n
-    limit = idle.raise_nofile(max(n, s) + 2000)
+    limit = tools.raise_nofile(hard_need=max(n, s) + 2000)
     problems = []
     notes = []
     if limit < max(n, s) + 1000:

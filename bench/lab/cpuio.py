@@ -8,9 +8,15 @@ import os
 import sys
 import time
 
-from common import (APPS, NCPU, Server, TreeSampler, fmib, fms, fnum, header, hand_notes,
-                    log, mmm, plt, problems_lines, tree_cpu_split, versions, wrk,
-                    write_report)
+from harness import APPS, wrk
+from harness.app_server import Server
+from harness.fmt import fmib, fms, fnum, mmm
+from harness.lab_venv import versions
+from harness.proc_stats import TreeSampler, tree_cpu_split
+from harness.procs import lab_log as log
+from harness.report import hand_notes, header, plt, problems_lines, write_report
+
+NCPU = os.cpu_count() or 1
 
 IO_DELAY = 0.05
 CPU_TARGET = 0.005
@@ -99,7 +105,7 @@ def run(a, ctx):
                         sampler = TreeSampler(server.proc.pid, interval=0.5)
                         sampler.start()
                         c0, t0 = tree_cpu_split(server.proc.pid), time.monotonic()
-                        r = wrk(ctx.tools, f"{server.url}/{app}", conns, duration)
+                        r = wrk.measure(ctx.tools["wrk"], f"{server.url}/{app}", conns, duration)
                         dt = time.monotonic() - t0
                         c1 = tree_cpu_split(server.proc.pid)
                         r["user"] = (c1[0] - c0[0]) / dt

@@ -3,11 +3,10 @@
 import argparse
 import os
 import shutil
-import sys
 import time
 
-import common
-from common import c, log
+from harness import REPO, binaries, procs, tools
+from harness.procs import lab_log as log
 
 SCENARIOS = ["seeds", "cpu-io", "compare", "connections"]
 
@@ -37,7 +36,7 @@ def parse_args():
     a = ap.parse_args()
     a.only = [o.strip() for o in a.only.split(",") if o.strip()]
     if a.out_dir is None:
-        a.out_dir = os.path.join(common.REPO, "docs", "benchmarks", "quick" if a.quick else "")
+        a.out_dir = os.path.join(REPO, "docs", "benchmarks", "quick" if a.quick else "")
     a.out_dir = os.path.abspath(a.out_dir)
     return a
 
@@ -48,15 +47,15 @@ class Ctx:
 
 def main():
     a = parse_args()
-    c.install_signal_handlers()
+    procs.install_signal_handlers()
     todo = SCENARIOS if a.scenario == "all" else [a.scenario]
     ctx = Ctx()
-    ctx.tools = {"wrk": c.find_tool("wrk", ["wrk"])}
+    ctx.tools = {"wrk": tools.find_tool("wrk", ["wrk"])}
     ctx.out_dir = a.out_dir
     if not a.no_build:
-        c.build_ironhorse()
-    ctx.tmp = c.new_tmpdir("ironhorse-lab-")
-    c.snapshot_binary(ctx.tmp)
+        tools.build_ironhorse()
+    ctx.tmp = procs.new_tmpdir("ironhorse-lab-")
+    binaries.snapshot(ctx.tmp)
     written, failed = [], []
     t0 = time.monotonic()
     try:
@@ -67,22 +66,22 @@ def main():
             try:
                 md = mod.run(a, ctx)
                 written.append((name, md, time.monotonic() - t1))
-            except (KeyboardInterrupt, c.Interrupted):
+            except (KeyboardInterrupt, procs.Interrupted):
                 raise
             except Exception as e:  # noqa: BLE001 - the other scenarios still run
                 import traceback
                 traceback.print_exc()
                 failed.append((name, f"{type(e).__name__}: {e}"))
             finally:
-                c.stop_all()
-    except (KeyboardInterrupt, c.Interrupted) as e:
+                procs.stop_all()
+    except (KeyboardInterrupt, procs.Interrupted) as e:
         failed.append(("interrupted", str(e) or type(e).__name__))
     finally:
-        c.stop_all()
+        procs.stop_all()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
     log(f"done in {(time.monotonic() - t0) / 60:.1f} min")
     for name, md, took in written:
-        log(f"  {name}: {os.path.relpath(md, common.REPO)} ({took:.0f} s)")
+        log(f"  {name}: {os.path.relpath(md, REPO)} ({took:.0f} s)")
     for name, why in failed:
         log(f"  {name}: FAILED: {why}")
     return 1 if failed else 0

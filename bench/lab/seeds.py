@@ -10,8 +10,12 @@ import os
 import subprocess
 import time
 
-from common import (Server, TreeSampler, fmib, fms, fnum, header, hand_notes, log, plt,
-                    problems_lines, versions, write_report, VENV)
+from harness.app_server import Server
+from harness.fmt import fmib, fms, fnum
+from harness.lab_venv import VENV, versions
+from harness.proc_stats import TreeSampler
+from harness.procs import lab_log as log
+from harness.report import hand_notes, header, plt, problems_lines, write_report
 
 DB_DELAY = 0.3
 WAIT = (5.0, 15.0)
