@@ -24,6 +24,10 @@ impl Server {
     pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
+        crate::reload::check(settings)?;
+        if settings.control_socket.is_some() && strategy != Processes::Prefork {
+            return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", model.name, settings.workers)));
+        }
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -37,10 +41,12 @@ impl Server {
             threads: settings.threads,
             access_log: logs.access.clone(),
             error_log: Some(logs.error.clone()),
+            serve_load_errors: settings.reload,
         };
         let app = app::build(settings, &shape)?;
         let mut supervision = supervision(settings, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
+        crate::reload::start(settings, strategy, &listeners, &mut supervision)?;
         if settings.reuse_port && strategy == Processes::Prefork {
             let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
             if addrs.len() == listeners.len() {
@@ -79,6 +85,7 @@ impl Server {
             threads: settings.threads,
             access_log: None,
             error_log: None,
+            serve_load_errors: false,
         };
         // Load the app here, even one that would be imported per worker: that is the check.
         match app::build(settings, &shape)? {
@@ -164,6 +171,8 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         reload: Some(reload),
         reopen_logs: None,
         per_worker_sockets: None,
+        control_socket: settings.control_socket.clone(),
+        reload_trigger: None,
         name: settings.name.clone(),
         model: settings.model.name,
     }

@@ -12,6 +12,8 @@
 //! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade) |
 //! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
 
+mod control;
+mod reload;
 mod upgrade;
 mod workers;
 
@@ -56,6 +58,9 @@ struct Master {
     exit: Option<(i32, bool)>,
     /// Whether the service manager was told the server is ready.
     announced_ready: bool,
+    started: Instant,
+    /// `--control-socket`.
+    control: Option<control::ControlSocket>,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -81,6 +86,16 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return 1;
         }
     };
+    let control = match plan.supervision.control_socket.as_deref() {
+        Some(path) => match control::ControlSocket::bind(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log(format_args!("--control-socket {}: {e}", path.display()));
+                return 1;
+            }
+        },
+        None => None,
+    };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
     let mut plan = plan;
@@ -98,7 +113,12 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         pidfile,
         exit: None,
         announced_ready: false,
+        started: Instant::now(),
+        control,
     };
+    if let Some(control) = &master.control {
+        master.workers.close_in_children(control.raw_fd());
+    }
     while master.exit.is_none() {
         master.reap();
         if master.exit.is_some() {
@@ -109,6 +129,8 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         for signal in pipe.drain() {
             master.handle(signal);
         }
+        master.serve_control();
+        master.take_reload_trigger();
         master.workers.read_beats();
         if !master.announced_ready && master.workers.ready_new() >= master.target.min(1) {
             super::notify::send(ironhorse_sys::ServiceState::Ready);
@@ -127,6 +149,14 @@ impl Master {
     fn wait(&self, pipe: &SignalPipe) {
         let mut fds = vec![pipe.as_fd()];
         fds.extend(self.workers.beat_fds());
+        fds.extend(self.control.iter().flat_map(|c| c.fds()));
+        fds.extend(
+            self.plan
+                .supervision
+                .reload_trigger
+                .as_deref()
+                .map(|t| t.as_fd()),
+        );
         let _ = ironhorse_sys::wait_readable(&fds, 1000);
     }
 
