@@ -6,11 +6,12 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ironhorse_app::{Request, Response, Service};
 use ironhorse_server::listener::Listener;
-use ironhorse_server::process::{Processes, Supervision};
+use ironhorse_server::process::Processes;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::settings::Settings;
@@ -24,8 +25,10 @@ pub enum OnChange {
     Reexec(Vec<Listener>),
 }
 
-/// Refuses `--reload` where it cannot work, in one line.
-pub fn check(settings: &Settings) -> Result<(), SettingError> {
+/// Refuses `--reload` where it cannot work, in one line; otherwise asks Python not to
+/// write bytecode caches (a `.pyc` written in the same second as an edit of the same size
+/// would be taken for the new source). Call while the process is single-threaded.
+pub fn prepare(settings: &Settings) -> Result<(), SettingError> {
     if settings.reload && settings.preload {
         return Err(SettingError("--reload cannot be used with --preload: the master would hold the old code, and every new worker would be forked from it".into()));
     }
@@ -34,6 +37,9 @@ pub fn check(settings: &Settings) -> Result<(), SettingError> {
             "--reload-extra-file is only watched with --reload".into(),
         ));
     }
+    if settings.reload {
+        std::env::set_var("PYTHONDONTWRITEBYTECODE", "1");
+    }
     Ok(())
 }
 
@@ -41,6 +47,7 @@ pub fn check(settings: &Settings) -> Result<(), SettingError> {
 pub fn watch(settings: &Settings, on_change: OnChange) -> Result<(), SettingError> {
     let (code, extra) = watched_paths(settings);
     let extra_for_filter = extra.clone();
+    let debounce = Arc::new(Debounce::new(on_change));
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if !matches!(
@@ -54,7 +61,7 @@ pub fn watch(settings: &Settings, on_change: OnChange) -> Result<(), SettingErro
             .iter()
             .find(|path| is_source(path) || extra_for_filter.iter().any(|e| path.starts_with(e)));
         if let Some(path) = changed {
-            changed_file(path, &on_change);
+            Debounce::event(&debounce, path);
         }
     })
     .map_err(|e| SettingError(format!("--reload: cannot watch files: {e}")))?;
@@ -67,6 +74,51 @@ pub fn watch(settings: &Settings, on_change: OnChange) -> Result<(), SettingErro
     // The watcher runs its own thread for the life of the process.
     std::mem::forget(watcher);
     Ok(())
+}
+
+/// Editors save in several steps (truncate, write, rename): act once the events have been
+/// quiet for [`QUIET`], so the new code is read whole and a re-exec does not miss the rest.
+struct Debounce {
+    on_change: OnChange,
+    /// The first path changed since the last action, when the last event came, and whether
+    /// a thread is waiting for the quiet.
+    pending: Mutex<(Option<PathBuf>, Instant, bool)>,
+}
+
+const QUIET: Duration = Duration::from_millis(100);
+
+impl Debounce {
+    fn new(on_change: OnChange) -> Debounce {
+        Debounce {
+            on_change,
+            pending: Mutex::new((None, Instant::now(), false)),
+        }
+    }
+
+    fn event(this: &Arc<Debounce>, path: &Path) {
+        let mut pending = this.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.0.get_or_insert_with(|| path.to_path_buf());
+        pending.1 = Instant::now();
+        if pending.2 {
+            return;
+        }
+        pending.2 = true;
+        let this = this.clone();
+        let _ = std::thread::Builder::new()
+            .name("ih-reload".into())
+            .spawn(move || loop {
+                std::thread::sleep(QUIET / 2);
+                let mut pending = this.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if pending.1.elapsed() < QUIET {
+                    continue;
+                }
+                let path = pending.0.take().unwrap_or_default();
+                pending.2 = false;
+                drop(pending);
+                changed_file(&path, &this.on_change);
+                return;
+            });
+    }
 }
 
 fn changed_file(path: &Path, on_change: &OnChange) {
@@ -196,29 +248,28 @@ pub fn load_failed(
     Arc::new(LoadFailed { message, debug })
 }
 
-/// Wires `--reload` into a server about to run: with a master, a pipe it waits on; with
-/// none, a re-exec on the same sockets.
+/// Starts `--reload` for a server about to load its app (before, so no change is missed):
+/// with a master, returns the pipe it waits on; with none, changes re-exec this process on
+/// the same sockets.
 pub fn start(
     settings: &Settings,
     strategy: Processes,
     listeners: &[Listener],
-    supervision: &mut Supervision,
-) -> Result<(), SettingError> {
+) -> Result<Option<Arc<OwnedFd>>, SettingError> {
     if !settings.reload {
-        return Ok(());
+        return Ok(None);
     }
-    let on_change = if strategy == Processes::Prefork {
+    if strategy == Processes::Prefork {
         let (read, write) = ironhorse_sys::pipe()
             .map_err(|e| SettingError(format!("--reload: cannot create a pipe: {e}")))?;
-        supervision.reload_trigger = Some(Arc::new(read));
-        OnChange::Master(write)
-    } else {
-        let clones = listeners
-            .iter()
-            .map(Listener::try_clone)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SettingError(format!("--reload: cannot keep the sockets: {e}")))?;
-        OnChange::Reexec(clones)
-    };
-    watch(settings, on_change)
+        watch(settings, OnChange::Master(write))?;
+        return Ok(Some(Arc::new(read)));
+    }
+    let clones = listeners
+        .iter()
+        .map(Listener::try_clone)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SettingError(format!("--reload: cannot keep the sockets: {e}")))?;
+    watch(settings, OnChange::Reexec(clones))?;
+    Ok(None)
 }

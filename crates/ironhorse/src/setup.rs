@@ -24,7 +24,7 @@ impl Server {
     pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
-        crate::reload::check(settings)?;
+        crate::reload::prepare(settings)?;
         if settings.control_socket.is_some() && strategy != Processes::Prefork {
             return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", model.name, settings.workers)));
         }
@@ -43,10 +43,11 @@ impl Server {
             error_log: Some(logs.error.clone()),
             serve_load_errors: settings.reload,
         };
+        let reload_trigger = crate::reload::start(settings, strategy, &listeners)?;
         let app = app::build(settings, &shape)?;
         let mut supervision = supervision(settings, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
-        crate::reload::start(settings, strategy, &listeners, &mut supervision)?;
+        supervision.reload_trigger = reload_trigger;
         if settings.reuse_port && strategy == Processes::Prefork {
             let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
             if addrs.len() == listeners.len() {
