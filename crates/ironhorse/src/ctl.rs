@@ -108,7 +108,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 fn ask(ctl: &Ctl) -> Result<Value, String> {
     let path = ctl.socket.display();
     let mut stream = UnixStream::connect(&ctl.socket).map_err(|e| {
-        format!("cannot connect to {path}: {e} (is a server running with --control-socket {path}?)")
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                "only the user running the server may use it".to_string()
+            }
+            _ => format!("is a server running with --control-socket {path}?"),
+        };
+        format!("cannot connect to {path}: {e} ({hint})")
     })?;
     let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
     let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));

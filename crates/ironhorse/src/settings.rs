@@ -23,7 +23,12 @@ fn max_connections_help() -> String {
 
 /// The effective settings.
 #[derive(Parser, Debug)]
-#[command(name = "ironhorse", version, about)]
+#[command(
+    name = "ironhorse",
+    version,
+    about,
+    after_help = "Steer a running server: ironhorse ctl --socket PATH status|workers|reload|add N|remove N|reopen-logs|stop [--quick] (see ironhorse ctl --help)."
+)]
 pub struct Settings {
     #[arg(long, hide = true)]
     pub print_settings_doc: bool,

@@ -24,10 +24,7 @@ impl Server {
     pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
-        crate::reload::prepare(settings)?;
-        if settings.control_socket.is_some() && strategy != Processes::Prefork {
-            return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", model.name, settings.workers)));
-        }
+        refuse_unworkable(settings, strategy)?;
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -77,6 +74,7 @@ impl Server {
     /// `--check-config`: the values were checked when parsed; this checks the addresses and
     /// loads the application, binding nothing.
     pub fn check(settings: &Settings) -> Result<(), SettingError> {
+        refuse_unworkable(settings, settings.model.processes_for(settings.workers))?;
         for spec in &settings.bind {
             BindAddr::parse(spec).map_err(|e| SettingError(format!("--bind: {e}")))?;
         }
@@ -121,6 +119,15 @@ impl Server {
         process::flush_logs();
         code
     }
+}
+
+/// Operations that cannot work as asked (`--reload`, `--control-socket`), in one line.
+fn refuse_unworkable(settings: &Settings, strategy: Processes) -> Result<(), SettingError> {
+    crate::reload::prepare(settings)?;
+    if settings.control_socket.is_some() && strategy != Processes::Prefork {
+        return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", settings.model.name, settings.workers)));
+    }
+    Ok(())
 }
 
 /// Process-wide settings applied once the sockets are bound: environment, umask, user.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::client::get;
-use common::{children_of, eventually, temp_path, Server, Site, HUNG};
+use common::{children_of, eventually, run_to_exit, temp_path, Server, Site, HUNG};
 use serde_json::Value;
 
 /// Runs `ironhorse ctl --socket PATH ARGS`: (exit code, stdout, stderr).
@@ -280,6 +280,31 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_refused() {
 }
 
 #[test]
+fn another_user_cannot_connect() {
+    if nix::unistd::Uid::effective().as_raw() != 0 {
+        eprintln!("skipped: needs root to run the client as another user");
+        return;
+    }
+    let site = Site::new("ctl-owner");
+    let socket = temp_path("ctl.sock");
+    let _server = start("prefork", &site, &socket);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_ironhorse"))
+        .arg("ctl")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("status")
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    // The owner still gets in.
+    assert_eq!(ask(&socket, &["status"])["ok"], true);
+}
+
+#[test]
 fn without_a_master_the_option_is_refused_in_one_line() {
     let site = Site::new("ctl-single");
     let socket = temp_path("ctl.sock");
@@ -296,24 +321,4 @@ fn without_a_master_the_option_is_refused_in_one_line() {
     // And the client says plainly that nothing answers.
     let err = refused(&socket, &["status"]);
     assert!(err.contains("cannot connect"), "{err}");
-}
-
-/// Runs the server to its exit (a start that must fail): its exit code and stderr.
-fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let exited = eventually(|| matches!(child.try_wait(), Ok(Some(_))));
-    if !exited {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

@@ -6,11 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::client::Conn;
 use common::python::wsgi_args;
-use common::{eventually, temp_path, Server};
+use common::{eventually, run_to_exit, temp_path, Server};
 
 /// A temporary app folder with `app.py` answering `body`.
 struct AppDir(PathBuf);
@@ -121,30 +120,11 @@ fn extra_files_are_watched_and_other_files_are_not() {
     assert!(!log.contains("notes.txt"), "{log}");
 }
 
-/// Runs the server to its exit (a start that must fail): exit code and stderr.
-fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
-        .args(["-b", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if !eventually(|| matches!(child.try_wait(), Ok(Some(_)))) {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn refused_with_preload_in_one_line_saying_why() {
     let app = AppDir::new("x");
-    let mut args = wsgi_args("prefork", "app:app", &app.0);
+    let mut args = vec!["-b".to_string(), "127.0.0.1:0".into()];
+    args.extend(wsgi_args("prefork", "app:app", &app.0));
     args.extend(["--reload".into(), "--preload".into()]);
     let (code, err) = run_to_exit(&args);
     assert_eq!(code, Some(2), "{err}");
@@ -155,7 +135,7 @@ fn refused_with_preload_in_one_line_saying_why() {
     );
     assert!(err.contains("forked from it"), "{err}");
 
-    let mut args = wsgi_args("prefork", "app:app", &app.0);
+    args.retain(|a| a != "--reload" && a != "--preload");
     args.extend(["--reload-extra-file".into(), "x".into()]);
     let (code, err) = run_to_exit(&args);
     assert_eq!(code, Some(2), "{err}");
