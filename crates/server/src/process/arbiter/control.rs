@@ -94,6 +94,14 @@ pub(super) struct ControlSocket {
 }
 
 impl ControlSocket {
+    /// `--control-socket`, if given: bound, or `Err` once the reason is logged.
+    pub fn open(path: Option<&Path>) -> Result<Option<ControlSocket>, ()> {
+        let Some(path) = path else { return Ok(None) };
+        ControlSocket::bind(path).map(Some).map_err(|e| {
+            super::super::log(format_args!("--control-socket {}: {e}", path.display()));
+        })
+    }
+
     /// Binds `path` with mode 0600. A socket file left by a master that is gone (nothing
     /// accepts on it) is replaced; a live one is refused, unless this master is taking over
     /// from it (`USR2`); any other file there is never touched.

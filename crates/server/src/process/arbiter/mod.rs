@@ -86,15 +86,9 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return 1;
         }
     };
-    let control = match plan.supervision.control_socket.as_deref() {
-        Some(path) => match control::ControlSocket::bind(path) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log(format_args!("--control-socket {}: {e}", path.display()));
-                return 1;
-            }
-        },
-        None => None,
+    let Ok(control) = control::ControlSocket::open(plan.supervision.control_socket.as_deref())
+    else {
+        return 1;
     };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
