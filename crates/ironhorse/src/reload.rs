@@ -80,9 +80,16 @@ pub fn watch(settings: &Settings, on_change: OnChange) -> Result<(), SettingErro
 /// quiet for [`QUIET`], so the new code is read whole and a re-exec does not miss the rest.
 struct Debounce {
     on_change: OnChange,
-    /// The first path changed since the last action, when the last event came, and whether
-    /// a thread is waiting for the quiet.
-    pending: Mutex<(Option<PathBuf>, Instant, bool)>,
+    pending: Mutex<Pending>,
+}
+
+struct Pending {
+    /// The first path changed since the last action.
+    first: Option<PathBuf>,
+    /// When the last event came.
+    last: Instant,
+    /// Whether a thread is waiting for the quiet.
+    waiting: bool,
 }
 
 const QUIET: Duration = Duration::from_millis(100);
@@ -91,33 +98,51 @@ impl Debounce {
     fn new(on_change: OnChange) -> Debounce {
         Debounce {
             on_change,
-            pending: Mutex::new((None, Instant::now(), false)),
+            pending: Mutex::new(Pending {
+                first: None,
+                last: Instant::now(),
+                waiting: false,
+            }),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn event(this: &Arc<Debounce>, path: &Path) {
-        let mut pending = this.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.0.get_or_insert_with(|| path.to_path_buf());
-        pending.1 = Instant::now();
-        if pending.2 {
+        let mut pending = this.lock();
+        pending.first.get_or_insert_with(|| path.to_path_buf());
+        pending.last = Instant::now();
+        if pending.waiting {
             return;
         }
-        pending.2 = true;
-        let this = this.clone();
-        let _ = std::thread::Builder::new()
+        pending.waiting = true;
+        let waiter = this.clone();
+        let spawned = std::thread::Builder::new()
             .name("ih-reload".into())
             .spawn(move || loop {
                 std::thread::sleep(QUIET / 2);
-                let mut pending = this.pending.lock().unwrap_or_else(|e| e.into_inner());
-                if pending.1.elapsed() < QUIET {
+                let mut pending = waiter.lock();
+                if pending.last.elapsed() < QUIET {
                     continue;
                 }
-                let path = pending.0.take().unwrap_or_default();
-                pending.2 = false;
+                pending.waiting = false;
+                let first = pending.first.take();
                 drop(pending);
-                changed_file(&path, &this.on_change);
+                if let Some(path) = first {
+                    changed_file(&path, &waiter.on_change);
+                }
                 return;
             });
+        if spawned.is_err() {
+            // No thread to wait with: act now rather than never.
+            pending.waiting = false;
+            if let Some(path) = pending.first.take() {
+                drop(pending);
+                changed_file(&path, &this.on_change);
+            }
+        }
     }
 }
 

@@ -322,3 +322,31 @@ fn without_a_master_the_option_is_refused_in_one_line() {
     let err = refused(&socket, &["status"]);
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn an_upgraded_master_takes_the_socket_over() {
+    let site = Site::new("ctl-usr2");
+    let socket = temp_path("ctl.sock");
+    let mut server = start("prefork", &site, &socket);
+    let old = server.pid();
+    ready_workers(&socket, 2);
+    server.signal(12); // USR2: a new master starts with the same arguments.
+    let mut new = 0;
+    assert!(
+        eventually(|| {
+            new = ask(&socket, &["status"])["master"]["pid"].as_i64().unwrap();
+            new != i64::from(old)
+        }),
+        "the new master did not take the control socket"
+    );
+    ready_workers(&socket, 2);
+    // Retiring the old master leaves the new one's socket in place.
+    server.signal(15);
+    assert_eq!(wait_exit(&mut server), Some(0));
+    assert_eq!(ask(&socket, &["status"])["master"]["pid"], new);
+    ask(&socket, &["stop"]);
+    assert!(
+        eventually(|| !socket.exists()),
+        "the new master left its socket behind"
+    );
+}

@@ -139,9 +139,13 @@ impl ControlSocket {
         })
     }
 
-    /// The descriptors the master's wait should watch.
+    /// The descriptors the master's wait should watch (the listener only while there is
+    /// room for another client: a waiting connection must not wake the master in a loop).
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        std::iter::once(self.listener.as_fd()).chain(self.clients.iter().map(|c| c.stream.as_fd()))
+        let room = self.clients.len() < MAX_CLIENTS;
+        room.then(|| self.listener.as_fd())
+            .into_iter()
+            .chain(self.clients.iter().map(|c| c.stream.as_fd()))
     }
 
     /// The listener's descriptor number (closed in workers).
