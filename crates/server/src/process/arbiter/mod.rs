@@ -11,6 +11,9 @@
 //! | `USR1` | reopen log files, in the master and every worker |
 //! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade) |
 //! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
+//!
+//! The same handlers serve `--control-socket` commands (`control.rs`); `--reload` changes
+//! start a new generation of workers as `HUP` does (`reload.rs`).
 
 mod control;
 mod reload;
@@ -73,6 +76,11 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return 1;
         }
     };
+    // Before the pid file: a refused socket leaves nothing behind.
+    let Ok(control) = control::ControlSocket::open(plan.supervision.control_socket.as_deref())
+    else {
+        return 1;
+    };
     let pidfile = match plan
         .supervision
         .pidfile
@@ -85,10 +93,6 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             log(format_args!("--pid: {e}"));
             return 1;
         }
-    };
-    let Ok(control) = control::ControlSocket::open(plan.supervision.control_socket.as_deref())
-    else {
-        return 1;
     };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
