@@ -28,6 +28,9 @@ pub struct Shape {
     pub access_log: Option<AccessLog>,
     /// For the WSGI bridge's own lines (client errors).
     pub error_log: Option<ironhorse_log::ErrorLog>,
+    /// `--reload`: an app that fails to import is answered with 500s instead of stopping
+    /// the server (see `reload::LoadFailed`).
+    pub serve_load_errors: bool,
 }
 
 /// Builds the application source from the settings.
@@ -64,13 +67,20 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
     }
     let config = wsgi_config(settings, spec, shape);
     let access_log = shape.access_log.clone();
+    let (serve_load_errors, debug, error_log) = (
+        shape.serve_load_errors,
+        settings.debug,
+        shape.error_log.clone(),
+    );
     let load = move || -> Result<Arc<dyn Protocol>, String> {
-        let app = WsgiApp::load(config.clone()).map_err(|e| e.to_string())?;
-        Ok(http(
-            with_mounts(Arc::new(app), &mounts),
-            http_settings,
-            &access_log,
-        ))
+        let app: Arc<dyn Service> = match WsgiApp::load(config.clone()) {
+            Ok(app) => Arc::new(app),
+            Err(e) if serve_load_errors => {
+                crate::reload::load_failed(e.to_string(), debug, &error_log)
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(http(with_mounts(app, &mounts), http_settings, &access_log))
     };
     // Import before forking when asked, and always where nothing forks workers: the fork
     // model forks per connection, so every child starts from the imported app.

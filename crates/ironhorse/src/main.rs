@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod ctl;
 mod logs;
+mod reload;
 mod settings;
 mod setup;
 mod units;
@@ -11,6 +13,9 @@ mod values;
 use values::{LoadError, Loaded};
 
 fn main() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ctl") {
+        std::process::exit(ctl::run(std::env::args_os().skip(1)));
+    }
     let loaded = match Loaded::from_args(std::env::args_os()) {
         Ok(loaded) => loaded,
         Err(LoadError::Command(e)) if e.use_stderr() => {

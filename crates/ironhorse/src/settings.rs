@@ -23,7 +23,12 @@ fn max_connections_help() -> String {
 
 /// The effective settings.
 #[derive(Parser, Debug)]
-#[command(name = "ironhorse", version, about)]
+#[command(
+    name = "ironhorse",
+    version,
+    about,
+    after_help = "Steer a running server: ironhorse ctl --socket PATH status|workers|reload|add N|remove N|reopen-logs|stop [--quick] (see ironhorse ctl --help)."
+)]
 pub struct Settings {
     #[arg(long, hide = true)]
     pub print_settings_doc: bool,
@@ -173,6 +178,23 @@ pub struct Settings {
         help = "Process name prefix shown by ps -o comm and top: NAME:master, NAME:w:MODEL (15 bytes are kept)."
     )]
     pub name: String,
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "Take `ironhorse ctl` commands (status, workers, reload, add N, remove N, reopen-logs, stop) on this unix socket, mode 0600; needs a master (prefork, hybrid; event and async with -w 2 or more)."
+    )]
+    pub control_socket: Option<PathBuf>,
+    #[arg(
+        long,
+        help = "Development: replace the workers when a file changes under --chdir, the app module's package or a --reload-extra-file path (one process: re-exec); an import error is served as a 500 until the next save. Not with --preload."
+    )]
+    pub reload: bool,
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "With --reload, also watch this file or folder (templates, data); repeatable."
+    )]
+    pub reload_extra_file: Vec<PathBuf>,
     #[arg(short = 'D', long, help = "Detach into the background.")]
     pub daemon: bool,
     #[arg(

@@ -24,6 +24,7 @@ impl Server {
     pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
+        refuse_unworkable(settings, strategy)?;
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -37,10 +38,13 @@ impl Server {
             threads: settings.threads,
             access_log: logs.access.clone(),
             error_log: Some(logs.error.clone()),
+            serve_load_errors: settings.reload,
         };
+        let reload_trigger = crate::reload::start(settings, strategy, &listeners)?;
         let app = app::build(settings, &shape)?;
         let mut supervision = supervision(settings, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
+        supervision.reload_trigger = reload_trigger;
         if settings.reuse_port && strategy == Processes::Prefork {
             let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
             if addrs.len() == listeners.len() {
@@ -70,6 +74,7 @@ impl Server {
     /// `--check-config`: the values were checked when parsed; this checks the addresses and
     /// loads the application, binding nothing.
     pub fn check(settings: &Settings) -> Result<(), SettingError> {
+        refuse_unworkable(settings, settings.model.processes_for(settings.workers))?;
         for spec in &settings.bind {
             BindAddr::parse(spec).map_err(|e| SettingError(format!("--bind: {e}")))?;
         }
@@ -79,6 +84,7 @@ impl Server {
             threads: settings.threads,
             access_log: None,
             error_log: None,
+            serve_load_errors: false,
         };
         // Load the app here, even one that would be imported per worker: that is the check.
         match app::build(settings, &shape)? {
@@ -113,6 +119,15 @@ impl Server {
         process::flush_logs();
         code
     }
+}
+
+/// Operations that cannot work as asked (`--reload`, `--control-socket`), in one line.
+fn refuse_unworkable(settings: &Settings, strategy: Processes) -> Result<(), SettingError> {
+    crate::reload::prepare(settings)?;
+    if settings.control_socket.is_some() && strategy != Processes::Prefork {
+        return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", settings.model.name, settings.workers)));
+    }
+    Ok(())
 }
 
 /// Process-wide settings applied once the sockets are bound: environment, umask, user.
@@ -164,6 +179,8 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         reload: Some(reload),
         reopen_logs: None,
         per_worker_sockets: None,
+        control_socket: settings.control_socket.clone(),
+        reload_trigger: None,
         name: settings.name.clone(),
         model: settings.model.name,
     }

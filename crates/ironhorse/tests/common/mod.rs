@@ -318,6 +318,26 @@ pub fn big_bytes() -> Vec<u8> {
         .collect()
 }
 
+/// Runs the binary with `args` to its exit (a start that must fail, a client): its exit code
+/// and stderr. Killed if it outlives [`HUNG`].
+pub fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ironhorse");
+    if !eventually(|| matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A fresh path in the temporary directory, for a file a test and its server share.
 pub fn temp_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!(

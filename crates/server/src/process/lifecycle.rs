@@ -41,11 +41,21 @@ pub fn beat() {
     }
 }
 
+/// The size of one heartbeat: the worker's request count, little-endian. Smaller than
+/// `PIPE_BUF`, so each is written whole and the master reads whole beats.
+pub(crate) const BEAT_LEN: usize = 8;
+
 fn beat_now() {
     if let Some(pipe) = BEAT_PIPE.get() {
+        let requests = REQUESTS.load(Ordering::Relaxed).to_le_bytes();
         // A full pipe means the master has not read yet; it has seen a beat already.
-        let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), b".");
+        let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &requests);
     }
+}
+
+/// The request count a heartbeat carries.
+pub(crate) fn beat_requests(beat: &[u8]) -> u64 {
+    beat.try_into().map_or(0, u64::from_le_bytes)
 }
 
 /// Counts one answered request; past `--max-requests` the worker stops gracefully and the

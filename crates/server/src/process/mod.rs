@@ -122,6 +122,11 @@ pub struct Supervision {
     /// `--reuse-port`: each worker binds its own socket on these addresses (backlog given),
     /// and the kernel spreads connections across them.
     pub per_worker_sockets: Option<(Vec<crate::listener::BindAddr>, i32)>,
+    /// `--control-socket`: the master's command socket (multi-process models).
+    pub control_socket: Option<PathBuf>,
+    /// `--reload`: readable when a watched file changed (the changed paths, one a line);
+    /// the master then replaces its workers.
+    pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Default for Supervision {
@@ -137,6 +142,8 @@ impl Default for Supervision {
             name: "ih".into(),
             model: "",
             per_worker_sockets: None,
+            control_socket: None,
+            reload_trigger: None,
         }
     }
 }

@@ -11,7 +11,12 @@
 //! | `USR1` | reopen log files, in the master and every worker |
 //! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade) |
 //! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
+//!
+//! The same handlers serve `--control-socket` commands (`control.rs`); `--reload` changes
+//! start a new generation of workers as `HUP` does (`reload.rs`).
 
+mod control;
+mod reload;
 mod upgrade;
 mod workers;
 
@@ -56,6 +61,9 @@ struct Master {
     exit: Option<(i32, bool)>,
     /// Whether the service manager was told the server is ready.
     announced_ready: bool,
+    started: Instant,
+    /// `--control-socket`.
+    control: Option<control::ControlSocket>,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -67,6 +75,11 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             log(format_args!("cannot install signal handlers: {e}"));
             return 1;
         }
+    };
+    // Before the pid file: a refused socket leaves nothing behind.
+    let Ok(control) = control::ControlSocket::open(plan.supervision.control_socket.as_deref())
+    else {
+        return 1;
     };
     let pidfile = match plan
         .supervision
@@ -98,7 +111,12 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         pidfile,
         exit: None,
         announced_ready: false,
+        started: Instant::now(),
+        control,
     };
+    if let Some(control) = &master.control {
+        master.workers.close_in_children(control.raw_fd());
+    }
     while master.exit.is_none() {
         master.reap();
         if master.exit.is_some() {
@@ -109,6 +127,8 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         for signal in pipe.drain() {
             master.handle(signal);
         }
+        master.serve_control();
+        master.take_reload_trigger();
         master.workers.read_beats();
         if !master.announced_ready && master.workers.ready_new() >= master.target.min(1) {
             super::notify::send(ironhorse_sys::ServiceState::Ready);
@@ -127,6 +147,14 @@ impl Master {
     fn wait(&self, pipe: &SignalPipe) {
         let mut fds = vec![pipe.as_fd()];
         fds.extend(self.workers.beat_fds());
+        fds.extend(self.control.iter().flat_map(|c| c.fds()));
+        fds.extend(
+            self.plan
+                .supervision
+                .reload_trigger
+                .as_deref()
+                .map(|t| t.as_fd()),
+        );
         let _ = ironhorse_sys::wait_readable(&fds, 1000);
     }
 

@@ -29,6 +29,8 @@ pub(super) struct Worker {
     pub killed_for: Option<&'static str>,
     killed_at: Option<Instant>,
     max_requests: u64,
+    /// Requests served, as of its last heartbeat.
+    requests: u64,
 }
 
 impl Worker {
@@ -42,6 +44,8 @@ impl Worker {
 pub(super) struct Workers {
     table: HashMap<Pid, Worker>,
     generation: u64,
+    /// Master-only descriptors (the control socket) that workers close at birth.
+    close_in_children: Vec<i32>,
 }
 
 impl Workers {
@@ -126,9 +130,10 @@ impl Workers {
         self.table.values().map(|w| w.beats.as_fd())
     }
 
-    /// Records the heartbeats that arrived.
+    /// Records the heartbeats that arrived. Each is the worker's request count (see
+    /// `lifecycle::beat`); the buffer holds whole beats, as each is written atomically.
     pub fn read_beats(&mut self) {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 8 * lifecycle::BEAT_LEN];
         let now = Instant::now();
         for worker in self.table.values_mut() {
             while let Ok(n) = ironhorse_sys::read_nonblocking(worker.beats.as_fd(), &mut buf) {
@@ -137,8 +142,41 @@ impl Workers {
                 }
                 worker.last_beat = now;
                 worker.ready = true;
+                if let Some(last) = buf[..n].chunks_exact(lifecycle::BEAT_LEN).last() {
+                    worker.requests = lifecycle::beat_requests(last);
+                }
             }
         }
+    }
+
+    /// Marks a master-only descriptor for closing in every worker started from now on.
+    pub fn close_in_children(&mut self, fd: i32) {
+        self.close_in_children.push(fd);
+    }
+
+    /// Each worker as the control socket's `status` shows it, oldest first.
+    pub fn describe(&self) -> Vec<serde_json::Value> {
+        let mut table: Vec<(&Pid, &Worker)> = self.table.iter().collect();
+        table.sort_by_key(|(_, w)| w.started);
+        table
+            .into_iter()
+            .map(|(pid, w)| {
+                let state = match (w.killed_for, w.retiring, w.ready) {
+                    (Some(_), _, _) => "killed",
+                    (None, true, _) => "retiring",
+                    (None, false, false) => "starting",
+                    (None, false, true) if w.generation < self.generation => "old",
+                    (None, false, true) => "ready",
+                };
+                serde_json::json!({
+                    "pid": pid.as_raw(),
+                    "age_s": w.started.elapsed().as_secs_f64(),
+                    "requests": w.requests,
+                    "rss_bytes": ironhorse_sys::resident_bytes(pid.as_raw()),
+                    "state": state,
+                })
+            })
+            .collect()
     }
 
     /// Aborts workers that stopped beating (stuck in a request or a C call), and kills those
@@ -205,6 +243,10 @@ impl Workers {
                 protocol.after_fork_child();
             }
             drop(beats_read);
+            for fd in &self.close_in_children {
+                // Adopting the descriptor and dropping it closes it.
+                drop(ironhorse_sys::signals::adopt_fd(*fd));
+            }
             super::super::exit(run_worker(plan, beats_write, max_requests));
         }
         if let Some(protocol) = preloaded {
@@ -223,6 +265,7 @@ impl Workers {
                     killed_for: None,
                     killed_at: None,
                     max_requests,
+                    requests: 0,
                 };
                 self.table.insert(pid, worker);
                 true
