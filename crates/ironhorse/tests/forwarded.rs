@@ -45,7 +45,10 @@ per_model!(a_trusted_proxy_names_the_client_and_scheme, |model| {
     assert_eq!(status, 200, "{}", server.log_text());
     assert_eq!(env["REMOTE_ADDR"], "203.0.113.7", "{env}");
     assert_eq!(env["REMOTE_HOST"], "203.0.113.7");
-    assert_eq!(env["REMOTE_PORT"], "0", "the proxy's port is not the client's");
+    assert_eq!(
+        env["REMOTE_PORT"], "0",
+        "the proxy's port is not the client's"
+    );
     assert_eq!(env["wsgi.url_scheme"], "https");
     assert_eq!(env["HTTP_HOST"], "app.internal:8000");
     assert_eq!(env["SERVER_NAME"], "127.0.0.1");
@@ -82,7 +85,10 @@ per_model!(an_untrusted_peers_headers_change_nothing, |model| {
     assert_eq!(env["wsgi.url_scheme"], "http");
     assert_eq!(env["HTTP_HOST"], "app.internal:8000");
     assert_eq!(env["HTTP_X_FORWARDED_FOR"], "6.6.6.6, 203.0.113.7");
-    assert_eq!(env["HTTP_FORWARDED"], "for=6.6.6.6;proto=https;host=evil.example");
+    assert_eq!(
+        env["HTTP_FORWARDED"],
+        "for=6.6.6.6;proto=https;host=evil.example"
+    );
     // Contradictions from someone whose headers mean nothing are not an error either.
     let (status, _) = environ(
         &server,
@@ -108,14 +114,20 @@ per_model!(a_unix_socket_peer_is_trusted_with_every_header, |model| {
         let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
         s.set_read_timeout(Some(common::HUNG)).unwrap();
         s.write_all(
-            format!("GET /env HTTP/1.1\r\nHost: app.internal\r\nConnection: close\r\n{headers}\r\n")
-                .as_bytes(),
+            format!(
+                "GET /env HTTP/1.1\r\nHost: app.internal\r\nConnection: close\r\n{headers}\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let text = String::from_utf8_lossy(&raw).into_owned();
-        assert!(text.starts_with("HTTP/1.1 200"), "{text}\n{}", server.log_text());
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "{text}\n{}",
+            server.log_text()
+        );
         let body = text.split_once("\r\n\r\n").unwrap().1;
         serde_json::from_str(body).expect("json")
     };

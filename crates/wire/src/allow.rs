@@ -144,7 +144,14 @@ mod tests {
 
     #[test]
     fn names_and_garbage_are_refused() {
-        for bad in ["localhost", "10.0.0.0/33", "1.2.3", "::1::2", "10.0.0.0/", "*x"] {
+        for bad in [
+            "localhost",
+            "10.0.0.0/33",
+            "1.2.3",
+            "::1::2",
+            "10.0.0.0/",
+            "*x",
+        ] {
             let err = AllowList::parse(&format!("127.0.0.1,{bad}")).unwrap_err();
             assert_eq!(err.entry, bad);
         }

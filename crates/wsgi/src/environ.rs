@@ -286,7 +286,10 @@ impl EnvironBuilder {
             };
             env.set_item(k.http_host.bind(py), host)?;
             env.set_item(k.server_name.bind(py), name)?;
-            env.set_item(k.server_port.bind(py), port.unwrap_or(default_port).to_string())?;
+            env.set_item(
+                k.server_port.bind(py),
+                port.unwrap_or(default_port).to_string(),
+            )?;
         }
         Ok(env)
     }

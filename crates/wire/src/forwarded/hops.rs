@@ -156,12 +156,28 @@ mod tests {
         assert_eq!(Hop::parse("192.0.2.1:8080"), addr("192.0.2.1", Some(8080)));
         assert_eq!(Hop::parse("2001:db8::1"), addr("2001:db8::1", None));
         assert_eq!(Hop::parse("[2001:db8::1]"), addr("2001:db8::1", None));
-        assert_eq!(Hop::parse("[2001:db8::1]:443"), addr("2001:db8::1", Some(443)));
+        assert_eq!(
+            Hop::parse("[2001:db8::1]:443"),
+            addr("2001:db8::1", Some(443))
+        );
         assert_eq!(Hop::parse("::ffff:10.0.0.1"), addr("::ffff:10.0.0.1", None));
         for bad in [
-            "", "unknown", "_hidden", "example.com", "1.2.3.4:", "1.2.3.4:99999", "1.2.3.4:+80",
-            "[::1", "[::1]x", "[1.2.3.4]", "[::1]:", "1.2.3.4.5", "1.2.3.4 5.6.7.8", "::1:80:x",
-            "1.2.3.4:80:90", "[::1]:123456",
+            "",
+            "unknown",
+            "_hidden",
+            "example.com",
+            "1.2.3.4:",
+            "1.2.3.4:99999",
+            "1.2.3.4:+80",
+            "[::1",
+            "[::1]x",
+            "[1.2.3.4]",
+            "[::1]:",
+            "1.2.3.4.5",
+            "1.2.3.4 5.6.7.8",
+            "::1:80:x",
+            "1.2.3.4:80:90",
+            "[::1]:123456",
         ] {
             assert_eq!(Hop::parse(bad), Hop::Opaque, "{bad:?}");
         }
@@ -195,8 +211,14 @@ mod tests {
     #[test]
     fn all_trusted_means_the_leftmost() {
         let hops = [Hop::parse("10.0.0.9"), Hop::parse("10.0.0.2")];
-        assert_eq!(client(pick(&hops, &allow("10.0.0.0/8"))), Some("10.0.0.9".into()));
-        assert_eq!(client(pick(&hops, &AllowList::any())), Some("10.0.0.9".into()));
+        assert_eq!(
+            client(pick(&hops, &allow("10.0.0.0/8"))),
+            Some("10.0.0.9".into())
+        );
+        assert_eq!(
+            client(pick(&hops, &AllowList::any())),
+            Some("10.0.0.9".into())
+        );
         assert_eq!(pick(&[], &AllowList::any()), None);
     }
 

@@ -101,7 +101,10 @@ impl SchemeHeaders {
                 Some((name, value))
                     if !name.trim().is_empty()
                         && !value.trim().is_empty()
-                        && name.trim().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+                        && name
+                            .trim()
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
                 {
                     Ok((name.trim().to_ascii_lowercase(), value.trim().to_string()))
                 }
@@ -200,17 +203,19 @@ impl Policy {
             return Ok(Resolved::default());
         }
         let mut scheme = None;
-        let (mut xff, mut xfh, mut fwd): (Option<Vec<u8>>, Option<&[u8]>, Option<Vec<u8>>) =
-            (None, None, None);
+        let mut xff: Option<Vec<u8>> = None;
+        let mut fwd: Option<Vec<u8>> = None;
+        let mut xfh: Option<&[u8]> = None;
         for (name, value) in headers {
             if let Some(secure) = self.secure_scheme_headers.secure_value(name) {
                 let https = trim(value).eq_ignore_ascii_case(secure.as_bytes());
-                merge(&mut scheme, if https { Scheme::Https } else { Scheme::Http })?;
-            } else if self.headers.x_forwarded_for && name.eq_ignore_ascii_case("x-forwarded-for")
-            {
+                merge(
+                    &mut scheme,
+                    if https { Scheme::Https } else { Scheme::Http },
+                )?;
+            } else if self.headers.x_forwarded_for && name.eq_ignore_ascii_case("x-forwarded-for") {
                 join(&mut xff, value);
-            } else if self.headers.x_forwarded_host
-                && name.eq_ignore_ascii_case("x-forwarded-host")
+            } else if self.headers.x_forwarded_host && name.eq_ignore_ascii_case("x-forwarded-host")
             {
                 xfh = Some(value);
             } else if self.headers.forwarded && name.eq_ignore_ascii_case("forwarded") {

@@ -38,10 +38,7 @@ fn an_untrusted_peer_changes_nothing() {
         ("X-Forwarded-Host", "evil.example"),
         ("Forwarded", "for=1.2.3.4;proto=https;host=evil.example"),
     ];
-    assert_eq!(
-        resolve(&p, ip("203.0.113.5"), &spoof),
-        Resolved::default()
-    );
+    assert_eq!(resolve(&p, ip("203.0.113.5"), &spoof), Resolved::default());
     // Not even a contradiction is an error from someone whose headers mean nothing.
     let r = p.resolve(
         ip("203.0.113.5"),
@@ -98,7 +95,10 @@ fn multiple_trusted_hops_are_skipped() {
     let r = resolve(
         &p,
         ip("127.0.0.1"),
-        &[("X-Forwarded-For", "6.6.6.6, 198.51.100.4, 10.0.0.7, 10.0.0.8")],
+        &[(
+            "X-Forwarded-For",
+            "6.6.6.6, 198.51.100.4, 10.0.0.7, 10.0.0.8",
+        )],
     );
     assert_eq!(client(&r), Some("198.51.100.4".into()));
     // With `*` everyone is a proxy: the leftmost address is all there is to go by.
@@ -134,12 +134,11 @@ fn malformed_entries_stop_at_the_nearest_known_hop() {
 #[test]
 fn ipv6_and_ports() {
     let p = policy(LOCAL, "x-forwarded-for");
-    let r = resolve(
-        &p,
-        ip("::1"),
-        &[("X-Forwarded-For", "[2001:db8::7]:51000")],
+    let r = resolve(&p, ip("::1"), &[("X-Forwarded-For", "[2001:db8::7]:51000")]);
+    assert_eq!(
+        r.client,
+        Some(("2001:db8::7".parse().unwrap(), Some(51000)))
     );
-    assert_eq!(r.client, Some(("2001:db8::7".parse().unwrap(), Some(51000))));
     let r = resolve(&p, ip("::1"), &[("X-Forwarded-For", "2001:db8::7")]);
     assert_eq!(r.client, Some(("2001:db8::7".parse().unwrap(), None)));
     // A dual-stack socket shows an IPv4 proxy as ::ffff:127.0.0.1: still trusted.
@@ -153,7 +152,10 @@ fn ipv6_and_ports() {
 
 #[test]
 fn unix_socket_peers_are_trusted_unless_the_list_is_empty() {
-    let headers = [("X-Forwarded-For", "192.0.2.9"), ("X-Forwarded-Proto", "https")];
+    let headers = [
+        ("X-Forwarded-For", "192.0.2.9"),
+        ("X-Forwarded-Proto", "https"),
+    ];
     let r = resolve(&policy(LOCAL, "x-forwarded-for"), None, &headers);
     assert_eq!(client(&r), Some("192.0.2.9".into()));
     assert_eq!(r.scheme, Some(Scheme::Https));
@@ -177,7 +179,9 @@ fn scheme_headers_follow_gunicorn() {
     );
     // Any other value means plain http, as in gunicorn (a list is not "https").
     assert_eq!(
-        scheme(&[("X-Forwarded-Proto", "https, http")]).unwrap().scheme,
+        scheme(&[("X-Forwarded-Proto", "https, http")])
+            .unwrap()
+            .scheme,
         Some(Scheme::Http)
     );
     assert_eq!(
@@ -200,7 +204,10 @@ fn scheme_headers_follow_gunicorn() {
         Err(ResolveError::ContradictoryScheme)
     );
     assert_eq!(
-        scheme(&[("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http")]),
+        scheme(&[
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Proto", "http")
+        ]),
         Err(ResolveError::ContradictoryScheme)
     );
     // Underscores never pose as dashes.
@@ -229,7 +236,11 @@ fn only_the_chosen_headers_are_believed() {
     assert_eq!(r.host, None);
     let r = resolve(&policy(LOCAL, "none"), ip("127.0.0.1"), &headers);
     assert_eq!((r.client, r.host), (None, None));
-    let r = resolve(&policy(LOCAL, "x-forwarded-host"), ip("127.0.0.1"), &headers);
+    let r = resolve(
+        &policy(LOCAL, "x-forwarded-host"),
+        ip("127.0.0.1"),
+        &headers,
+    );
     assert_eq!((r.client, r.host.as_deref()), (None, Some("shop.example")));
 }
 
@@ -238,7 +249,10 @@ fn x_forwarded_host_takes_the_last_well_formed_value() {
     let p = policy(LOCAL, "x-forwarded-host");
     let host = |v: &str| resolve(&p, ip("127.0.0.1"), &[("X-Forwarded-Host", v)]).host;
     assert_eq!(host("a.example, b.example").as_deref(), Some("b.example"));
-    assert_eq!(host("[2001:db8::1]:8080").as_deref(), Some("[2001:db8::1]:8080"));
+    assert_eq!(
+        host("[2001:db8::1]:8080").as_deref(),
+        Some("[2001:db8::1]:8080")
+    );
     for bad in ["evil.example/x", "a b", "", "x:99999", "u@h"] {
         assert_eq!(host(bad), None, "{bad:?}");
     }
@@ -304,7 +318,9 @@ fn forwarded_edge_cases() {
 #[test]
 fn settings_text_round_trips() {
     assert_eq!(
-        Headers::parse("X-Forwarded-For, forwarded").unwrap().to_string(),
+        Headers::parse("X-Forwarded-For, forwarded")
+            .unwrap()
+            .to_string(),
         "x-forwarded-for,forwarded"
     );
     assert_eq!(Headers::parse("none").unwrap().to_string(), "none");
