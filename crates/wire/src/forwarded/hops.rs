@@ -59,35 +59,40 @@ fn port(text: &str) -> Option<u16> {
 /// Where the walk over a chain of hops stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pick {
-    /// The index of the hop that describes the client's request.
-    pub index: usize,
+    /// The hop that describes the client's request, counted from the right (0: the hop the
+    /// peer itself reported).
+    pub from_right: usize,
     /// The client's address: the hop itself, or — when that hop is opaque — the nearest
     /// address to its right that a trusted party vouched for (`None`: the peer itself).
     pub client: Option<(IpAddr, Option<u16>)>,
 }
 
-/// Finds the client in `hops` (leftmost first, as proxies append): walking from the right,
-/// trusted addresses are proxies and are skipped; the first address that is not trusted is
-/// the client. When every address is trusted, the leftmost is the client. An opaque hop
-/// stops the walk: nobody vouches for what lies left of it.
-pub fn pick(hops: &[Hop], allow: &AllowList) -> Option<Pick> {
+/// Finds the client among `hops`, given rightmost first (proxies append, so the walk starts
+/// at the hop the peer reported): trusted addresses are proxies and are skipped; the first
+/// address that is not trusted is the client. When every address is trusted, the leftmost is
+/// the client. An opaque hop stops the walk: nobody vouches for what lies left of it.
+pub fn pick(hops: impl Iterator<Item = Hop>, allow: &AllowList) -> Option<Pick> {
+    let mut hops = hops.peekable();
     let mut nearest = None;
-    for (index, hop) in hops.iter().enumerate().rev() {
-        match *hop {
-            Hop::Addr(ip, port) if index > 0 && allow.contains(ip) => nearest = Some((ip, port)),
+    let mut from_right = 0;
+    while let Some(hop) = hops.next() {
+        let leftmost = hops.peek().is_none();
+        match hop {
+            Hop::Addr(ip, port) if !leftmost && allow.contains(ip) => nearest = Some((ip, port)),
             Hop::Addr(ip, port) => {
                 return Some(Pick {
-                    index,
+                    from_right,
                     client: Some((ip, port)),
                 })
             }
             Hop::Opaque => {
                 return Some(Pick {
-                    index,
+                    from_right,
                     client: nearest,
                 })
             }
         }
+        from_right += 1;
     }
     None
 }
@@ -187,6 +192,10 @@ mod tests {
         AllowList::parse(s).unwrap()
     }
 
+    fn pick(hops: &[Hop], allow: &AllowList) -> Option<Pick> {
+        super::pick(hops.iter().rev().copied(), allow)
+    }
+
     fn client(p: Option<Pick>) -> Option<String> {
         p.and_then(|p| p.client).map(|(ip, _)| ip.to_string())
     }
@@ -200,7 +209,7 @@ mod tests {
         ];
         let p = pick(&hops, &allow("10.0.0.0/8"));
         assert_eq!(client(p), Some("203.0.113.7".into()));
-        assert_eq!(p.unwrap().index, 1);
+        assert_eq!(p.unwrap().from_right, 1);
         // Trusting the client's hop too moves on to what it claimed.
         assert_eq!(
             client(pick(&hops, &allow("10.0.0.0/8,203.0.113.7"))),
@@ -230,10 +239,10 @@ mod tests {
             Hop::parse("10.0.0.3"),
         ];
         let p = pick(&hops, &allow("10.0.0.0/8")).unwrap();
-        assert_eq!(p.index, 1);
+        assert_eq!(p.from_right, 1);
         assert_eq!(client(Some(p)), Some("10.0.0.3".into()));
         let p = pick(&[Hop::parse("unknown")], &allow("10.0.0.0/8")).unwrap();
-        assert_eq!((p.index, p.client), (0, None));
+        assert_eq!((p.from_right, p.client), (0, None));
     }
 
     #[test]

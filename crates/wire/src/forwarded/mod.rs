@@ -203,7 +203,8 @@ impl Policy {
             return Ok(Resolved::default());
         }
         let mut scheme = None;
-        let mut xff: Option<Vec<u8>> = None;
+        // Field values as received: X-Forwarded-For is walked from the right without copying.
+        let mut xff: Vec<&[u8]> = Vec::new();
         let mut fwd: Option<Vec<u8>> = None;
         let mut xfh: Option<&[u8]> = None;
         for (name, value) in headers {
@@ -214,7 +215,7 @@ impl Policy {
                     if https { Scheme::Https } else { Scheme::Http },
                 )?;
             } else if self.headers.x_forwarded_for && name.eq_ignore_ascii_case("x-forwarded-for") {
-                join(&mut xff, value);
+                xff.push(value);
             } else if self.headers.x_forwarded_host && name.eq_ignore_ascii_case("x-forwarded-host")
             {
                 xfh = Some(value);
@@ -227,12 +228,9 @@ impl Policy {
             ..Resolved::default()
         };
         if let Some(elements) = fwd.and_then(|v| rfc7239::parse(&v).ok()) {
-            let hops: Vec<Hop> = elements
-                .iter()
-                .map(|e| e.for_.unwrap_or(Hop::Opaque))
-                .collect();
-            if let Some(p) = pick(&hops, &self.allow) {
-                let element = &elements[p.index];
+            let hops = elements.iter().rev().map(|e| e.for_.unwrap_or(Hop::Opaque));
+            if let Some(p) = pick(hops, &self.allow) {
+                let element = &elements[elements.len() - 1 - p.from_right];
                 out.client = p.client;
                 let proto = element.proto.as_deref().map(str::to_ascii_lowercase);
                 match proto.as_deref() {
@@ -244,13 +242,12 @@ impl Policy {
                 return Ok(out);
             }
         }
-        if let Some(xff) = xff {
-            let hops: Vec<Hop> = xff
-                .split(|&b| b == b',')
-                .map(|item| std::str::from_utf8(item).map_or(Hop::Opaque, Hop::parse))
-                .collect();
-            out.client = pick(&hops, &self.allow).and_then(|p| p.client);
-        }
+        let hops = xff
+            .iter()
+            .rev()
+            .flat_map(|value| value.rsplit(|&b| b == b','))
+            .map(|item| std::str::from_utf8(item).map_or(Hop::Opaque, Hop::parse));
+        out.client = pick(hops, &self.allow).and_then(|p| p.client);
         if let Some(value) = xfh {
             let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             out.host = std::str::from_utf8(trim(last))
