@@ -10,6 +10,9 @@
 //! * Fork hooks keep the interpreter consistent across `fork()` (GIL held while forking).
 //! * Client errors while reading the body (malformed, timed out, gone) are answered 400/408
 //!   with one info line, never as a 500 with a traceback ([`client_error`]).
+//! * Trusted proxies' forwarding headers (`WsgiConfig::forwarded`, resolved by
+//!   `ironhorse-wire`) set `REMOTE_ADDR`, `wsgi.url_scheme` and the host; contradictory
+//!   scheme headers from them are answered 400.
 //! * `OPTIONS *` is about the server, not a resource (RFC 9110 §9.3.7): answered here, the
 //!   app never sees it.
 
