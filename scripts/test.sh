@@ -18,6 +18,9 @@ need_apt=()
 command -v pgrep >/dev/null || need_apt+=(procps)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v ss >/dev/null || need_apt+=(iproute2)
+# behind_nginx.rs: Debian's nginx in front of ironhorse, TLS with a throw-away certificate.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need_apt+=(nginx-light)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi

@@ -12,6 +12,7 @@ use ironhorse_server::process::{AppSource, Processes};
 use ironhorse_server::protocols::{Echo, Http, HttpSettings, Reverse};
 use ironhorse_server::session::Protocol;
 use ironhorse_static::{StaticFiles, StaticOptions};
+use ironhorse_wire::forwarded::Policy;
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
 use crate::settings::Settings;
@@ -159,6 +160,11 @@ fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
         .to_string();
     config.debug = settings.debug;
     config.error_log = shape.error_log.clone();
+    config.forwarded = Policy {
+        allow: settings.forwarded_allow_ips.clone(),
+        headers: settings.forwarded_headers,
+        secure_scheme_headers: settings.secure_scheme_headers.clone(),
+    };
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
         Driver::Serial => false,

@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, CommandFactory, Parser};
 use ironhorse_log::Level;
 use ironhorse_server::model::Model;
+use ironhorse_wire::forwarded::{Headers, SchemeHeaders};
+use ironhorse_wire::AllowList;
 
 use crate::units::{self, Wire};
 
@@ -218,6 +220,12 @@ pub struct Settings {
         help = "Set an environment variable for the application; repeatable."
     )]
     pub env: Vec<String>,
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", value_parser = AllowList::parse, help = "Peers trusted as proxies: their forwarding headers (--forwarded-headers, --secure-scheme-headers) set REMOTE_ADDR, wsgi.url_scheme and the host. Addresses and networks (10.0.0.0/8, fd00::/8), comma-separated; * trusts every peer (only when nothing else can reach the server); an empty value trusts nobody. Unix-socket peers are trusted unless the list is empty, as in gunicorn (whoever may open the socket file is the proxy: guard it with its permissions). From any other peer those headers are plain HTTP_* entries and change nothing.")]
+    pub forwarded_allow_ips: AllowList,
+    #[arg(long, value_name = "LIST", default_value = "x-forwarded-for", value_parser = Headers::parse, help = "What a trusted peer's headers may say about the client, comma-separated or none: x-forwarded-for sets REMOTE_ADDR and REMOTE_PORT (0 when no port is given) to the rightmost address that is not itself a trusted proxy, so a client cannot forge it; on by default, as uvicorn's --proxy-headers, because the default --forwarded-allow-ips trusts only this machine. x-forwarded-host sets HTTP_HOST, SERVER_NAME and SERVER_PORT from the last value; forwarded reads RFC 7239 (for=, proto=, host=) and wins over the X- headers when present. Add those two only if the proxy overwrites them: most pass a client's own copy on.")]
+    pub forwarded_headers: Headers,
+    #[arg(long, value_name = "LIST", default_value = "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", value_parser = SchemeHeaders::parse, help = "gunicorn's secure_scheme_headers: HEADER=VALUE pairs, comma-separated, that tell wsgi.url_scheme when a trusted peer sends them: the header with that value means https, with any other value http; headers that disagree (or disagree with Forwarded's proto=) are answered 400. Empty: the scheme is never forwarded.")]
+    pub secure_scheme_headers: SchemeHeaders,
     #[arg(long, value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest request line (414 beyond).")]
     pub limit_request_line: u64,
     #[arg(long, value_name = "N", default_value = "100", value_parser = units::count, help = "Most header fields in a request (431 beyond).")]

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use ironhorse_app::{ConnInfo, RequestHead, Version};
 use ironhorse_h1::BodyFraming;
+use ironhorse_wire::forwarded::{split_host, Resolved, Scheme};
 use percent_encoding::percent_decode_str;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -215,12 +216,14 @@ impl EnvironBuilder {
         })
     }
 
-    /// A fresh environ for `req`, with `input` as `wsgi.input`.
+    /// A fresh environ for `req`, with `input` as `wsgi.input`, and what the trusted
+    /// forwarding headers said (`forwarded`) in place of the connection's own values.
     pub(crate) fn build<'py, R: RequestView + ?Sized>(
         &self,
         py: Python<'py>,
         req: &R,
         conn: &ConnInfo,
+        forwarded: &Resolved,
         input: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let k = &self.keys;
@@ -245,15 +248,22 @@ impl EnvironBuilder {
             env.set_item(k.server_name.bind(py), local.ip().to_string())?;
             env.set_item(k.server_port.bind(py), local.port().to_string())?;
         }
-        if let Some(peer) = conn.peer {
+        // A forwarded client without a port gets port 0 (as uvicorn does): the proxy's own
+        // port next to the client's address would describe neither.
+        let client = match forwarded.client {
+            Some((ip, port)) => Some((ip, port.unwrap_or(0))),
+            None => conn.peer.map(|p| (p.ip(), p.port())),
+        };
+        if let Some((ip, port)) = client {
             // CGI's REMOTE_HOST: the address itself (no DNS lookups, as waitress does).
-            let addr = PyString::new(py, &peer.ip().to_string());
+            let addr = PyString::new(py, &ip.to_string());
             env.set_item(k.remote_addr.bind(py), &addr)?;
             env.set_item(k.remote_host.bind(py), addr)?;
-            env.set_item(k.remote_port.bind(py), peer.port().to_string())?;
+            env.set_item(k.remote_port.bind(py), port.to_string())?;
         }
-        if conn.scheme != "http" {
-            env.set_item(k.url_scheme.bind(py), conn.scheme)?;
+        let scheme = forwarded.scheme.map_or(conn.scheme, Scheme::as_str);
+        if scheme != "http" {
+            env.set_item(k.url_scheme.bind(py), scheme)?;
         }
         if let Some(n) = req.content_length() {
             env.set_item(k.content_length.bind(py), n.to_string())?;
@@ -265,6 +275,21 @@ impl EnvironBuilder {
         if let Some(authority) = req.absolute_authority() {
             // The target names the host; the app must not build URLs from a stale Host.
             env.set_item(k.http_host.bind(py), authority)?;
+        }
+        if let Some(host) = &forwarded.host {
+            // The host the client asked the proxy for; the port defaults by scheme, as
+            // gunicorn derives SERVER_PORT from Host.
+            let (name, port) = split_host(host);
+            let default_port = match scheme {
+                "https" => Scheme::Https.default_port(),
+                _ => Scheme::Http.default_port(),
+            };
+            env.set_item(k.http_host.bind(py), host)?;
+            env.set_item(k.server_name.bind(py), name)?;
+            env.set_item(
+                k.server_port.bind(py),
+                port.unwrap_or(default_port).to_string(),
+            )?;
         }
         Ok(env)
     }

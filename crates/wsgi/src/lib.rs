@@ -10,6 +10,9 @@
 //! * Fork hooks keep the interpreter consistent across `fork()` (GIL held while forking).
 //! * Client errors while reading the body (malformed, timed out, gone) are answered 400/408
 //!   with one info line, never as a 500 with a traceback ([`client_error`]).
+//! * Trusted proxies' forwarding headers (`WsgiConfig::forwarded`, resolved by
+//!   `ironhorse-wire`) set `REMOTE_ADDR`, `wsgi.url_scheme` and the host; contradictory
+//!   scheme headers from them are answered 400.
 //! * `OPTIONS *` is about the server, not a resource (RFC 9110 §9.3.7): answered here, the
 //!   app never sees it.
 
@@ -28,6 +31,7 @@ use std::path::PathBuf;
 
 use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, Service};
 use ironhorse_log::ErrorLog;
+use ironhorse_wire::forwarded::{Policy, Resolved};
 use pyo3::prelude::*;
 
 pub use environ::{RequestParts, RequestView};
@@ -63,6 +67,9 @@ pub struct WsgiConfig {
     /// Where the bridge's own lines go (client errors, at info level); standard error in
     /// the error log's format when `None`.
     pub error_log: Option<ErrorLog>,
+    /// Which peers are proxies whose forwarding headers set `REMOTE_ADDR`,
+    /// `wsgi.url_scheme` and the host (the default trusts nobody).
+    pub forwarded: Policy,
 }
 
 impl std::fmt::Debug for WsgiConfig {
@@ -79,6 +86,7 @@ impl std::fmt::Debug for WsgiConfig {
             .field("server_name", &self.server_name)
             .field("server_port", &self.server_port)
             .field("error_log", &self.error_log.as_ref().map(|_| "ErrorLog"))
+            .field("forwarded", &self.forwarded)
             .finish()
     }
 }
@@ -98,6 +106,7 @@ impl WsgiConfig {
             server_name: "localhost".into(),
             server_port: 8000,
             error_log: None,
+            forwarded: Policy::default(),
         }
     }
 }
@@ -108,6 +117,7 @@ pub struct WsgiApp {
     environ: EnvironBuilder,
     debug: bool,
     error_log: Option<ErrorLog>,
+    forwarded: Policy,
 }
 
 impl WsgiApp {
@@ -124,6 +134,7 @@ impl WsgiApp {
                 environ,
                 debug: cfg.debug,
                 error_log: cfg.error_log.clone(),
+                forwarded: cfg.forwarded.clone(),
             })
         })
     }
@@ -140,11 +151,26 @@ impl WsgiApp {
         if req.method() == "OPTIONS" && req.target() == "*" {
             return Response::text(200, "");
         }
+        let peer = conn.peer.map(|p| p.ip());
+        let forwarded = match self.forwarded.resolve(peer, req.headers()) {
+            Ok(forwarded) => forwarded,
+            Err(e) => {
+                // A trusted proxy passed on headers that disagree (gunicorn answers the same):
+                // which one lies cannot be told, so the request is refused.
+                self.info(format_args!(
+                    "{}: {} {}: 400, {e}",
+                    peer_text(conn),
+                    req.method(),
+                    req.path()
+                ));
+                return Response::text(400, format!("Bad Request: {e}\n"));
+            }
+        };
         let slot = BodySlot::new();
         let slot_for_input = slot.clone();
         let response = slot.lend(body, || {
             interpreter::attach(|py| {
-                let result = self.run(py, req, conn, slot_for_input);
+                let result = self.run(py, req, conn, &forwarded, slot_for_input);
                 match (result, slot.fault()) {
                     (Ok(response), None) => response,
                     (Ok(response), Some(fault)) => self.after_fault(req, conn, &fault, response),
@@ -170,18 +196,20 @@ impl WsgiApp {
         fault: &ClientFault,
         response: Response,
     ) -> Response {
-        let peer = conn
-            .peer
-            .map_or_else(|| "unix socket".to_string(), |p| p.to_string());
-        let line = fault.log_line(&peer, req.method(), req.path());
-        match &self.error_log {
-            Some(log) => log.info(format_args!("{line}")),
-            None => eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id()),
-        }
+        let line = fault.log_line(&peer_text(conn), req.method(), req.path());
+        self.info(format_args!("{line}"));
         if response.status >= 500 {
             fault.response()
         } else {
             response.with_header("Connection", "close")
+        }
+    }
+
+    /// One line at info level in the error log (standard error in its format without one).
+    fn info(&self, line: std::fmt::Arguments<'_>) {
+        match &self.error_log {
+            Some(log) => log.info(line),
+            None => eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id()),
         }
     }
 
@@ -190,10 +218,13 @@ impl WsgiApp {
         py: Python<'_>,
         req: &R,
         conn: &ConnInfo,
+        forwarded: &Resolved,
         slot: std::sync::Arc<BodySlot>,
     ) -> PyResult<Response> {
         let input = Bound::new(py, WsgiInput::new(slot))?;
-        let environ = self.environ.build(py, req, conn, input.as_any())?;
+        let environ = self
+            .environ
+            .build(py, req, conn, forwarded, input.as_any())?;
         let start = Bound::new(py, StartResponse::new())?;
         let result = self.app.bind(py).call1((environ, &start))?;
         response::respond(py, result, &start)
@@ -210,6 +241,12 @@ impl WsgiApp {
         };
         Response::text(500, body)
     }
+}
+
+/// The peer for log lines.
+fn peer_text(conn: &ConnInfo) -> String {
+    conn.peer
+        .map_or_else(|| "unix socket".to_string(), |p| p.to_string())
 }
 
 /// Frameworks answer `HEAD` with an empty body; unless the app declared a length, the length
