@@ -15,6 +15,10 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static MAX_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
+/// The beat a worker sends when it retires after `--max-requests` (others are `.`), so the
+/// master knows its clean exit is routine.
+pub(crate) const RETIRING: u8 = b'R';
+
 /// How often a worker tells the master it is alive, at most.
 const BEAT_EVERY_MS: u64 = 500;
 
@@ -54,6 +58,9 @@ pub fn request_done() {
     let max = MAX_REQUESTS.load(Ordering::Relaxed);
     let done = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
     if max > 0 && done == max {
+        if let Some(pipe) = BEAT_PIPE.get() {
+            let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &[RETIRING]);
+        }
         super::log(format_args!(
             "served {done} requests (--max-requests); retiring"
         ));

@@ -28,14 +28,31 @@ pub(super) struct Worker {
     /// Why the master killed it, and when.
     pub killed_for: Option<&'static str>,
     killed_at: Option<Instant>,
-    max_requests: u64,
+    /// Whether it said it served its `--max-requests` (a [`lifecycle::RETIRING`] beat).
+    reached_max_requests: bool,
 }
 
 impl Worker {
-    /// A clean exit after `--max-requests` is routine.
+    /// Whether the worker said it served its `--max-requests` (a clean exit then is
+    /// routine). Reads what is left in its heartbeat pipe: it may have exited before the
+    /// master read its last beat.
     pub fn max_requests_reached(&self) -> bool {
-        self.max_requests > 0
+        self.reached_max_requests || drain_beats(&self.beats).1
     }
+}
+
+/// Reads what a worker's pipe holds: (any beat, a [`lifecycle::RETIRING`] beat among them).
+fn drain_beats(pipe: &OwnedFd) -> (bool, bool) {
+    let mut buf = [0u8; 64];
+    let (mut any, mut retiring) = (false, false);
+    while let Ok(n) = ironhorse_sys::read_nonblocking(pipe.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        any = true;
+        retiring |= buf[..n].contains(&lifecycle::RETIRING);
+    }
+    (any, retiring)
 }
 
 #[derive(Default)]
@@ -128,16 +145,14 @@ impl Workers {
 
     /// Records the heartbeats that arrived.
     pub fn read_beats(&mut self) {
-        let mut buf = [0u8; 64];
         let now = Instant::now();
         for worker in self.table.values_mut() {
-            while let Ok(n) = ironhorse_sys::read_nonblocking(worker.beats.as_fd(), &mut buf) {
-                if n == 0 {
-                    break;
-                }
+            let (any, retiring) = drain_beats(&worker.beats);
+            if any {
                 worker.last_beat = now;
                 worker.ready = true;
             }
+            worker.reached_max_requests |= retiring;
         }
     }
 
@@ -222,7 +237,7 @@ impl Workers {
                     retiring: false,
                     killed_for: None,
                     killed_at: None,
-                    max_requests,
+                    reached_max_requests: false,
                 };
                 self.table.insert(pid, worker);
                 true
@@ -306,5 +321,55 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
             log(format_args!("worker failed: {e}"));
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(beats: OwnedFd) -> Worker {
+        let now = Instant::now();
+        Worker {
+            started: now,
+            generation: 0,
+            beats,
+            last_beat: now,
+            ready: false,
+            retiring: false,
+            killed_for: None,
+            killed_at: None,
+            reached_max_requests: false,
+        }
+    }
+
+    #[test]
+    fn max_requests_reached_only_once_the_worker_says_so() {
+        let (read, write) = ironhorse_sys::pipe().unwrap();
+        let w = worker(read);
+        assert!(
+            !w.max_requests_reached(),
+            "a fresh worker has not reached it"
+        );
+        ironhorse_sys::write_nonblocking(write.as_fd(), b"..").unwrap();
+        assert!(!w.max_requests_reached(), "heartbeats are not retirement");
+        ironhorse_sys::write_nonblocking(write.as_fd(), &[lifecycle::RETIRING]).unwrap();
+        drop(write);
+        assert!(
+            w.max_requests_reached(),
+            "read from the pipe after the exit"
+        );
+    }
+
+    #[test]
+    fn read_beats_remembers_the_retirement() {
+        let (read, write) = ironhorse_sys::pipe().unwrap();
+        let mut workers = Workers::default();
+        workers.table.insert(Pid::from_raw(1), worker(read));
+        ironhorse_sys::write_nonblocking(write.as_fd(), &[b'.', lifecycle::RETIRING]).unwrap();
+        workers.read_beats();
+        let w = workers.remove(Pid::from_raw(1)).unwrap();
+        assert!(w.ready);
+        assert!(w.max_requests_reached());
     }
 }
