@@ -33,6 +33,22 @@ pub(super) struct Worker {
 }
 
 impl Worker {
+    /// A worker just forked, beating into `beats`.
+    fn new(beats: OwnedFd, generation: u64) -> Worker {
+        let now = Instant::now();
+        Worker {
+            started: now,
+            generation,
+            beats,
+            last_beat: now,
+            ready: false,
+            retiring: false,
+            killed_for: None,
+            killed_at: None,
+            reached_max_requests: false,
+        }
+    }
+
     /// Whether the worker said it served its `--max-requests` (a clean exit then is
     /// routine). Reads what is left in its heartbeat pipe: it may have exited before the
     /// master read its last beat.
@@ -227,19 +243,8 @@ impl Workers {
         }
         match forked {
             Ok(Forked::Parent(pid)) => {
-                let now = Instant::now();
-                let worker = Worker {
-                    started: now,
-                    generation: self.generation,
-                    beats: beats_read,
-                    last_beat: now,
-                    ready: false,
-                    retiring: false,
-                    killed_for: None,
-                    killed_at: None,
-                    reached_max_requests: false,
-                };
-                self.table.insert(pid, worker);
+                self.table
+                    .insert(pid, Worker::new(beats_read, self.generation));
                 true
             }
             Ok(Forked::Child) => unreachable!("the child never gets here"),
@@ -329,18 +334,7 @@ mod tests {
     use super::*;
 
     fn worker(beats: OwnedFd) -> Worker {
-        let now = Instant::now();
-        Worker {
-            started: now,
-            generation: 0,
-            beats,
-            last_beat: now,
-            ready: false,
-            retiring: false,
-            killed_for: None,
-            killed_at: None,
-            reached_max_requests: false,
-        }
+        Worker::new(beats, 0)
     }
 
     #[test]
