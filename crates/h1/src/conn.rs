@@ -574,19 +574,27 @@ impl ServerConn {
     /// `Connection: close`) unless a head was already written. The connection is then closed.
     pub fn write_error(&mut self, err: &Error, out: &mut Vec<u8>) {
         if self.writing == Writing::Idle {
-            let status = err.status();
-            let message = err.message();
-            put_status_and_fixed(out, status);
-            out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
-            put_content_length(out, message.len() as u64 + 1);
-            out.extend_from_slice(b"Connection: close\r\n\r\n");
-            if !self.current.is_some_and(|c| c.is_head) {
-                out.extend_from_slice(message.as_bytes());
-                out.push(b'\n');
-            }
+            let with_body = !self.current.is_some_and(|c| c.is_head);
+            crate::failure::put_error_response(out, err.status(), err.message(), with_body);
         }
         self.writing = Writing::Done;
         self.close();
+    }
+
+    /// Answers a request the server failed (see [`Failure`](crate::Failure)) if no response
+    /// head was written yet, and closes; after a head, only closes (the client sees a cut
+    /// response).
+    pub fn write_failure(&mut self, failure: crate::Failure, out: &mut Vec<u8>) {
+        if self.writing == Writing::Idle {
+            failure.write_response(!self.is_head_request(), out);
+        }
+        self.writing = Writing::Done;
+        self.close();
+    }
+
+    /// Whether the current request is a `HEAD` (its answers carry no body).
+    pub fn is_head_request(&self) -> bool {
+        self.current.is_some_and(|c| c.is_head)
     }
 
     // ---- state ----
@@ -613,7 +621,7 @@ impl ServerConn {
     }
 }
 
-fn put_content_length(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn put_content_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"Content-Length: ");
     put_dec(out, n);
     out.extend_from_slice(b"\r\n");

@@ -14,6 +14,7 @@ mod body;
 mod conn;
 mod date;
 mod error;
+mod failure;
 mod head;
 mod request;
 mod response;
@@ -23,6 +24,7 @@ mod testutil;
 pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;
 pub use error::Error;
+pub use failure::Failure;
 pub use request::{BodyFraming, RequestHead, Version};
 pub use response::{reason_phrase, HeaderList};
 

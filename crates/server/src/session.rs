@@ -1,8 +1,15 @@
 //! The contract between drivers and protocols.
 //!
 //! A [`Session`] is one connection's protocol logic, sans IO: the driver hands it received
-//! bytes and drains the [`Output`] it fills. Drivers know nothing about HTTP; the seeds'
-//! echo and reverse protocols run on them unchanged, which keeps that honest.
+//! bytes and drains the [`Output`] it fills. It never sees a socket. Drivers know nothing
+//! about HTTP; the seeds' echo and reverse protocols run on them unchanged, which keeps
+//! that honest.
+//!
+//! Work that may block (a Python application) leaves the session as a [`Job`], handed to
+//! the [`Executor`] its driver gave it in a [`Link`]: event-driven drivers run jobs on a
+//! thread pool; blocking drivers run them inline, on the connection's own thread, right
+//! after `advance` returns, lending the job a [`JobHost`] whose `pump` drives the connection
+//! while the job waits (no cross-thread hand-off per request).
 
 use std::io;
 use std::sync::Arc;
@@ -22,35 +29,50 @@ pub enum Step {
     Flush,
     /// Call `advance` again at this instant (a handler's simulated work).
     WaitUntil(Instant),
-    /// Work runs elsewhere; `advance` again when the [`Waker`] is called.
+    /// Work runs elsewhere (a [`Job`]); `advance` again when the [`Waker`] is called.
     Pending,
     /// Close the connection once the output is sent.
     Close,
 }
 
-/// Wakes a driver so that it calls `advance` on the session it was lent to. Callable from
-/// any thread, any number of times; wake-ups may be merged.
+/// Wakes a driver so that it calls `advance` on the session it serves. Callable from any
+/// thread, any number of times; wake-ups may be merged.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
-
-/// A blocking socket, lent to sessions by blocking drivers so that applications may read
-/// request bodies as they arrive.
-pub trait BlockingSocket: io::Read + io::Write + Send {
-    /// A handle that ends this connection from another thread (made on demand: it costs a
-    /// second descriptor while it lives).
-    fn cutoff(&self) -> Option<Cutoff>;
-}
-
-/// What a driver lends a session for one call of `advance`.
-pub struct Io<'a> {
-    /// The socket, when the driver is blocking (its thread may wait on it).
-    pub blocking: Option<&'a mut dyn BlockingSocket>,
-    /// How to wake the driver after [`Step::Pending`].
-    pub waker: &'a Waker,
-}
 
 /// Ends a connection from another thread: sends its argument (last words, maybe empty) and
 /// shuts the socket down, which also wakes a thread blocked on it.
 pub type Cutoff = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// What a job's runner lends it while it runs.
+pub trait JobHost: Send {
+    /// For jobs running inline on the connection's thread: drives the connection one turn
+    /// (`advance`, send the output and, when `want_input` and the session asks for input,
+    /// wait for it). `None` on a thread of its own: the job simply blocks on its queues,
+    /// since the connection's driver runs elsewhere. `Some(Err)`: the connection is gone.
+    fn pump(&mut self, want_input: bool) -> Option<io::Result<()>>;
+    /// For jobs running inline: a handle ending the connection from another thread (made on
+    /// demand, it costs a second descriptor while it lives), so that a watchdog can answer
+    /// the client while the thread is stuck in the job.
+    fn cutoff(&self) -> Option<Cutoff>;
+}
+
+/// Blocking work a session hands its driver.
+pub type Job = Box<dyn FnOnce(&mut dyn JobHost) + Send>;
+
+/// Where a driver runs a session's jobs.
+pub trait Executor: Send + Sync {
+    fn execute(&self, job: Job);
+}
+
+/// What a driver gives each session it serves.
+#[derive(Clone)]
+pub struct Link {
+    /// Wakes the driver after [`Step::Pending`].
+    pub waker: Waker,
+    /// Where the session's jobs run. `None`: the driver's loop must never block, so the
+    /// protocol runs them on its own pool (event-driven drivers).
+    pub executor: Option<Arc<dyn Executor>>,
+}
 
 /// One connection's protocol state.
 pub trait Session: Send {
@@ -75,7 +97,7 @@ pub trait Session: Send {
         }
     }
     /// Makes progress with what was received, queueing output.
-    fn advance(&mut self, out: &mut Output, io: Io<'_>) -> Step;
+    fn advance(&mut self, out: &mut Output) -> Step;
     /// How long the driver may wait for input before closing the connection.
     fn read_deadline(&self) -> Option<Instant>;
     /// Whether nothing is in progress, so a stopping server may close the connection.
@@ -92,7 +114,7 @@ pub trait Session: Send {
 
 /// A wire protocol: makes one session per accepted connection.
 pub trait Protocol: Send + Sync + 'static {
-    fn session(&self, conn: ConnInfo) -> Box<dyn Session>;
+    fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session>;
 
     /// Called just before this process forks (see `ironhorse_app::Service::before_fork`).
     fn before_fork(&self) {}

@@ -1,21 +1,25 @@
-//! One connection served to its end on a blocking socket.
+//! One connection served to its end on a blocking socket. Jobs the session hands over
+//! (a blocking application's request) run inline on this thread: no hand-off to another
+//! thread per request.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use ironhorse_app::ConnInfo;
+
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use crate::output::Output;
-use crate::session::{BlockingSocket, Cutoff, Io, Session, Step, Waker};
+use crate::session::{Cutoff, Executor, Job, JobHost, Link, Protocol, Session, Step, Waker};
 
 /// Longest a client may stall our writes before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `session` on `stream` until it closes, the peer goes away, a read deadline
+/// Serves a new connection on `stream` until it closes, the peer goes away, a read deadline
 /// passes, or a stop is requested while the connection is idle.
-pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
-    if let Some(conn) = Conn::new(stream, session) {
+pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol) {
+    if let Some(conn) = Conn::new(stream, info, protocol) {
         serve(conn, None);
     }
 }
@@ -24,16 +28,109 @@ pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
 pub(crate) struct Conn {
     pub stream: Stream,
     pub session: Box<dyn Session>,
+    /// The job the session handed over, run after `advance` returns.
+    jobs: Arc<InlineJobs>,
+    /// Where this thread sleeps on [`Step::Pending`] until the session's waker is called.
+    parker: Arc<Parker>,
 }
 
 impl Conn {
-    pub fn new(stream: Stream, session: Box<dyn Session>) -> Option<Conn> {
+    pub fn new(stream: Stream, info: ConnInfo, protocol: &dyn Protocol) -> Option<Conn> {
         // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
         // timer per connection.
         stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
-        Some(Conn { stream, session })
+        let parker = Arc::new(Parker::default());
+        let waker: Waker = {
+            let parker = parker.clone();
+            Arc::new(move || parker.unpark())
+        };
+        let jobs = Arc::new(InlineJobs::default());
+        let link = Link {
+            waker,
+            executor: Some(jobs.clone()),
+        };
+        let session = protocol.session(info, link);
+        Some(Conn {
+            stream,
+            session,
+            jobs,
+            parker,
+        })
     }
+}
+
+/// The executor of blocking drivers: keeps the job for the connection's own thread.
+#[derive(Default)]
+struct InlineJobs(Mutex<Option<Job>>);
+
+impl Executor for InlineJobs {
+    fn execute(&self, job: Job) {
+        let previous = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(job);
+        debug_assert!(previous.is_none(), "a session runs one job at a time");
+    }
+}
+
+impl InlineJobs {
+    fn take(&self) -> Option<Job> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// What a job running on the connection's thread may do while it waits.
+struct InlineHost<'a> {
+    stream: &'a mut Stream,
+    session: &'a mut dyn Session,
+    out: &'a mut Output,
+}
+
+impl JobHost for InlineHost<'_> {
+    fn pump(&mut self, want_input: bool) -> Option<io::Result<()>> {
+        Some(self.turn(want_input))
+    }
+
+    fn cutoff(&self) -> Option<Cutoff> {
+        cutoff_for(self.stream)
+    }
+}
+
+impl InlineHost<'_> {
+    /// One turn of the connection: advance, send, and maybe wait for input.
+    fn turn(&mut self, want_input: bool) -> io::Result<()> {
+        let step = self.session.advance(self.out);
+        self.out.drain_into(self.stream)?;
+        match step {
+            Step::Close => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection is closing",
+            )),
+            Step::Read if want_input => {
+                while !read_once(self.stream, self.session)? {}
+                Ok(())
+            }
+            Step::WaitUntil(at) => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                Ok(())
+            }
+            Step::Read | Step::Flush | Step::Pending => Ok(()),
+        }
+    }
+}
+
+/// Runs `job` here, lending it the connection.
+fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
+    let mut host = InlineHost {
+        stream: &mut conn.stream,
+        session: conn.session.as_mut(),
+        out,
+    };
+    // A panicking application must not take the thread with it; the session sees its job
+    // gone and answers 500.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut host)));
 }
 
 /// What became of a connection.
@@ -48,26 +145,19 @@ pub(crate) enum Served {
 /// while `yield_when()` says others wait for this thread (checked at every wake-up).
 pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Served {
     let mut out = Output::default();
-    let parker = Arc::new(Parker::default());
-    let waker: Waker = {
-        let parker = parker.clone();
-        Arc::new(move || parker.unpark())
-    };
     loop {
-        let step = conn.session.advance(
-            &mut out,
-            Io {
-                blocking: Some(&mut conn.stream),
-                waker: &waker,
-            },
-        );
+        let step = conn.session.advance(&mut out);
         if out.drain_into(&mut conn.stream).is_err() {
             return Served::Done;
+        }
+        if let Some(job) = conn.jobs.take() {
+            run_inline(job, &mut conn, &mut out);
+            continue;
         }
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
-            Step::Pending => parker.park(STOP_CHECK),
+            Step::Pending => conn.parker.park(STOP_CHECK),
             Step::Close => {
                 close_gracefully(conn.stream);
                 return Served::Done;
@@ -91,12 +181,6 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
 fn has_input(stream: &Stream) -> bool {
     use std::os::fd::AsFd;
     ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
-}
-
-impl BlockingSocket for Stream {
-    fn cutoff(&self) -> Option<Cutoff> {
-        cutoff_for(self)
-    }
 }
 
 /// A handle that can end the connection from another thread (a second descriptor of the

@@ -8,13 +8,14 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ironhorse_app::ConnInfo;
 use mio::{Events, Interest, Poll, Token};
 
 use super::accept::{is_fd_exhaustion, is_transient};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::{MioListener, MioStream};
 use crate::output::{Drained, Output};
-use crate::session::{Io, Protocol, Session, Step, Waker};
+use crate::session::{Link, Protocol, Session, Step, Waker};
 
 /// The token of the cross-thread waker (listeners and connections take the low ones).
 const WAKE_TOKEN: Token = Token(usize::MAX);
@@ -28,7 +29,6 @@ const LINGER: Duration = Duration::from_millis(500);
 struct Conn {
     /// Distinguishes this connection from earlier ones in the same slot.
     generation: u64,
-    waker: Waker,
     stream: MioStream,
     /// Whether the socket may have unread input (edge-triggered readiness, tracked).
     readable: bool,
@@ -52,7 +52,7 @@ struct Slots {
 }
 
 impl Slots {
-    fn insert(&mut self, stream: MioStream, session: Box<dyn Session>) -> usize {
+    fn insert(&mut self, stream: MioStream, protocol: &dyn Protocol, info: ConnInfo) -> usize {
         self.live += 1;
         self.generations += 1;
         let index = self.free.pop().unwrap_or_else(|| {
@@ -71,9 +71,15 @@ impl Slots {
                 let _ = mio_waker.wake();
             }
         });
+        let session = protocol.session(
+            info,
+            Link {
+                waker,
+                executor: None,
+            },
+        );
         self.conns[index] = Some(Conn {
             generation,
-            waker,
             stream,
             readable: true,
             peer_closed: false,
@@ -154,13 +160,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                     if conn.closing_until.is_some() || conn.step == Step::Close {
                         continue;
                     }
-                    conn.step = conn.session.advance(
-                        &mut conn.out,
-                        Io {
-                            blocking: None,
-                            waker: &conn.waker,
-                        },
-                    );
+                    conn.step = conn.session.advance(&mut conn.out);
                     if !drive(conn, &mut scratch) {
                         slots.remove(&poll, index);
                     }
@@ -279,7 +279,7 @@ fn accept_all(
                 let local = s.local_addr().ok();
                 (
                     MioStream::Tcp(s),
-                    ironhorse_app::ConnInfo {
+                    ConnInfo {
                         peer: Some(peer),
                         local,
                         scheme: "http",
@@ -288,11 +288,11 @@ fn accept_all(
             }),
             MioListener::Unix(l) => l
                 .accept()
-                .map(|(s, _)| (MioStream::Unix(s), ironhorse_app::ConnInfo::unix())),
+                .map(|(s, _)| (MioStream::Unix(s), ConnInfo::unix())),
         };
         match accepted {
             Ok((stream, info)) => {
-                let index = slots.insert(stream, protocol.session(info));
+                let index = slots.insert(stream, protocol, info);
                 let conn = slots.conns[index].as_mut().expect("just inserted");
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if poll
@@ -363,13 +363,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
                 }
             }
         }
-        conn.step = conn.session.advance(
-            &mut conn.out,
-            Io {
-                blocking: None,
-                waker: &conn.waker,
-            },
-        );
+        conn.step = conn.session.advance(&mut conn.out);
     }
 }
 

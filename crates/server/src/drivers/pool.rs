@@ -96,7 +96,7 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                 .spawn(move || {
                     while let Some(work) = queue.pop() {
                         let conn = match work {
-                            Work::New(stream, info) => Conn::new(stream, protocol.session(info)),
+                            Work::New(stream, info) => Conn::new(stream, info, &*protocol),
                             Work::Resume(conn) => Some(conn),
                         };
                         let others_wait = || queue.has_work();

@@ -22,12 +22,12 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         }
         *count += 1;
         drop(count);
-        let session = config.protocol.session(info);
+        let protocol = config.protocol.clone();
         let thread_live = live.clone();
         let spawned = std::thread::Builder::new()
             .name("ih-conn".into())
             .spawn(move || {
-                serve_connection(stream, session);
+                serve_connection(stream, info, &*protocol);
                 *thread_live.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
                 thread_live.changed.notify_all();
             });

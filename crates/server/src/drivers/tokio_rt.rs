@@ -13,7 +13,8 @@ use tokio::sync::{Notify, Semaphore};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::Listener;
 use crate::output::{Drained, Output};
-use crate::session::{Io, Protocol, Session, Step, Waker};
+use crate::session::{Link, Protocol, Session, Step, Waker};
+use ironhorse_app::ConnInfo;
 
 enum Conn {
     Tcp(tokio::net::TcpStream),
@@ -163,7 +164,7 @@ async fn accept(
                 let local = s.local_addr().ok();
                 (
                     Conn::Tcp(s),
-                    ironhorse_app::ConnInfo {
+                    ConnInfo {
                         peer: Some(peer),
                         local,
                         scheme: "http",
@@ -173,15 +174,15 @@ async fn accept(
             Tokio::Unix(l) => l
                 .accept()
                 .await
-                .map(|(s, _)| (Conn::Unix(s), ironhorse_app::ConnInfo::unix())),
+                .map(|(s, _)| (Conn::Unix(s), ConnInfo::unix())),
         };
         match accepted {
             Ok((conn, info)) => {
-                let session = protocol.session(info);
+                let protocol = protocol.clone();
                 let live = live.clone();
                 live.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let _ = serve_connection(conn, session).await;
+                    let _ = serve_connection(conn, info, &*protocol).await;
                     drop(permit);
                     if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
                         live.idle.notify_waiters();
@@ -194,21 +195,22 @@ async fn accept(
     }
 }
 
-async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Result<()> {
+async fn serve_connection(conn: Conn, info: ConnInfo, protocol: &dyn Protocol) -> io::Result<()> {
     let mut out = Output::default();
     let notify = Arc::new(Notify::new());
     let waker: Waker = {
         let notify = notify.clone();
         Arc::new(move || notify.notify_one())
     };
+    let mut session = protocol.session(
+        info,
+        Link {
+            waker,
+            executor: None,
+        },
+    );
     loop {
-        let step = session.advance(
-            &mut out,
-            Io {
-                blocking: None,
-                waker: &waker,
-            },
-        );
+        let step = session.advance(&mut out);
         flush(&conn, &mut out).await?;
         match step {
             Step::Flush => {}

@@ -29,7 +29,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             match process::fork() {
                 Ok(Forked::Child) => {
                     protocol.after_fork_child();
-                    serve_connection(stream, protocol.session(info));
+                    serve_connection(stream, info, &*protocol);
                     super::exit(0);
                 }
                 Ok(Forked::Parent(pid)) => {

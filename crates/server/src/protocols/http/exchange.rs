@@ -1,10 +1,15 @@
-//! Running a blocking application off an event loop.
+//! One request to a blocking application: the only path such requests take, on every driver.
 //!
-//! The request goes to a pool thread; the session feeds it body bytes through a small
+//! The application call is a [`Job`]; the session feeds it body bytes through a small
 //! bounded queue and receives the response in pieces through another. Both queues are
 //! bounded, so a slow client slows the application (backpressure) instead of growing
-//! memory, and a streaming application never blocks the loop. Every message is followed by
-//! a wake-up of the driver.
+//! memory, and a streaming application never blocks an event loop. Every message is
+//! followed by a wake-up of the driver.
+//!
+//! Who runs the job is the driver's choice ([`Executor`](crate::session::Executor)): on a
+//! pool thread the job's waits block on the queues; inline on a blocking driver's thread
+//! they call [`JobHost::pump`] instead, which moves the connection forward (reads the
+//! socket, lets the session fill and drain the queues, sends its output).
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +18,9 @@ use std::sync::Arc;
 
 use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, Service};
 
-use crate::offload_pool::{wake_when_idle, OffloadPool};
-use crate::session::Waker;
+use super::timeout::TimerState;
+use crate::offload_pool::wake_when_idle;
+use crate::session::{Job, JobHost, Waker};
 
 /// Response pieces queued from the application thread before it waits for the client.
 const REPLY_QUEUE: usize = 8;
@@ -48,10 +54,8 @@ enum BodyChunk {
     Failed(String),
 }
 
-/// The session's side of one offloaded request.
+/// The session's side of one application request.
 pub(super) struct Exchange {
-    /// The pool thread running the request (0 until it starts).
-    thread: Arc<std::sync::atomic::AtomicU64>,
     replies: Receiver<Reply>,
     body: Option<SyncSender<BodyChunk>>,
     /// A body chunk that did not fit in the queue yet.
@@ -68,51 +72,41 @@ pub(super) enum BodyDemand {
 }
 
 impl Exchange {
-    /// Starts `service` on `head` in the pool.
-    pub fn start(
-        pool: &OffloadPool,
+    /// The exchange for `service` answering `head`, and the job that runs the application
+    /// (for the driver's executor). `timer` learns the thread the job runs on (to cancel
+    /// it) and whether it finished.
+    pub fn new(
         service: Arc<dyn Service>,
         head: RequestHead,
         info: ConnInfo,
         waker: Waker,
-    ) -> Exchange {
+        timer: Option<Arc<TimerState>>,
+    ) -> (Exchange, Job) {
         let (reply_tx, replies) = sync_channel(REPLY_QUEUE);
         let (body_tx, body_rx) = sync_channel(BODY_QUEUE);
         let wants_body = Arc::new(AtomicBool::new(false));
         let wants = wants_body.clone();
-        let thread = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let running_on = thread.clone();
-        pool.spawn(move || {
-            running_on.store(ironhorse_sys::current_thread_id(), Ordering::SeqCst);
-            run(
-                &*service,
-                &head,
-                &info,
-                ChannelBody {
-                    chunks: body_rx,
-                    wants,
-                    waker: waker.clone(),
-                    asked: false,
-                    current: Vec::new(),
-                    pos: 0,
-                    done: false,
-                },
-                reply_tx,
-                &waker,
-            )
+        let job: Job = Box::new(move |host: &mut dyn JobHost| {
+            let _running = timer.as_ref().map(|t| t.running(host));
+            let body = ChannelBody {
+                chunks: body_rx,
+                wants,
+                waker: waker.clone(),
+                asked: false,
+                current: Vec::new(),
+                pos: 0,
+                done: false,
+                host,
+            };
+            run(&*service, &head, &info, body, reply_tx, &waker)
         });
-        Exchange {
-            thread,
+        let exchange = Exchange {
             replies,
             body: Some(body_tx),
             held: None,
             wants_body,
-        }
-    }
-
-    /// The pool thread running the request, once it started.
-    pub fn thread(&self) -> Option<u64> {
-        Some(self.thread.load(Ordering::SeqCst)).filter(|t| *t != 0)
+        };
+        (exchange, job)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).
@@ -187,53 +181,68 @@ impl Exchange {
     }
 }
 
-/// Runs on a pool thread: the application call and its response stream.
+/// The job: the application call and its response stream, sent to the session.
 fn run(
     service: &dyn Service,
     head: &RequestHead,
     info: &ConnInfo,
-    mut body: ChannelBody,
+    mut body: ChannelBody<'_>,
     replies: SyncSender<Reply>,
     waker: &Waker,
 ) {
-    let send = |reply: Reply| {
-        let delivered = replies.send(reply).is_ok();
-        waker();
-        delivered
-    };
     let response = service.call(Request {
         head,
         body: &mut body,
         conn: info,
     });
-    let (status, headers) = (response.status, response.headers);
-    let len = response.body.len_hint();
-    let delivered = match response.body {
-        Body::Empty => {
-            let _ = replies.send(Reply::Whole {
-                status,
-                headers,
-                body: Vec::new(),
-            });
-            return wake_when_idle(waker);
+    let host = body.host;
+    let mut send = |reply: Reply, piece: Piece| -> bool {
+        let delivered = send_reply(&replies, reply, host);
+        if piece == Piece::Last {
+            wake_when_idle(waker);
+            return delivered;
         }
-        Body::Bytes(body) => {
-            let _ = replies.send(Reply::Whole {
-                status,
-                headers,
-                body,
-            });
-            return wake_when_idle(waker);
+        waker();
+        delivered && (piece == Piece::Part || !matches!(host.pump(false), Some(Err(_))))
+    };
+    let (status, headers, body) = (response.status, response.headers, response.body);
+    let len = body.len_hint();
+    let body = match body {
+        Body::Empty => Vec::new(),
+        Body::Bytes(bytes) => bytes,
+        streamed => {
+            // A streamed head leaves at once; a file's waits for the file (one packet).
+            let piece = match streamed {
+                Body::Stream { .. } => Piece::Now,
+                _ => Piece::Part,
+            };
+            if send(
+                Reply::Head {
+                    status,
+                    headers,
+                    len,
+                },
+                piece,
+            ) {
+                send_streamed(streamed, &mut send);
+            }
+            return;
         }
-        _ if !send(Reply::Head {
+    };
+    send(
+        Reply::Whole {
             status,
             headers,
-            len,
-        }) =>
-        {
-            return
-        }
-        Body::File(region) => send(Reply::File(region)),
+            body,
+        },
+        Piece::Last,
+    );
+}
+
+/// Sends a file or streamed body after its head, then the end.
+fn send_streamed(body: Body, send: &mut impl FnMut(Reply, Piece) -> bool) {
+    let delivered = match body {
+        Body::File(region) => send(Reply::File(region), Piece::Part),
         Body::Stream { chunks, .. } => {
             for item in chunks {
                 match item {
@@ -241,26 +250,55 @@ fn run(
                     Ok(chunk) => {
                         // A closed connection ends the stream; dropping it lets the
                         // application clean up (WSGI `close()`).
-                        if !send(Reply::Bytes(chunk)) {
+                        if !send(Reply::Bytes(chunk), Piece::Now) {
                             return;
                         }
                     }
                     Err(_) => {
-                        send(Reply::Failed);
+                        send(Reply::Failed, Piece::Last);
                         return;
                     }
                 }
             }
             true
         }
+        Body::Empty | Body::Bytes(_) => true,
     };
     if delivered {
-        send(Reply::End);
+        send(Reply::End, Piece::Last);
+    }
+}
+
+/// How a response piece leaves.
+#[derive(PartialEq)]
+enum Piece {
+    /// More follows at once.
+    Part,
+    /// Reaches the client as it is produced (a streamed head or chunk, server-sent events):
+    /// inline, the connection is pumped at once.
+    Now,
+    /// Ends the job; its wake-up may wait until this pool thread is idle.
+    Last,
+}
+
+/// Queues `reply`: blocking on a thread of its own, pumping the connection inline until
+/// the session makes room. `false`: the session is gone.
+fn send_reply(replies: &SyncSender<Reply>, mut reply: Reply, host: &mut dyn JobHost) -> bool {
+    loop {
+        match replies.try_send(reply) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => match host.pump(false) {
+                None => return replies.send(back).is_ok(),
+                Some(Ok(())) => reply = back,
+                Some(Err(_)) => return false,
+            },
+        }
     }
 }
 
 /// The application's view of the body: chunks from the session, waiting for them.
-struct ChannelBody {
+struct ChannelBody<'h> {
     chunks: Receiver<BodyChunk>,
     wants: Arc<AtomicBool>,
     waker: Waker,
@@ -268,9 +306,29 @@ struct ChannelBody {
     current: Vec<u8>,
     pos: usize,
     done: bool,
+    host: &'h mut dyn JobHost,
 }
 
-impl Read for ChannelBody {
+impl ChannelBody<'_> {
+    /// The next chunk from the session: blocking on a thread of its own, pumping the
+    /// connection inline until the session delivers one.
+    fn next_chunk(&mut self) -> io::Result<BodyChunk> {
+        let gone = || io::Error::new(io::ErrorKind::ConnectionAborted, "client went away");
+        loop {
+            match self.chunks.try_recv() {
+                Ok(chunk) => return Ok(chunk),
+                Err(TryRecvError::Disconnected) => return Err(gone()),
+                Err(TryRecvError::Empty) => match self.host.pump(true) {
+                    None => return self.chunks.recv().map_err(|_| gone()),
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => return Err(e),
+                },
+            }
+        }
+    }
+}
+
+impl Read for ChannelBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.asked {
             self.asked = true;
@@ -287,23 +345,15 @@ impl Read for ChannelBody {
             if self.done || buf.is_empty() {
                 return Ok(0);
             }
-            match self.chunks.recv() {
-                Ok(BodyChunk::Data(data)) => {
+            match self.next_chunk()? {
+                BodyChunk::Data(data) => {
                     self.current = data;
                     self.pos = 0;
                     // Room freed in the queue: let the session read more.
                     (self.waker)();
                 }
-                Ok(BodyChunk::End) => self.done = true,
-                Ok(BodyChunk::Failed(e)) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e))
-                }
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "client went away",
-                    ))
-                }
+                BodyChunk::End => self.done = true,
+                BodyChunk::Failed(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
         }
     }
