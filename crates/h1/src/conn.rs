@@ -184,6 +184,37 @@ impl ServerConn {
         self.end += data.len();
     }
 
+    /// The received bytes not parsed yet (to recognise another protocol's preface).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Whether the peer ended its input ([`feed_eof`](Self::feed_eof)).
+    pub fn input_ended(&self) -> bool {
+        self.eof
+    }
+
+    /// Takes the received, unparsed bytes and whether input ended: they belong to the next
+    /// protocol once this connection leaves HTTP/1.1.
+    pub fn take_input(&mut self) -> (Vec<u8>, bool) {
+        let input = self.buf[self.start..self.end].to_vec();
+        self.start = 0;
+        self.end = 0;
+        (input, self.eof)
+    }
+
+    /// Accepts the current request's switch to `protocol` (an `Upgrade` token): appends
+    /// `101 Switching Protocols` and ends HTTP/1.1 on this connection. The bytes received
+    /// after the request head are the new protocol's ([`take_input`](Self::take_input)).
+    pub fn write_switching_protocols(&mut self, protocol: &str, out: &mut Vec<u8>) {
+        put_status_and_fixed(out, 101);
+        out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
+        out.extend_from_slice(protocol.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        self.writing = Writing::Done;
+        self.close();
+    }
+
     /// The peer closed its sending side.
     pub fn feed_eof(&mut self) {
         self.eof = true;

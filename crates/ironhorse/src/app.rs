@@ -30,8 +30,11 @@ pub struct Shape {
 /// Builds the application source from the settings.
 pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> {
     let protocol = values.text("protocol").unwrap_or_default();
+    // `http+echo`: HTTP, where a request may switch its connection to echo (`Upgrade: echo`,
+    // or the HTTP/2 preface): the seeds' exercise of the protocol hand-off.
+    let upgrade_echo = protocol == "http+echo";
     match protocol.as_str() {
-        "http" => {}
+        "http" | "http+echo" => {}
         "echo" => return Ok(AppSource::Preloaded(Arc::new(Echo))),
         "reverse" => {
             let work_delay = values.seconds("work-delay")?.unwrap_or_default();
@@ -39,11 +42,14 @@ pub fn build(values: &Values, shape: &Shape) -> Result<AppSource, SettingError> 
         }
         other => {
             return Err(SettingError(format!(
-                "--protocol: unknown protocol {other:?}; choose http, echo or reverse"
+                "--protocol: unknown protocol {other:?}; choose http, http+echo, echo or reverse"
             )))
         }
     }
     let settings = http_settings(values, shape)?;
+    let http = move |service, settings, access_log: &Option<AccessLog>| {
+        http(service, settings, access_log, upgrade_echo)
+    };
     let mounts = static_mounts(values)?;
     let Some(spec) = values.text("app") else {
         let root = values.text("root").ok_or_else(|| {
@@ -89,8 +95,14 @@ fn http(
     service: Arc<dyn Service>,
     settings: HttpSettings,
     access_log: &Option<AccessLog>,
+    upgrade_echo: bool,
 ) -> Arc<dyn Protocol> {
-    let http = Http::new(service, settings);
+    let mut http = Http::new(service, settings);
+    if upgrade_echo {
+        http = http
+            .with_upgrade("echo", Arc::new(Echo))
+            .with_prior_knowledge(Arc::new(Echo));
+    }
     Arc::new(match access_log {
         Some(log) => http.with_access_log(log.clone()),
         None => http,

@@ -74,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("max-children", Kind::Count, Some("512"), "N", "fork model: most child processes at once."),
     setting("backlog", Kind::Count, Some("2048"), "N", "Listen queue length."),
     setting("reuse-port", Kind::Flag, None, "", "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."),
-    setting("protocol", Kind::Text, Some("http"), "NAME", "Wire protocol: http, or the seeds' echo and reverse TCP exercises."),
+    setting("protocol", Kind::Text, Some("http"), "NAME", "Wire protocol: http, or the seeds' echo and reverse TCP exercises; http+echo is HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo."),
     setting("work-delay", Kind::Seconds, Some("0"), "SECONDS", "reverse protocol: simulated handler time before answering (seed 000 uses 5)."),
     Setting { aliases: &["keepalive"], ..setting("keep-alive", Kind::Seconds, Some("5"), "SECONDS", "How long an idle keep-alive connection is kept open.") },
     setting("header-timeout", Kind::Seconds, Some("10"), "SECONDS", "How long a client may take to send a request head (slowloris defence)."),

@@ -33,6 +33,11 @@ pub enum Step {
     Pending,
     /// Close the connection once the output is sent.
     Close,
+    /// The connection leaves this protocol for another on the same socket (HTTP/1.1's
+    /// `101 Switching Protocols`, a prior-knowledge HTTP/2 preface): once the output is
+    /// sent, the driver replaces the session with [`Session::hand_off`]'s and goes on with
+    /// `advance` on it. The bytes already received are the next session's already.
+    Upgrade,
 }
 
 /// Wakes a driver so that it calls `advance` on the session it serves. Callable from any
@@ -110,6 +115,31 @@ pub trait Session: Send {
     }
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
+    /// After [`Step::Upgrade`]: the session that takes the connection over, fed with the
+    /// bytes this one received but did not use. `None` (the default, for sessions that
+    /// never upgrade): the driver closes the connection.
+    fn hand_off(&mut self) -> Option<Box<dyn Session>> {
+        None
+    }
+}
+
+/// A layer between the socket and the session that transforms bytes both ways (TLS:
+/// records in, records out), so that neither the session nor its driver knows about it.
+///
+/// The seam, not yet an implementation: a wrapper session owning a `Transport` and the inner
+/// session is itself a [`Session`] (drivers serve it like any other). It passes received
+/// wire bytes through [`incoming`](Self::incoming) to the inner session's `receive`, and
+/// the inner session's output (file regions read into memory: a transport cannot
+/// `sendfile`) through [`outgoing`](Self::outgoing) to the driver's [`Output`]; its own
+/// bytes (a handshake) leave the same way. Upgrades hand off the inner session only, so a
+/// protocol switched to under TLS stays under it.
+pub trait Transport: Send {
+    /// Wire bytes arrived: append what they decode to (for the session) to `plain`.
+    fn incoming(&mut self, wire: &[u8], plain: &mut Vec<u8>) -> io::Result<()>;
+    /// The session's bytes, to be sent: append their wire form to `wire`.
+    fn outgoing(&mut self, plain: &[u8], wire: &mut Output) -> io::Result<()>;
+    /// Whether the transport has bytes of its own to send (a handshake in progress).
+    fn wants_write(&self) -> bool;
 }
 
 /// A wire protocol: makes one session per accepted connection.

@@ -87,6 +87,14 @@ impl Conn {
         }
     }
 
+    /// The next `n` raw bytes (after the responses read so far), for a protocol switched to.
+    pub fn read_raw(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill(), "closed after {} of {n} bytes", self.buf.len());
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// Reads one response to a request with `method` (HEAD has no body).
     pub fn response(&mut self, method: &str) -> Response {
         self.try_response(method)

@@ -116,7 +116,8 @@ impl InlineHost<'_> {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 Ok(())
             }
-            Step::Read | Step::Flush | Step::Pending => Ok(()),
+            // No switch of protocol happens while a job runs (the request is in progress).
+            Step::Read | Step::Flush | Step::Pending | Step::Upgrade => Ok(()),
         }
     }
 }
@@ -158,6 +159,13 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
             Step::Flush => {}
             Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
             Step::Pending => conn.parker.park(STOP_CHECK),
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    close_gracefully(conn.stream);
+                    return Served::Done;
+                }
+            },
             Step::Close => {
                 close_gracefully(conn.stream);
                 return Served::Done;

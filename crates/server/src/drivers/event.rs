@@ -336,6 +336,13 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
                 conn.closing_until = Some(Instant::now() + LINGER);
                 return discard_input(conn, scratch);
             }
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    conn.step = Step::Close;
+                    continue;
+                }
+            },
             Step::WaitUntil(at) if Instant::now() < at => return true,
             Step::Pending => return true,
             Step::WaitUntil(_) | Step::Flush => {}

@@ -225,6 +225,10 @@ async fn serve_connection(conn: Conn, info: ConnInfo, protocol: &dyn Protocol) -
                 return Ok(());
             }
             Step::Read => read(&conn, session.as_mut()).await?,
+            Step::Upgrade => match session.hand_off() {
+                Some(next) => session = next,
+                None => return Ok(()),
+            },
         }
     }
 }

@@ -12,6 +12,9 @@ mod body;
 mod exchange;
 mod record;
 mod timeout;
+mod upgrade;
+
+pub use upgrade::H2_PREFACE;
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -25,6 +28,7 @@ use self::body::BufferedBody;
 use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
 use self::timeout::{Expiry, RequestTimer};
+use self::upgrade::{Preface, Upgrades};
 use crate::offload_pool::OffloadPool;
 use crate::output::Output;
 use crate::session::{Executor, Job, Link, Protocol, Session, Step};
@@ -77,6 +81,7 @@ pub struct Http {
     settings: HttpSettings,
     pool: Arc<OffloadPool>,
     access_log: Option<ironhorse_log::AccessLog>,
+    upgrades: Arc<Upgrades>,
 }
 
 impl Http {
@@ -87,7 +92,21 @@ impl Http {
             settings,
             pool,
             access_log: None,
+            upgrades: Arc::default(),
         }
+    }
+
+    /// Lets requests switch the connection to `protocol` with `Upgrade: TOKEN` (answered
+    /// `101 Switching Protocols`; the bytes after the request head are the protocol's).
+    pub fn with_upgrade(mut self, token: &str, protocol: Arc<dyn Protocol>) -> Http {
+        Arc::make_mut(&mut self.upgrades).add(token, protocol);
+        self
+    }
+
+    /// Hands connections that open with the HTTP/2 preface ([`H2_PREFACE`]) to `protocol`.
+    pub fn with_prior_knowledge(mut self, protocol: Arc<dyn Protocol>) -> Http {
+        Arc::make_mut(&mut self.upgrades).set_prior_knowledge(protocol);
+        self
     }
 
     /// Logs every answered request to `log`.
@@ -102,12 +121,17 @@ impl Protocol for Http {
         let peer = conn.peer;
         let executor = link
             .executor
+            .clone()
             .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
         Box::new(HttpSession {
             conn: ServerConn::new(self.settings.limits),
             service: self.service.clone(),
             executor,
-            waker: link.waker,
+            waker: link.waker.clone(),
+            link,
+            upgrades: self.upgrades.clone(),
+            fresh: true,
+            next: None,
             info: conn,
             settings: self.settings,
             busy: Busy::Idle,
@@ -150,6 +174,13 @@ struct HttpSession {
     /// Where blocking application calls run.
     executor: Arc<dyn Executor>,
     waker: crate::session::Waker,
+    /// What the driver gave this session, for the session of a protocol switched to.
+    link: Link,
+    upgrades: Arc<Upgrades>,
+    /// No request has arrived yet (a prior-knowledge preface may still come).
+    fresh: bool,
+    /// The session taking the connection over after [`Step::Upgrade`].
+    next: Option<Box<dyn Session>>,
     info: ConnInfo,
     settings: HttpSettings,
     busy: Busy,
@@ -252,6 +283,20 @@ impl HttpSession {
         self.busy = Busy::Idle;
         self.timer = None;
         Step::Close
+    }
+
+    /// Leaves HTTP/1.1 for `protocol`, whose session gets what was received and unused.
+    fn switch_to(&mut self, protocol: &dyn Protocol) -> Step {
+        let (input, ended) = self.conn.take_input();
+        let mut next = protocol.session(self.info.clone(), self.link.clone());
+        if !input.is_empty() {
+            next.receive(&input);
+        }
+        if ended {
+            next.received(0);
+        }
+        self.next = Some(next);
+        Step::Upgrade
     }
 
     /// Answers a failed request through h1 (or cuts the response short), for the access
@@ -477,6 +522,19 @@ impl Session for HttpSession {
             if out.queued() > HIGH_WATER {
                 return Step::Flush;
             }
+            if self.fresh {
+                match self
+                    .upgrades
+                    .preface(self.conn.buffered(), self.conn.input_ended())
+                {
+                    Preface::No => {}
+                    Preface::Partial => return Step::Read,
+                    Preface::Complete(protocol) => {
+                        let protocol = protocol.clone();
+                        return self.switch_to(&*protocol);
+                    }
+                }
+            }
             let head = match self.conn.next_request() {
                 Ok(Some(head)) => head,
                 Ok(None) if self.conn.is_closed() => return Step::Close,
@@ -492,7 +550,16 @@ impl Session for HttpSession {
                 }
             };
             self.head_started = None;
+            self.fresh = false;
             self.recorder.begin(&head);
+            if let Some((token, protocol)) = self.upgrades.requested(&head) {
+                let protocol = protocol.clone();
+                self.conn.write_switching_protocols(token, out.bytes());
+                self.recorder.head(101, &Vec::new());
+                self.recorder.end();
+                crate::process::request_done();
+                return self.switch_to(&*protocol);
+            }
             if self.service.may_block_for(&head) {
                 self.start_exchange(head);
                 continue;
@@ -510,6 +577,10 @@ impl Session for HttpSession {
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,
         })
+    }
+
+    fn hand_off(&mut self) -> Option<Box<dyn Session>> {
+        self.next.take()
     }
 
     fn release_idle_memory(&mut self) {
