@@ -132,14 +132,7 @@ impl Listener {
                 stream.set_nonblocking(false)?;
                 stream.set_nodelay(true)?;
                 let local = stream.local_addr().ok();
-                Ok((
-                    Stream::Tcp(stream),
-                    ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                ))
+                Ok((Stream::Tcp(stream), crate::drivers::tcp_info(peer, local)))
             }
             Listener::Unix(l, _) => {
                 let (stream, _) = l.accept()?;

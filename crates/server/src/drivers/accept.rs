@@ -5,6 +5,7 @@ use std::os::fd::AsFd;
 
 use ironhorse_app::ConnInfo;
 
+use super::connection::{accept_failed, AcceptFailure};
 use super::{stopping, STOP_CHECK};
 use crate::listener::{Listener, Stream};
 
@@ -30,33 +31,13 @@ pub fn accept_loop_ticking(
             // Several processes or threads may race for one connection: losing is normal.
             match listeners[index].accept() {
                 Ok((stream, info)) => handle(stream, info),
-                Err(e) if is_transient(&e) => {}
-                Err(e) if is_fd_exhaustion(&e) => {
-                    crate::process::warn(format_args!("accept: {e}; pausing"));
-                    std::thread::sleep(STOP_CHECK);
-                }
-                Err(e) => return Err(e),
+                Err(e) => match accept_failed(&e) {
+                    AcceptFailure::Skip => {}
+                    AcceptFailure::BackOff => std::thread::sleep(STOP_CHECK),
+                    AcceptFailure::Fatal => return Err(e),
+                },
             }
         }
     }
     Ok(())
-}
-
-/// Accept errors that only concern one connection or a lost race.
-pub(crate) fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) || e.raw_os_error() == Some(libc::EPROTO)
-}
-
-/// Out of descriptors or memory: back off instead of spinning or dying.
-pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
-    )
 }

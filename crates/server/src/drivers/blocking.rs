@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ironhorse_app::ConnInfo;
 
+use super::connection::{self, Linger};
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use crate::output::Output;
@@ -205,14 +206,12 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
 }
 
 /// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
-/// (`Ok(false)`); fails when the deadline passes or the server stops while idle.
+/// (`Ok(false)`); fails when the connection expires (see [`connection::is_expired`]).
 fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool> {
     crate::process::beat();
-    if stopping() && session.is_idle() {
-        return Err(io::ErrorKind::Interrupted.into());
-    }
-    if session.read_deadline().is_some_and(|d| d <= Instant::now()) {
-        return Err(io::ErrorKind::TimedOut.into());
+    let stop = stopping();
+    if connection::is_expired(session, Instant::now(), stop) {
+        return Err(connection::expiry_error(session, stop));
     }
     match stream.read(session.read_buf()) {
         Ok(n) => {
@@ -231,20 +230,11 @@ fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool>
     }
 }
 
-/// Closes so that the response is not lost: half-close, then discard what the client still
-/// sends for a moment, so the kernel does not answer unread data with a reset.
+/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read.
 fn close_gracefully(mut stream: Stream) {
-    stream.shutdown_write();
+    let mut linger = Linger::start(&stream);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let mut sink = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let mut budget = 256 * 1024;
-    while budget > 0 && Instant::now() < deadline {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget -= n.min(budget),
-        }
-    }
+    linger.discard(|buf| stream.read(buf));
 }
 
 /// Lets a blocking driver sleep until a session's background work wakes it.

@@ -6,12 +6,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
 use mio::{Events, Interest, Poll, Token};
 
-use super::accept::{is_fd_exhaustion, is_transient};
+use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::{MioListener, MioStream};
 use crate::output::{Drained, Output};
@@ -22,9 +22,6 @@ const WAKE_TOKEN: Token = Token(usize::MAX);
 
 /// Connections whose background work asked for attention: (slot, generation).
 type WakeQueue = Arc<Mutex<Vec<(usize, u64)>>>;
-
-/// How long a closing connection may keep sending before we stop discarding its bytes.
-const LINGER: Duration = Duration::from_millis(500);
 
 struct Conn {
     /// Distinguishes this connection from earlier ones in the same slot.
@@ -37,8 +34,8 @@ struct Conn {
     session: Box<dyn Session>,
     out: Output,
     step: Step,
-    /// Set once we have half-closed: discard input until EOF or this instant.
-    closing_until: Option<Instant>,
+    /// Set once we have half-closed: discarding what the peer still sends.
+    closing: Option<Linger>,
 }
 
 /// Slot index of a connection ↔ its token (listeners take the first tokens).
@@ -86,7 +83,7 @@ impl Slots {
             session,
             out: Output::default(),
             step: Step::Read,
-            closing_until: None,
+            closing: None,
         });
         index
     }
@@ -129,7 +126,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut scratch = vec![0u8; 64 * 1024];
     let mut last_sweep = Instant::now();
     let mut accepting = true;
-    let mut stop_deadline: Option<Instant> = None;
+    let mut draining: Option<Draining> = None;
 
     loop {
         crate::process::beat();
@@ -157,7 +154,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                     else {
                         continue;
                     };
-                    if conn.closing_until.is_some() || conn.step == Step::Close {
+                    if conn.closing.is_some() || conn.step == Step::Close {
                         continue;
                     }
                     conn.step = conn.session.advance(&mut conn.out);
@@ -209,8 +206,8 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         if now - last_sweep >= STOP_CHECK {
             last_sweep = now;
             let stop = stopping();
-            if stop && stop_deadline.is_none() {
-                stop_deadline = Some(now + config.graceful_timeout);
+            if stop && draining.is_none() {
+                draining = Some(Draining::begin(config.graceful_timeout));
                 accepting = false;
                 for listener in &mut listeners {
                     let source: &mut dyn mio::event::Source = match listener {
@@ -245,7 +242,10 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                     );
                 }
             }
-            if stop && (slots.live == 0 || stop_deadline.is_some_and(|d| now >= d)) {
+            if draining
+                .as_ref()
+                .is_some_and(|d| d.is_over(slots.live, now))
+            {
                 return Ok(());
             }
         }
@@ -254,13 +254,11 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
 
 /// Whether a connection should be dropped at a sweep.
 fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
-    if let Some(until) = conn.closing_until {
-        return now >= until;
+    if let Some(linger) = &conn.closing {
+        return linger.is_over(now);
     }
     let waiting_for_input = conn.step == Step::Read && conn.out.is_empty();
-    waiting_for_input
-        && (conn.session.read_deadline().is_some_and(|d| d <= now)
-            || (stopping && conn.session.is_idle()))
+    waiting_for_input && connection::is_expired(conn.session.as_ref(), now, stopping)
 }
 
 fn accept_all(
@@ -277,14 +275,7 @@ fn accept_all(
             MioListener::Tcp(l) => l.accept().map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
                 let local = s.local_addr().ok();
-                (
-                    MioStream::Tcp(s),
-                    ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                )
+                (MioStream::Tcp(s), connection::tcp_info(peer, local))
             }),
             MioListener::Unix(l) => l
                 .accept()
@@ -310,17 +301,19 @@ fn accept_all(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if is_transient(&e) => {}
-            Err(e) if is_fd_exhaustion(&e) => return,
-            Err(_) => return,
+            // Backing off: the next sweep accepts again.
+            Err(e) => match accept_failed(&e) {
+                AcceptFailure::Skip => {}
+                AcceptFailure::BackOff | AcceptFailure::Fatal => return,
+            },
         }
     }
 }
 
 /// Moves a connection forward as far as its socket allows. Returns `false` to drop it.
 fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
-    if conn.closing_until.is_some() {
-        return discard_input(conn, scratch);
+    if conn.closing.is_some() {
+        return discard_input(conn);
     }
     loop {
         match conn.out.drain_into(&mut conn.stream) {
@@ -330,11 +323,8 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
         }
         match conn.step {
             Step::Close => {
-                if let MioStream::Tcp(s) = &conn.stream {
-                    let _ = s.shutdown(std::net::Shutdown::Write);
-                }
-                conn.closing_until = Some(Instant::now() + LINGER);
-                return discard_input(conn, scratch);
+                conn.closing = Some(Linger::start(&conn.stream));
+                return discard_input(conn);
             }
             Step::Upgrade => match conn.session.hand_off() {
                 Some(next) => conn.session = next,
@@ -375,14 +365,11 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
 }
 
 /// Reads and drops what a closing peer still sends; `false` once it is done.
-fn discard_input(conn: &mut Conn, sink: &mut [u8]) -> bool {
-    loop {
-        match conn.stream.read(sink) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
+fn discard_input(conn: &mut Conn) -> bool {
+    let Conn {
+        closing, stream, ..
+    } = conn;
+    closing
+        .as_mut()
+        .is_some_and(|linger| linger.discard(|buf| stream.read(buf)))
 }

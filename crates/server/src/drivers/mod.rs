@@ -6,6 +6,7 @@
 
 mod accept;
 mod blocking;
+mod connection;
 mod event;
 mod keepalive;
 mod pool;
@@ -21,6 +22,7 @@ use crate::session::Protocol;
 
 pub use accept::{accept_loop, accept_loop_ticking};
 pub use blocking::serve_connection;
+pub(crate) use connection::tcp_info;
 
 /// The in-process drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::io::Interest;
 use tokio::sync::{Notify, Semaphore};
 
+use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::Listener;
 use crate::output::{Drained, Output};
@@ -126,9 +127,9 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
     for acceptor in &acceptors {
         acceptor.abort();
     }
-    let deadline = tokio::time::Instant::now() + config.graceful_timeout;
+    let deadline = Draining::begin(config.graceful_timeout).deadline();
     while live.count.load(Ordering::SeqCst) > 0 {
-        if tokio::time::timeout_at(deadline, live.idle.notified())
+        if tokio::time::timeout_at(deadline.into(), live.idle.notified())
             .await
             .is_err()
         {
@@ -162,14 +163,7 @@ async fn accept(
             Tokio::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
                 let local = s.local_addr().ok();
-                (
-                    Conn::Tcp(s),
-                    ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                )
+                (Conn::Tcp(s), connection::tcp_info(peer, local))
             }),
             Tokio::Unix(l) => l
                 .accept()
@@ -189,8 +183,11 @@ async fn accept(
                     }
                 });
             }
-            Err(e) if super::accept::is_fd_exhaustion(&e) => tokio::time::sleep(STOP_CHECK).await,
-            Err(_) => {}
+            Err(e) => match accept_failed(&e) {
+                AcceptFailure::Skip => {}
+                AcceptFailure::BackOff => tokio::time::sleep(STOP_CHECK).await,
+                AcceptFailure::Fatal => return Err(e),
+            },
         }
     }
 }
@@ -217,17 +214,16 @@ async fn serve_connection(conn: Conn, info: ConnInfo, protocol: &dyn Protocol) -
             Step::WaitUntil(at) => tokio::time::sleep_until(at.into()).await,
             Step::Pending => notify.notified().await,
             Step::Close => {
-                if let Conn::Tcp(s) = &conn {
-                    // Half-close so the client reads our last bytes before we go.
-                    let std = s.as_fd();
-                    let _ = socket2::SockRef::from(&std).shutdown(std::net::Shutdown::Write);
-                }
+                close(&conn).await;
                 return Ok(());
             }
             Step::Read => read(&conn, session.as_mut()).await?,
             Step::Upgrade => match session.hand_off() {
                 Some(next) => session = next,
-                None => return Ok(()),
+                None => {
+                    close(&conn).await;
+                    return Ok(());
+                }
             },
         }
     }
@@ -251,16 +247,29 @@ async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes without losing the response ([`Linger`]).
+async fn close(conn: &Conn) {
+    let mut linger = Linger::start(&TryWriter(conn));
+    loop {
+        let until = linger.until().into();
+        if tokio::time::timeout_at(until, conn.ready(Interest::READABLE))
+            .await
+            .is_err()
+            || !linger.discard(|buf| conn.try_read(buf))
+        {
+            return;
+        }
+    }
+}
+
 async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
     loop {
-        if stopping() && session.is_idle() {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
         let now = Instant::now();
-        let deadline = session.read_deadline();
-        if deadline.is_some_and(|d| d <= now) {
-            return Err(io::ErrorKind::TimedOut.into());
+        let stop = stopping();
+        if connection::is_expired(session, now, stop) {
+            return Err(connection::expiry_error(session, stop));
         }
+        let deadline = session.read_deadline();
         let wait = deadline.map_or(STOP_CHECK, |d| (d - now).min(STOP_CHECK));
         if tokio::time::timeout(wait, conn.ready(Interest::READABLE))
             .await
