@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
 
+use crate::hooks::Hooks;
 use crate::output::Output;
 
 /// What a session wants next from its driver. In every case the driver first sends what
@@ -77,6 +78,8 @@ pub struct Link {
     /// Where the session's jobs run. `None`: the driver's loop must never block, so the
     /// protocol runs them on its own pool (event-driven drivers).
     pub executor: Option<Arc<dyn Executor>>,
+    /// The worker around the driver (request counting, the error log).
+    pub hooks: Hooks,
 }
 
 /// One connection's protocol state.

@@ -2,11 +2,13 @@
 //! promises hold whatever the scheduling.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironhorse_app::ConnInfo;
 use ironhorse_server::drivers::{Driver, DriverConfig};
+use ironhorse_server::hooks::{Level, WorkerHooks};
 use ironhorse_server::listener::{BindAddr, Listener};
 use ironhorse_server::output::Output;
 use ironhorse_server::session::{Link, Protocol, Session, Step};
@@ -58,9 +60,26 @@ impl Session for Answering {
     }
 }
 
-fn start(driver: Driver, addr: BindAddr) -> Listener {
+/// Counts the heartbeats a driver gives.
+#[derive(Default)]
+struct Beats(AtomicUsize);
+
+impl WorkerHooks for Beats {
+    fn beat(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn request_done(&self) {}
+    fn log(&self, level: Level, message: std::fmt::Arguments<'_>) {
+        eprintln!("[{}] {message}", level.as_upper());
+    }
+    fn stuck(&self) {}
+}
+
+fn start(driver: Driver, addr: BindAddr) -> (Listener, Arc<Beats>) {
     let listener = Listener::bind(&addr, 128, false).unwrap();
     let serving = listener.try_clone().unwrap();
+    let beats = Arc::new(Beats::default());
+    let hooks = beats.clone();
     std::thread::spawn(move || {
         let config = DriverConfig {
             listeners: vec![serving],
@@ -68,10 +87,11 @@ fn start(driver: Driver, addr: BindAddr) -> Listener {
             threads: 2,
             max_connections: 100,
             graceful_timeout: Duration::from_secs(1),
+            hooks,
         };
         driver.run(config).unwrap();
     });
-    listener
+    (listener, beats)
 }
 
 /// The client keeps sending after its request; the server closes after answering. Without
@@ -96,7 +116,7 @@ fn the_last_answer_survives_a_close_with_unread_input(mut stream: impl Read + Wr
 }
 
 fn over_tcp(driver: Driver) {
-    let listener = start(driver, BindAddr::parse("127.0.0.1:0").unwrap());
+    let (listener, beats) = start(driver, BindAddr::parse("127.0.0.1:0").unwrap());
     let addr = listener
         .display_addr()
         .trim_start_matches("http://")
@@ -106,12 +126,14 @@ fn over_tcp(driver: Driver) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     the_last_answer_survives_a_close_with_unread_input(stream);
+    // The driver reports its loop alive through the hooks it was given.
+    assert!(beats.0.load(Ordering::SeqCst) > 0);
 }
 
 fn over_unix(driver: Driver) {
     let path =
         std::env::temp_dir().join(format!("ih-drivers-{}-{driver:?}.sock", std::process::id()));
-    let _listener = start(driver, BindAddr::Unix(path.clone()));
+    let _serving = start(driver, BindAddr::Unix(path.clone()));
     let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

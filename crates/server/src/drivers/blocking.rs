@@ -10,6 +10,7 @@ use ironhorse_app::ConnInfo;
 
 use super::connection::{self, Linger};
 use super::{stopping, STOP_CHECK};
+use crate::hooks::{Hooks, WorkerHooks};
 use crate::listener::Stream;
 use crate::output::Output;
 use crate::session::{Cutoff, Executor, Job, JobHost, Link, Protocol, Session, Step, Waker};
@@ -19,8 +20,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves a new connection on `stream` until it closes, the peer goes away, a read deadline
 /// passes, or a stop is requested while the connection is idle.
-pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol) {
-    if let Some(conn) = Conn::new(stream, info, protocol) {
+pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol, hooks: &Hooks) {
+    if let Some(conn) = Conn::new(stream, info, protocol, hooks) {
         serve(conn, None);
     }
 }
@@ -29,6 +30,7 @@ pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol)
 pub(crate) struct Conn {
     pub stream: Stream,
     pub session: Box<dyn Session>,
+    hooks: Hooks,
     /// The job the session handed over, run after `advance` returns.
     jobs: Arc<InlineJobs>,
     /// Where this thread sleeps on [`Step::Pending`] until the session's waker is called.
@@ -36,7 +38,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, info: ConnInfo, protocol: &dyn Protocol) -> Option<Conn> {
+    pub fn new(
+        stream: Stream,
+        info: ConnInfo,
+        protocol: &dyn Protocol,
+        hooks: &Hooks,
+    ) -> Option<Conn> {
         // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
         // timer per connection.
         stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
@@ -50,11 +57,13 @@ impl Conn {
         let link = Link {
             waker,
             executor: Some(jobs.clone()),
+            hooks: hooks.clone(),
         };
         let session = protocol.session(info, link);
         Some(Conn {
             stream,
             session,
+            hooks: hooks.clone(),
             jobs,
             parker,
         })
@@ -84,6 +93,7 @@ impl InlineJobs {
 
 /// What a job running on the connection's thread may do while it waits.
 struct InlineHost<'a> {
+    hooks: &'a dyn WorkerHooks,
     stream: &'a mut Stream,
     session: &'a mut dyn Session,
     out: &'a mut Output,
@@ -110,7 +120,7 @@ impl InlineHost<'_> {
                 "the connection is closing",
             )),
             Step::Read if want_input => {
-                while !read_once(self.stream, self.session)? {}
+                while !read_once(self.stream, self.session, self.hooks)? {}
                 Ok(())
             }
             Step::WaitUntil(at) => {
@@ -126,6 +136,7 @@ impl InlineHost<'_> {
 /// Runs `job` here, lending it the connection.
 fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
     let mut host = InlineHost {
+        hooks: &*conn.hooks,
         stream: &mut conn.stream,
         session: conn.session.as_mut(),
         out,
@@ -176,7 +187,7 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 if pressed && conn.session.is_waiting() && !has_input(&conn.stream) {
                     return Served::Idle(conn);
                 }
-                match read_once(&mut conn.stream, conn.session.as_mut()) {
+                match read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks) {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(_) => return Served::Done,
@@ -207,8 +218,12 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
 
 /// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
 /// (`Ok(false)`); fails when the connection expires (see [`connection::is_expired`]).
-fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool> {
-    crate::process::beat();
+fn read_once(
+    stream: &mut Stream,
+    session: &mut dyn Session,
+    hooks: &dyn WorkerHooks,
+) -> io::Result<bool> {
+    hooks.beat();
     let stop = stopping();
     if connection::is_expired(session, Instant::now(), stop) {
         return Err(connection::expiry_error(session, stop));

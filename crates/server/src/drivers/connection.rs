@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::ConnInfo;
 
 use super::STOP_CHECK;
+use crate::hooks::{Level, WorkerHooks};
 use crate::session::Session;
 
 /// How long a closing connection may keep sending before we stop discarding its bytes.
@@ -104,7 +105,7 @@ pub(crate) enum AcceptFailure {
 }
 
 /// Classifies (and logs) an `accept` error: one policy for every driver.
-pub(crate) fn accept_failed(e: &io::Error) -> AcceptFailure {
+pub(crate) fn accept_failed(e: &io::Error, hooks: &dyn WorkerHooks) -> AcceptFailure {
     let transient = matches!(
         e.kind(),
         io::ErrorKind::WouldBlock
@@ -120,12 +121,18 @@ pub(crate) fn accept_failed(e: &io::Error) -> AcceptFailure {
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
     );
     if exhausted {
-        crate::process::warn(format_args!(
+        hooks.log(
+            Level::Warning,
+            format_args!(
             "accept: {e}; pausing {STOP_CHECK:?} (raise the descriptor limit or lower --max-connections)"
-        ));
+        ),
+        );
         AcceptFailure::BackOff
     } else {
-        crate::process::warn(format_args!("accept: {e}; this listener stops"));
+        hooks.log(
+            Level::Warning,
+            format_args!("accept: {e}; this listener stops"),
+        );
         AcceptFailure::Fatal
     }
 }

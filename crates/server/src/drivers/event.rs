@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
+use crate::hooks::Hooks;
 use crate::listener::{MioListener, MioStream};
 use crate::output::{Drained, Output};
 use crate::session::{Link, Protocol, Session, Step, Waker};
@@ -49,7 +50,13 @@ struct Slots {
 }
 
 impl Slots {
-    fn insert(&mut self, stream: MioStream, protocol: &dyn Protocol, info: ConnInfo) -> usize {
+    fn insert(
+        &mut self,
+        stream: MioStream,
+        protocol: &dyn Protocol,
+        info: ConnInfo,
+        hooks: &Hooks,
+    ) -> usize {
         self.live += 1;
         self.generations += 1;
         let index = self.free.pop().unwrap_or_else(|| {
@@ -73,6 +80,7 @@ impl Slots {
             Link {
                 waker,
                 executor: None,
+                hooks: hooks.clone(),
             },
         );
         self.conns[index] = Some(Conn {
@@ -97,11 +105,13 @@ impl Slots {
     }
 }
 
-pub fn run(config: DriverConfig) -> io::Result<()> {
+pub fn run(mut config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     let mut poll = Poll::new()?;
-    let mut listeners: Vec<MioListener> =
-        config.listeners.into_iter().map(|l| l.into_mio()).collect();
+    let mut listeners: Vec<MioListener> = std::mem::take(&mut config.listeners)
+        .into_iter()
+        .map(|l| l.into_mio())
+        .collect();
     for (i, listener) in listeners.iter_mut().enumerate() {
         let source: &mut dyn mio::event::Source = match listener {
             MioListener::Tcp(l) => l,
@@ -129,7 +139,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut draining: Option<Draining> = None;
 
     loop {
-        crate::process::beat();
+        config.hooks.beat();
         let now = Instant::now();
         let mut timeout = STOP_CHECK.saturating_sub(now - last_sweep);
         if let Some(Reverse((at, _))) = timers.peek() {
@@ -170,8 +180,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         &poll,
                         &mut slots,
                         first_conn,
-                        config.max_connections,
-                        &*config.protocol,
+                        &config,
                     );
                 }
             } else if let Some(conn) = slots
@@ -237,8 +246,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         &poll,
                         &mut slots,
                         first_conn,
-                        config.max_connections,
-                        &*config.protocol,
+                        &config,
                     );
                 }
             }
@@ -267,9 +275,9 @@ fn accept_all(
     poll: &Poll,
     slots: &mut Slots,
     first: usize,
-    max: usize,
-    protocol: &dyn Protocol,
+    config: &DriverConfig,
 ) {
+    let (max, protocol, hooks) = (config.max_connections, &*config.protocol, &config.hooks);
     while slots.live < max {
         let accepted = match listener {
             MioListener::Tcp(l) => l.accept().map(|(s, peer)| {
@@ -283,7 +291,7 @@ fn accept_all(
         };
         match accepted {
             Ok((stream, info)) => {
-                let index = slots.insert(stream, protocol, info);
+                let index = slots.insert(stream, protocol, info, hooks);
                 let conn = slots.conns[index].as_mut().expect("just inserted");
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if poll
@@ -302,7 +310,7 @@ fn accept_all(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             // Backing off: the next sweep accepts again.
-            Err(e) => match accept_failed(&e) {
+            Err(e) => match accept_failed(&e, &**hooks) {
                 AcceptFailure::Skip => {}
                 AcceptFailure::BackOff | AcceptFailure::Fatal => return,
             },

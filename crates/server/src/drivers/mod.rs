@@ -17,6 +17,7 @@ mod tokio_rt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hooks::Hooks;
 use crate::listener::Listener;
 use crate::session::Protocol;
 
@@ -49,6 +50,9 @@ pub struct DriverConfig {
     pub max_connections: usize,
     /// How long in-flight work may take to finish once a stop is requested.
     pub graceful_timeout: Duration,
+    /// The worker around the driver ([`process_hooks`](crate::hooks::process_hooks) in a
+    /// real server).
+    pub hooks: Hooks,
 }
 
 impl Driver {

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
+use crate::hooks::Hooks;
 use crate::listener::Listener;
 use crate::output::{Drained, Output};
 use crate::session::{Link, Protocol, Session, Step, Waker};
@@ -110,18 +111,18 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
         count: AtomicUsize::new(0),
         idle: Notify::new(),
     });
+    let shared = Shared {
+        protocol: config.protocol.clone(),
+        hooks: config.hooks.clone(),
+        permits,
+        live: live.clone(),
+    };
     let mut acceptors = Vec::new();
     for listener in config.listeners {
-        let protocol = config.protocol.clone();
-        acceptors.push(tokio::spawn(accept(
-            listener,
-            protocol,
-            permits.clone(),
-            live.clone(),
-        )));
+        acceptors.push(tokio::spawn(accept(listener, shared.clone())));
     }
     while !stopping() {
-        crate::process::beat();
+        config.hooks.beat();
         tokio::time::sleep(STOP_CHECK).await;
     }
     for acceptor in &acceptors {
@@ -139,12 +140,23 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
     Ok(())
 }
 
-async fn accept(
-    listener: Listener,
+/// What every acceptor and connection task shares.
+#[derive(Clone)]
+struct Shared {
     protocol: Arc<dyn Protocol>,
+    hooks: Hooks,
+    /// One per connection allowed at once (`max_connections`).
     permits: Arc<Semaphore>,
     live: Arc<Live>,
-) -> io::Result<()> {
+}
+
+async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
+    let Shared {
+        protocol,
+        hooks,
+        permits,
+        live,
+    } = shared;
     enum Tokio {
         Tcp(tokio::net::TcpListener),
         Unix(tokio::net::UnixListener),
@@ -172,18 +184,18 @@ async fn accept(
         };
         match accepted {
             Ok((conn, info)) => {
-                let protocol = protocol.clone();
+                let (protocol, hooks) = (protocol.clone(), hooks.clone());
                 let live = live.clone();
                 live.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let _ = serve_connection(conn, info, &*protocol).await;
+                    let _ = serve_connection(conn, info, &*protocol, hooks).await;
                     drop(permit);
                     if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
                         live.idle.notify_waiters();
                     }
                 });
             }
-            Err(e) => match accept_failed(&e) {
+            Err(e) => match accept_failed(&e, &*hooks) {
                 AcceptFailure::Skip => {}
                 AcceptFailure::BackOff => tokio::time::sleep(STOP_CHECK).await,
                 AcceptFailure::Fatal => return Err(e),
@@ -192,7 +204,12 @@ async fn accept(
     }
 }
 
-async fn serve_connection(conn: Conn, info: ConnInfo, protocol: &dyn Protocol) -> io::Result<()> {
+async fn serve_connection(
+    conn: Conn,
+    info: ConnInfo,
+    protocol: &dyn Protocol,
+    hooks: Hooks,
+) -> io::Result<()> {
     let mut out = Output::default();
     let notify = Arc::new(Notify::new());
     let waker: Waker = {
@@ -204,6 +221,7 @@ async fn serve_connection(conn: Conn, info: ConnInfo, protocol: &dyn Protocol) -
         Link {
             waker,
             executor: None,
+            hooks,
         },
     );
     loop {

@@ -7,6 +7,25 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+/// Hooks that keep the log lines.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<String>>);
+
+impl Recording {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl WorkerHooks for Recording {
+    fn beat(&self) {}
+    fn request_done(&self) {}
+    fn log(&self, _level: Level, message: std::fmt::Arguments<'_>) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+    fn stuck(&self) {}
+}
+
 /// A session that only answers the questions the core asks.
 struct Fake {
     deadline: Option<Instant>,
@@ -98,15 +117,22 @@ fn lingering_stops_at_its_deadline() {
 #[test]
 fn accept_errors_are_skipped_backed_off_or_fatal() {
     let os = io::Error::from_raw_os_error;
-    assert_eq!(accept_failed(&os(libc::ECONNABORTED)), AcceptFailure::Skip);
+    let log = Recording::default();
+    let failed = |e: io::Error| accept_failed(&e, &log);
+    assert_eq!(failed(os(libc::ECONNABORTED)), AcceptFailure::Skip);
     assert_eq!(
-        accept_failed(&io::ErrorKind::WouldBlock.into()),
+        failed(io::ErrorKind::WouldBlock.into()),
         AcceptFailure::Skip
     );
-    assert_eq!(accept_failed(&os(libc::EPROTO)), AcceptFailure::Skip);
-    assert_eq!(accept_failed(&os(libc::EMFILE)), AcceptFailure::BackOff);
-    assert_eq!(accept_failed(&os(libc::ENFILE)), AcceptFailure::BackOff);
-    assert_eq!(accept_failed(&os(libc::EBADF)), AcceptFailure::Fatal);
+    assert_eq!(failed(os(libc::EPROTO)), AcceptFailure::Skip);
+    assert!(log.lines().is_empty(), "lost races are not worth a line");
+    assert_eq!(failed(os(libc::EMFILE)), AcceptFailure::BackOff);
+    assert_eq!(failed(os(libc::ENFILE)), AcceptFailure::BackOff);
+    assert_eq!(failed(os(libc::EBADF)), AcceptFailure::Fatal);
+    let lines = log.lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("pausing"), "{lines:?}");
+    assert!(lines[2].contains("stops"), "{lines:?}");
 }
 
 #[test]

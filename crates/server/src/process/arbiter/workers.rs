@@ -319,6 +319,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
+        hooks: crate::hooks::process_hooks(),
     };
     match plan.driver.run(config) {
         Ok(()) => 0,

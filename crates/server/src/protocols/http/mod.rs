@@ -255,6 +255,7 @@ impl HttpSession {
                 service: self.service.clone(),
                 waker: self.waker.clone(),
                 exit_when_stuck: self.settings.exit_when_stuck,
+                hooks: self.link.hooks.clone(),
                 last_words,
             })
         });
@@ -339,7 +340,7 @@ impl HttpSession {
     }
 
     fn finish(&mut self, out: &mut Output) -> Step {
-        crate::process::request_done();
+        self.link.hooks.request_done();
         self.recorder.end();
         self.timer = None;
         self.answered_any = true;
@@ -557,7 +558,7 @@ impl Session for HttpSession {
                 self.conn.write_switching_protocols(token, out.bytes());
                 self.recorder.head(101, &Vec::new());
                 self.recorder.end();
-                crate::process::request_done();
+                self.link.hooks.request_done();
                 return self.switch_to(&*protocol);
             }
             if self.service.may_block_for(&head) {

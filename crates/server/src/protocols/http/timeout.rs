@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::Service;
 
 use crate::deadlines::{self, Watch};
+use crate::hooks::{Hooks, Level};
 use crate::session::{Cutoff, JobHost, Waker};
 
 /// How long a stuck, cancelled request may take to unwind before its worker exits.
@@ -71,6 +72,7 @@ pub(super) struct Expiry {
     pub waker: Waker,
     /// Whether a worker whose thread stays stuck exits, to be replaced.
     pub exit_when_stuck: bool,
+    pub hooks: Hooks,
     pub last_words: Vec<u8>,
 }
 
@@ -87,12 +89,15 @@ impl RequestTimer {
         });
         let seen = state.clone();
         let (timeout, service, waker) = (expiry.timeout, expiry.service, expiry.waker);
-        let exit_when_stuck = expiry.exit_when_stuck;
+        let (exit_when_stuck, hooks) = (expiry.exit_when_stuck, expiry.hooks);
         let watch = deadlines::watch(Instant::now() + timeout, move || {
             seen.timed_out.store(true, Ordering::SeqCst);
-            crate::process::warn(format_args!(
-                "request timed out after {timeout:?} (--request-timeout); cutting it off"
-            ));
+            hooks.log(
+                Level::Warning,
+                format_args!(
+                    "request timed out after {timeout:?} (--request-timeout); cutting it off"
+                ),
+            );
             let thread = seen.thread.load(Ordering::SeqCst);
             if thread != 0 && !seen.done.load(Ordering::SeqCst) {
                 service.cancel(thread);
@@ -110,10 +115,11 @@ impl RequestTimer {
             if exit_when_stuck && seen.cut_off.load(Ordering::SeqCst) {
                 std::thread::sleep(UNWIND_GRACE);
                 if !seen.done.load(Ordering::SeqCst) {
-                    crate::process::warn(format_args!(
-                        "the timed-out request is still running; this worker exits"
-                    ));
-                    crate::process::exit(crate::process::EXIT_STUCK);
+                    hooks.log(
+                        Level::Warning,
+                        format_args!("the timed-out request is still running; this worker exits"),
+                    );
+                    hooks.stuck();
                 }
             }
         });
