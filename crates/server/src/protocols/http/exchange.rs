@@ -88,6 +88,7 @@ impl Exchange {
         let wants = wants_body.clone();
         let job: Job = Box::new(move |host: &mut dyn JobHost| {
             let _running = timer.as_ref().map(|t| t.running(host));
+            let _panic = WakeOnPanic(waker.clone());
             let body = ChannelBody {
                 chunks: body_rx,
                 wants,
@@ -266,6 +267,18 @@ fn send_streamed(body: Body, send: &mut impl FnMut(Reply, Piece) -> bool) {
     };
     if delivered {
         send(Reply::End, Piece::Last);
+    }
+}
+
+/// Wakes the session if the application panics: it then finds the job gone (and answers
+/// 500) instead of waiting for a reply that never comes. A normal end woke it already.
+struct WakeOnPanic(Waker);
+
+impl Drop for WakeOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
     }
 }
 
