@@ -131,6 +131,22 @@ impl Harness {
         (step, self.sent())
     }
 
+    /// Sends a request whose job runs at once, and collects the output until the session
+    /// stops waiting for the job.
+    fn answer(&mut self, request: &[u8]) -> (Step, String) {
+        self.session.receive(request);
+        assert_eq!(self.session.advance(&mut self.out), Step::Pending);
+        self.run_job();
+        let mut step = Step::Pending;
+        let mut answer = String::new();
+        while step == Step::Pending {
+            let (next, sent) = self.advance_when_woken();
+            step = next;
+            answer.push_str(&sent);
+        }
+        (step, answer)
+    }
+
     fn sent(&mut self) -> String {
         let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
         self.out.drain_into(&mut a).unwrap();
@@ -176,16 +192,7 @@ fn a_blocking_request_is_one_job_and_continue_goes_out_when_the_app_reads() {
 #[test]
 fn a_failed_application_is_answered_500_by_h1() {
     let mut h = Harness::new(Arc::default(), HttpSettings::default());
-    h.session.receive(b"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(h.session.advance(&mut h.out), Step::Pending);
-    h.run_job();
-    let mut step = Step::Pending;
-    let mut answer = String::new();
-    while step == Step::Pending {
-        let (next, sent) = h.advance_when_woken();
-        step = next;
-        answer.push_str(&sent);
-    }
+    let (step, answer) = h.answer(b"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(step, Step::Close);
     assert!(
         answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -202,16 +209,7 @@ fn a_request_past_its_deadline_is_cancelled_and_answered_504() {
         ..HttpSettings::default()
     };
     let mut h = Harness::new(app.clone(), settings);
-    h.session.receive(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(h.session.advance(&mut h.out), Step::Pending);
-    h.run_job();
-    let mut step = Step::Pending;
-    let mut answer = String::new();
-    while step == Step::Pending {
-        let (next, sent) = h.advance_when_woken();
-        step = next;
-        answer.push_str(&sent);
-    }
+    let (step, answer) = h.answer(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(step, Step::Close);
     assert!(
         answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
