@@ -288,6 +288,11 @@ impl HttpSession {
         }
         if !*awaits_continue {
             while let BodyDemand::More = exchange.body_demand() {
+                // Most requests have no body: end it without a chunk buffer.
+                if self.conn.body_done() {
+                    exchange.body_end(None);
+                    break;
+                }
                 let mut chunk = vec![0; BODY_CHUNK];
                 match self.conn.read_body(&mut chunk) {
                     Ok(BodyRead::Data(n)) => {
