@@ -255,23 +255,36 @@ fn close_gracefully(mut stream: Stream) {
 /// Lets a blocking driver sleep until a session's background work wakes it.
 #[derive(Default)]
 struct Parker {
-    woken: Mutex<bool>,
+    state: Mutex<Parked>,
     signal: Condvar,
+}
+
+#[derive(Default)]
+struct Parked {
+    woken: bool,
+    /// Whether the thread waits: only then is a notification (a `futex` call) worth it.
+    /// Inline jobs wake their session on every response while nobody is parked.
+    waiting: bool,
 }
 
 impl Parker {
     fn unpark(&self) {
-        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.signal.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.woken = true;
+        if state.waiting {
+            self.signal.notify_one();
+        }
     }
 
     /// Waits for a wake-up, at most `limit`.
     fn park(&self, limit: Duration) {
-        let woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut woken, _) = self
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiting = true;
+        let (mut state, _) = self
             .signal
-            .wait_timeout_while(woken, limit, |w| !*w)
+            .wait_timeout_while(state, limit, |s| !s.woken)
             .unwrap_or_else(|e| e.into_inner());
-        *woken = false;
+        state.waiting = false;
+        state.woken = false;
     }
 }
