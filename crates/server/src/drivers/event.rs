@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use std::os::fd::{AsFd, AsRawFd};
 
 use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::hooks::Hooks;
-use crate::listener::{MioListener, MioStream};
+use crate::listener::{Listener, Stream};
 use crate::output::{Drained, Output};
 use crate::session::{Link, Protocol, Session, Step, Waker};
 
@@ -27,7 +29,7 @@ type WakeQueue = Arc<Mutex<Vec<(usize, u64)>>>;
 struct Conn {
     /// Distinguishes this connection from earlier ones in the same slot.
     generation: u64,
-    stream: MioStream,
+    stream: Stream,
     /// Whether the socket may have unread input (edge-triggered readiness, tracked).
     readable: bool,
     /// Whether the peer's end of input (or an error) was announced.
@@ -52,7 +54,7 @@ struct Slots {
 impl Slots {
     fn insert(
         &mut self,
-        stream: MioStream,
+        stream: Stream,
         protocol: &dyn Protocol,
         info: ConnInfo,
         hooks: &Hooks,
@@ -97,8 +99,8 @@ impl Slots {
     }
 
     fn remove(&mut self, poll: &Poll, index: usize) {
-        if let Some(mut conn) = self.conns[index].take() {
-            let _ = poll.registry().deregister(conn.stream.source());
+        if let Some(conn) = self.conns[index].take() {
+            deregister(poll, &conn.stream);
             self.free.push(index);
             self.live -= 1;
         }
@@ -108,17 +110,9 @@ impl Slots {
 pub fn run(mut config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     let mut poll = Poll::new()?;
-    let mut listeners: Vec<MioListener> = std::mem::take(&mut config.listeners)
-        .into_iter()
-        .map(|l| l.into_mio())
-        .collect();
-    for (i, listener) in listeners.iter_mut().enumerate() {
-        let source: &mut dyn mio::event::Source = match listener {
-            MioListener::Tcp(l) => l,
-            MioListener::Unix(l) => l,
-        };
-        poll.registry()
-            .register(source, Token(i), Interest::READABLE)?;
+    let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
+    for (i, listener) in listeners.iter().enumerate() {
+        register(&poll, listener, Token(i), Interest::READABLE)?;
     }
     let first_conn = listeners.len();
     let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
@@ -218,12 +212,8 @@ pub fn run(mut config: DriverConfig) -> io::Result<()> {
             if stop && draining.is_none() {
                 draining = Some(Draining::begin(config.graceful_timeout));
                 accepting = false;
-                for listener in &mut listeners {
-                    let source: &mut dyn mio::event::Source = match listener {
-                        MioListener::Tcp(l) => l,
-                        MioListener::Unix(l) => l,
-                    };
-                    let _ = poll.registry().deregister(source);
+                for listener in &listeners {
+                    deregister(&poll, listener);
                 }
             }
             for index in 0..slots.conns.len() {
@@ -260,6 +250,18 @@ pub fn run(mut config: DriverConfig) -> io::Result<()> {
     }
 }
 
+/// Registers a socket with mio by descriptor, whatever its kind.
+fn register(poll: &Poll, socket: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), token, interest)
+}
+
+fn deregister(poll: &Poll, socket: &impl AsFd) {
+    let fd = socket.as_fd().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+}
+
 /// Whether a connection should be dropped at a sweep.
 fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
     if let Some(linger) = &conn.closing {
@@ -271,7 +273,7 @@ fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
 
 fn accept_all(
     scratch: &mut [u8],
-    listener: &MioListener,
+    listener: &Listener,
     poll: &Poll,
     slots: &mut Slots,
     first: usize,
@@ -279,26 +281,12 @@ fn accept_all(
 ) {
     let (max, protocol, hooks) = (config.max_connections, &*config.protocol, &config.hooks);
     while slots.live < max {
-        let accepted = match listener {
-            MioListener::Tcp(l) => l.accept().map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                let local = s.local_addr().ok();
-                (MioStream::Tcp(s), connection::tcp_info(peer, local))
-            }),
-            MioListener::Unix(l) => l
-                .accept()
-                .map(|(s, _)| (MioStream::Unix(s), ConnInfo::unix())),
-        };
-        match accepted {
+        match listener.accept_as(false) {
             Ok((stream, info)) => {
                 let index = slots.insert(stream, protocol, info, hooks);
                 let conn = slots.conns[index].as_mut().expect("just inserted");
                 let interest = Interest::READABLE | Interest::WRITABLE;
-                if poll
-                    .registry()
-                    .register(conn.stream.source(), Token(first + index), interest)
-                    .is_err()
-                {
+                if register(poll, &conn.stream, Token(first + index), interest).is_err() {
                     slots.conns[index] = None;
                     slots.free.push(index);
                     slots.live -= 1;
