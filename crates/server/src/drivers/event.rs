@@ -107,6 +107,8 @@ impl Slots {
     }
 }
 
+// One function on purpose (longer than most): the loop's phases — events, due timers, the
+// periodic sweep — share its locals, and reading it top to bottom is reading one turn.
 pub fn run(mut config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     let mut poll = Poll::new()?;

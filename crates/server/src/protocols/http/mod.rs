@@ -281,40 +281,12 @@ impl HttpSession {
         else {
             return None;
         };
-        let mut need_input = false;
         if *awaits_continue && exchange.body_requested() {
             self.conn.write_continue(out.bytes());
             *awaits_continue = false;
         }
-        if !*awaits_continue {
-            while let BodyDemand::More = exchange.body_demand() {
-                // Most requests have no body: end it without a chunk buffer.
-                if self.conn.body_done() {
-                    exchange.body_end(None);
-                    break;
-                }
-                let mut chunk = vec![0; BODY_CHUNK];
-                match self.conn.read_body(&mut chunk) {
-                    Ok(BodyRead::Data(n)) => {
-                        chunk.truncate(n);
-                        exchange.body_data(chunk);
-                        self.last_progress = Instant::now();
-                    }
-                    Ok(BodyRead::NeedMore) => {
-                        need_input = true;
-                        break;
-                    }
-                    Ok(BodyRead::End) => {
-                        exchange.body_end(None);
-                        break;
-                    }
-                    Err(e) => {
-                        exchange.body_end(Some(e.to_string()));
-                        break;
-                    }
-                }
-            }
-        }
+        let need_input =
+            !*awaits_continue && feed_body(&mut self.conn, exchange, &mut self.last_progress);
         loop {
             let Busy::Offloaded { exchange, .. } = &mut self.busy else {
                 return None;
@@ -364,6 +336,36 @@ impl HttpSession {
             Step::Pending
         })
     }
+}
+
+/// Moves received body bytes to the application while its queue has room. Whether more
+/// input is needed for it.
+fn feed_body(conn: &mut ServerConn, exchange: &mut Exchange, last_progress: &mut Instant) -> bool {
+    while let BodyDemand::More = exchange.body_demand() {
+        // Most requests have no body: end it without a chunk buffer.
+        if conn.body_done() {
+            exchange.body_end(None);
+            break;
+        }
+        let mut chunk = vec![0; BODY_CHUNK];
+        match conn.read_body(&mut chunk) {
+            Ok(BodyRead::Data(n)) => {
+                chunk.truncate(n);
+                exchange.body_data(chunk);
+                *last_progress = Instant::now();
+            }
+            Ok(BodyRead::NeedMore) => return true,
+            Ok(BodyRead::End) => {
+                exchange.body_end(None);
+                break;
+            }
+            Err(e) => {
+                exchange.body_end(Some(e.to_string()));
+                break;
+            }
+        }
+    }
+    false
 }
 
 impl Session for HttpSession {
