@@ -12,20 +12,14 @@
 //! socket, lets the session fill and drain the queues, sends its output).
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 
 use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, Service};
 
+use super::queues::{BodyChunk, Queues};
 use super::timeout::TimerState;
 use crate::offload_pool::wake_when_idle;
 use crate::session::{Job, JobHost, Waker};
-
-/// Response pieces queued from the application thread before it waits for the client.
-const REPLY_QUEUE: usize = 8;
-/// Request body chunks queued for the application before the session stops reading.
-const BODY_QUEUE: usize = 4;
 
 /// A piece of the response, from the application thread.
 pub(super) enum Reply {
@@ -47,20 +41,19 @@ pub(super) enum Reply {
     Failed,
 }
 
-/// A piece of the request body, for the application thread.
-enum BodyChunk {
-    Data(Vec<u8>),
-    End,
-    Failed(String),
-}
-
 /// The session's side of one application request.
 pub(super) struct Exchange {
-    replies: Receiver<Reply>,
-    body: Option<SyncSender<BodyChunk>>,
+    queues: Queues<Reply>,
+    /// Whether body chunks may still be sent (not ended, or the last one is held).
+    body_open: bool,
     /// A body chunk that did not fit in the queue yet.
     held: Option<BodyChunk>,
-    wants_body: Arc<AtomicBool>,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.queues.close_session();
+    }
 }
 
 /// What the session should do about the request body.
@@ -82,16 +75,13 @@ impl Exchange {
         waker: Waker,
         timer: Option<Arc<TimerState>>,
     ) -> (Exchange, Job) {
-        let (reply_tx, replies) = sync_channel(REPLY_QUEUE);
-        let (body_tx, body_rx) = sync_channel(BODY_QUEUE);
-        let wants_body = Arc::new(AtomicBool::new(false));
-        let wants = wants_body.clone();
+        let queues = Queues::new();
+        let app_side = queues.clone();
         let job: Job = Box::new(move |host: &mut dyn JobHost| {
             let _running = timer.as_ref().map(|t| t.running(host));
-            let _panic = WakeOnPanic(waker.clone());
+            let _done = JobDone(app_side.clone(), waker.clone());
             let body = ChannelBody {
-                chunks: body_rx,
-                wants,
+                queues: app_side.clone(),
                 waker: waker.clone(),
                 asked: false,
                 current: Vec::new(),
@@ -99,25 +89,24 @@ impl Exchange {
                 done: false,
                 host,
             };
-            run(&*service, &head, &info, body, reply_tx, &waker)
+            run(&*service, &head, &info, body, &app_side, &waker)
         });
         let exchange = Exchange {
-            replies,
-            body: Some(body_tx),
+            queues,
+            body_open: true,
             held: None,
-            wants_body,
         };
         (exchange, job)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).
     pub fn body_requested(&self) -> bool {
-        self.wants_body.load(Ordering::Acquire)
+        self.queues.body_wanted()
     }
 
     /// How the body feed stands.
     pub fn body_demand(&mut self) -> BodyDemand {
-        if self.body.is_none() {
+        if !self.body_open {
             return BodyDemand::Enough;
         }
         if let Some(chunk) = self.held.take() {
@@ -146,39 +135,26 @@ impl Exchange {
             self.held = Some(chunk);
         }
         if self.held.is_none() {
-            self.body = None;
+            self.body_open = false;
         }
     }
 
     fn try_send(&mut self, chunk: BodyChunk) -> Result<(), BodyChunk> {
-        let Some(sender) = &self.body else {
+        if !self.body_open {
             return Ok(());
-        };
-        let finished = !matches!(chunk, BodyChunk::Data(_));
-        match sender.try_send(chunk) {
-            Ok(()) => {
-                if finished {
-                    self.body = None;
-                }
-                Ok(())
-            }
-            Err(TrySendError::Full(chunk)) => Err(chunk),
-            // The application stopped reading: drop the rest.
-            Err(TrySendError::Disconnected(_)) => {
-                self.body = None;
-                Ok(())
-            }
         }
+        let last = !matches!(chunk, BodyChunk::Data(_));
+        self.queues.push_body(chunk)?;
+        if last {
+            self.body_open = false;
+        }
+        Ok(())
     }
 
     /// The next response piece, if one is ready. `None` with `gone` true means the
     /// application thread ended without finishing (a panic).
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ()> {
-        match self.replies.try_recv() {
-            Ok(reply) => Ok(Some(reply)),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(()),
-        }
+        self.queues.pop_reply()
     }
 }
 
@@ -188,7 +164,7 @@ fn run(
     head: &RequestHead,
     info: &ConnInfo,
     mut body: ChannelBody<'_>,
-    replies: SyncSender<Reply>,
+    queues: &Queues<Reply>,
     waker: &Waker,
 ) {
     let response = service.call(Request {
@@ -196,9 +172,11 @@ fn run(
         body: &mut body,
         conn: info,
     });
+    // The application can no longer read its body: what still arrives is discarded.
+    queues.drop_body();
     let host = body.host;
     let mut send = |reply: Reply, piece: Piece| -> bool {
-        let delivered = send_reply(&replies, reply, host);
+        let delivered = send_reply(queues, reply, host);
         if piece == Piece::Last {
             wake_when_idle(waker);
             return delivered;
@@ -270,14 +248,16 @@ fn send_streamed(body: Body, send: &mut impl FnMut(Reply, Piece) -> bool) {
     }
 }
 
-/// Wakes the session if the application panics: it then finds the job gone (and answers
-/// 500) instead of waiting for a reply that never comes. A normal end woke it already.
-struct WakeOnPanic(Waker);
+/// Marks the job ended when it returns or unwinds. After a panic it also wakes the session,
+/// which then finds the job gone (and answers 500) instead of waiting for a reply that
+/// never comes; a normal end woke it already.
+struct JobDone(Queues<Reply>, Waker);
 
-impl Drop for WakeOnPanic {
+impl Drop for JobDone {
     fn drop(&mut self) {
+        self.0.finish_job();
         if std::thread::panicking() {
-            (self.0)();
+            (self.1)();
         }
     }
 }
@@ -294,26 +274,28 @@ enum Piece {
     Last,
 }
 
-/// Queues `reply`: blocking on a thread of its own, pumping the connection inline until
-/// the session makes room. `false`: the session is gone.
-fn send_reply(replies: &SyncSender<Reply>, mut reply: Reply, host: &mut dyn JobHost) -> bool {
+/// Queues `reply`: waiting on a thread of its own, pumping the connection inline until the
+/// session makes room. `false`: the session is gone.
+fn send_reply(queues: &Queues<Reply>, mut reply: Reply, host: &mut dyn JobHost) -> bool {
     loop {
-        match replies.try_send(reply) {
+        match queues.push_reply(reply) {
             Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(back)) => match host.pump(false) {
-                None => return replies.send(back).is_ok(),
-                Some(Ok(())) => reply = back,
-                Some(Err(_)) => return false,
-            },
+            Err(None) => return false,
+            Err(Some(back)) => {
+                reply = back;
+                match host.pump(false) {
+                    None => queues.wait_for_room(),
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return false,
+                }
+            }
         }
     }
 }
 
 /// The application's view of the body: chunks from the session, waiting for them.
 struct ChannelBody<'h> {
-    chunks: Receiver<BodyChunk>,
-    wants: Arc<AtomicBool>,
+    queues: Queues<Reply>,
     waker: Waker,
     asked: bool,
     current: Vec<u8>,
@@ -328,11 +310,11 @@ impl ChannelBody<'_> {
     fn next_chunk(&mut self) -> io::Result<BodyChunk> {
         let gone = || io::Error::new(io::ErrorKind::ConnectionAborted, "client went away");
         loop {
-            match self.chunks.try_recv() {
-                Ok(chunk) => return Ok(chunk),
-                Err(TryRecvError::Disconnected) => return Err(gone()),
-                Err(TryRecvError::Empty) => match self.host.pump(true) {
-                    None => return self.chunks.recv().map_err(|_| gone()),
+            match self.queues.try_pop_body() {
+                Ok(Some(chunk)) => return Ok(chunk),
+                Err(()) => return Err(gone()),
+                Ok(None) => match self.host.pump(true) {
+                    None => self.queues.wait_for_body(),
                     Some(Ok(())) => {}
                     Some(Err(e)) => return Err(e),
                 },
@@ -345,7 +327,7 @@ impl Read for ChannelBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.asked {
             self.asked = true;
-            self.wants.store(true, Ordering::Release);
+            self.queues.want_body();
             (self.waker)();
         }
         loop {

@@ -11,6 +11,7 @@
 mod body;
 mod exchange;
 mod protocol;
+mod queues;
 mod record;
 mod timeout;
 mod upgrade;
