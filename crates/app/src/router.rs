@@ -51,6 +51,20 @@ impl Service for Router {
         self.route(head.path()).may_block_for(head)
     }
 
+    /// The router cannot tell which service runs on `thread`, so every distinct one is
+    /// asked; a service not running there ignores it (WSGI's async exception targets a
+    /// thread id, and static files have nothing to cancel).
+    fn cancel(&self, thread: u64) {
+        let mut asked: Vec<&Arc<dyn Service>> = Vec::new();
+        let services = std::iter::once(&self.fallback).chain(self.mounts.iter().map(|(_, s)| s));
+        for service in services {
+            if !asked.iter().any(|a| Arc::ptr_eq(a, service)) {
+                service.cancel(thread);
+                asked.push(service);
+            }
+        }
+    }
+
     fn before_fork(&self) {
         self.fallback.before_fork();
     }
@@ -90,6 +104,31 @@ mod tests {
             Body::Bytes(b) => b,
             _ => panic!("expected bytes"),
         }
+    }
+
+    /// Counts the cancellations it is asked for.
+    #[derive(Default)]
+    struct Cancellable(std::sync::Mutex<Vec<u64>>);
+
+    impl Service for Cancellable {
+        fn call(&self, _req: Request<'_>) -> Response {
+            Response::text(200, "app")
+        }
+        fn cancel(&self, thread: u64) {
+            self.0.lock().unwrap().push(thread);
+        }
+    }
+
+    #[test]
+    fn cancel_reaches_every_mounted_service_once() {
+        let app = Arc::new(Cancellable::default());
+        let files = Arc::new(Cancellable::default());
+        let router = Router::new(app.clone())
+            .mount("/static", files.clone())
+            .mount("/again", app.clone());
+        router.cancel(42);
+        assert_eq!(*app.0.lock().unwrap(), [42]);
+        assert_eq!(*files.0.lock().unwrap(), [42]);
     }
 
     #[test]

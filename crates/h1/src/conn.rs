@@ -186,6 +186,37 @@ impl ServerConn {
         self.end += data.len();
     }
 
+    /// The received bytes not parsed yet (to recognise another protocol's preface).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Whether the peer ended its input ([`feed_eof`](Self::feed_eof)).
+    pub fn input_ended(&self) -> bool {
+        self.eof
+    }
+
+    /// Takes the received, unparsed bytes and whether input ended: they belong to the next
+    /// protocol once this connection leaves HTTP/1.1.
+    pub fn take_input(&mut self) -> (Vec<u8>, bool) {
+        let input = self.buf[self.start..self.end].to_vec();
+        self.start = 0;
+        self.end = 0;
+        (input, self.eof)
+    }
+
+    /// Accepts the current request's switch to `protocol` (an `Upgrade` token): appends
+    /// `101 Switching Protocols` and ends HTTP/1.1 on this connection. The bytes received
+    /// after the request head are the new protocol's ([`take_input`](Self::take_input)).
+    pub fn write_switching_protocols(&mut self, protocol: &str, out: &mut Vec<u8>) {
+        put_status_and_fixed(out, 101, None);
+        out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
+        out.extend_from_slice(protocol.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        self.writing = Writing::Done;
+        self.close();
+    }
+
     /// The peer closed its sending side.
     pub fn feed_eof(&mut self) {
         self.eof = true;
@@ -580,19 +611,27 @@ impl ServerConn {
     /// `Connection: close`) unless a head was already written. The connection is then closed.
     pub fn write_error(&mut self, err: &Error, out: &mut Vec<u8>) {
         if self.writing == Writing::Idle {
-            let status = err.status();
-            let message = err.message();
-            put_status_and_fixed(out, status, None);
-            out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
-            put_content_length(out, message.len() as u64 + 1);
-            out.extend_from_slice(b"Connection: close\r\n\r\n");
-            if !self.current.is_some_and(|c| c.is_head) {
-                out.extend_from_slice(message.as_bytes());
-                out.push(b'\n');
-            }
+            let with_body = !self.current.is_some_and(|c| c.is_head);
+            crate::failure::put_error_response(out, err.status(), err.message(), with_body);
         }
         self.writing = Writing::Done;
         self.close();
+    }
+
+    /// Answers a request the server failed (see [`Failure`](crate::Failure)) if no response
+    /// head was written yet, and closes; after a head, only closes (the client sees a cut
+    /// response).
+    pub fn write_failure(&mut self, failure: crate::Failure, out: &mut Vec<u8>) {
+        if self.writing == Writing::Idle {
+            failure.write_response(!self.is_head_request(), out);
+        }
+        self.writing = Writing::Done;
+        self.close();
+    }
+
+    /// Whether the current request is a `HEAD` (its answers carry no body).
+    pub fn is_head_request(&self) -> bool {
+        self.current.is_some_and(|c| c.is_head)
     }
 
     // ---- state ----
@@ -619,7 +658,7 @@ impl ServerConn {
     }
 }
 
-fn put_content_length(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn put_content_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"Content-Length: ");
     put_dec(out, n);
     out.extend_from_slice(b"\r\n");

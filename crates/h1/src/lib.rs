@@ -15,6 +15,7 @@ mod body;
 mod conn;
 mod date;
 mod error;
+mod failure;
 mod head;
 mod request;
 mod response;
@@ -25,6 +26,7 @@ mod testutil;
 pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;
 pub use error::Error;
+pub use failure::Failure;
 pub use request::{BodyFraming, RequestHead, Version};
 pub use response::{is_valid_reason, reason_phrase, HeaderList, REASON_FIELD};
 

@@ -36,8 +36,11 @@ pub struct Shape {
 
 /// Builds the application source from the settings.
 pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
+    // `http+echo`: HTTP, where a request may switch its connection to echo (`Upgrade: echo`,
+    // or the HTTP/2 preface): the seeds' exercise of the protocol hand-off.
+    let upgrade_echo = settings.protocol == Wire::HttpEcho;
     match settings.protocol {
-        Wire::Http => {}
+        Wire::Http | Wire::HttpEcho => {}
         Wire::Echo => return Ok(AppSource::Preloaded(Arc::new(Echo))),
         Wire::Reverse => {
             let work_delay = settings.work_delay;
@@ -45,6 +48,9 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
         }
     }
     let http_settings = http_settings(settings, shape);
+    let http = move |service, settings, access_log: &Option<AccessLog>| {
+        http(service, settings, access_log, upgrade_echo)
+    };
     let mounts = static_mounts(settings)?;
     let Some(spec) = settings.app.clone() else {
         let root = settings.root.as_ref().ok_or_else(|| {
@@ -97,8 +103,14 @@ fn http(
     service: Arc<dyn Service>,
     settings: HttpSettings,
     access_log: &Option<AccessLog>,
+    upgrade_echo: bool,
 ) -> Arc<dyn Protocol> {
-    let http = Http::new(service, settings);
+    let mut http = Http::new(service, settings);
+    if upgrade_echo {
+        http = http
+            .with_upgrade("echo", Arc::new(Echo))
+            .with_prior_knowledge(Arc::new(Echo));
+    }
     Arc::new(match access_log {
         Some(log) => http.with_access_log(log.clone()),
         None => http,

@@ -125,7 +125,7 @@ pub struct Settings {
         help = "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."
     )]
     pub reuse_port: bool,
-    #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http, or the seeds' echo and reverse TCP exercises.")]
+    #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http, or the seeds' echo and reverse TCP exercises; http+echo is HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo.")]
     pub protocol: Wire,
     #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = units::duration, help = "reverse protocol: simulated handler time before answering (seed 000 uses 5).")]
     pub work_delay: Duration,

@@ -77,6 +77,9 @@ pub fn level(text: &str) -> Result<Level, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
     Http,
+    /// HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo:
+    /// the protocol hand-off's exercise.
+    HttpEcho,
     /// The seeds' echo exercise.
     Echo,
     /// The seeds' reverse exercise.
@@ -86,9 +89,10 @@ pub enum Wire {
 pub fn wire(text: &str) -> Result<Wire, String> {
     match text {
         "http" => Ok(Wire::Http),
+        "http+echo" => Ok(Wire::HttpEcho),
         "echo" => Ok(Wire::Echo),
         "reverse" => Ok(Wire::Reverse),
-        _ => Err("unknown protocol; choose http, echo or reverse".into()),
+        _ => Err("unknown protocol; choose http, http+echo, echo or reverse".into()),
     }
 }
 

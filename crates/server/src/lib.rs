@@ -4,6 +4,7 @@
 
 pub mod deadlines;
 pub mod drivers;
+pub mod hooks;
 pub mod listener;
 pub mod model;
 pub mod offload_pool;

@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
 use ironhorse_app::ConnInfo;
+use socket2::Socket;
 
 /// Where to listen, as given to `-b`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,29 +125,25 @@ impl Listener {
     }
 
     /// Accepts one connection (non-blocking: `WouldBlock` when none is pending). The stream
-    /// is returned in blocking mode with `TCP_NODELAY` set.
+    /// is returned in blocking mode (for the event loop: non-blocking, `blocking` false),
+    /// with `TCP_NODELAY` set on TCP.
     pub fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
-        match self {
+        self.accept_as(true)
+    }
+
+    /// [`accept`](Self::accept), choosing the stream's mode.
+    pub fn accept_as(&self, blocking: bool) -> io::Result<(Stream, ConnInfo)> {
+        let (socket, info) = match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept()?;
-                stream.set_nonblocking(false)?;
                 stream.set_nodelay(true)?;
                 let local = stream.local_addr().ok();
-                Ok((
-                    Stream::Tcp(stream),
-                    ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                ))
+                (Socket::from(stream), crate::drivers::tcp_info(peer, local))
             }
-            Listener::Unix(l, _) => {
-                let (stream, _) = l.accept()?;
-                stream.set_nonblocking(false)?;
-                Ok((Stream::Unix(stream), ConnInfo::unix()))
-            }
-        }
+            Listener::Unix(l, _) => (Socket::from(l.accept()?.0), ConnInfo::unix()),
+        };
+        socket.set_nonblocking(!blocking)?;
+        Ok((Stream(socket), info))
     }
 
     /// What to print so a user (or a test) can connect: `http://127.0.0.1:8000` or `unix:PATH`.
@@ -186,14 +183,6 @@ impl Listener {
             }
         }
     }
-
-    /// Converts into a mio listener for the event driver.
-    pub fn into_mio(self) -> MioListener {
-        match self {
-            Listener::Tcp(l) => MioListener::Tcp(mio::net::TcpListener::from_std(l)),
-            Listener::Unix(l, _) => MioListener::Unix(mio::net::UnixListener::from_std(l)),
-        }
-    }
 }
 
 impl AsFd for Listener {
@@ -205,99 +194,43 @@ impl AsFd for Listener {
     }
 }
 
-/// A listener registered with mio.
-pub enum MioListener {
-    Tcp(mio::net::TcpListener),
-    Unix(mio::net::UnixListener),
-}
-
-/// An accepted connection.
+/// An accepted connection, TCP or Unix-domain alike: one socket type, whose kind matters
+/// only when it is accepted (`TCP_NODELAY`, the peer's address).
 #[derive(Debug)]
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
+pub struct Stream(Socket);
 
 impl Stream {
     pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(t),
-            Stream::Unix(s) => s.set_read_timeout(t),
-        }
+        self.0.set_read_timeout(t)
     }
     pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(t),
-            Stream::Unix(s) => s.set_write_timeout(t),
-        }
+        self.0.set_write_timeout(t)
     }
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nonblocking(on),
-            Stream::Unix(s) => s.set_nonblocking(on),
-        }
+        self.0.set_nonblocking(on)
     }
     /// Another descriptor for the same connection.
     pub fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-        })
+        self.0.try_clone().map(Stream)
     }
-
     /// Shuts the connection down both ways (wakes any thread blocked on it).
     pub fn shutdown_both(&self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-        };
-    }
-
-    /// Shuts down the sending side (so the peer sees EOF after our last bytes).
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-        };
-    }
-    /// Converts into a raw fd-owning std TCP or Unix stream for another runtime.
-    pub fn into_raw_fd(self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.into_raw_fd(),
-            Stream::Unix(s) => s.into_raw_fd(),
-        }
-    }
-    /// Converts to a mio stream.
-    pub fn into_mio(self) -> io::Result<MioStream> {
-        self.set_nonblocking(true)?;
-        Ok(match self {
-            Stream::Tcp(s) => MioStream::Tcp(mio::net::TcpStream::from_std(s)),
-            Stream::Unix(s) => MioStream::Unix(mio::net::UnixStream::from_std(s)),
-        })
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
+        (&self.0).read(buf)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
+        (&self.0).write(buf)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write_vectored(bufs),
-            Stream::Unix(s) => s.write_vectored(bufs),
-        }
+        (&self.0).write_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -306,60 +239,6 @@ impl Write for Stream {
 
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
-        }
-    }
-}
-
-/// An accepted connection owned by the mio event loop.
-pub enum MioStream {
-    Tcp(mio::net::TcpStream),
-    Unix(mio::net::UnixStream),
-}
-
-impl MioStream {
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            MioStream::Tcp(s) => s,
-            MioStream::Unix(s) => s,
-        }
-    }
-}
-
-impl Read for MioStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            MioStream::Tcp(s) => s.read(buf),
-            MioStream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for MioStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            MioStream::Tcp(s) => s.write(buf),
-            MioStream::Unix(s) => s.write(buf),
-        }
-    }
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            MioStream::Tcp(s) => s.write_vectored(bufs),
-            MioStream::Unix(s) => s.write_vectored(bufs),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsFd for MioStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            MioStream::Tcp(s) => s.as_fd(),
-            MioStream::Unix(s) => s.as_fd(),
-        }
+        self.0.as_fd()
     }
 }

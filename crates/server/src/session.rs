@@ -1,8 +1,15 @@
 //! The contract between drivers and protocols.
 //!
 //! A [`Session`] is one connection's protocol logic, sans IO: the driver hands it received
-//! bytes and drains the [`Output`] it fills. Drivers know nothing about HTTP; the seeds'
-//! echo and reverse protocols run on them unchanged, which keeps that honest.
+//! bytes and drains the [`Output`] it fills. It never sees a socket. Drivers know nothing
+//! about HTTP; the seeds' echo and reverse protocols run on them unchanged, which keeps
+//! that honest.
+//!
+//! Work that may block (a Python application) leaves the session as a [`Job`], handed to
+//! the [`Executor`] its driver gave it in a [`Link`]: event-driven drivers run jobs on a
+//! thread pool; blocking drivers run them inline, on the connection's own thread, right
+//! after `advance` returns, lending the job a [`JobHost`] whose `pump` drives the connection
+//! while the job waits (no cross-thread hand-off per request).
 
 use std::io;
 use std::sync::Arc;
@@ -10,6 +17,7 @@ use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
 
+use crate::hooks::Hooks;
 use crate::output::Output;
 
 /// What a session wants next from its driver. In every case the driver first sends what
@@ -22,35 +30,57 @@ pub enum Step {
     Flush,
     /// Call `advance` again at this instant (a handler's simulated work).
     WaitUntil(Instant),
-    /// Work runs elsewhere; `advance` again when the [`Waker`] is called.
+    /// Work runs elsewhere (a [`Job`]); `advance` again when the [`Waker`] is called.
     Pending,
     /// Close the connection once the output is sent.
     Close,
+    /// The connection leaves this protocol for another on the same socket (HTTP/1.1's
+    /// `101 Switching Protocols`, a prior-knowledge HTTP/2 preface): once the output is
+    /// sent, the driver replaces the session with [`Session::hand_off`]'s and goes on with
+    /// `advance` on it. The bytes already received are the next session's already.
+    Upgrade,
 }
 
-/// Wakes a driver so that it calls `advance` on the session it was lent to. Callable from
-/// any thread, any number of times; wake-ups may be merged.
+/// Wakes a driver so that it calls `advance` on the session it serves. Callable from any
+/// thread, any number of times; wake-ups may be merged.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
-
-/// A blocking socket, lent to sessions by blocking drivers so that applications may read
-/// request bodies as they arrive.
-pub trait BlockingSocket: io::Read + io::Write + Send {
-    /// A handle that ends this connection from another thread (made on demand: it costs a
-    /// second descriptor while it lives).
-    fn cutoff(&self) -> Option<Cutoff>;
-}
-
-/// What a driver lends a session for one call of `advance`.
-pub struct Io<'a> {
-    /// The socket, when the driver is blocking (its thread may wait on it).
-    pub blocking: Option<&'a mut dyn BlockingSocket>,
-    /// How to wake the driver after [`Step::Pending`].
-    pub waker: &'a Waker,
-}
 
 /// Ends a connection from another thread: sends its argument (last words, maybe empty) and
 /// shuts the socket down, which also wakes a thread blocked on it.
 pub type Cutoff = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// What a job's runner lends it while it runs.
+pub trait JobHost: Send {
+    /// For jobs running inline on the connection's thread: drives the connection one turn
+    /// (`advance`, send the output and, when `want_input` and the session asks for input,
+    /// wait for it). `None` on a thread of its own: the job simply blocks on its queues,
+    /// since the connection's driver runs elsewhere. `Some(Err)`: the connection is gone.
+    fn pump(&mut self, want_input: bool) -> Option<io::Result<()>>;
+    /// For jobs running inline: a handle ending the connection from another thread (made on
+    /// demand, it costs a second descriptor while it lives), so that a watchdog can answer
+    /// the client while the thread is stuck in the job.
+    fn cutoff(&self) -> Option<Cutoff>;
+}
+
+/// Blocking work a session hands its driver.
+pub type Job = Box<dyn FnOnce(&mut dyn JobHost) + Send>;
+
+/// Where a driver runs a session's jobs.
+pub trait Executor: Send + Sync {
+    fn execute(&self, job: Job);
+}
+
+/// What a driver gives each session it serves.
+#[derive(Clone)]
+pub struct Link {
+    /// Wakes the driver after [`Step::Pending`].
+    pub waker: Waker,
+    /// Where the session's jobs run. `None`: the driver's loop must never block, so the
+    /// protocol runs them on its own pool (event-driven drivers).
+    pub executor: Option<Arc<dyn Executor>>,
+    /// The worker around the driver (request counting, the error log).
+    pub hooks: Hooks,
+}
 
 /// One connection's protocol state.
 pub trait Session: Send {
@@ -75,7 +105,7 @@ pub trait Session: Send {
         }
     }
     /// Makes progress with what was received, queueing output.
-    fn advance(&mut self, out: &mut Output, io: Io<'_>) -> Step;
+    fn advance(&mut self, out: &mut Output) -> Step;
     /// How long the driver may wait for input before closing the connection.
     fn read_deadline(&self) -> Option<Instant>;
     /// Whether nothing is in progress, so a stopping server may close the connection.
@@ -88,11 +118,36 @@ pub trait Session: Send {
     }
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
+    /// After [`Step::Upgrade`]: the session that takes the connection over, fed with the
+    /// bytes this one received but did not use. `None` (the default, for sessions that
+    /// never upgrade): the driver closes the connection.
+    fn hand_off(&mut self) -> Option<Box<dyn Session>> {
+        None
+    }
+}
+
+/// A layer between the socket and the session that transforms bytes both ways (TLS:
+/// records in, records out), so that neither the session nor its driver knows about it.
+///
+/// The seam, not yet an implementation: a wrapper session owning a `Transport` and the inner
+/// session is itself a [`Session`] (drivers serve it like any other). It passes received
+/// wire bytes through [`incoming`](Self::incoming) to the inner session's `receive`, and
+/// the inner session's output (file regions read into memory: a transport cannot
+/// `sendfile`) through [`outgoing`](Self::outgoing) to the driver's [`Output`]; its own
+/// bytes (a handshake) leave the same way. Upgrades hand off the inner session only, so a
+/// protocol switched to under TLS stays under it.
+pub trait Transport: Send {
+    /// Wire bytes arrived: append what they decode to (for the session) to `plain`.
+    fn incoming(&mut self, wire: &[u8], plain: &mut Vec<u8>) -> io::Result<()>;
+    /// The session's bytes, to be sent: append their wire form to `wire`.
+    fn outgoing(&mut self, plain: &[u8], wire: &mut Output) -> io::Result<()>;
+    /// Whether the transport has bytes of its own to send (a handshake in progress).
+    fn wants_write(&self) -> bool;
 }
 
 /// A wire protocol: makes one session per accepted connection.
 pub trait Protocol: Send + Sync + 'static {
-    fn session(&self, conn: ConnInfo) -> Box<dyn Session>;
+    fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session>;
 
     /// Called just before this process forks (see `ironhorse_app::Service::before_fork`).
     fn before_fork(&self) {}

@@ -81,6 +81,7 @@ fn start(driver: Driver) -> String {
             threads: 4,
             max_connections: 100,
             graceful_timeout: Duration::from_secs(1),
+            hooks: Arc::new(ironhorse_server::hooks::Detached),
         };
         driver.run(config).unwrap();
     });

@@ -415,6 +415,36 @@ fn eof_while_draining_closes() {
 }
 
 #[test]
+fn switching_protocols_ends_http_and_hands_over_the_bytes_after_the_head() {
+    let mut c = conn_with(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello",
+    );
+    c.next_request().unwrap().unwrap();
+    let mut out = Vec::new();
+    c.write_switching_protocols("echo", &mut out);
+    assert_eq!(
+        text(&out),
+        "HTTP/1.1 101 Switching Protocols\nServer: ironhorse\nDate: *\nConnection: Upgrade\nUpgrade: echo\n"
+    );
+    assert!(out.ends_with(b"echo\r\n\r\n"));
+    assert!(c.is_closed());
+    assert_eq!(c.take_input(), (b"hello".to_vec(), false));
+    assert!(matches!(c.next_request(), Ok(None)));
+}
+
+#[test]
+fn a_failure_after_the_head_only_closes() {
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let mut out = Vec::new();
+    c.write_head(200, &Vec::new(), Some(5), &mut out);
+    let head = out.len();
+    c.write_failure(crate::Failure::TimedOut, &mut out);
+    assert_eq!(out.len(), head, "nothing after a head already sent");
+    assert!(c.is_closed());
+}
+
+#[test]
 fn sends_a_custom_reason_phrase_and_never_the_pseudo_field() {
     let mut c = conn_with(GET11);
     c.next_request().unwrap().unwrap();

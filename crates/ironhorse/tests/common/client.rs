@@ -84,6 +84,14 @@ impl Conn {
         }
     }
 
+    /// The next `n` raw bytes (after the responses read so far), for a protocol switched to.
+    pub fn read_raw(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill(), "closed after {} of {n} bytes", self.buf.len());
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// Reads until the bytes received contain `needle`; false if the connection closes
     /// first. Nothing is consumed: a later [`response`](Self::response) still sees it all.
     pub fn wait_for_bytes(&mut self, needle: &[u8]) -> bool {

@@ -1,21 +1,27 @@
-//! One connection served to its end on a blocking socket.
+//! One connection served to its end on a blocking socket. Jobs the session hands over
+//! (a blocking application's request) run inline on this thread: no hand-off to another
+//! thread per request.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use ironhorse_app::ConnInfo;
+
+use super::connection::{self, Linger};
 use super::{stopping, STOP_CHECK};
+use crate::hooks::{Hooks, WorkerHooks};
 use crate::listener::Stream;
 use crate::output::Output;
-use crate::session::{BlockingSocket, Cutoff, Io, Session, Step, Waker};
+use crate::session::{Cutoff, Executor, Job, JobHost, Link, Protocol, Session, Step, Waker};
 
 /// Longest a client may stall our writes before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `session` on `stream` until it closes, the peer goes away, a read deadline
+/// Serves a new connection on `stream` until it closes, the peer goes away, a read deadline
 /// passes, or a stop is requested while the connection is idle.
-pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
-    if let Some(conn) = Conn::new(stream, session) {
+pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol, hooks: &Hooks) {
+    if let Some(conn) = Conn::new(stream, info, protocol, hooks) {
         serve(conn, None);
     }
 }
@@ -24,16 +30,120 @@ pub fn serve_connection(stream: Stream, session: Box<dyn Session>) {
 pub(crate) struct Conn {
     pub stream: Stream,
     pub session: Box<dyn Session>,
+    hooks: Hooks,
+    /// The job the session handed over, run after `advance` returns.
+    jobs: Arc<InlineJobs>,
+    /// Where this thread sleeps on [`Step::Pending`] until the session's waker is called.
+    parker: Arc<Parker>,
 }
 
 impl Conn {
-    pub fn new(stream: Stream, session: Box<dyn Session>) -> Option<Conn> {
+    pub fn new(
+        stream: Stream,
+        info: ConnInfo,
+        protocol: &dyn Protocol,
+        hooks: &Hooks,
+    ) -> Option<Conn> {
         // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
         // timer per connection.
         stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
-        Some(Conn { stream, session })
+        let parker = Arc::new(Parker::default());
+        let waker: Waker = {
+            let parker = parker.clone();
+            Arc::new(move || parker.unpark())
+        };
+        let jobs = Arc::new(InlineJobs::default());
+        let link = Link {
+            waker,
+            executor: Some(jobs.clone()),
+            hooks: hooks.clone(),
+        };
+        let session = protocol.session(info, link);
+        Some(Conn {
+            stream,
+            session,
+            hooks: hooks.clone(),
+            jobs,
+            parker,
+        })
     }
+}
+
+/// The executor of blocking drivers: keeps the job for the connection's own thread.
+#[derive(Default)]
+struct InlineJobs(Mutex<Option<Job>>);
+
+impl Executor for InlineJobs {
+    fn execute(&self, job: Job) {
+        let previous = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(job);
+        debug_assert!(previous.is_none(), "a session runs one job at a time");
+    }
+}
+
+impl InlineJobs {
+    fn take(&self) -> Option<Job> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// What a job running on the connection's thread may do while it waits.
+struct InlineHost<'a> {
+    hooks: &'a dyn WorkerHooks,
+    stream: &'a mut Stream,
+    session: &'a mut dyn Session,
+    out: &'a mut Output,
+}
+
+impl JobHost for InlineHost<'_> {
+    fn pump(&mut self, want_input: bool) -> Option<io::Result<()>> {
+        Some(self.turn(want_input))
+    }
+
+    fn cutoff(&self) -> Option<Cutoff> {
+        cutoff_for(self.stream)
+    }
+}
+
+impl InlineHost<'_> {
+    /// One turn of the connection: advance, send, and maybe wait for input.
+    fn turn(&mut self, want_input: bool) -> io::Result<()> {
+        let step = self.session.advance(self.out);
+        self.out.drain_into(self.stream)?;
+        match step {
+            Step::Close => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection is closing",
+            )),
+            Step::Read if want_input => {
+                while !read_once(self.stream, self.session, self.hooks)? {}
+                Ok(())
+            }
+            Step::WaitUntil(at) => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                Ok(())
+            }
+            // No switch of protocol happens while a job runs (the request is in progress).
+            Step::Read | Step::Flush | Step::Pending | Step::Upgrade => Ok(()),
+        }
+    }
+}
+
+/// Runs `job` here, lending it the connection.
+fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
+    let mut host = InlineHost {
+        hooks: &*conn.hooks,
+        stream: &mut conn.stream,
+        session: conn.session.as_mut(),
+        out,
+    };
+    // A panicking application must not take the thread with it; the session sees its job
+    // gone and answers 500.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut host)));
 }
 
 /// What became of a connection.
@@ -48,26 +158,26 @@ pub(crate) enum Served {
 /// while `yield_when()` says others wait for this thread (checked at every wake-up).
 pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Served {
     let mut out = Output::default();
-    let parker = Arc::new(Parker::default());
-    let waker: Waker = {
-        let parker = parker.clone();
-        Arc::new(move || parker.unpark())
-    };
     loop {
-        let step = conn.session.advance(
-            &mut out,
-            Io {
-                blocking: Some(&mut conn.stream),
-                waker: &waker,
-            },
-        );
+        let step = conn.session.advance(&mut out);
         if out.drain_into(&mut conn.stream).is_err() {
             return Served::Done;
+        }
+        if let Some(job) = conn.jobs.take() {
+            run_inline(job, &mut conn, &mut out);
+            continue;
         }
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
-            Step::Pending => parker.park(STOP_CHECK),
+            Step::Pending => conn.parker.park(STOP_CHECK),
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    close_gracefully(conn.stream);
+                    return Served::Done;
+                }
+            },
             Step::Close => {
                 close_gracefully(conn.stream);
                 return Served::Done;
@@ -77,7 +187,7 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 if pressed && conn.session.is_waiting() && !has_input(&conn.stream) {
                     return Served::Idle(conn);
                 }
-                match read_once(&mut conn.stream, conn.session.as_mut()) {
+                match read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks) {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(_) => return Served::Done,
@@ -91,12 +201,6 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
 fn has_input(stream: &Stream) -> bool {
     use std::os::fd::AsFd;
     ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
-}
-
-impl BlockingSocket for Stream {
-    fn cutoff(&self) -> Option<Cutoff> {
-        cutoff_for(self)
-    }
 }
 
 /// A handle that can end the connection from another thread (a second descriptor of the
@@ -113,14 +217,16 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
 }
 
 /// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
-/// (`Ok(false)`); fails when the deadline passes or the server stops while idle.
-fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool> {
-    crate::process::beat();
-    if stopping() && session.is_idle() {
-        return Err(io::ErrorKind::Interrupted.into());
-    }
-    if session.read_deadline().is_some_and(|d| d <= Instant::now()) {
-        return Err(io::ErrorKind::TimedOut.into());
+/// (`Ok(false)`); fails when the connection expires (see [`connection::is_expired`]).
+fn read_once(
+    stream: &mut Stream,
+    session: &mut dyn Session,
+    hooks: &dyn WorkerHooks,
+) -> io::Result<bool> {
+    hooks.beat();
+    let stop = stopping();
+    if connection::is_expired(session, Instant::now(), stop) {
+        return Err(connection::expiry_error(session, stop));
     }
     match stream.read(session.read_buf()) {
         Ok(n) => {
@@ -139,42 +245,46 @@ fn read_once(stream: &mut Stream, session: &mut dyn Session) -> io::Result<bool>
     }
 }
 
-/// Closes so that the response is not lost: half-close, then discard what the client still
-/// sends for a moment, so the kernel does not answer unread data with a reset.
+/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read.
 fn close_gracefully(mut stream: Stream) {
-    stream.shutdown_write();
+    let mut linger = Linger::start(&stream);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let mut sink = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let mut budget = 256 * 1024;
-    while budget > 0 && Instant::now() < deadline {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget -= n.min(budget),
-        }
-    }
+    linger.discard(|buf| stream.read(buf));
 }
 
 /// Lets a blocking driver sleep until a session's background work wakes it.
 #[derive(Default)]
 struct Parker {
-    woken: Mutex<bool>,
+    state: Mutex<Parked>,
     signal: Condvar,
+}
+
+#[derive(Default)]
+struct Parked {
+    woken: bool,
+    /// Whether the thread waits: only then is a notification (a `futex` call) worth it.
+    /// Inline jobs wake their session on every response while nobody is parked.
+    waiting: bool,
 }
 
 impl Parker {
     fn unpark(&self) {
-        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.signal.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.woken = true;
+        if state.waiting {
+            self.signal.notify_one();
+        }
     }
 
     /// Waits for a wake-up, at most `limit`.
     fn park(&self, limit: Duration) {
-        let woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut woken, _) = self
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiting = true;
+        let (mut state, _) = self
             .signal
-            .wait_timeout_while(woken, limit, |w| !*w)
+            .wait_timeout_while(state, limit, |s| !s.woken)
             .unwrap_or_else(|e| e.into_inner());
-        *woken = false;
+        state.waiting = false;
+        state.woken = false;
     }
 }

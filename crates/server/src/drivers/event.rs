@@ -6,15 +6,19 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use ironhorse_app::ConnInfo;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use std::os::fd::{AsFd, AsRawFd};
 
-use super::accept::{is_fd_exhaustion, is_transient};
+use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
-use crate::listener::{MioListener, MioStream};
+use crate::hooks::Hooks;
+use crate::listener::{Listener, Stream};
 use crate::output::{Drained, Output};
-use crate::session::{Io, Protocol, Session, Step, Waker};
+use crate::session::{Link, Protocol, Session, Step, Waker};
 
 /// The token of the cross-thread waker (listeners and connections take the low ones).
 const WAKE_TOKEN: Token = Token(usize::MAX);
@@ -22,14 +26,10 @@ const WAKE_TOKEN: Token = Token(usize::MAX);
 /// Connections whose background work asked for attention: (slot, generation).
 type WakeQueue = Arc<Mutex<Vec<(usize, u64)>>>;
 
-/// How long a closing connection may keep sending before we stop discarding its bytes.
-const LINGER: Duration = Duration::from_millis(500);
-
 struct Conn {
     /// Distinguishes this connection from earlier ones in the same slot.
     generation: u64,
-    waker: Waker,
-    stream: MioStream,
+    stream: Stream,
     /// Whether the socket may have unread input (edge-triggered readiness, tracked).
     readable: bool,
     /// Whether the peer's end of input (or an error) was announced.
@@ -37,8 +37,8 @@ struct Conn {
     session: Box<dyn Session>,
     out: Output,
     step: Step,
-    /// Set once we have half-closed: discard input until EOF or this instant.
-    closing_until: Option<Instant>,
+    /// Set once we have half-closed: discarding what the peer still sends.
+    closing: Option<Linger>,
 }
 
 /// Slot index of a connection ↔ its token (listeners take the first tokens).
@@ -52,7 +52,13 @@ struct Slots {
 }
 
 impl Slots {
-    fn insert(&mut self, stream: MioStream, session: Box<dyn Session>) -> usize {
+    fn insert(
+        &mut self,
+        stream: Stream,
+        protocol: &dyn Protocol,
+        info: ConnInfo,
+        hooks: &Hooks,
+    ) -> usize {
         self.live += 1;
         self.generations += 1;
         let index = self.free.pop().unwrap_or_else(|| {
@@ -71,41 +77,44 @@ impl Slots {
                 let _ = mio_waker.wake();
             }
         });
+        let session = protocol.session(
+            info,
+            Link {
+                waker,
+                executor: None,
+                hooks: hooks.clone(),
+            },
+        );
         self.conns[index] = Some(Conn {
             generation,
-            waker,
             stream,
             readable: true,
             peer_closed: false,
             session,
             out: Output::default(),
             step: Step::Read,
-            closing_until: None,
+            closing: None,
         });
         index
     }
 
     fn remove(&mut self, poll: &Poll, index: usize) {
-        if let Some(mut conn) = self.conns[index].take() {
-            let _ = poll.registry().deregister(conn.stream.source());
+        if let Some(conn) = self.conns[index].take() {
+            deregister(poll, &conn.stream);
             self.free.push(index);
             self.live -= 1;
         }
     }
 }
 
-pub fn run(config: DriverConfig) -> io::Result<()> {
+// One function on purpose (longer than most): the loop's phases — events, due timers, the
+// periodic sweep — share its locals, and reading it top to bottom is reading one turn.
+pub fn run(mut config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     let mut poll = Poll::new()?;
-    let mut listeners: Vec<MioListener> =
-        config.listeners.into_iter().map(|l| l.into_mio()).collect();
-    for (i, listener) in listeners.iter_mut().enumerate() {
-        let source: &mut dyn mio::event::Source = match listener {
-            MioListener::Tcp(l) => l,
-            MioListener::Unix(l) => l,
-        };
-        poll.registry()
-            .register(source, Token(i), Interest::READABLE)?;
+    let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
+    for (i, listener) in listeners.iter().enumerate() {
+        register(&poll, listener, Token(i), Interest::READABLE)?;
     }
     let first_conn = listeners.len();
     let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
@@ -123,10 +132,10 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut scratch = vec![0u8; 64 * 1024];
     let mut last_sweep = Instant::now();
     let mut accepting = true;
-    let mut stop_deadline: Option<Instant> = None;
+    let mut draining: Option<Draining> = None;
 
     loop {
-        crate::process::beat();
+        config.hooks.beat();
         let now = Instant::now();
         let mut timeout = STOP_CHECK.saturating_sub(now - last_sweep);
         if let Some(Reverse((at, _))) = timers.peek() {
@@ -151,16 +160,10 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                     else {
                         continue;
                     };
-                    if conn.closing_until.is_some() || conn.step == Step::Close {
+                    if conn.closing.is_some() || conn.step == Step::Close {
                         continue;
                     }
-                    conn.step = conn.session.advance(
-                        &mut conn.out,
-                        Io {
-                            blocking: None,
-                            waker: &conn.waker,
-                        },
-                    );
+                    conn.step = conn.session.advance(&mut conn.out);
                     if !drive(conn, &mut scratch) {
                         slots.remove(&poll, index);
                     }
@@ -173,8 +176,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         &poll,
                         &mut slots,
                         first_conn,
-                        config.max_connections,
-                        &*config.protocol,
+                        &config,
                     );
                 }
             } else if let Some(conn) = slots
@@ -209,15 +211,11 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         if now - last_sweep >= STOP_CHECK {
             last_sweep = now;
             let stop = stopping();
-            if stop && stop_deadline.is_none() {
-                stop_deadline = Some(now + config.graceful_timeout);
+            if stop && draining.is_none() {
+                draining = Some(Draining::begin(config.graceful_timeout));
                 accepting = false;
-                for listener in &mut listeners {
-                    let source: &mut dyn mio::event::Source = match listener {
-                        MioListener::Tcp(l) => l,
-                        MioListener::Unix(l) => l,
-                    };
-                    let _ = poll.registry().deregister(source);
+                for listener in &listeners {
+                    deregister(&poll, listener);
                 }
             }
             for index in 0..slots.conns.len() {
@@ -240,66 +238,57 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                         &poll,
                         &mut slots,
                         first_conn,
-                        config.max_connections,
-                        &*config.protocol,
+                        &config,
                     );
                 }
             }
-            if stop && (slots.live == 0 || stop_deadline.is_some_and(|d| now >= d)) {
+            if draining
+                .as_ref()
+                .is_some_and(|d| d.is_over(slots.live, now))
+            {
                 return Ok(());
             }
         }
     }
 }
 
+/// Registers a socket with mio by descriptor, whatever its kind.
+fn register(poll: &Poll, socket: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), token, interest)
+}
+
+fn deregister(poll: &Poll, socket: &impl AsFd) {
+    let fd = socket.as_fd().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+}
+
 /// Whether a connection should be dropped at a sweep.
 fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
-    if let Some(until) = conn.closing_until {
-        return now >= until;
+    if let Some(linger) = &conn.closing {
+        return linger.is_over(now);
     }
     let waiting_for_input = conn.step == Step::Read && conn.out.is_empty();
-    waiting_for_input
-        && (conn.session.read_deadline().is_some_and(|d| d <= now)
-            || (stopping && conn.session.is_idle()))
+    waiting_for_input && connection::is_expired(conn.session.as_ref(), now, stopping)
 }
 
 fn accept_all(
     scratch: &mut [u8],
-    listener: &MioListener,
+    listener: &Listener,
     poll: &Poll,
     slots: &mut Slots,
     first: usize,
-    max: usize,
-    protocol: &dyn Protocol,
+    config: &DriverConfig,
 ) {
+    let (max, protocol, hooks) = (config.max_connections, &*config.protocol, &config.hooks);
     while slots.live < max {
-        let accepted = match listener {
-            MioListener::Tcp(l) => l.accept().map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                let local = s.local_addr().ok();
-                (
-                    MioStream::Tcp(s),
-                    ironhorse_app::ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                )
-            }),
-            MioListener::Unix(l) => l
-                .accept()
-                .map(|(s, _)| (MioStream::Unix(s), ironhorse_app::ConnInfo::unix())),
-        };
-        match accepted {
+        match listener.accept_as(false) {
             Ok((stream, info)) => {
-                let index = slots.insert(stream, protocol.session(info));
+                let index = slots.insert(stream, protocol, info, hooks);
                 let conn = slots.conns[index].as_mut().expect("just inserted");
                 let interest = Interest::READABLE | Interest::WRITABLE;
-                if poll
-                    .registry()
-                    .register(conn.stream.source(), Token(first + index), interest)
-                    .is_err()
-                {
+                if register(poll, &conn.stream, Token(first + index), interest).is_err() {
                     slots.conns[index] = None;
                     slots.free.push(index);
                     slots.live -= 1;
@@ -310,17 +299,19 @@ fn accept_all(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if is_transient(&e) => {}
-            Err(e) if is_fd_exhaustion(&e) => return,
-            Err(_) => return,
+            // Backing off: the next sweep accepts again.
+            Err(e) => match accept_failed(&e, &**hooks) {
+                AcceptFailure::Skip => {}
+                AcceptFailure::BackOff | AcceptFailure::Fatal => return,
+            },
         }
     }
 }
 
 /// Moves a connection forward as far as its socket allows. Returns `false` to drop it.
 fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
-    if conn.closing_until.is_some() {
-        return discard_input(conn, scratch);
+    if conn.closing.is_some() {
+        return discard_input(conn);
     }
     loop {
         match conn.out.drain_into(&mut conn.stream) {
@@ -330,12 +321,16 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
         }
         match conn.step {
             Step::Close => {
-                if let MioStream::Tcp(s) = &conn.stream {
-                    let _ = s.shutdown(std::net::Shutdown::Write);
-                }
-                conn.closing_until = Some(Instant::now() + LINGER);
-                return discard_input(conn, scratch);
+                conn.closing = Some(Linger::start(&conn.stream));
+                return discard_input(conn);
             }
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    conn.step = Step::Close;
+                    continue;
+                }
+            },
             Step::WaitUntil(at) if Instant::now() < at => return true,
             Step::Pending => return true,
             Step::WaitUntil(_) | Step::Flush => {}
@@ -363,25 +358,16 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
                 }
             }
         }
-        conn.step = conn.session.advance(
-            &mut conn.out,
-            Io {
-                blocking: None,
-                waker: &conn.waker,
-            },
-        );
+        conn.step = conn.session.advance(&mut conn.out);
     }
 }
 
 /// Reads and drops what a closing peer still sends; `false` once it is done.
-fn discard_input(conn: &mut Conn, sink: &mut [u8]) -> bool {
-    loop {
-        match conn.stream.read(sink) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
+fn discard_input(conn: &mut Conn) -> bool {
+    let Conn {
+        closing, stream, ..
+    } = conn;
+    closing
+        .as_mut()
+        .is_some_and(|linger| linger.discard(|buf| stream.read(buf)))
 }

@@ -6,6 +6,7 @@
 
 mod accept;
 mod blocking;
+mod connection;
 mod event;
 mod keepalive;
 mod pool;
@@ -16,11 +17,13 @@ mod tokio_rt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hooks::Hooks;
 use crate::listener::Listener;
 use crate::session::Protocol;
 
 pub use accept::{accept_loop, accept_loop_ticking};
 pub use blocking::serve_connection;
+pub(crate) use connection::tcp_info;
 
 /// The in-process drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,9 @@ pub struct DriverConfig {
     pub max_connections: usize,
     /// How long in-flight work may take to finish once a stop is requested.
     pub graceful_timeout: Duration,
+    /// The worker around the driver ([`process_hooks`](crate::hooks::process_hooks) in a
+    /// real server).
+    pub hooks: Hooks,
 }
 
 impl Driver {

@@ -90,13 +90,14 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {
         let (queue, protocol, parking) = (queue.clone(), config.protocol.clone(), parking.handle());
+        let hooks = config.hooks.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("ih-pool-{index}"))
                 .spawn(move || {
                     while let Some(work) = queue.pop() {
                         let conn = match work {
-                            Work::New(stream, info) => Conn::new(stream, protocol.session(info)),
+                            Work::New(stream, info) => Conn::new(stream, info, &*protocol, &hooks),
                             Work::Resume(conn) => Some(conn),
                         };
                         let others_wait = || queue.has_work();
@@ -108,7 +109,7 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                 })?,
         );
     }
-    let result = accept_loop(&config.listeners, |stream, info| {
+    let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
         queue.wait_below(threads);
         queue.push(Work::New(stream, info));
     });

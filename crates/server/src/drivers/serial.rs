@@ -3,7 +3,7 @@
 use super::{accept_loop, serve_connection, DriverConfig};
 
 pub fn run(config: DriverConfig) -> std::io::Result<()> {
-    accept_loop(&config.listeners, |stream, info| {
-        serve_connection(stream, config.protocol.session(info))
+    accept_loop(&config.listeners, &*config.hooks, |stream, info| {
+        serve_connection(stream, info, &*config.protocol, &config.hooks)
     })
 }

@@ -10,10 +10,13 @@ use std::time::Instant;
 use tokio::io::Interest;
 use tokio::sync::{Notify, Semaphore};
 
+use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
+use crate::hooks::Hooks;
 use crate::listener::Listener;
 use crate::output::{Drained, Output};
-use crate::session::{Io, Protocol, Session, Step, Waker};
+use crate::session::{Link, Protocol, Session, Step, Waker};
+use ironhorse_app::ConnInfo;
 
 enum Conn {
     Tcp(tokio::net::TcpStream),
@@ -108,26 +111,26 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
         count: AtomicUsize::new(0),
         idle: Notify::new(),
     });
+    let shared = Shared {
+        protocol: config.protocol.clone(),
+        hooks: config.hooks.clone(),
+        permits,
+        live: live.clone(),
+    };
     let mut acceptors = Vec::new();
     for listener in config.listeners {
-        let protocol = config.protocol.clone();
-        acceptors.push(tokio::spawn(accept(
-            listener,
-            protocol,
-            permits.clone(),
-            live.clone(),
-        )));
+        acceptors.push(tokio::spawn(accept(listener, shared.clone())));
     }
     while !stopping() {
-        crate::process::beat();
+        config.hooks.beat();
         tokio::time::sleep(STOP_CHECK).await;
     }
     for acceptor in &acceptors {
         acceptor.abort();
     }
-    let deadline = tokio::time::Instant::now() + config.graceful_timeout;
+    let deadline = Draining::begin(config.graceful_timeout).deadline();
     while live.count.load(Ordering::SeqCst) > 0 {
-        if tokio::time::timeout_at(deadline, live.idle.notified())
+        if tokio::time::timeout_at(deadline.into(), live.idle.notified())
             .await
             .is_err()
         {
@@ -137,12 +140,23 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
     Ok(())
 }
 
-async fn accept(
-    listener: Listener,
+/// What every acceptor and connection task shares.
+#[derive(Clone)]
+struct Shared {
     protocol: Arc<dyn Protocol>,
+    hooks: Hooks,
+    /// One per connection allowed at once (`max_connections`).
     permits: Arc<Semaphore>,
     live: Arc<Live>,
-) -> io::Result<()> {
+}
+
+async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
+    let Shared {
+        protocol,
+        hooks,
+        permits,
+        live,
+    } = shared;
     enum Tokio {
         Tcp(tokio::net::TcpListener),
         Unix(tokio::net::UnixListener),
@@ -161,68 +175,74 @@ async fn accept(
             Tokio::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
                 let local = s.local_addr().ok();
-                (
-                    Conn::Tcp(s),
-                    ironhorse_app::ConnInfo {
-                        peer: Some(peer),
-                        local,
-                        scheme: "http",
-                    },
-                )
+                (Conn::Tcp(s), connection::tcp_info(peer, local))
             }),
             Tokio::Unix(l) => l
                 .accept()
                 .await
-                .map(|(s, _)| (Conn::Unix(s), ironhorse_app::ConnInfo::unix())),
+                .map(|(s, _)| (Conn::Unix(s), ConnInfo::unix())),
         };
         match accepted {
             Ok((conn, info)) => {
-                let session = protocol.session(info);
+                let (protocol, hooks) = (protocol.clone(), hooks.clone());
                 let live = live.clone();
                 live.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let _ = serve_connection(conn, session).await;
+                    let _ = serve_connection(conn, info, &*protocol, hooks).await;
                     drop(permit);
                     if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
                         live.idle.notify_waiters();
                     }
                 });
             }
-            Err(e) if super::accept::is_fd_exhaustion(&e) => tokio::time::sleep(STOP_CHECK).await,
-            Err(_) => {}
+            Err(e) => match accept_failed(&e, &*hooks) {
+                AcceptFailure::Skip => {}
+                AcceptFailure::BackOff => tokio::time::sleep(STOP_CHECK).await,
+                AcceptFailure::Fatal => return Err(e),
+            },
         }
     }
 }
 
-async fn serve_connection(conn: Conn, mut session: Box<dyn Session>) -> io::Result<()> {
+async fn serve_connection(
+    conn: Conn,
+    info: ConnInfo,
+    protocol: &dyn Protocol,
+    hooks: Hooks,
+) -> io::Result<()> {
     let mut out = Output::default();
     let notify = Arc::new(Notify::new());
     let waker: Waker = {
         let notify = notify.clone();
         Arc::new(move || notify.notify_one())
     };
+    let mut session = protocol.session(
+        info,
+        Link {
+            waker,
+            executor: None,
+            hooks,
+        },
+    );
     loop {
-        let step = session.advance(
-            &mut out,
-            Io {
-                blocking: None,
-                waker: &waker,
-            },
-        );
+        let step = session.advance(&mut out);
         flush(&conn, &mut out).await?;
         match step {
             Step::Flush => {}
             Step::WaitUntil(at) => tokio::time::sleep_until(at.into()).await,
             Step::Pending => notify.notified().await,
             Step::Close => {
-                if let Conn::Tcp(s) = &conn {
-                    // Half-close so the client reads our last bytes before we go.
-                    let std = s.as_fd();
-                    let _ = socket2::SockRef::from(&std).shutdown(std::net::Shutdown::Write);
-                }
+                close(&conn).await;
                 return Ok(());
             }
             Step::Read => read(&conn, session.as_mut()).await?,
+            Step::Upgrade => match session.hand_off() {
+                Some(next) => session = next,
+                None => {
+                    close(&conn).await;
+                    return Ok(());
+                }
+            },
         }
     }
 }
@@ -245,16 +265,29 @@ async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes without losing the response ([`Linger`]).
+async fn close(conn: &Conn) {
+    let mut linger = Linger::start(&TryWriter(conn));
+    loop {
+        let until = linger.until().into();
+        if tokio::time::timeout_at(until, conn.ready(Interest::READABLE))
+            .await
+            .is_err()
+            || !linger.discard(|buf| conn.try_read(buf))
+        {
+            return;
+        }
+    }
+}
+
 async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
     loop {
-        if stopping() && session.is_idle() {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
         let now = Instant::now();
-        let deadline = session.read_deadline();
-        if deadline.is_some_and(|d| d <= now) {
-            return Err(io::ErrorKind::TimedOut.into());
+        let stop = stopping();
+        if connection::is_expired(session, now, stop) {
+            return Err(connection::expiry_error(session, stop));
         }
+        let deadline = session.read_deadline();
         let wait = deadline.map_or(STOP_CHECK, |d| (d - now).min(STOP_CHECK));
         if tokio::time::timeout(wait, conn.ready(Interest::READABLE))
             .await

@@ -17,8 +17,10 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     };
     let max_children = plan.max_connections.max(1);
     let children: RefCell<HashSet<Pid>> = RefCell::new(HashSet::new());
+    let hooks = crate::hooks::process_hooks();
     let result = accept_loop_ticking(
         &plan.listeners,
+        &*hooks,
         || reap(&mut children.borrow_mut()),
         |stream, info| {
             while children.borrow().len() >= max_children && signals::stop_requested().is_none() {
@@ -29,7 +31,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             match process::fork() {
                 Ok(Forked::Child) => {
                     protocol.after_fork_child();
-                    serve_connection(stream, protocol.session(info));
+                    serve_connection(stream, info, &*protocol, &hooks);
                     super::exit(0);
                 }
                 Ok(Forked::Parent(pid)) => {

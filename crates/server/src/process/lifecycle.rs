@@ -41,21 +41,43 @@ pub fn beat() {
     }
 }
 
-/// The size of one heartbeat: the worker's request count, little-endian. Smaller than
-/// `PIPE_BUF`, so each is written whole and the master reads whole beats.
+/// The size of one heartbeat: the worker's request count, little-endian, or [`RETIRING`].
+/// Smaller than `PIPE_BUF`, so each is written whole and the master reads whole beats.
 pub(crate) const BEAT_LEN: usize = 8;
 
-fn beat_now() {
-    if let Some(pipe) = BEAT_PIPE.get() {
-        let requests = REQUESTS.load(Ordering::Relaxed).to_le_bytes();
-        // A full pipe means the master has not read yet; it has seen a beat already.
-        let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &requests);
+/// The beat a worker sends when it retires after `--max-requests`, so the master knows its
+/// clean exit is routine (no request count reaches `u64::MAX`).
+pub(crate) const RETIRING: [u8; BEAT_LEN] = u64::MAX.to_le_bytes();
+
+/// What one heartbeat says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Beat {
+    /// Alive, having answered this many requests.
+    Alive { requests: u64 },
+    /// Retiring after `--max-requests`.
+    Retiring,
+}
+
+/// The heartbeat for a live worker that answered `requests` requests.
+pub(crate) fn alive_beat(requests: u64) -> [u8; BEAT_LEN] {
+    requests.min(u64::MAX - 1).to_le_bytes()
+}
+
+/// Reads one whole heartbeat.
+pub(crate) fn read_beat(beat: &[u8]) -> Beat {
+    match beat.try_into().map(u64::from_le_bytes) {
+        Ok(u64::MAX) => Beat::Retiring,
+        Ok(requests) => Beat::Alive { requests },
+        Err(_) => Beat::Alive { requests: 0 },
     }
 }
 
-/// The request count a heartbeat carries.
-pub(crate) fn beat_requests(beat: &[u8]) -> u64 {
-    beat.try_into().map_or(0, u64::from_le_bytes)
+fn beat_now() {
+    if let Some(pipe) = BEAT_PIPE.get() {
+        let beat = alive_beat(REQUESTS.load(Ordering::Relaxed));
+        // A full pipe means the master has not read yet; it has seen a beat already.
+        let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &beat);
+    }
 }
 
 /// Counts one answered request; past `--max-requests` the worker stops gracefully and the
@@ -64,6 +86,9 @@ pub fn request_done() {
     let max = MAX_REQUESTS.load(Ordering::Relaxed);
     let done = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
     if max > 0 && done == max {
+        if let Some(pipe) = BEAT_PIPE.get() {
+            let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &RETIRING);
+        }
         super::log(format_args!(
             "served {done} requests (--max-requests); retiring"
         ));

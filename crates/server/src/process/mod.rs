@@ -215,7 +215,7 @@ pub(crate) fn warn(message: std::fmt::Arguments<'_>) {
     log_at(ironhorse_log::Level::Warning, message);
 }
 
-fn log_at(level: ironhorse_log::Level, message: std::fmt::Arguments<'_>) {
+pub(crate) fn log_at(level: ironhorse_log::Level, message: std::fmt::Arguments<'_>) {
     match LOGS.get() {
         Some(logs) => logs.error.log(level, message),
         None => eprintln!(

@@ -19,6 +19,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
+        hooks: crate::hooks::process_hooks(),
     };
     let code = match plan.driver.run(config) {
         Ok(()) => 0,

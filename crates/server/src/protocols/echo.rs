@@ -5,13 +5,13 @@ use std::time::Instant;
 use ironhorse_app::ConnInfo;
 
 use crate::output::Output;
-use crate::session::{Io, Protocol, Session, Step};
+use crate::session::{Link, Protocol, Session, Step};
 
 /// The echo protocol.
 pub struct Echo;
 
 impl Protocol for Echo {
-    fn session(&self, _conn: ConnInfo) -> Box<dyn Session> {
+    fn session(&self, _conn: ConnInfo, _link: Link) -> Box<dyn Session> {
         Box::new(EchoSession {
             scratch: vec![0; 16 * 1024],
             pending: Vec::new(),
@@ -45,7 +45,7 @@ impl Session for EchoSession {
         self.pending.extend_from_slice(data);
     }
 
-    fn advance(&mut self, out: &mut Output, _io: Io<'_>) -> Step {
+    fn advance(&mut self, out: &mut Output) -> Step {
         out.bytes().extend_from_slice(&self.pending);
         self.pending.clear();
         if self.eof {

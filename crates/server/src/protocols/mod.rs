@@ -5,5 +5,5 @@ mod http;
 mod reverse;
 
 pub use echo::Echo;
-pub use http::{Http, HttpSettings};
+pub use http::{Http, HttpSettings, H2_PREFACE};
 pub use reverse::Reverse;

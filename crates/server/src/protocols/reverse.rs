@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::ConnInfo;
 
 use crate::output::Output;
-use crate::session::{Io, Protocol, Session, Step};
+use crate::session::{Link, Protocol, Session, Step};
 
 /// Requests longer than this without a `!` are dropped.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -17,7 +17,7 @@ pub struct Reverse {
 }
 
 impl Protocol for Reverse {
-    fn session(&self, _conn: ConnInfo) -> Box<dyn Session> {
+    fn session(&self, _conn: ConnInfo, _link: Link) -> Box<dyn Session> {
         Box::new(ReverseSession {
             request: Vec::new(),
             scratch: vec![0; 4096],
@@ -63,7 +63,7 @@ impl Session for ReverseSession {
         }
     }
 
-    fn advance(&mut self, out: &mut Output, _io: Io<'_>) -> Step {
+    fn advance(&mut self, out: &mut Output) -> Step {
         match self.state {
             State::Reading => Step::Read,
             State::Working(until) if Instant::now() < until => Step::WaitUntil(until),

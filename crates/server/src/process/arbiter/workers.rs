@@ -28,16 +28,64 @@ pub(super) struct Worker {
     /// Why the master killed it, and when.
     pub killed_for: Option<&'static str>,
     killed_at: Option<Instant>,
-    max_requests: u64,
     /// Requests served, as of its last heartbeat.
     requests: u64,
+    /// Whether it said it served its `--max-requests` (a [`lifecycle::RETIRING`] beat).
+    reached_max_requests: bool,
 }
 
 impl Worker {
-    /// A clean exit after `--max-requests` is routine.
-    pub fn max_requests_reached(&self) -> bool {
-        self.max_requests > 0
+    /// A worker just forked, beating into `beats`.
+    fn new(beats: OwnedFd, generation: u64) -> Worker {
+        let now = Instant::now();
+        Worker {
+            started: now,
+            generation,
+            beats,
+            last_beat: now,
+            ready: false,
+            retiring: false,
+            killed_for: None,
+            killed_at: None,
+            requests: 0,
+            reached_max_requests: false,
+        }
     }
+
+    /// Whether the worker said it served its `--max-requests` (a clean exit then is
+    /// routine). Reads what is left in its heartbeat pipe: it may have exited before the
+    /// master read its last beat.
+    pub fn max_requests_reached(&self) -> bool {
+        self.reached_max_requests || drain_beats(&self.beats).retiring
+    }
+}
+
+/// Reads every whole beat waiting in a worker's pipe.
+fn drain_beats(pipe: &OwnedFd) -> Beats {
+    let mut buf = [0u8; 8 * lifecycle::BEAT_LEN];
+    let mut beats = Beats::default();
+    while let Ok(n) = ironhorse_sys::read_nonblocking(pipe.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        beats.any = true;
+        for beat in buf[..n].chunks_exact(lifecycle::BEAT_LEN) {
+            match lifecycle::read_beat(beat) {
+                lifecycle::Beat::Alive { requests } => beats.requests = Some(requests),
+                lifecycle::Beat::Retiring => beats.retiring = true,
+            }
+        }
+    }
+    beats
+}
+
+/// What a worker's heartbeat pipe held.
+#[derive(Default)]
+struct Beats {
+    any: bool,
+    retiring: bool,
+    /// The request count of its latest beat.
+    requests: Option<u64>,
 }
 
 #[derive(Default)]
@@ -133,19 +181,17 @@ impl Workers {
     /// Records the heartbeats that arrived. Each is the worker's request count (see
     /// `lifecycle::beat`); the buffer holds whole beats, as each is written atomically.
     pub fn read_beats(&mut self) {
-        let mut buf = [0u8; 8 * lifecycle::BEAT_LEN];
         let now = Instant::now();
         for worker in self.table.values_mut() {
-            while let Ok(n) = ironhorse_sys::read_nonblocking(worker.beats.as_fd(), &mut buf) {
-                if n == 0 {
-                    break;
-                }
+            let beats = drain_beats(&worker.beats);
+            if beats.any {
                 worker.last_beat = now;
                 worker.ready = true;
-                if let Some(last) = buf[..n].chunks_exact(lifecycle::BEAT_LEN).last() {
-                    worker.requests = lifecycle::beat_requests(last);
-                }
             }
+            if let Some(requests) = beats.requests {
+                worker.requests = requests;
+            }
+            worker.reached_max_requests |= beats.retiring;
         }
     }
 
@@ -254,20 +300,8 @@ impl Workers {
         }
         match forked {
             Ok(Forked::Parent(pid)) => {
-                let now = Instant::now();
-                let worker = Worker {
-                    started: now,
-                    generation: self.generation,
-                    beats: beats_read,
-                    last_beat: now,
-                    ready: false,
-                    retiring: false,
-                    killed_for: None,
-                    killed_at: None,
-                    max_requests,
-                    requests: 0,
-                };
-                self.table.insert(pid, worker);
+                self.table
+                    .insert(pid, Worker::new(beats_read, self.generation));
                 true
             }
             Ok(Forked::Child) => unreachable!("the child never gets here"),
@@ -335,6 +369,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
+        hooks: crate::hooks::process_hooks(),
     };
     match plan.driver.run(config) {
         Ok(()) => 0,
@@ -342,5 +377,47 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
             log(format_args!("worker failed: {e}"));
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(beats: OwnedFd) -> Worker {
+        Worker::new(beats, 0)
+    }
+
+    #[test]
+    fn max_requests_reached_only_once_the_worker_says_so() {
+        let (read, write) = ironhorse_sys::pipe().unwrap();
+        let w = worker(read);
+        assert!(
+            !w.max_requests_reached(),
+            "a fresh worker has not reached it"
+        );
+        ironhorse_sys::write_nonblocking(write.as_fd(), &lifecycle::alive_beat(3)).unwrap();
+        assert!(!w.max_requests_reached(), "heartbeats are not retirement");
+        ironhorse_sys::write_nonblocking(write.as_fd(), &lifecycle::RETIRING).unwrap();
+        drop(write);
+        assert!(
+            w.max_requests_reached(),
+            "read from the pipe after the exit"
+        );
+    }
+
+    #[test]
+    fn read_beats_remembers_the_retirement() {
+        let (read, write) = ironhorse_sys::pipe().unwrap();
+        let mut workers = Workers::default();
+        workers.table.insert(Pid::from_raw(1), worker(read));
+        let mut beats = lifecycle::alive_beat(7).to_vec();
+        beats.extend_from_slice(&lifecycle::RETIRING);
+        ironhorse_sys::write_nonblocking(write.as_fd(), &beats).unwrap();
+        workers.read_beats();
+        let w = workers.remove(Pid::from_raw(1)).unwrap();
+        assert!(w.ready);
+        assert_eq!(w.requests, 7, "the retiring beat carries no count");
+        assert!(w.max_requests_reached());
     }
 }

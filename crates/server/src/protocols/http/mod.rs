@@ -1,34 +1,39 @@
 //! HTTP/1.1 over the sans-IO engine.
 //!
 //! The session parses requests from the buffered input and answers them in order, pipelined
-//! ones included, so a burst leaves in one write. Where the application runs depends on it
-//! and on the driver:
-//! - a non-blocking service (static files) runs inline, on any driver;
-//! - a blocking service (Python) runs inline on blocking drivers, reading the body straight
-//!   from the socket;
-//! - on event-driven drivers a blocking service is offloaded to a bounded thread pool
-//!   ([`offload`]), and the session shuttles body and response pieces.
+//! ones included, so a burst leaves in one write. Where the application runs depends on it:
+//! - a non-blocking service (static files) runs inside `advance`, on any driver;
+//! - a blocking service (Python) runs as a job on the driver's executor ([`exchange`]):
+//!   inline on a blocking driver's thread, on the offload pool under event-driven drivers.
+//!   The session shuttles body and response pieces either way; `100 Continue` is queued
+//!   when the application first asks for the body, and every error answer comes from h1.
 
 mod body;
-mod offload;
+mod exchange;
+mod protocol;
+mod queues;
 mod record;
 mod timeout;
+mod upgrade;
+
+pub use protocol::{Http, HttpSettings};
+pub use upgrade::H2_PREFACE;
 
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ironhorse_app::{Body, ChunkStream, ConnInfo, FileRegion, Request, RequestHead, Service};
-use ironhorse_h1::{BodyRead, Limits, Next, ServerConn};
+use ironhorse_h1::{BodyRead, Failure, Next, ServerConn};
 
-use self::body::{BufferedBody, SocketBody};
-use self::offload::{BodyDemand, Exchange, Reply};
+use self::body::BufferedBody;
+use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
-use self::timeout::{RequestTimer, GATEWAY_TIMEOUT};
-use crate::offload_pool::OffloadPool;
+use self::timeout::{Expiry, RequestTimer};
+use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
-use crate::session::{Io, Protocol, Session, Step};
+use crate::session::{Executor, Link, Protocol, Session, Step};
 
 /// File bodies up to this size are copied into the response buffer (one `write` with the
 /// head beats a `write` plus a `sendfile`); larger ones go out with `sendfile`.
@@ -38,103 +43,12 @@ const HIGH_WATER: u64 = 256 * 1024;
 /// Body bytes handed to an offloaded application per chunk.
 const BODY_CHUNK: usize = 64 * 1024;
 
-/// Per-connection HTTP settings.
-#[derive(Debug, Clone, Copy)]
-pub struct HttpSettings {
-    pub limits: Limits,
-    /// How long an idle keep-alive connection is kept.
-    pub keepalive_timeout: Duration,
-    /// How long a client may take to send a whole request head (slowloris defence).
-    pub header_timeout: Duration,
-    /// Longest wait for the next bytes of a request body.
-    pub body_timeout: Duration,
-    /// Threads running blocking applications for event-driven drivers.
-    pub offload_threads: usize,
-    /// Longest an application request may run (`--request-timeout`).
-    pub request_timeout: Option<Duration>,
-    /// Whether a worker whose only thread is stuck in a timed-out request exits (serial
-    /// workers under a master, fork children), to be replaced.
-    pub exit_when_stuck: bool,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            limits: Limits::default(),
-            keepalive_timeout: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            offload_threads: 16,
-            request_timeout: None,
-            exit_when_stuck: false,
-        }
-    }
-}
-
-/// The HTTP/1.1 protocol serving one application.
-pub struct Http {
-    service: Arc<dyn Service>,
-    settings: HttpSettings,
-    pool: Arc<OffloadPool>,
-    access_log: Option<ironhorse_log::AccessLog>,
-}
-
-impl Http {
-    pub fn new(service: Arc<dyn Service>, settings: HttpSettings) -> Http {
-        let pool = Arc::new(OffloadPool::new(settings.offload_threads));
-        Http {
-            service,
-            settings,
-            pool,
-            access_log: None,
-        }
-    }
-
-    /// Logs every answered request to `log`.
-    pub fn with_access_log(mut self, log: ironhorse_log::AccessLog) -> Http {
-        self.access_log = Some(log);
-        self
-    }
-}
-
-impl Protocol for Http {
-    fn session(&self, conn: ConnInfo) -> Box<dyn Session> {
-        let peer = conn.peer;
-        Box::new(HttpSession {
-            conn: ServerConn::new(self.settings.limits),
-            service: self.service.clone(),
-            pool: self.pool.clone(),
-            info: conn,
-            settings: self.settings,
-            busy: Busy::Idle,
-            stashed: None,
-            head_started: None,
-            last_progress: Instant::now(),
-            answered_any: false,
-            recorder: Recorder::new(self.access_log.clone(), peer),
-            timer: None,
-        })
-    }
-
-    fn before_fork(&self) {
-        self.service.before_fork();
-    }
-
-    fn after_fork_parent(&self) {
-        self.service.after_fork_parent();
-    }
-
-    fn after_fork_child(&self) {
-        self.service.after_fork_child();
-    }
-}
-
 /// What the connection is in the middle of.
 enum Busy {
     Idle,
     /// A streaming body from an inline call.
     Streaming(ChunkStream),
-    /// A request running on the offload pool.
+    /// A request running as a job (see [`exchange`]).
     Offloaded {
         exchange: Exchange,
         awaits_continue: bool,
@@ -144,12 +58,19 @@ enum Busy {
 struct HttpSession {
     conn: ServerConn,
     service: Arc<dyn Service>,
-    pool: Arc<OffloadPool>,
+    /// Where blocking application calls run.
+    executor: Arc<dyn Executor>,
+    waker: crate::session::Waker,
+    /// What the driver gave this session, for the session of a protocol switched to.
+    link: Link,
+    upgrades: Arc<Upgrades>,
+    /// No request has arrived yet (a prior-knowledge preface may still come).
+    fresh: bool,
+    /// The session taking the connection over after [`Step::Upgrade`].
+    next: Option<Box<dyn Session>>,
     info: ConnInfo,
     settings: HttpSettings,
     busy: Busy,
-    /// A parsed request waiting for earlier responses to be flushed first.
-    stashed: Option<RequestHead>,
     /// When the head being read began to arrive.
     head_started: Option<Instant>,
     /// When the connection last made progress (a response ended, body bytes came).
@@ -184,32 +105,13 @@ impl HttpSession {
         result
     }
 
-    /// Calls the service on this thread and queues its response.
-    fn respond_inline(
-        &mut self,
-        head: RequestHead,
-        out: &mut Output,
-        socket: Option<&mut dyn crate::session::BlockingSocket>,
-    ) -> Step {
-        let response = match socket {
-            Some(socket) => {
-                let mut body = SocketBody {
-                    conn: &mut self.conn,
-                    socket,
-                    timeout: self.settings.body_timeout,
-                };
-                self.service.call(Request {
-                    head: &head,
-                    body: &mut body,
-                    conn: &self.info,
-                })
-            }
-            None => self.service.call(Request {
-                head: &head,
-                body: &mut BufferedBody(&mut self.conn),
-                conn: &self.info,
-            }),
-        };
+    /// Calls a non-blocking service inside `advance` and queues its response.
+    fn respond_inline(&mut self, head: RequestHead, out: &mut Output) -> Step {
+        let response = self.service.call(Request {
+            head: &head,
+            body: &mut BufferedBody(&mut self.conn),
+            conn: &self.info,
+        });
         let len = response.body.len_hint();
         self.send_head(response.status, &response.headers, len, out);
         match response.body {
@@ -229,24 +131,69 @@ impl HttpSession {
         self.finish(out)
     }
 
-    /// An offloaded request passed its deadline: answer 504 (or cut the response short),
-    /// ask the application to stop, and close.
+    /// Starts a blocking service's job on the executor, with its deadline.
+    fn start_exchange(&mut self, head: RequestHead) {
+        let awaits_continue = head.expects_continue();
+        self.timer = self.settings.request_timeout.map(|timeout| {
+            let mut last_words = Vec::new();
+            Failure::TimedOut.write_response(!head.is_head(), &mut last_words);
+            RequestTimer::start(Expiry {
+                timeout,
+                service: self.service.clone(),
+                waker: self.waker.clone(),
+                exit_when_stuck: self.settings.exit_when_stuck,
+                hooks: self.link.hooks.clone(),
+                last_words,
+            })
+        });
+        let (exchange, job) = Exchange::new(
+            self.service.clone(),
+            head,
+            self.info.clone(),
+            self.waker.clone(),
+            self.timer.as_ref().map(RequestTimer::state),
+        );
+        self.busy = Busy::Offloaded {
+            exchange,
+            awaits_continue,
+        };
+        self.executor.execute(job);
+    }
+
+    /// A request passed its deadline (the watchdog already asked the application to stop):
+    /// answer 504 unless the watchdog did or the response had begun, and close.
     fn time_out(&mut self, out: &mut Output) -> Step {
-        crate::process::warn(format_args!(
-            "request timed out (--request-timeout); cutting it off"
-        ));
-        if let Busy::Offloaded { exchange, .. } = &self.busy {
-            if let Some(thread) = exchange.thread() {
-                self.service.cancel(thread);
-            }
+        if self.timer.as_ref().is_some_and(RequestTimer::cut_off) {
+            self.conn.abort();
+        } else {
+            self.fail(Failure::TimedOut, out);
         }
-        if !self.conn.head_written() {
-            out.bytes().extend_from_slice(GATEWAY_TIMEOUT);
-        }
-        self.conn.abort();
         self.busy = Busy::Idle;
         self.timer = None;
         Step::Close
+    }
+
+    /// Leaves HTTP/1.1 for `protocol`, whose session gets what was received and unused.
+    fn switch_to(&mut self, protocol: &dyn Protocol) -> Step {
+        let (input, ended) = self.conn.take_input();
+        let mut next = protocol.session(self.info.clone(), self.link.clone());
+        if !input.is_empty() {
+            next.receive(&input);
+        }
+        if ended {
+            next.received(0);
+        }
+        self.next = Some(next);
+        Step::Upgrade
+    }
+
+    /// Answers a failed request through h1 (or cuts the response short), for the access
+    /// log too.
+    fn fail(&mut self, failure: Failure, out: &mut Output) {
+        if !self.conn.head_written() {
+            self.recorder.head(failure.status(), &Vec::new());
+        }
+        self.conn.write_failure(failure, out.bytes());
     }
 
     /// Writes a response head, noting it for the access log.
@@ -280,7 +227,7 @@ impl HttpSession {
     }
 
     fn finish(&mut self, out: &mut Output) -> Step {
-        crate::process::request_done();
+        self.link.hooks.request_done();
         self.recorder.end();
         self.timer = None;
         self.answered_any = true;
@@ -335,36 +282,12 @@ impl HttpSession {
         else {
             return None;
         };
-        let mut need_input = false;
         if *awaits_continue && exchange.body_requested() {
             self.conn.write_continue(out.bytes());
-
             *awaits_continue = false;
         }
-        if !*awaits_continue {
-            while let BodyDemand::More = exchange.body_demand() {
-                let mut chunk = vec![0; BODY_CHUNK];
-                match self.conn.read_body(&mut chunk) {
-                    Ok(BodyRead::Data(n)) => {
-                        chunk.truncate(n);
-                        exchange.body_data(chunk);
-                        self.last_progress = Instant::now();
-                    }
-                    Ok(BodyRead::NeedMore) => {
-                        need_input = true;
-                        break;
-                    }
-                    Ok(BodyRead::End) => {
-                        exchange.body_end(None);
-                        break;
-                    }
-                    Err(e) => {
-                        exchange.body_end(Some(e));
-                        break;
-                    }
-                }
-            }
-        }
+        let need_input =
+            !*awaits_continue && feed_body(&mut self.conn, exchange, &mut self.last_progress);
         loop {
             let Busy::Offloaded { exchange, .. } = &mut self.busy else {
                 return None;
@@ -396,16 +319,8 @@ impl HttpSession {
                 }
                 Ok(Some(Reply::Failed)) | Err(()) => {
                     self.busy = Busy::Idle;
-                    if self.conn.head_written() {
-                        self.conn.abort();
-                    } else {
-                        let status = ironhorse_app::Response::text(500, "Internal Server Error\n");
-                        if let Body::Bytes(text) = status.body {
-                            self.send_head(500, &status.headers, Some(text.len() as u64), out);
-                            self.send_body(&text, out);
-                            let _ = self.conn.finish(out.bytes());
-                        }
-                    }
+                    self.timer = None;
+                    self.fail(Failure::AppFailed, out);
                     return Some(Step::Close);
                 }
                 Ok(None) => break,
@@ -422,6 +337,36 @@ impl HttpSession {
             Step::Pending
         })
     }
+}
+
+/// Moves received body bytes to the application while its queue has room. Whether more
+/// input is needed for it.
+fn feed_body(conn: &mut ServerConn, exchange: &mut Exchange, last_progress: &mut Instant) -> bool {
+    while let BodyDemand::More = exchange.body_demand() {
+        // Most requests have no body: end it without a chunk buffer.
+        if conn.body_done() {
+            exchange.body_end(None);
+            break;
+        }
+        let mut chunk = vec![0; BODY_CHUNK];
+        match conn.read_body(&mut chunk) {
+            Ok(BodyRead::Data(n)) => {
+                chunk.truncate(n);
+                exchange.body_data(chunk);
+                *last_progress = Instant::now();
+            }
+            Ok(BodyRead::NeedMore) => return true,
+            Ok(BodyRead::End) => {
+                exchange.body_end(None);
+                break;
+            }
+            Err(e) => {
+                exchange.body_end(Some(e));
+                break;
+            }
+        }
+    }
+    false
 }
 
 impl Session for HttpSession {
@@ -441,7 +386,7 @@ impl Session for HttpSession {
         }
     }
 
-    fn advance(&mut self, out: &mut Output, mut io: Io<'_>) -> Step {
+    fn advance(&mut self, out: &mut Output) -> Step {
         loop {
             let pending = match self.busy {
                 Busy::Idle => None,
@@ -454,64 +399,49 @@ impl Session for HttpSession {
             if out.queued() > HIGH_WATER {
                 return Step::Flush;
             }
-            let head = match self.stashed.take() {
-                Some(head) => head,
-                None => match self.conn.next_request() {
-                    Ok(Some(head)) => head,
-                    Ok(None) if self.conn.is_closed() => return Step::Close,
-                    Ok(None) => {
-                        if self.conn.is_mid_head() && self.head_started.is_none() {
-                            self.head_started = Some(Instant::now());
-                        }
-                        return Step::Read;
+            if self.fresh {
+                match self
+                    .upgrades
+                    .preface(self.conn.buffered(), self.conn.input_ended())
+                {
+                    Preface::No => {}
+                    Preface::Partial => return Step::Read,
+                    Preface::Complete(protocol) => {
+                        let protocol = protocol.clone();
+                        return self.switch_to(&*protocol);
                     }
-                    Err(error) => {
-                        self.conn.write_error(&error, out.bytes());
-                        return Step::Close;
+                }
+            }
+            let head = match self.conn.next_request() {
+                Ok(Some(head)) => head,
+                Ok(None) if self.conn.is_closed() => return Step::Close,
+                Ok(None) => {
+                    if self.conn.is_mid_head() && self.head_started.is_none() {
+                        self.head_started = Some(Instant::now());
                     }
-                },
+                    return Step::Read;
+                }
+                Err(error) => {
+                    self.conn.write_error(&error, out.bytes());
+                    return Step::Close;
+                }
             };
             self.head_started = None;
+            self.fresh = false;
             self.recorder.begin(&head);
-            let step = if !self.service.may_block_for(&head) {
-                self.respond_inline(head, out, None)
-            } else if let Some(socket) = io.blocking.as_deref_mut() {
-                // The application may write `100 Continue` straight to the socket: earlier
-                // responses must be out first.
-                if !out.is_empty() {
-                    self.stashed = Some(head);
-                    return Step::Flush;
-                }
-                if let Some(timeout) = self.settings.request_timeout {
-                    if let Some(cutoff) = socket.cutoff() {
-                        self.timer = Some(RequestTimer::inline(
-                            timeout,
-                            cutoff,
-                            self.service.clone(),
-                            self.settings.exit_when_stuck,
-                        ));
-                    }
-                }
-                self.respond_inline(head, out, Some(socket))
-            } else {
-                let awaits_continue = head.expects_continue();
-                self.timer = self
-                    .settings
-                    .request_timeout
-                    .map(|t| RequestTimer::offloaded(t, io.waker.clone()));
-                let exchange = Exchange::start(
-                    &self.pool,
-                    self.service.clone(),
-                    head,
-                    self.info.clone(),
-                    io.waker.clone(),
-                );
-                self.busy = Busy::Offloaded {
-                    exchange,
-                    awaits_continue,
-                };
+            if let Some((token, protocol)) = self.upgrades.requested(&head) {
+                let protocol = protocol.clone();
+                self.conn.write_switching_protocols(token, out.bytes());
+                self.recorder.head(101, &Vec::new());
+                self.recorder.end();
+                self.link.hooks.request_done();
+                return self.switch_to(&*protocol);
+            }
+            if self.service.may_block_for(&head) {
+                self.start_exchange(head);
                 continue;
-            };
+            }
+            let step = self.respond_inline(head, out);
             if step != Step::Read {
                 return step;
             }
@@ -526,6 +456,10 @@ impl Session for HttpSession {
         })
     }
 
+    fn hand_off(&mut self) -> Option<Box<dyn Session>> {
+        self.next.take()
+    }
+
     fn release_idle_memory(&mut self) {
         if matches!(self.busy, Busy::Idle) {
             self.conn.release_idle_buffer();
@@ -534,7 +468,6 @@ impl Session for HttpSession {
 
     fn is_waiting(&self) -> bool {
         matches!(self.busy, Busy::Idle)
-            && self.stashed.is_none()
             && !self.conn.is_mid_head()
             && !self.conn.has_buffered_input()
     }
@@ -542,8 +475,10 @@ impl Session for HttpSession {
     fn is_idle(&self) -> bool {
         self.answered_any
             && matches!(self.busy, Busy::Idle)
-            && self.stashed.is_none()
             && !self.conn.is_mid_head()
             && !self.conn.has_buffered_input()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,104 +1,149 @@
-//! `--request-timeout`: a deadline on each application request, in every model.
+//! `--request-timeout`: a deadline on each application request, in every model, on one path.
 //!
-//! At the deadline the client gets `504 Gateway Timeout` (or, if the response had begun, a
-//! closed connection), and the application is asked to abandon the request (WSGI raises
-//! `TimeoutError` in its thread). Where the request runs on a blocking driver's thread, a
-//! watchdog does this through a second descriptor of the socket; a worker process whose only
-//! thread stays stuck then exits, and its master starts a fresh one. Offloaded requests are
-//! timed out by their session, woken by the watchdog.
+//! At the deadline a watchdog marks the request timed out, asks the application to abandon
+//! it (WSGI raises `TimeoutError` in its thread) and wakes the driver; the session then
+//! answers `504 Gateway Timeout` through h1 (or, if the response had begun, closes).
+//!
+//! Where the request runs inline on a blocking driver's thread, that thread may be stuck in
+//! the application and cannot answer: the job lends the timer a cut-off handle when it
+//! starts, and the watchdog sends the 504 the session prepared (h1's bytes) through it and
+//! shuts the connection down. A worker process whose only thread stays stuck then exits
+//! ([`EXIT_STUCK`](crate::process::EXIT_STUCK)), and its master starts a fresh one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironhorse_app::Service;
 
 use crate::deadlines::{self, Watch};
-use crate::session::{Cutoff, Waker};
+use crate::hooks::{Hooks, Level};
+use crate::session::{Cutoff, JobHost, Waker};
 
-/// What a timed-out client receives when nothing of the response was sent yet.
-pub(super) const GATEWAY_TIMEOUT: &[u8] =
-    b"HTTP/1.1 504 Gateway Timeout\r\nServer: ironhorse\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\nGateway Timeout\n";
 /// How long a stuck, cancelled request may take to unwind before its worker exits.
 const UNWIND_GRACE: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct Flags {
+/// What the watchdog, the job and the session share about one timed request.
+pub(super) struct TimerState {
     head_written: AtomicBool,
     timed_out: AtomicBool,
+    /// The watchdog answered the client itself (through the cut-off handle).
+    cut_off: AtomicBool,
+    /// The job returned.
     done: AtomicBool,
+    /// The thread running the job (0 until it starts).
+    thread: AtomicU64,
+    /// Set while an inline job runs: how the watchdog reaches the client.
+    cutoff: Mutex<Option<Cutoff>>,
+    /// What the client gets at the deadline if no response head was sent (from h1).
+    last_words: Vec<u8>,
+}
+
+/// Held by a job while it runs (see [`TimerState::running`]).
+pub(super) struct Running(Arc<TimerState>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::SeqCst);
+        *self.0.cutoff.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl TimerState {
+    /// The job starts on this thread, hosted by `host`.
+    pub fn running(self: &Arc<Self>, host: &dyn JobHost) -> Running {
+        self.thread
+            .store(ironhorse_sys::current_thread_id(), Ordering::SeqCst);
+        *self.cutoff.lock().unwrap_or_else(|e| e.into_inner()) = host.cutoff();
+        Running(self.clone())
+    }
 }
 
 /// The deadline of the request in progress; dropping it (the response ended) disarms it.
 pub(super) struct RequestTimer {
-    flags: Arc<Flags>,
+    state: Arc<TimerState>,
     _watch: Watch,
 }
 
+/// What the watchdog needs besides the shared state.
+pub(super) struct Expiry {
+    pub timeout: Duration,
+    pub service: Arc<dyn Service>,
+    pub waker: Waker,
+    /// Whether a worker whose thread stays stuck exits, to be replaced.
+    pub exit_when_stuck: bool,
+    pub hooks: Hooks,
+    pub last_words: Vec<u8>,
+}
+
 impl RequestTimer {
-    /// For a request running on this thread.
-    pub fn inline(
-        timeout: Duration,
-        cutoff: Cutoff,
-        service: Arc<dyn Service>,
-        exit_when_stuck: bool,
-    ) -> RequestTimer {
-        let flags = Arc::new(Flags::default());
-        let thread = ironhorse_sys::current_thread_id();
-        let seen = flags.clone();
+    pub fn start(expiry: Expiry) -> RequestTimer {
+        let state = Arc::new(TimerState {
+            head_written: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+            cut_off: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            thread: AtomicU64::new(0),
+            cutoff: Mutex::new(None),
+            last_words: expiry.last_words,
+        });
+        let seen = state.clone();
+        let (timeout, service, waker) = (expiry.timeout, expiry.service, expiry.waker);
+        let (exit_when_stuck, hooks) = (expiry.exit_when_stuck, expiry.hooks);
         let watch = deadlines::watch(Instant::now() + timeout, move || {
             seen.timed_out.store(true, Ordering::SeqCst);
-            crate::process::warn(format_args!(
-                "request timed out after {timeout:?} (--request-timeout); cutting it off"
-            ));
-            cutoff(if seen.head_written.load(Ordering::SeqCst) {
-                b""
-            } else {
-                GATEWAY_TIMEOUT
-            });
-            service.cancel(thread);
-            if exit_when_stuck {
+            hooks.log(
+                Level::Warning,
+                format_args!(
+                    "request timed out after {timeout:?} (--request-timeout); cutting it off"
+                ),
+            );
+            let thread = seen.thread.load(Ordering::SeqCst);
+            if thread != 0 && !seen.done.load(Ordering::SeqCst) {
+                service.cancel(thread);
+            }
+            let cutoff = seen.cutoff.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(cutoff) = cutoff {
+                seen.cut_off.store(true, Ordering::SeqCst);
+                cutoff(if seen.head_written.load(Ordering::SeqCst) {
+                    b""
+                } else {
+                    &seen.last_words
+                });
+            }
+            waker();
+            if exit_when_stuck && seen.cut_off.load(Ordering::SeqCst) {
                 std::thread::sleep(UNWIND_GRACE);
                 if !seen.done.load(Ordering::SeqCst) {
-                    crate::process::warn(format_args!(
-                        "the timed-out request is still running; this worker exits"
-                    ));
-                    crate::process::exit(crate::process::EXIT_STUCK);
+                    hooks.log(
+                        Level::Warning,
+                        format_args!("the timed-out request is still running; this worker exits"),
+                    );
+                    hooks.stuck();
                 }
             }
         });
         RequestTimer {
-            flags,
+            state,
             _watch: watch,
         }
     }
 
-    /// For an offloaded request: the session is woken at the deadline and finds
-    /// [`timed_out`](Self::timed_out) true.
-    pub fn offloaded(timeout: Duration, waker: Waker) -> RequestTimer {
-        let flags = Arc::new(Flags::default());
-        let seen = flags.clone();
-        let watch = deadlines::watch(Instant::now() + timeout, move || {
-            seen.timed_out.store(true, Ordering::SeqCst);
-            waker();
-        });
-        RequestTimer {
-            flags,
-            _watch: watch,
-        }
+    /// The shared state, for the job.
+    pub fn state(&self) -> Arc<TimerState> {
+        self.state.clone()
     }
 
     pub fn head_written(&self) {
-        self.flags.head_written.store(true, Ordering::SeqCst);
+        self.state.head_written.store(true, Ordering::SeqCst);
     }
 
     pub fn timed_out(&self) -> bool {
-        self.flags.timed_out.load(Ordering::SeqCst)
+        self.state.timed_out.load(Ordering::SeqCst)
     }
-}
 
-impl Drop for RequestTimer {
-    fn drop(&mut self) {
-        self.flags.done.store(true, Ordering::SeqCst);
+    /// Whether the watchdog already answered the client and ended the connection.
+    pub fn cut_off(&self) -> bool {
+        self.state.cut_off.load(Ordering::SeqCst)
     }
 }

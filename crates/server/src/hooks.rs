@@ -1,0 +1,59 @@
+//! What drivers and sessions tell the worker process around them, passed down in
+//! [`DriverConfig`](crate::drivers::DriverConfig) and [`Link`](crate::session::Link) rather
+//! than reached through globals, so that drivers and sessions run in unit tests with fakes.
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use ironhorse_log::Level;
+
+/// The worker around a driver.
+pub trait WorkerHooks: Send + Sync {
+    /// The serving loop is alive. Called every loop turn: must be cheap.
+    fn beat(&self);
+    /// A request was answered (counts toward `--max-requests`).
+    fn request_done(&self);
+    /// A message for the error log.
+    fn log(&self, level: Level, message: fmt::Arguments<'_>);
+    /// A timed-out request will not unwind and its thread is the worker's only one: the
+    /// process must go, to be replaced.
+    fn stuck(&self);
+}
+
+/// Shared hooks.
+pub type Hooks = Arc<dyn WorkerHooks>;
+
+/// The real worker: heartbeats and request counting for the master, the error log, exit.
+pub struct ProcessHooks;
+
+impl WorkerHooks for ProcessHooks {
+    fn beat(&self) {
+        crate::process::beat();
+    }
+    fn request_done(&self) {
+        crate::process::request_done();
+    }
+    fn log(&self, level: Level, message: fmt::Arguments<'_>) {
+        crate::process::log_at(level, message);
+    }
+    fn stuck(&self) {
+        crate::process::exit(crate::process::EXIT_STUCK);
+    }
+}
+
+/// The hooks of this process.
+pub fn process_hooks() -> Hooks {
+    Arc::new(ProcessHooks)
+}
+
+/// Hooks that do nothing but log to standard error: for tests and tools.
+pub struct Detached;
+
+impl WorkerHooks for Detached {
+    fn beat(&self) {}
+    fn request_done(&self) {}
+    fn log(&self, level: Level, message: fmt::Arguments<'_>) {
+        eprintln!("[{}] {message}", level.as_upper());
+    }
+    fn stuck(&self) {}
+}

@@ -1,0 +1,355 @@
+//! One request to a blocking application: the only path such requests take, on every driver.
+//!
+//! The application call is a [`Job`]; the session feeds it body bytes through a small
+//! bounded queue and receives the response in pieces through another. Both queues are
+//! bounded, so a slow client slows the application (backpressure) instead of growing
+//! memory, and a streaming application never blocks an event loop. Every message is
+//! followed by a wake-up of the driver.
+//!
+//! Who runs the job is the driver's choice ([`Executor`](crate::session::Executor)): on a
+//! pool thread the job's waits block on the queues; inline on a blocking driver's thread
+//! they call [`JobHost::pump`] instead, which moves the connection forward (reads the
+//! socket, lets the session fill and drain the queues, sends its output).
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, Service};
+
+use super::queues::{BodyChunk, Queues};
+use super::timeout::TimerState;
+use crate::offload_pool::wake_when_idle;
+use crate::session::{Job, JobHost, Waker};
+
+/// A piece of the response, from the application thread.
+pub(super) enum Reply {
+    /// A whole in-memory response in one message (the common case: one hand-off, one wake).
+    Whole {
+        status: u16,
+        headers: HeaderList,
+        body: Vec<u8>,
+    },
+    Head {
+        status: u16,
+        headers: HeaderList,
+        len: Option<u64>,
+    },
+    Bytes(Vec<u8>),
+    File(FileRegion),
+    End,
+    /// The application failed after its head was produced.
+    Failed,
+}
+
+/// The session's side of one application request.
+pub(super) struct Exchange {
+    queues: Queues<Reply>,
+    /// Whether body chunks may still be sent (not ended, or the last one is held).
+    body_open: bool,
+    /// A body chunk that did not fit in the queue yet.
+    held: Option<BodyChunk>,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.queues.close_session();
+    }
+}
+
+/// What the session should do about the request body.
+pub(super) enum BodyDemand {
+    /// Send more body bytes.
+    More,
+    /// The queue is full or the body is complete.
+    Enough,
+}
+
+impl Exchange {
+    /// The exchange for `service` answering `head`, and the job that runs the application
+    /// (for the driver's executor). `timer` learns the thread the job runs on (to cancel
+    /// it) and whether it finished.
+    pub fn new(
+        service: Arc<dyn Service>,
+        head: RequestHead,
+        info: ConnInfo,
+        waker: Waker,
+        timer: Option<Arc<TimerState>>,
+    ) -> (Exchange, Job) {
+        let queues = Queues::new();
+        let app_side = queues.clone();
+        let job: Job = Box::new(move |host: &mut dyn JobHost| {
+            let _running = timer.as_ref().map(|t| t.running(host));
+            let _done = JobDone(app_side.clone(), waker.clone());
+            let body = ChannelBody {
+                queues: app_side.clone(),
+                waker: waker.clone(),
+                asked: false,
+                current: Vec::new(),
+                pos: 0,
+                done: false,
+                host,
+            };
+            run(&*service, &head, &info, body, &app_side, &waker)
+        });
+        let exchange = Exchange {
+            queues,
+            body_open: true,
+            held: None,
+        };
+        (exchange, job)
+    }
+
+    /// Whether the application asked for the body (time to send `100 Continue`).
+    pub fn body_requested(&self) -> bool {
+        self.queues.body_wanted()
+    }
+
+    /// How the body feed stands.
+    pub fn body_demand(&mut self) -> BodyDemand {
+        if !self.body_open {
+            return BodyDemand::Enough;
+        }
+        if let Some(chunk) = self.held.take() {
+            if let Err(chunk) = self.try_send(chunk) {
+                self.held = Some(chunk);
+                return BodyDemand::Enough;
+            }
+        }
+        BodyDemand::More
+    }
+
+    /// Passes body bytes on (or holds them until the queue has room).
+    pub fn body_data(&mut self, data: Vec<u8>) {
+        if let Err(chunk) = self.try_send(BodyChunk::Data(data)) {
+            self.held = Some(chunk);
+        }
+    }
+
+    /// The body ended; `error` if it ended badly.
+    pub fn body_end(&mut self, error: Option<ironhorse_h1::Error>) {
+        let last = match error {
+            Some(e) => BodyChunk::Failed(e),
+            None => BodyChunk::End,
+        };
+        if let Err(chunk) = self.try_send(last) {
+            self.held = Some(chunk);
+        }
+        if self.held.is_none() {
+            self.body_open = false;
+        }
+    }
+
+    fn try_send(&mut self, chunk: BodyChunk) -> Result<(), BodyChunk> {
+        if !self.body_open {
+            return Ok(());
+        }
+        let last = !matches!(chunk, BodyChunk::Data(_));
+        self.queues.push_body(chunk)?;
+        if last {
+            self.body_open = false;
+        }
+        Ok(())
+    }
+
+    /// The next response piece, if one is ready. `None` with `gone` true means the
+    /// application thread ended without finishing (a panic).
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, ()> {
+        self.queues.pop_reply()
+    }
+}
+
+/// The job: the application call and its response stream, sent to the session.
+fn run(
+    service: &dyn Service,
+    head: &RequestHead,
+    info: &ConnInfo,
+    mut body: ChannelBody<'_>,
+    queues: &Queues<Reply>,
+    waker: &Waker,
+) {
+    let response = service.call(Request {
+        head,
+        body: &mut body,
+        conn: info,
+    });
+    // The application can no longer read its body: what still arrives is discarded.
+    queues.drop_body();
+    let host = body.host;
+    let mut send = |reply: Reply, piece: Piece| -> bool {
+        let delivered = send_reply(queues, reply, host);
+        if piece == Piece::Last {
+            wake_when_idle(waker);
+            return delivered;
+        }
+        waker();
+        delivered && (piece == Piece::Part || !matches!(host.pump(false), Some(Err(_))))
+    };
+    let (status, headers, body) = (response.status, response.headers, response.body);
+    let len = body.len_hint();
+    let body = match body {
+        Body::Empty => Vec::new(),
+        Body::Bytes(bytes) => bytes,
+        streamed => {
+            // A streamed head leaves at once; a file's waits for the file (one packet).
+            let piece = match streamed {
+                Body::Stream { .. } => Piece::Now,
+                _ => Piece::Part,
+            };
+            if send(
+                Reply::Head {
+                    status,
+                    headers,
+                    len,
+                },
+                piece,
+            ) {
+                send_streamed(streamed, &mut send);
+            }
+            return;
+        }
+    };
+    send(
+        Reply::Whole {
+            status,
+            headers,
+            body,
+        },
+        Piece::Last,
+    );
+}
+
+/// Sends a file or streamed body after its head, then the end.
+fn send_streamed(body: Body, send: &mut impl FnMut(Reply, Piece) -> bool) {
+    let delivered = match body {
+        Body::File(region) => send(Reply::File(region), Piece::Part),
+        Body::Stream { chunks, .. } => {
+            for item in chunks {
+                match item {
+                    Ok(chunk) if chunk.is_empty() => {}
+                    Ok(chunk) => {
+                        // A closed connection ends the stream; dropping it lets the
+                        // application clean up (WSGI `close()`).
+                        if !send(Reply::Bytes(chunk), Piece::Now) {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        send(Reply::Failed, Piece::Last);
+                        return;
+                    }
+                }
+            }
+            true
+        }
+        Body::Empty | Body::Bytes(_) => true,
+    };
+    if delivered {
+        send(Reply::End, Piece::Last);
+    }
+}
+
+/// Marks the job ended when it returns or unwinds. After a panic it also wakes the session,
+/// which then finds the job gone (and answers 500) instead of waiting for a reply that
+/// never comes; a normal end woke it already.
+struct JobDone(Queues<Reply>, Waker);
+
+impl Drop for JobDone {
+    fn drop(&mut self) {
+        self.0.finish_job();
+        if std::thread::panicking() {
+            (self.1)();
+        }
+    }
+}
+
+/// How a response piece leaves.
+#[derive(PartialEq)]
+enum Piece {
+    /// More follows at once.
+    Part,
+    /// Reaches the client as it is produced (a streamed head or chunk, server-sent events):
+    /// inline, the connection is pumped at once.
+    Now,
+    /// Ends the job; its wake-up may wait until this pool thread is idle.
+    Last,
+}
+
+/// Queues `reply`: waiting on a thread of its own, pumping the connection inline until the
+/// session makes room. `false`: the session is gone.
+fn send_reply(queues: &Queues<Reply>, mut reply: Reply, host: &mut dyn JobHost) -> bool {
+    loop {
+        match queues.push_reply(reply) {
+            Ok(()) => return true,
+            Err(None) => return false,
+            Err(Some(back)) => {
+                reply = back;
+                match host.pump(false) {
+                    None => queues.wait_for_room(),
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return false,
+                }
+            }
+        }
+    }
+}
+
+/// The application's view of the body: chunks from the session, waiting for them.
+struct ChannelBody<'h> {
+    queues: Queues<Reply>,
+    waker: Waker,
+    asked: bool,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+    host: &'h mut dyn JobHost,
+}
+
+impl ChannelBody<'_> {
+    /// The next chunk from the session: blocking on a thread of its own, pumping the
+    /// connection inline until the session delivers one.
+    fn next_chunk(&mut self) -> io::Result<BodyChunk> {
+        let gone = || io::Error::new(io::ErrorKind::ConnectionAborted, "client went away");
+        loop {
+            match self.queues.try_pop_body() {
+                Ok(Some(chunk)) => return Ok(chunk),
+                Err(()) => return Err(gone()),
+                Ok(None) => match self.host.pump(true) {
+                    None => self.queues.wait_for_body(),
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => return Err(e),
+                },
+            }
+        }
+    }
+}
+
+impl Read for ChannelBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.asked {
+            self.asked = true;
+            self.queues.want_body();
+            (self.waker)();
+        }
+        loop {
+            if self.pos < self.current.len() {
+                let n = buf.len().min(self.current.len() - self.pos);
+                buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            match self.next_chunk()? {
+                BodyChunk::Data(data) => {
+                    self.current = data;
+                    self.pos = 0;
+                    // Room freed in the queue: let the session read more.
+                    (self.waker)();
+                }
+                BodyChunk::End => self.done = true,
+                BodyChunk::Failed(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        }
+    }
+}

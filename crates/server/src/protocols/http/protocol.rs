@@ -1,0 +1,148 @@
+//! The HTTP/1.1 protocol: its settings, what it shares between its sessions, and the pool
+//! that runs blocking applications when the driver brings no executor.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironhorse_app::{ConnInfo, Service};
+use ironhorse_h1::{Limits, ServerConn};
+
+use super::record::Recorder;
+use super::upgrade::Upgrades;
+use super::{Busy, HttpSession};
+use crate::offload_pool::OffloadPool;
+use crate::session::{Executor, Job, Link, Protocol, Session};
+
+/// Per-connection HTTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub limits: Limits,
+    /// How long an idle keep-alive connection is kept.
+    pub keepalive_timeout: Duration,
+    /// How long a client may take to send a whole request head (slowloris defence).
+    pub header_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// Threads running blocking applications for event-driven drivers (whose links bring
+    /// no executor).
+    pub offload_threads: usize,
+    /// Longest an application request may run (`--request-timeout`).
+    pub request_timeout: Option<Duration>,
+    /// Whether a worker whose only thread is stuck in a timed-out request exits (serial
+    /// workers under a master, fork children), to be replaced.
+    pub exit_when_stuck: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            limits: Limits::default(),
+            keepalive_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            offload_threads: 16,
+            request_timeout: None,
+            exit_when_stuck: false,
+        }
+    }
+}
+
+/// The HTTP/1.1 protocol serving one application.
+pub struct Http {
+    service: Arc<dyn Service>,
+    settings: HttpSettings,
+    pool: Arc<OffloadPool>,
+    access_log: Option<ironhorse_log::AccessLog>,
+    upgrades: Arc<Upgrades>,
+}
+
+impl Http {
+    pub fn new(service: Arc<dyn Service>, settings: HttpSettings) -> Http {
+        let pool = Arc::new(OffloadPool::new(settings.offload_threads));
+        Http {
+            service,
+            settings,
+            pool,
+            access_log: None,
+            upgrades: Arc::default(),
+        }
+    }
+
+    /// Lets requests switch the connection to `protocol` with `Upgrade: TOKEN` (answered
+    /// `101 Switching Protocols`; the bytes after the request head are the protocol's).
+    pub fn with_upgrade(mut self, token: &str, protocol: Arc<dyn Protocol>) -> Http {
+        Arc::make_mut(&mut self.upgrades).add(token, protocol);
+        self
+    }
+
+    /// Hands connections that open with the HTTP/2 preface ([`H2_PREFACE`](super::H2_PREFACE)) to `protocol`.
+    pub fn with_prior_knowledge(mut self, protocol: Arc<dyn Protocol>) -> Http {
+        Arc::make_mut(&mut self.upgrades).set_prior_knowledge(protocol);
+        self
+    }
+
+    /// Logs every answered request to `log`.
+    pub fn with_access_log(mut self, log: ironhorse_log::AccessLog) -> Http {
+        self.access_log = Some(log);
+        self
+    }
+}
+
+impl Protocol for Http {
+    fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
+        let peer = conn.peer;
+        let executor = link
+            .executor
+            .clone()
+            .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
+        Box::new(HttpSession {
+            conn: ServerConn::new(self.settings.limits),
+            service: self.service.clone(),
+            executor,
+            waker: link.waker.clone(),
+            link,
+            upgrades: self.upgrades.clone(),
+            fresh: true,
+            next: None,
+            info: conn,
+            settings: self.settings,
+            busy: Busy::Idle,
+            head_started: None,
+            last_progress: Instant::now(),
+            answered_any: false,
+            recorder: Recorder::new(self.access_log.clone(), peer),
+            timer: None,
+        })
+    }
+
+    fn before_fork(&self) {
+        self.service.before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        self.service.after_fork_parent();
+    }
+
+    fn after_fork_child(&self) {
+        self.service.after_fork_child();
+    }
+}
+
+impl Executor for OffloadPool {
+    fn execute(&self, job: Job) {
+        self.spawn(move || job(&mut OnPoolThread));
+    }
+}
+
+/// A job on a pool thread of its own: it blocks on its queues while the driver runs elsewhere.
+struct OnPoolThread;
+
+impl crate::session::JobHost for OnPoolThread {
+    fn pump(&mut self, _want_input: bool) -> Option<io::Result<()>> {
+        None
+    }
+    fn cutoff(&self) -> Option<crate::session::Cutoff> {
+        None
+    }
+}
