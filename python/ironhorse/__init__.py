@@ -24,15 +24,21 @@ if not _SUPPORTED[0] <= sys.version_info[:2] <= _SUPPORTED[1]:
 try:
     from ironhorse import _ironhorse
 except ImportError as error:  # a wheel for another interpreter, or a damaged install
+    import glob
+    import os
+
+    _built = sorted(
+        os.path.basename(p)
+        for p in glob.glob(os.path.join(os.path.dirname(__file__), "_ironhorse*.so"))
+    )
     _fail(
-        "the native module does not load in this Python (%s %d.%d at %s): %s; "
-        "reinstall with this interpreter's pip: %s -m pip install --force-reinstall ironhorse"
+        "this install does not fit CPython %d.%d at %s (%s); reinstall it with this "
+        "interpreter: %s -m pip install --force-reinstall ironhorse"
         % (
-            sys.implementation.name,
             sys.version_info[0],
             sys.version_info[1],
             sys.executable,
-            error,
+            ("it was built for another Python: " + ", ".join(_built)) if _built else error,
             sys.executable,
         )
     )

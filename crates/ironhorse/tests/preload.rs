@@ -56,11 +56,21 @@ fn preloaded_app_is_imported_by_the_master_and_shared(model: &str) {
     let workers = children_of(server.pid());
     for _ in 0..4 {
         let (imported_by, served_by) = who(&server);
-        assert_eq!(imported_by, server.pid(), "{model}: not imported by the master");
-        assert!(workers.contains(&served_by), "{model}: {served_by} is no worker");
+        assert_eq!(
+            imported_by,
+            server.pid(),
+            "{model}: not imported by the master"
+        );
+        assert!(
+            workers.contains(&served_by),
+            "{model}: {served_by} is no worker"
+        );
         // The 64 MiB written at import are still shared with the master (not copied).
         let shared = shared_dirty_kib(served_by);
-        assert!(shared >= 64 * 1024, "{model}: worker shares only {shared} KiB");
+        assert!(
+            shared >= 64 * 1024,
+            "{model}: worker shares only {shared} KiB"
+        );
     }
 }
 
