@@ -14,9 +14,7 @@
 //!   thread-local state is still accurate, and CPython deletes the other threads' states.
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString, OsString};
-use std::mem::MaybeUninit;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -30,6 +28,7 @@ use crate::{WsgiConfig, WsgiError};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Host {
     /// We did, from a `PyConfig` (the standalone binary).
+    #[cfg_attr(Py_LIMITED_API, allow(dead_code))]
     Embedded,
     /// It was running before us: we are an extension module inside `python`.
     Hosted,
@@ -104,79 +103,107 @@ fn sync_environ() -> Result<(), WsgiError> {
     .map_err(|e| WsgiError::Init(format!("cannot update os.environ: {e}")))
 }
 
-/// The `executable` to give CPython: the virtualenv's interpreter if one is configured (or
-/// `$VIRTUAL_ENV` is set), else the interpreter PyO3 was built against.
-fn executable(cfg: &WsgiConfig) -> Result<Option<PathBuf>, String> {
-    let venv = cfg
-        .virtualenv
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
-    if let Some(venv) = venv {
-        let exe = venv.join("bin").join("python");
-        if !exe.exists() {
-            return Err(format!("virtualenv {} has no bin/python", venv.display()));
-        }
-        return Ok(Some(exe));
-    }
-    Ok(option_env!("IRONHORSE_PYTHON_EXECUTABLE")
-        .map(PathBuf::from)
-        .filter(|p| p.exists()))
-}
-
 fn start(cfg: &WsgiConfig) -> Result<Host, String> {
     if initialised() {
         // Hosted: the interpreter that imported us; its threads get their states in `attach`.
         return Ok(Host::Hosted);
     }
-    let exe = executable(cfg)?;
-    let exe = exe
-        .map(|p| CString::new(p.as_os_str().as_bytes()))
-        .transpose()
-        .map_err(|_| "interpreter path contains a NUL byte".to_string())?;
-    let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
-    // SAFETY: PyConfig_InitPythonConfig fully initialises the struct before we read it; the
-    // string we hand to PyConfig_SetBytesString outlives the call (it copies); PyConfig_Clear
-    // frees what the config owns, after Py_InitializeFromConfig copied what it needs. We run
-    // under the OnceLock, so no other thread initialises concurrently through us.
-    unsafe {
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 0;
-        if let Some(exe) = &exe {
-            let status =
-                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
-            if ffi::PyStatus_Exception(status) != 0 {
-                ffi::PyConfig_Clear(&mut config);
-                return Err(status_message(&status));
-            }
-        }
-        let status = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message(&status));
-        }
-        // Hand the GIL back: PyO3 expects to find it released.
-        ffi::PyEval_SaveThread();
-    }
-    // This thread keeps the main thread state Py_Initialize made: mark it as present, and not
-    // ours to delete (its TLS destructor may run inside `exit`).
-    THREAD_STATE.with(|s| s.set(Ownership::Interpreter));
-    Ok(Host::Embedded)
+    embedding::embed(cfg)
 }
 
-/// The text of a failed `PyStatus`.
-fn status_message(status: &ffi::PyStatus) -> String {
-    if status.err_msg.is_null() {
-        return "interpreter initialisation failed".into();
+/// A stable-ABI (abi3) build is only ever an extension module: it cannot start CPython
+/// (the `PyConfig` API is outside the limited API), and never needs to.
+#[cfg(Py_LIMITED_API)]
+mod embedding {
+    pub(super) fn embed(_cfg: &crate::WsgiConfig) -> Result<super::Host, String> {
+        Err("this build (stable ABI) runs only inside Python: use `python -m ironhorse`".into())
     }
-    // SAFETY: a non-null err_msg is a static NUL-terminated C string set by CPython.
-    let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
-    if status.func.is_null() {
-        msg.into_owned()
-    } else {
-        // SAFETY: as above, for the function name.
-        let func = unsafe { CStr::from_ptr(status.func) }.to_string_lossy();
-        format!("{func}: {msg}")
+}
+
+/// Starting CPython ourselves (the standalone binary): outside the limited API.
+#[cfg(not(Py_LIMITED_API))]
+mod embedding {
+    use std::ffi::{CStr, CString};
+    use std::mem::MaybeUninit;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+
+    use pyo3::ffi;
+
+    use super::{Host, Ownership, THREAD_STATE};
+    use crate::WsgiConfig;
+
+    /// Starts CPython from a `PyConfig` naming the interpreter explicitly (the standalone binary).
+    pub(super) fn embed(cfg: &WsgiConfig) -> Result<Host, String> {
+        let exe = executable(cfg)?;
+        let exe = exe
+            .map(|p| CString::new(p.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| "interpreter path contains a NUL byte".to_string())?;
+        let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+        // SAFETY: PyConfig_InitPythonConfig fully initialises the struct before we read it; the
+        // string we hand to PyConfig_SetBytesString outlives the call (it copies); PyConfig_Clear
+        // frees what the config owns, after Py_InitializeFromConfig copied what it needs. We run
+        // under the OnceLock, so no other thread initialises concurrently through us.
+        unsafe {
+            ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+            let mut config = config.assume_init();
+            config.install_signal_handlers = 0;
+            if let Some(exe) = &exe {
+                let status =
+                    ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+                if ffi::PyStatus_Exception(status) != 0 {
+                    ffi::PyConfig_Clear(&mut config);
+                    return Err(status_message(&status));
+                }
+            }
+            let status = ffi::Py_InitializeFromConfig(&config);
+            ffi::PyConfig_Clear(&mut config);
+            if ffi::PyStatus_Exception(status) != 0 {
+                return Err(status_message(&status));
+            }
+            // Hand the GIL back: PyO3 expects to find it released.
+            ffi::PyEval_SaveThread();
+        }
+        // This thread keeps the main thread state Py_Initialize made: mark it as present, and not
+        // ours to delete (its TLS destructor may run inside `exit`).
+        THREAD_STATE.with(|s| s.set(Ownership::Interpreter));
+        Ok(Host::Embedded)
+    }
+
+    /// The `executable` to give CPython: the virtualenv's interpreter if one is configured (or
+    /// `$VIRTUAL_ENV` is set), else the interpreter PyO3 was built against.
+    fn executable(cfg: &WsgiConfig) -> Result<Option<PathBuf>, String> {
+        let venv = cfg
+            .virtualenv
+            .clone()
+            .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+        if let Some(venv) = venv {
+            let exe = venv.join("bin").join("python");
+            if !exe.exists() {
+                return Err(format!("virtualenv {} has no bin/python", venv.display()));
+            }
+            return Ok(Some(exe));
+        }
+        Ok(option_env!("IRONHORSE_PYTHON_EXECUTABLE")
+            .map(PathBuf::from)
+            .filter(|p| p.exists()))
+    }
+
+    /// The text of a failed `PyStatus`.
+    fn status_message(status: &ffi::PyStatus) -> String {
+        if status.err_msg.is_null() {
+            return "interpreter initialisation failed".into();
+        }
+        // SAFETY: a non-null err_msg is a static NUL-terminated C string set by CPython.
+        let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
+        if status.func.is_null() {
+            msg.into_owned()
+        } else {
+            // SAFETY: as above, for the function name.
+            let func = unsafe { CStr::from_ptr(status.func) }.to_string_lossy();
+            format!("{func}: {msg}")
+        }
     }
 }
 
@@ -255,15 +282,14 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     THREAD_STATE.with(|s| {
         if s.0.get() == Ownership::None {
             // SAFETY: the interpreter is initialised (WsgiApp exists only after init). A
-            // thread that already has a state (a Python thread that called into us, hosted)
-            // keeps it and PyO3's attach swaps it in. If this thread already holds the GIL (a
-            // nested call), we leave things alone; otherwise Ensure creates this thread's state
-            // and takes the GIL, and SaveThread releases the GIL while the state stays
-            // registered with counter 1.
+            // thread that already has a state (a Python thread that called into us, hosted,
+            // or one in a nested call) keeps it and PyO3's attach swaps it in. A thread
+            // without one cannot hold the GIL: Ensure creates its state and takes the GIL,
+            // and SaveThread releases the GIL while the state stays registered (counter 1).
             unsafe {
                 if !ffi::PyGILState_GetThisThreadState().is_null() {
                     s.set(Ownership::Interpreter);
-                } else if ffi::PyGILState_Check() == 0 {
+                } else {
                     ffi::PyGILState_Ensure();
                     ffi::PyEval_SaveThread();
                     s.set(Ownership::Ours);
