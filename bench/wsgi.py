@@ -130,11 +130,13 @@ def installed_peers(venv):
     """The hello specs of ironhorse again, run by the console script of a pip-installed wheel
     in `venv` (`--installed VENV`): as "peers", so the ratio table reads binary / wheel."""
     exe = os.path.join(venv, "bin", "ironhorse")
+    name = os.path.basename(os.path.normpath(venv))
 
     def argv(args):
         return lambda app, port: [exe, app, "--chdir", APPS, "-b", f"127.0.0.1:{port}", *args]
 
-    return [_peer("pip-" + s["key"], s["label"].replace("ironhorse", "pip-installed ironhorse"),
+    return [_peer(f"pip-{name}-{s['key']}",
+                  s["label"].replace("ironhorse", f"pip-installed ironhorse ({name})"),
                   "ironhorse-pip", argv(s["args"])) for s in HELLO_IH]
 
 
@@ -640,9 +642,10 @@ def parse_args():
                     help="1 s runs, 1 round; asserts only that the tables are well-formed")
     ap.add_argument("--out", help="also write the Markdown report to this file")
     ap.add_argument("--no-build", action="store_true", help="skip cargo build")
-    ap.add_argument("--installed", metavar="VENV",
+    ap.add_argument("--installed", metavar="VENV", action="append", default=[],
                     help="also run the hello specs with VENV/bin/ironhorse (a pip-installed "
-                         "wheel, e.g. made by scripts/wheel-test.sh) as peer 'ironhorse-pip'")
+                         "wheel, e.g. made by scripts/wheel-test.sh) as peer 'ironhorse-pip'; "
+                         "may be repeated")
     ap.add_argument("--time-limit", type=float, default=60,
                     help="stop starting servers after this many minutes (default 60)")
     a = ap.parse_args()
@@ -650,8 +653,8 @@ def parse_args():
         a.duration, a.rounds = 1, 1
     a.io_duration = 1 if a.quick else max(10, a.duration)
     a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
-    if a.installed:
-        HELLO_PEERS[:0] = installed_peers(os.path.abspath(a.installed))
+    for venv in reversed(a.installed):
+        HELLO_PEERS[:0] = installed_peers(os.path.abspath(venv))
     a.bench = [b.strip() for b in a.bench.split(",") if b.strip()]
     known = ({s["key"] for s in HELLO_IH + HELLO_PEERS + IO_IH + IO_PEERS} | set(PEERS)
              | {"ironhorse", "ironhorse-pip"})
@@ -674,10 +677,10 @@ def main():
     env = prepare(build_first=not a.no_build,
                   peers=not a.servers or not set(a.servers) <= ih_keys)
     if a.installed:
-        exe = os.path.join(a.installed, "bin", "ironhorse")
-        ok = os.access(exe, os.X_OK)
-        env.peers["ironhorse-pip"] = (ok, c._out([exe, "--version"]) + " (wheel)" if ok
-                                      else f"no {exe}")
+        exes = [os.path.join(v, "bin", "ironhorse") for v in a.installed]
+        missing = [e for e in exes if not os.access(e, os.X_OK)]
+        env.peers["ironhorse-pip"] = ((False, f"missing: {', '.join(missing)}") if missing else
+                                      (True, c._out([exes[0], "--version"]) + " (wheels)"))
     problems = []
     hello = io = None
     try:
