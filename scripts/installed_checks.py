@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 VENV, OTHER_PYTHON, UNSUPPORTED_PYTHON = sys.argv[1:4]
+VENV = os.path.abspath(VENV)
 IRONHORSE = os.path.join(VENV, "bin", "ironhorse")
 PYTHON = os.path.join(VENV, "bin", "python")
 SITE = glob.glob(os.path.join(VENV, "lib", "python3.*", "site-packages"))[0]
