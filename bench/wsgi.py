@@ -127,6 +127,22 @@ HELLO_PEERS = [
     _peer("uwsgi", "uwsgi --http-socket, 1 process", "uwsgi", _uwsgi),
     _peer("waitress", "waitress --threads=4", "waitress", _waitress),
 ]
+
+
+def installed_peers(venv):
+    """The hello specs of ironhorse again, run by the console script of a pip-installed wheel
+    in `venv` (`--installed VENV`): as "peers", so the ratio table reads binary / wheel."""
+    exe = os.path.join(venv, "bin", "ironhorse")
+    name = os.path.basename(os.path.normpath(venv))
+
+    def argv(args):
+        return lambda app, port: [exe, app, "--chdir", APPS, "-b", f"127.0.0.1:{port}", *args]
+
+    return [_peer(f"pip-{name}-{s['key']}",
+                  s["label"].replace("ironhorse", f"pip-installed ironhorse ({name})"),
+                  "ironhorse-pip", argv(s["args"])) for s in HELLO_IH]
+
+
 IO_IH = [
     _ih("threadpool-512", "ironhorse threadpool --threads 512",
         ["--model", "threadpool", "--threads", "512"]),
@@ -594,6 +610,10 @@ def parse_args():
                     help="1 s runs, 1 round; asserts only that the tables are well-formed")
     ap.add_argument("--out", help="also write the Markdown report to this file")
     ap.add_argument("--no-build", action="store_true", help="skip cargo build")
+    ap.add_argument("--installed", metavar="VENV", action="append", default=[],
+                    help="also run the hello specs with VENV/bin/ironhorse (a pip-installed "
+                         "wheel, e.g. made by scripts/wheel-test.sh) as peer 'ironhorse-pip'; "
+                         "may be repeated")
     ap.add_argument("--time-limit", type=float, default=60,
                     help="stop starting servers after this many minutes (default 60)")
     binaries.add_option(ap)
@@ -603,8 +623,11 @@ def parse_args():
         a.duration, a.rounds = 1, 1
     a.io_duration = 1 if a.quick else max(10, a.duration)
     a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
+    for venv in reversed(a.installed):
+        HELLO_PEERS[:0] = installed_peers(os.path.abspath(venv))
     a.bench = [b.strip() for b in a.bench.split(",") if b.strip()]
-    known = {s["key"] for s in HELLO_IH + HELLO_PEERS + IO_IH + IO_PEERS} | set(PEERS) | {"ironhorse"}
+    known = ({s["key"] for s in HELLO_IH + HELLO_PEERS + IO_IH + IO_PEERS} | set(PEERS)
+             | {"ironhorse", "ironhorse-pip"})
     bad = [s for s in a.servers if s not in known]
     if bad:
         ap.error(f"unknown server(s) {bad}; known: {', '.join(sorted(known))}")
@@ -619,8 +642,14 @@ def main():
     started = time.monotonic()
     deadline = started + a.time_limit * 60
     load_start = os.getloadavg()[0]
-    wants_peers = any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS)
+    wants_peers = any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS
+                      if s["peer"] != "ironhorse-pip")
     env = prepare(build_first=not a.no_build, peers=wants_peers, binary_specs=a.binary)
+    if a.installed:
+        exes = [os.path.join(v, "bin", "ironhorse") for v in a.installed]
+        missing = [e for e in exes if not os.access(e, os.X_OK)]
+        env.peers["ironhorse-pip"] = ((False, f"missing: {', '.join(missing)}") if missing else
+                                      (True, binaries.output([exes[0], "--version"]) + " (wheels)"))
     problems = []
     hello = io = None
     with procs.guarded(problems, env.tmp):  # what finish(env) does

@@ -37,15 +37,18 @@ if ! diff -u docs/settings.md <(./target/debug/ironhorse --print-settings-doc); 
 fi
 echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+echo "== the pip-installed package: wheels for CPython 3.10, 3.13 and 3.11 in fresh venvs, the integration slice against the installed command"
+./scripts/wheel-test.sh 3.10 3.13 3.11 2>&1 | tee target/wheel-test-output.txt
 echo "== the model lab's smoke test (bench/run all --quick: every scenario yields a well-formed table)"
 ./.ci/lab-smoke.sh
 # Re-state the Rust test totals on the last line, for CI readers.
 python3 - <<'PY'
 import re
 passed = failed = 0
-for line in open("target/test-output.txt", errors="replace"):
-    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
-    if m:
-        passed += int(m.group(1)); failed += int(m.group(2))
+for log in ("target/test-output.txt", "target/wheel-test-output.txt"):
+    for line in open(log, errors="replace"):
+        m = re.match(r"(?:test result: \w+\.|installed:) (\d+) passed[;,] (\d+) failed", line)
+        if m:
+            passed += int(m.group(1)); failed += int(m.group(2))
 print(f"{passed} passed, {failed} failed")
 PY

@@ -6,6 +6,8 @@
 //! the interpreter path exported for `init_python`.
 
 fn main() {
+    // `cfg(Py_LIMITED_API)` for a stable-ABI build of the extension module (crates/python).
+    pyo3_build_config::use_pyo3_cfgs();
     pyo3_build_config::add_libpython_rpath_link_args();
     let cfg = pyo3_build_config::get();
     if let Some(exe) = cfg.executable() {

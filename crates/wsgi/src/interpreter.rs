@@ -1,5 +1,8 @@
 //! The embedded interpreter: start-up, one persistent thread state per OS thread, and fork.
 //!
+//! * Two hosts: the standalone binary starts CPython itself (below); the pip-installed
+//!   package runs the server inside the interpreter that imported it ("hosted"), so start-up
+//!   is skipped and that interpreter (its venv, its `sys.path`) is the one the app gets.
 //! * Start-up goes through a `PyConfig` with `executable` set explicitly, so the runtime finds
 //!   the stdlib (and virtualenv) that belongs to the libpython we linked, never a neighbour's.
 //! * `Python::attach` on a thread without a thread state creates and destroys one per call,
@@ -11,9 +14,7 @@
 //!   thread-local state is still accurate, and CPython deletes the other threads' states.
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString};
-use std::mem::MaybeUninit;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -23,93 +24,186 @@ use pyo3::types::PyList;
 
 use crate::{WsgiConfig, WsgiError};
 
+/// Who started the interpreter this process runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Host {
+    /// We did, from a `PyConfig` (the standalone binary).
+    #[cfg_attr(Py_LIMITED_API, allow(dead_code))]
+    Embedded,
+    /// It was running before us: we are an extension module inside `python`.
+    Hosted,
+}
+
 /// The outcome of the one interpreter start-up per process.
-static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+static STARTED: OnceLock<Result<Host, String>> = OnceLock::new();
 
 /// Starts the interpreter (once per process) and puts `chdir`/`pythonpath` on `sys.path`.
 ///
 /// Idempotent: later calls only add missing `sys.path` entries. Leaves the GIL released.
 pub fn init_python(cfg: &WsgiConfig) -> Result<(), WsgiError> {
-    STARTED
+    let host = STARTED
         .get_or_init(|| start(cfg))
         .clone()
         .map_err(WsgiError::Init)?;
+    if host == Host::Hosted {
+        check_hosted_virtualenv(cfg)?;
+        sync_environ()?;
+    }
     configure_paths(cfg)
 }
 
-/// The `executable` to give CPython: the virtualenv's interpreter if one is configured (or
-/// `$VIRTUAL_ENV` is set), else the interpreter PyO3 was built against.
-fn executable(cfg: &WsgiConfig) -> Result<Option<PathBuf>, String> {
-    let venv = cfg
-        .virtualenv
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
-    if let Some(venv) = venv {
-        let exe = venv.join("bin").join("python");
-        if !exe.exists() {
-            return Err(format!("virtualenv {} has no bin/python", venv.display()));
-        }
-        return Ok(Some(exe));
+/// Hosted, the interpreter (and so its virtualenv) is already chosen: an explicit
+/// `--virtualenv` naming another one cannot be honoured, so say so instead of ignoring it.
+fn check_hosted_virtualenv(cfg: &WsgiConfig) -> Result<(), WsgiError> {
+    let Some(wanted) = &cfg.virtualenv else {
+        return Ok(());
+    };
+    let prefix =
+        attach(|py| -> PyResult<String> { py.import("sys")?.getattr("prefix")?.extract() })
+            .map_err(|e| WsgiError::Init(format!("cannot read sys.prefix: {e}")))?;
+    let same = match (wanted.canonicalize(), Path::new(&prefix).canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Ok(());
     }
-    Ok(option_env!("IRONHORSE_PYTHON_EXECUTABLE")
-        .map(PathBuf::from)
-        .filter(|p| p.exists()))
+    Err(WsgiError::Init(format!(
+        "--virtualenv {}: this ironhorse runs inside the Python of {prefix} (it was installed \
+         there with pip); install it into {} and run {}/bin/ironhorse instead",
+        wanted.display(),
+        wanted.display(),
+        wanted.display()
+    )))
 }
 
-fn start(cfg: &WsgiConfig) -> Result<(), String> {
-    // SAFETY: always safe to ask.
-    if unsafe { ffi::Py_IsInitialized() } != 0 {
-        return Ok(()); // someone else embedded it first; use theirs
-    }
-    let exe = executable(cfg)?;
-    let exe = exe
-        .map(|p| CString::new(p.as_os_str().as_bytes()))
-        .transpose()
-        .map_err(|_| "interpreter path contains a NUL byte".to_string())?;
-    let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
-    // SAFETY: PyConfig_InitPythonConfig fully initialises the struct before we read it; the
-    // string we hand to PyConfig_SetBytesString outlives the call (it copies); PyConfig_Clear
-    // frees what the config owns, after Py_InitializeFromConfig copied what it needs. We run
-    // under the OnceLock, so no other thread initialises concurrently through us.
-    unsafe {
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 0;
-        if let Some(exe) = &exe {
-            let status =
-                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
-            if ffi::PyStatus_Exception(status) != 0 {
-                ffi::PyConfig_Clear(&mut config);
-                return Err(status_message(&status));
+/// Hosted, `os.environ` was read when `python` started, before our settings (`-e KEY=VALUE`,
+/// `--env` in a config file) changed the process environment: bring it up to date, as an
+/// embedded interpreter started after those changes would see it.
+fn sync_environ() -> Result<(), WsgiError> {
+    let process: std::collections::HashMap<OsString, OsString> = std::env::vars_os().collect();
+    attach(|py| -> PyResult<()> {
+        let environ = py.import("os")?.getattr("environ")?;
+        let known: Vec<OsString> = environ
+            .call_method0("keys")?
+            .try_iter()?
+            .map(|k| k?.extract())
+            .collect::<PyResult<_>>()?;
+        for key in known.iter().filter(|k| !process.contains_key(*k)) {
+            environ.del_item(key)?;
+        }
+        for (key, value) in &process {
+            let current: Option<OsString> = environ.call_method1("get", (key,))?.extract()?;
+            if current.as_ref() != Some(value) {
+                environ.set_item(key, value)?;
             }
         }
-        let status = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message(&status));
-        }
-        // Hand the GIL back: PyO3 expects to find it released.
-        ffi::PyEval_SaveThread();
-    }
-    // This thread keeps the main thread state Py_Initialize made: mark it as present, and not
-    // ours to delete (its TLS destructor may run inside `exit`).
-    THREAD_STATE.with(|s| s.set(Ownership::Interpreter));
-    Ok(())
+        Ok(())
+    })
+    .map_err(|e| WsgiError::Init(format!("cannot update os.environ: {e}")))
 }
 
-/// The text of a failed `PyStatus`.
-fn status_message(status: &ffi::PyStatus) -> String {
-    if status.err_msg.is_null() {
-        return "interpreter initialisation failed".into();
+fn start(cfg: &WsgiConfig) -> Result<Host, String> {
+    if initialised() {
+        // Hosted: the interpreter that imported us; its threads get their states in `attach`.
+        return Ok(Host::Hosted);
     }
-    // SAFETY: a non-null err_msg is a static NUL-terminated C string set by CPython.
-    let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
-    if status.func.is_null() {
-        msg.into_owned()
-    } else {
-        // SAFETY: as above, for the function name.
-        let func = unsafe { CStr::from_ptr(status.func) }.to_string_lossy();
-        format!("{func}: {msg}")
+    embedding::embed(cfg)
+}
+
+/// A stable-ABI (abi3) build is only ever an extension module: it cannot start CPython
+/// (the `PyConfig` API is outside the limited API), and never needs to.
+#[cfg(Py_LIMITED_API)]
+mod embedding {
+    pub(super) fn embed(_cfg: &crate::WsgiConfig) -> Result<super::Host, String> {
+        Err("this build (stable ABI) runs only inside Python: use `python -m ironhorse`".into())
+    }
+}
+
+/// Starting CPython ourselves (the standalone binary): outside the limited API.
+#[cfg(not(Py_LIMITED_API))]
+mod embedding {
+    use std::ffi::{CStr, CString};
+    use std::mem::MaybeUninit;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+
+    use pyo3::ffi;
+
+    use super::{Host, Ownership, THREAD_STATE};
+    use crate::WsgiConfig;
+
+    /// Starts CPython from a `PyConfig` naming the interpreter explicitly (the standalone binary).
+    pub(super) fn embed(cfg: &WsgiConfig) -> Result<Host, String> {
+        let exe = executable(cfg)?;
+        let exe = exe
+            .map(|p| CString::new(p.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| "interpreter path contains a NUL byte".to_string())?;
+        let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+        // SAFETY: PyConfig_InitPythonConfig fully initialises the struct before we read it; the
+        // string we hand to PyConfig_SetBytesString outlives the call (it copies); PyConfig_Clear
+        // frees what the config owns, after Py_InitializeFromConfig copied what it needs. We run
+        // under the OnceLock, so no other thread initialises concurrently through us.
+        unsafe {
+            ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+            let mut config = config.assume_init();
+            config.install_signal_handlers = 0;
+            if let Some(exe) = &exe {
+                let status =
+                    ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+                if ffi::PyStatus_Exception(status) != 0 {
+                    ffi::PyConfig_Clear(&mut config);
+                    return Err(status_message(&status));
+                }
+            }
+            let status = ffi::Py_InitializeFromConfig(&config);
+            ffi::PyConfig_Clear(&mut config);
+            if ffi::PyStatus_Exception(status) != 0 {
+                return Err(status_message(&status));
+            }
+            // Hand the GIL back: PyO3 expects to find it released.
+            ffi::PyEval_SaveThread();
+        }
+        // This thread keeps the main thread state Py_Initialize made: mark it as present, and not
+        // ours to delete (its TLS destructor may run inside `exit`).
+        THREAD_STATE.with(|s| s.set(Ownership::Interpreter));
+        Ok(Host::Embedded)
+    }
+
+    /// The `executable` to give CPython: the virtualenv's interpreter if one is configured (or
+    /// `$VIRTUAL_ENV` is set), else the interpreter PyO3 was built against.
+    fn executable(cfg: &WsgiConfig) -> Result<Option<PathBuf>, String> {
+        let venv = cfg
+            .virtualenv
+            .clone()
+            .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+        if let Some(venv) = venv {
+            let exe = venv.join("bin").join("python");
+            if !exe.exists() {
+                return Err(format!("virtualenv {} has no bin/python", venv.display()));
+            }
+            return Ok(Some(exe));
+        }
+        Ok(option_env!("IRONHORSE_PYTHON_EXECUTABLE")
+            .map(PathBuf::from)
+            .filter(|p| p.exists()))
+    }
+
+    /// The text of a failed `PyStatus`.
+    fn status_message(status: &ffi::PyStatus) -> String {
+        if status.err_msg.is_null() {
+            return "interpreter initialisation failed".into();
+        }
+        // SAFETY: a non-null err_msg is a static NUL-terminated C string set by CPython.
+        let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
+        if status.func.is_null() {
+            msg.into_owned()
+        } else {
+            // SAFETY: as above, for the function name.
+            let func = unsafe { CStr::from_ptr(status.func) }.to_string_lossy();
+            format!("{func}: {msg}")
+        }
     }
 }
 
@@ -147,7 +241,8 @@ enum Ownership {
     None,
     /// Created by [`attach`]; deleted when the thread exits.
     Ours,
-    /// The initialising thread's own state: lives as long as the interpreter.
+    /// A state someone else made (the initialising thread's, or a hosting Python thread's):
+    /// lives as long as they keep it, never deleted by us.
     Interpreter,
 }
 
@@ -186,12 +281,15 @@ thread_local! {
 pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     THREAD_STATE.with(|s| {
         if s.0.get() == Ownership::None {
-            // SAFETY: the interpreter is initialised (WsgiApp exists only after init). If this
-            // thread already holds the GIL (a nested call), we leave things alone; otherwise
-            // Ensure creates (or finds) this thread's state and takes the GIL, and SaveThread
-            // releases the GIL while the state stays registered with counter 1.
+            // SAFETY: the interpreter is initialised (WsgiApp exists only after init). A
+            // thread that already has a state (a Python thread that called into us, hosted,
+            // or one in a nested call) keeps it and PyO3's attach swaps it in. A thread
+            // without one cannot hold the GIL: Ensure creates its state and takes the GIL,
+            // and SaveThread releases the GIL while the state stays registered (counter 1).
             unsafe {
-                if ffi::PyGILState_Check() == 0 {
+                if !ffi::PyGILState_GetThisThreadState().is_null() {
+                    s.set(Ownership::Interpreter);
+                } else {
                     ffi::PyGILState_Ensure();
                     ffi::PyEval_SaveThread();
                     s.set(Ownership::Ours);

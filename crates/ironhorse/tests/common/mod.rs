@@ -115,6 +115,14 @@ pub fn model_args(model: &str) -> Vec<String> {
     args
 }
 
+/// The `ironhorse` command under test: `$IRONHORSE_BIN` if set (e.g. the console script of a
+/// pip-installed wheel, see scripts/wheel-test.sh), else the binary cargo built.
+pub fn binary() -> PathBuf {
+    std::env::var_os("IRONHORSE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ironhorse")))
+}
+
 /// A running ironhorse.
 pub struct Server {
     pub child: Child,
@@ -128,7 +136,7 @@ impl Server {
     /// Starts `ironhorse` with `args`, bound to a free loopback port, and waits until it
     /// prints the address it listens on.
     pub fn start(args: &[String]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ironhorse"));
+        let mut command = Command::new(binary());
         command
             .args(["-b", "127.0.0.1:0"])
             .args(args)
@@ -140,7 +148,7 @@ impl Server {
 
     /// Starts with exactly these arguments (the caller binds).
     pub fn start_raw(args: &[String]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ironhorse"));
+        let mut command = Command::new(binary());
         command
             .args(args)
             .stdin(Stdio::null())
