@@ -302,6 +302,7 @@ impl HttpSession {
         ) {
             // The application's reads fail with a timeout; it answers 408 and we close.
             exchange.body_timed_out();
+            self.conn.give_up_body();
             need_input = false;
         }
         loop {
