@@ -600,6 +600,15 @@ impl ServerConn {
         }
     }
 
+    /// The rest of the request body will not be read (it stopped arriving: the body
+    /// timeout): the response says `Connection: close`, and no further request is parsed.
+    pub fn give_up_body(&mut self) {
+        if let Some(current) = &mut self.current {
+            current.keep_alive = false;
+        }
+        self.last_request = true;
+    }
+
     /// Aborts the current response (the application failed after the head was sent): no
     /// terminating chunk is written; the connection must close.
     pub fn abort(&mut self) {

@@ -119,10 +119,9 @@ impl InlineHost<'_> {
                 io::ErrorKind::ConnectionAborted,
                 "the connection is closing",
             )),
-            Step::Read if want_input => {
-                while !read_once(self.stream, self.session, self.hooks)? {}
-                Ok(())
-            }
+            // Back to the job at each periodic wake-up too: its next turn lets the session
+            // keep deadlines of its own (the body timeout).
+            Step::Read if want_input => read_once(self.stream, self.session, self.hooks).map(drop),
             Step::WaitUntil(at) => {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 Ok(())

@@ -235,7 +235,12 @@ async fn serve_connection(
                 close(&conn).await;
                 return Ok(());
             }
-            Step::Read => read(&conn, session.as_mut()).await?,
+            // A wake-up while reading is a call to `advance` too (the session may have
+            // work of its own: a response from its job, a body deadline it keeps).
+            Step::Read => tokio::select! {
+                read = read(&conn, session.as_mut()) => read?,
+                () = notify.notified() => {}
+            },
             Step::Upgrade => match session.hand_off() {
                 Some(next) => session = next,
                 None => {

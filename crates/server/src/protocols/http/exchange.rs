@@ -127,10 +127,19 @@ impl Exchange {
 
     /// The body ended; `error` if it ended badly.
     pub fn body_end(&mut self, error: Option<ironhorse_h1::Error>) {
-        let last = match error {
+        self.end_body(match error {
             Some(e) => BodyChunk::Failed(e),
             None => BodyChunk::End,
-        };
+        });
+    }
+
+    /// No body bytes came for `--body-timeout`: the application's reads fail with a
+    /// timeout (it answers `408`).
+    pub fn body_timed_out(&mut self) {
+        self.end_body(BodyChunk::TimedOut);
+    }
+
+    fn end_body(&mut self, last: BodyChunk) {
         if let Err(chunk) = self.try_send(last) {
             self.held = Some(chunk);
         }
@@ -349,6 +358,12 @@ impl Read for ChannelBody<'_> {
                 }
                 BodyChunk::End => self.done = true,
                 BodyChunk::Failed(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                BodyChunk::TimedOut => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request body timed out",
+                    ))
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //!   when the application first asks for the body, and every error answer comes from h1.
 
 mod body;
+mod body_deadline;
 mod exchange;
 mod protocol;
 mod queues;
@@ -28,6 +29,7 @@ use ironhorse_app::{Body, ChunkStream, ConnInfo, FileRegion, Request, RequestHea
 use ironhorse_h1::{BodyRead, Failure, Next, ServerConn};
 
 use self::body::BufferedBody;
+use self::body_deadline::BodyDeadline;
 use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
 use self::timeout::{Expiry, RequestTimer};
@@ -81,6 +83,8 @@ struct HttpSession {
     recorder: Recorder,
     /// The deadline of the application request in progress.
     timer: Option<RequestTimer>,
+    /// `--body-timeout` while the application waits for body bytes.
+    body_deadline: BodyDeadline,
 }
 
 impl HttpSession {
@@ -230,6 +234,7 @@ impl HttpSession {
         self.link.hooks.request_done();
         self.recorder.end();
         self.timer = None;
+        self.body_deadline.disarm();
         self.answered_any = true;
         self.busy = Busy::Idle;
         self.last_progress = Instant::now();
@@ -286,8 +291,20 @@ impl HttpSession {
             self.conn.write_continue(out.bytes());
             *awaits_continue = false;
         }
-        let need_input =
+        let mut need_input =
             !*awaits_continue && feed_body(&mut self.conn, exchange, &mut self.last_progress);
+        if !need_input {
+            self.body_deadline.disarm();
+        } else if self.body_deadline.expired(
+            self.last_progress,
+            self.settings.body_timeout,
+            &self.waker,
+        ) {
+            // The application's reads fail with a timeout; it answers 408 and we close.
+            exchange.body_timed_out();
+            self.conn.give_up_body();
+            need_input = false;
+        }
         loop {
             let Busy::Offloaded { exchange, .. } = &mut self.busy else {
                 return None;
@@ -450,7 +467,11 @@ impl Session for HttpSession {
 
     fn read_deadline(&self) -> Option<Instant> {
         Some(match (&self.busy, self.head_started) {
-            (Busy::Offloaded { .. }, _) => self.last_progress + self.settings.body_timeout,
+            // The session answers the body timeout itself (`body_deadline`); this is the
+            // backstop.
+            (Busy::Offloaded { .. }, _) => {
+                self.last_progress + self.settings.body_timeout + body_deadline::GRACE
+            }
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,
         })

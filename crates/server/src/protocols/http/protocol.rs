@@ -113,6 +113,7 @@ impl Protocol for Http {
             answered_any: false,
             recorder: Recorder::new(self.access_log.clone(), peer),
             timer: None,
+            body_deadline: Default::default(),
         })
     }
 

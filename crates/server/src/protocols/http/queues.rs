@@ -18,6 +18,8 @@ pub(super) enum BodyChunk {
     End,
     /// Typed, so the application side can tell a malformed body (400/413) from EOF.
     Failed(ironhorse_h1::Error),
+    /// No body bytes came for `--body-timeout` (the client gets `408`).
+    TimedOut,
 }
 
 #[derive(Default)]

@@ -49,7 +49,8 @@ impl JobHost for OwnThread {
     }
 }
 
-/// `/body` answers the body's length; `/panic` fails; `/wait` runs until cancelled.
+/// `/body` answers the body's length; `/stall` answers 408 when its body read times
+/// out; `/panic` fails; `/wait` runs until cancelled.
 #[derive(Default)]
 struct App {
     cancelled: AtomicBool,
@@ -63,6 +64,12 @@ impl Service for App {
                 req.body.read_to_end(&mut body).unwrap();
                 ironhorse_app::Response::text(200, format!("got {}", body.len()))
             }
+            "/stall" => match req.body.read_to_end(&mut Vec::new()) {
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    ironhorse_app::Response::text(408, "body timed out")
+                }
+                other => ironhorse_app::Response::text(200, format!("{other:?}")),
+            },
             "/panic" => panic!("the application broke"),
             _ => {
                 while !self.cancelled.load(Ordering::SeqCst) {
@@ -222,4 +229,38 @@ fn a_request_past_its_deadline_is_cancelled_and_answered_504() {
     );
     let lines = h.hooks.lines.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.contains("timed out")), "{lines:?}");
+}
+
+#[test]
+fn a_stalled_body_times_out_in_the_session_and_the_app_answers() {
+    let settings = HttpSettings {
+        body_timeout: std::time::Duration::from_millis(200),
+        ..HttpSettings::default()
+    };
+    let mut h = Harness::new(Arc::default(), settings);
+    // Two bytes of ten, then nothing: no driver calls `advance` on input any more, so the
+    // session's own deadline must wake it.
+    h.session
+        .receive(b"POST /stall HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab");
+    assert_eq!(
+        h.session.advance(&mut h.out),
+        Step::Read,
+        "the body is needed"
+    );
+    h.run_job();
+    let mut answer = String::new();
+    loop {
+        let (step, sent) = h.advance_when_woken();
+        answer.push_str(&sent);
+        if step == Step::Close {
+            break;
+        }
+    }
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    // Whatever the application said, the body's framing is lost: the connection closes.
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("body timed out"), "{answer}");
 }
