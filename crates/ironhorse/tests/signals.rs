@@ -174,7 +174,9 @@ fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     server.signal(12); // USR2
     let pidfile2 = pidfile.with_extension("pid.2");
     assert!(
-        eventually(|| pidfile2.exists()),
+        eventually(
+            || std::fs::read_to_string(&pidfile2).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        ),
         "the new master wrote no {}",
         pidfile2.display()
     );

@@ -27,7 +27,7 @@ impl PidFile {
             Some(_) => PathBuf::from(format!("{}.2", path.display())),
             None => path.to_path_buf(),
         };
-        std::fs::write(&written, format!("{}\n", std::process::id()))?;
+        write_atomically(&written, format!("{}\n", std::process::id()).as_bytes())?;
         Ok(PidFile {
             path: path.to_path_buf(),
             written,
@@ -64,5 +64,36 @@ impl PidFile {
         if ours {
             let _ = std::fs::remove_file(&self.written);
         }
+    }
+}
+
+/// Writes `path` whole or not at all (a temporary file renamed over it), so a reader never
+/// sees an empty or half-written pid file.
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temporary = PathBuf::from(format!("{}.{}.tmp", path.display(), std::process::id()));
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pid_file_appears_whole_and_leaves_no_temporary_behind() {
+        let dir = std::env::temp_dir().join(format!("ih-pidfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ih.pid");
+        write_atomically(&path, b"123\n").unwrap();
+        write_atomically(&path, b"456\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "456\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ih.pid")]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
