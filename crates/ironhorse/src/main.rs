@@ -3,6 +3,7 @@
 
 mod app;
 mod ctl;
+mod health;
 mod logs;
 mod reload;
 mod settings;
