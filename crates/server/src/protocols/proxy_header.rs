@@ -119,7 +119,7 @@ impl HeaderSession {
     fn verdict(&self) -> Verdict {
         let received = &self.buf[..self.filled];
         if !self.allowed {
-            return self.from_stranger(received);
+            return self.stranger_verdict(received);
         }
         match proxy_protocol::parse(received, self.versions) {
             Parsed::NeedMore if self.ended => {
@@ -135,7 +135,7 @@ impl HeaderSession {
     }
 
     /// A peer outside the allow list: served as it is, unless it sends a PROXY header.
-    fn from_stranger(&self, received: &[u8]) -> Verdict {
+    fn stranger_verdict(&self, received: &[u8]) -> Verdict {
         let starts = |sig: &[u8]| received.starts_with(sig);
         let may_start =
             |sig: &[u8]| !received.is_empty() && sig.starts_with(received) && !self.ended;
