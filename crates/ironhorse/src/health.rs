@@ -6,8 +6,9 @@
 //! stop (TERM, INT, QUIT), while it finishes the requests in flight. A stopping worker stops
 //! accepting at once and closes idle keep-alive connections, so the `503` reaches probes
 //! that arrive on connections still open (a proxy's keep-alive upstream); a new connection
-//! finds the listener gone (or another worker that still serves). Readiness while the
-//! application loads needs no answer here: no worker accepts before its application loaded.
+//! is not accepted any more (it waits in the backlog, or is refused once the socket closes).
+//! Readiness while the application loads needs no answer here: no worker accepts before its
+//! application loaded.
 
 use std::sync::Arc;
 
