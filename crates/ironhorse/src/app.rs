@@ -77,13 +77,14 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     }
     let http_settings = http_settings(settings, shape);
     let health = settings.health_path.clone();
+    let policy = forwarding_policy(settings);
     let http = move |service, settings, access_log: &Option<AccessLog>| {
-        http(
-            with_health(service, &health),
-            settings,
-            access_log,
-            upgrade_echo,
-        )
+        let http = http(with_health(service, &health), settings, upgrade_echo);
+        let http = http.with_forwarded(policy.clone());
+        Arc::new(match access_log {
+            Some(log) => http.with_access_log(log.clone()),
+            None => http,
+        }) as Arc<dyn Protocol>
     };
     let mounts = static_mounts(settings)?;
     let Some(spec) = settings.app.clone() else {
@@ -133,22 +134,22 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     }
 }
 
-fn http(
-    service: Arc<dyn Service>,
-    settings: HttpSettings,
-    access_log: &Option<AccessLog>,
-    upgrade_echo: bool,
-) -> Arc<dyn Protocol> {
-    let mut http = Http::new(service, settings);
-    if upgrade_echo {
-        http = http
-            .with_upgrade("echo", Arc::new(Echo))
-            .with_prior_knowledge(Arc::new(Echo));
+fn http(service: Arc<dyn Service>, settings: HttpSettings, upgrade_echo: bool) -> Http {
+    let http = Http::new(service, settings);
+    if !upgrade_echo {
+        return http;
     }
-    Arc::new(match access_log {
-        Some(log) => http.with_access_log(log.clone()),
-        None => http,
-    })
+    http.with_upgrade("echo", Arc::new(Echo))
+        .with_prior_knowledge(Arc::new(Echo))
+}
+
+/// Whose forwarding headers are believed, and which (`--forwarded-*`).
+fn forwarding_policy(settings: &Settings) -> Policy {
+    Policy {
+        allow: settings.forwarded_allow_ips.clone(),
+        headers: settings.forwarded_headers,
+        secure_scheme_headers: settings.secure_scheme_headers.clone(),
+    }
 }
 
 /// `service`, with `--health-path` answered in front of it.
@@ -215,11 +216,7 @@ fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
         .to_string();
     config.debug = settings.debug;
     config.error_log = shape.error_log.clone();
-    config.forwarded = Policy {
-        allow: settings.forwarded_allow_ips.clone(),
-        headers: settings.forwarded_headers,
-        secure_scheme_headers: settings.secure_scheme_headers.clone(),
-    };
+    config.forwarded = forwarding_policy(settings);
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
         Driver::Serial => false,

@@ -234,3 +234,43 @@ per_model!(
         );
     }
 );
+
+per_model!(
+    the_access_log_names_the_client_forwarded_headers_resolved,
+    |model| {
+        let log = temp_path("forwarded-access.log");
+        let log_arg = log.display().to_string();
+        let server = serve(
+            model,
+            &["--proxy-protocol", "v1", "--access-logfile", &log_arg],
+        );
+        // From loopback (a trusted proxy by default) with a PROXY header naming 127.0.0.1 too:
+        // X-Forwarded-For is believed, for the application and the log alike.
+        let mut conn = Conn::open(&server.addr);
+        conn.send(b"PROXY TCP4 127.0.0.1 127.0.0.1 40000 80\r\n");
+        conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n\r\n");
+        let r = conn.response("GET");
+        let env: Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(env["REMOTE_ADDR"], "203.0.113.9", "{env}");
+        // A PROXY header naming a client outside --forwarded-allow-ips: its X-Forwarded-For
+        // is a plain header, and the log shows the client the header named.
+        let mut conn = Conn::open(&server.addr);
+        conn.send(b"PROXY TCP4 198.51.100.4 127.0.0.1 40001 80\r\n");
+        conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.10\r\n\r\n");
+        let r = conn.response("GET");
+        let env: Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(env["REMOTE_ADDR"], "198.51.100.4", "{env}");
+        let text = access_lines(&log, 2);
+        assert!(
+            text.lines().any(|l| l.starts_with("203.0.113.9 - - [")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("198.51.100.4 - - [")),
+            "{text}"
+        );
+        assert!(!text.contains("203.0.113.10 - -"), "{text}");
+        drop(server);
+        let _ = std::fs::remove_file(&log);
+    }
+);
