@@ -242,3 +242,98 @@ impl Session for HeaderSession {
         self.next.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::hooks::Detached;
+    use crate::protocols::Echo;
+
+    /// Echo, remembering the connection info each session was made with.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<ConnInfo>>);
+
+    impl Protocol for Recording {
+        fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
+            self.0.lock().unwrap().push(conn.clone());
+            Echo.session(conn, link)
+        }
+    }
+
+    fn link() -> Link {
+        Link {
+            waker: Arc::new(|| {}),
+            executor: None,
+            hooks: Arc::new(Detached),
+        }
+    }
+
+    fn conn(peer: &str) -> ConnInfo {
+        ConnInfo {
+            peer: Some(peer.parse().unwrap()),
+            local: Some("127.0.0.1:8000".parse().unwrap()),
+            scheme: "http",
+            forwarded: None,
+        }
+    }
+
+    /// Feeds `bytes` in two pieces split at `at`; the last step and the inner sessions' infos.
+    fn run(allow: &str, bytes: &[u8], at: usize) -> (Step, Vec<ConnInfo>) {
+        let inner = Arc::new(Recording::default());
+        let protocol = ProxyHeader::new(
+            inner.clone(),
+            AllowList::parse(allow).unwrap(),
+            Versions::BOTH,
+            Duration::from_secs(10),
+        );
+        let mut session = protocol.session(conn("127.0.0.1:5000"), link());
+        let mut out = Output::default();
+        let mut step = Step::Read;
+        for piece in [&bytes[..at], &bytes[at..]] {
+            if !piece.is_empty() && step == Step::Read {
+                session.receive(piece);
+                step = session.advance(&mut out);
+            }
+        }
+        let infos = inner.0.lock().unwrap().clone();
+        (step, infos)
+    }
+
+    #[test]
+    fn the_header_is_read_whatever_the_split_and_names_the_peer() {
+        let bytes = b"PROXY TCP4 203.0.113.7 198.51.100.1 56324 443\r\nGET /";
+        let header_len = bytes.len() - 5;
+        for at in 0..=bytes.len() {
+            let (step, infos) = run("127.0.0.1", bytes, at);
+            assert_eq!(step, Step::Upgrade, "split at {at}");
+            assert_eq!(infos.len(), 1);
+            assert_eq!(infos[0].peer, Some("203.0.113.7:56324".parse().unwrap()));
+            assert_eq!(infos[0].local, Some("198.51.100.1:443".parse().unwrap()));
+            if at < header_len {
+                // Before the header is whole, nothing is handed off.
+                let (step, infos) = run("127.0.0.1", &bytes[..at.max(1)], at.max(1));
+                assert_eq!(step, Step::Read, "prefix of {at} bytes");
+                assert!(infos.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_peers_need_a_header_and_strangers_may_not_send_one() {
+        let (step, infos) = run("127.0.0.1", b"GET / HTTP/1.1\r\n", 3);
+        assert_eq!((step, infos.len()), (Step::Close, 0), "no header");
+        let (step, _) = run("127.0.0.1", b"PROXY TCP4 1.2.3.4.5 1.1.1.1 1 2\r\n", 0);
+        assert_eq!(step, Step::Close, "malformed");
+        let (step, infos) = run("10.0.0.0/8", b"GET / HTTP/1.1\r\n", 1);
+        assert_eq!(step, Step::Upgrade, "a stranger without a header is served");
+        assert_eq!(infos[0].peer, Some("127.0.0.1:5000".parse().unwrap()));
+        let (step, infos) = run("10.0.0.0/8", b"PROXY TCP4 1.2.3.4 1.1.1.1 1 2\r\n", 3);
+        assert_eq!((step, infos.len()), (Step::Close, 0), "a stranger's header");
+        let (step, _) = run("10.0.0.0/8", &V2_SIGNATURE, 5);
+        assert_eq!(step, Step::Close, "a stranger's v2 signature");
+        let (step, _) = run("10.0.0.0/8", b"PROXY", 5);
+        assert_eq!(step, Step::Read, "could still be a header");
+    }
+}
