@@ -28,6 +28,11 @@ pub struct ConnInfo {
     pub local: Option<SocketAddr>,
     /// `http` (TLS is out of scope: terminate it in front of ironhorse).
     pub scheme: &'static str,
+    /// What the request's trusted forwarding headers say (client, scheme, host), when the
+    /// server resolved them: the HTTP session does, once per request, for the access log
+    /// and the application alike. `None`: not resolved (headers that contradict each
+    /// other, or no forwarding policy), so an application resolves them itself if it cares.
+    pub forwarded: Option<ironhorse_wire::forwarded::Resolved>,
 }
 
 impl ConnInfo {
@@ -37,6 +42,7 @@ impl ConnInfo {
             peer: None,
             local: None,
             scheme: "http",
+            forwarded: None,
         }
     }
 }

@@ -9,12 +9,13 @@ use ironhorse_h1::Limits;
 use ironhorse_log::AccessLog;
 use ironhorse_server::drivers::Driver;
 use ironhorse_server::process::{AppSource, Processes};
-use ironhorse_server::protocols::{Echo, Http, HttpSettings, Reverse};
+use ironhorse_server::protocols::{Echo, Http, HttpSettings, ProxyHeader, Reverse};
 use ironhorse_server::session::Protocol;
 use ironhorse_static::{StaticFiles, StaticOptions};
 use ironhorse_wire::forwarded::Policy;
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
+use crate::health::{Health, Serving};
 use crate::settings::Settings;
 use crate::units::Wire;
 use crate::values::SettingError;
@@ -34,8 +35,35 @@ pub struct Shape {
     pub serve_load_errors: bool,
 }
 
-/// Builds the application source from the settings.
+/// Builds the application source from the settings: the protocol, behind a PROXY protocol
+/// header when `--proxy-protocol` asks for one.
 pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
+    if let Some(path) = settings
+        .health_path
+        .as_deref()
+        .filter(|p| !p.starts_with('/'))
+    {
+        return Err(SettingError(format!(
+            "--health-path: the path must start with '/', got {path:?}"
+        )));
+    }
+    let source = build_protocol(settings, shape)?;
+    let Some(versions) = settings.proxy_protocol.0 else {
+        return Ok(source);
+    };
+    let (allow, timeout) = (settings.proxy_allow_from.clone(), settings.header_timeout);
+    let wrap = move |inner| -> Arc<dyn Protocol> {
+        Arc::new(ProxyHeader::new(inner, allow.clone(), versions, timeout))
+    };
+    Ok(match source {
+        AppSource::Preloaded(inner) => AppSource::Preloaded(wrap(inner)),
+        AppSource::PerProcess(factory) => {
+            AppSource::PerProcess(Arc::new(move || factory().map(&wrap)))
+        }
+    })
+}
+
+fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
     // `http+echo`: HTTP, where a request may switch its connection to echo (`Upgrade: echo`,
     // or the HTTP/2 preface): the seeds' exercise of the protocol hand-off.
     let upgrade_echo = settings.protocol == Wire::HttpEcho;
@@ -48,8 +76,15 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
         }
     }
     let http_settings = http_settings(settings, shape);
+    let health = settings.health_path.clone();
+    let policy = forwarding_policy(settings);
     let http = move |service, settings, access_log: &Option<AccessLog>| {
-        http(service, settings, access_log, upgrade_echo)
+        let http = http(with_health(service, &health), settings, upgrade_echo);
+        let http = http.with_forwarded(policy.clone());
+        Arc::new(match access_log {
+            Some(log) => http.with_access_log(log.clone()),
+            None => http,
+        }) as Arc<dyn Protocol>
     };
     let mounts = static_mounts(settings)?;
     let Some(spec) = settings.app.clone() else {
@@ -99,22 +134,31 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
     }
 }
 
-fn http(
-    service: Arc<dyn Service>,
-    settings: HttpSettings,
-    access_log: &Option<AccessLog>,
-    upgrade_echo: bool,
-) -> Arc<dyn Protocol> {
-    let mut http = Http::new(service, settings);
-    if upgrade_echo {
-        http = http
-            .with_upgrade("echo", Arc::new(Echo))
-            .with_prior_knowledge(Arc::new(Echo));
+fn http(service: Arc<dyn Service>, settings: HttpSettings, upgrade_echo: bool) -> Http {
+    let http = Http::new(service, settings);
+    if !upgrade_echo {
+        return http;
     }
-    Arc::new(match access_log {
-        Some(log) => http.with_access_log(log.clone()),
-        None => http,
-    })
+    http.with_upgrade("echo", Arc::new(Echo))
+        .with_prior_knowledge(Arc::new(Echo))
+}
+
+/// Whose forwarding headers are believed, and which (`--forwarded-*`).
+fn forwarding_policy(settings: &Settings) -> Policy {
+    Policy {
+        allow: settings.forwarded_allow_ips.clone(),
+        headers: settings.forwarded_headers,
+        secure_scheme_headers: settings.secure_scheme_headers.clone(),
+    }
+}
+
+/// `service`, with `--health-path` answered in front of it.
+fn with_health(service: Arc<dyn Service>, path: &Option<String>) -> Arc<dyn Service> {
+    let Some(path) = path else {
+        return service;
+    };
+    let serving: Serving = Arc::new(|| ironhorse_sys::signals::stop_requested().is_none());
+    Arc::new(Health::new(path.clone(), service, serving))
 }
 
 fn with_mounts(app: Arc<dyn Service>, mounts: &[(String, Arc<StaticFiles>)]) -> Arc<dyn Service> {
@@ -172,11 +216,7 @@ fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
         .to_string();
     config.debug = settings.debug;
     config.error_log = shape.error_log.clone();
-    config.forwarded = Policy {
-        allow: settings.forwarded_allow_ips.clone(),
-        headers: settings.forwarded_headers,
-        secure_scheme_headers: settings.secure_scheme_headers.clone(),
-    };
+    config.forwarded = forwarding_policy(settings);
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
         Driver::Serial => false,

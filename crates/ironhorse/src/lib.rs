@@ -7,6 +7,7 @@
 
 mod app;
 mod ctl;
+mod health;
 mod logs;
 mod reload;
 mod settings;

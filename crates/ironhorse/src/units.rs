@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ironhorse_log::Level;
 use ironhorse_server::model::Model;
+use ironhorse_wire::proxy_protocol::Versions;
 
 /// A whole number (`--workers 4`).
 pub fn count(text: &str) -> Result<usize, String> {
@@ -96,9 +97,45 @@ pub fn wire(text: &str) -> Result<Wire, String> {
     }
 }
 
+/// `--proxy-protocol`: the PROXY header versions read, or `None` when off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyVersions(pub Option<Versions>);
+
+pub fn proxy_versions(text: &str) -> Result<ProxyVersions, String> {
+    let text = text.trim();
+    if matches!(text, "off" | "none" | "") {
+        return Ok(ProxyVersions(None));
+    }
+    let mut versions = Versions {
+        v1: false,
+        v2: false,
+    };
+    for item in text.split(',') {
+        match item.trim() {
+            "v1" => versions.v1 = true,
+            "v2" => versions.v2 = true,
+            _ => return Err("expected off, v1, v2 or v1,v2".into()),
+        }
+    }
+    Ok(ProxyVersions(Some(versions)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_versions_name_versions_or_off() {
+        assert_eq!(proxy_versions("off"), Ok(ProxyVersions(None)));
+        assert_eq!(
+            proxy_versions("v1, v2"),
+            Ok(ProxyVersions(Some(Versions::BOTH)))
+        );
+        let v2 = proxy_versions("v2").unwrap().0.unwrap();
+        assert!(v2.v2 && !v2.v1);
+        assert!(proxy_versions("v3").is_err());
+        assert!(proxy_versions("v1,").is_err());
+    }
 
     #[test]
     fn durations_take_plain_seconds_and_units() {

@@ -26,6 +26,7 @@ fn main() {
         peer: Some("127.0.0.1:40000".parse().unwrap()),
         local: Some("127.0.0.1:8000".parse().unwrap()),
         scheme: "http",
+        forwarded: None,
     };
     let req = RequestParts::new("GET", "/hello?x=1")
         .header("Host", "localhost:8000")

@@ -152,7 +152,12 @@ impl WsgiApp {
             return Response::text(200, "");
         }
         let peer = conn.peer.map(|p| p.ip());
-        let forwarded = match self.forwarded.resolve(peer, req.headers()) {
+        // Resolved once by the HTTP session when it could; otherwise here.
+        let resolved = match &conn.forwarded {
+            Some(forwarded) => Ok(forwarded.clone()),
+            None => self.forwarded.resolve(peer, req.headers()),
+        };
+        let forwarded = match resolved {
             Ok(forwarded) => forwarded,
             Err(e) => {
                 // A trusted proxy passed on headers that disagree (gunicorn answers the same):

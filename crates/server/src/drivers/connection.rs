@@ -89,6 +89,7 @@ pub(crate) fn tcp_info(peer: SocketAddr, local: Option<SocketAddr>) -> ConnInfo 
         peer: Some(peer),
         local,
         scheme: "http",
+        forwarded: None,
     }
 }
 

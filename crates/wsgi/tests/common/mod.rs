@@ -27,6 +27,7 @@ pub fn conn() -> ConnInfo {
         peer: Some("10.0.0.7:51234".parse().unwrap()),
         local: Some("127.0.0.1:8080".parse().unwrap()),
         scheme: "http",
+        forwarded: None,
     }
 }
 

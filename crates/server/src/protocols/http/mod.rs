@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use ironhorse_app::{Body, ChunkStream, ConnInfo, FileRegion, Request, RequestHead, Service};
 use ironhorse_h1::{BodyRead, Failure, Next, ServerConn};
+use ironhorse_wire::forwarded::Policy;
 
 use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
@@ -81,6 +82,9 @@ struct HttpSession {
     /// the first request of a connection it accepted (the client has likely sent it).
     answered_any: bool,
     recorder: Recorder,
+    /// Whose forwarding headers are believed: resolved once per request into
+    /// `info.forwarded`, for the access log and the application.
+    forwarded: Option<Arc<Policy>>,
     /// The deadline of the application request in progress.
     timer: Option<RequestTimer>,
     /// `--body-timeout` while the application waits for body bytes.
@@ -445,7 +449,10 @@ impl Session for HttpSession {
             };
             self.head_started = None;
             self.fresh = false;
-            self.recorder.begin(&head);
+            let peer = self.info.peer.map(|a| a.ip());
+            self.info.forwarded = (self.forwarded.as_ref())
+                .and_then(|policy| policy.resolve(peer, head.headers()).ok());
+            self.recorder.begin(&head, &self.info);
             if let Some((token, protocol)) = self.upgrades.requested(&head) {
                 let protocol = protocol.clone();
                 self.conn.write_switching_protocols(token, out.bytes());

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ironhorse_app::{ConnInfo, Service};
 use ironhorse_h1::{Limits, ServerConn};
+use ironhorse_wire::forwarded::Policy;
 
 use super::record::Recorder;
 use super::upgrade::Upgrades;
@@ -55,6 +56,7 @@ pub struct Http {
     pool: Arc<OffloadPool>,
     access_log: Option<ironhorse_log::AccessLog>,
     upgrades: Arc<Upgrades>,
+    forwarded: Option<Arc<Policy>>,
 }
 
 impl Http {
@@ -66,6 +68,7 @@ impl Http {
             pool,
             access_log: None,
             upgrades: Arc::default(),
+            forwarded: None,
         }
     }
 
@@ -82,6 +85,13 @@ impl Http {
         self
     }
 
+    /// Resolves the forwarding headers `policy` trusts once per request: the access log's
+    /// client, and `ConnInfo::forwarded` for the application.
+    pub fn with_forwarded(mut self, policy: Policy) -> Http {
+        self.forwarded = Some(Arc::new(policy));
+        self
+    }
+
     /// Logs every answered request to `log`.
     pub fn with_access_log(mut self, log: ironhorse_log::AccessLog) -> Http {
         self.access_log = Some(log);
@@ -91,7 +101,6 @@ impl Http {
 
 impl Protocol for Http {
     fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
-        let peer = conn.peer;
         let executor = link
             .executor
             .clone()
@@ -111,7 +120,8 @@ impl Protocol for Http {
             head_started: None,
             last_progress: Instant::now(),
             answered_any: false,
-            recorder: Recorder::new(self.access_log.clone(), peer),
+            recorder: Recorder::new(self.access_log.clone()),
+            forwarded: self.forwarded.clone(),
             timer: None,
             body_deadline: Default::default(),
         })

@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use ironhorse_app::{HeaderList, RequestHead};
+use ironhorse_app::{ConnInfo, HeaderList, RequestHead};
 use ironhorse_log::{AccessEntry, AccessLog};
 
 struct Record {
     head: RequestHead,
+    /// The client: the one trusted forwarding headers named, or the peer.
+    remote: Option<SocketAddr>,
     started: SystemTime,
     began: Instant,
     status: u16,
@@ -21,22 +23,20 @@ struct Record {
 pub(super) struct Recorder {
     log: Option<AccessLog>,
     current: Option<Record>,
-    remote: Option<SocketAddr>,
 }
 
 impl Recorder {
-    pub fn new(log: Option<AccessLog>, remote: Option<SocketAddr>) -> Recorder {
-        Recorder {
-            log,
-            current: None,
-            remote,
-        }
+    pub fn new(log: Option<AccessLog>) -> Recorder {
+        Recorder { log, current: None }
     }
 
-    pub fn begin(&mut self, head: &RequestHead) {
+    pub fn begin(&mut self, head: &RequestHead, conn: &ConnInfo) {
         if self.log.is_some() {
+            let forwarded = conn.forwarded.as_ref().and_then(|f| f.client);
+            let remote = forwarded.map(|(ip, port)| SocketAddr::new(ip, port.unwrap_or(0)));
             self.current = Some(Record {
                 head: head.clone(),
+                remote: remote.or(conn.peer),
                 started: SystemTime::now(),
                 began: Instant::now(),
                 status: 0,
@@ -68,7 +68,7 @@ impl Recorder {
         let head = &record.head;
         let lookup = |name: &str| head.header(name);
         log.log(&AccessEntry {
-            remote: self.remote,
+            remote: record.remote,
             method: head.method(),
             target: head.target(),
             path: head.path(),
