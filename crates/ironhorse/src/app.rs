@@ -1,7 +1,6 @@
 //! What the server serves: static files, a WSGI application behind static mounts, or one of
 //! the seeds' raw TCP protocols — and where it is built (before or after forking).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ironhorse_app::{Router, Service};
@@ -200,13 +199,7 @@ fn static_mounts(settings: &Settings) -> Result<Vec<(String, Arc<StaticFiles>)>,
 fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
     let mut config = WsgiConfig::new(spec);
     config.chdir = settings.chdir.clone();
-    config.pythonpath = settings
-        .pythonpath
-        .iter()
-        .flat_map(|p| p.split(','))
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
+    config.pythonpath = settings.python_path();
     config.virtualenv = settings.virtualenv.clone();
     config.root_path = settings
         .root_path

@@ -186,13 +186,7 @@ fn watched_paths(settings: &Settings) -> (Vec<(PathBuf, RecursiveMode)>, Vec<Pat
                 .to_string()
         })
         .unwrap_or_default();
-    let mut roots: Vec<PathBuf> = settings
-        .pythonpath
-        .iter()
-        .flat_map(|p| p.split(','))
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
+    let mut roots = settings.python_path();
     roots.push(settings.chdir.clone().unwrap_or_else(|| PathBuf::from(".")));
     for root in roots.iter().filter(|_| !top.is_empty()) {
         let package = root.join(&top);

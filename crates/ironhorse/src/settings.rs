@@ -247,6 +247,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `--pythonpath` as directories: every value, split at commas.
+    pub fn python_path(&self) -> Vec<PathBuf> {
+        self.pythonpath
+            .iter()
+            .flat_map(|p| p.split(','))
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    }
+
     /// `--max-connections`, or the model's default (`--max-children` for the fork model).
     pub fn max_connections(&self, forks_per_connection: bool) -> usize {
         if forks_per_connection {
