@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::python::{apps_dir, wsgi_args};
 use common::{temp_path, Server};
@@ -46,21 +46,9 @@ fn free_port() -> u16 {
 }
 
 struct Nginx {
-    child: Child,
-    dir: PathBuf,
+    _process: common::nginx::Nginx,
     https: u16,
     http: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // QUIT: nginx's graceful stop; its workers leave with the master.
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn start_nginx(binary: &Path, upstream: &str) -> Nginx {
@@ -100,32 +88,11 @@ fn start_nginx(binary: &Path, upstream: &str) -> Nginx {
            }}\n}}\n",
         params = params.display()
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(binary)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let mut nginx = Nginx {
-        child,
-        dir,
+    Nginx {
+        _process: common::nginx::Nginx::start(binary, dir, &conf, &[https, http]),
         https,
         http,
-    };
-    let up = common::eventually(|| {
-        matches!(nginx.child.try_wait(), Ok(None))
-            && [https, http]
-                .iter()
-                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
-    });
-    let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
-    assert!(up, "nginx did not start: {log}");
-    nginx
+    }
 }
 
 /// A GET through nginx with curl, from the client address `from`; the app's JSON answer.

@@ -8,11 +8,11 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::client::Conn;
 use common::python::{apps_dir, wsgi_args};
-use common::{eventually, temp_path, Server};
+use common::{temp_path, Server};
 use serde_json::Value;
 
 const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
@@ -39,19 +39,8 @@ fn nginx_with_stream() -> Option<PathBuf> {
 
 /// nginx relaying TCP from its port to `upstream`, PROXY v1 header first.
 struct StreamProxy {
-    child: Child,
-    dir: PathBuf,
+    _process: common::nginx::Nginx,
     port: u16,
-}
-
-impl Drop for StreamProxy {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl StreamProxy {
@@ -71,25 +60,10 @@ impl StreamProxy {
              stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass {upstream}; \
              proxy_protocol on; }} }}\n"
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut proxy = StreamProxy { child, dir, port };
-        let up = eventually(|| {
-            matches!(proxy.child.try_wait(), Ok(None))
-                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        let log = std::fs::read_to_string(proxy.dir.join("error.log")).unwrap_or_default();
-        assert!(up, "nginx did not start: {log}");
-        proxy
+        StreamProxy {
+            _process: common::nginx::Nginx::start(binary, dir, &conf, &[port]),
+            port,
+        }
     }
 }
 

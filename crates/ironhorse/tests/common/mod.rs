@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod load;
+pub mod nginx;
 pub mod python;
 
 use std::io::{BufRead, BufReader};
