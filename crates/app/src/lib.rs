@@ -14,9 +14,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod nonblocking;
 mod router;
 
 pub use ironhorse_h1::{HeaderList, RequestHead, Version};
+pub use nonblocking::{AppEvent, AppExchange, Wake};
 pub use router::Router;
 
 /// Where a connection came from and arrived at.
@@ -146,6 +148,23 @@ pub trait Service: Send + Sync + 'static {
     fn cancel(&self, thread: u64) {
         let _ = thread;
     }
+
+    /// A non-blocking application (ASGI) starts its exchange for this request here, instead
+    /// of being called; `wake` wakes the session when the exchange has news. `None` (the
+    /// default): the request goes to [`call`](Self::call).
+    fn start_exchange(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        wake: Wake,
+    ) -> Option<Box<dyn AppExchange>> {
+        let _ = (head, conn, wake);
+        None
+    }
+
+    /// The server stops serving (after its graceful drain): a last word to the
+    /// application (ASGI's lifespan shutdown). Called once, in each serving process.
+    fn shutdown(&self) {}
 
     /// Called in the forking thread just before `fork()` (e.g. to take the GIL, so the child
     /// inherits a consistent interpreter). Exactly one of the two `after_fork_*` follows.

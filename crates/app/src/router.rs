@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{Request, RequestHead, Response, Service};
+use crate::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
 
 /// Sends each request to the first service whose prefix matches its path, else to the
 /// fallback.
@@ -63,6 +63,19 @@ impl Service for Router {
                 asked.push(service);
             }
         }
+    }
+
+    fn start_exchange(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        wake: Wake,
+    ) -> Option<Box<dyn AppExchange>> {
+        self.route(head.path()).start_exchange(head, conn, wake)
+    }
+
+    fn shutdown(&self) {
+        self.fallback.shutdown();
     }
 
     fn before_fork(&self) {

@@ -12,7 +12,7 @@ use ironhorse_server::protocols::{Echo, Http, HttpSettings, ProxyHeader, Reverse
 use ironhorse_server::session::Protocol;
 use ironhorse_static::{StaticFiles, StaticOptions};
 use ironhorse_wire::forwarded::Policy;
-use ironhorse_wsgi::{WsgiApp, WsgiConfig};
+use ironhorse_wsgi::WsgiConfig;
 
 use crate::health::{Health, Serving};
 use crate::settings::Settings;
@@ -113,13 +113,12 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
         settings.debug,
         shape.error_log.clone(),
     );
+    let interface = crate::interface::Choice::new(settings, shape);
     let load = move || -> Result<Arc<dyn Protocol>, String> {
-        let app: Arc<dyn Service> = match WsgiApp::load(config.clone()) {
-            Ok(app) => Arc::new(app),
-            Err(e) if serve_load_errors => {
-                crate::reload::load_failed(e.to_string(), debug, &error_log)
-            }
-            Err(e) => return Err(e.to_string()),
+        let app: Arc<dyn Service> = match interface.load(&config) {
+            Ok(app) => app,
+            Err(e) if serve_load_errors => crate::reload::load_failed(e, debug, &error_log),
+            Err(e) => return Err(e),
         };
         Ok(http(with_mounts(app, &mounts), http_settings, &access_log))
     };

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use ironhorse_app::{Request, RequestHead, Response, Service};
+use ironhorse_app::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
 
 /// Whether the process still serves (false once it was asked to stop).
 pub type Serving = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -61,6 +61,22 @@ impl Service for Health {
 
     fn cancel(&self, thread: u64) {
         self.inner.cancel(thread);
+    }
+
+    fn start_exchange(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        wake: Wake,
+    ) -> Option<Box<dyn AppExchange>> {
+        if self.is_probe(head) {
+            return None;
+        }
+        self.inner.start_exchange(head, conn, wake)
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
     }
 
     fn before_fork(&self) {

@@ -106,7 +106,7 @@ pub struct Settings {
     pub preload: bool,
     #[arg(long, help = "Show tracebacks in 500 responses (never in production).")]
     pub debug: bool,
-    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async.")]
+    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async (gunicorn's sync and gthread name prefork and hybrid; its asgi names event).")]
     pub model: &'static Model,
     #[arg(short = 'w', long, value_name = "N", default_value = "1", value_parser = units::positive, help = "Worker processes (prefork, hybrid; event and async with N > 1).")]
     pub workers: usize,
@@ -244,6 +244,11 @@ pub struct Settings {
     pub limit_request_field_size: u64,
     #[arg(long, value_name = "BYTES", default_value = "1073741824", value_parser = units::bytes, help = "Largest request body (413 beyond).")]
     pub limit_request_body: u64,
+    // ---- ASGI (issue 10) ----
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI runs on event and async (one event-loop thread per process); the other models refuse it.")]
+    pub interface: units::Interface,
+    #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
+    pub event_loop: ironhorse_asgi::LoopKind,
 }
 
 impl Settings {

@@ -58,6 +58,9 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
     let ours = match name {
         "sync" => "prefork",
         "gthread" => "hybrid",
+        // gunicorn 27's `-k asgi`: the loop model (the interface is detected, or forced
+        // with --interface asgi).
+        "asgi" => "event",
         other => other,
     };
     Model::named(ours).ok_or_else(|| {
@@ -66,6 +69,34 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
             Model::names().join(", ")
         )
     })
+}
+
+/// How the application is called (`--interface`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    Wsgi,
+    Asgi,
+    Auto,
+}
+
+pub fn interface(text: &str) -> Result<Interface, String> {
+    match text {
+        "wsgi" => Ok(Interface::Wsgi),
+        "asgi" => Ok(Interface::Asgi),
+        "auto" => Ok(Interface::Auto),
+        _ => Err("expected wsgi, asgi or auto".into()),
+    }
+}
+
+/// The ASGI event loop (`--loop`).
+pub fn event_loop(text: &str) -> Result<ironhorse_asgi::LoopKind, String> {
+    use ironhorse_asgi::LoopKind;
+    match text {
+        "auto" => Ok(LoopKind::Auto),
+        "asyncio" => Ok(LoopKind::Asyncio),
+        "uvloop" => Ok(LoopKind::Uvloop),
+        _ => Err("expected auto, asyncio or uvloop".into()),
+    }
 }
 
 /// An error log level, case-insensitive as gunicorn's.

@@ -155,4 +155,6 @@ pub trait Protocol: Send + Sync + 'static {
     fn after_fork_parent(&self) {}
     /// Called in the child after a fork.
     fn after_fork_child(&self) {}
+    /// The driver stopped serving (see `ironhorse_app::Service::shutdown`).
+    fn shutdown(&self) {}
 }

@@ -278,7 +278,7 @@ thread_local! {
 }
 
 /// `Python::attach`, but first giving this OS thread its persistent thread state.
-pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     THREAD_STATE.with(|s| {
         if s.0.get() == Ownership::None {
             // SAFETY: the interpreter is initialised (WsgiApp exists only after init). A
@@ -306,7 +306,7 @@ fn initialised() -> bool {
 }
 
 /// Takes the GIL (kept across `fork()`) and runs CPython's pre-fork hooks.
-pub(crate) fn before_fork() {
+pub fn before_fork() {
     if !initialised() {
         return;
     }
@@ -320,7 +320,7 @@ pub(crate) fn before_fork() {
 }
 
 /// In the parent after `fork()`: CPython's parent hooks, then the GIL goes back.
-pub(crate) fn after_fork_parent() {
+pub fn after_fork_parent() {
     if let Some(state) = FORK_GIL.with(|g| g.take()) {
         // SAFETY: `before_fork` on this thread left us holding the GIL with `state`.
         unsafe {
@@ -333,7 +333,7 @@ pub(crate) fn after_fork_parent() {
 /// In the child after `fork()`: CPython re-initialises its locks and forgets the threads that
 /// did not survive; then the GIL goes back. This thread's persistent state (if any) stays
 /// valid, so the thread-local bookkeeping needs no change.
-pub(crate) fn after_fork_child() {
+pub fn after_fork_child() {
     if let Some(state) = FORK_GIL.with(|g| g.take()) {
         // SAFETY: the forking thread (this one) holds the GIL, as PyOS_AfterFork_Child needs.
         unsafe {

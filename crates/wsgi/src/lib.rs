@@ -123,10 +123,15 @@ pub struct WsgiApp {
 impl WsgiApp {
     /// Starts Python if needed ([`init_python`]) and imports the application.
     pub fn load(cfg: WsgiConfig) -> Result<WsgiApp, WsgiError> {
-        init_python(&cfg)?;
+        let app = import_app(&cfg)?;
+        WsgiApp::with_callable(cfg, app)
+    }
+
+    /// The application around a callable [`import_app`] returned (an `--interface auto`
+    /// caller looked at it first).
+    pub fn with_callable(cfg: WsgiConfig, app: Py<PyAny>) -> Result<WsgiApp, WsgiError> {
         interpreter::attach(|py| {
             client_error::register(py).map_err(|e| WsgiError::Init(e.to_string()))?;
-            let app = load::load_app(py, &cfg.app)?;
             let environ =
                 EnvironBuilder::new(py, &cfg).map_err(|e| WsgiError::Init(e.to_string()))?;
             Ok(WsgiApp {
@@ -246,6 +251,19 @@ impl WsgiApp {
         };
         Response::text(500, body)
     }
+}
+
+/// Starts Python if needed ([`init_python`]) and imports the callable `cfg.app` names.
+pub fn import_app(cfg: &WsgiConfig) -> Result<Py<PyAny>, WsgiError> {
+    init_python(cfg)?;
+    interpreter::attach(|py| load::load_app(py, &cfg.app))
+}
+
+/// What the ASGI bridge (`ironhorse-asgi`) shares with this crate: the persistent thread
+/// states, the fork hooks and the traceback logging.
+pub mod embed {
+    pub use crate::interpreter::{after_fork_child, after_fork_parent, attach, before_fork};
+    pub use crate::report::log_exception;
 }
 
 /// The peer for log lines.

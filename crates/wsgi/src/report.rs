@@ -5,7 +5,7 @@ use pyo3::types::PyString;
 
 /// Formats `err` with `traceback.format_exception`, writes it to `sys.stderr` after a
 /// one-line `context`, and returns the traceback text (for debug responses).
-pub(crate) fn log_exception(py: Python<'_>, err: &PyErr, context: &str) -> String {
+pub fn log_exception(py: Python<'_>, err: &PyErr, context: &str) -> String {
     let text = format_exception(py, err);
     let line = format!("[ironhorse] {context}\n{text}");
     let written = py.import("sys").and_then(|sys| {

@@ -58,14 +58,18 @@ pub struct DriverConfig {
 impl Driver {
     /// Runs until a stop is requested and in-flight work is done (or the graceful timeout
     /// passed).
+    /// Then the protocol hears that serving is over ([`Protocol::shutdown`]).
     pub fn run(self, config: DriverConfig) -> std::io::Result<()> {
-        match self {
+        let protocol = config.protocol.clone();
+        let result = match self {
             Driver::Serial => serial::run(config),
             Driver::ThreadPerConnection => thread::run(config),
             Driver::ThreadPool => pool::run(config),
             Driver::Event => event::run(config),
             Driver::Async => tokio_rt::run(config),
-        }
+        };
+        protocol.shutdown();
+        result
     }
 }
 

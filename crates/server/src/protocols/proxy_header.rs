@@ -80,6 +80,9 @@ impl Protocol for ProxyHeader {
     fn before_fork(&self) {
         self.inner.before_fork();
     }
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
     fn after_fork_parent(&self) {
         self.inner.after_fork_parent();
     }

@@ -11,6 +11,7 @@
 mod body;
 mod body_deadline;
 mod exchange;
+mod nonblocking;
 mod protocol;
 mod queues;
 mod record;
@@ -54,6 +55,11 @@ enum Busy {
     /// A request running as a job (see [`exchange`]).
     Offloaded {
         exchange: Exchange,
+        awaits_continue: bool,
+    },
+    /// A request to a non-blocking application (see [`nonblocking`]).
+    NonBlocking {
+        exchange: Box<dyn ironhorse_app::AppExchange>,
         awaits_continue: bool,
     },
 }
@@ -142,18 +148,7 @@ impl HttpSession {
     /// Starts a blocking service's job on the executor, with its deadline.
     fn start_exchange(&mut self, head: RequestHead) {
         let awaits_continue = head.expects_continue();
-        self.timer = self.settings.request_timeout.map(|timeout| {
-            let mut last_words = Vec::new();
-            Failure::TimedOut.write_response(!head.is_head(), &mut last_words);
-            RequestTimer::start(Expiry {
-                timeout,
-                service: self.service.clone(),
-                waker: self.waker.clone(),
-                exit_when_stuck: self.settings.exit_when_stuck,
-                hooks: self.link.hooks.clone(),
-                last_words,
-            })
-        });
+        self.timer = self.request_timer(head.is_head());
         let (exchange, job) = Exchange::new(
             self.service.clone(),
             head,
@@ -166,6 +161,22 @@ impl HttpSession {
             awaits_continue,
         };
         self.executor.execute(job);
+    }
+
+    /// The `--request-timeout` deadline of a request starting now, if one is set.
+    fn request_timer(&self, is_head: bool) -> Option<RequestTimer> {
+        self.settings.request_timeout.map(|timeout| {
+            let mut last_words = Vec::new();
+            Failure::TimedOut.write_response(!is_head, &mut last_words);
+            RequestTimer::start(Expiry {
+                timeout,
+                service: self.service.clone(),
+                waker: self.waker.clone(),
+                exit_when_stuck: self.settings.exit_when_stuck,
+                hooks: self.link.hooks.clone(),
+                last_words,
+            })
+        })
     }
 
     /// A request passed its deadline (the watchdog already asked the application to stop):
@@ -413,6 +424,7 @@ impl Session for HttpSession {
                 Busy::Idle => None,
                 Busy::Streaming(_) => self.pump_stream(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
+                Busy::NonBlocking { .. } => self.pump_nonblocking(out),
             };
             if let Some(step) = pending {
                 return step;
@@ -461,6 +473,11 @@ impl Session for HttpSession {
                 self.link.hooks.request_done();
                 return self.switch_to(&*protocol);
             }
+            let waker = self.waker.clone();
+            if let Some(exchange) = self.service.start_exchange(&head, &self.info, waker) {
+                self.start_nonblocking(exchange, head.expects_continue(), head.is_head());
+                continue;
+            }
             if self.service.may_block_for(&head) {
                 self.start_exchange(head);
                 continue;
@@ -479,6 +496,11 @@ impl Session for HttpSession {
             (Busy::Offloaded { .. }, _) => {
                 self.last_progress + self.settings.body_timeout + body_deadline::GRACE
             }
+            // A non-blocking application may hold its response open as long as it likes
+            // (server-sent events); `--request-timeout` bounds it when set. Only a body
+            // still being received has a deadline.
+            (Busy::NonBlocking { .. }, _) if self.conn.body_done() => return None,
+            (Busy::NonBlocking { .. }, _) => self.last_progress + self.settings.body_timeout,
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,
         })

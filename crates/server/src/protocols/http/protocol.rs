@@ -138,6 +138,10 @@ impl Protocol for Http {
     fn after_fork_child(&self) {
         self.service.after_fork_child();
     }
+
+    fn shutdown(&self) {
+        self.service.shutdown();
+    }
 }
 
 impl Executor for OffloadPool {

@@ -1,0 +1,51 @@
+//! The non-blocking application seam (ASGI): an application that runs elsewhere (an event
+//! loop thread) and trades messages with the HTTP session without a thread per request.
+//!
+//! The session starts an [`AppExchange`] per request, then, whenever the exchange's
+//! [`Wake`] fires or input arrives, offers body bytes while the application has room
+//! ([`AppExchange::wants_body`]: backpressure) and takes [`AppEvent`]s until none is ready.
+//! Nothing here blocks: both sides only push into bounded queues and wake the other.
+
+use std::sync::Arc;
+
+use crate::HeaderList;
+
+/// Wakes the session's driver (the exchange has news). Callable from any thread.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// A piece of the response, in the order the application produced it.
+#[derive(Debug)]
+pub enum AppEvent {
+    /// The response head. `len`: the length the application declared, if it did (the
+    /// engine owns framing headers, so `Content-Length` comes here, not in `headers`).
+    Head {
+        status: u16,
+        headers: HeaderList,
+        len: Option<u64>,
+    },
+    /// Body bytes; `more: false` ends the response.
+    Body { data: Vec<u8>, more: bool },
+    /// The application failed (raised, or broke the protocol): a `500` if no head was
+    /// sent, else the connection is cut without finishing the response. Already logged.
+    Failed,
+    /// The application returned without finishing its response (logged already): like
+    /// [`Failed`](Self::Failed).
+    Returned,
+}
+
+/// The session's end of one request to a non-blocking application. Dropping it tells the
+/// application the client is gone.
+pub trait AppExchange: Send {
+    /// Whether the application asked for the body yet (`100 Continue` is due).
+    fn body_requested(&self) -> bool;
+    /// Whether the application has room for another body chunk.
+    fn wants_body(&self) -> bool;
+    /// Body bytes from the client; `more: false` for the last (maybe empty) chunk.
+    fn body(&mut self, data: Vec<u8>, more: bool);
+    /// The next response piece, if one is ready.
+    fn next_event(&mut self) -> Option<AppEvent>;
+    /// The client went away: the application gets its disconnect message.
+    fn disconnect(&mut self);
+    /// The request passed its deadline: the application's task is cancelled.
+    fn cancel(&mut self);
+}

@@ -1,0 +1,195 @@
+//! The crossing between the server's threads and the worker's event-loop thread.
+//!
+//! Drivers push commands (a new request, a wake-up for a parked task) into one queue; the
+//! first command into an empty queue writes a byte to a socket pair whose other end the
+//! loop watches (`loop.add_reader`). The loop then takes the whole queue in one call
+//! ([`Inbox::drain`]), so a burst of requests costs one wake-up and one crossing.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::channel::{Channel, Shared};
+use crate::scope::{http_scope, RequestParts, ScopeConfig};
+
+/// Work for the loop.
+pub(crate) enum Command {
+    /// A new request: its channel's state and what its scope is made of.
+    Start(Arc<Shared>, Box<RequestParts>),
+    /// A parked future of this request may complete (or its task must be cancelled).
+    Wake(Arc<Shared>),
+}
+
+#[derive(Default)]
+struct Queue {
+    commands: Vec<Command>,
+    /// The server stops: the loop runs the lifespan shutdown and ends.
+    stop: bool,
+}
+
+/// The server's side of the crossing.
+pub(crate) struct Bridge {
+    queue: Mutex<Queue>,
+    /// Made readable when the queue gets work.
+    bell: UnixStream,
+}
+
+impl Bridge {
+    /// The bridge and the loop's end of its bell.
+    pub(crate) fn new() -> std::io::Result<(Arc<Bridge>, UnixStream)> {
+        let (bell, ear) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        ear.set_nonblocking(true)?;
+        let bridge = Arc::new(Bridge {
+            queue: Mutex::default(),
+            bell,
+        });
+        Ok((bridge, ear))
+    }
+
+    fn push(&self, command: Option<Command>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = queue.commands.is_empty() && !queue.stop;
+        match command {
+            Some(command) => queue.commands.push(command),
+            None => queue.stop = true,
+        }
+        if was_empty {
+            // A full socket buffer means the loop has a wake-up pending already.
+            let _ = (&self.bell).write(&[1]);
+        }
+    }
+
+    pub(crate) fn start(&self, shared: Arc<Shared>, parts: RequestParts) {
+        self.push(Some(Command::Start(shared, Box::new(parts))));
+    }
+
+    pub(crate) fn wake(&self, shared: Arc<Shared>) {
+        self.push(Some(Command::Wake(shared)));
+    }
+
+    pub(crate) fn stop(&self) {
+        self.push(None);
+    }
+
+    fn take(&self) -> Queue {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// How the loop thread reports its lifespan to the server.
+pub(crate) enum LoopReport {
+    /// Startup finished: `Err` with the application's message if it failed.
+    Started(Result<(), String>),
+    /// The lifespan shutdown finished (`Err`: it failed).
+    Stopped(Result<(), String>),
+}
+
+/// The loop's side of the crossing (the `inbox` of `glue.py`).
+#[pyclass(module = "ironhorse", frozen)]
+pub(crate) struct Inbox {
+    pub(crate) bridge: Arc<Bridge>,
+    pub(crate) ear: UnixStream,
+    pub(crate) config: ScopeConfig,
+    pub(crate) reports: Mutex<Sender<LoopReport>>,
+    /// The lifespan state; each request's scope gets a shallow copy.
+    pub(crate) state: Mutex<Option<Py<PyDict>>>,
+}
+
+#[pymethods]
+impl Inbox {
+    /// Everything queued: the new requests as `(channel, scope)` pairs (parked futures of
+    /// woken requests are completed here); `None` once the server stops.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Option<Vec<Bound<'py, PyTuple>>>> {
+        let mut sink = [0u8; 256];
+        while matches!((&self.ear).read(&mut sink), Ok(n) if n > 0) {}
+        let queue = self.bridge.take();
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.bind(py).clone());
+        let mut starts = Vec::new();
+        for command in queue.commands {
+            match command {
+                Command::Start(shared, parts) => {
+                    let scope = http_scope(py, &parts, &self.config, state.as_ref())?;
+                    let channel = Bound::new(py, Channel { shared })?;
+                    starts.push(PyTuple::new(py, [channel.into_any(), scope.into_any()])?);
+                }
+                Command::Wake(shared) => wake(py, &shared)?,
+            }
+        }
+        if queue.stop && starts.is_empty() {
+            return Ok(None);
+        }
+        if queue.stop {
+            // Serve these first; the stop is seen on the next drain.
+            self.bridge.stop();
+        }
+        Ok(Some(starts))
+    }
+
+    /// The lifespan startup ended: `failure` is `None` or the application's message.
+    fn started(&self, failure: Option<String>, state: Py<PyDict>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        self.report(LoopReport::Started(failure.map_or(Ok(()), Err)));
+    }
+
+    /// The lifespan shutdown ended.
+    fn stopped(&self, failure: Option<String>) {
+        self.report(LoopReport::Stopped(failure.map_or(Ok(()), Err)));
+    }
+
+    fn log_info(&self, line: &str) {
+        eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id());
+    }
+
+    /// The descriptor the loop watches.
+    fn fileno(&self) -> i32 {
+        self.ear.as_raw_fd()
+    }
+}
+
+impl Inbox {
+    pub(crate) fn fileno_raw(&self) -> i32 {
+        self.ear.as_raw_fd()
+    }
+
+    fn report(&self, report: LoopReport) {
+        let _ = self
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(report);
+    }
+}
+
+/// Completes a woken request's parked futures, or cancels its task.
+fn wake(py: Python<'_>, shared: &Shared) -> PyResult<()> {
+    let (waiters, cancel) = {
+        let mut state = shared.lock();
+        let cancel = if state.cancel {
+            state.task.take()
+        } else {
+            None
+        };
+        (Shared::take_waiters(&mut state), cancel)
+    };
+    for waiter in waiters.into_iter().flatten() {
+        let waiter = waiter.bind(py);
+        if !waiter.call_method0("done")?.is_truthy()? {
+            waiter.call_method1("set_result", (py.None(),))?;
+        }
+    }
+    if let Some(task) = cancel {
+        task.bind(py).call_method0("cancel")?;
+    }
+    Ok(())
+}

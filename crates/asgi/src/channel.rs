@@ -1,0 +1,378 @@
+//! One request's state, shared by the HTTP session (through [`SessionEnd`], the
+//! [`AppExchange`] it holds) and the application's task (through [`Channel`], the Python
+//! object behind `receive` and `send`).
+//!
+//! Both queues are bounded: the session stops reading the body while the application has
+//! not taken what it was given, and the application's `send` awaits room while the client
+//! has not taken the response. Each side wakes the other only when it waits: the session's
+//! driver through its `Wake` when the event queue goes from empty to non-empty, the loop
+//! through the [`Bridge`] when a parked future may now complete.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ironhorse_app::{AppEvent, AppExchange, HeaderList, Wake};
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::bridge::Bridge;
+use crate::message::{self, Outgoing};
+
+/// Body chunks queued for the application before the session stops reading.
+const BODY_QUEUE: usize = 4;
+/// Response bytes queued for the client before the application's `send` waits.
+const EVENT_BYTES: usize = 256 * 1024;
+/// Response messages queued for the client before the application's `send` waits.
+const EVENT_QUEUE: usize = 16;
+
+/// Where the response stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before,
+    Started,
+    Done,
+}
+
+pub(crate) struct State {
+    body: VecDeque<(Vec<u8>, bool)>,
+    /// The session passed the last body chunk.
+    body_closed: bool,
+    body_wanted: bool,
+    /// The client is gone (or the session dropped its end).
+    gone: bool,
+    events: VecDeque<AppEvent>,
+    event_bytes: usize,
+    phase: Phase,
+    /// A response head held until its first body message, so both leave in one write.
+    held_head: Option<AppEvent>,
+    recv_waiter: Option<Py<PyAny>>,
+    send_waiter: Option<Py<PyAny>>,
+    pub(crate) task: Option<Py<PyAny>>,
+    pub(crate) cancel: bool,
+    /// A wake-up for the loop is queued already.
+    pub(crate) wake_queued: bool,
+    /// The application's task ended.
+    ended: bool,
+}
+
+/// What both ends share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    wake: Wake,
+}
+
+impl Shared {
+    pub(crate) fn new(wake: Wake) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                body: VecDeque::new(),
+                body_closed: false,
+                body_wanted: false,
+                gone: false,
+                events: VecDeque::new(),
+                event_bytes: 0,
+                phase: Phase::Before,
+                held_head: None,
+                recv_waiter: None,
+                send_waiter: None,
+                task: None,
+                cancel: false,
+                wake_queued: false,
+                ended: false,
+            }),
+            wake,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a response piece; wakes the driver if the queue was empty.
+    fn push_event(&self, state: &mut State, event: AppEvent) {
+        if let AppEvent::Body { data, .. } = &event {
+            state.event_bytes += data.len();
+        }
+        let was_empty = state.events.is_empty();
+        state.events.push_back(event);
+        if was_empty {
+            (self.wake)();
+        }
+    }
+
+    /// Takes the parked futures (on the loop thread, when a wake-up for this request is
+    /// drained), so the caller completes them.
+    pub(crate) fn take_waiters(state: &mut State) -> [Option<Py<PyAny>>; 2] {
+        state.wake_queued = false;
+        [state.recv_waiter.take(), state.send_waiter.take()]
+    }
+}
+
+/// The session's end.
+pub(crate) struct SessionEnd {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) bridge: Arc<Bridge>,
+}
+
+impl SessionEnd {
+    /// Wakes the application's task if it waits (or must be cancelled).
+    fn notify(&self, state: &mut State) {
+        let waits = state.recv_waiter.is_some() || state.send_waiter.is_some() || state.cancel;
+        if waits && !state.wake_queued && !state.ended {
+            state.wake_queued = true;
+            self.bridge.wake(self.shared.clone());
+        }
+    }
+}
+
+impl AppExchange for SessionEnd {
+    fn body_requested(&self) -> bool {
+        self.shared.lock().body_wanted
+    }
+
+    fn wants_body(&self) -> bool {
+        let state = self.shared.lock();
+        !state.body_closed && !state.gone && state.body.len() < BODY_QUEUE
+    }
+
+    fn body(&mut self, data: Vec<u8>, more: bool) {
+        let mut state = self.shared.lock();
+        state.body_closed = !more;
+        state.body.push_back((data, more));
+        self.notify(&mut state);
+    }
+
+    fn next_event(&mut self) -> Option<AppEvent> {
+        let mut state = self.shared.lock();
+        let event = state.events.pop_front()?;
+        if let AppEvent::Body { data, .. } = &event {
+            state.event_bytes -= data.len();
+        }
+        self.notify(&mut state);
+        Some(event)
+    }
+
+    fn disconnect(&mut self) {
+        let mut state = self.shared.lock();
+        if !state.gone {
+            state.gone = true;
+            self.notify(&mut state);
+        }
+    }
+
+    fn cancel(&mut self) {
+        let mut state = self.shared.lock();
+        state.gone = true;
+        state.cancel = true;
+        self.notify(&mut state);
+    }
+}
+
+impl Drop for SessionEnd {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+/// The application's end: what `receive` and `send` (in `glue.py`) call.
+#[pyclass(module = "ironhorse", frozen)]
+pub(crate) struct Channel {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Channel {
+    /// The next message for `receive`, if one is ready.
+    fn message<'py>(
+        &self,
+        py: Python<'py>,
+        state: &mut State,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if let Some((body, more)) = state.body.pop_front() {
+            if state.body.len() + 1 == BODY_QUEUE {
+                // Room again: the session may read on.
+                (self.shared.wake)();
+            }
+            return message::request(py, &body, more).map(Some);
+        }
+        if state.gone || state.phase == Phase::Done {
+            return message::disconnect(py).map(Some);
+        }
+        if !state.body_wanted {
+            state.body_wanted = true;
+            // `100 Continue` may be due.
+            (self.shared.wake)();
+        }
+        Ok(None)
+    }
+
+    /// The application broke the protocol or failed: the session answers 500 or cuts the
+    /// response; later sends fail.
+    fn break_off(&self, state: &mut State) {
+        if state.phase != Phase::Done {
+            state.phase = Phase::Done;
+            state.held_head = None;
+            self.shared.push_event(state, AppEvent::Failed);
+        }
+    }
+
+    fn accept(&self, state: &mut State, outgoing: Outgoing) -> PyResult<()> {
+        match (state.phase, outgoing) {
+            (
+                Phase::Before,
+                Outgoing::Start {
+                    status,
+                    headers,
+                    len,
+                },
+            ) => {
+                state.phase = Phase::Started;
+                state.held_head = Some(AppEvent::Head {
+                    status,
+                    headers,
+                    len,
+                });
+            }
+            (Phase::Started, Outgoing::Body { data, more }) => {
+                if let Some(head) = state.held_head.take() {
+                    self.shared.push_event(state, head);
+                }
+                if !more {
+                    state.phase = Phase::Done;
+                }
+                // Empty middle chunks carry nothing (and would end a chunked body).
+                if !data.is_empty() || !more {
+                    self.shared.push_event(state, AppEvent::Body { data, more });
+                }
+            }
+            (phase, outgoing) => {
+                let kind = outgoing.kind();
+                self.break_off(state);
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected ASGI message {kind:?} {}",
+                    match phase {
+                        Phase::Before => "before http.response.start",
+                        Phase::Started => "after http.response.start",
+                        Phase::Done => "after the response completed",
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Channel {
+    /// The next message, or `None` when the application must wait.
+    fn receive<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let mut state = self.shared.lock();
+        self.message(py, &mut state)
+    }
+
+    /// As `receive`, but parks `waiter` (completed on the next news) when nothing is ready.
+    fn receive_or_park<'py>(
+        &self,
+        py: Python<'py>,
+        waiter: Py<PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let mut state = self.shared.lock();
+        let message = self.message(py, &mut state)?;
+        if message.is_none() {
+            state.recv_waiter = Some(waiter);
+        }
+        Ok(message)
+    }
+
+    /// Queues `message`; `False` when the queue is full (the caller parks and retries).
+    fn send(&self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
+        let outgoing = message::outgoing(message);
+        let mut state = self.shared.lock();
+        if state.gone {
+            return Err(PyOSError::new_err("the client disconnected"));
+        }
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(e) => {
+                self.break_off(&mut state);
+                return Err(e);
+            }
+        };
+        if state.events.len() >= EVENT_QUEUE || state.event_bytes >= EVENT_BYTES {
+            return Ok(false);
+        }
+        self.accept(&mut state, outgoing)?;
+        Ok(true)
+    }
+
+    /// Parks `waiter` until the queue has room; `False` if it has room already.
+    fn park_sender(&self, waiter: Py<PyAny>) -> bool {
+        let mut state = self.shared.lock();
+        if state.gone || (state.events.len() < EVENT_QUEUE && state.event_bytes < EVENT_BYTES) {
+            return false;
+        }
+        state.send_waiter = Some(waiter);
+        true
+    }
+
+    fn set_task(&self, task: Py<PyAny>) {
+        let mut state = self.shared.lock();
+        state.task = Some(task);
+    }
+
+    /// The application raised.
+    fn failed(&self, py: Python<'_>, error: Bound<'_, PyAny>) {
+        let err = PyErr::from_value(error);
+        let mut state = self.shared.lock();
+        state.ended = true;
+        let gone = state.gone;
+        drop(state);
+        if !gone {
+            ironhorse_wsgi::embed::log_exception(py, &err, "exception in ASGI application");
+        }
+        let mut state = self.shared.lock();
+        self.break_off(&mut state);
+    }
+
+    /// The application returned (`how`: "returned") or was cancelled ("cancelled").
+    fn ended(&self, how: &str) {
+        let mut state = self.shared.lock();
+        state.ended = true;
+        state.task = None;
+        if state.phase != Phase::Done {
+            if how == "returned" && !state.gone {
+                eprintln!(
+                    "[ironhorse] [{}] [ERROR] ASGI callable returned without completing the response",
+                    std::process::id()
+                );
+            }
+            state.phase = Phase::Done;
+            state.held_head = None;
+            self.shared.push_event(&mut state, AppEvent::Returned);
+        }
+    }
+}
+
+/// `headers` with the framing headers the engine owns taken out; `Content-Length` becomes
+/// the declared length.
+pub(crate) fn split_framing(headers: HeaderList) -> PyResult<(HeaderList, Option<u64>)> {
+    let mut len = None;
+    let mut kept = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            let parsed = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| PyRuntimeError::new_err("invalid content-length header"))?;
+            len = Some(parsed);
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection")
+            || name.eq_ignore_ascii_case("keep-alive")
+        {
+            continue;
+        } else {
+            kept.push((name, value));
+        }
+    }
+    Ok((kept, len))
+}

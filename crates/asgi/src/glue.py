@@ -1,0 +1,169 @@
+# The Python half of ironhorse's ASGI bridge: runs on the worker's one event-loop thread.
+#
+# Rust queues work (new requests, wake-ups) in an inbox and makes the wake-up descriptor
+# readable only when the inbox goes from empty to non-empty; `drain` takes the whole inbox
+# per wake-up. `receive`/`send` talk to the connection's channel (Rust state shared with
+# the HTTP session) and await a future only when it has nothing to give or no room.
+import asyncio
+import inspect
+import sys
+
+
+def is_asgi(app):
+    """--interface auto: an `async def` callable, an object whose __call__ is one, or an
+    ASGI-2 class (instances are coroutine-callable)."""
+    if inspect.isclass(app):
+        return inspect.iscoroutinefunction(getattr(app, "__call__", None)) or hasattr(app, "__await__")
+    if inspect.iscoroutinefunction(app):
+        return True
+    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+
+
+def asgi3(app):
+    """ASGI 2 (a class taking the scope, whose instances take receive and send) as ASGI 3."""
+    if inspect.isclass(app):
+        async def app3(scope, receive, send):
+            await app(scope)(receive, send)
+        return app3
+    return app
+
+
+async def _call(app, scope, chan, loop):
+    async def receive():
+        message = chan.receive()
+        if message is not None:
+            return message
+        while True:
+            waiter = loop.create_future()
+            message = chan.receive_or_park(waiter)
+            if message is not None:
+                return message
+            await waiter
+
+    async def send(message):
+        while not chan.send(message):
+            waiter = loop.create_future()
+            if chan.park_sender(waiter):
+                await waiter
+
+    try:
+        await app(scope, receive, send)
+    except asyncio.CancelledError:
+        chan.ended("cancelled")
+    except BaseException as error:  # noqa: BLE001 - every failure is the app's, logged
+        chan.failed(error)
+    else:
+        chan.ended("returned")
+
+
+class Lifespan:
+    """The lifespan protocol, uvicorn's "auto" way: an app that raises before answering
+    startup does not support it, and is served anyway."""
+
+    def __init__(self, app, loop, state):
+        self.app, self.loop, self.state = app, loop, state
+        self.messages = asyncio.Queue()
+        self.startup = loop.create_future()
+        self.shutdown = loop.create_future()
+        self.task = None
+
+    async def _receive(self):
+        return await self.messages.get()
+
+    async def _send(self, message):
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            self._settle(self.startup, None)
+        elif kind == "lifespan.startup.failed":
+            self._settle(self.startup, message.get("message", "") or "startup failed")
+        elif kind == "lifespan.shutdown.complete":
+            self._settle(self.shutdown, None)
+        elif kind == "lifespan.shutdown.failed":
+            self._settle(self.shutdown, message.get("message", "") or "shutdown failed")
+        else:
+            raise RuntimeError(f"unexpected lifespan message {kind!r}")
+
+    @staticmethod
+    def _settle(future, value):
+        if not future.done():
+            future.set_result(value)
+
+    async def _run(self):
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as error:  # noqa: BLE001
+            if not self.startup.done():
+                # Not supported (or broken before answering): served without lifespan.
+                self.unsupported = error
+                self._settle(self.startup, None)
+                self._settle(self.shutdown, None)
+                return
+            self._settle(self.shutdown, f"{type(error).__name__}: {error}")
+            raise
+        self._settle(self.startup, "the application returned during startup")
+        self._settle(self.shutdown, None)
+
+    async def start(self):
+        """None when started (or unsupported), else the failure's message."""
+        self.unsupported = None
+        self.task = self.loop.create_task(self._run())
+        self.messages.put_nowait({"type": "lifespan.startup"})
+        return await self.startup
+
+    async def stop(self):
+        if self.unsupported is not None or self.task is None or self.task.done():
+            return None
+        self.messages.put_nowait({"type": "lifespan.shutdown"})
+        return await self.shutdown
+
+
+def serve(app, inbox, fd, loop_kind):
+    """The loop thread's body: until the inbox says stop."""
+    uvloop = None
+    if loop_kind in ("uvloop", "auto"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop_kind == "uvloop":
+                raise
+    if uvloop is not None:
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = asgi3(app)
+    state = {}
+    lifespan = Lifespan(app, loop, state)
+    failure = loop.run_until_complete(lifespan.start())
+    if lifespan.unsupported is not None:
+        inbox.log_info("ASGI lifespan not supported by the application "
+                       f"({type(lifespan.unsupported).__name__}: {lifespan.unsupported}); serving without it")
+    inbox.started(failure, state)
+    if failure is not None:
+        loop.close()
+        return
+    tasks = set()
+    stopping = loop.create_future()
+
+    def drain():
+        starts = inbox.drain()
+        if starts is None:
+            if not stopping.done():
+                stopping.set_result(None)
+            return
+        for chan, scope in starts:
+            task = loop.create_task(_call(app, scope, chan, loop))
+            chan.set_task(task)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    loop.add_reader(fd, drain)
+    loop.run_until_complete(stopping)
+    loop.remove_reader(fd)
+    failure = loop.run_until_complete(lifespan.stop())
+    inbox.stopped(failure)
+    for task in list(tasks):
+        task.cancel()
+    loop.close()

@@ -1,0 +1,249 @@
+//! Runs a Python ASGI 3 application (asgiref's `http` and `lifespan` specs) behind
+//! ironhorse's non-blocking application seam ([`ironhorse_app::AppExchange`]).
+//!
+//! * One asyncio loop thread per serving process (uvloop when asked for, or with `auto`
+//!   when installed) runs every application task; the server's drivers never call Python.
+//! * Requests and wake-ups cross to the loop in batches ([`bridge`]); each request's body
+//!   and response pieces move through bounded queues in [`channel`], with backpressure both
+//!   ways.
+//! * The lifespan protocol runs when the loop starts (a failed startup is an error the
+//!   server reports in one line) and when serving ends ([`Service::shutdown`]); an app that
+//!   raises on the lifespan scope is served without it (uvicorn's "auto").
+//! * The interpreter start-up and the application import are `ironhorse-wsgi`'s.
+
+mod bridge;
+mod channel;
+mod message;
+mod scope;
+
+use std::ffi::CString;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use ironhorse_app::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
+use ironhorse_wsgi::embed;
+use pyo3::prelude::*;
+
+use bridge::{Bridge, Inbox, LoopReport};
+use channel::{SessionEnd, Shared};
+use scope::{RequestParts, ScopeConfig};
+
+/// The Python half of the bridge.
+const GLUE: &str = include_str!("glue.py");
+
+/// Which asyncio event loop runs the application (`--loop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopKind {
+    /// uvloop when it is installed, else asyncio's own.
+    Auto,
+    Asyncio,
+    Uvloop,
+}
+
+impl LoopKind {
+    fn name(self) -> &'static str {
+        match self {
+            LoopKind::Auto => "auto",
+            LoopKind::Asyncio => "asyncio",
+            LoopKind::Uvloop => "uvloop",
+        }
+    }
+}
+
+/// How the application is presented.
+#[derive(Debug, Clone)]
+pub struct AsgiConfig {
+    pub loop_kind: LoopKind,
+    /// `--root-path` (the scope's `root_path`).
+    pub root_path: String,
+    /// The scope's `server` for Unix-socket connections.
+    pub server_name: String,
+    pub server_port: u16,
+    /// Start the loop (and the lifespan) right away; otherwise in the child after a fork
+    /// (an application imported by a master before forking workers).
+    pub start_now: bool,
+}
+
+/// Whether `app` is an ASGI application (`--interface auto`): an `async def` callable, an
+/// object whose `__call__` is one, or an ASGI 2 class.
+pub fn is_asgi(app: &Py<PyAny>) -> Result<bool, String> {
+    embed::attach(|py| {
+        let glue = glue(py)?;
+        glue.getattr("is_asgi")?.call1((app.bind(py),))?.is_truthy()
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn glue(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    if let Ok(module) = py.import("_ironhorse_asgi") {
+        return Ok(module);
+    }
+    let code = CString::new(GLUE).expect("glue.py has no NUL byte");
+    let module = PyModule::from_code(py, &code, c"ironhorse/asgi/glue.py", c"_ironhorse_asgi")?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_ironhorse_asgi", &module)?;
+    Ok(module)
+}
+
+/// The running loop of this process.
+struct Running {
+    bridge: Arc<Bridge>,
+    reports: Receiver<LoopReport>,
+    thread: JoinHandle<()>,
+}
+
+/// A loaded ASGI application.
+pub struct AsgiApp {
+    app: Py<PyAny>,
+    config: AsgiConfig,
+    running: Mutex<Option<Running>>,
+}
+
+impl AsgiApp {
+    /// The application around `app` (imported by `ironhorse_wsgi::import_app`); with
+    /// `config.start_now`, its loop starts and its lifespan startup runs here (`Err`: the
+    /// startup failed, with its message).
+    pub fn new(app: Py<PyAny>, config: AsgiConfig) -> Result<AsgiApp, String> {
+        let asgi = AsgiApp {
+            app,
+            running: Mutex::new(None),
+            config,
+        };
+        if asgi.config.start_now {
+            asgi.start_loop()?;
+        }
+        Ok(asgi)
+    }
+
+    fn start_loop(&self) -> Result<(), String> {
+        let (bridge, ear) = Bridge::new().map_err(|e| format!("ASGI loop: {e}"))?;
+        let (reports_tx, reports) = mpsc::channel();
+        let inbox = Inbox {
+            bridge: bridge.clone(),
+            ear,
+            config: ScopeConfig {
+                root_path: self.config.root_path.clone(),
+                server_name: self.config.server_name.clone(),
+                server_port: self.config.server_port,
+            },
+            reports: Mutex::new(reports_tx.clone()),
+            state: Mutex::new(None),
+        };
+        let app = embed::attach(|py| self.app.clone_ref(py));
+        let loop_kind = self.config.loop_kind;
+        let thread = std::thread::Builder::new()
+            .name("ih-asgi-loop".into())
+            .spawn(move || {
+                let result = embed::attach(|py| -> PyResult<()> {
+                    let inbox = Bound::new(py, inbox)?;
+                    let fd = inbox.borrow().fileno_raw();
+                    glue(py)?
+                        .getattr("serve")?
+                        .call1((app, inbox, fd, loop_kind.name()))?;
+                    Ok(())
+                });
+                if let Err(e) = result {
+                    let message = embed::attach(|py| {
+                        embed::log_exception(py, &e, "the ASGI event loop failed");
+                        e.to_string()
+                    });
+                    let _ = reports_tx.send(LoopReport::Started(Err(message.clone())));
+                    let _ = reports_tx.send(LoopReport::Stopped(Err(message)));
+                }
+            })
+            .map_err(|e| format!("ASGI loop thread: {e}"))?;
+        match reports.recv() {
+            Ok(LoopReport::Started(Ok(()))) => {}
+            Ok(LoopReport::Started(Err(message))) => {
+                let _ = thread.join();
+                return Err(format!("ASGI lifespan startup failed: {message}"));
+            }
+            Ok(LoopReport::Stopped(_)) | Err(_) => {
+                return Err("the ASGI event loop ended during startup".into())
+            }
+        }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
+            bridge,
+            reports,
+            thread,
+        });
+        Ok(())
+    }
+}
+
+impl Service for AsgiApp {
+    /// Never called while the loop runs (requests go to `start_exchange`); without a loop
+    /// (after a failed start) the answer is a 500.
+    fn call(&self, _req: Request<'_>) -> Response {
+        Response::text(500, "Internal Server Error")
+    }
+
+    fn start_exchange(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        wake: Wake,
+    ) -> Option<Box<dyn AppExchange>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let bridge = running.as_ref()?.bridge.clone();
+        drop(running);
+        let shared = Shared::new(wake);
+        bridge.start(
+            shared.clone(),
+            RequestParts {
+                head: head.clone(),
+                conn: conn.clone(),
+            },
+        );
+        Some(Box::new(SessionEnd { shared, bridge }))
+    }
+
+    /// Runs the lifespan shutdown and ends the loop.
+    fn shutdown(&self) {
+        let Some(running) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        running.bridge.stop();
+        loop {
+            match running.reports.recv() {
+                Ok(LoopReport::Stopped(Err(message))) => {
+                    eprintln!(
+                        "[ironhorse] [{}] [ERROR] ASGI lifespan shutdown failed: {message}",
+                        std::process::id()
+                    );
+                    break;
+                }
+                Ok(LoopReport::Stopped(Ok(()))) | Err(_) => break,
+                Ok(LoopReport::Started(_)) => {}
+            }
+        }
+        let _ = running.thread.join();
+    }
+
+    fn before_fork(&self) {
+        embed::before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        embed::after_fork_parent();
+    }
+
+    /// A worker forked from a master that imported the application starts its own loop
+    /// (threads do not survive `fork()`).
+    fn after_fork_child(&self) {
+        embed::after_fork_child();
+        if !self.config.start_now {
+            if let Err(message) = self.start_loop() {
+                eprintln!("[ironhorse] [{}] [ERROR] {message}", std::process::id());
+                std::process::exit(4);
+            }
+        }
+    }
+}

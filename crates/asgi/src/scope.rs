@@ -1,0 +1,84 @@
+//! The `http` connection scope, built on the loop thread from what the session captured.
+
+use std::borrow::Cow;
+
+use ironhorse_app::{ConnInfo, RequestHead, Version};
+use percent_encoding::percent_decode_str;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+/// What the scope is made from, captured on the driver's thread (no Python there).
+pub(crate) struct RequestParts {
+    pub head: RequestHead,
+    pub conn: ConnInfo,
+}
+
+/// Server-wide scope values.
+pub(crate) struct ScopeConfig {
+    /// `--root-path`, without a trailing slash.
+    pub root_path: String,
+    /// For Unix-socket connections, which have no local address.
+    pub server_name: String,
+    pub server_port: u16,
+}
+
+/// The scope for one request; `state` is a shallow copy of the lifespan state.
+pub(crate) fn http_scope<'py>(
+    py: Python<'py>,
+    parts: &RequestParts,
+    config: &ScopeConfig,
+    state: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (head, conn) = (&parts.head, &parts.conn);
+    let scope = PyDict::new(py);
+    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    let version = match head.version() {
+        Version::Http10 => intern!(py, "1.0"),
+        _ => intern!(py, "1.1"),
+    };
+    scope.set_item(intern!(py, "http_version"), version)?;
+    scope.set_item(intern!(py, "method"), head.method())?;
+    let forwarded = conn.forwarded.as_ref();
+    let scheme = forwarded
+        .and_then(|f| f.scheme)
+        .map_or(conn.scheme, |s| s.as_str());
+    scope.set_item(intern!(py, "scheme"), scheme)?;
+    let raw_path = head.path();
+    let decoded: Cow<'_, str> = percent_decode_str(raw_path).decode_utf8_lossy();
+    scope.set_item(intern!(py, "path"), PyString::new(py, &decoded))?;
+    scope.set_item(
+        intern!(py, "raw_path"),
+        PyBytes::new(py, raw_path.as_bytes()),
+    )?;
+    scope.set_item(
+        intern!(py, "query_string"),
+        PyBytes::new(py, head.query().as_bytes()),
+    )?;
+    scope.set_item(intern!(py, "root_path"), config.root_path.as_str())?;
+    let headers = PyList::empty(py);
+    for (name, value) in head.headers() {
+        let name = PyBytes::new(py, name.to_ascii_lowercase().as_bytes());
+        let pair = PyTuple::new(py, [name, PyBytes::new(py, value)])?;
+        headers.append(pair)?;
+    }
+    scope.set_item(intern!(py, "headers"), headers)?;
+    let client = match forwarded.and_then(|f| f.client) {
+        Some((ip, port)) => Some((ip.to_string(), port.unwrap_or(0))),
+        None => conn.peer.map(|p| (p.ip().to_string(), p.port())),
+    };
+    scope.set_item(intern!(py, "client"), client)?;
+    let server = match conn.local {
+        Some(local) => (local.ip().to_string(), local.port()),
+        None => (config.server_name.clone(), config.server_port),
+    };
+    scope.set_item(intern!(py, "server"), server)?;
+    if let Some(state) = state {
+        scope.set_item(intern!(py, "state"), state.copy()?)?;
+    }
+    Ok(scope)
+}

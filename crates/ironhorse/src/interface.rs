@@ -1,0 +1,93 @@
+//! `--interface wsgi|asgi|auto`: which bridge runs the imported application, and whether
+//! the model can host it.
+
+use std::sync::Arc;
+
+use ironhorse_app::Service;
+use ironhorse_asgi::{AsgiApp, AsgiConfig};
+use ironhorse_server::drivers::Driver;
+use ironhorse_server::process::Processes;
+use ironhorse_wsgi::{WsgiApp, WsgiConfig};
+
+use crate::app::Shape;
+use crate::settings::Settings;
+use crate::units::Interface;
+
+/// What is known before the import: the setting, the model, how ASGI would start.
+#[derive(Clone)]
+pub struct Choice {
+    interface: Interface,
+    /// `None` when the model can host ASGI, else why not.
+    refusal: Option<String>,
+    asgi: AsgiConfig,
+    error_log: Option<ironhorse_log::ErrorLog>,
+}
+
+impl Choice {
+    pub fn new(settings: &Settings, shape: &Shape) -> Choice {
+        let hosts_asgi = matches!(shape.driver, Driver::Event | Driver::Async);
+        let refusal = (!hosts_asgi).then(|| {
+            format!(
+                "an ASGI application runs on --model event or async (one event loop per process; -w N for more processes); --model {} cannot host it",
+                settings.model.name
+            )
+        });
+        // A master that imports the app before forking leaves the loop to each worker.
+        let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
+        Choice {
+            interface: settings.interface,
+            refusal,
+            asgi: AsgiConfig {
+                loop_kind: settings.event_loop,
+                root_path: settings
+                    .root_path
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string(),
+                server_name: "localhost".into(),
+                server_port: 0,
+                start_now,
+            },
+            error_log: shape.error_log.clone(),
+        }
+    }
+
+    /// Imports the application and wraps it in the bridge its interface needs.
+    pub fn load(&self, config: &WsgiConfig) -> Result<Arc<dyn Service>, String> {
+        if self.interface == Interface::Asgi {
+            if let Some(refusal) = &self.refusal {
+                return Err(refusal.clone());
+            }
+        }
+        let callable = ironhorse_wsgi::import_app(config).map_err(|e| e.to_string())?;
+        let (asgi, how) = match self.interface {
+            Interface::Wsgi => (false, "--interface wsgi"),
+            Interface::Asgi => (true, "--interface asgi"),
+            Interface::Auto => (ironhorse_asgi::is_asgi(&callable)?, "detected"),
+        };
+        let kind = if asgi { "ASGI 3" } else { "WSGI" };
+        self.info(format_args!("{}: {kind} application ({how})", config.app));
+        if !asgi {
+            let app =
+                WsgiApp::with_callable(config.clone(), callable).map_err(|e| e.to_string())?;
+            return Ok(Arc::new(app));
+        }
+        if let Some(refusal) = &self.refusal {
+            return Err(refusal.clone());
+        }
+        let asgi = AsgiConfig {
+            server_name: config.server_name.clone(),
+            server_port: config.server_port,
+            ..self.asgi.clone()
+        };
+        Ok(Arc::new(AsgiApp::new(callable, asgi)?))
+    }
+
+    fn info(&self, line: std::fmt::Arguments<'_>) {
+        match &self.error_log {
+            Some(log) => log.info(line),
+            None => eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id()),
+        }
+    }
+}
