@@ -320,14 +320,17 @@ impl Channel {
         state.task = Some(task);
     }
 
-    /// The application raised.
+    /// The application raised: logged, unless it is the `OSError` a send raises once the
+    /// client left (the client's doing, not the application's).
     fn failed(&self, py: Python<'_>, error: Bound<'_, PyAny>) {
         let err = PyErr::from_value(error);
-        let mut state = self.shared.lock();
-        state.ended = true;
-        let gone = state.gone;
-        drop(state);
-        if !gone {
+        let gone = {
+            let mut state = self.shared.lock();
+            state.ended = true;
+            state.task = None;
+            state.gone
+        };
+        if !(gone && err.is_instance_of::<PyOSError>(py)) {
             ironhorse_wsgi::embed::log_exception(py, &err, "exception in ASGI application");
         }
         let mut state = self.shared.lock();

@@ -1,0 +1,135 @@
+"""ASGI conformance app for crates/ironhorse/tests/asgi.rs: one route per behaviour."""
+import asyncio
+import hashlib
+import json
+import os
+
+# What the tests read back through /events: disconnects seen, tasks cancelled.
+EVENTS = []
+RELEASE = None
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return {"bytes": value.decode("latin-1")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+async def _lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            scope["state"]["started_by"] = "lifespan"
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            path = os.environ.get("ASGI_SHUTDOWN_FILE")
+            if path:
+                with open(path, "w") as f:
+                    f.write("shutdown ran")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _body(receive):
+    chunks = []
+    while True:
+        message = await receive()
+        assert message["type"] == "http.request", message
+        chunks.append(message["body"])
+        if not message.get("more_body", False):
+            return chunks
+
+
+async def _answer(send, status, body, content_type=b"text/plain"):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope, receive, send):
+    global RELEASE
+    if scope["type"] == "lifespan":
+        return await _lifespan(scope, receive, send)
+    path = scope["path"]
+    if path.startswith("/scope"):
+        chunks = await _body(receive)
+        out = _plain(dict(scope))
+        out["body"] = b"".join(chunks).decode("latin-1")
+        await _answer(send, 200, json.dumps(out).encode(), b"application/json")
+    elif path == "/sha256":
+        digest, size, count = hashlib.sha256(), 0, 0
+        while True:
+            message = await receive()
+            digest.update(message["body"])
+            size += len(message["body"])
+            count += 1
+            if not message.get("more_body"):
+                break
+        await _answer(send, 200, f"{digest.hexdigest()} {size} {count}".encode())
+    elif path == "/echo":
+        # Streams the body back as it arrives, chunk for chunk.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            message = await receive()
+            await send({"type": "http.response.body", "body": message["body"], "more_body": True})
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/sse":
+        # One event, then the next only once /release was requested: the first must reach
+        # the client while the response is still open.
+        RELEASE = asyncio.Event()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"data: first\n\n", "more_body": True})
+        await RELEASE.wait()
+        await send({"type": "http.response.body", "body": b"data: second\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/release":
+        if RELEASE is not None:
+            RELEASE.set()
+        await _answer(send, 200, b"released")
+    elif path == "/hang-up":
+        # Answers the head and a chunk, then waits for the client to leave.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"waiting", "more_body": True})
+        message = await receive()
+        while message["type"] == "http.request":
+            message = await receive()
+        EVENTS.append(message["type"] + " " + scope["query_string"].decode())
+        try:
+            await send({"type": "http.response.body", "body": b"late", "more_body": True})
+        except OSError:
+            EVENTS.append("send raised OSError " + scope["query_string"].decode())
+    elif path == "/events":
+        await _answer(send, 200, json.dumps(EVENTS).encode(), b"application/json")
+    elif path == "/raise":
+        raise ValueError("boom before start")
+    elif path == "/raise-after":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise ValueError("boom after start")
+    elif path == "/no-response":
+        return
+    elif path == "/wrong-order":
+        await send({"type": "http.response.body", "body": b"body before start"})
+    elif path == "/double-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+    elif path == "/slow":
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            EVENTS.append("cancelled " + scope["query_string"].decode())
+            raise
+    elif path == "/length":
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})
+        await send({"type": "http.response.body", "body": b"he", "more_body": True})
+        await send({"type": "http.response.body", "body": b"llo"})
+    else:
+        await _answer(send, 404, b"not found")

@@ -1,0 +1,363 @@
+//! ASGI 3 conformance over real sockets, under every model that hosts ASGI (`event` and
+//! `async`, one process and under a master with `-w 2`): every `http` scope field, body
+//! streaming both ways with backpressure, disconnects, lifespan, and each error path.
+//! The other models refuse an ASGI application with one line.
+
+mod common;
+
+use common::client::{get, Conn};
+use common::{eventually, python, run_to_exit, Server};
+use sha2::{Digest, Sha256};
+
+/// The ways ASGI is hosted: (model, extra flags).
+fn hosts() -> Vec<(&'static str, Vec<String>)> {
+    let mut hosts = Vec::new();
+    for model in common::models() {
+        match model {
+            "event" => {
+                hosts.push(("event", vec![]));
+                hosts.push(("event", vec!["-w".into(), "2".into()]));
+            }
+            "async" => hosts.push(("async", vec!["--threads".into(), "2".into()])),
+            _ => {}
+        }
+    }
+    hosts
+}
+
+/// Runs `body` under every host, every one even after one failed.
+fn for_each_host(body: impl Fn(&[String]) + std::panic::RefUnwindSafe) {
+    let mut failed = Vec::new();
+    for (model, extra) in hosts() {
+        eprintln!("--- model {model} {extra:?}");
+        let mut args = vec!["--model".to_string(), model.to_string()];
+        args.extend(extra.iter().cloned());
+        if std::panic::catch_unwind(|| body(&args)).is_err() {
+            failed.push(format!("{model} {extra:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "failed under {failed:?}");
+}
+
+macro_rules! per_host {
+    ($name:ident, |$args:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            fn run($args: &[String]) $body
+            for_each_host(run);
+        }
+    };
+}
+
+fn start(args: &[String], spec: &str, extra: &[&str]) -> Server {
+    let mut all = args.to_vec();
+    all.extend([
+        spec.to_string(),
+        "--chdir".into(),
+        python::apps_dir().display().to_string(),
+    ]);
+    all.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&all)
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+fn bytes_field(value: &serde_json::Value) -> String {
+    value["bytes"].as_str().expect("a bytes value").to_string()
+}
+
+per_host!(every_scope_field, |args| {
+    let server = start(args, "asgi_app:app", &["--root-path", "/mount/"]);
+    assert!(server.log_contains("asgi_app:app: ASGI 3 application (detected)"));
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        b"POST /scope/caf%C3%A9%20x?a=1&b=%20 HTTP/1.1\r\nHost: test\r\nX-Custom: One\r\nx-custom: two\r\nContent-Length: 4\r\n\r\nbody",
+    );
+    let response = conn.response("POST");
+    assert_eq!(response.status, 200);
+    let scope = json(&response.body);
+    assert_eq!(scope["type"], "http");
+    assert_eq!(scope["asgi"]["version"], "3.0");
+    assert_eq!(scope["asgi"]["spec_version"], "2.4");
+    assert_eq!(scope["http_version"], "1.1");
+    assert_eq!(scope["method"], "POST");
+    assert_eq!(scope["scheme"], "http");
+    assert_eq!(scope["path"], "/scope/café x", "percent-decoded, UTF-8");
+    assert_eq!(bytes_field(&scope["raw_path"]), "/scope/caf%C3%A9%20x");
+    assert_eq!(bytes_field(&scope["query_string"]), "a=1&b=%20");
+    assert_eq!(scope["root_path"], "/mount");
+    let headers: Vec<(String, String)> = scope["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| (bytes_field(&pair[0]), bytes_field(&pair[1])))
+        .collect();
+    let expected = [
+        ("host", "test"),
+        ("x-custom", "One"),
+        ("x-custom", "two"),
+        ("content-length", "4"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        headers, expected,
+        "lowercased names, in order, repeats kept"
+    );
+    let local_port: u64 = server.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let client_port = conn.stream.local_addr().unwrap().port() as u64;
+    assert_eq!(
+        scope["client"],
+        serde_json::json!(["127.0.0.1", client_port])
+    );
+    assert_eq!(
+        scope["server"],
+        serde_json::json!(["127.0.0.1", local_port])
+    );
+    assert_eq!(
+        scope["state"]["started_by"], "lifespan",
+        "lifespan state copied in"
+    );
+    assert_eq!(scope["body"], "body");
+
+    // HTTP/1.0, and the scheme a trusted proxy (this machine, by default) forwards.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        b"GET /scope HTTP/1.0\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
+    );
+    let scope = json(&conn.response("GET").body);
+    assert_eq!(scope["http_version"], "1.0");
+    assert_eq!(scope["scheme"], "https");
+    assert_eq!(scope["client"][0], "203.0.113.9");
+});
+
+per_host!(a_10_mb_upload_arrives_whole_in_bounded_chunks, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        format!(
+            "POST /sha256 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.send(&body);
+    let response = conn.response("POST");
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    let fields: Vec<&str> = text.split(' ').collect();
+    assert_eq!(fields[0], hex(&Sha256::digest(&body)));
+    assert_eq!(fields[1], body.len().to_string());
+    let chunks: usize = fields[2].parse().unwrap();
+    assert!(
+        chunks >= 10 * 16,
+        "at most 64 KiB per http.request: {chunks} chunks"
+    );
+
+    // Chunked uploads too, streamed back as they arrive.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    );
+    assert!(
+        conn.wait_for_bytes(b"hello"),
+        "the first piece came back before the body ended"
+    );
+    conn.send(b"6\r\n world\r\n0\r\n\r\n");
+    let response = conn.response("POST");
+    assert_eq!(response.text(), "hello world");
+});
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+per_host!(streamed_responses_are_flushed_as_produced, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let mut sse = Conn::open(&server.addr);
+    sse.send(b"GET /sse HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The first event arrives while the app still waits for /release.
+    assert!(sse.wait_for_bytes(b"data: first"));
+    assert!(!String::from_utf8_lossy(sse.received()).contains("second"));
+    assert_eq!(get(&server.addr, "/release").status, 200);
+    let response = sse.response("GET");
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.text(), "data: first\n\ndata: second\n\n");
+
+    // A declared length is kept (framing headers belong to the server), repeated headers too.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = conn.response("GET");
+    assert_eq!(response.status, 201);
+    assert_eq!(response.header("content-length"), Some("5"));
+    assert_eq!(response.text(), "hello");
+    let ones: Vec<&str> = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-one")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(ones, ["1", "2"]);
+    // Keep-alive: the connection serves the next request.
+    conn.send(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").text(), "hello");
+});
+
+per_host!(a_client_that_leaves_is_told_and_later_sends_raise, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let tag = format!("{}", std::process::id());
+    let mut conn = Conn::open(&server.addr);
+    conn.send(format!("GET /hang-up?{tag} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    assert!(conn.wait_for_bytes(b"waiting"));
+    drop(conn);
+    // Several workers: ask until the one that served it answers.
+    let seen =
+        |needle: String| eventually(|| get(&server.addr, "/events").text().contains(&needle));
+    assert!(seen(format!("http.disconnect {tag}")));
+    assert!(seen(format!("send raised OSError {tag}")));
+});
+
+per_host!(application_errors_answer_500_or_cut_the_response, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /raise HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = conn.response("GET");
+    assert_eq!(response.status, 500);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(server.log_contains("ValueError: boom before start"));
+
+    // After the head: no final chunk, the connection closes.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /raise-after HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(conn.wait_for_bytes(b"partial"));
+    assert!(
+        conn.try_response("GET").is_none(),
+        "the chunked body must not end cleanly"
+    );
+    assert!(server.log_contains("ValueError: boom after start"));
+
+    for (path, logged) in [
+        ("/no-response", "returned without completing the response"),
+        (
+            "/wrong-order",
+            "unexpected ASGI message \"http.response.body\" before http.response.start",
+        ),
+    ] {
+        let mut conn = Conn::open(&server.addr);
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let response = conn.response("GET");
+        assert_eq!(response.status, 500, "{path}");
+        assert!(conn.is_closed_by_server(), "{path}");
+        assert!(server.log_contains(logged), "{path}");
+    }
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /double-start HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = conn.response("GET");
+    assert_eq!(response.status, 500, "the held head never left");
+    assert!(server.log_contains("\"http.response.start\" after http.response.start"));
+});
+
+per_host!(request_timeout_cancels_the_task_and_answers_504, |args| {
+    let server = start(args, "asgi_app:app", &["--request-timeout", "1"]);
+    let tag = format!("t{}", std::process::id());
+    let mut conn = Conn::open(&server.addr);
+    conn.send(format!("GET /slow?{tag} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    let response = conn.response("GET");
+    assert_eq!(response.status, 504);
+    assert!(eventually(|| get(&server.addr, "/events")
+        .text()
+        .contains(&format!("cancelled {tag}"))));
+});
+
+per_host!(lifespan_shutdown_runs_on_a_graceful_stop, |args| {
+    let marker = common::temp_path("asgi-shutdown");
+    let mut all = args.to_vec();
+    all.extend([
+        "asgi_app:app".into(),
+        "--chdir".into(),
+        python::apps_dir().display().to_string(),
+        "-e".into(),
+        format!("ASGI_SHUTDOWN_FILE={}", marker.display()),
+    ]);
+    let server = Server::start(&all);
+    assert_eq!(get(&server.addr, "/length").status, 201);
+    let (code, log) = server.stop_and_read_log();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "shutdown ran");
+    let _ = std::fs::remove_file(&marker);
+});
+
+per_host!(a_failed_lifespan_startup_stops_the_server, |args| {
+    let mut all = args.to_vec();
+    all.extend([
+        "-b".into(),
+        "127.0.0.1:0".into(),
+        "asgi_lifespan_fail:app".into(),
+        "--chdir".into(),
+        python::apps_dir().display().to_string(),
+    ]);
+    let (code, log) = run_to_exit(&all);
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {log}");
+    assert!(
+        log.contains("ASGI lifespan startup failed: database unreachable"),
+        "{log}"
+    );
+});
+
+per_host!(apps_without_lifespan_and_asgi2_classes_are_served, |args| {
+    let server = start(args, "asgi_plain:app", &[]);
+    assert_eq!(get(&server.addr, "/").text(), "plain asgi");
+    assert!(server.log_contains("lifespan not supported"));
+    drop(server);
+    let server = start(args, "asgi_plain:Legacy", &[]);
+    assert_eq!(get(&server.addr, "/x").text(), "asgi2 /x");
+    drop(server);
+    // auto keeps a plain callable on WSGI; --interface asgi forces the bridge.
+    let server = start(args, "asgi_plain:wsgi", &[]);
+    assert!(server.log_contains("asgi_plain:wsgi: WSGI application (detected)"));
+    assert_eq!(get(&server.addr, "/").text(), "plain wsgi");
+});
+
+#[test]
+fn blocking_models_refuse_asgi_with_one_line() {
+    for model in common::models() {
+        if matches!(model, "event" | "async") {
+            continue;
+        }
+        let mut args = common::model_args(model);
+        args.extend([
+            "-b".into(),
+            "127.0.0.1:0".into(),
+            "asgi_plain:app".into(),
+            "--chdir".into(),
+            python::apps_dir().display().to_string(),
+        ]);
+        let (code, log) = run_to_exit(&args);
+        assert!(code.is_some_and(|c| c != 0), "{model}: exit {code:?}");
+        assert!(
+            log.contains("an ASGI application runs on --model event or async"),
+            "{model}: {log}"
+        );
+    }
+}
+
+#[test]
+fn worker_class_asgi_serves_on_the_event_loop() {
+    let server = Server::start(&[
+        "-k".into(),
+        "asgi".into(),
+        "asgi_plain:app".into(),
+        "--chdir".into(),
+        python::apps_dir().display().to_string(),
+    ]);
+    assert!(server.log_contains("model event"));
+    assert_eq!(get(&server.addr, "/").text(), "plain asgi");
+}
