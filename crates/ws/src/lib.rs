@@ -17,7 +17,11 @@ mod error;
 mod extension;
 mod frame;
 pub mod handshake;
+#[cfg(test)]
+mod proptests;
 mod reader;
+#[cfg(test)]
+mod testutil;
 mod utf8;
 
 pub use close::is_valid_close_code;
