@@ -18,7 +18,7 @@ mod nonblocking;
 mod router;
 
 pub use ironhorse_h1::{HeaderList, RequestHead, Version};
-pub use nonblocking::{AppEvent, AppExchange, Wake};
+pub use nonblocking::{AppEvent, AppExchange, Wake, WsAppEvent, WsExchange, WsMessage};
 pub use router::Router;
 
 /// Where a connection came from and arrived at.
@@ -159,6 +159,26 @@ pub trait Service: Send + Sync + 'static {
         wake: Wake,
     ) -> Option<Box<dyn AppExchange>> {
         let _ = (head, conn, wake);
+        None
+    }
+
+    /// Whether this request's WebSocket handshake goes to [`start_websocket`]
+    /// (Self::start_websocket): the server validates it first (bad ones get `400`/`426`).
+    fn hosts_websockets(&self, head: &RequestHead) -> bool {
+        let _ = head;
+        false
+    }
+
+    /// Starts a WebSocket exchange for a valid handshake; `subprotocols` are the client's
+    /// offers in order. `None`: answered as plain HTTP.
+    fn start_websocket(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        subprotocols: &[String],
+        wake: Wake,
+    ) -> Option<Box<dyn WsExchange>> {
+        let _ = (head, conn, subprotocols, wake);
         None
     }
 

@@ -49,3 +49,43 @@ pub trait AppExchange: Send {
     /// The request passed its deadline: the application's task is cancelled.
     fn cancel(&mut self);
 }
+
+/// A WebSocket data message, either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsMessage {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// What a non-blocking application does with a WebSocket, in order.
+#[derive(Debug)]
+pub enum WsAppEvent {
+    /// Accept the handshake: `101` with the subprotocol and extra headers.
+    Accept {
+        subprotocol: Option<String>,
+        headers: HeaderList,
+    },
+    /// Refuse the handshake (closed before accepting): `403`.
+    Deny,
+    Send(WsMessage),
+    /// Close the connection with a close frame.
+    Close {
+        code: u16,
+        reason: String,
+    },
+    /// The application failed (logged already): `500` before accepting, else close 1011.
+    Failed,
+}
+
+/// The session's end of one WebSocket to a non-blocking application. Dropping it tells
+/// the application the connection is gone (code 1006).
+pub trait WsExchange: Send {
+    /// Whether the application has room for another message from the client (else the
+    /// session stops reading: a client cannot fill memory faster than the app reads).
+    fn wants_message(&self) -> bool;
+    fn message(&mut self, message: WsMessage);
+    /// The next thing the application did, if any.
+    fn next_event(&mut self) -> Option<WsAppEvent>;
+    /// The connection ended: the client's close code (1006 when it just went away).
+    fn disconnect(&mut self, code: u16, reason: &str);
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
+use crate::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange};
 
 /// Sends each request to the first service whose prefix matches its path, else to the
 /// fallback.
@@ -72,6 +72,21 @@ impl Service for Router {
         wake: Wake,
     ) -> Option<Box<dyn AppExchange>> {
         self.route(head.path()).start_exchange(head, conn, wake)
+    }
+
+    fn hosts_websockets(&self, head: &RequestHead) -> bool {
+        self.route(head.path()).hosts_websockets(head)
+    }
+
+    fn start_websocket(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        subprotocols: &[String],
+        wake: Wake,
+    ) -> Option<Box<dyn WsExchange>> {
+        self.route(head.path())
+            .start_websocket(head, conn, subprotocols, wake)
     }
 
     fn shutdown(&self) {

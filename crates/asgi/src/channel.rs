@@ -11,13 +11,13 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ironhorse_app::{AppEvent, AppExchange, HeaderList, Wake};
+use ironhorse_app::{AppEvent, AppExchange, Wake, WsAppEvent, WsMessage};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::Bridge;
-use crate::message::{self, Outgoing};
+use crate::message::{self, Outgoing, WsOutgoing};
 
 /// Body chunks queued for the application before the session stops reading.
 const BODY_QUEUE: usize = 4;
@@ -25,6 +25,16 @@ const BODY_QUEUE: usize = 4;
 const EVENT_BYTES: usize = 256 * 1024;
 /// Response messages queued for the client before the application's `send` waits.
 const EVENT_QUEUE: usize = 16;
+/// WebSocket messages queued for the application before the session stops reading.
+pub(crate) const WS_QUEUE: usize = 16;
+
+/// A WebSocket message's size, for the outgoing byte bound.
+pub(crate) fn ws_len(message: &WsMessage) -> usize {
+    match message {
+        WsMessage::Text(text) => text.len(),
+        WsMessage::Binary(data) => data.len(),
+    }
+}
 
 /// Where the response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +46,20 @@ enum Phase {
 
 pub(crate) struct State {
     body: VecDeque<(Vec<u8>, bool)>,
+    /// WebSocket: client messages for the application.
+    pub(crate) ws_in: VecDeque<WsMessage>,
+    /// WebSocket: `websocket.connect` was delivered.
+    connect_delivered: bool,
+    /// WebSocket: how the client closed (`websocket.disconnect`'s code and reason).
+    pub(crate) close: Option<(u16, String)>,
+    pub(crate) ws_events: VecDeque<WsAppEvent>,
     /// The session passed the last body chunk.
     body_closed: bool,
     body_wanted: bool,
     /// The client is gone (or the session dropped its end).
-    gone: bool,
+    pub(crate) gone: bool,
     events: VecDeque<AppEvent>,
-    event_bytes: usize,
+    pub(crate) event_bytes: usize,
     phase: Phase,
     /// A response head held until its first body message, so both leave in one write.
     held_head: Option<AppEvent>,
@@ -60,13 +77,19 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     wake: Wake,
+    /// A WebSocket rather than an HTTP request.
+    websocket: bool,
 }
 
 impl Shared {
-    pub(crate) fn new(wake: Wake) -> Arc<Shared> {
+    pub(crate) fn new(wake: Wake, websocket: bool) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 body: VecDeque::new(),
+                ws_in: VecDeque::new(),
+                connect_delivered: false,
+                close: None,
+                ws_events: VecDeque::new(),
                 body_closed: false,
                 body_wanted: false,
                 gone: false,
@@ -82,6 +105,7 @@ impl Shared {
                 ended: false,
             }),
             wake,
+            websocket,
         })
     }
 
@@ -101,6 +125,33 @@ impl Shared {
         }
     }
 
+    /// Queues a WebSocket action; wakes the driver if the queue was empty.
+    pub(crate) fn push_ws(&self, state: &mut State, event: WsAppEvent) {
+        if let WsAppEvent::Send(message) = &event {
+            state.event_bytes += ws_len(message);
+        }
+        let was_empty = state.ws_events.is_empty();
+        state.ws_events.push_back(event);
+        if was_empty {
+            (self.wake)();
+        }
+    }
+
+    /// Wakes the application's task through the loop if it waits (or must be cancelled).
+    pub(crate) fn notify(self: &Arc<Self>, bridge: &Bridge, state: &mut State) {
+        let waits = state.recv_waiter.is_some() || state.send_waiter.is_some() || state.cancel;
+        if waits && !state.wake_queued && !state.ended {
+            state.wake_queued = true;
+            bridge.wake(self.clone());
+        }
+    }
+
+    /// Whether the outgoing queue is full (the application's `send` waits).
+    fn full(state: &State) -> bool {
+        state.events.len() + state.ws_events.len() >= EVENT_QUEUE
+            || state.event_bytes >= EVENT_BYTES
+    }
+
     /// Takes the parked futures (on the loop thread, when a wake-up for this request is
     /// drained), so the caller completes them.
     pub(crate) fn take_waiters(state: &mut State) -> [Option<Py<PyAny>>; 2] {
@@ -116,13 +167,8 @@ pub(crate) struct SessionEnd {
 }
 
 impl SessionEnd {
-    /// Wakes the application's task if it waits (or must be cancelled).
     fn notify(&self, state: &mut State) {
-        let waits = state.recv_waiter.is_some() || state.send_waiter.is_some() || state.cancel;
-        if waits && !state.wake_queued && !state.ended {
-            state.wake_queued = true;
-            self.bridge.wake(self.shared.clone());
-        }
+        self.shared.notify(&self.bridge, state);
     }
 }
 
@@ -188,6 +234,9 @@ impl Channel {
         py: Python<'py>,
         state: &mut State,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if self.shared.websocket {
+            return self.ws_message(py, state);
+        }
         if let Some((body, more)) = state.body.pop_front() {
             if state.body.len() + 1 == BODY_QUEUE {
                 // Room again: the session may read on.
@@ -206,14 +255,85 @@ impl Channel {
         Ok(None)
     }
 
+    /// The next WebSocket message for `receive`, if one is ready.
+    fn ws_message<'py>(
+        &self,
+        py: Python<'py>,
+        state: &mut State,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if !state.connect_delivered {
+            state.connect_delivered = true;
+            return message::ws_connect(py).map(Some);
+        }
+        if let Some(incoming) = state.ws_in.pop_front() {
+            if state.ws_in.len() + 1 == WS_QUEUE {
+                (self.shared.wake)();
+            }
+            return message::ws_receive(py, incoming).map(Some);
+        }
+        if let Some((code, reason)) = &state.close {
+            return message::ws_disconnect(py, *code, reason).map(Some);
+        }
+        if state.gone {
+            return message::ws_disconnect(py, 1006, "").map(Some);
+        }
+        Ok(None)
+    }
+
     /// The application broke the protocol or failed: the session answers 500 or cuts the
-    /// response; later sends fail.
+    /// response (a WebSocket: 500 before accepting, close 1011 after); later sends fail.
     fn break_off(&self, state: &mut State) {
         if state.phase != Phase::Done {
             state.phase = Phase::Done;
             state.held_head = None;
-            self.shared.push_event(state, AppEvent::Failed);
+            if self.shared.websocket {
+                self.shared.push_ws(state, WsAppEvent::Failed);
+            } else {
+                self.shared.push_event(state, AppEvent::Failed);
+            }
         }
+    }
+
+    /// Takes a WebSocket action from the application.
+    fn accept_ws(&self, state: &mut State, outgoing: WsOutgoing) -> PyResult<()> {
+        let event = match (state.phase, outgoing) {
+            (
+                Phase::Before,
+                WsOutgoing::Accept {
+                    subprotocol,
+                    headers,
+                },
+            ) => {
+                state.phase = Phase::Started;
+                WsAppEvent::Accept {
+                    subprotocol,
+                    headers,
+                }
+            }
+            (Phase::Before, WsOutgoing::Close { .. }) => {
+                state.phase = Phase::Done;
+                WsAppEvent::Deny
+            }
+            (Phase::Started, WsOutgoing::Close { code, reason }) => {
+                state.phase = Phase::Done;
+                WsAppEvent::Close { code, reason }
+            }
+            (Phase::Started, WsOutgoing::Send(message)) => WsAppEvent::Send(message),
+            (phase, outgoing) => {
+                let kind = outgoing.kind();
+                self.break_off(state);
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected ASGI message {kind:?} {}",
+                    match phase {
+                        Phase::Before => "before websocket.accept",
+                        Phase::Started => "after websocket.accept",
+                        Phase::Done => "after the WebSocket closed",
+                    }
+                )));
+            }
+        };
+        self.shared.push_ws(state, event);
+        Ok(())
     }
 
     fn accept(&self, state: &mut State, outgoing: Outgoing) -> PyResult<()> {
@@ -286,6 +406,9 @@ impl Channel {
 
     /// Queues `message`; `False` when the queue is full (the caller parks and retries).
     fn send(&self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
+        if self.shared.websocket {
+            return self.send_ws(message);
+        }
         let outgoing = message::outgoing(message);
         let mut state = self.shared.lock();
         if state.gone {
@@ -298,17 +421,37 @@ impl Channel {
                 return Err(e);
             }
         };
-        if state.events.len() >= EVENT_QUEUE || state.event_bytes >= EVENT_BYTES {
+        if Shared::full(&state) {
             return Ok(false);
         }
         self.accept(&mut state, outgoing)?;
         Ok(true)
     }
 
+    fn send_ws(&self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
+        let outgoing = message::ws_outgoing(message);
+        let mut state = self.shared.lock();
+        if state.gone || state.close.is_some() {
+            return Err(PyOSError::new_err("the WebSocket is closed"));
+        }
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(e) => {
+                self.break_off(&mut state);
+                return Err(e);
+            }
+        };
+        if Shared::full(&state) {
+            return Ok(false);
+        }
+        self.accept_ws(&mut state, outgoing)?;
+        Ok(true)
+    }
+
     /// Parks `waiter` until the queue has room; `False` if it has room already.
     fn park_sender(&self, waiter: Py<PyAny>) -> bool {
         let mut state = self.shared.lock();
-        if state.gone || (state.events.len() < EVENT_QUEUE && state.event_bytes < EVENT_BYTES) {
+        if state.gone || !Shared::full(&state) {
             return false;
         }
         state.send_waiter = Some(waiter);
@@ -343,39 +486,27 @@ impl Channel {
         state.ended = true;
         state.task = None;
         if state.phase != Phase::Done {
-            if how == "returned" && !state.gone {
+            if how == "returned" && !state.gone && !self.shared.websocket {
                 eprintln!(
                     "[ironhorse] [{}] [ERROR] ASGI callable returned without completing the response",
                     std::process::id()
                 );
             }
+            let accepted = state.phase == Phase::Started;
             state.phase = Phase::Done;
             state.held_head = None;
-            self.shared.push_event(&mut state, AppEvent::Returned);
+            if !self.shared.websocket {
+                self.shared.push_event(&mut state, AppEvent::Returned);
+            } else if accepted {
+                // Returned while open: closed normally (before accepting: refused, 403).
+                let close = WsAppEvent::Close {
+                    code: 1000,
+                    reason: String::new(),
+                };
+                self.shared.push_ws(&mut state, close);
+            } else {
+                self.shared.push_ws(&mut state, WsAppEvent::Deny);
+            }
         }
     }
-}
-
-/// `headers` with the framing headers the engine owns taken out; `Content-Length` becomes
-/// the declared length.
-pub(crate) fn split_framing(headers: HeaderList) -> PyResult<(HeaderList, Option<u64>)> {
-    let mut len = None;
-    let mut kept = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case("content-length") {
-            let parsed = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| PyRuntimeError::new_err("invalid content-length header"))?;
-            len = Some(parsed);
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("connection")
-            || name.eq_ignore_ascii_case("keep-alive")
-        {
-            continue;
-        } else {
-            kept.push((name, value));
-        }
-    }
-    Ok((kept, len))
 }

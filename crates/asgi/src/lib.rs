@@ -15,13 +15,16 @@ mod bridge;
 mod channel;
 mod message;
 mod scope;
+mod ws;
 
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use ironhorse_app::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
+use ironhorse_app::{
+    AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange,
+};
 use ironhorse_wsgi::embed;
 use pyo3::prelude::*;
 
@@ -173,6 +176,32 @@ impl AsgiApp {
     }
 }
 
+impl AsgiApp {
+    fn bridge(&self) -> Option<Arc<Bridge>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        Some(running.as_ref()?.bridge.clone())
+    }
+
+    /// Queues a new connection scope for the loop; `None` when no loop runs.
+    fn start(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        subprotocols: Option<Vec<String>>,
+        wake: Wake,
+    ) -> Option<(Arc<Shared>, Arc<Bridge>)> {
+        let bridge = self.bridge()?;
+        let shared = Shared::new(wake, subprotocols.is_some());
+        let parts = RequestParts {
+            head: head.clone(),
+            conn: conn.clone(),
+            subprotocols,
+        };
+        bridge.start(shared.clone(), parts);
+        Some((shared, bridge))
+    }
+}
+
 impl Service for AsgiApp {
     /// Never called while the loop runs (requests go to `start_exchange`); without a loop
     /// (after a failed start) the answer is a 500.
@@ -186,18 +215,23 @@ impl Service for AsgiApp {
         conn: &ConnInfo,
         wake: Wake,
     ) -> Option<Box<dyn AppExchange>> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let bridge = running.as_ref()?.bridge.clone();
-        drop(running);
-        let shared = Shared::new(wake);
-        bridge.start(
-            shared.clone(),
-            RequestParts {
-                head: head.clone(),
-                conn: conn.clone(),
-            },
-        );
+        let (shared, bridge) = self.start(head, conn, None, wake)?;
         Some(Box::new(SessionEnd { shared, bridge }))
+    }
+
+    fn hosts_websockets(&self, _head: &RequestHead) -> bool {
+        self.bridge().is_some()
+    }
+
+    fn start_websocket(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        subprotocols: &[String],
+        wake: Wake,
+    ) -> Option<Box<dyn WsExchange>> {
+        let (shared, bridge) = self.start(head, conn, Some(subprotocols.to_vec()), wake)?;
+        Some(Box::new(ws::WsSessionEnd { shared, bridge }))
     }
 
     /// Runs the lifespan shutdown and ends the loop.

@@ -2,13 +2,11 @@
 
 use std::borrow::Cow;
 
-use ironhorse_app::HeaderList;
+use ironhorse_app::{HeaderList, WsMessage};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
-
-use crate::channel::split_framing;
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 /// A message the application sent, checked.
 pub(crate) enum Outgoing {
@@ -140,4 +138,134 @@ fn to_bytes(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     value
         .extract::<Vec<u8>>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be bytes")))
+}
+
+/// `headers` with the framing headers the engine owns taken out; `Content-Length` becomes
+/// the declared length.
+pub(crate) fn split_framing(headers: HeaderList) -> PyResult<(HeaderList, Option<u64>)> {
+    let mut len = None;
+    let mut kept = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            let parsed = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| PyRuntimeError::new_err("invalid content-length header"))?;
+            len = Some(parsed);
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection")
+            || name.eq_ignore_ascii_case("keep-alive")
+        {
+            continue;
+        } else {
+            kept.push((name, value));
+        }
+    }
+    Ok((kept, len))
+}
+
+/// A WebSocket action the application sent, checked.
+pub(crate) enum WsOutgoing {
+    Accept {
+        subprotocol: Option<String>,
+        headers: HeaderList,
+    },
+    Send(WsMessage),
+    Close {
+        code: u16,
+        reason: String,
+    },
+    Other(String),
+}
+
+impl WsOutgoing {
+    pub(crate) fn kind(&self) -> String {
+        match self {
+            WsOutgoing::Accept { .. } => "websocket.accept".into(),
+            WsOutgoing::Send(_) => "websocket.send".into(),
+            WsOutgoing::Close { .. } => "websocket.close".into(),
+            WsOutgoing::Other(kind) => kind.clone(),
+        }
+    }
+}
+
+fn typed<'py>(py: Python<'py>, kind: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), kind)?;
+    Ok(message)
+}
+
+/// `{"type": "websocket.connect"}`.
+pub(crate) fn ws_connect(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    typed(py, intern!(py, "websocket.connect"))
+}
+
+/// `{"type": "websocket.receive", "text" or "bytes": ...}`.
+pub(crate) fn ws_receive(py: Python<'_>, incoming: WsMessage) -> PyResult<Bound<'_, PyDict>> {
+    let message = typed(py, intern!(py, "websocket.receive"))?;
+    match incoming {
+        WsMessage::Text(text) => message.set_item(intern!(py, "text"), text)?,
+        WsMessage::Binary(data) => {
+            message.set_item(intern!(py, "bytes"), PyBytes::new(py, &data))?
+        }
+    }
+    Ok(message)
+}
+
+/// `{"type": "websocket.disconnect", "code": ..., "reason": ...}`.
+pub(crate) fn ws_disconnect<'py>(
+    py: Python<'py>,
+    code: u16,
+    reason: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let message = typed(py, intern!(py, "websocket.disconnect"))?;
+    message.set_item(intern!(py, "code"), code)?;
+    message.set_item(intern!(py, "reason"), reason)?;
+    Ok(message)
+}
+
+/// Reads a sent WebSocket message.
+pub(crate) fn ws_outgoing(message: &Bound<'_, PyDict>) -> PyResult<WsOutgoing> {
+    let get = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+        Ok(message.get_item(key)?.filter(|v| !v.is_none()))
+    };
+    let kind: String = get("type")?
+        .ok_or_else(|| PyTypeError::new_err("ASGI message without a 'type'"))?
+        .extract()?;
+    match kind.as_str() {
+        "websocket.accept" => {
+            let subprotocol = get("subprotocol")?
+                .map(|s| s.extract::<String>())
+                .transpose()?;
+            let headers = match get("headers")? {
+                Some(headers) => read_headers(&headers)?,
+                None => Vec::new(),
+            };
+            Ok(WsOutgoing::Accept {
+                subprotocol,
+                headers,
+            })
+        }
+        "websocket.send" => match (get("text")?, get("bytes")?) {
+            (Some(text), None) => Ok(WsOutgoing::Send(WsMessage::Text(text.extract()?))),
+            (None, Some(data)) => Ok(WsOutgoing::Send(WsMessage::Binary(to_bytes(
+                &data, "'bytes'",
+            )?))),
+            _ => Err(PyTypeError::new_err(
+                "websocket.send needs exactly one of 'text' and 'bytes'",
+            )),
+        },
+        "websocket.close" => {
+            let code = match get("code")? {
+                Some(code) => code.extract::<u16>()?,
+                None => 1000,
+            };
+            let reason = match get("reason")? {
+                Some(reason) => reason.extract::<String>()?,
+                None => String::new(),
+            };
+            Ok(WsOutgoing::Close { code, reason })
+        }
+        _ => Ok(WsOutgoing::Other(kind)),
+    }
 }

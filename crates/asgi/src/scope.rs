@@ -12,6 +12,8 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 pub(crate) struct RequestParts {
     pub head: RequestHead,
     pub conn: ConnInfo,
+    /// A WebSocket handshake's offered subprotocols (`None`: an HTTP request).
+    pub subprotocols: Option<Vec<String>>,
 }
 
 /// Server-wide scope values.
@@ -23,7 +25,7 @@ pub(crate) struct ScopeConfig {
     pub server_port: u16,
 }
 
-/// The scope for one request; `state` is a shallow copy of the lifespan state.
+/// The scope for one request (`http`) or WebSocket (`websocket`); `state` is a shallow copy of the lifespan state.
 pub(crate) fn http_scope<'py>(
     py: Python<'py>,
     parts: &RequestParts,
@@ -32,7 +34,13 @@ pub(crate) fn http_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let (head, conn) = (&parts.head, &parts.conn);
     let scope = PyDict::new(py);
-    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let websocket = parts.subprotocols.is_some();
+    let kind = if websocket {
+        intern!(py, "websocket")
+    } else {
+        intern!(py, "http")
+    };
+    scope.set_item(intern!(py, "type"), kind)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
     asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
@@ -42,11 +50,19 @@ pub(crate) fn http_scope<'py>(
         _ => intern!(py, "1.1"),
     };
     scope.set_item(intern!(py, "http_version"), version)?;
-    scope.set_item(intern!(py, "method"), head.method())?;
+    match &parts.subprotocols {
+        Some(subprotocols) => scope.set_item(intern!(py, "subprotocols"), subprotocols)?,
+        None => scope.set_item(intern!(py, "method"), head.method())?,
+    }
     let forwarded = conn.forwarded.as_ref();
     let scheme = forwarded
         .and_then(|f| f.scheme)
         .map_or(conn.scheme, |s| s.as_str());
+    let scheme = match (websocket, scheme) {
+        (false, scheme) => scheme,
+        (true, "https") => "wss",
+        (true, _) => "ws",
+    };
     scope.set_item(intern!(py, "scheme"), scheme)?;
     let raw_path = head.path();
     let decoded: Cow<'_, str> = percent_decode_str(raw_path).decode_utf8_lossy();

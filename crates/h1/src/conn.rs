@@ -217,6 +217,26 @@ impl ServerConn {
         self.close();
     }
 
+    /// As [`write_switching_protocols`](Self::write_switching_protocols), with the
+    /// protocol's own headers (`Upgrade`, `Connection` and the rest, e.g. a WebSocket's
+    /// `Sec-WebSocket-Accept`), checked by the caller.
+    pub fn write_switching_protocols_with(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        out: &mut Vec<u8>,
+    ) {
+        put_status_and_fixed(out, 101, None);
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.writing = Writing::Done;
+        self.close();
+    }
+
     /// The peer closed its sending side.
     pub fn feed_eof(&mut self) {
         self.eof = true;

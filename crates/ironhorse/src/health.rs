@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use ironhorse_app::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake};
+use ironhorse_app::{
+    AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange,
+};
 
 /// Whether the process still serves (false once it was asked to stop).
 pub type Serving = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -73,6 +75,20 @@ impl Service for Health {
             return None;
         }
         self.inner.start_exchange(head, conn, wake)
+    }
+
+    fn hosts_websockets(&self, head: &RequestHead) -> bool {
+        !self.is_probe(head) && self.inner.hosts_websockets(head)
+    }
+
+    fn start_websocket(
+        &self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        subprotocols: &[String],
+        wake: Wake,
+    ) -> Option<Box<dyn WsExchange>> {
+        self.inner.start_websocket(head, conn, subprotocols, wake)
     }
 
     fn shutdown(&self) {

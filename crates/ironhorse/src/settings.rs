@@ -249,6 +249,8 @@ pub struct Settings {
     pub interface: units::Interface,
     #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
     pub event_loop: ironhorse_asgi::LoopKind,
+    #[arg(long, value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression; beyond it the connection is closed with 1009.")]
+    pub ws_max_message_size: u64,
 }
 
 impl Settings {

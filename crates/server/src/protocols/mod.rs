@@ -5,6 +5,7 @@ mod echo;
 mod http;
 mod proxy_header;
 mod reverse;
+mod websocket;
 
 pub use echo::Echo;
 pub use http::{Http, HttpSettings, H2_PREFACE};

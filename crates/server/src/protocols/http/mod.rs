@@ -17,6 +17,7 @@ mod queues;
 mod record;
 mod timeout;
 mod upgrade;
+mod ws_upgrade;
 
 pub use protocol::{Http, HttpSettings};
 pub use upgrade::H2_PREFACE;
@@ -56,6 +57,11 @@ enum Busy {
     Offloaded {
         exchange: Exchange,
         awaits_continue: bool,
+    },
+    /// A WebSocket handshake waiting for the application's answer (see [`ws_upgrade`]).
+    WsHandshake {
+        exchange: Option<Box<dyn ironhorse_app::WsExchange>>,
+        offer: Box<ironhorse_ws::handshake::Offer>,
     },
     /// A request to a non-blocking application (see [`nonblocking`]).
     NonBlocking {
@@ -425,6 +431,7 @@ impl Session for HttpSession {
                 Busy::Streaming(_) => self.pump_stream(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
                 Busy::NonBlocking { .. } => self.pump_nonblocking(out),
+                Busy::WsHandshake { .. } => self.pump_ws_handshake(out),
             };
             if let Some(step) = pending {
                 return step;
@@ -473,6 +480,13 @@ impl Session for HttpSession {
                 self.link.hooks.request_done();
                 return self.switch_to(&*protocol);
             }
+            if self.is_websocket_for_app(&head) {
+                let step = self.start_websocket(head, out);
+                if step == Step::Pending {
+                    continue;
+                }
+                return step;
+            }
             let waker = self.waker.clone();
             if let Some(exchange) = self.service.start_exchange(&head, &self.info, waker) {
                 self.start_nonblocking(exchange, head.expects_continue(), head.is_head());
@@ -500,6 +514,7 @@ impl Session for HttpSession {
             // (server-sent events); `--request-timeout` bounds it when set. Only a body
             // still being received has a deadline.
             (Busy::NonBlocking { .. }, _) if self.conn.body_done() => return None,
+            (Busy::WsHandshake { .. }, _) => return None,
             (Busy::NonBlocking { .. }, _) => self.last_progress + self.settings.body_timeout,
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,

@@ -33,6 +33,20 @@ pub struct HttpSettings {
     /// Whether a worker whose only thread is stuck in a timed-out request exits (serial
     /// workers under a master, fork children), to be replaced.
     pub exit_when_stuck: bool,
+    /// Largest WebSocket message (and frame), after decompression (`--ws-max-message-size`;
+    /// beyond: close 1009).
+    pub ws_max_message_size: usize,
+}
+
+impl HttpSettings {
+    /// The WebSocket engine's configuration.
+    pub fn ws_config(&self) -> ironhorse_ws::Config {
+        ironhorse_ws::Config {
+            max_message_size: self.ws_max_message_size,
+            max_frame_size: self.ws_max_message_size,
+            ..ironhorse_ws::Config::default()
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -45,6 +59,7 @@ impl Default for HttpSettings {
             offload_threads: 16,
             request_timeout: None,
             exit_when_stuck: false,
+            ws_max_message_size: 16 << 20,
         }
     }
 }

@@ -1,0 +1,47 @@
+"""WebSocket ASGI app for crates/ironhorse/tests/websocket.rs."""
+import json
+
+CLOSES = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(CLOSES).encode()})
+        return
+    assert scope["type"] == "websocket"
+    connect = await receive()
+    assert connect["type"] == "websocket.connect", connect
+    path = scope["path"]
+    if path == "/deny":
+        await send({"type": "websocket.close"})
+        return
+    if path == "/raise":
+        raise RuntimeError("refusing by raising")
+    headers = [(b"x-scope-path", path.encode())]
+    subprotocol = scope["subprotocols"][0] if scope["subprotocols"] else None
+    await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers})
+    if path == "/scope":
+        plain = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state")}
+        await send({"type": "websocket.send", "text": json.dumps(plain)})
+    if path == "/close-first":
+        await send({"type": "websocket.close", "code": 4001, "reason": "server says bye"})
+        message = await receive()
+        CLOSES.append([message["type"], message.get("code")])
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            CLOSES.append([message["type"], message["code"], message.get("reason", "")])
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
