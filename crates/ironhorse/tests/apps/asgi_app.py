@@ -7,6 +7,7 @@ import os
 # What the tests read back through /events: disconnects seen, tasks cancelled.
 EVENTS = []
 RELEASE = None
+MANY = None
 
 
 def _plain(value):
@@ -51,7 +52,7 @@ async def _answer(send, status, body, content_type=b"text/plain"):
 
 
 async def app(scope, receive, send):
-    global RELEASE
+    global RELEASE, MANY
     if scope["type"] == "lifespan":
         return await _lifespan(scope, receive, send)
     path = scope["path"]
@@ -89,6 +90,21 @@ async def app(scope, receive, send):
         await RELEASE.wait()
         await send({"type": "http.response.body", "body": b"data: second\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/sse-many":
+        # Many streams at once: each gets its first event, then waits for /release-all.
+        if MANY is None or MANY.is_set():
+            MANY = asyncio.Event()
+        waiting = MANY
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"data: first\n\n", "more_body": True})
+        await waiting.wait()
+        await send({"type": "http.response.body", "body": b"data: second\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/release-all":
+        if MANY is not None:
+            MANY.set()
+        await _answer(send, 200, b"released")
     elif path == "/release":
         if RELEASE is not None:
             RELEASE.set()

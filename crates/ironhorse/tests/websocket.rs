@@ -1,0 +1,238 @@
+//! WebSockets for ASGI apps over real sockets, checked by a strict client (the `websockets`
+//! package, tests/apps/ws_client.py) and by raw frames where a client library would refuse
+//! to misbehave; under every model that hosts ASGI. Then the long-connection loads: 1,000
+//! WebSockets echoing at once, and 10,000 server-sent event streams on one worker (one
+//! Python thread), each client a separate process on loopback.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use common::client::{get, Conn};
+use common::{python, Server, HUNG};
+
+fn hosts() -> Vec<Vec<String>> {
+    let mut hosts = Vec::new();
+    for model in common::models() {
+        match model {
+            "event" => {
+                hosts.push(vec!["--model".into(), "event".into()]);
+                hosts.push(vec![
+                    "--model".into(),
+                    "event".into(),
+                    "-w".into(),
+                    "2".into(),
+                ]);
+            }
+            "async" => hosts.push(vec!["--model".into(), "async".into()]),
+            _ => {}
+        }
+    }
+    hosts
+}
+
+macro_rules! per_host {
+    ($name:ident, |$args:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            fn run($args: &[String]) $body
+            let mut failed = Vec::new();
+            for args in hosts() {
+                eprintln!("--- {args:?}");
+                if std::panic::catch_unwind(|| run(&args)).is_err() {
+                    failed.push(args);
+                }
+            }
+            assert!(failed.is_empty(), "failed under {failed:?}");
+        }
+    };
+}
+
+fn start(args: &[String], spec: &str, extra: &[&str]) -> Server {
+    let mut all = args.to_vec();
+    all.extend([
+        spec.to_string(),
+        "--chdir".into(),
+        python::apps_dir().display().to_string(),
+    ]);
+    all.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&all)
+}
+
+/// Runs a case of ws_client.py against `addr`; its JSON answer.
+fn client(case: &str, addr: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python::venv().join("bin/python"))
+        .arg(python::apps_dir().join("ws_client.py"))
+        .args([case, addr])
+        .args(args)
+        .output()
+        .expect("run the websockets client");
+    assert!(
+        out.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+per_host!(echo_text_binary_fragmented_ping_and_close_codes, |args| {
+    let server = start(args, "asgi_ws_app:app", &[]);
+    let seen = client("echo", &server.addr, &[]);
+    assert_eq!(
+        seen["subprotocol"], "chat",
+        "the app picked the first offer"
+    );
+    assert_eq!(seen["header"], "/echo", "the app's accept headers");
+    assert_eq!(seen["text"], "héllo");
+    assert_eq!(seen["binary"], true);
+    assert_eq!(seen["fragmented"], "fragmented");
+    assert_eq!(seen["big"], true, "a 1 MiB message both ways");
+    assert_eq!(seen["pong"], true);
+    assert_eq!(seen["close_sent"][0], 4000, "the close echoed");
+    // The app got the client's code and reason (any worker that served it).
+    let needle = r#"["websocket.disconnect", 4000, "client says bye"]"#;
+    assert!(common::eventually(|| get(&server.addr, "/")
+        .text()
+        .contains(needle)));
+
+    let closed = client("server_closes", &server.addr, &[]);
+    assert_eq!(
+        closed,
+        serde_json::json!({"code": 4001, "reason": "server says bye"})
+    );
+});
+
+per_host!(the_websocket_scope, |args| {
+    let server = start(args, "asgi_ws_app:app", &[]);
+    let scope = client("scope", &server.addr, &[]);
+    assert_eq!(scope["type"], "websocket");
+    assert_eq!(scope["scheme"], "ws");
+    assert_eq!(scope["path"], "/scope");
+    assert_eq!(scope["http_version"], "1.1");
+    assert_eq!(scope["subprotocols"], serde_json::json!([]));
+    assert_eq!(scope["asgi"]["version"], "3.0");
+    assert!(scope.get("method").is_none());
+});
+
+per_host!(oversize_messages_close_1009, |args| {
+    let server = start(args, "asgi_ws_app:app", &["--ws-max-message-size", "64K"]);
+    assert_eq!(client("oversize", &server.addr, &["100000"])["code"], 1009);
+    assert_eq!(
+        client("scope", &server.addr, &[])["type"],
+        "websocket",
+        "others unaffected"
+    );
+});
+
+per_host!(refusals_deny_raise_and_bad_handshakes, |args| {
+    let server = start(args, "asgi_ws_app:app", &[]);
+    assert_eq!(client("refused", &server.addr, &["/deny"])["status"], 403);
+    assert_eq!(client("refused", &server.addr, &["/raise"])["status"], 500);
+    assert!(server.log_contains("RuntimeError: refusing by raising"));
+
+    // Bad handshakes never reach the app: 400, or 426 naming the version we speak.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    assert_eq!(conn.response("GET").status, 400, "no key");
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    let response = conn.response("GET");
+    assert_eq!(response.status, 426);
+    assert_eq!(response.header("sec-websocket-version"), Some("13"));
+});
+
+/// Opens a WebSocket by hand; the stream after the 101.
+fn raw_open(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(HUNG)).unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+    stream
+}
+
+/// The close code of the first close frame the server sends.
+fn close_code(stream: &mut TcpStream) -> u16 {
+    loop {
+        let mut header = [0u8; 2];
+        stream.read_exact(&mut header).unwrap();
+        let len = (header[1] & 0x7f) as usize;
+        assert!(len < 126, "small frames only here");
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).unwrap();
+        if header[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+per_host!(invalid_utf8_closes_1007_and_unmasked_frames_1002, |args| {
+    let server = start(args, "asgi_ws_app:app", &[]);
+    let mut stream = raw_open(&server.addr);
+    stream
+        .write_all(&masked_frame(0x1, b"ok \xff\xfe"))
+        .unwrap();
+    assert_eq!(close_code(&mut stream), 1007);
+
+    let mut stream = raw_open(&server.addr);
+    stream.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    assert_eq!(close_code(&mut stream), 1002);
+    let needle = r#"["websocket.disconnect", 1002"#;
+    assert!(common::eventually(|| get(&server.addr, "/")
+        .text()
+        .contains(needle)));
+});
+
+#[test]
+fn a_thousand_websockets_echo_at_once() {
+    let server = start(&["--model".into(), "event".into()], "asgi_ws_app:app", &[]);
+    let seen = client("many_echo", &server.addr, &["1000"]);
+    assert_eq!(seen, serde_json::json!({"open": 1000, "echoed": 1000}));
+}
+
+#[test]
+fn ten_thousand_sse_streams_on_one_worker() {
+    for model in ["event", "async"] {
+        if !common::models().contains(&model) {
+            continue;
+        }
+        let server = start(
+            &[
+                "--model".into(),
+                model.into(),
+                "--max-connections".into(),
+                "12000".into(),
+            ],
+            "asgi_app:app",
+            &[],
+        );
+        let seen = client("many_sse", &server.addr, &["10000"]);
+        assert_eq!(
+            seen,
+            serde_json::json!({"open": 10000, "finished": 10000}),
+            "{model}"
+        );
+    }
+}
