@@ -1,0 +1,139 @@
+//! A WebSocket opening handshake for a non-blocking application: validated here (a bad
+//! one is answered `400`, or `426` with `Sec-WebSocket-Version: 13`, before the application
+//! sees it), then offered to the application, whose answer is a `101` and a hand-off to the
+//! WebSocket session ([`crate::websocket`]), a `403` (closed before accepting)
+//! or a `500` (it failed).
+
+use ironhorse_app::{WsAppEvent, WsExchange};
+use ironhorse_h1::{Failure, RequestHead};
+use ironhorse_ws::handshake::{self, Offer};
+
+use super::{Busy, HttpSession};
+use crate::output::Output;
+use crate::websocket::WebSocketSession;
+use crate::session::Step;
+
+impl HttpSession {
+    /// Whether `head` asks for a WebSocket that the application would take.
+    pub(super) fn is_websocket_for_app(&self, head: &RequestHead) -> bool {
+        handshake::is_upgrade_request(head) && self.service.hosts_websockets(head)
+    }
+
+    /// Validates the handshake and starts the application's side.
+    pub(super) fn start_websocket(&mut self, head: RequestHead, out: &mut Output) -> Step {
+        let offer = match handshake::validate(&head) {
+            Ok(offer) => offer,
+            Err(error) => {
+                let headers = error
+                    .headers()
+                    .into_iter()
+                    .map(|(n, v)| (std::borrow::Cow::Owned(n), v))
+                    .collect();
+                let body = format!("{error}\n").into_bytes();
+                self.refuse(error.status(), headers, body, out);
+                return Step::Close;
+            }
+        };
+        let waker = self.waker.clone();
+        let started = self
+            .service
+            .start_websocket(&head, &self.info, &offer.protocols, waker);
+        let Some(exchange) = started else {
+            self.refuse(503, Vec::new(), b"Service Unavailable\n".to_vec(), out);
+            return Step::Close;
+        };
+        self.timer = self.request_timer(false);
+        self.busy = Busy::WsHandshake {
+            exchange: Some(exchange),
+            offer: Box::new(offer),
+        };
+        let _: Option<&Offer> = None;
+        Step::Pending
+    }
+
+    /// Waits for the application's answer to the handshake.
+    pub(super) fn pump_ws_handshake(&mut self, out: &mut Output) -> Option<Step> {
+        if self.timer.as_ref().is_some_and(|t| t.timed_out()) {
+            return Some(self.time_out(out));
+        }
+        let Busy::WsHandshake { exchange, offer } = &mut self.busy else {
+            return None;
+        };
+        let app = exchange.as_mut()?;
+        let event = match app.next_event() {
+            Some(event) => event,
+            None if self.conn.input_ended() => {
+                app.disconnect(1006, "");
+                self.busy = Busy::Idle;
+                return Some(Step::Close);
+            }
+            None => return Some(Step::Read),
+        };
+        match event {
+            WsAppEvent::Accept {
+                subprotocol,
+                headers,
+            } => {
+                let (mut answer, deflate) =
+                    handshake::accept(offer, subprotocol.as_deref(), &self.settings.ws_config());
+                answer.extend(headers.into_iter().map(|(n, v)| (n.into_owned(), v)));
+                let app = exchange.take()?;
+                Some(self.switch_to_websocket(app, answer, deflate, out))
+            }
+            WsAppEvent::Deny | WsAppEvent::Close { .. } => {
+                self.busy = Busy::Idle;
+                self.timer = None;
+                self.refuse(403, Vec::new(), b"Forbidden\n".to_vec(), out);
+                Some(Step::Close)
+            }
+            WsAppEvent::Failed | WsAppEvent::Send(_) => {
+                self.busy = Busy::Idle;
+                self.timer = None;
+                self.fail(Failure::AppFailed, out);
+                Some(Step::Close)
+            }
+        }
+    }
+
+    /// Writes the `101` and hands the connection to a WebSocket session.
+    fn switch_to_websocket(
+        &mut self,
+        app: Box<dyn WsExchange>,
+        answer: Vec<(String, Vec<u8>)>,
+        deflate: Option<ironhorse_ws::Deflate>,
+        out: &mut Output,
+    ) -> Step {
+        self.conn
+            .write_switching_protocols_with(&answer, out.bytes());
+        self.recorder.head(101, &Vec::new());
+        self.recorder.end();
+        self.link.hooks.request_done();
+        self.busy = Busy::Idle;
+        self.timer = None;
+        let (input, ended) = self.conn.take_input();
+        let ws = ironhorse_ws::Connection::new(self.settings.ws_config(), deflate);
+        let mut next = WebSocketSession::new(ws, app);
+        if !input.is_empty() {
+            crate::session::Session::receive(&mut next, &input);
+        }
+        if ended {
+            crate::session::Session::received(&mut next, 0);
+        }
+        self.next = Some(Box::new(next));
+        Step::Upgrade
+    }
+
+    /// A whole refusal through h1, then the connection closes.
+    fn refuse(
+        &mut self,
+        status: u16,
+        headers: ironhorse_app::HeaderList,
+        body: Vec<u8>,
+        out: &mut Output,
+    ) {
+        self.conn.give_up_body();
+        self.send_head(status, &headers, Some(body.len() as u64), out);
+        self.send_body(&body, out);
+        self.finish(out);
+    }
+}
