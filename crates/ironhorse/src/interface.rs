@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ironhorse_app::Service;
 use ironhorse_asgi::{AsgiApp, AsgiConfig};
-use ironhorse_runtime::Driver;
 use ironhorse_process::Processes;
+use ironhorse_runtime::Driver;
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
 use crate::app::Shape;

@@ -6,7 +6,6 @@ import os
 
 # What the tests read back through /events: disconnects seen, tasks cancelled.
 EVENTS = []
-RELEASE = None
 MANY = None
 
 
@@ -52,7 +51,7 @@ async def _answer(send, status, body, content_type=b"text/plain"):
 
 
 async def app(scope, receive, send):
-    global RELEASE, MANY
+    global MANY
     if scope["type"] == "lifespan":
         return await _lifespan(scope, receive, send)
     path = scope["path"]
@@ -81,13 +80,14 @@ async def app(scope, receive, send):
                 break
         await send({"type": "http.response.body", "body": b""})
     elif path == "/sse":
-        # One event, then the next only once /release was requested: the first must reach
-        # the client while the response is still open.
-        RELEASE = asyncio.Event()
+        # One event, then the next only once the client sent another piece of its (chunked)
+        # body: the first must reach the client while the response is still open.
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
         await send({"type": "http.response.body", "body": b"data: first\n\n", "more_body": True})
-        await RELEASE.wait()
+        message = await receive()
+        while message.get("more_body") and not message.get("body"):
+            message = await receive()
         await send({"type": "http.response.body", "body": b"data: second\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     elif path == "/sse-many":
@@ -104,10 +104,6 @@ async def app(scope, receive, send):
     elif path == "/release-all":
         if MANY is not None:
             MANY.set()
-        await _answer(send, 200, b"released")
-    elif path == "/release":
-        if RELEASE is not None:
-            RELEASE.set()
         await _answer(send, 200, b"released")
     elif path == "/hang-up":
         # Answers the head and a chunk, then waits for the client to leave.

@@ -10,8 +10,8 @@ use ironhorse_ws::handshake::{self, Offer};
 
 use super::{Busy, HttpSession};
 use crate::output::Output;
-use crate::websocket::WebSocketSession;
 use crate::session::Step;
+use crate::websocket::WebSocketSession;
 
 impl HttpSession {
     /// Whether `head` asks for a WebSocket that the application would take.
