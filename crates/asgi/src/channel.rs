@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::Bridge;
-use crate::message::{self, Outgoing, WsOutgoing};
+use crate::message::{self, Outgoing};
 
 /// Body chunks queued for the application before the session stops reading.
 const BODY_QUEUE: usize = 4;
@@ -38,7 +38,7 @@ pub(crate) fn ws_len(message: &WsMessage) -> usize {
 
 /// Where the response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Before,
     Started,
     Done,
@@ -49,7 +49,7 @@ pub(crate) struct State {
     /// WebSocket: client messages for the application.
     pub(crate) ws_in: VecDeque<WsMessage>,
     /// WebSocket: `websocket.connect` was delivered.
-    connect_delivered: bool,
+    pub(crate) connect_delivered: bool,
     /// WebSocket: how the client closed (`websocket.disconnect`'s code and reason).
     pub(crate) close: Option<(u16, String)>,
     pub(crate) ws_events: VecDeque<WsAppEvent>,
@@ -60,7 +60,7 @@ pub(crate) struct State {
     pub(crate) gone: bool,
     events: VecDeque<AppEvent>,
     pub(crate) event_bytes: usize,
-    phase: Phase,
+    pub(crate) phase: Phase,
     /// A response head held until its first body message, so both leave in one write.
     held_head: Option<AppEvent>,
     recv_waiter: Option<Py<PyAny>>,
@@ -76,9 +76,9 @@ pub(crate) struct State {
 /// What both ends share.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    wake: Wake,
+    pub(crate) wake: Wake,
     /// A WebSocket rather than an HTTP request.
-    websocket: bool,
+    pub(crate) websocket: bool,
 }
 
 impl Shared {
@@ -255,34 +255,9 @@ impl Channel {
         Ok(None)
     }
 
-    /// The next WebSocket message for `receive`, if one is ready.
-    fn ws_message<'py>(
-        &self,
-        py: Python<'py>,
-        state: &mut State,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        if !state.connect_delivered {
-            state.connect_delivered = true;
-            return message::ws_connect(py).map(Some);
-        }
-        if let Some(incoming) = state.ws_in.pop_front() {
-            if state.ws_in.len() + 1 == WS_QUEUE {
-                (self.shared.wake)();
-            }
-            return message::ws_receive(py, incoming).map(Some);
-        }
-        if let Some((code, reason)) = &state.close {
-            return message::ws_disconnect(py, *code, reason).map(Some);
-        }
-        if state.gone {
-            return message::ws_disconnect(py, 1006, "").map(Some);
-        }
-        Ok(None)
-    }
-
     /// The application broke the protocol or failed: the session answers 500 or cuts the
     /// response (a WebSocket: 500 before accepting, close 1011 after); later sends fail.
-    fn break_off(&self, state: &mut State) {
+    pub(crate) fn break_off(&self, state: &mut State) {
         if state.phase != Phase::Done {
             state.phase = Phase::Done;
             state.held_head = None;
@@ -292,48 +267,6 @@ impl Channel {
                 self.shared.push_event(state, AppEvent::Failed);
             }
         }
-    }
-
-    /// Takes a WebSocket action from the application.
-    fn accept_ws(&self, state: &mut State, outgoing: WsOutgoing) -> PyResult<()> {
-        let event = match (state.phase, outgoing) {
-            (
-                Phase::Before,
-                WsOutgoing::Accept {
-                    subprotocol,
-                    headers,
-                },
-            ) => {
-                state.phase = Phase::Started;
-                WsAppEvent::Accept {
-                    subprotocol,
-                    headers,
-                }
-            }
-            (Phase::Before, WsOutgoing::Close { .. }) => {
-                state.phase = Phase::Done;
-                WsAppEvent::Deny
-            }
-            (Phase::Started, WsOutgoing::Close { code, reason }) => {
-                state.phase = Phase::Done;
-                WsAppEvent::Close { code, reason }
-            }
-            (Phase::Started, WsOutgoing::Send(message)) => WsAppEvent::Send(message),
-            (phase, outgoing) => {
-                let kind = outgoing.kind();
-                self.break_off(state);
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message {kind:?} {}",
-                    match phase {
-                        Phase::Before => "before websocket.accept",
-                        Phase::Started => "after websocket.accept",
-                        Phase::Done => "after the WebSocket closed",
-                    }
-                )));
-            }
-        };
-        self.shared.push_ws(state, event);
-        Ok(())
     }
 
     fn accept(&self, state: &mut State, outgoing: Outgoing) -> PyResult<()> {

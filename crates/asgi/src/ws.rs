@@ -4,9 +4,13 @@
 use std::sync::Arc;
 
 use ironhorse_app::{WsAppEvent, WsExchange, WsMessage};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::bridge::Bridge;
-use crate::channel::{ws_len, Shared, WS_QUEUE};
+use crate::channel::{ws_len, Channel, Phase, Shared, State, WS_QUEUE};
+use crate::message::{self, WsOutgoing};
 
 pub(crate) struct WsSessionEnd {
     pub(crate) shared: Arc<Shared>,
@@ -48,5 +52,75 @@ impl WsExchange for WsSessionEnd {
 impl Drop for WsSessionEnd {
     fn drop(&mut self) {
         self.disconnect(1006, "");
+    }
+}
+
+/// The WebSocket half of the application's end.
+impl Channel {
+    /// The next WebSocket message for `receive`, if one is ready.
+    pub(crate) fn ws_message<'py>(
+        &self,
+        py: Python<'py>,
+        state: &mut State,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if !state.connect_delivered {
+            state.connect_delivered = true;
+            return message::ws_connect(py).map(Some);
+        }
+        if let Some(incoming) = state.ws_in.pop_front() {
+            if state.ws_in.len() + 1 == WS_QUEUE {
+                (self.shared.wake)();
+            }
+            return message::ws_receive(py, incoming).map(Some);
+        }
+        if let Some((code, reason)) = &state.close {
+            return message::ws_disconnect(py, *code, reason).map(Some);
+        }
+        if state.gone {
+            return message::ws_disconnect(py, 1006, "").map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Takes a WebSocket action from the application.
+    pub(crate) fn accept_ws(&self, state: &mut State, outgoing: WsOutgoing) -> PyResult<()> {
+        let event = match (state.phase, outgoing) {
+            (
+                Phase::Before,
+                WsOutgoing::Accept {
+                    subprotocol,
+                    headers,
+                },
+            ) => {
+                state.phase = Phase::Started;
+                WsAppEvent::Accept {
+                    subprotocol,
+                    headers,
+                }
+            }
+            (Phase::Before, WsOutgoing::Close { .. }) => {
+                state.phase = Phase::Done;
+                WsAppEvent::Deny
+            }
+            (Phase::Started, WsOutgoing::Close { code, reason }) => {
+                state.phase = Phase::Done;
+                WsAppEvent::Close { code, reason }
+            }
+            (Phase::Started, WsOutgoing::Send(message)) => WsAppEvent::Send(message),
+            (phase, outgoing) => {
+                let kind = outgoing.kind();
+                self.break_off(state);
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected ASGI message {kind:?} {}",
+                    match phase {
+                        Phase::Before => "before websocket.accept",
+                        Phase::Started => "after websocket.accept",
+                        Phase::Done => "after the WebSocket closed",
+                    }
+                )));
+            }
+        };
+        self.shared.push_ws(state, event);
+        Ok(())
     }
 }

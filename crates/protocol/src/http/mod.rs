@@ -35,7 +35,7 @@ use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
 use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
-use self::timeout::{Expiry, RequestTimer};
+use self::timeout::RequestTimer;
 use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
 use crate::session::{Executor, Link, Protocol, Session, Step};
@@ -167,22 +167,6 @@ impl HttpSession {
             awaits_continue,
         };
         self.executor.execute(job);
-    }
-
-    /// The `--request-timeout` deadline of a request starting now, if one is set.
-    fn request_timer(&self, is_head: bool) -> Option<RequestTimer> {
-        self.settings.request_timeout.map(|timeout| {
-            let mut last_words = Vec::new();
-            Failure::TimedOut.write_response(!is_head, &mut last_words);
-            RequestTimer::start(Expiry {
-                timeout,
-                service: self.service.clone(),
-                waker: self.waker.clone(),
-                exit_when_stuck: self.settings.exit_when_stuck,
-                hooks: self.link.hooks.clone(),
-                last_words,
-            })
-        })
     }
 
     /// A request passed its deadline (the watchdog already asked the application to stop):

@@ -147,3 +147,21 @@ impl RequestTimer {
         self.state.cut_off.load(Ordering::SeqCst)
     }
 }
+
+impl super::HttpSession {
+    /// The `--request-timeout` deadline of a request starting now, if one is set.
+    pub(super) fn request_timer(&self, is_head: bool) -> Option<RequestTimer> {
+        self.settings.request_timeout.map(|timeout| {
+            let mut last_words = Vec::new();
+            ironhorse_h1::Failure::TimedOut.write_response(!is_head, &mut last_words);
+            RequestTimer::start(Expiry {
+                timeout,
+                service: self.service.clone(),
+                waker: self.waker.clone(),
+                exit_when_stuck: self.settings.exit_when_stuck,
+                hooks: self.link.hooks.clone(),
+                last_words,
+            })
+        })
+    }
+}
