@@ -125,6 +125,23 @@ async def many_sse(addr, count):
 CASES = {"echo": echo, "scope": scope, "server_closes": server_closes, "oversize": oversize,
          "refused": refused, "many_echo": many_echo, "many_sse": many_sse}
 
+
+
+async def fastapi_ws(addr):
+    async with connect(f"ws://{addr}/ws") as ws:
+        await ws.send("ping")
+        return json.loads(await ws.recv())
+
+
+async def starlette_ws(addr):
+    async with connect(f"ws://{addr}/ws") as ws:
+        await ws.send(b"abc")
+        return {"reversed": (await ws.recv()).decode()}
+
+
+CASES.update(fastapi_ws=fastapi_ws, starlette_ws=starlette_ws)
+
+
 if __name__ == "__main__":
     case, addr, *args = sys.argv[1:]
     print(json.dumps(asyncio.run(CASES[case](addr, *args))))
