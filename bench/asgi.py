@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""ASGI hello world, one process each: ironhorse (event, async; uvloop) against uvicorn
+(uvloop + httptools), Granian (--interface asgi) and Hypercorn (uvloop), same run.
+
+    python3 bench/asgi.py                  # 5 s runs, 2 rounds, wrk -t1 -c50
+    python3 bench/asgi.py --quick          # 1 s runs, 1 round (smoke test)
+    python3 bench/asgi.py --rounds 4 --duration 10 --out /tmp/asgi.md
+
+Servers pinned to CPU 0 and wrk to CPU 1 (taskset); each round runs every server once, the
+order reversed every other round. Each start is checked (status, body) before it is measured.
+Reported per server: median req/s, p99, and the server's CPU µs per request (its process
+tree's utime+stime over the run / requests wrk completed: the steadier figure on a shared
+host). Peers come from PyPI into bench/.venv-asgi on first use.
+"""
+
+import argparse
+import http.client
+import os
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import APPS, binaries, procs, tools, wrk  # noqa: E402
+from harness.proc_stats import CpuMeter  # noqa: E402
+
+VENV = os.path.join(HERE, ".venv-asgi")
+PEERS = ["uvicorn", "httptools", "uvloop", "granian", "hypercorn"]
+APP = "asgi_hello:app"
+
+
+def venv_bin(name):
+    return os.path.join(VENV, "bin", name)
+
+
+def install_peers():
+    if not os.path.exists(venv_bin("python")):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        with open(os.path.join(VENV, ".gitignore"), "w") as f:
+            f.write("*\n")
+    subprocess.run([venv_bin("pip"), "install", "--quiet", "--disable-pip-version-check",
+                    *PEERS], check=True)
+    out = subprocess.run([venv_bin("pip"), "list", "--format=freeze"], stdout=subprocess.PIPE,
+                         text=True).stdout
+    return {line.split("==")[0].lower(): line.split("==")[1] for line in out.split()
+            if "==" in line}
+
+
+def servers(ironhorse):
+    ih = lambda model: lambda port: [  # noqa: E731
+        ironhorse, APP, "--chdir", APPS, "-b", f"127.0.0.1:{port}", "--model", model,
+        "--virtualenv", VENV, "--loop", "uvloop", "--log-level", "warning"]
+    return [
+        ("ironhorse event (uvloop)", ih("event")),
+        ("ironhorse async --runtime-threads 1 (uvloop)", ih("async")),
+        ("uvicorn --loop uvloop --http httptools", lambda port: [
+            venv_bin("uvicorn"), APP, "--app-dir", APPS, "--port", str(port), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]),
+        ("granian --interface asgi --workers 1", lambda port: [
+            venv_bin("granian"), "--interface", "asgi", "--workers", "1", "--port", str(port),
+            "--working-dir", APPS, "--no-access-log", "--log-level", "warning", APP]),
+        ("hypercorn -k uvloop", lambda port: [
+            venv_bin("hypercorn"), "-k", "uvloop", "-b", f"127.0.0.1:{port}", "--root-path", "",
+            "-w", "1", APP]),
+    ]
+
+
+def answers(port):
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        return r.status == 200 and r.read() == b"Hello, world!"
+    except OSError:
+        return False
+
+
+def one_run(label, argv, wrk_bin, pins, duration, tmp):
+    port = procs.free_port()
+    env = procs.server_env()
+    env["PYTHONPATH"] = APPS
+    p = procs.spawn(procs.pinned(argv(port), pins[0]), os.path.join(tmp, "server.log"), env=env)
+    try:
+        procs.wait_for_port("127.0.0.1", port, p, timeout=30)
+        if not answers(port):
+            return {"label": label, "error": "wrong answer"}
+        meter = CpuMeter(p.pid)
+        res = wrk.measure(wrk_bin, f"http://127.0.0.1:{port}/", 50, duration)
+        cpu = meter.stop()
+        res["cpu_us"] = wrk.cpu_us_per_request(cpu, res)
+        res["label"] = label
+        if not answers(port):
+            res["error"] = "wrong answer after the run"
+        return res
+    finally:
+        procs.stop(p)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 1
+    procs.install_signal_handlers()
+    wrk_bin = tools.find_tool("wrk", ["wrk"])
+    versions = install_peers()
+    tools.build_ironhorse()
+    _, pins = tools.cpu_pins()
+    tmp = procs.new_tmpdir("asgi-bench-")
+    specs = servers(binaries.DEFAULT)
+    runs = {label: [] for label, _ in specs}
+    for r in range(args.rounds):
+        order = specs if r % 2 == 0 else list(reversed(specs))
+        for label, argv in order:
+            res = one_run(label, argv, wrk_bin, pins, args.duration, tmp)
+            print(f"round {r + 1}: {label}: {res.get('rps')} req/s, {res.get('cpu_us')} µs CPU/req"
+                  f"{'  ERROR ' + res['error'] if res.get('error') else ''}", file=sys.stderr)
+            runs[label].append(res)
+    lines = ["| server | req/s (median) | p99 ms | server CPU µs/request |", "|---|---|---|---|"]
+    base = None
+    for label, _ in specs:
+        ok = [x for x in runs[label] if not x.get("error")]
+        rps, p99, cpu = (wrk.med([x.get(k) for x in ok]) for k in ("rps", "p99", "cpu_us"))
+        if label.startswith("ironhorse event"):
+            base = rps
+        cell = lambda v, f: f.format(v) if v is not None else "failed"  # noqa: E731
+        lines.append(f"| {label} | {cell(rps, '{:,.0f}')} | {cell(p99, '{:.2f}')} | "
+                     f"{cell(cpu, '{:.1f}')} |")
+    lines.append("")
+    lines.append(f"ironhorse event / each peer (median req/s): " + ", ".join(
+        f"{label}: {base / wrk.med([x.get('rps') for x in runs[label]]):.2f}×"
+        for label, _ in specs[2:]
+        if base and wrk.med([x.get('rps') for x in runs[label]])))
+    lines.append("")
+    lines.append("Versions: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in PEERS))
+    lines.append(f"Command: python3 bench/asgi.py --rounds {args.rounds} --duration {args.duration}"
+                 f"; wrk -t1 -c50, server on CPU {pins[0]}, wrk on CPU {pins[1]}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
