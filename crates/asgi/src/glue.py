@@ -133,6 +133,7 @@ def serve(app, inbox, fd, loop_kind):
     else:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    inbox.log_info(f"ASGI event loop: {'uvloop' if uvloop is not None else 'asyncio'}")
     app = asgi3(app)
     state = {}
     lifespan = Lifespan(app, loop, state)

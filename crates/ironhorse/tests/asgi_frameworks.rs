@@ -122,3 +122,28 @@ fn starlette_unmodified() {
         );
     });
 }
+
+#[test]
+fn loop_uvloop_runs_the_app_on_uvloop() {
+    for_each_asgi_model(|model| {
+        let mut args = vec![
+            "--model".to_string(),
+            model.into(),
+            "asgi_plain:app".into(),
+            "--chdir".into(),
+            python::apps_dir().display().to_string(),
+            "--virtualenv".into(),
+            python::venv().display().to_string(),
+            "--loop".into(),
+            "uvloop".into(),
+        ];
+        let server = Server::start(&args);
+        assert!(server.log_contains("ASGI event loop: uvloop"));
+        assert_eq!(get(&server.addr, "/").text(), "plain asgi");
+        drop(server);
+        args.truncate(args.len() - 4);
+        args.extend(["--loop".into(), "asyncio".into()]);
+        let server = Server::start(&args);
+        assert!(server.log_contains("ASGI event loop: asyncio"));
+    });
+}
