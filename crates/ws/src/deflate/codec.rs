@@ -240,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_message_after_others_still_decodes() {
+        // zlib emits nothing for a sync flush without new input: that must not go out as
+        // an empty compressed payload (the receiver's appended tail would not be a block).
+        for takeover in [true, false] {
+            let mut d = Deflater::new(params(takeover));
+            let mut i = Inflater::new(&params(takeover));
+            for msg in [&b"abcabcabcabc"[..], b"", b"", b"abcabcabcabc"] {
+                let Some(c) = d.compress(msg) else {
+                    assert!(msg.is_empty());
+                    continue;
+                };
+                let mut out = Vec::new();
+                i.inflate(&c, &mut out, 100).unwrap();
+                i.finish(&mut out, 100).unwrap();
+                assert_eq!(out, msg);
+            }
+        }
+    }
+
+    #[test]
     fn garbage_is_corrupt() {
         let mut i = Inflater::new(&params(true));
         let mut out = Vec::new();
