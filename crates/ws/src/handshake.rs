@@ -193,6 +193,10 @@ pub fn accept_key(key: &str) -> String {
 /// The headers of the `101 Switching Protocols` answer, and the negotiated deflate
 /// parameters to build the [`Connection`](crate::Connection) with. A `subprotocol` that is
 /// not a valid token is left out (it would break the header).
+///
+/// The first two headers are `Upgrade: websocket` and `Connection: Upgrade`; a caller
+/// answering with `ironhorse_h1::ServerConn::write_switching_protocols` (which writes those
+/// two itself) skips them.
 pub fn accept(
     offer: &Offer,
     subprotocol: Option<&str>,

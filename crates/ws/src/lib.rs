@@ -76,7 +76,7 @@ pub enum Message {
 pub enum Event {
     /// A complete text or binary message.
     Message(Message),
-    /// A ping (informative: the pong is already queued).
+    /// A ping (informative: the pong is already queued, unless our close went out first).
     Ping(Vec<u8>),
     /// A pong (an answer to our ping, or unsolicited).
     Pong(Vec<u8>),
