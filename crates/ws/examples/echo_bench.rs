@@ -1,13 +1,14 @@
 //! Echo throughput of the engine over loopback: `CONNS` client connections each send
 //! `MESSAGES` 100-byte binary messages (in windows of `WINDOW` in flight) to the in-process
-//! echo server and read the echoes back; prints messages per second. Bounded: it stops
-//! when every echo is back.
+//! echo server and read the echoes back; prints messages per second and the p50/p99 time
+//! for a window's echoes to come back (per message with `WINDOW` 1). Bounded: it stops when
+//! every echo is back.
 //!
 //! `cargo run --release -p ironhorse-ws --example echo_bench [CONNS] [MESSAGES] [WINDOW]`
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[path = "support/echo.rs"]
 mod echo;
@@ -51,24 +52,29 @@ fn handshake(port: u16) -> TcpStream {
     s
 }
 
-/// Sends `messages` in windows and waits for each window's echoes (2-byte header + 100).
-fn run_client(port: u16, messages: usize, window: usize) {
+/// Sends `messages` in windows and waits for each window's echoes (2-byte header + 100);
+/// returns each window's round-trip time.
+fn run_client(port: u16, messages: usize, window: usize) -> Vec<Duration> {
     let mut s = handshake(port);
     let frame = masked_frame(&[b'x'; SIZE]);
     let echo_len = 2 + SIZE;
     let mut batch = Vec::with_capacity(frame.len() * window);
     let mut buf = vec![0u8; echo_len * window];
     let mut sent = 0;
+    let mut rtts = Vec::with_capacity(messages / window + 1);
     while sent < messages {
         let n = window.min(messages - sent);
         batch.clear();
         for _ in 0..n {
             batch.extend_from_slice(&frame);
         }
+        let start = Instant::now();
         s.write_all(&batch).expect("send");
         s.read_exact(&mut buf[..echo_len * n]).expect("echoes");
+        rtts.push(start.elapsed());
         sent += n;
     }
+    rtts
 }
 
 fn main() {
@@ -78,13 +84,18 @@ fn main() {
     let clients: Vec<_> = (0..conns)
         .map(|_| std::thread::spawn(move || run_client(port, messages, window)))
         .collect();
-    for c in clients {
-        c.join().expect("client");
-    }
+    let mut rtts: Vec<Duration> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
     let secs = start.elapsed().as_secs_f64();
     let total = conns * messages;
+    rtts.sort_unstable();
+    let pct = |p: usize| rtts[(rtts.len() - 1) * p / 100].as_secs_f64() * 1e6;
     println!(
-        "{total} echoes of {SIZE} bytes over {conns} connections (window {window}) in {secs:.2} s: {:.0} messages/s",
-        total as f64 / secs
+        "{total} echoes of {SIZE} bytes over {conns} connections (window {window}) in {secs:.2} s: {:.0} messages/s; window round trip p50 {:.0} µs, p99 {:.0} µs",
+        total as f64 / secs,
+        pct(50),
+        pct(99)
     );
 }
