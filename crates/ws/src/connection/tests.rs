@@ -359,6 +359,7 @@ fn deflate(takeover: bool) -> Deflate {
         server_no_context_takeover: !takeover,
         client_no_context_takeover: !takeover,
         server_max_window_bits: 15,
+        announce_server_max_window_bits: false,
         level: 6,
         min_size: 16,
     }
