@@ -159,5 +159,16 @@ impl Connection {
     }
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("state", &self.state())
+            .field("deflate", &self.deflater.is_some())
+            .field("failed", &self.failed)
+            .field("buffered_output", &self.buffered_output())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests;

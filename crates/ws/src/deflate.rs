@@ -35,6 +35,9 @@ pub struct Deflate {
     pub client_no_context_takeover: bool,
     /// The window we compress with (9–15).
     pub server_max_window_bits: u8,
+    /// Say `server_max_window_bits` in the answer even at 15: an offer naming it must get it
+    /// back (RFC 7692 §7.1.2.1).
+    pub announce_server_max_window_bits: bool,
     /// The compression level (0–9) we compress with.
     pub level: u32,
     /// Messages shorter than this are sent uncompressed (not worth the CPU and the header).
@@ -97,6 +100,7 @@ impl DeflateOffer {
                 || config.deflate_no_context_takeover,
             client_no_context_takeover: self.client_no_context_takeover,
             server_max_window_bits: self.server_max_window_bits.map_or(ours, |b| b.min(ours)),
+            announce_server_max_window_bits: self.server_max_window_bits.is_some(),
             level: config.deflate_level.min(9),
             min_size: config.deflate_min_size,
         }
@@ -114,7 +118,7 @@ impl Deflate {
         if self.client_no_context_takeover {
             h.push_str("; client_no_context_takeover");
         }
-        if self.server_max_window_bits < 15 {
+        if self.server_max_window_bits < 15 || self.announce_server_max_window_bits {
             h.push_str(&format!(
                 "; server_max_window_bits={}",
                 self.server_max_window_bits
@@ -183,5 +187,13 @@ mod tests {
         assert!(!offer("permessage-deflate; server_max_window_bits=8")
             .unwrap()
             .is_supported());
+        // Named in the offer: named in the answer, even at the default.
+        let d = offer("permessage-deflate; server_max_window_bits=15")
+            .unwrap()
+            .accept(&config);
+        assert_eq!(
+            d.response_header(),
+            "permessage-deflate; server_max_window_bits=15"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use ironhorse_h1::{RequestHead, Version};
+use ironhorse_h1::{BodyFraming, RequestHead, Version};
 use sha1::{Digest, Sha1};
 
 use crate::deflate::{Deflate, DeflateOffer};
@@ -45,6 +45,8 @@ pub enum HandshakeError {
     Key,
     /// `Sec-WebSocket-Protocol` is not a list of tokens.
     Protocol,
+    /// The request has a body: its bytes would be taken for WebSocket frames.
+    Body,
 }
 
 impl HandshakeError {
@@ -79,6 +81,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Version => "unsupported Sec-WebSocket-Version (13 is)",
             HandshakeError::Key => "Sec-WebSocket-Key missing or not 16 bytes in base64",
             HandshakeError::Protocol => "Sec-WebSocket-Protocol is not a list of tokens",
+            HandshakeError::Body => "WebSocket upgrade with a request body",
         })
     }
 }
@@ -126,6 +129,12 @@ pub fn validate(head: &RequestHead) -> Result<Offer, HandshakeError> {
     }
     if !has_token(head, "connection", "upgrade") {
         return Err(HandshakeError::Connection);
+    }
+    if !matches!(
+        head.body_framing(),
+        BodyFraming::None | BodyFraming::Length(0)
+    ) {
+        return Err(HandshakeError::Body);
     }
     let mut versions = list(head, "sec-websocket-version");
     if versions.next() != Some(b"13") || versions.next().is_some() {
@@ -184,6 +193,10 @@ pub fn accept_key(key: &str) -> String {
 /// The headers of the `101 Switching Protocols` answer, and the negotiated deflate
 /// parameters to build the [`Connection`](crate::Connection) with. A `subprotocol` that is
 /// not a valid token is left out (it would break the header).
+///
+/// The first two headers are `Upgrade: websocket` and `Connection: Upgrade`; a caller
+/// answering with `ironhorse_h1::ServerConn::write_switching_protocols` (which writes those
+/// two itself) skips them.
 pub fn accept(
     offer: &Offer,
     subprotocol: Option<&str>,

@@ -8,6 +8,30 @@
 //! writes what [`Connection::take_output`] gives it. Pings are answered and the peer's close
 //! is echoed by the engine itself; every protocol violation queues the close frame with its
 //! code (1002, 1007, 1009) and is reported once as a [`ProtocolError`].
+//!
+//! ```
+//! use ironhorse_ws::{handshake, Config, Connection, Event, Message};
+//!
+//! let mut h1 = ironhorse_h1::ServerConn::new(ironhorse_h1::Limits::default());
+//! h1.feed(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+//!           Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!           Sec-WebSocket-Version: 13\r\n\r\n");
+//! let head = h1.next_request().unwrap().unwrap();
+//! let offer = handshake::validate(&head).expect("a valid upgrade");
+//! let config = Config::default();
+//! let (headers, deflate) = handshake::accept(&offer, None, &config);
+//! assert!(headers.iter().any(|(name, _)| name == "Sec-WebSocket-Accept"));
+//! // ... write `101 Switching Protocols` with `headers`, then:
+//! let mut ws = Connection::new(config, deflate);
+//! // A masked text frame "Hi" (mask 1, 2, 3, 4).
+//! ws.receive(&[0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2]);
+//! let Some(Event::Message(msg)) = ws.next_event().unwrap() else { panic!() };
+//! assert_eq!(msg, Message::Text("Hi".into()));
+//! ws.send(&msg).unwrap();
+//! let mut out = Vec::new();
+//! ws.take_output(&mut out);
+//! assert_eq!(out, [0x81, 2, b'H', b'i']);
+//! ```
 #![forbid(unsafe_code)]
 
 mod close;
@@ -76,7 +100,7 @@ pub enum Message {
 pub enum Event {
     /// A complete text or binary message.
     Message(Message),
-    /// A ping (informative: the pong is already queued).
+    /// A ping (informative: the pong is already queued, unless our close went out first).
     Ping(Vec<u8>),
     /// A pong (an answer to our ping, or unsolicited).
     Pong(Vec<u8>),

@@ -11,6 +11,7 @@ fn deflate() -> Deflate {
         server_no_context_takeover: false,
         client_no_context_takeover: false,
         server_max_window_bits: 15,
+        announce_server_max_window_bits: false,
         level: 1,
         min_size: 0,
     }

@@ -9,6 +9,9 @@ use crate::frame::{apply_mask, parse_header, Header, OpCode, MAX_CONTROL_PAYLOAD
 use crate::utf8::Utf8Check;
 use crate::{close, Config, Message, ProtocolError};
 
+/// Input buffer capacity kept between reads; more is released once the buffer empties.
+const KEEP_INPUT: usize = 64 * 1024;
+
 /// One unit the reader produces; the [`Connection`](crate::Connection) decides what it
 /// means for the closing handshake.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,6 +100,10 @@ impl Reader {
     fn compact(&mut self) {
         if self.pos == self.input.len() {
             self.input.clear();
+            // A burst of input should not stay allocated on an idle connection.
+            if self.input.capacity() > KEEP_INPUT {
+                self.input = Vec::new();
+            }
         } else if self.pos > 0 {
             self.input.drain(..self.pos);
         }

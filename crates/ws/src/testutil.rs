@@ -42,17 +42,20 @@ impl ClientDeflate {
     pub(crate) fn new() -> Self {
         ClientDeflate(Compress::new(Compression::default(), false))
     }
+    /// Compresses, then sync-flushes as Python's zlib does (`compress` + `flush`): the
+    /// no-flush call first makes the flush emit its empty block even for an empty message
+    /// (zlib emits nothing for a flush that repeats the previous one without input).
     pub(crate) fn compress(&mut self, mut data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len() + 64);
-        loop {
-            out.reserve(1024);
-            let before = self.0.total_in();
-            self.0
-                .compress_vec(data, &mut out, FlushCompress::Sync)
-                .unwrap();
-            data = &data[(self.0.total_in() - before) as usize..];
-            if data.is_empty() && out.len() < out.capacity() {
-                break;
+        for flush in [FlushCompress::None, FlushCompress::Sync] {
+            loop {
+                out.reserve(1024);
+                let before = self.0.total_in();
+                self.0.compress_vec(data, &mut out, flush).unwrap();
+                data = &data[(self.0.total_in() - before) as usize..];
+                if data.is_empty() && out.len() < out.capacity() {
+                    break;
+                }
             }
         }
         assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]));

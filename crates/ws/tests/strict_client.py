@@ -103,6 +103,12 @@ def scenario_deflate_params():
         check("server_no_context_takeover accepted", "server_no_context_takeover" in ext, ext)
         check("server_max_window_bits honoured", "server_max_window_bits=10" in ext, ext)
         echo_all(ws, ["abc" * 1000, "abc" * 1000, b"\x00" * 50_000])
+    # An offer naming the default window must get it named back (websockets insists).
+    for params in (dict(server_max_window_bits=15), dict(client_no_context_takeover=True)):
+        factory = ClientPerMessageDeflateFactory(**params)
+        with ws_connect(compression=None, extensions=[factory]) as ws:
+            check(f"deflate with {params}", (extensions_of(ws) or "").startswith("permessage-deflate"))
+            echo_all(ws, ["abc" * 1000, "abc" * 1000])
 
 
 def scenario_fragmented():

@@ -74,6 +74,14 @@ fn assert_fails(mut c: Connection, bytes: &[u8], error: ProtocolError) {
 }
 
 #[test]
+fn a_connection_can_move_to_another_thread() {
+    fn is_send<T: Send + 'static>(_: &T) {}
+    let c = deflate_conn(true);
+    is_send(&c);
+    assert!(format!("{c:?}").contains("Open"));
+}
+
+#[test]
 fn text_and_binary_messages() {
     let mut c = conn();
     let mut bytes = text("héllo");
@@ -351,6 +359,7 @@ fn deflate(takeover: bool) -> Deflate {
         server_no_context_takeover: !takeover,
         client_no_context_takeover: !takeover,
         server_max_window_bits: 15,
+        announce_server_max_window_bits: false,
         level: 6,
         min_size: 16,
     }

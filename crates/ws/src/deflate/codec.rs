@@ -49,18 +49,19 @@ impl Inflater {
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
         loop {
             // One byte of room past the limit tells "exactly full" from "too big".
-            let room = (limit + 1).saturating_sub(out.len()).min(CHUNK);
-            if room == 0 || out.len() > limit {
+            let allowed = (limit + 1).saturating_sub(out.len());
+            if allowed == 0 {
                 return Err(InflateError::TooBig);
             }
-            let start = out.len();
+            // Room in proportion to the input (small messages stay small), grown by
+            // doubling while the output keeps filling it.
+            let room = input.len().saturating_mul(4).clamp(256, CHUNK).min(allowed);
             grow_within(out, room, limit + 1);
-            out.resize(start + room, 0);
             let (in_before, out_before) = (stream.total_in(), stream.total_out());
-            let status = stream.decompress(input, &mut out[start..], FlushDecompress::None);
+            // Writes into the spare capacity only: nothing zero-filled, nothing past `cap`.
+            let status = stream.decompress_vec(input, out, FlushDecompress::None);
             let consumed = (stream.total_in() - in_before) as usize;
             let produced = (stream.total_out() - out_before) as usize;
-            out.truncate(start + produced);
             if out.len() > limit {
                 return Err(InflateError::TooBig);
             }
@@ -74,7 +75,7 @@ impl Inflater {
                 }
                 Ok(_) => {}
             }
-            if input.is_empty() && produced < room {
+            if input.is_empty() && out.len() < out.capacity() {
                 return Ok(());
             }
         }
@@ -175,6 +176,7 @@ mod tests {
             server_no_context_takeover: !takeover,
             client_no_context_takeover: !takeover,
             server_max_window_bits: 15,
+            announce_server_max_window_bits: false,
             level: 6,
             min_size: 0,
         }
@@ -237,6 +239,26 @@ mod tests {
             .collect();
         assert_eq!(d.compress(&noise), None);
         assert!(d.compress(&[b'a'; 1000]).is_some());
+    }
+
+    #[test]
+    fn an_empty_message_after_others_still_decodes() {
+        // zlib emits nothing for a sync flush without new input: that must not go out as
+        // an empty compressed payload (the receiver's appended tail would not be a block).
+        for takeover in [true, false] {
+            let mut d = Deflater::new(params(takeover));
+            let mut i = Inflater::new(&params(takeover));
+            for msg in [&b"abcabcabcabc"[..], b"", b"", b"abcabcabcabc"] {
+                let Some(c) = d.compress(msg) else {
+                    assert!(msg.is_empty());
+                    continue;
+                };
+                let mut out = Vec::new();
+                i.inflate(&c, &mut out, 100).unwrap();
+                i.finish(&mut out, 100).unwrap();
+                assert_eq!(out, msg);
+            }
+        }
     }
 
     #[test]
