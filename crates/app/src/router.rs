@@ -99,6 +99,7 @@ mod tests {
             head: &head,
             body: &mut std::io::empty(),
             conn: &ConnInfo::unix(),
+            sink: None,
         });
         match response.body {
             Body::Bytes(b) => b,

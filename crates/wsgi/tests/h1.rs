@@ -33,6 +33,7 @@ fn call(app: &dyn Service, raw: &[u8]) -> Collected {
         head: &head,
         body: &mut ConnBody(&mut conn),
         conn: &info,
+        sink: None,
     });
     collect(resp)
 }

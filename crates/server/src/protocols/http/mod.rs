@@ -119,6 +119,7 @@ impl HttpSession {
             head: &head,
             body: &mut BufferedBody(&mut self.conn),
             conn: &self.info,
+            sink: None,
         });
         let len = response.body.len_hint();
         self.send_head(response.status, &response.headers, len, out);
