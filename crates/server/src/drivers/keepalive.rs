@@ -1,8 +1,12 @@
-//! Idle keep-alive connections of a thread pool, watched by one epoll thread instead of a
-//! pool thread each (gunicorn's gthread does the same): a connection goes back to the pool
-//! when its next request arrives, and is closed when its keep-alive deadline passes.
+//! The connections of a thread pool that wait for a request, watched by one epoll thread
+//! instead of a pool thread each (gunicorn's gthread does the same for idle ones): new
+//! connections, idle keep-alive ones and heads arriving in pieces. The watcher reads what
+//! arrives into the session without blocking and hands the connection to the pool once the
+//! session has work for a thread ([`Session::has_work`]: a whole head, an error to answer,
+//! the end of input); it closes those whose deadline (keep-alive or header timeout) passes.
 
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -14,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::blocking::Conn;
 use super::{stopping, STOP_CHECK};
+use crate::session::Session;
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -92,11 +97,13 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
                 Ok(conn) => {
                     next_token = (next_token + 1) % (usize::MAX - 1);
                     let fd = conn.stream.as_fd().as_raw_fd();
+                    // Watched sockets are read without blocking until they go back.
                     // Registering a socket that is already readable reports it at once.
-                    if poll
-                        .registry()
-                        .register(&mut SourceFd(&fd), Token(next_token), Interest::READABLE)
-                        .is_ok()
+                    if conn.stream.set_nonblocking(true).is_ok()
+                        && poll
+                            .registry()
+                            .register(&mut SourceFd(&fd), Token(next_token), Interest::READABLE)
+                            .is_ok()
                     {
                         conns.insert(next_token, conn);
                     }
@@ -109,10 +116,22 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
             }
         }
         for event in events.iter() {
-            if let Some(conn) = conns.remove(&event.token().0) {
+            let token = event.token().0;
+            let Some(conn) = conns.get_mut(&token) else {
+                continue;
+            };
+            // Edge-triggered: read until the socket has no more, or the session has work.
+            let outcome = take_input(&mut conn.stream, conn.session.as_mut());
+            if outcome.is_ok() && !conn.session.has_work() {
+                continue;
+            }
+            if let Some(conn) = conns.remove(&token) {
                 let fd = conn.stream.as_fd().as_raw_fd();
                 let _ = poll.registry().deregister(&mut SourceFd(&fd));
-                resume(conn);
+                // A failed read closes the connection (dropped here).
+                if outcome.is_ok() && conn.stream.set_nonblocking(false).is_ok() {
+                    resume(conn);
+                }
             }
         }
         closed |= finishing.load(Ordering::SeqCst);
@@ -121,6 +140,8 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
             last_sweep = now;
             let stop = stopping();
             conns.retain(|_, conn| {
+                // Stopping: idle connections close; a head in progress may still finish
+                // (within its header timeout), as on every other driver.
                 let expired = super::connection::is_expired(conn.session.as_ref(), now, stop);
                 if expired {
                     let fd = conn.stream.as_fd().as_raw_fd();
@@ -131,6 +152,24 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
         }
         if closed && conns.is_empty() {
             return;
+        }
+    }
+}
+
+/// Reads what arrived into `session` without blocking: until the socket has nothing more,
+/// its input ends, or the session has work for a thread. `Err`: the connection failed.
+fn take_input(stream: &mut impl Read, session: &mut dyn Session) -> io::Result<()> {
+    loop {
+        match stream.read(session.read_buf()) {
+            Ok(n) => {
+                session.received(n);
+                if n == 0 || session.has_work() {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -13,6 +13,7 @@ mod body_deadline;
 mod exchange;
 mod protocol;
 mod queues;
+mod readiness;
 mod record;
 mod timeout;
 mod upgrade;
@@ -92,6 +93,15 @@ struct HttpSession {
 }
 
 impl HttpSession {
+    /// The header timeout runs from the first byte of a head, wherever it was received
+    /// (a pool's watcher feeds a trickling head without calling `advance`).
+    fn note_head_start(&mut self) {
+        if matches!(self.busy, Busy::Idle) && self.conn.is_mid_head() && self.head_started.is_none()
+        {
+            self.head_started = Some(Instant::now());
+        }
+    }
+
     /// Queues a file body: small files inline, large ones as a sendfile region.
     fn queue_file(&mut self, region: FileRegion, out: &mut Output) -> io::Result<()> {
         let len = self.conn.body_sent_externally(region.len);
@@ -398,6 +408,7 @@ impl Session for HttpSession {
 
     fn receive(&mut self, data: &[u8]) {
         self.conn.feed(data);
+        self.note_head_start();
     }
 
     fn received(&mut self, n: usize) {
@@ -405,7 +416,15 @@ impl Session for HttpSession {
             self.conn.feed_eof();
         } else {
             self.conn.filled(n);
+            self.note_head_start();
         }
+    }
+
+    fn has_work(&self) -> bool {
+        !matches!(self.busy, Busy::Idle)
+            || self.conn.input_ended()
+            || self.conn.is_closed()
+            || readiness::head_ready(self.conn.buffered(), self.conn.limits())
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {
@@ -438,9 +457,7 @@ impl Session for HttpSession {
                 Ok(Some(head)) => head,
                 Ok(None) if self.conn.is_closed() => return Step::Close,
                 Ok(None) => {
-                    if self.conn.is_mid_head() && self.head_started.is_none() {
-                        self.head_started = Some(Instant::now());
-                    }
+                    self.note_head_start();
                     return Step::Read;
                 }
                 Err(error) => {
