@@ -80,6 +80,9 @@ pub struct Request<'a> {
     /// Where the response may start before `call` returns; `None` where the server does not
     /// offer it (applications then answer through the returned [`Response`] only).
     pub sink: Option<&'a mut dyn ResponseSink>,
+    /// The body's exact length when the server read it whole before the call (a chunked
+    /// body arrives de-chunked); `None`: what the head declares.
+    pub body_length: Option<u64>,
 }
 
 /// A region of an open file, sent with `sendfile(2)` by the driver.

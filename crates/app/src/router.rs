@@ -100,6 +100,7 @@ mod tests {
             body: &mut std::io::empty(),
             conn: &ConnInfo::unix(),
             sink: None,
+            body_length: None,
         });
         match response.body {
             Body::Bytes(b) => b,

@@ -246,5 +246,6 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         request_timeout: settings.request_timeout.filter(|t| !t.is_zero()),
         // A worker whose only thread is stuck can only be freed by replacing the process.
         exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
+        buffer_body: settings.buffer_request_body,
     }
 }

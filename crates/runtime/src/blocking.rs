@@ -185,7 +185,7 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 close_gracefully(conn.stream);
                 return Served::Done;
             }
-            Step::Read => loop {
+            Step::Read => {
                 if let Some(others_wait) = yield_when {
                     // A head still arriving goes back to the watcher at once (a client
                     // trickling it must not hold this thread); an idle keep-alive
@@ -196,12 +196,12 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                         return Served::Idle(conn);
                     }
                 }
-                match read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks) {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(_) => return Served::Done,
+                // Back to `advance` after each read and each periodic wake-up, so that the
+                // session keeps deadlines of its own (a buffered body's timeout, answered 408).
+                if read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks).is_err() {
+                    return Served::Done;
                 }
-            },
+            }
         }
     }
 }

@@ -126,12 +126,8 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
                 continue;
             }
             if let Some(conn) = conns.remove(&token) {
-                let fd = conn.stream.as_fd().as_raw_fd();
-                let _ = poll.registry().deregister(&mut SourceFd(&fd));
                 // A failed read closes the connection (dropped here).
-                if outcome.is_ok() && conn.stream.set_nonblocking(false).is_ok() {
-                    resume(conn);
-                }
+                hand_back(&poll, conn, outcome.is_ok(), &resume);
             }
         }
         closed |= finishing.load(Ordering::SeqCst);
@@ -139,6 +135,17 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
         if now - last_sweep >= STOP_CHECK || closed {
             last_sweep = now;
             let stop = stopping();
+            // Sessions with deadlines of their own (a buffered body's timeout, answered
+            // 408) may have work without input: a thread answers.
+            let due: Vec<usize> = (conns.iter())
+                .filter(|(_, conn)| conn.session.has_work())
+                .map(|(token, _)| *token)
+                .collect();
+            for token in due {
+                if let Some(conn) = conns.remove(&token) {
+                    hand_back(&poll, conn, true, &resume);
+                }
+            }
             conns.retain(|_, conn| {
                 // Stopping: idle connections close; a head in progress may still finish
                 // (within its header timeout), as on every other driver.
@@ -153,6 +160,15 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
         if closed && conns.is_empty() {
             return;
         }
+    }
+}
+
+/// Stops watching `conn`; gives it to the pool (blocking again) when `keep`, else closes it.
+fn hand_back(poll: &Poll, conn: Conn, keep: bool, resume: &impl Fn(Conn)) {
+    let fd = conn.stream.as_fd().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+    if keep && conn.stream.set_nonblocking(false).is_ok() {
+        resume(conn);
     }
 }
 

@@ -315,7 +315,16 @@ fn unknown_length_for_empty_head(method: &str, response: Response) -> Response {
 
 impl Service for WsgiApp {
     fn call(&self, req: Request<'_>) -> Response {
-        self.handle_with_sink(req.head, req.body, req.conn, req.sink)
+        match req.body_length {
+            Some(length) => {
+                let known = environ::KnownLength {
+                    request: req.head,
+                    length,
+                };
+                self.handle_with_sink(&known, req.body, req.conn, req.sink)
+            }
+            None => self.handle_with_sink(req.head, req.body, req.conn, req.sink),
+        }
     }
 
     fn may_block(&self) -> bool {

@@ -34,6 +34,7 @@ fn call(app: &dyn Service, raw: &[u8]) -> Collected {
         body: &mut ConnBody(&mut conn),
         conn: &info,
         sink: None,
+        body_length: None,
     });
     collect(resp)
 }

@@ -160,7 +160,17 @@ def write_stream(environ, start_response):
     return [b"tail\n"]
 
 
+def record_call(environ, start_response):
+    """Appends a line to the file `file` (the test reads whether the app ran), without
+    reading the body."""
+    with open(_query(environ)["file"], "a") as f:
+        f.write("called\n")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"called"]
+
+
 ROUTES = {
+    "/record": record_call,
     "/write-stream": write_stream,
     "/environ": environ_view,
     "/upload": upload,

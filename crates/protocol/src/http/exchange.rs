@@ -76,6 +76,7 @@ impl Exchange {
         info: ConnInfo,
         waker: Waker,
         timer: Option<Arc<TimerState>>,
+        body_length: Option<u64>,
     ) -> (Exchange, Job) {
         let queues = Queues::new();
         let app_side = queues.clone();
@@ -98,7 +99,7 @@ impl Exchange {
                 host: &host,
                 started: false,
             };
-            run(&*service, &head, &info, body, sink)
+            run(&*service, (&head, body_length), &info, body, sink)
         });
         let exchange = Exchange {
             queues,
@@ -179,7 +180,7 @@ impl Exchange {
 /// The job: the application call and its response stream, sent to the session.
 fn run(
     service: &dyn Service,
-    head: &RequestHead,
+    (head, body_length): (&RequestHead, Option<u64>),
     info: &ConnInfo,
     mut body: ChannelBody<'_, '_>,
     mut sink: Sink<'_, '_>,
@@ -189,6 +190,7 @@ fn run(
         body: &mut body,
         conn: info,
         sink: Some(&mut sink),
+        body_length,
     });
     // The application can no longer read its body: what still arrives is discarded.
     sink.queues.drop_body();

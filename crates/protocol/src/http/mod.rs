@@ -10,6 +10,7 @@
 
 mod body;
 mod body_deadline;
+mod buffering;
 mod exchange;
 mod protocol;
 mod queues;
@@ -32,6 +33,7 @@ use ironhorse_wire::forwarded::Policy;
 
 use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
+use self::buffering::Prefilled;
 use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
 use self::timeout::{Expiry, RequestTimer};
@@ -52,6 +54,9 @@ enum Busy {
     Idle,
     /// A streaming body from an inline call.
     Streaming(ChunkStream),
+    /// A blocking request whose body is read whole before its job starts (see
+    /// [`buffering`]).
+    Buffering(Box<buffering::Buffered>),
     /// A request running as a job (see [`exchange`]).
     Offloaded {
         exchange: Exchange,
@@ -130,6 +135,7 @@ impl HttpSession {
             body: &mut BufferedBody(&mut self.conn),
             conn: &self.info,
             sink: None,
+            body_length: None,
         });
         let len = response.body.len_hint();
         self.send_head(response.status, &response.headers, len, out);
@@ -151,8 +157,13 @@ impl HttpSession {
     }
 
     /// Starts a blocking service's job on the executor, with its deadline.
-    fn start_exchange(&mut self, head: RequestHead) {
-        let awaits_continue = head.expects_continue();
+    fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Vec<u8>>) {
+        // A buffered body's `100 Continue` went out when its reading began.
+        let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
+        let body_length = match &prefilled {
+            Prefilled::Whole(body) => Some(body.len() as u64),
+            _ => None,
+        };
         self.timer = self.settings.request_timeout.map(|timeout| {
             let mut last_words = Vec::new();
             Failure::TimedOut.write_response(!head.is_head(), &mut last_words);
@@ -171,7 +182,19 @@ impl HttpSession {
             self.info.clone(),
             self.waker.clone(),
             self.timer.as_ref().map(RequestTimer::state),
+            body_length,
         );
+        let mut exchange = exchange;
+        match prefilled {
+            Prefilled::None => {}
+            Prefilled::Start(body) => exchange.body_data(body),
+            Prefilled::Whole(body) => {
+                if !body.is_empty() {
+                    exchange.body_data(body);
+                }
+                exchange.body_end(None);
+            }
+        }
         self.busy = Busy::Offloaded {
             exchange,
             awaits_continue,
@@ -417,11 +440,22 @@ impl Session for HttpSession {
         } else {
             self.conn.filled(n);
             self.note_head_start();
+            if let Busy::Buffering(_) = self.busy {
+                self.last_progress = Instant::now();
+            }
         }
     }
 
     fn has_work(&self) -> bool {
-        !matches!(self.busy, Busy::Idle)
+        let in_progress = match &self.busy {
+            Busy::Idle => false,
+            Busy::Buffering(b) => {
+                b.may_complete(self.conn.buffered().len())
+                    || Instant::now() >= self.last_progress + self.settings.body_timeout
+            }
+            _ => true,
+        };
+        in_progress
             || self.conn.input_ended()
             || self.conn.is_closed()
             || readiness::head_ready(self.conn.buffered(), self.conn.limits())
@@ -432,6 +466,7 @@ impl Session for HttpSession {
             let pending = match self.busy {
                 Busy::Idle => None,
                 Busy::Streaming(_) => self.pump_stream(out),
+                Busy::Buffering(_) => self.pump_buffering(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
             };
             if let Some(step) = pending {
@@ -480,7 +515,14 @@ impl Session for HttpSession {
                 return self.switch_to(&*protocol);
             }
             if self.service.may_block_for(&head) {
-                self.start_exchange(head);
+                if buffering::Buffered::wants(&head, self.settings.buffer_body) {
+                    if head.expects_continue() {
+                        self.conn.write_continue(out.bytes());
+                    }
+                    self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
+                } else {
+                    self.start_exchange(head, Prefilled::None);
+                }
                 continue;
             }
             let step = self.respond_inline(head, out);
@@ -495,6 +537,9 @@ impl Session for HttpSession {
             // The session answers the body timeout itself (`body_deadline`); this is the
             // backstop.
             (Busy::Offloaded { .. }, _) => {
+                self.last_progress + self.settings.body_timeout + body_deadline::GRACE
+            }
+            (Busy::Buffering(_), _) => {
                 self.last_progress + self.settings.body_timeout + body_deadline::GRACE
             }
             (_, Some(started)) => started + self.settings.header_timeout,

@@ -33,6 +33,10 @@ pub struct HttpSettings {
     /// Whether a worker whose only thread is stuck in a timed-out request exits (serial
     /// workers under a master, fork children), to be replaced.
     pub exit_when_stuck: bool,
+    /// Request bodies up to this many bytes are read whole before a blocking application
+    /// is called (`--buffer-request-body`, whose default the binary sets); 0: off (the
+    /// default here: the body streams to the application as it arrives).
+    pub buffer_body: u64,
 }
 
 impl Default for HttpSettings {
@@ -45,6 +49,7 @@ impl Default for HttpSettings {
             offload_threads: 16,
             request_timeout: None,
             exit_when_stuck: false,
+            buffer_body: 0,
         }
     }
 }

@@ -13,13 +13,11 @@ use ironhorse_h1::Limits;
 pub(super) fn head_ready(buffered: &[u8], limits: &Limits) -> bool {
     let most = limits.max_request_line + limits.max_headers * (limits.max_header_size + 2) + 4;
     buffered.len() > most
-        || buffered.windows(2).any(|w| match w {
-            // The blank line after the fields (a bare LF one is an error: also ready).
-            [b'\n', b'\n'] | [b'\n', b'\r'] => true,
-            // A bare CR.
-            [b'\r', next] => *next != b'\n',
-            _ => false,
-        })
+        // The blank line after the fields (a bare LF one is an error: also ready).
+        || buffered.windows(2).any(|w| w == b"\n\n")
+        || buffered.windows(3).any(|w| w == b"\n\r\n")
+        // A bare CR.
+        || buffered.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n')
         || buffered
             .iter()
             .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b == 0x7f)
