@@ -70,7 +70,9 @@ impl Buffered {
                 return Progress::TooLong;
             }
             let start = self.body.len();
-            self.body.resize(start + STEP, 0);
+            // No more than what is there (a slow upload brings a byte at a time).
+            let step = conn.buffered().len().clamp(1, STEP);
+            self.body.resize(start + step, 0);
             let read = conn.read_body(&mut self.body[start..]);
             let got = match &read {
                 Ok(BodyRead::Data(n)) => *n,
