@@ -54,6 +54,7 @@ impl Parking {
         ParkingHandle {
             park: self.park.clone(),
             waker: self.waker.clone(),
+            finishing: self.finishing.clone(),
         }
     }
 
@@ -71,13 +72,25 @@ impl Parking {
 pub(super) struct ParkingHandle {
     park: Sender<Conn>,
     waker: Arc<mio::Waker>,
+    finishing: Arc<AtomicBool>,
 }
 
 impl ParkingHandle {
-    pub fn park(&self, conn: Conn) {
-        // Once the watcher is gone, an idle connection of a stopping server is closed.
-        if self.park.send(conn).is_ok() {
-            let _ = self.waker.wake();
+    /// Leaves `conn` to the watcher. Once the server stops, an idle connection is closed,
+    /// and one with a request in progress (a head arriving) is given back: the watcher may
+    /// be gone before it could serve it, so the caller finishes it.
+    pub fn park(&self, conn: Conn) -> Result<(), Conn> {
+        let busy = !conn.session.is_idle() && !conn.session.is_waiting();
+        if busy && self.finishing.load(Ordering::SeqCst) {
+            return Err(conn);
+        }
+        match self.park.send(conn) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(())
+            }
+            Err(mpsc::SendError(conn)) if busy => Err(conn),
+            Err(_) => Ok(()),
         }
     }
 }

@@ -93,7 +93,10 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                     while let Some(Work(conn)) = queue.pop() {
                         let others_wait = || queue.has_work();
                         if let Served::Idle(conn) = serve(conn, Some(&others_wait)) {
-                            parking.park(conn);
+                            // Stopping, with a head in progress: finish it here.
+                            if let Err(conn) = parking.park(conn) {
+                                serve(conn, None);
+                            }
                         }
                     }
                 })?,
@@ -103,7 +106,10 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
         queue.wait_below(threads);
         if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
-            watcher.park(conn);
+            // A stopping server ends this loop first: a refusal is not expected here.
+            if let Err(conn) = watcher.park(conn) {
+                drop(conn);
+            }
         }
     });
     // Stopping: idle connections close, requests already sent are still answered.
