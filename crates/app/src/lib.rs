@@ -54,11 +54,37 @@ impl ConnInfo {
 pub trait BodyReader: io::Read + Send {}
 impl<T: io::Read + Send> BodyReader for T {}
 
+/// Where an application sends its response while it still runs (WSGI's `write()`): the
+/// head once, then body bytes. Each call returns once the server sent the piece or queued it
+/// in bounded room for sending (it blocks while that room is full), so a slow client slows
+/// the application instead of growing memory. `Err`: the client is gone.
+///
+/// Once [`send_head`](Self::send_head) succeeded, the [`Response`] the application returns
+/// only continues the body: its status and headers are ignored, and a [`Body::Stream`]
+/// item that is an `Err` aborts the response (the connection closes).
+pub trait ResponseSink: Send {
+    /// Sends the head; `length` is the declared `Content-Length` (none: chunked).
+    fn send_head(
+        &mut self,
+        status: u16,
+        headers: HeaderList,
+        length: Option<u64>,
+    ) -> io::Result<()>;
+    /// Sends body bytes after the head.
+    fn send_body(&mut self, bytes: Vec<u8>) -> io::Result<()>;
+}
+
 /// One request as an application sees it.
 pub struct Request<'a> {
     pub head: &'a RequestHead,
     pub body: &'a mut dyn BodyReader,
     pub conn: &'a ConnInfo,
+    /// Where the response may start before `call` returns; `None` where the server does not
+    /// offer it (applications then answer through the returned [`Response`] only).
+    pub sink: Option<&'a mut dyn ResponseSink>,
+    /// The body's exact length when the server read it whole before the call (a chunked
+    /// body arrives de-chunked); `None`: what the head declares.
+    pub body_length: Option<u64>,
 }
 
 /// A region of an open file, sent with `sendfile(2)` by the driver.

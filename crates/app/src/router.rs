@@ -127,6 +127,8 @@ mod tests {
             head: &head,
             body: &mut std::io::empty(),
             conn: &ConnInfo::unix(),
+            sink: None,
+            body_length: None,
         });
         match response.body {
             Body::Bytes(b) => b,

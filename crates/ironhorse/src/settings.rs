@@ -251,6 +251,8 @@ pub struct Settings {
     pub event_loop: ironhorse_asgi::LoopKind,
     #[arg(long, value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression; beyond it the connection is closed with 1009.")]
     pub ws_max_message_size: u64,
+    #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. 0: off.")]
+    pub buffer_request_body: u64,
 }
 
 impl Settings {

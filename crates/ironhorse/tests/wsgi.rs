@@ -198,6 +198,93 @@ per_model!(lazy_start_response_write_and_head, |model| {
     assert!(conn.is_closed_by_server());
 });
 
+per_model!(write_sends_before_it_returns, |model| {
+    let server = serve(model, &[]);
+    let gate = temp_path("write-gate");
+    let mut conn = Conn::open(&server.addr);
+    let ask = |conn: &mut Conn, query: String| {
+        conn.send(format!("GET /write-stream?{query} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+    };
+    // The app holds everything after `first` until the gate opens, which the test does only
+    // once `first` arrived: a server holding write() data until the app returns hangs here.
+    ask(&mut conn, format!("gate={}", gate.display()));
+    assert!(
+        conn.wait_for_bytes(b"first\n"),
+        "the connection closed before the first write() arrived"
+    );
+    let early = String::from_utf8_lossy(conn.received()).into_owned();
+    assert!(early.starts_with("HTTP/1.1 200"), "{early}");
+    assert!(!early.contains("last"), "the gate did not hold: {early}");
+    std::fs::write(&gate, b"").unwrap();
+    let r = conn.response("GET");
+    assert_eq!(
+        r.text(),
+        "first\nlast\ntail\n",
+        "write() data, then the iterable"
+    );
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    // A 1 MB write() arrives whole, on the same connection.
+    ask(&mut conn, "big=1048576".into());
+    let r = conn.response("GET");
+    assert_eq!(r.body.len(), 6 + 1_048_576 + 5 + 5);
+    assert!(r.body[6..6 + 1_048_576].iter().all(|&b| b == b'x'));
+    assert!(r.text().ends_with("last\ntail\n"));
+    // A declared Content-Length frames the written body (no chunking), the connection stays.
+    ask(&mut conn, "big=1000&length=1".into());
+    let r = conn.response("GET");
+    assert_eq!(r.header("content-length"), Some("1016"));
+    assert!(r.header("transfer-encoding").is_none());
+    assert!(r.text().starts_with("first\nxxx") && r.text().ends_with("last\ntail\n"));
+    assert_eq!(get(&server.addr, "/lazy").status, 201);
+    let _ = std::fs::remove_file(&gate);
+});
+
+per_model!(write_to_a_client_that_left_raises_in_the_app, |model| {
+    let server = serve(model, &[]);
+    let (gate, record) = (temp_path("write-gate"), temp_path("write-record"));
+    let mut conn = Conn::open(&server.addr);
+    // 64 MiB after the gate: more than any socket buffer holds, so a write must fail.
+    conn.send(
+        format!(
+            "GET /write-stream?gate={}&more=1024&record={} HTTP/1.1\r\nHost: t\r\n\r\n",
+            gate.display(),
+            record.display()
+        )
+        .as_bytes(),
+    );
+    assert!(conn.wait_for_bytes(b"first\n"), "no first write()");
+    drop(conn);
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(
+        wait_for_lines(&record, 1),
+        1,
+        "the app's writes never ended"
+    );
+    let outcome = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        outcome.trim(),
+        "ClientDisconnected",
+        "write() to a client gone"
+    );
+    assert!(
+        common::eventually(|| server.log_contains("client went away while the response was sent")),
+        "{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(
+        !log.contains("Traceback"),
+        "a client error is not an app error: {log}"
+    );
+    assert_eq!(
+        get(&server.addr, "/lazy").status,
+        201,
+        "the server still answers"
+    );
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(&record);
+});
+
 per_model!(file_wrapper_sends_files, |model| {
     let server = serve(model, &[]);
     let path = temp_path("file");

@@ -200,8 +200,35 @@ pub fn hold_on_this_thread() {
     });
 }
 
+/// Most turns ([`turn_done`]) a held submission waits for its runtime thread to run out of
+/// work: a thread that never does (a steady stream of events, e.g. hundreds of slow
+/// uploaders trickling bytes) must still hand its submissions over.
+const MAX_TURNS_HELD: u32 = 64;
+
+thread_local! {
+    /// Turns taken since this thread's oldest held submission.
+    static TURNS_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A task of a holding thread finished a turn (one `advance`): held submissions are handed
+/// over once they have waited [`MAX_TURNS_HELD`] turns.
+pub fn turn_done() {
+    let waiting = HELD.with(|held| held.borrow().as_ref().is_some_and(|h| !h.is_empty()));
+    if !waiting {
+        return;
+    }
+    let turns = TURNS_HELD.with(|t| {
+        t.set(t.get() + 1);
+        t.get()
+    });
+    if turns >= MAX_TURNS_HELD {
+        release_held();
+    }
+}
+
 /// Hands this thread's held submissions over, and keeps holding.
 pub fn release_held() {
+    TURNS_HELD.with(|t| t.set(0));
     let held = HELD
         .with(|held| held.borrow_mut().as_mut().map(std::mem::take))
         .unwrap_or_default();

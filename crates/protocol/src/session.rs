@@ -116,6 +116,14 @@ pub trait Session: Send {
     fn is_waiting(&self) -> bool {
         self.is_idle()
     }
+    /// Whether what was received gives [`advance`](Self::advance) work for a thread: a whole
+    /// request head, an error to answer, the end of input, a request in progress. Pool
+    /// drivers keep a connection in their watcher until then (a client trickling its head
+    /// holds no thread) and give it back to the watcher when it is again only partly there.
+    /// The default: any input is work.
+    fn has_work(&self) -> bool {
+        true
+    }
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
     /// After [`Step::Upgrade`]: the session that takes the connection over, fed with the

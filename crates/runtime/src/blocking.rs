@@ -150,13 +150,15 @@ fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
 /// What became of a connection.
 pub(crate) enum Served {
     Done,
-    /// Between requests with no input waiting: the caller may watch it elsewhere (a pool
-    /// thread must not sit on an idle keep-alive connection while others wait).
+    /// Between requests with no input waiting, or in the middle of a head whose rest has
+    /// not come: the caller may watch it elsewhere (a pool thread must not sit on a
+    /// trickling head, nor on an idle keep-alive connection while others wait).
     Idle(Conn),
 }
 
-/// Serves `conn`. With `yield_when`, returns it as soon as it is idle with nothing to read
-/// while `yield_when()` says others wait for this thread (checked at every wake-up).
+/// Serves `conn`. With `yield_when`, returns it as soon as it waits for the rest of a head,
+/// or is idle with nothing to read while `yield_when()` says others wait for this thread
+/// (checked at every wake-up).
 pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Served {
     let mut out = Output::default();
     loop {
@@ -183,17 +185,23 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 close_gracefully(conn.stream);
                 return Served::Done;
             }
-            Step::Read => loop {
-                let pressed = yield_when.is_some_and(|others_wait| others_wait());
-                if pressed && conn.session.is_waiting() && !has_input(&conn.stream) {
-                    return Served::Idle(conn);
+            Step::Read => {
+                if let Some(others_wait) = yield_when {
+                    // A head still arriving goes back to the watcher at once (a client
+                    // trickling it must not hold this thread); an idle keep-alive
+                    // connection only when others wait for the thread.
+                    let session = conn.session.as_ref();
+                    let give_back = !session.has_work() && (!session.is_waiting() || others_wait());
+                    if give_back && !has_input(&conn.stream) {
+                        return Served::Idle(conn);
+                    }
                 }
-                match read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks) {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(_) => return Served::Done,
+                // Back to `advance` after each read and each periodic wake-up, so that the
+                // session keeps deadlines of its own (a buffered body's timeout, answered 408).
+                if read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks).is_err() {
+                    return Served::Done;
                 }
-            },
+            }
         }
     }
 }

@@ -1,8 +1,12 @@
-//! Idle keep-alive connections of a thread pool, watched by one epoll thread instead of a
-//! pool thread each (gunicorn's gthread does the same): a connection goes back to the pool
-//! when its next request arrives, and is closed when its keep-alive deadline passes.
+//! The connections of a thread pool that wait for a request, watched by one epoll thread
+//! instead of a pool thread each (gunicorn's gthread does the same for idle ones): new
+//! connections, idle keep-alive ones and heads arriving in pieces. The watcher reads what
+//! arrives into the session without blocking and hands the connection to the pool once the
+//! session has work for a thread ([`Session::has_work`]: a whole head, an error to answer,
+//! the end of input); it closes those whose deadline (keep-alive or header timeout) passes.
 
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -14,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::blocking::Conn;
 use super::{stopping, STOP_CHECK};
+use ironhorse_protocol::session::Session;
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -49,6 +54,7 @@ impl Parking {
         ParkingHandle {
             park: self.park.clone(),
             waker: self.waker.clone(),
+            finishing: self.finishing.clone(),
         }
     }
 
@@ -66,13 +72,25 @@ impl Parking {
 pub(super) struct ParkingHandle {
     park: Sender<Conn>,
     waker: Arc<mio::Waker>,
+    finishing: Arc<AtomicBool>,
 }
 
 impl ParkingHandle {
-    pub fn park(&self, conn: Conn) {
-        // Once the watcher is gone, an idle connection of a stopping server is closed.
-        if self.park.send(conn).is_ok() {
-            let _ = self.waker.wake();
+    /// Leaves `conn` to the watcher. Once the server stops, an idle connection is closed,
+    /// and one with a request in progress (a head arriving) is given back: the watcher may
+    /// be gone before it could serve it, so the caller finishes it.
+    pub fn park(&self, conn: Conn) -> Result<(), Conn> {
+        let busy = !conn.session.is_idle() && !conn.session.is_waiting();
+        if busy && self.finishing.load(Ordering::SeqCst) {
+            return Err(conn);
+        }
+        match self.park.send(conn) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(())
+            }
+            Err(mpsc::SendError(conn)) if busy => Err(conn),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -92,11 +110,13 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
                 Ok(conn) => {
                     next_token = (next_token + 1) % (usize::MAX - 1);
                     let fd = conn.stream.as_fd().as_raw_fd();
+                    // Watched sockets are read without blocking until they go back.
                     // Registering a socket that is already readable reports it at once.
-                    if poll
-                        .registry()
-                        .register(&mut SourceFd(&fd), Token(next_token), Interest::READABLE)
-                        .is_ok()
+                    if conn.stream.set_nonblocking(true).is_ok()
+                        && poll
+                            .registry()
+                            .register(&mut SourceFd(&fd), Token(next_token), Interest::READABLE)
+                            .is_ok()
                     {
                         conns.insert(next_token, conn);
                     }
@@ -109,10 +129,18 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
             }
         }
         for event in events.iter() {
-            if let Some(conn) = conns.remove(&event.token().0) {
-                let fd = conn.stream.as_fd().as_raw_fd();
-                let _ = poll.registry().deregister(&mut SourceFd(&fd));
-                resume(conn);
+            let token = event.token().0;
+            let Some(conn) = conns.get_mut(&token) else {
+                continue;
+            };
+            // Edge-triggered: read until the socket has no more, or the session has work.
+            let outcome = take_input(&mut conn.stream, conn.session.as_mut());
+            if outcome.is_ok() && !conn.session.has_work() {
+                continue;
+            }
+            if let Some(conn) = conns.remove(&token) {
+                // A failed read closes the connection (dropped here).
+                hand_back(&poll, conn, outcome.is_ok(), &resume);
             }
         }
         closed |= finishing.load(Ordering::SeqCst);
@@ -120,7 +148,20 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
         if now - last_sweep >= STOP_CHECK || closed {
             last_sweep = now;
             let stop = stopping();
+            // Sessions with deadlines of their own (a buffered body's timeout, answered
+            // 408) may have work without input: a thread answers.
+            let due: Vec<usize> = (conns.iter())
+                .filter(|(_, conn)| conn.session.has_work())
+                .map(|(token, _)| *token)
+                .collect();
+            for token in due {
+                if let Some(conn) = conns.remove(&token) {
+                    hand_back(&poll, conn, true, &resume);
+                }
+            }
             conns.retain(|_, conn| {
+                // Stopping: idle connections close; a head in progress may still finish
+                // (within its header timeout), as on every other driver.
                 let expired = super::connection::is_expired(conn.session.as_ref(), now, stop);
                 if expired {
                     let fd = conn.stream.as_fd().as_raw_fd();
@@ -131,6 +172,33 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
         }
         if closed && conns.is_empty() {
             return;
+        }
+    }
+}
+
+/// Stops watching `conn`; gives it to the pool (blocking again) when `keep`, else closes it.
+fn hand_back(poll: &Poll, conn: Conn, keep: bool, resume: &impl Fn(Conn)) {
+    let fd = conn.stream.as_fd().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+    if keep && conn.stream.set_nonblocking(false).is_ok() {
+        resume(conn);
+    }
+}
+
+/// Reads what arrived into `session` without blocking: until the socket has nothing more,
+/// its input ends, or the session has work for a thread. `Err`: the connection failed.
+fn take_input(stream: &mut impl Read, session: &mut dyn Session) -> io::Result<()> {
+    loop {
+        match stream.read(session.read_buf()) {
+            Ok(n) => {
+                session.received(n);
+                if n == 0 || session.has_work() {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! A fixed pool of threads. An acceptor hands new connections over a queue. A thread keeps
-//! serving its connection across keep-alive requests (cheapest), but when work waits for a
-//! thread, an idle connection is handed to an epoll watcher ([`keepalive`](super::keepalive))
-//! instead of holding the thread (gunicorn's gthread always does so); it comes back to the
-//! queue when its next request arrives. When every thread is busy and new connections pile
-//! up, accepting pauses and clients wait in the backlog.
+//! A fixed pool of threads fed by an epoll watcher ([`keepalive`](super::keepalive)). New
+//! connections wait in the watcher until a whole request head is there, and only then go
+//! over a queue to a thread: clients trickling their heads (slowloris) hold no thread. A
+//! thread keeps serving its connection across keep-alive requests (cheapest), but when work
+//! waits for a thread, an idle connection goes back to the watcher instead of holding the
+//! thread (gunicorn's gthread always does so), as does one whose next head arrives only in
+//! part. When every thread is busy and ready connections pile up, accepting pauses and
+//! clients wait in the backlog.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -11,15 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::blocking::{serve, Conn, Served};
 use super::keepalive::Parking;
 use super::{accept_loop, DriverConfig};
-use crate::listener::Stream;
-use ironhorse_app::ConnInfo;
 
-/// Work for the pool threads.
-enum Work {
-    New(Stream, ConnInfo),
-    /// A parked connection whose next request arrived.
-    Resume(Conn),
-}
+/// Work for the pool threads: a watched connection whose request head arrived.
+struct Work(Conn);
 
 #[derive(Default)]
 struct Queue {
@@ -85,33 +81,36 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let queue = Arc::new(Queue::default());
     let parking = {
         let queue = queue.clone();
-        Parking::start(move |conn| queue.push(Work::Resume(conn)))?
+        Parking::start(move |conn| queue.push(Work(conn)))?
     };
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {
-        let (queue, protocol, parking) = (queue.clone(), config.protocol.clone(), parking.handle());
-        let hooks = config.hooks.clone();
+        let (queue, parking) = (queue.clone(), parking.handle());
         workers.push(
             std::thread::Builder::new()
                 .name(format!("ih-pool-{index}"))
                 .spawn(move || {
-                    while let Some(work) = queue.pop() {
-                        let conn = match work {
-                            Work::New(stream, info) => Conn::new(stream, info, &*protocol, &hooks),
-                            Work::Resume(conn) => Some(conn),
-                        };
+                    while let Some(Work(conn)) = queue.pop() {
                         let others_wait = || queue.has_work();
-                        if let Some(Served::Idle(conn)) = conn.map(|c| serve(c, Some(&others_wait)))
-                        {
-                            parking.park(conn);
+                        if let Served::Idle(conn) = serve(conn, Some(&others_wait)) {
+                            // Stopping, with a head in progress: finish it here.
+                            if let Err(conn) = parking.park(conn) {
+                                serve(conn, None);
+                            }
                         }
                     }
                 })?,
         );
     }
+    let watcher = parking.handle();
     let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
         queue.wait_below(threads);
-        queue.push(Work::New(stream, info));
+        if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
+            // A stopping server ends this loop first: a refusal is not expected here.
+            if let Err(conn) = watcher.park(conn) {
+                drop(conn);
+            }
+        }
     });
     // Stopping: idle connections close, requests already sent are still answered.
     parking.finish();

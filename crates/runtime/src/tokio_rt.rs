@@ -226,6 +226,9 @@ async fn serve_connection(
     );
     loop {
         let step = session.advance(&mut out);
+        // Held application requests leave when this thread parks, or after a bounded
+        // number of turns on a thread that never does.
+        ironhorse_protocol::offload_pool::turn_done();
         flush(&conn, &mut out).await?;
         match step {
             Step::Flush => {}

@@ -28,7 +28,8 @@ pub(crate) enum ClientFault {
     Malformed { status: u16, why: String },
     /// No body bytes arrived for the body timeout.
     TimedOut,
-    /// The client closed or reset the connection before its body was complete.
+    /// The client closed or reset the connection before its body was complete or while
+    /// its response was sent; `why` says when ("mid-body (…)").
     Gone { why: String },
 }
 
@@ -41,7 +42,7 @@ impl ClientFault {
         if let Some(err) = parsed {
             return Some(match err {
                 ironhorse_h1::Error::Incomplete => ClientFault::Gone {
-                    why: "connection closed mid-body".into(),
+                    why: "mid-body (connection closed)".into(),
                 },
                 other => ClientFault::Malformed {
                     status: other.status(),
@@ -58,7 +59,9 @@ impl ClientFault {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof => Some(ClientFault::Gone { why: e.to_string() }),
+            | io::ErrorKind::UnexpectedEof => Some(ClientFault::Gone {
+                why: format!("mid-body ({e})"),
+            }),
             _ => None,
         }
     }
@@ -77,7 +80,7 @@ impl ClientFault {
         match self {
             ClientFault::Malformed { why, .. } => format!("malformed request body ({why})").into(),
             ClientFault::TimedOut => "request body timed out".into(),
-            ClientFault::Gone { why } => format!("client went away mid-body ({why})").into(),
+            ClientFault::Gone { why } => format!("client went away {why}").into(),
         }
     }
 
@@ -137,6 +140,10 @@ impl ClientFault {
         Some(if is(&classes.timeout) {
             ClientFault::TimedOut
         } else if is(&classes.gone) {
+            let why = match why.strip_prefix("client went away ") {
+                Some(rest) => rest.to_string(),
+                None => format!("({why})"),
+            };
             ClientFault::Gone { why }
         } else {
             ClientFault::Malformed { status: 400, why }

@@ -42,6 +42,41 @@ pub trait RequestView {
     }
 }
 
+/// A request whose body the server read whole before the call: its real length is the
+/// environ's `CONTENT_LENGTH`, and the `Transfer-Encoding` it arrived with (chunked) is gone
+/// with the chunking.
+pub(crate) struct KnownLength<'a, R: ?Sized> {
+    pub(crate) request: &'a R,
+    pub(crate) length: u64,
+}
+
+impl<R: RequestView + ?Sized> RequestView for KnownLength<'_, R> {
+    fn method(&self) -> &str {
+        self.request.method()
+    }
+    fn target(&self) -> &str {
+        self.request.target()
+    }
+    fn path(&self) -> &str {
+        self.request.path()
+    }
+    fn query(&self) -> &str {
+        self.request.query()
+    }
+    fn version(&self) -> Version {
+        self.request.version()
+    }
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        (self.request.headers()).filter(|(name, _)| !name.eq_ignore_ascii_case("transfer-encoding"))
+    }
+    fn content_length(&self) -> Option<u64> {
+        Some(self.length)
+    }
+    fn absolute_authority(&self) -> Option<&str> {
+        self.request.absolute_authority()
+    }
+}
+
 impl RequestView for RequestHead {
     fn method(&self) -> &str {
         RequestHead::method(self)

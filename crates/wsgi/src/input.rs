@@ -12,13 +12,13 @@
 //! (the rest of the body is lost, never a silent early end), and the bridge answers for it.
 
 use std::io;
-use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use ironhorse_app::BodyReader;
 
 use crate::client_error::ClientFault;
+use crate::loan::{lock, Clear};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -40,22 +40,6 @@ unsafe impl Send for BodySlot {}
 // SAFETY: as above; all access goes through the mutex.
 unsafe impl Sync for BodySlot {}
 
-/// Clears the slot when the lending scope ends, by return or by unwinding.
-struct Loan<'a> {
-    slot: &'a BodySlot,
-    _reader: PhantomData<&'a mut dyn BodyReader>,
-}
-
-impl Drop for Loan<'_> {
-    fn drop(&mut self) {
-        *lock(&self.slot.reader) = None;
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl BodySlot {
     pub(crate) fn new() -> Arc<BodySlot> {
         Arc::new(BodySlot {
@@ -68,18 +52,15 @@ impl BodySlot {
     pub(crate) fn lend<'a, R>(&self, reader: &'a mut dyn BodyReader, f: impl FnOnce() -> R) -> R {
         let ptr: NonNull<dyn BodyReader + 'a> = NonNull::from(reader);
         // SAFETY: only the trait object's lifetime bound is erased. The pointer is stored in
-        // the slot for the scope of this function and removed by `Loan::drop` before it
+        // the slot for the scope of this function and removed by `Clear::drop` before it
         // returns or unwinds, while `reader` (borrowed for 'a, which outlives this call) is
         // still valid and not otherwise used (we hold its unique borrow). Uses happen only
-        // under the mutex, which `Loan::drop` also takes, so a read in progress on another
-        // thread finishes before the pointer disappears. The Loan is a local that cannot be
+        // under the mutex, which `Clear::drop` also takes, so a read in progress on another
+        // thread finishes before the pointer disappears. The guard is a local that cannot be
         // leaked by callers.
         let ptr: NonNull<dyn BodyReader + 'static> = unsafe { std::mem::transmute(ptr) };
         *lock(&self.reader) = Some(ptr);
-        let _loan = Loan {
-            slot: self,
-            _reader: PhantomData,
-        };
+        let _loan = Clear(&self.reader);
         f()
     }
 

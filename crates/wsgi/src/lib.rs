@@ -23,13 +23,15 @@ mod file_wrapper;
 mod input;
 mod interpreter;
 mod load;
+mod loan;
 mod report;
 mod response;
+mod sink;
 mod start_response;
 
 use std::path::PathBuf;
 
-use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, Service};
+use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, ResponseSink, Service};
 use ironhorse_log::ErrorLog;
 use ironhorse_wire::forwarded::{Policy, Resolved};
 use pyo3::prelude::*;
@@ -41,6 +43,7 @@ pub use interpreter::init_python;
 use client_error::ClientFault;
 use environ::EnvironBuilder;
 use input::{BodySlot, WsgiInput};
+use sink::SinkSlot;
 use start_response::StartResponse;
 
 /// How to find, start and present the application.
@@ -153,6 +156,18 @@ impl WsgiApp {
         body: &mut dyn BodyReader,
         conn: &ConnInfo,
     ) -> Response {
+        self.handle_with_sink(req, body, conn, None)
+    }
+
+    /// [`handle`](Self::handle), with a server's [`ResponseSink`] for `write()` to send
+    /// through while the application runs (see [`ironhorse_app::Request::sink`]).
+    pub fn handle_with_sink<R: RequestView + ?Sized>(
+        &self,
+        req: &R,
+        body: &mut dyn BodyReader,
+        conn: &ConnInfo,
+        sink: Option<&mut dyn ResponseSink>,
+    ) -> Response {
         if req.method() == "OPTIONS" && req.target() == "*" {
             return Response::text(200, "");
         }
@@ -178,21 +193,33 @@ impl WsgiApp {
         };
         let slot = BodySlot::new();
         let slot_for_input = slot.clone();
-        let response = slot.lend(body, || {
-            interpreter::attach(|py| {
-                let result = self.run(py, req, conn, &forwarded, slot_for_input);
-                match (result, slot.fault()) {
-                    (Ok(response), None) => response,
-                    (Ok(response), Some(fault)) => self.after_fault(req, conn, &fault, response),
-                    (Err(err), fault) => {
-                        match fault.or_else(|| ClientFault::from_exception(py, &err)) {
-                            Some(fault) => self.after_fault(req, conn, &fault, fault.response()),
-                            None => self.internal_error(py, &err),
+        let sink_slot = std::sync::Arc::new(SinkSlot::new());
+        let (response, by_server) = slot.lend(body, || {
+            sink_slot.lend(sink, || {
+                interpreter::attach(|py| {
+                    let result = self.run(py, req, conn, &forwarded, slot_for_input, &sink_slot);
+                    match (result, slot.fault()) {
+                        (Ok(response), None) => (response, false),
+                        (Ok(response), Some(fault)) => {
+                            let by_server = response.status >= 500;
+                            (self.after_fault(req, conn, &fault, response), by_server)
+                        }
+                        (Err(err), fault) => {
+                            match fault.or_else(|| ClientFault::from_exception(py, &err)) {
+                                Some(fault) => {
+                                    (self.after_fault(req, conn, &fault, fault.response()), true)
+                                }
+                                None => (self.internal_error(py, &err), true),
+                            }
                         }
                     }
-                }
+                })
             })
         });
+        if by_server && sink_slot.started() {
+            // The app's head is out already: the failure can only cut the response short.
+            return aborted();
+        }
         unknown_length_for_empty_head(req.method(), response)
     }
 
@@ -230,12 +257,13 @@ impl WsgiApp {
         conn: &ConnInfo,
         forwarded: &Resolved,
         slot: std::sync::Arc<BodySlot>,
+        sink: &std::sync::Arc<SinkSlot>,
     ) -> PyResult<Response> {
         let input = Bound::new(py, WsgiInput::new(slot))?;
         let environ = self
             .environ
             .build(py, req, conn, forwarded, input.as_any())?;
-        let start = Bound::new(py, StartResponse::new())?;
+        let start = Bound::new(py, StartResponse::new(sink.clone()))?;
         let result = self.app.bind(py).call1((environ, &start))?;
         response::respond(py, result, &start)
     }
@@ -272,6 +300,21 @@ fn peer_text(conn: &ConnInfo) -> String {
         .map_or_else(|| "unix socket".to_string(), |p| p.to_string())
 }
 
+/// A body that fails at once: the engine ends a response whose head already left (the
+/// client sees the connection close before the declared end, or without the last chunk).
+fn aborted() -> Response {
+    Response {
+        status: 500,
+        headers: Vec::new(),
+        body: Body::Stream {
+            chunks: Box::new(std::iter::once(Err(std::io::Error::other(
+                "the WSGI application failed after write()",
+            )))),
+            length: None,
+        },
+    }
+}
+
 /// Frameworks answer `HEAD` with an empty body; unless the app declared a length, the length
 /// a `GET` would have is unknown, and announcing `Content-Length: 0` would be false
 /// (RFC 9110 §9.3.2). An empty stream of unknown length makes the engine send no length.
@@ -290,7 +333,16 @@ fn unknown_length_for_empty_head(method: &str, response: Response) -> Response {
 
 impl Service for WsgiApp {
     fn call(&self, req: Request<'_>) -> Response {
-        self.handle(req.head, req.body, req.conn)
+        match req.body_length {
+            Some(length) => {
+                let known = environ::KnownLength {
+                    request: req.head,
+                    length,
+                };
+                self.handle_with_sink(&known, req.body, req.conn, req.sink)
+            }
+            None => self.handle_with_sink(req.head, req.body, req.conn, req.sink),
+        }
     }
 
     fn may_block(&self) -> bool {

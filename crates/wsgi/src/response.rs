@@ -25,6 +25,17 @@ pub(crate) fn respond(
     result: Bound<'_, PyAny>,
     start: &Bound<'_, StartResponse>,
 ) -> PyResult<Response> {
+    if head_sent(start) {
+        let iter = result.try_iter();
+        return match iter.and_then(|iter| continuation(&result, iter, start, VecDeque::new())) {
+            Ok(Outcome::Streaming(resp)) => Ok(resp),
+            Ok(Outcome::Done(resp)) => Ok(resp),
+            Err(e) => {
+                close(py, &result);
+                Err(e)
+            }
+        };
+    }
     // A plain list or tuple is already all in memory (and has no close()).
     if let Ok(list) = result.cast_exact::<PyList>() {
         return buffered(start, list.iter());
@@ -77,6 +88,9 @@ fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> 
     let mut pending: VecDeque<Vec<u8>> = take_written(start).into();
     while pending.is_empty() {
         let Some(item) = iter.next() else {
+            if head_sent(start) {
+                return continuation(result, iter, start, VecDeque::new());
+            }
             let data: Vec<u8> = take_written(start).concat();
             return Ok(Outcome::Done(finish_buffered(require_head(start)?, data)));
         };
@@ -85,18 +99,15 @@ fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> 
         if !chunk.is_empty() {
             pending.push_back(chunk);
         }
+        if head_sent(start) {
+            // The iterator called `write()`, which sent the head: the rest continues it.
+            return continuation(result, iter, start, pending);
+        }
     }
     let head = require_head(start)?;
     start.borrow_mut().headers_sent = true;
     let length = head.content_length;
-    let stream = ResponseStream {
-        pending,
-        live: Some(Live {
-            iter: iter.unbind(),
-            result: result.clone().unbind(),
-            start: start.clone().unbind(),
-        }),
-    };
+    let stream = ResponseStream::new(result, iter, start, pending);
     Ok(Outcome::Streaming(response(
         head,
         Body::Stream {
@@ -145,16 +156,35 @@ fn finish_buffered(head: Head, mut data: Vec<u8>) -> Response {
 }
 
 fn response(head: Head, body: Body) -> Response {
-    let mut headers = head.headers;
-    if let Some(reason) = head.reason {
-        // The engine sends it instead of the standard phrase (see `ironhorse_h1::HeaderList`).
-        headers.push((ironhorse_h1::REASON_FIELD.into(), reason.into_bytes()));
-    }
+    let (status, headers, _) = head.into_parts();
     Response {
-        status: head.status,
+        status,
         headers,
         body,
     }
+}
+
+/// After `write()` sent the head: the rest of the body, streamed from the result (and the
+/// chunks already pulled from it). The engine ignores this response's status and headers.
+fn continuation<'py>(
+    result: &Bound<'py, PyAny>,
+    iter: Bound<'py, PyIterator>,
+    start: &Bound<'py, StartResponse>,
+    pending: VecDeque<Vec<u8>>,
+) -> PyResult<Outcome> {
+    let stream = ResponseStream::new(result, iter, start, pending);
+    Ok(Outcome::Streaming(Response {
+        status: 200,
+        headers: Vec::new(),
+        body: Body::Stream {
+            chunks: Box::new(stream),
+            length: None,
+        },
+    }))
+}
+
+fn head_sent(start: &Bound<'_, StartResponse>) -> bool {
+    start.borrow().sink.started()
 }
 
 fn require_head(start: &Bound<'_, StartResponse>) -> PyResult<Head> {
@@ -196,6 +226,23 @@ pub(crate) struct ResponseStream {
 }
 
 impl ResponseStream {
+    /// The stream that owns `result` (and its `close()`), starting with `pending`.
+    fn new<'py>(
+        result: &Bound<'py, PyAny>,
+        iter: Bound<'py, PyIterator>,
+        start: &Bound<'py, StartResponse>,
+        pending: VecDeque<Vec<u8>>,
+    ) -> ResponseStream {
+        ResponseStream {
+            pending,
+            live: Some(Live {
+                iter: iter.unbind(),
+                result: result.clone().unbind(),
+                start: start.clone().unbind(),
+            }),
+        }
+    }
+
     /// Ends the Python side: `close()` once, references dropped with the GIL held.
     fn finish(&mut self, py: Python<'_>) {
         if let Some(live) = self.live.take() {

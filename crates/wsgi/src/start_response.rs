@@ -5,11 +5,15 @@
 //! invalid ever reaches the wire).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ironhorse_app::HeaderList;
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
+
+use crate::client_error::ClientFault;
+use crate::sink::SinkSlot;
 
 /// What `start_response` declared.
 pub(crate) struct Head {
@@ -21,6 +25,19 @@ pub(crate) struct Head {
     pub(crate) content_length: Option<u64>,
 }
 
+impl Head {
+    /// Status, headers for the engine (the app's reason phrase as the engine's pseudo-field)
+    /// and the declared length.
+    pub(crate) fn into_parts(self) -> (u16, HeaderList, Option<u64>) {
+        let mut headers = self.headers;
+        if let Some(reason) = self.reason {
+            // The engine sends it instead of the standard phrase (see `ironhorse_h1::HeaderList`).
+            headers.push((ironhorse_h1::REASON_FIELD.into(), reason.into_bytes()));
+        }
+        (self.status, headers, self.content_length)
+    }
+}
+
 /// The `start_response` callable; one per request.
 #[pyclass(module = "ironhorse", name = "StartResponse")]
 pub(crate) struct StartResponse {
@@ -29,17 +46,20 @@ pub(crate) struct StartResponse {
     started: bool,
     /// Set once the first non-empty body chunk exists; `exc_info` then re-raises.
     pub(crate) headers_sent: bool,
-    /// Data from `write()` not yet handed on, in order.
+    /// Data from `write()` not yet handed on, in order (only while no sink is on loan).
     pub(crate) written: Vec<Vec<u8>>,
+    /// Where `write()` sends at once while the application call runs.
+    pub(crate) sink: Arc<SinkSlot>,
 }
 
 impl StartResponse {
-    pub(crate) fn new() -> StartResponse {
+    pub(crate) fn new(sink: Arc<SinkSlot>) -> StartResponse {
         StartResponse {
             head: None,
             started: false,
             headers_sent: false,
             written: Vec::new(),
+            sink,
         }
     }
 }
@@ -74,18 +94,37 @@ impl StartResponse {
         slf.getattr("write")
     }
 
-    /// The legacy `write(data)` callable: data goes out, in order, before what the
-    /// iterable yields afterwards.
-    fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// The legacy `write(data)` callable (PEP 3333): while the application call runs, the
+    /// data (after the head, the first time) is sent or queued in the server's bounded room
+    /// before this returns, blocking while that room is full; a client that went away
+    /// raises `ironhorse.ClientDisconnected`. Called from a response iterator, the data goes
+    /// out before what the iterator yields next.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         if !self.started {
             return Err(PyAssertionError::new_err("write() before start_response()"));
         }
         let data = body_bytes(data)?;
-        if !data.is_empty() {
-            self.headers_sent = true;
-            self.written.push(data);
+        if data.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.headers_sent = true;
+        if !self.sink.is_lent() {
+            self.written.push(data);
+            return Ok(());
+        }
+        let head = match self.sink.started() {
+            true => None,
+            false => self.head.take().map(Head::into_parts),
+        };
+        let sink = self.sink.clone();
+        py.detach(move || sink.send(head, data))
+            .map_err(|e| match ClientFault::from_io(&e) {
+                Some(ClientFault::Gone { .. }) => ClientFault::Gone {
+                    why: "while the response was sent".into(),
+                }
+                .exception(py),
+                _ => PyErr::from(e),
+            })
     }
 }
 

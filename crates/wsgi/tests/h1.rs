@@ -33,6 +33,8 @@ fn call(app: &dyn Service, raw: &[u8]) -> Collected {
         head: &head,
         body: &mut ConnBody(&mut conn),
         conn: &info,
+        sink: None,
+        body_length: None,
     });
     collect(resp)
 }

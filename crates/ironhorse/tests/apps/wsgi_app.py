@@ -123,7 +123,55 @@ def write_callable(environ, start_response):
     return [b"returned"]
 
 
+def _wait_for_gate(gate):
+    """Waits until the file `gate` exists (a minute at most): the test opens it."""
+    deadline = time.monotonic() + 60
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def write_stream(environ, start_response):
+    """write() streaming (PEP 3333): `first\n` is written, then the app waits for the gate
+    (a file the test creates once it received `first\n`), writes `big` bytes of `x` in one
+    call and `more` blocks of 64 KiB, then `last\n`, and returns `[b"tail\n"]`. With
+    `length`, the exact Content-Length is declared. `record` gets how the writes ended."""
+    q = _query(environ)
+    big, more = int(q.get("big", "0")), int(q.get("more", "0"))
+    headers = [("Content-Type", "text/plain")]
+    if "length" in q:
+        headers.append(("Content-Length", str(len(b"first\nlast\ntail\n") + big + more * 65536)))
+    write = start_response("200 OK", headers)
+    outcome = "ok"
+    try:
+        write(b"first\n")
+        _wait_for_gate(q.get("gate"))
+        if big:
+            write(b"x" * big)
+        for _ in range(more):
+            write(b"y" * 65536)
+        write(b"last\n")
+    except BaseException as e:
+        outcome = type(e).__name__
+        raise
+    finally:
+        if "record" in q:
+            with open(q["record"], "a") as f:
+                f.write(outcome + "\n")
+    return [b"tail\n"]
+
+
+def record_call(environ, start_response):
+    """Appends a line to the file `file` (the test reads whether the app ran), without
+    reading the body."""
+    with open(_query(environ)["file"], "a") as f:
+        f.write("called\n")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"called"]
+
+
 ROUTES = {
+    "/record": record_call,
+    "/write-stream": write_stream,
     "/environ": environ_view,
     "/upload": upload,
     "/stream": stream,

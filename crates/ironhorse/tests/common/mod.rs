@@ -6,6 +6,7 @@ pub mod client;
 pub mod load;
 pub mod nginx;
 pub mod python;
+pub mod slow;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -12,9 +12,11 @@
 //! socket, lets the session fill and drain the queues, sends its output).
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, Service};
+use ironhorse_app::{
+    Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, ResponseSink, Service,
+};
 
 use super::queues::{BodyChunk, Queues};
 use super::timeout::TimerState;
@@ -74,12 +76,14 @@ impl Exchange {
         info: ConnInfo,
         waker: Waker,
         timer: Option<Arc<TimerState>>,
+        body_length: Option<u64>,
     ) -> (Exchange, Job) {
         let queues = Queues::new();
         let app_side = queues.clone();
         let job: Job = Box::new(move |host: &mut dyn JobHost| {
             let _running = timer.as_ref().map(|t| t.running(host));
             let _done = JobDone(app_side.clone(), waker.clone());
+            let host = Host(Mutex::new(host));
             let body = ChannelBody {
                 queues: app_side.clone(),
                 waker: waker.clone(),
@@ -87,9 +91,15 @@ impl Exchange {
                 current: Vec::new(),
                 pos: 0,
                 done: false,
-                host,
+                host: &host,
             };
-            run(&*service, &head, &info, body, &app_side, &waker)
+            let sink = Sink {
+                queues: &app_side,
+                waker: &waker,
+                host: &host,
+                started: false,
+            };
+            run(&*service, (&head, body_length), &info, body, sink)
         });
         let exchange = Exchange {
             queues,
@@ -170,30 +180,35 @@ impl Exchange {
 /// The job: the application call and its response stream, sent to the session.
 fn run(
     service: &dyn Service,
-    head: &RequestHead,
+    (head, body_length): (&RequestHead, Option<u64>),
     info: &ConnInfo,
-    mut body: ChannelBody<'_>,
-    queues: &Queues<Reply>,
-    waker: &Waker,
+    mut body: ChannelBody<'_, '_>,
+    mut sink: Sink<'_, '_>,
 ) {
     let response = service.call(Request {
         head,
         body: &mut body,
         conn: info,
+        sink: Some(&mut sink),
+        body_length,
     });
     // The application can no longer read its body: what still arrives is discarded.
-    queues.drop_body();
-    let host = body.host;
-    let mut send = |reply: Reply, piece: Piece| -> bool {
-        let delivered = send_reply(queues, reply, host);
-        if piece == Piece::Last {
-            wake_when_idle(waker);
-            return delivered;
-        }
-        waker();
-        delivered && (piece == Piece::Part || !matches!(host.pump(false), Some(Err(_))))
-    };
+    sink.queues.drop_body();
+    let started = sink.started;
+    let mut send = |reply: Reply, piece: Piece| sink.send(reply, piece);
     let (status, headers, body) = (response.status, response.headers, response.body);
+    if started {
+        // The head left through the sink: what the application returned continues the body.
+        let rest = match body {
+            Body::Bytes(bytes) => Body::Stream {
+                chunks: Box::new(std::iter::once(Ok(bytes))),
+                length: None,
+            },
+            other => other,
+        };
+        send_streamed(rest, &mut send);
+        return;
+    }
     let len = body.len_hint();
     let body = match body {
         Body::Empty => Vec::new(),
@@ -283,41 +298,108 @@ enum Piece {
     Last,
 }
 
-/// Queues `reply`: waiting on a thread of its own, pumping the connection inline until the
-/// session makes room. `false`: the session is gone.
-fn send_reply(queues: &Queues<Reply>, mut reply: Reply, host: &mut dyn JobHost) -> bool {
-    loop {
-        match queues.push_reply(reply) {
-            Ok(()) => return true,
-            Err(None) => return false,
-            Err(Some(back)) => {
-                reply = back;
-                match host.pump(false) {
-                    None => queues.wait_for_room(),
-                    Some(Ok(())) => {}
-                    Some(Err(_)) => return false,
+/// The job's host, shared by the body reader and the response sink (both may pump the
+/// connection, one at a time: they run on the application's one thread).
+struct Host<'h>(Mutex<&'h mut dyn JobHost>);
+
+impl Host<'_> {
+    fn pump(&self, want_input: bool) -> Option<io::Result<()>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pump(want_input)
+    }
+}
+
+/// The response pieces' way to the session, lent to the application as its
+/// [`ResponseSink`] (WSGI `write()`) and used for what it returns.
+struct Sink<'q, 'h> {
+    queues: &'q Queues<Reply>,
+    waker: &'q Waker,
+    host: &'q Host<'h>,
+    /// The head left through the sink while the application ran.
+    started: bool,
+}
+
+impl Sink<'_, '_> {
+    /// Queues one piece and wakes the session as `piece` says. `false`: the session is gone.
+    fn send(&mut self, reply: Reply, piece: Piece) -> bool {
+        let delivered = self.push(reply);
+        if piece == Piece::Last {
+            wake_when_idle(self.waker);
+            return delivered;
+        }
+        (self.waker)();
+        delivered && (piece == Piece::Part || !matches!(self.host.pump(false), Some(Err(_))))
+    }
+
+    /// Queues `reply`: waiting on a thread of its own, pumping the connection inline until
+    /// the session makes room. `false`: the session is gone.
+    fn push(&mut self, mut reply: Reply) -> bool {
+        loop {
+            match self.queues.push_reply(reply) {
+                Ok(()) => return true,
+                Err(None) => return false,
+                Err(Some(back)) => {
+                    reply = back;
+                    match self.host.pump(false) {
+                        None => self.queues.wait_for_room(),
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => return false,
+                    }
                 }
             }
         }
     }
 }
 
+impl ResponseSink for Sink<'_, '_> {
+    fn send_head(&mut self, status: u16, headers: HeaderList, len: Option<u64>) -> io::Result<()> {
+        if self.started {
+            return Err(io::Error::other("the response head was sent already"));
+        }
+        self.started = true;
+        let head = Reply::Head {
+            status,
+            headers,
+            len,
+        };
+        // The head waits for the first body bytes: one packet.
+        self.send(head, Piece::Part).then_some(()).ok_or_else(gone)
+    }
+
+    fn send_body(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        if !self.started {
+            return Err(io::Error::other("body bytes before the response head"));
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.send(Reply::Bytes(bytes), Piece::Now)
+            .then_some(())
+            .ok_or_else(gone)
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "client went away")
+}
+
 /// The application's view of the body: chunks from the session, waiting for them.
-struct ChannelBody<'h> {
+struct ChannelBody<'q, 'h> {
     queues: Queues<Reply>,
     waker: Waker,
     asked: bool,
     current: Vec<u8>,
     pos: usize,
     done: bool,
-    host: &'h mut dyn JobHost,
+    host: &'q Host<'h>,
 }
 
-impl ChannelBody<'_> {
+impl ChannelBody<'_, '_> {
     /// The next chunk from the session: blocking on a thread of its own, pumping the
     /// connection inline until the session delivers one.
     fn next_chunk(&mut self) -> io::Result<BodyChunk> {
-        let gone = || io::Error::new(io::ErrorKind::ConnectionAborted, "client went away");
         loop {
             match self.queues.try_pop_body() {
                 Ok(Some(chunk)) => return Ok(chunk),
@@ -332,7 +414,7 @@ impl ChannelBody<'_> {
     }
 }
 
-impl Read for ChannelBody<'_> {
+impl Read for ChannelBody<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.asked {
             self.asked = true;

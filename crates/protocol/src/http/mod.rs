@@ -10,10 +10,12 @@
 
 mod body;
 mod body_deadline;
+mod buffering;
 mod exchange;
 mod nonblocking;
 mod protocol;
 mod queues;
+mod readiness;
 mod record;
 mod timeout;
 mod upgrade;
@@ -33,6 +35,7 @@ use ironhorse_wire::forwarded::Policy;
 
 use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
+use self::buffering::Prefilled;
 use self::exchange::{BodyDemand, Exchange, Reply};
 use self::record::Recorder;
 use self::timeout::RequestTimer;
@@ -53,6 +56,9 @@ enum Busy {
     Idle,
     /// A streaming body from an inline call.
     Streaming(ChunkStream),
+    /// A blocking request whose body is read whole before its job starts (see
+    /// [`buffering`]).
+    Buffering(Box<buffering::Buffered>),
     /// A request running as a job (see [`exchange`]).
     Offloaded {
         exchange: Exchange,
@@ -104,6 +110,15 @@ struct HttpSession {
 }
 
 impl HttpSession {
+    /// The header timeout runs from the first byte of a head, wherever it was received
+    /// (a pool's watcher feeds a trickling head without calling `advance`).
+    fn note_head_start(&mut self) {
+        if matches!(self.busy, Busy::Idle) && self.conn.is_mid_head() && self.head_started.is_none()
+        {
+            self.head_started = Some(Instant::now());
+        }
+    }
+
     /// Queues a file body: small files inline, large ones as a sendfile region.
     fn queue_file(&mut self, region: FileRegion, out: &mut Output) -> io::Result<()> {
         let len = self.conn.body_sent_externally(region.len);
@@ -131,6 +146,8 @@ impl HttpSession {
             head: &head,
             body: &mut BufferedBody(&mut self.conn),
             conn: &self.info,
+            sink: None,
+            body_length: None,
         });
         let len = response.body.len_hint();
         self.send_head(response.status, &response.headers, len, out);
@@ -152,8 +169,13 @@ impl HttpSession {
     }
 
     /// Starts a blocking service's job on the executor, with its deadline.
-    fn start_exchange(&mut self, head: RequestHead) {
-        let awaits_continue = head.expects_continue();
+    fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Vec<u8>>) {
+        // A buffered body's `100 Continue` went out when its reading began.
+        let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
+        let body_length = match &prefilled {
+            Prefilled::Whole(body) => Some(body.len() as u64),
+            _ => None,
+        };
         self.timer = self.request_timer(head.is_head());
         let (exchange, job) = Exchange::new(
             self.service.clone(),
@@ -161,7 +183,19 @@ impl HttpSession {
             self.info.clone(),
             self.waker.clone(),
             self.timer.as_ref().map(RequestTimer::state),
+            body_length,
         );
+        let mut exchange = exchange;
+        match prefilled {
+            Prefilled::None => {}
+            Prefilled::Start(body) => exchange.body_data(body),
+            Prefilled::Whole(body) => {
+                if !body.is_empty() {
+                    exchange.body_data(body);
+                }
+                exchange.body_end(None);
+            }
+        }
         self.busy = Busy::Offloaded {
             exchange,
             awaits_continue,
@@ -398,6 +432,7 @@ impl Session for HttpSession {
 
     fn receive(&mut self, data: &[u8]) {
         self.conn.feed(data);
+        self.note_head_start();
     }
 
     fn received(&mut self, n: usize) {
@@ -405,7 +440,26 @@ impl Session for HttpSession {
             self.conn.feed_eof();
         } else {
             self.conn.filled(n);
+            self.note_head_start();
+            if let Busy::Buffering(_) = self.busy {
+                self.last_progress = Instant::now();
+            }
         }
+    }
+
+    fn has_work(&self) -> bool {
+        let in_progress = match &self.busy {
+            Busy::Idle => false,
+            Busy::Buffering(b) => {
+                b.may_complete(self.conn.buffered().len())
+                    || Instant::now() >= self.last_progress + self.settings.body_timeout
+            }
+            _ => true,
+        };
+        in_progress
+            || self.conn.input_ended()
+            || self.conn.is_closed()
+            || readiness::head_ready(self.conn.buffered(), self.conn.limits())
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {
@@ -413,6 +467,7 @@ impl Session for HttpSession {
             let pending = match self.busy {
                 Busy::Idle => None,
                 Busy::Streaming(_) => self.pump_stream(out),
+                Busy::Buffering(_) => self.pump_buffering(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
                 Busy::NonBlocking { .. } => self.pump_nonblocking(out),
                 Busy::WsHandshake { .. } => self.pump_ws_handshake(out),
@@ -440,9 +495,7 @@ impl Session for HttpSession {
                 Ok(Some(head)) => head,
                 Ok(None) if self.conn.is_closed() => return Step::Close,
                 Ok(None) => {
-                    if self.conn.is_mid_head() && self.head_started.is_none() {
-                        self.head_started = Some(Instant::now());
-                    }
+                    self.note_head_start();
                     return Step::Read;
                 }
                 Err(error) => {
@@ -477,7 +530,14 @@ impl Session for HttpSession {
                 continue;
             }
             if self.service.may_block_for(&head) {
-                self.start_exchange(head);
+                if buffering::Buffered::wants(&head, self.settings.buffer_body) {
+                    if head.expects_continue() {
+                        self.conn.write_continue(out.bytes());
+                    }
+                    self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
+                } else {
+                    self.start_exchange(head, Prefilled::None);
+                }
                 continue;
             }
             let step = self.respond_inline(head, out);
@@ -500,6 +560,9 @@ impl Session for HttpSession {
             (Busy::NonBlocking { .. }, _) if self.conn.body_done() => return None,
             (Busy::WsHandshake { .. }, _) => return None,
             (Busy::NonBlocking { .. }, _) => self.last_progress + self.settings.body_timeout,
+            (Busy::Buffering(_), _) => {
+                self.last_progress + self.settings.body_timeout + body_deadline::GRACE
+            }
             (_, Some(started)) => started + self.settings.header_timeout,
             _ => self.last_progress + self.settings.keepalive_timeout,
         })

@@ -36,6 +36,10 @@ pub struct HttpSettings {
     /// Largest WebSocket message (and frame), after decompression (`--ws-max-message-size`;
     /// beyond: close 1009).
     pub ws_max_message_size: usize,
+    /// Request bodies up to this many bytes are read whole before a blocking application
+    /// is called (`--buffer-request-body`, whose default the binary sets); 0: off (the
+    /// default here: the body streams to the application as it arrives).
+    pub buffer_body: u64,
 }
 
 impl HttpSettings {
@@ -60,6 +64,7 @@ impl Default for HttpSettings {
             request_timeout: None,
             exit_when_stuck: false,
             ws_max_message_size: 16 << 20,
+            buffer_body: 0,
         }
     }
 }

@@ -1,0 +1,195 @@
+//! Reading a request body whole before a blocking application is called
+//! (`--buffer-request-body`, uWSGI's `post-buffering`): the application's thread or worker
+//! is taken only when the request is complete, a chunked body reaches it de-chunked with
+//! its real length, and a body whose framing is broken is answered `400` by the engine
+//! without the application ever running.
+//!
+//! Bodies are held in memory, up to the configured size; one that turns out longer (a
+//! chunked one) goes on to the application as it arrives, starting with what was read.
+
+use ironhorse_h1::{BodyFraming, BodyRead, Error, RequestHead, ServerConn};
+
+use std::time::Instant;
+
+use super::{Busy, HttpSession};
+use crate::hooks::Level;
+use crate::output::Output;
+use crate::session::Step;
+
+/// Bytes read from the engine per step.
+const STEP: usize = 16 * 1024;
+
+/// A body being read ahead of its request's application call.
+pub(super) struct Buffered {
+    pub head: RequestHead,
+    pub body: Vec<u8>,
+    /// The declared length (none: chunked).
+    declared: Option<u64>,
+}
+
+/// What reading more of the body gave.
+pub(super) enum Progress {
+    /// The body needs more input.
+    NeedMore,
+    /// The body is complete: call the application with it.
+    Complete,
+    /// The body is longer than the buffer allows: stream it (starting with what was read).
+    TooLong,
+    /// The body's framing is broken (the engine's error, answered before any call).
+    Failed(Error),
+}
+
+impl Buffered {
+    /// Whether `head`'s body is one to read ahead: one that `limit` bytes may hold (a
+    /// chunked body is tried: its length shows only as it arrives).
+    pub fn wants(head: &RequestHead, limit: u64) -> bool {
+        match head.body_framing() {
+            BodyFraming::Length(n) => n > 0 && n <= limit,
+            BodyFraming::Chunked => limit > 0,
+            BodyFraming::None => false,
+        }
+    }
+
+    /// A buffer for `head`'s body.
+    pub fn new(head: RequestHead) -> Buffered {
+        let declared = match head.body_framing() {
+            BodyFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        Buffered {
+            head,
+            body: Vec::new(),
+            declared,
+        }
+    }
+
+    /// Reads what the engine has of the body.
+    pub fn read(&mut self, conn: &mut ServerConn, limit: u64) -> Progress {
+        loop {
+            if self.body.len() as u64 > limit {
+                return Progress::TooLong;
+            }
+            let start = self.body.len();
+            // No more than what is there (a slow upload brings a byte at a time).
+            let step = conn.buffered().len().clamp(1, STEP);
+            self.body.resize(start + step, 0);
+            let read = conn.read_body(&mut self.body[start..]);
+            let got = match &read {
+                Ok(BodyRead::Data(n)) => *n,
+                _ => 0,
+            };
+            self.body.truncate(start + got);
+            match read {
+                Ok(BodyRead::Data(_)) => {}
+                Ok(BodyRead::NeedMore) => return Progress::NeedMore,
+                Ok(BodyRead::End) => return Progress::Complete,
+                Err(e) => return Progress::Failed(e),
+            }
+        }
+    }
+
+    /// Whether the input buffered in the engine (`buffered` bytes) may complete the body:
+    /// for a declared length, exactly when enough bytes are there; for a chunked body, any
+    /// input might.
+    pub fn may_complete(&self, buffered: usize) -> bool {
+        match self.declared {
+            Some(n) => buffered as u64 >= n.saturating_sub(self.body.len() as u64),
+            None => buffered > 0,
+        }
+    }
+}
+
+/// Body bytes read before a job starts (see [`buffering`]).
+pub(super) enum Prefilled<B = ()> {
+    None,
+    /// The start of a body too long to hold: the rest follows from the connection.
+    Start(B),
+    /// The whole body.
+    Whole(B),
+}
+
+impl Prefilled {
+    pub fn with(self, body: Vec<u8>) -> Prefilled<Vec<u8>> {
+        match self {
+            Prefilled::None => Prefilled::None,
+            Prefilled::Start(()) => Prefilled::Start(body),
+            Prefilled::Whole(()) => Prefilled::Whole(body),
+        }
+    }
+}
+
+impl HttpSession {
+    /// Reads a body ahead of its application call; once it is whole (or too long to hold),
+    /// starts the job with it. Broken framing is answered here: the application never runs.
+    pub(super) fn pump_buffering(&mut self, out: &mut Output) -> Option<Step> {
+        let Busy::Buffering(buffered) = &mut self.busy else {
+            return None;
+        };
+        let before = buffered.body.len();
+        let progress = buffered.read(&mut self.conn, self.settings.buffer_body);
+        if buffered.body.len() > before {
+            self.last_progress = Instant::now();
+        }
+        let mut timed_out = false;
+        let prefilled = match progress {
+            Progress::NeedMore => {
+                let (last, timeout) = (self.last_progress, self.settings.body_timeout);
+                if !self.body_deadline.expired(last, timeout, &self.waker) {
+                    return Some(Step::Read);
+                }
+                // The body stalled: the application gets what came and a timeout, and
+                // answers 408 as for a streamed body.
+                timed_out = true;
+                Prefilled::Start(())
+            }
+            Progress::Failed(error) => {
+                if let Busy::Buffering(b) = std::mem::replace(&mut self.busy, Busy::Idle) {
+                    self.log_body_error(&b.head, &error);
+                }
+                self.recorder.head(error.status(), &Vec::new());
+                self.recorder.end();
+                self.conn.write_error(&error, out.bytes());
+                return Some(Step::Close);
+            }
+            Progress::Complete => Prefilled::Whole(()),
+            Progress::TooLong => Prefilled::Start(()),
+        };
+        let Busy::Buffering(buffered) = std::mem::replace(&mut self.busy, Busy::Idle) else {
+            return None;
+        };
+        let Buffered { head, body, .. } = *buffered;
+        self.start_exchange(head, prefilled.with(body));
+        if let (true, Busy::Offloaded { exchange, .. }) = (timed_out, &mut self.busy) {
+            exchange.body_timed_out();
+            self.conn.give_up_body();
+        }
+        self.pump_exchange(out)
+    }
+
+    /// One info line for a body the client broke while it was buffered (as the WSGI bridge
+    /// logs one the application met): the client's doing, no traceback.
+    fn log_body_error(&self, head: &RequestHead, error: &ironhorse_h1::Error) {
+        let peer = self
+            .info
+            .peer
+            .map_or_else(|| "unix socket".to_string(), |p| p.to_string());
+        let what = match error {
+            ironhorse_h1::Error::Incomplete => {
+                "client went away mid-body (connection closed); closed".to_string()
+            }
+            other => format!(
+                "malformed request body ({}); answered {} and closed",
+                other.message(),
+                other.status()
+            ),
+        };
+        self.link.hooks.log(
+            Level::Info,
+            format_args!(
+                "client error from {peer} on {} {}: {what}",
+                head.method(),
+                head.path()
+            ),
+        );
+    }
+}
