@@ -1,78 +1,33 @@
 //! Coroutines: a tokio runtime (`threads` worker threads; one means a current-thread
 //! runtime on this thread), one task per connection over the same sans-IO sessions.
 
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, Semaphore};
 
 use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
-use crate::listener::Listener;
+use crate::listener::{accept_on, Listener};
 use ironhorse_app::ConnInfo;
 use ironhorse_protocol::hooks::Hooks;
 use ironhorse_protocol::output::{Drained, Output};
 use ironhorse_protocol::session::{Link, Protocol, Session, Step, Waker};
+use ironhorse_sys::reactor::register_socket;
+use socket2::Socket;
 
-enum Conn {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl Conn {
-    async fn ready(&self, interest: Interest) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.ready(interest).await.map(|_| ()),
-            Conn::Unix(s) => s.ready(interest).await.map(|_| ()),
-        }
-    }
-
-    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        match self {
-            Conn::Tcp(s) => s.try_io(interest, f),
-            Conn::Unix(s) => s.try_io(interest, f),
-        }
-    }
-
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.try_read(buf),
-            Conn::Unix(s) => s.try_read(buf),
-        }
-    }
-}
-
-/// Gives `Output` a `Write` over a tokio socket; used inside `try_io`, so `WouldBlock`
-/// clears tokio's readiness and the task waits for the next writable edge.
-struct TryWriter<'a>(&'a Conn);
-
-impl io::Write for TryWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0 {
-            Conn::Tcp(s) => s.try_write(buf),
-            Conn::Unix(s) => s.try_write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsFd for TryWriter<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self.0 {
-            Conn::Tcp(s) => s.as_fd(),
-            Conn::Unix(s) => s.as_fd(),
-        }
-    }
-}
+/// A connection under tokio: the runtime's one socket type, TCP or Unix alike, registered
+/// with the reactor by descriptor.
+type Conn = AsyncFd<Socket>;
 
 thread_local! {
-    /// The read buffer shared by the connections this runtime thread serves.
+    /// The read buffer shared by the connections this runtime thread serves. A cache of
+    /// memory, not state: nothing in it outlives one read, and tasks move between runtime
+    /// threads, so a buffer per thread (no lock, none per idle connection) is the right
+    /// owner; passing one down would mean a buffer per task or a lock per read.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
 }
 
@@ -157,30 +112,19 @@ async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
         permits,
         live,
     } = shared;
-    enum Tokio {
-        Tcp(tokio::net::TcpListener),
-        Unix(tokio::net::UnixListener),
-    }
-    let listener = match listener {
-        Listener::Tcp(l) => Tokio::Tcp(tokio::net::TcpListener::from_std(l)?),
-        Listener::Unix(l, _) => Tokio::Unix(tokio::net::UnixListener::from_std(l)?),
-    };
+    let listener = register_socket(listener.into_socket())?;
     loop {
         let permit = permits
             .clone()
             .acquire_owned()
             .await
             .map_err(io::Error::other)?;
-        let accepted = match &listener {
-            Tokio::Tcp(l) => l.accept().await.map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                let local = s.local_addr().ok();
-                (Conn::Tcp(s), connection::tcp_info(peer, local))
-            }),
-            Tokio::Unix(l) => l
-                .accept()
-                .await
-                .map(|(s, _)| (Conn::Unix(s), ConnInfo::unix())),
+        let accepted = loop {
+            let mut ready = listener.readable().await?;
+            if let Ok(accepted) = ready.try_io(|l| accept_on(l.get_ref(), false)) {
+                break accepted
+                    .and_then(|(stream, info)| Ok((register_socket(stream.into_socket())?, info)));
+            }
         };
         match accepted {
             Ok((conn, info)) => {
@@ -254,17 +198,15 @@ async fn serve_connection(
 
 async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
     while !out.is_empty() {
-        conn.ready(Interest::WRITABLE).await?;
-        let result = conn.try_io(Interest::WRITABLE, || {
-            match out.drain_into(&mut TryWriter(conn))? {
-                Drained::All => Ok(()),
-                Drained::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
-            }
+        let mut ready = conn.writable().await?;
+        // Inside `try_io`, `WouldBlock` clears tokio's readiness and the loop waits for the
+        // next writable edge.
+        let drained = ready.try_io(|conn| match out.drain_into(&mut conn.get_ref())? {
+            Drained::All => Ok(()),
+            Drained::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
         });
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        if let Ok(result) = drained {
+            return result;
         }
     }
     Ok(())
@@ -272,16 +214,17 @@ async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
 
 /// Closes without losing the response ([`Linger`]).
 async fn close(conn: &Conn) {
-    let mut linger = Linger::start(&TryWriter(conn));
+    let mut linger = Linger::start(conn.get_ref());
     loop {
         let until = linger.until().into();
-        if tokio::time::timeout_at(until, conn.ready(Interest::READABLE))
-            .await
-            .is_err()
-            || !linger.discard(|buf| conn.try_read(buf))
-        {
+        let Ok(Ok(mut ready)) = tokio::time::timeout_at(until, conn.readable()).await else {
+            return;
+        };
+        if !linger.discard(|buf| conn.get_ref().read(buf)) {
             return;
         }
+        // It would block: wait for the next readable edge.
+        ready.clear_ready();
     }
 }
 
@@ -294,29 +237,30 @@ async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
         }
         let deadline = session.read_deadline();
         let wait = deadline.map_or(STOP_CHECK, |d| (d - now).min(STOP_CHECK));
-        if tokio::time::timeout(wait, conn.ready(Interest::READABLE))
-            .await
-            .is_err()
-        {
-            // Idle for a while: keep no buffers meanwhile.
-            session.release_idle_memory();
-            continue;
-        }
-        // Read into this thread's shared buffer: idle connections own none.
-        let read = SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let n = conn.try_read(&mut scratch)?;
-            if n == 0 {
-                session.received(0);
-            } else {
-                session.receive(&scratch[..n]);
+        let mut ready = match tokio::time::timeout(wait, conn.readable()).await {
+            Ok(ready) => ready?,
+            Err(_) => {
+                // Idle for a while: keep no buffers meanwhile.
+                session.release_idle_memory();
+                continue;
             }
-            Ok::<(), io::Error>(())
+        };
+        // Read into this thread's shared buffer: idle connections own none.
+        let read = ready.try_io(|conn| {
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = conn.get_ref().read(&mut scratch)?;
+                if n == 0 {
+                    session.received(0);
+                } else {
+                    session.receive(&scratch[..n]);
+                }
+                Ok(())
+            })
         });
         match read {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Ok(result) => return result,
+            Err(_would_block) => {}
         }
     }
 }
