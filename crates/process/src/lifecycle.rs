@@ -27,7 +27,7 @@ pub(crate) fn enroll(pipe: OwnedFd, max_requests: u64) {
 }
 
 /// Tells the master this worker's serving loop is alive. Cheap enough for every loop turn:
-/// it writes at most every [`BEAT_EVERY_MS`].
+/// it writes at most every `BEAT_EVERY_MS` (500 ms).
 pub fn beat() {
     let Some(_) = BEAT_PIPE.get() else { return };
     let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
