@@ -138,25 +138,6 @@ pub struct Supervision {
     pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
-impl Default for Supervision {
-    fn default() -> Self {
-        Supervision {
-            timeout: Duration::from_secs(30),
-            max_requests: 0,
-            max_requests_jitter: 0,
-            max_worker_memory: None,
-            pidfile: None,
-            reload: None,
-            reopen_logs: None,
-            name: "ih".into(),
-            model: "",
-            per_worker_sockets: None,
-            control_socket: None,
-            reload_trigger: None,
-        }
-    }
-}
-
 impl Supervision {
     /// The request budget of the next worker, jitter applied.
     fn max_requests_for_next_worker(&self) -> u64 {
