@@ -267,6 +267,7 @@ mod tests {
             waker: Arc::new(|| {}),
             executor: None,
             hooks: Arc::new(Detached),
+            batch: None,
         }
     }
 

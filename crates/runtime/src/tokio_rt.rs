@@ -14,6 +14,7 @@ use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::{accept_on, Listener};
 use ironhorse_app::ConnInfo;
 use ironhorse_protocol::hooks::Hooks;
+use ironhorse_protocol::offload_pool::Batch;
 use ironhorse_protocol::output::{Drained, Output};
 use ironhorse_protocol::session::{Link, Protocol, Session, Step, Waker};
 use ironhorse_sys::reactor::register_socket;
@@ -41,26 +42,28 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     // Requests for the application threads leave in batches: held while tasks run, handed
     // over when a runtime thread runs out of work.
-    use ironhorse_protocol::offload_pool::{hold_on_this_thread, release_held};
+    let batch = Arc::new(Batch::default());
+    let flush = {
+        let batch = batch.clone();
+        move || batch.flush()
+    };
     let runtime = if config.threads <= 1 {
-        hold_on_this_thread();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_park(release_held)
+            .on_thread_park(flush)
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads)
             .thread_name("ih-tokio")
             .enable_all()
-            .on_thread_start(hold_on_this_thread)
-            .on_thread_park(release_held)
+            .on_thread_park(flush)
             .build()?
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, batch))
 }
 
-async fn serve(config: DriverConfig) -> io::Result<()> {
+async fn serve(config: DriverConfig, batch: Arc<Batch>) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let live = Arc::new(Live {
         count: AtomicUsize::new(0),
@@ -69,6 +72,7 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
     let shared = Shared {
         protocol: config.protocol.clone(),
         hooks: config.hooks.clone(),
+        batch,
         permits,
         live: live.clone(),
     };
@@ -100,21 +104,18 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
 struct Shared {
     protocol: Arc<dyn Protocol>,
     hooks: Hooks,
+    /// Where the sessions' jobs for the application threads wait for a runtime thread to park.
+    batch: Arc<Batch>,
     /// One per connection allowed at once (`max_connections`).
     permits: Arc<Semaphore>,
     live: Arc<Live>,
 }
 
 async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
-    let Shared {
-        protocol,
-        hooks,
-        permits,
-        live,
-    } = shared;
     let listener = register_socket(listener.into_socket())?;
     loop {
-        let permit = permits
+        let permit = shared
+            .permits
             .clone()
             .acquire_owned()
             .await
@@ -128,18 +129,17 @@ async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
         };
         match accepted {
             Ok((conn, info)) => {
-                let (protocol, hooks) = (protocol.clone(), hooks.clone());
-                let live = live.clone();
-                live.count.fetch_add(1, Ordering::SeqCst);
+                let shared = shared.clone();
+                shared.live.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let _ = serve_connection(conn, info, &*protocol, hooks).await;
+                    let _ = serve_connection(conn, info, &shared).await;
                     drop(permit);
-                    if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        live.idle.notify_waiters();
+                    if shared.live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        shared.live.idle.notify_waiters();
                     }
                 });
             }
-            Err(e) => match accept_failed(&e, &*hooks) {
+            Err(e) => match accept_failed(&e, &*shared.hooks) {
                 AcceptFailure::Skip => {}
                 AcceptFailure::BackOff => tokio::time::sleep(STOP_CHECK).await,
                 AcceptFailure::Fatal => return Err(e),
@@ -148,24 +148,20 @@ async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
     }
 }
 
-async fn serve_connection(
-    conn: Conn,
-    info: ConnInfo,
-    protocol: &dyn Protocol,
-    hooks: Hooks,
-) -> io::Result<()> {
+async fn serve_connection(conn: Conn, info: ConnInfo, shared: &Shared) -> io::Result<()> {
     let mut out = Output::default();
     let notify = Arc::new(Notify::new());
     let waker: Waker = {
         let notify = notify.clone();
         Arc::new(move || notify.notify_one())
     };
-    let mut session = protocol.session(
+    let mut session = shared.protocol.session(
         info,
         Link {
             waker,
             executor: None,
-            hooks,
+            hooks: shared.hooks.clone(),
+            batch: Some(shared.batch.clone()),
         },
     );
     loop {

@@ -18,7 +18,6 @@ use ironhorse_app::{Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead
 
 use super::queues::{BodyChunk, Queues};
 use super::timeout::TimerState;
-use crate::offload_pool::wake_when_idle;
 use crate::session::{Job, JobHost, Waker};
 
 /// A piece of the response, from the application thread.
@@ -187,7 +186,7 @@ fn run(
     let mut send = |reply: Reply, piece: Piece| -> bool {
         let delivered = send_reply(queues, reply, host);
         if piece == Piece::Last {
-            wake_when_idle(waker);
+            host.wake_when_idle(waker);
             return delivered;
         }
         waker();
