@@ -220,3 +220,77 @@ fn work(queue: &Queue) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn held(batch: &Batch) -> usize {
+        batch.held.lock().unwrap().len()
+    }
+
+    /// A job that reports `n` when it runs.
+    fn report(tx: &mpsc::Sender<usize>, n: usize) -> Job {
+        let tx = tx.clone();
+        Box::new(move |_: &mut dyn JobHost| {
+            let _ = tx.send(n);
+        })
+    }
+
+    /// A pool of `threads`, a batch, a session's executor over both, and a channel for
+    /// [`report`].
+    fn batched_pool(
+        threads: usize,
+    ) -> (
+        Arc<Batch>,
+        Arc<dyn Executor>,
+        mpsc::Sender<usize>,
+        mpsc::Receiver<usize>,
+    ) {
+        let pool = Arc::new(OffloadPool::new(threads));
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        let (tx, rx) = mpsc::channel();
+        (batch, executor, tx, rx)
+    }
+
+    #[test]
+    fn a_batch_holds_jobs_until_the_driver_flushes_it_then_they_run_in_order() {
+        let (batch, executor, tx, rx) = batched_pool(1);
+        for n in 0..3 {
+            executor.execute(report(&tx, n));
+        }
+        assert_eq!(held(&batch), 3);
+        batch.flush();
+        assert_eq!(held(&batch), 0);
+        let ran: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        assert_eq!(ran, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_full_batch_leaves_without_waiting_for_the_flush() {
+        let (batch, executor, tx, rx) = batched_pool(2);
+        for n in 0..MAX_HELD - 1 {
+            executor.execute(report(&tx, n));
+        }
+        assert_eq!(held(&batch), MAX_HELD - 1);
+        executor.execute(report(&tx, MAX_HELD - 1));
+        assert_eq!(held(&batch), 0);
+        let mut ran: Vec<usize> = (0..MAX_HELD)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        ran.sort_unstable();
+        assert_eq!(ran, (0..MAX_HELD).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_pool_itself_hands_jobs_over_at_once() {
+        let pool = OffloadPool::new(1);
+        let (tx, rx) = mpsc::channel();
+        pool.execute(report(&tx, 7));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), 7);
+    }
+}
