@@ -46,14 +46,19 @@ pub struct Limits {
     pub max_drain: u64,
 }
 
+impl Limits {
+    /// The defaults, also the command line's (`ironhorse/src/settings.rs` takes them from here).
+    pub const DEFAULT: Limits = Limits {
+        max_request_line: 8190,
+        max_headers: 100,
+        max_header_size: 8190,
+        max_body: 1 << 30,
+        max_drain: 1 << 20,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_request_line: 8190,
-            max_headers: 100,
-            max_header_size: 8190,
-            max_body: 1 << 30,
-            max_drain: 1 << 20,
-        }
+        Limits::DEFAULT
     }
 }

@@ -1,4 +1,4 @@
-//! The access and error logs, from the settings; installed process-wide for the server.
+//! The access and error logs, from the settings.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ pub struct Logs {
 }
 
 impl Logs {
-    /// Opens the log files and makes the error log the server's.
+    /// Opens the log files.
     pub fn open(settings: &Settings) -> Result<Logs, SettingError> {
         let error_target = &settings.error_logfile;
         let error_sink = LogSink::open_error(error_target)
@@ -34,9 +34,12 @@ impl Logs {
                 Some(AccessLog::new(sink, format))
             }
         };
-        let logs = Logs { access, error };
-        ironhorse_process::set_logs(logs.error.clone(), logs.flusher());
-        Ok(logs)
+        Ok(Logs { access, error })
+    }
+
+    /// What the server's processes log to (the error log), and flush before exiting.
+    pub fn for_processes(&self) -> ironhorse_process::ProcessLogs {
+        ironhorse_process::ProcessLogs::new(self.error.clone(), self.flusher())
     }
 
     /// Flushes both logs (before exiting).

@@ -21,8 +21,9 @@ use crate::values::SettingError;
 pub enum OnChange {
     /// Tell the master through this pipe (the write end); it replaces the workers.
     Master(OwnedFd),
-    /// No master: re-exec this binary, handing it these sockets (`LISTEN_FDS`).
-    Reexec(Vec<Listener>),
+    /// No master: re-exec this binary, handing it these sockets (`LISTEN_FDS`), after
+    /// flushing these logs.
+    Reexec(Vec<Listener>, ironhorse_process::ProcessLogs),
 }
 
 /// Refuses `--reload` where it cannot work, in one line; otherwise asks Python not to
@@ -154,7 +155,7 @@ fn changed_file(path: &Path, on_change: &OnChange) {
             let line = &line.as_bytes()[..line.len().min(512)];
             let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), line);
         }
-        OnChange::Reexec(listeners) => reexec(path, listeners),
+        OnChange::Reexec(listeners, logs) => reexec(path, listeners, logs),
     }
 }
 
@@ -202,13 +203,13 @@ fn watched_paths(settings: &Settings) -> (Vec<(PathBuf, RecursiveMode)>, Vec<Pat
 
 /// Replaces this process with a fresh copy of the binary, same arguments, on the same
 /// sockets. Runs on the watcher's thread; `exec` ends every other thread.
-fn reexec(changed: &Path, listeners: &[Listener]) {
+fn reexec(changed: &Path, listeners: &[Listener], logs: &ironhorse_process::ProcessLogs) {
     eprintln!(
         "[ironhorse] [{}] [INFO] --reload: {} changed; restarting",
         std::process::id(),
         changed.display()
     );
-    ironhorse_process::flush_logs();
+    logs.flush();
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => return eprintln!("ironhorse: --reload: cannot find the binary: {e}"),
@@ -274,6 +275,7 @@ pub fn start(
     settings: &Settings,
     strategy: Processes,
     listeners: &[Listener],
+    logs: &ironhorse_process::ProcessLogs,
 ) -> Result<Option<Arc<OwnedFd>>, SettingError> {
     if !settings.reload {
         return Ok(None);
@@ -289,6 +291,6 @@ pub fn start(
         .map(Listener::try_clone)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SettingError(format!("--reload: cannot keep the sockets: {e}")))?;
-    watch(settings, OnChange::Reexec(clones))?;
+    watch(settings, OnChange::Reexec(clones, logs.clone()))?;
     Ok(None)
 }

@@ -1,12 +1,14 @@
 //! Every setting, declared once, typed: the [`Settings`] struct. Its clap declaration is the
 //! table from which the command line, the `IRONHORSE_*` environment variables, the config
 //! file's keys (see `values.rs`) and the reference in `docs/settings.md` are all generated;
-//! each default is written here and nowhere else.
+//! each default is written here and nowhere else (the HTTP parser's limits: here, taken
+//! from `ironhorse_h1::Limits::DEFAULT`, which its unit tests use too).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, CommandFactory, Parser};
+use ironhorse_h1::Limits;
 use ironhorse_log::Level;
 use ironhorse_process::model::Model;
 use ironhorse_wire::forwarded::{Headers, SchemeHeaders};
@@ -236,13 +238,13 @@ pub struct Settings {
     pub forwarded_headers: Headers,
     #[arg(long, value_name = "LIST", default_value = "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", value_parser = SchemeHeaders::parse, help = "gunicorn's secure_scheme_headers: HEADER=VALUE pairs, comma-separated, that tell wsgi.url_scheme when a trusted peer sends them: the header with that value means https, with any other value http; headers that disagree (or disagree with Forwarded's proto=) are answered 400. Empty: the scheme is never forwarded.")]
     pub secure_scheme_headers: SchemeHeaders,
-    #[arg(long, value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest request line (414 beyond).")]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_request_line as u64, value_parser = units::bytes, help = "Longest request line (414 beyond).")]
     pub limit_request_line: u64,
-    #[arg(long, value_name = "N", default_value = "100", value_parser = units::count, help = "Most header fields in a request (431 beyond).")]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_headers, value_parser = units::count, help = "Most header fields in a request (431 beyond).")]
     pub limit_request_fields: usize,
-    #[arg(long, alias = "limit-request-field_size", value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest header field (431 beyond).")]
+    #[arg(long, alias = "limit-request-field_size", value_name = "BYTES", default_value_t = Limits::DEFAULT.max_header_size as u64, value_parser = units::bytes, help = "Longest header field (431 beyond).")]
     pub limit_request_field_size: u64,
-    #[arg(long, value_name = "BYTES", default_value = "1073741824", value_parser = units::bytes, help = "Largest request body (413 beyond).")]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_body, value_parser = units::bytes, help = "Largest request body (413 beyond).")]
     pub limit_request_body: u64,
     // ---- ASGI (issue 10) ----
     #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI runs on event and async (one event-loop thread per process); the other models refuse it.")]

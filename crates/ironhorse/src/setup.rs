@@ -38,7 +38,8 @@ impl Server {
             error_log: Some(logs.error.clone()),
             serve_load_errors: settings.reload,
         };
-        let reload_trigger = crate::reload::start(settings, strategy, &listeners)?;
+        let reload_trigger =
+            crate::reload::start(settings, strategy, &listeners, &logs.for_processes())?;
         let app = app::build(settings, &shape)?;
         let mut supervision = supervision(settings, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
@@ -65,6 +66,7 @@ impl Server {
                 max_connections: settings.max_connections(strategy == Processes::ForkPerConnection),
                 graceful_timeout: settings.graceful_timeout,
                 supervision,
+                logs: logs.for_processes(),
             },
         })
     }
@@ -109,12 +111,13 @@ impl Server {
                 )
             })
             .collect();
+        let logs = self.plan.logs.clone();
         let code = ironhorse_process::run(self.strategy, self.plan, || {
             for line in announcement {
                 eprintln!("{line}");
             }
         });
-        ironhorse_process::flush_logs();
+        logs.flush();
         code
     }
 }

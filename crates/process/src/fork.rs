@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{log, ServerPlan};
+use super::ServerPlan;
 use ironhorse_runtime::{accept_loop_ticking, serve_connection, STOP_CHECK};
 use ironhorse_sys::process::{self, Forked, Pid};
 use ironhorse_sys::signals;
@@ -17,7 +17,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     };
     let max_children = plan.max_connections.max(1);
     let children: RefCell<HashSet<Pid>> = RefCell::new(HashSet::new());
-    let hooks = crate::hooks::process_hooks();
+    let hooks = crate::hooks::process_hooks(&plan.logs);
     let result = accept_loop_ticking(
         &plan.listeners,
         &*hooks,
@@ -32,7 +32,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
                 Ok(Forked::Child) => {
                     protocol.after_fork_child();
                     serve_connection(stream, info, &*protocol, &hooks);
-                    super::exit(0);
+                    plan.logs.exit(0);
                 }
                 Ok(Forked::Parent(pid)) => {
                     protocol.after_fork_parent();
@@ -40,14 +40,14 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
                 }
                 Err(e) => {
                     protocol.after_fork_parent();
-                    log(format_args!("fork failed: {e}"));
+                    plan.logs.info(format_args!("fork failed: {e}"));
                     std::thread::sleep(STOP_CHECK);
                 }
             }
         },
     );
     if let Err(e) = result {
-        log(format_args!("accept failed: {e}"));
+        plan.logs.info(format_args!("accept failed: {e}"));
     }
     let mut children = children.into_inner();
     // Stop: children finish their client (idle ones leave at once), bounded by the

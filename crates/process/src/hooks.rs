@@ -6,25 +6,29 @@ use std::sync::Arc;
 
 use ironhorse_protocol::hooks::{Hooks, Level, WorkerHooks};
 
+use crate::{lifecycle, ProcessLogs, EXIT_STUCK};
+
 /// The real worker: heartbeats and request counting for the master, the error log, exit.
-pub struct ProcessHooks;
+pub struct ProcessHooks {
+    logs: ProcessLogs,
+}
 
 impl WorkerHooks for ProcessHooks {
     fn beat(&self) {
-        crate::beat();
+        lifecycle::beat();
     }
     fn request_done(&self) {
-        crate::request_done();
+        lifecycle::request_done(&self.logs);
     }
     fn log(&self, level: Level, message: fmt::Arguments<'_>) {
-        crate::log_at(level, message);
+        self.logs.log(level, message);
     }
     fn stuck(&self) {
-        crate::exit(crate::EXIT_STUCK);
+        self.logs.exit(EXIT_STUCK);
     }
 }
 
-/// The hooks of this process.
-pub fn process_hooks() -> Hooks {
-    Arc::new(ProcessHooks)
+/// The hooks of this process, logging to `logs`.
+pub fn process_hooks(logs: &ProcessLogs) -> Hooks {
+    Arc::new(ProcessHooks { logs: logs.clone() })
 }

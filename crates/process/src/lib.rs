@@ -15,15 +15,16 @@ pub mod model;
 mod arbiter;
 mod fork;
 mod lifecycle;
+mod logs;
 mod notify;
 mod pidfile;
 mod single;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use lifecycle::{beat, request_done};
+pub use logs::ProcessLogs;
 
 use ironhorse_protocol::session::Protocol;
 use ironhorse_runtime::listener::Listener;
@@ -76,7 +77,8 @@ fn start_serving(
     on_ready: impl FnOnce(),
 ) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
     if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
-        log(format_args!("cannot install signal handlers: {e}"));
+        plan.logs
+            .info(format_args!("cannot install signal handlers: {e}"));
         return Err(1);
     }
     let pidfile = plan
@@ -86,13 +88,13 @@ fn start_serving(
         .map(pidfile::PidFile::claim)
         .transpose()
         .map_err(|e| {
-            log(format_args!("--pid: {e}"));
+            plan.logs.info(format_args!("--pid: {e}"));
             1
         })?;
     on_ready();
     notify::send(ironhorse_sys::ServiceState::Ready);
     let protocol = plan.app.build().map_err(|e| {
-        log(format_args!("{e}"));
+        plan.logs.info(format_args!("{e}"));
         EXIT_APP_LOAD_ERROR
     })?;
     Ok((pidfile, protocol))
@@ -138,25 +140,6 @@ pub struct Supervision {
     pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
-impl Default for Supervision {
-    fn default() -> Self {
-        Supervision {
-            timeout: Duration::from_secs(30),
-            max_requests: 0,
-            max_requests_jitter: 0,
-            max_worker_memory: None,
-            pidfile: None,
-            reload: None,
-            reopen_logs: None,
-            name: "ih".into(),
-            model: "",
-            per_worker_sockets: None,
-            control_socket: None,
-            reload_trigger: None,
-        }
-    }
-}
-
 impl Supervision {
     /// The request budget of the next worker, jitter applied.
     fn max_requests_for_next_worker(&self) -> u64 {
@@ -180,6 +163,8 @@ pub struct ServerPlan {
     pub max_connections: usize,
     pub graceful_timeout: Duration,
     pub supervision: Supervision,
+    /// Where this process and its workers log their own messages.
+    pub logs: ProcessLogs,
 }
 
 /// Exit code of a worker that could not load the application: the master stops instead of
@@ -198,55 +183,4 @@ pub fn run(strategy: Processes, plan: ServerPlan, on_ready: impl FnOnce()) -> i3
         Processes::ForkPerConnection => fork::run(plan, on_ready),
         Processes::Prefork => arbiter::run(plan, on_ready),
     }
-}
-
-/// Where the server's own messages go, and how to flush every log before exiting.
-struct Logs {
-    error: ironhorse_log::ErrorLog,
-    flush: Arc<dyn Fn() + Send + Sync>,
-}
-
-static LOGS: OnceLock<Logs> = OnceLock::new();
-
-/// Sends the server's messages to `error` from now on; `flush` empties every log buffer
-/// (called before any exit, since exits skip destructors).
-pub fn set_logs(error: ironhorse_log::ErrorLog, flush: Arc<dyn Fn() + Send + Sync>) {
-    let _ = LOGS.set(Logs { error, flush });
-}
-
-/// Logs one line to the error log.
-pub(crate) fn log(message: std::fmt::Arguments<'_>) {
-    log_at(ironhorse_log::Level::Info, message);
-}
-
-/// Logs a problem worth an operator's attention.
-pub(crate) fn warn(message: std::fmt::Arguments<'_>) {
-    log_at(ironhorse_log::Level::Warning, message);
-}
-
-pub(crate) fn log_at(level: ironhorse_log::Level, message: std::fmt::Arguments<'_>) {
-    match LOGS.get() {
-        Some(logs) => logs.error.log(level, message),
-        None => eprintln!(
-            "[ironhorse] [{}] [{}] {}",
-            ironhorse_sys::process::pid(),
-            level.as_upper(),
-            message
-        ),
-    }
-}
-
-/// Empties every log buffer (before the process exits).
-pub fn flush_logs() {
-    if let Some(logs) = LOGS.get() {
-        (logs.flush)();
-    }
-}
-
-/// Flushes the logs and ends the process at once (see `ironhorse_sys::process::exit_now`).
-pub(crate) fn exit(code: i32) -> ! {
-    if let Some(logs) = LOGS.get() {
-        (logs.flush)();
-    }
-    ironhorse_sys::process::exit_now(code)
 }

@@ -27,8 +27,8 @@ pub(crate) fn enroll(pipe: OwnedFd, max_requests: u64) {
 }
 
 /// Tells the master this worker's serving loop is alive. Cheap enough for every loop turn:
-/// it writes at most every [`BEAT_EVERY_MS`].
-pub fn beat() {
+/// it writes at most every `BEAT_EVERY_MS` (500 ms).
+pub(crate) fn beat() {
     let Some(_) = BEAT_PIPE.get() else { return };
     let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
     let last = LAST_BEAT_MS.load(Ordering::Relaxed);
@@ -82,14 +82,14 @@ fn beat_now() {
 
 /// Counts one answered request; past `--max-requests` the worker stops gracefully and the
 /// master starts a fresh one.
-pub fn request_done() {
+pub(crate) fn request_done(logs: &crate::ProcessLogs) {
     let max = MAX_REQUESTS.load(Ordering::Relaxed);
     let done = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
     if max > 0 && done == max {
         if let Some(pipe) = BEAT_PIPE.get() {
             let _ = ironhorse_sys::write_nonblocking(pipe.as_fd(), &RETIRING);
         }
-        super::log(format_args!(
+        logs.info(format_args!(
             "served {done} requests (--max-requests); retiring"
         ));
         ironhorse_sys::signals::request_stop(ironhorse_sys::signals::SIGTERM);

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::log;
+use super::ProcessLogs;
 
 /// Names the master a new one was started by (for the pid file hand-over).
 pub(crate) const UPGRADED_FROM: &str = "IRONHORSE_UPGRADED_FROM";
@@ -36,21 +36,21 @@ impl PidFile {
     }
 
     /// After an upgrade: once the old master has exited, `PATH.2` becomes `PATH`.
-    pub fn take_over_when_predecessor_exits(&mut self) {
+    pub fn take_over_when_predecessor_exits(&mut self, logs: &ProcessLogs) {
         let Some(old) = self.predecessor else { return };
         if ironhorse_sys::process_alive(old) {
             return;
         }
         match std::fs::rename(&self.written, &self.path) {
             Ok(()) => {
-                log(format_args!(
+                logs.info(format_args!(
                     "old master {old} is gone; {} is now ours",
                     self.path.display()
                 ));
                 self.written = self.path.clone();
                 self.predecessor = None;
             }
-            Err(e) => log(format_args!(
+            Err(e) => logs.info(format_args!(
                 "cannot take over {}: {e}",
                 self.path.display()
             )),

@@ -1,6 +1,6 @@
 //! One process serves: the driver runs right here.
 
-use super::{log, ServerPlan};
+use super::{ProcessLogs, ServerPlan};
 use ironhorse_runtime::DriverConfig;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -12,6 +12,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
         None,
+        plan.logs.clone(),
     );
     let config = DriverConfig {
         listeners: plan.listeners,
@@ -19,12 +20,12 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
-        hooks: crate::hooks::process_hooks(),
+        hooks: crate::hooks::process_hooks(&plan.logs),
     };
     let code = match plan.driver.run(config) {
         Ok(()) => 0,
         Err(e) => {
-            log(format_args!("serving failed: {e}"));
+            plan.logs.info(format_args!("serving failed: {e}"));
             1
         }
     };
@@ -44,6 +45,7 @@ pub(crate) fn spawn_stop_watchdog(
     graceful: std::time::Duration,
     reopen_logs: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
     master: Option<u32>,
+    logs: ProcessLogs,
 ) {
     use ironhorse_sys::signals;
     let _ = signals::install_pending(&[signals::SIGUSR1]);
@@ -60,18 +62,18 @@ pub(crate) fn spawn_stop_watchdog(
                     break signal;
                 }
                 if master.is_some_and(|m| std::os::unix::process::parent_id() != m) {
-                    super::warn(format_args!("the master is gone; this worker stops"));
+                    logs.warn(format_args!("the master is gone; this worker stops"));
                     signals::request_stop(signals::SIGTERM);
                 }
                 std::thread::sleep(ironhorse_runtime::STOP_CHECK);
             };
             if stop == signals::SIGQUIT {
-                super::exit(0);
+                logs.exit(0);
             }
             std::thread::sleep(graceful);
-            log(format_args!(
+            logs.info(format_args!(
                 "graceful timeout passed with requests in flight; exiting"
             ));
-            super::exit(0);
+            logs.exit(0);
         });
 }

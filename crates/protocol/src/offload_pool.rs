@@ -3,20 +3,19 @@
 //! pool built before `fork()` carries no threads across it.
 //!
 //! Hand-offs are batched both ways, because on a busy core every cross-thread wake-up can
-//! cost a context switch: a loop may [`hold`] its submissions while it handles one batch of
-//! events and release them together, and a pool thread defers the wake-ups of finished
-//! requests ([`wake_when_idle`]) until it runs out of queued work.
+//! cost a context switch. A driver owns a [`Batch`] and hands it to its sessions in their
+//! [`Link`](crate::session::Link): their jobs wait in it while the driver handles one batch
+//! of events, and leave together at [`Batch::flush`]. A pool thread lends each job a
+//! [`JobHost`] whose [`wake_when_idle`](JobHost::wake_when_idle) defers the wake-ups of
+//! finished requests until the thread runs out of queued work. Both are values passed down,
+//! not thread-local state.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::session::Waker;
-
-type Job = Box<dyn FnOnce() + Send>;
-/// Jobs held back by a loop, each with the queue it is for.
-type HeldJobs = Vec<(Arc<Queue>, Job)>;
+use crate::session::{Cutoff, Executor, Job, JobHost, Waker};
 
 /// Jobs slower than this gain nothing from deferred wake-ups.
 const SLOW_JOB: Duration = Duration::from_micros(200);
@@ -46,17 +45,12 @@ impl Queue {
     }
 }
 
-/// A fixed number of threads running jobs in submission order.
+/// A fixed number of threads running jobs in submission order. As an [`Executor`] it hands
+/// each job over at once; [`batched`](Self::batched) gives one that waits for a driver's
+/// [`Batch`].
 pub struct OffloadPool {
     threads: usize,
     queue: OnceLock<Arc<Queue>>,
-}
-
-thread_local! {
-    /// Submissions held by this thread (see [`hold`]).
-    static HELD: RefCell<Option<HeldJobs>> = const { RefCell::new(None) };
-    /// Wake-ups a pool thread defers until it is idle (see [`wake_when_idle`]).
-    static DEFERRED: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
 }
 
 impl OffloadPool {
@@ -67,25 +61,16 @@ impl OffloadPool {
         }
     }
 
-    /// Queues `job`; it runs when a thread is free.
-    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        let queue = self.queue.get_or_init(|| self.start()).clone();
-        let job: Job = Box::new(job);
-        let job = HELD.with(|held| match held.borrow_mut().as_mut() {
-            Some(held) => {
-                held.push((queue.clone(), job));
-                None
-            }
-            None => Some(job),
-        });
-        match job {
-            Some(job) => queue.push_all([job]),
-            // Bound the wait of held work when a loop has much to do.
-            None if HELD.with(|h| h.borrow().as_ref().is_some_and(|h| h.len() >= MAX_HELD)) => {
-                release_held()
-            }
-            None => {}
-        }
+    /// An executor for one session whose jobs wait in `batch` until the driver flushes it.
+    pub fn batched(self: &Arc<Self>, batch: Arc<Batch>) -> Arc<dyn Executor> {
+        Arc::new(Batched {
+            pool: self.clone(),
+            batch,
+        })
+    }
+
+    fn queue(&self) -> &Arc<Queue> {
+        self.queue.get_or_init(|| self.start())
     }
 
     fn start(&self) -> Arc<Queue> {
@@ -100,142 +85,78 @@ impl OffloadPool {
     }
 }
 
-/// A pool thread's life: run jobs; deliver deferred wake-ups before waiting for more, and
-/// at once while jobs are slow (batching then saves nothing, and a finished response must
-/// not wait behind a long request).
-fn work(queue: &Queue) {
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    // Recent job duration, smoothed.
-    let mut typical = Duration::ZERO;
-    loop {
-        if typical > SLOW_JOB {
-            flush_deferred();
+impl Executor for OffloadPool {
+    fn execute(&self, job: Job) {
+        self.queue().push_all([job]);
+    }
+}
+
+/// Submissions a driver holds while it handles one batch of events: its sessions' jobs
+/// (through [`OffloadPool::batched`]) wait here and leave together at [`flush`](Self::flush),
+/// which the driver calls once per batch (the event loop after each turn, tokio when a
+/// runtime thread runs out of work).
+#[derive(Default)]
+pub struct Batch {
+    held: Mutex<Vec<(Arc<Queue>, Job)>>,
+    /// Turns taken while jobs were held.
+    turns_held: std::sync::atomic::AtomicU32,
+}
+
+impl Batch {
+    fn hold(&self, queue: &Arc<Queue>, job: Job) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.push((queue.clone(), job));
+        // Bound the wait of held work when a loop has much to do.
+        if held.len() >= MAX_HELD {
+            let jobs = std::mem::take(&mut *held);
+            drop(held);
+            submit(jobs);
         }
-        let next = queue
-            .jobs
+    }
+
+    /// A task of the driver finished a turn (one `advance`): held jobs leave once they have
+    /// waited [`MAX_TURNS_HELD`] turns, even if the driver never flushes.
+    pub fn turn_done(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let waiting = !self
+            .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_front();
-        let job = match next {
-            Some(job) => job,
-            None => {
-                flush_deferred();
-                let mut jobs = queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(job) = jobs.pop_front() {
-                        break job;
-                    }
-                    jobs = queue.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
-                }
-            }
-        };
-        let started = Instant::now();
-        // A panicking application must not take the thread with it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-        let took = started.elapsed();
-        typical = (typical * 3 + took) / 4;
-        if took > SLOW_JOB {
-            flush_deferred();
+            .is_empty();
+        if waiting && self.turns_held.fetch_add(1, Relaxed) + 1 >= MAX_TURNS_HELD {
+            self.flush();
+        }
+    }
+
+    /// Hands every held job to its pool.
+    pub fn flush(&self) {
+        self.turns_held
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let jobs = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        if !jobs.is_empty() {
+            submit(jobs);
         }
     }
 }
 
-fn flush_deferred() {
-    let wakers = DEFERRED.with(|d| {
-        d.borrow_mut()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    });
-    for waker in wakers {
-        waker();
-    }
-}
-
-/// Wakes `waker` once this pool thread has no queued work left (or at once, off the pool).
-/// For completed responses: the client waits a few microseconds more, and a busy core is
-/// spared a context switch per request.
-pub fn wake_when_idle(waker: &Waker) {
-    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(waker.clone());
-            Some(list.len())
-        }
-        None => None,
-    });
-    match deferred {
-        None => waker(),
-        Some(n) if n >= MAX_DEFERRED => flush_deferred(),
-        Some(_) => {}
-    }
-}
-
-/// Holds this thread's submissions to any pool until the guard is dropped, then hands them
-/// over in one go.
-pub fn hold() -> HoldGuard {
-    hold_on_this_thread();
-    HoldGuard(())
-}
-
-/// Releases held submissions when dropped (and stops holding).
-pub struct HoldGuard(());
-
-impl Drop for HoldGuard {
-    fn drop(&mut self) {
-        let held = HELD
-            .with(|held| held.borrow_mut().take())
-            .unwrap_or_default();
-        submit(held);
-    }
-}
-
-/// From now on, this thread's submissions wait for [`release_held`] (for runtimes that
-/// offer a hook when their thread runs out of work, like tokio's `on_thread_park`).
-pub fn hold_on_this_thread() {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if held.is_none() {
-            *held = Some(Vec::new());
-        }
-    });
-}
-
-/// Most turns ([`turn_done`]) a held submission waits for its runtime thread to run out of
-/// work: a thread that never does (a steady stream of events, e.g. hundreds of slow
-/// uploaders trickling bytes) must still hand its submissions over.
+/// Most turns ([`Batch::turn_done`]) held jobs wait for their driver's flush: a tokio runtime
+/// thread that never runs out of work (a steady stream of events, e.g. hundreds of slow
+/// uploaders trickling bytes) must still hand them over.
 const MAX_TURNS_HELD: u32 = 64;
 
-thread_local! {
-    /// Turns taken since this thread's oldest held submission.
-    static TURNS_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+/// A session's executor under a driver that batches.
+struct Batched {
+    pool: Arc<OffloadPool>,
+    batch: Arc<Batch>,
 }
 
-/// A task of a holding thread finished a turn (one `advance`): held submissions are handed
-/// over once they have waited [`MAX_TURNS_HELD`] turns.
-pub fn turn_done() {
-    let waiting = HELD.with(|held| held.borrow().as_ref().is_some_and(|h| !h.is_empty()));
-    if !waiting {
-        return;
-    }
-    let turns = TURNS_HELD.with(|t| {
-        t.set(t.get() + 1);
-        t.get()
-    });
-    if turns >= MAX_TURNS_HELD {
-        release_held();
+impl Executor for Batched {
+    fn execute(&self, job: Job) {
+        self.batch.hold(self.pool.queue(), job);
     }
 }
 
-/// Hands this thread's held submissions over, and keeps holding.
-pub fn release_held() {
-    TURNS_HELD.with(|t| t.set(0));
-    let held = HELD
-        .with(|held| held.borrow_mut().as_mut().map(std::mem::take))
-        .unwrap_or_default();
-    submit(held);
-}
-
-fn submit(held: HeldJobs) {
+fn submit(held: Vec<(Arc<Queue>, Job)>) {
     // Almost always one pool per process: group consecutive jobs by queue.
     let mut batch: Vec<Job> = Vec::new();
     let mut current: Option<Arc<Queue>> = None;
@@ -250,5 +171,149 @@ fn submit(held: HeldJobs) {
     }
     if let Some(c) = current {
         c.push_all(batch);
+    }
+}
+
+/// What a job on a pool thread is lent: no `pump` (it blocks on its queues while the driver
+/// runs elsewhere), and the thread's deferred wake-ups.
+#[derive(Default)]
+struct PoolThread {
+    deferred: Vec<Waker>,
+}
+
+impl PoolThread {
+    fn flush_deferred(&mut self) {
+        for waker in self.deferred.drain(..) {
+            waker();
+        }
+    }
+}
+
+impl JobHost for PoolThread {
+    fn pump(&mut self, _want_input: bool) -> Option<io::Result<()>> {
+        None
+    }
+    fn cutoff(&self) -> Option<Cutoff> {
+        None
+    }
+    fn wake_when_idle(&mut self, waker: &Waker) {
+        self.deferred.push(waker.clone());
+        if self.deferred.len() >= MAX_DEFERRED {
+            self.flush_deferred();
+        }
+    }
+}
+
+/// A pool thread's life: run jobs; deliver deferred wake-ups before waiting for more, and
+/// at once while jobs are slow (batching then saves nothing, and a finished response must
+/// not wait behind a long request).
+fn work(queue: &Queue) {
+    let mut host = PoolThread::default();
+    // Recent job duration, smoothed.
+    let mut typical = Duration::ZERO;
+    loop {
+        if typical > SLOW_JOB {
+            host.flush_deferred();
+        }
+        let next = queue
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        let job = match next {
+            Some(job) => job,
+            None => {
+                host.flush_deferred();
+                let mut jobs = queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(job) = jobs.pop_front() {
+                        break job;
+                    }
+                    jobs = queue.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        };
+        let started = Instant::now();
+        // A panicking application must not take the thread with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut host)));
+        let took = started.elapsed();
+        typical = (typical * 3 + took) / 4;
+        if took > SLOW_JOB {
+            host.flush_deferred();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn held(batch: &Batch) -> usize {
+        batch.held.lock().unwrap().len()
+    }
+
+    /// A job that reports `n` when it runs.
+    fn report(tx: &mpsc::Sender<usize>, n: usize) -> Job {
+        let tx = tx.clone();
+        Box::new(move |_: &mut dyn JobHost| {
+            let _ = tx.send(n);
+        })
+    }
+
+    /// A pool of `threads`, a batch, a session's executor over both, and a channel for
+    /// [`report`].
+    fn batched_pool(
+        threads: usize,
+    ) -> (
+        Arc<Batch>,
+        Arc<dyn Executor>,
+        mpsc::Sender<usize>,
+        mpsc::Receiver<usize>,
+    ) {
+        let pool = Arc::new(OffloadPool::new(threads));
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        let (tx, rx) = mpsc::channel();
+        (batch, executor, tx, rx)
+    }
+
+    #[test]
+    fn a_batch_holds_jobs_until_the_driver_flushes_it_then_they_run_in_order() {
+        let (batch, executor, tx, rx) = batched_pool(1);
+        for n in 0..3 {
+            executor.execute(report(&tx, n));
+        }
+        assert_eq!(held(&batch), 3);
+        batch.flush();
+        assert_eq!(held(&batch), 0);
+        let ran: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        assert_eq!(ran, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_full_batch_leaves_without_waiting_for_the_flush() {
+        let (batch, executor, tx, rx) = batched_pool(2);
+        for n in 0..MAX_HELD - 1 {
+            executor.execute(report(&tx, n));
+        }
+        assert_eq!(held(&batch), MAX_HELD - 1);
+        executor.execute(report(&tx, MAX_HELD - 1));
+        assert_eq!(held(&batch), 0);
+        let mut ran: Vec<usize> = (0..MAX_HELD)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        ran.sort_unstable();
+        assert_eq!(ran, (0..MAX_HELD).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_pool_itself_hands_jobs_over_at_once() {
+        let pool = OffloadPool::new(1);
+        let (tx, rx) = mpsc::channel();
+        pool.execute(report(&tx, 7));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), 7);
     }
 }

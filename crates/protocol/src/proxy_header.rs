@@ -270,6 +270,7 @@ mod tests {
             waker: Arc::new(|| {}),
             executor: None,
             hooks: Arc::new(Detached),
+            batch: None,
         }
     }
 

@@ -18,6 +18,7 @@ use std::time::Instant;
 use ironhorse_app::ConnInfo;
 
 use crate::hooks::Hooks;
+use crate::offload_pool::Batch;
 use crate::output::Output;
 
 /// What a session wants next from its driver. In every case the driver first sends what
@@ -60,6 +61,12 @@ pub trait JobHost: Send {
     /// demand, it costs a second descriptor while it lives), so that a watchdog can answer
     /// the client while the thread is stuck in the job.
     fn cutoff(&self) -> Option<Cutoff>;
+    /// Calls `waker` for a finished response: at once (the default), or, on a pool thread,
+    /// once the thread has no queued work left (the client waits a few microseconds more,
+    /// and a busy core is spared a context switch per request).
+    fn wake_when_idle(&mut self, waker: &Waker) {
+        waker();
+    }
 }
 
 /// Blocking work a session hands its driver.
@@ -80,6 +87,9 @@ pub struct Link {
     pub executor: Option<Arc<dyn Executor>>,
     /// The worker around the driver (request counting, the error log).
     pub hooks: Hooks,
+    /// Where jobs for the protocol's own pool wait until the driver's batch of events ends
+    /// (event-driven drivers, with `executor` `None`); `None`: they leave at once.
+    pub batch: Option<Arc<Batch>>,
 }
 
 /// One connection's protocol state.

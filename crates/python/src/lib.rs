@@ -1,7 +1,7 @@
 //! `ironhorse._ironhorse`: the ironhorse server as a CPython extension module.
 //!
 //! `pip install ironhorse` puts this module and a console script into a virtualenv; the
-//! script calls [`main`] with the command line, and the server runs in that very process,
+//! script calls `main` with the command line, and the server runs in that very process,
 //! inside the interpreter that imported us (so the venv's own CPython runs the app, with no
 //! libpython of ours to pick). The process is the master of the fork-based models: the
 //! server forks it with CPython's fork hooks, installs its own signal handlers over Python's

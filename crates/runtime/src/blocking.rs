@@ -60,6 +60,7 @@ impl Conn {
             waker,
             executor: Some(jobs.clone()),
             hooks: hooks.clone(),
+            batch: None,
         };
         let session = protocol.session(info, link);
         Some(Conn {

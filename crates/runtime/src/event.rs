@@ -17,6 +17,7 @@ use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
 use crate::listener::{Listener, Stream};
 use ironhorse_protocol::hooks::Hooks;
+use ironhorse_protocol::offload_pool::Batch;
 use ironhorse_protocol::output::{Drained, Output};
 use ironhorse_protocol::session::{Link, Protocol, Session, Step, Waker};
 
@@ -49,6 +50,8 @@ struct Slots {
     generations: u64,
     wakes: WakeQueue,
     mio_waker: Arc<mio::Waker>,
+    /// The sessions' jobs for the application threads, handed over after each turn.
+    batch: Arc<Batch>,
 }
 
 impl Slots {
@@ -83,6 +86,7 @@ impl Slots {
                 waker,
                 executor: None,
                 hooks: hooks.clone(),
+                batch: Some(self.batch.clone()),
             },
         );
         self.conns[index] = Some(Conn {
@@ -107,148 +111,193 @@ impl Slots {
     }
 }
 
-// One function on purpose (longer than most): the loop's phases — events, due timers, the
-// periodic sweep — share its locals, and reading it top to bottom is reading one turn.
-pub fn run(mut config: DriverConfig) -> io::Result<()> {
-    let _ = ironhorse_sys::raise_nofile_limit();
-    let mut poll = Poll::new()?;
-    let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
-    for (i, listener) in listeners.iter().enumerate() {
-        register(&poll, listener, Token(i), Interest::READABLE)?;
-    }
-    let first_conn = listeners.len();
-    let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
-    let mut slots = Slots {
-        conns: Vec::new(),
-        free: Vec::new(),
-        live: 0,
-        generations: 0,
-        wakes: WakeQueue::default(),
-        mio_waker,
-    };
-    let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
-    let mut events = Events::with_capacity(1024);
-    // One read buffer for every connection: idle ones then own no buffer at all.
-    let mut scratch = vec![0u8; 64 * 1024];
-    let mut last_sweep = Instant::now();
-    let mut accepting = true;
-    let mut draining: Option<Draining> = None;
+/// The loop's state between turns.
+struct EventLoop {
+    config: DriverConfig,
+    poll: Poll,
+    listeners: Vec<Listener>,
+    /// The token of slot 0 (listeners take the tokens below).
+    first_conn: usize,
+    slots: Slots,
+    /// Handler waits (`Step::WaitUntil`), earliest first.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// One read buffer for every connection: idle ones then own no buffer at all.
+    scratch: Vec<u8>,
+    last_sweep: Instant,
+    accepting: bool,
+    draining: Option<Draining>,
+}
 
+/// One turn: wait for events, handle them, hand the batch's jobs over, run the handler
+/// waits that are due, and once per [`STOP_CHECK`] sweep; until a stop has drained.
+pub fn run(config: DriverConfig) -> io::Result<()> {
+    let _ = ironhorse_sys::raise_nofile_limit();
+    let mut lp = EventLoop::new(config)?;
+    let mut events = Events::with_capacity(1024);
     loop {
-        config.hooks.beat();
+        lp.wait(&mut events)?;
+        for event in events.iter() {
+            lp.on_event(event);
+        }
         let now = Instant::now();
-        let mut timeout = STOP_CHECK.saturating_sub(now - last_sweep);
-        if let Some(Reverse((at, _))) = timers.peek() {
+        lp.run_due_timers(now);
+        // Requests for the application threads leave together, after this batch.
+        lp.slots.batch.flush();
+        if now - lp.last_sweep >= STOP_CHECK && lp.sweep(now) {
+            return Ok(());
+        }
+    }
+}
+
+impl EventLoop {
+    fn new(mut config: DriverConfig) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
+        for (i, listener) in listeners.iter().enumerate() {
+            register(&poll, listener, Token(i), Interest::READABLE)?;
+        }
+        let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+        Ok(EventLoop {
+            config,
+            first_conn: listeners.len(),
+            poll,
+            listeners,
+            slots: Slots {
+                conns: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+                generations: 0,
+                wakes: WakeQueue::default(),
+                mio_waker,
+                batch: Arc::default(),
+            },
+            timers: BinaryHeap::new(),
+            scratch: vec![0u8; 64 * 1024],
+            last_sweep: Instant::now(),
+            accepting: true,
+            draining: None,
+        })
+    }
+
+    /// Waits for events until the next due timer or sweep.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        self.config.hooks.beat();
+        let now = Instant::now();
+        let mut timeout = STOP_CHECK.saturating_sub(now - self.last_sweep);
+        if let Some(Reverse((at, _))) = self.timers.peek() {
             timeout = timeout.min(at.saturating_duration_since(now));
         }
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+        match self.poll.poll(events, Some(timeout)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_event(&mut self, event: &mio::event::Event) {
+        let token = event.token().0;
+        if event.token() == WAKE_TOKEN {
+            self.advance_woken();
+        } else if token < self.first_conn {
+            if self.accepting {
+                self.accept(token);
+            }
+        } else if let Some(conn) = self
+            .slots
+            .conns
+            .get_mut(token - self.first_conn)
+            .and_then(Option::as_mut)
+        {
+            conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+            conn.peer_closed |= event.is_read_closed() || event.is_error();
+            if !drive(conn, &mut self.scratch) {
+                self.slots.remove(&self.poll, token - self.first_conn);
+            } else if let Step::WaitUntil(at) = conn.step {
+                self.timers.push(Reverse((at, token - self.first_conn)));
             }
         }
-        // Requests for the application threads leave together, after this batch.
-        let held = ironhorse_protocol::offload_pool::hold();
-        for event in events.iter() {
-            let token = event.token().0;
-            if event.token() == WAKE_TOKEN {
-                let woken =
-                    std::mem::take(&mut *slots.wakes.lock().unwrap_or_else(|e| e.into_inner()));
-                for (index, generation) in woken {
-                    let Some(conn) = slots.conns[index]
-                        .as_mut()
-                        .filter(|c| c.generation == generation)
-                    else {
-                        continue;
-                    };
-                    if conn.closing.is_some() || conn.step == Step::Close {
-                        continue;
-                    }
-                    conn.step = conn.session.advance(&mut conn.out);
-                    if !drive(conn, &mut scratch) {
-                        slots.remove(&poll, index);
-                    }
-                }
-            } else if token < first_conn {
-                if accepting {
-                    accept_all(
-                        &mut scratch,
-                        &listeners[token],
-                        &poll,
-                        &mut slots,
-                        first_conn,
-                        &config,
-                    );
-                }
-            } else if let Some(conn) = slots
-                .conns
-                .get_mut(token - first_conn)
-                .and_then(Option::as_mut)
-            {
-                conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
-                conn.peer_closed |= event.is_read_closed() || event.is_error();
-                if !drive(conn, &mut scratch) {
-                    slots.remove(&poll, token - first_conn);
-                } else if let Step::WaitUntil(at) = conn.step {
-                    timers.push(Reverse((at, token - first_conn)));
-                }
+    }
+
+    /// Advances the sessions whose background work asked for attention.
+    fn advance_woken(&mut self) {
+        let woken =
+            std::mem::take(&mut *self.slots.wakes.lock().unwrap_or_else(|e| e.into_inner()));
+        for (index, generation) in woken {
+            let Some(conn) = self.slots.conns[index]
+                .as_mut()
+                .filter(|c| c.generation == generation)
+            else {
+                continue;
+            };
+            if conn.closing.is_some() || conn.step == Step::Close {
+                continue;
+            }
+            conn.step = conn.session.advance(&mut conn.out);
+            if !drive(conn, &mut self.scratch) {
+                self.slots.remove(&self.poll, index);
             }
         }
-        drop(held);
-        // Handler waits that are due.
-        let now = Instant::now();
-        while let Some(Reverse((at, index))) = timers.peek().copied() {
+    }
+
+    fn accept(&mut self, listener: usize) {
+        accept_all(
+            &mut self.scratch,
+            &self.listeners[listener],
+            &self.poll,
+            &mut self.slots,
+            self.first_conn,
+            &self.config,
+        );
+    }
+
+    /// Handler waits that are due.
+    fn run_due_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
-            timers.pop();
-            if let Some(conn) = slots.conns[index].as_mut() {
-                if matches!(conn.step, Step::WaitUntil(_)) && !drive(conn, &mut scratch) {
-                    slots.remove(&poll, index);
+            self.timers.pop();
+            if let Some(conn) = self.slots.conns[index].as_mut() {
+                if matches!(conn.step, Step::WaitUntil(_)) && !drive(conn, &mut self.scratch) {
+                    self.slots.remove(&self.poll, index);
                 }
             }
         }
-        // Once per STOP_CHECK: deadlines, lingering closes, resumed accepting, stopping.
-        if now - last_sweep >= STOP_CHECK {
-            last_sweep = now;
-            let stop = stopping();
-            if stop && draining.is_none() {
-                draining = Some(Draining::begin(config.graceful_timeout));
-                accepting = false;
-                for listener in &listeners {
-                    deregister(&poll, listener);
-                }
-            }
-            for index in 0..slots.conns.len() {
-                let Some(conn) = slots.conns[index].as_mut() else {
-                    continue;
-                };
-                if is_expired(conn, now, stop) {
-                    slots.remove(&poll, index);
-                } else if conn.step == Step::Read && !conn.readable {
-                    // Idle since at least the last sweep: it keeps no buffers meanwhile.
-                    conn.session.release_idle_memory();
-                    conn.out.release_idle_memory();
-                }
-            }
-            if !stop && slots.live < config.max_connections {
-                for listener in &listeners {
-                    accept_all(
-                        &mut scratch,
-                        listener,
-                        &poll,
-                        &mut slots,
-                        first_conn,
-                        &config,
-                    );
-                }
-            }
-            if draining
-                .as_ref()
-                .is_some_and(|d| d.is_over(slots.live, now))
-            {
-                return Ok(());
+    }
+
+    /// Once per [`STOP_CHECK`]: deadlines, lingering closes, idle memory, resumed accepting,
+    /// stopping. Whether the loop is done (stopped and drained, or out of time).
+    fn sweep(&mut self, now: Instant) -> bool {
+        self.last_sweep = now;
+        let stop = stopping();
+        if stop && self.draining.is_none() {
+            self.draining = Some(Draining::begin(self.config.graceful_timeout));
+            self.accepting = false;
+            for listener in &self.listeners {
+                deregister(&self.poll, listener);
             }
         }
+        for index in 0..self.slots.conns.len() {
+            let Some(conn) = self.slots.conns[index].as_mut() else {
+                continue;
+            };
+            if is_expired(conn, now, stop) {
+                self.slots.remove(&self.poll, index);
+            } else if conn.step == Step::Read && !conn.readable {
+                // Idle since at least the last sweep: it keeps no buffers meanwhile.
+                conn.session.release_idle_memory();
+                conn.out.release_idle_memory();
+            }
+        }
+        if !stop && self.slots.live < self.config.max_connections {
+            for listener in 0..self.listeners.len() {
+                self.accept(listener);
+            }
+        }
+        // What the sweep's accepts handed to the application threads.
+        self.slots.batch.flush();
+        self.draining
+            .as_ref()
+            .is_some_and(|d| d.is_over(self.slots.live, now))
     }
 }
 

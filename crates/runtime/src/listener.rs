@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 use ironhorse_app::ConnInfo;
-use socket2::Socket;
+use socket2::{Domain, SockAddr, Socket, Type};
 
 /// Where to listen, as given to `-b`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,18 +60,21 @@ impl fmt::Display for BindAddr {
     }
 }
 
-/// A bound, listening socket. Always non-blocking: drivers wait for readiness themselves so
-/// that they can notice a stop request.
+/// A bound, listening socket, TCP or Unix-domain alike: one socket type, whose kind matters
+/// only where it shows (the accepted connection's `ConnInfo`, the address to print). Always
+/// non-blocking: drivers wait for readiness themselves so that they can notice a stop
+/// request.
 #[derive(Debug)]
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+pub struct Listener {
+    socket: Socket,
+    /// The socket file this process created (removed by [`unlink`](Self::unlink)); `None`
+    /// for TCP and for an inherited descriptor, whose file belongs to whoever made it.
+    created_file: Option<PathBuf>,
 }
 
 impl Listener {
     /// Binds and listens with `backlog`, `SO_REUSEADDR` (and `SO_REUSEPORT` when asked).
     pub fn bind(addr: &BindAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
-        use socket2::{Domain, SockAddr, Socket, Type};
         let listener = match addr {
             BindAddr::Tcp(spec) => {
                 let sockaddr = spec.to_socket_addrs()?.next().ok_or_else(|| {
@@ -87,7 +90,10 @@ impl Listener {
                 }
                 socket.bind(&sockaddr.into())?;
                 socket.listen(backlog)?;
-                Listener::Tcp(socket.into())
+                Listener {
+                    socket,
+                    created_file: None,
+                }
             }
             BindAddr::Unix(path) => {
                 if std::fs::symlink_metadata(path).is_ok_and(|m| {
@@ -102,26 +108,18 @@ impl Listener {
                 let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 socket.bind(&SockAddr::unix(path)?)?;
                 socket.listen(backlog)?;
-                Listener::Unix(socket.into(), path.clone())
-            }
-            BindAddr::Fd(fd) => {
-                let owned = ironhorse_sys::signals::adopt_fd(*fd)?;
-                let socket = Socket::from(owned);
-                match socket.local_addr()?.as_socket() {
-                    Some(_) => Listener::Tcp(socket.into()),
-                    None => Listener::Unix(socket.into(), PathBuf::new()),
+                Listener {
+                    socket,
+                    created_file: Some(path.clone()),
                 }
             }
+            BindAddr::Fd(fd) => Listener {
+                socket: Socket::from(ironhorse_sys::signals::adopt_fd(*fd)?),
+                created_file: None,
+            },
         };
-        listener.set_nonblocking(true)?;
+        listener.socket.set_nonblocking(true)?;
         Ok(listener)
-    }
-
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Listener::Tcp(l) => l.set_nonblocking(on),
-            Listener::Unix(l, _) => l.set_nonblocking(on),
-        }
     }
 
     /// Accepts one connection (non-blocking: `WouldBlock` when none is pending). The stream
@@ -133,65 +131,69 @@ impl Listener {
 
     /// [`accept`](Self::accept), choosing the stream's mode.
     pub fn accept_as(&self, blocking: bool) -> io::Result<(Stream, ConnInfo)> {
-        let (socket, info) = match self {
-            Listener::Tcp(l) => {
-                let (stream, peer) = l.accept()?;
-                stream.set_nodelay(true)?;
-                let local = stream.local_addr().ok();
-                (Socket::from(stream), crate::tcp_info(peer, local))
-            }
-            Listener::Unix(l, _) => (Socket::from(l.accept()?.0), ConnInfo::unix()),
-        };
-        socket.set_nonblocking(!blocking)?;
-        Ok((Stream(socket), info))
+        accept_on(&self.socket, blocking)
+    }
+
+    /// The listening socket itself (for a driver that registers it with its own reactor
+    /// and accepts with [`accept_on`]).
+    pub(crate) fn into_socket(self) -> Socket {
+        self.socket
     }
 
     /// What to print so a user (or a test) can connect: `http://127.0.0.1:8000` or `unix:PATH`.
     pub fn display_addr(&self) -> String {
-        match self {
-            Listener::Tcp(l) => match l.local_addr() {
-                Ok(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
-                Ok(a) => format!("http://{a}"),
-                Err(_) => "http://?".into(),
-            },
-            Listener::Unix(_, p) => format!("unix:{}", p.display()),
+        let Ok(local) = self.socket.local_addr() else {
+            return "?".into();
+        };
+        match (local.as_socket(), local.as_pathname()) {
+            (Some(SocketAddr::V6(a)), _) => format!("http://[{}]:{}", a.ip(), a.port()),
+            (Some(a), _) => format!("http://{a}"),
+            (None, path) => format!("unix:{}", path.unwrap_or(Path::new("")).display()),
         }
     }
 
     /// Where a worker can bind its own `SO_REUSEPORT` socket next to this one (TCP only;
     /// port 0 resolved).
     pub fn rebind_addr(&self) -> Option<BindAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().ok().map(|a| BindAddr::Tcp(a.to_string())),
-            Listener::Unix(..) => None,
-        }
+        let local = self.socket.local_addr().ok()?.as_socket()?;
+        Some(BindAddr::Tcp(local.to_string()))
     }
 
     /// A copy sharing the same socket (for workers and threads).
     pub fn try_clone(&self) -> io::Result<Listener> {
-        Ok(match self {
-            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
-            Listener::Unix(l, p) => Listener::Unix(l.try_clone()?, p.clone()),
+        Ok(Listener {
+            socket: self.socket.try_clone()?,
+            created_file: self.created_file.clone(),
         })
     }
 
     /// Removes the socket file of a Unix listener (at a clean shutdown of the master).
     pub fn unlink(&self) {
-        if let Listener::Unix(_, path) = self {
-            if !path.as_os_str().is_empty() {
-                let _ = std::fs::remove_file(path);
-            }
+        if let Some(path) = &self.created_file {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
 
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
-        }
+        self.socket.as_fd()
     }
+}
+
+/// Accepts one connection on a listening `socket`: [`Listener::accept_as`].
+pub(crate) fn accept_on(socket: &Socket, blocking: bool) -> io::Result<(Stream, ConnInfo)> {
+    let (socket, peer) = socket.accept()?;
+    let info = match peer.as_socket() {
+        Some(peer) => {
+            socket.set_nodelay(true)?;
+            let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+            crate::tcp_info(peer, local)
+        }
+        None => ConnInfo::unix(),
+    };
+    socket.set_nonblocking(!blocking)?;
+    Ok((Stream(socket), info))
 }
 
 /// An accepted connection, TCP or Unix-domain alike: one socket type, whose kind matters
@@ -212,6 +214,10 @@ impl Stream {
     /// Another descriptor for the same connection.
     pub fn try_clone(&self) -> io::Result<Stream> {
         self.0.try_clone().map(Stream)
+    }
+    /// The socket itself (for a driver that registers it with its own reactor).
+    pub(crate) fn into_socket(self) -> Socket {
+        self.0
     }
     /// Shuts the connection down both ways (wakes any thread blocked on it).
     pub fn shutdown_both(&self) {

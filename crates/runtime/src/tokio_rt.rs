@@ -1,78 +1,34 @@
 //! Coroutines: a tokio runtime (`threads` worker threads; one means a current-thread
 //! runtime on this thread), one task per connection over the same sans-IO sessions.
 
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, Semaphore};
 
 use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
 use super::{stopping, DriverConfig, STOP_CHECK};
-use crate::listener::Listener;
+use crate::listener::{accept_on, Listener};
 use ironhorse_app::ConnInfo;
 use ironhorse_protocol::hooks::Hooks;
+use ironhorse_protocol::offload_pool::Batch;
 use ironhorse_protocol::output::{Drained, Output};
 use ironhorse_protocol::session::{Link, Protocol, Session, Step, Waker};
+use ironhorse_sys::reactor::register_socket;
+use socket2::Socket;
 
-enum Conn {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl Conn {
-    async fn ready(&self, interest: Interest) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.ready(interest).await.map(|_| ()),
-            Conn::Unix(s) => s.ready(interest).await.map(|_| ()),
-        }
-    }
-
-    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        match self {
-            Conn::Tcp(s) => s.try_io(interest, f),
-            Conn::Unix(s) => s.try_io(interest, f),
-        }
-    }
-
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.try_read(buf),
-            Conn::Unix(s) => s.try_read(buf),
-        }
-    }
-}
-
-/// Gives `Output` a `Write` over a tokio socket; used inside `try_io`, so `WouldBlock`
-/// clears tokio's readiness and the task waits for the next writable edge.
-struct TryWriter<'a>(&'a Conn);
-
-impl io::Write for TryWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0 {
-            Conn::Tcp(s) => s.try_write(buf),
-            Conn::Unix(s) => s.try_write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsFd for TryWriter<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self.0 {
-            Conn::Tcp(s) => s.as_fd(),
-            Conn::Unix(s) => s.as_fd(),
-        }
-    }
-}
+/// A connection under tokio: the runtime's one socket type, TCP or Unix alike, registered
+/// with the reactor by descriptor.
+type Conn = AsyncFd<Socket>;
 
 thread_local! {
-    /// The read buffer shared by the connections this runtime thread serves.
+    /// The read buffer shared by the connections this runtime thread serves. A cache of
+    /// memory, not state: nothing in it outlives one read, and tasks move between runtime
+    /// threads, so a buffer per thread (no lock, none per idle connection) is the right
+    /// owner; passing one down would mean a buffer per task or a lock per read.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
 }
 
@@ -86,26 +42,28 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     // Requests for the application threads leave in batches: held while tasks run, handed
     // over when a runtime thread runs out of work.
-    use ironhorse_protocol::offload_pool::{hold_on_this_thread, release_held};
+    let batch = Arc::new(Batch::default());
+    let flush = {
+        let batch = batch.clone();
+        move || batch.flush()
+    };
     let runtime = if config.threads <= 1 {
-        hold_on_this_thread();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_park(release_held)
+            .on_thread_park(flush)
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads)
             .thread_name("ih-tokio")
             .enable_all()
-            .on_thread_start(hold_on_this_thread)
-            .on_thread_park(release_held)
+            .on_thread_park(flush)
             .build()?
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, batch))
 }
 
-async fn serve(config: DriverConfig) -> io::Result<()> {
+async fn serve(config: DriverConfig, batch: Arc<Batch>) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let live = Arc::new(Live {
         count: AtomicUsize::new(0),
@@ -114,6 +72,7 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
     let shared = Shared {
         protocol: config.protocol.clone(),
         hooks: config.hooks.clone(),
+        batch,
         permits,
         live: live.clone(),
     };
@@ -145,57 +104,42 @@ async fn serve(config: DriverConfig) -> io::Result<()> {
 struct Shared {
     protocol: Arc<dyn Protocol>,
     hooks: Hooks,
+    /// Where the sessions' jobs for the application threads wait for a runtime thread to park.
+    batch: Arc<Batch>,
     /// One per connection allowed at once (`max_connections`).
     permits: Arc<Semaphore>,
     live: Arc<Live>,
 }
 
 async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
-    let Shared {
-        protocol,
-        hooks,
-        permits,
-        live,
-    } = shared;
-    enum Tokio {
-        Tcp(tokio::net::TcpListener),
-        Unix(tokio::net::UnixListener),
-    }
-    let listener = match listener {
-        Listener::Tcp(l) => Tokio::Tcp(tokio::net::TcpListener::from_std(l)?),
-        Listener::Unix(l, _) => Tokio::Unix(tokio::net::UnixListener::from_std(l)?),
-    };
+    let listener = register_socket(listener.into_socket())?;
     loop {
-        let permit = permits
+        let permit = shared
+            .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(io::Error::other)?;
-        let accepted = match &listener {
-            Tokio::Tcp(l) => l.accept().await.map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                let local = s.local_addr().ok();
-                (Conn::Tcp(s), connection::tcp_info(peer, local))
-            }),
-            Tokio::Unix(l) => l
-                .accept()
-                .await
-                .map(|(s, _)| (Conn::Unix(s), ConnInfo::unix())),
+        let accepted = loop {
+            let mut ready = listener.readable().await?;
+            if let Ok(accepted) = ready.try_io(|l| accept_on(l.get_ref(), false)) {
+                break accepted
+                    .and_then(|(stream, info)| Ok((register_socket(stream.into_socket())?, info)));
+            }
         };
         match accepted {
             Ok((conn, info)) => {
-                let (protocol, hooks) = (protocol.clone(), hooks.clone());
-                let live = live.clone();
-                live.count.fetch_add(1, Ordering::SeqCst);
+                let shared = shared.clone();
+                shared.live.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let _ = serve_connection(conn, info, &*protocol, hooks).await;
+                    let _ = serve_connection(conn, info, &shared).await;
                     drop(permit);
-                    if live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        live.idle.notify_waiters();
+                    if shared.live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        shared.live.idle.notify_waiters();
                     }
                 });
             }
-            Err(e) => match accept_failed(&e, &*hooks) {
+            Err(e) => match accept_failed(&e, &*shared.hooks) {
                 AcceptFailure::Skip => {}
                 AcceptFailure::BackOff => tokio::time::sleep(STOP_CHECK).await,
                 AcceptFailure::Fatal => return Err(e),
@@ -204,31 +148,27 @@ async fn accept(listener: Listener, shared: Shared) -> io::Result<()> {
     }
 }
 
-async fn serve_connection(
-    conn: Conn,
-    info: ConnInfo,
-    protocol: &dyn Protocol,
-    hooks: Hooks,
-) -> io::Result<()> {
+async fn serve_connection(conn: Conn, info: ConnInfo, shared: &Shared) -> io::Result<()> {
     let mut out = Output::default();
     let notify = Arc::new(Notify::new());
     let waker: Waker = {
         let notify = notify.clone();
         Arc::new(move || notify.notify_one())
     };
-    let mut session = protocol.session(
+    let mut session = shared.protocol.session(
         info,
         Link {
             waker,
             executor: None,
-            hooks,
+            hooks: shared.hooks.clone(),
+            batch: Some(shared.batch.clone()),
         },
     );
     loop {
         let step = session.advance(&mut out);
         // Held application requests leave when this thread parks, or after a bounded
         // number of turns on a thread that never does.
-        ironhorse_protocol::offload_pool::turn_done();
+        shared.batch.turn_done();
         flush(&conn, &mut out).await?;
         match step {
             Step::Flush => {}
@@ -257,17 +197,15 @@ async fn serve_connection(
 
 async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
     while !out.is_empty() {
-        conn.ready(Interest::WRITABLE).await?;
-        let result = conn.try_io(Interest::WRITABLE, || {
-            match out.drain_into(&mut TryWriter(conn))? {
-                Drained::All => Ok(()),
-                Drained::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
-            }
+        let mut ready = conn.writable().await?;
+        // Inside `try_io`, `WouldBlock` clears tokio's readiness and the loop waits for the
+        // next writable edge.
+        let drained = ready.try_io(|conn| match out.drain_into(&mut conn.get_ref())? {
+            Drained::All => Ok(()),
+            Drained::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
         });
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        if let Ok(result) = drained {
+            return result;
         }
     }
     Ok(())
@@ -275,16 +213,17 @@ async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
 
 /// Closes without losing the response ([`Linger`]).
 async fn close(conn: &Conn) {
-    let mut linger = Linger::start(&TryWriter(conn));
+    let mut linger = Linger::start(conn.get_ref());
     loop {
         let until = linger.until().into();
-        if tokio::time::timeout_at(until, conn.ready(Interest::READABLE))
-            .await
-            .is_err()
-            || !linger.discard(|buf| conn.try_read(buf))
-        {
+        let Ok(Ok(mut ready)) = tokio::time::timeout_at(until, conn.readable()).await else {
+            return;
+        };
+        if !linger.discard(|buf| conn.get_ref().read(buf)) {
             return;
         }
+        // It would block: wait for the next readable edge.
+        ready.clear_ready();
     }
 }
 
@@ -297,29 +236,30 @@ async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
         }
         let deadline = session.read_deadline();
         let wait = deadline.map_or(STOP_CHECK, |d| (d - now).min(STOP_CHECK));
-        if tokio::time::timeout(wait, conn.ready(Interest::READABLE))
-            .await
-            .is_err()
-        {
-            // Idle for a while: keep no buffers meanwhile.
-            session.release_idle_memory();
-            continue;
-        }
-        // Read into this thread's shared buffer: idle connections own none.
-        let read = SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let n = conn.try_read(&mut scratch)?;
-            if n == 0 {
-                session.received(0);
-            } else {
-                session.receive(&scratch[..n]);
+        let mut ready = match tokio::time::timeout(wait, conn.readable()).await {
+            Ok(ready) => ready?,
+            Err(_) => {
+                // Idle for a while: keep no buffers meanwhile.
+                session.release_idle_memory();
+                continue;
             }
-            Ok::<(), io::Error>(())
+        };
+        // Read into this thread's shared buffer: idle connections own none.
+        let read = ready.try_io(|conn| {
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = conn.get_ref().read(&mut scratch)?;
+                if n == 0 {
+                    session.received(0);
+                } else {
+                    session.receive(&scratch[..n]);
+                }
+                Ok(())
+            })
         });
         match read {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Ok(result) => return result,
+            Err(_would_block) => {}
         }
     }
 }

@@ -71,7 +71,7 @@ fn start(driver: Driver) -> String {
         .to_string();
     let settings = HttpSettings {
         offload_threads: 4,
-        ..HttpSettings::default()
+        ..HttpSettings::for_tests()
     };
     let protocol = Arc::new(Http::new(Arc::new(App), settings));
     std::thread::spawn(move || {

@@ -6,6 +6,7 @@
 //! safe functions returning `io::Result`.
 
 pub mod process;
+pub mod reactor;
 pub mod signals;
 
 use std::io;

@@ -9,7 +9,7 @@
 //! * Any OS thread may call in; each keeps one persistent Python thread state.
 //! * Fork hooks keep the interpreter consistent across `fork()` (GIL held while forking).
 //! * Client errors while reading the body (malformed, timed out, gone) are answered 400/408
-//!   with one info line, never as a 500 with a traceback ([`client_error`]).
+//!   with one info line, never as a 500 with a traceback (`client_error.rs`).
 //! * Trusted proxies' forwarding headers (`WsgiConfig::forwarded`, resolved by
 //!   `ironhorse-wire`) set `REMOTE_ADDR`, `wsgi.url_scheme` and the host; contradictory
 //!   scheme headers from them are answered 400.

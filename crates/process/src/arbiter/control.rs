@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::super::pidfile::UPGRADED_FROM;
+use super::super::ProcessLogs;
 use ironhorse_sys::signals;
 
 /// The longest command line a client may send.
@@ -95,10 +96,10 @@ pub(super) struct ControlSocket {
 
 impl ControlSocket {
     /// `--control-socket`, if given: bound, or `Err` once the reason is logged.
-    pub fn open(path: Option<&Path>) -> Result<Option<ControlSocket>, ()> {
+    pub fn open(path: Option<&Path>, logs: &ProcessLogs) -> Result<Option<ControlSocket>, ()> {
         let Some(path) = path else { return Ok(None) };
         ControlSocket::bind(path).map(Some).map_err(|e| {
-            super::super::log(format_args!("--control-socket {}: {e}", path.display()));
+            logs.info(format_args!("--control-socket {}: {e}", path.display()));
         })
     }
 

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use super::{log, ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
+use super::{ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
 use ironhorse_sys::process::ExitStatus;
 use ironhorse_sys::signals::{self, SignalPipe};
 
@@ -72,12 +72,14 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            log(format_args!("cannot install signal handlers: {e}"));
+            plan.logs
+                .info(format_args!("cannot install signal handlers: {e}"));
             return 1;
         }
     };
     // Before the pid file: a refused socket leaves nothing behind.
-    let Ok(control) = control::ControlSocket::open(plan.supervision.control_socket.as_deref())
+    let Ok(control) =
+        control::ControlSocket::open(plan.supervision.control_socket.as_deref(), &plan.logs)
     else {
         return 1;
     };
@@ -90,7 +92,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            log(format_args!("--pid: {e}"));
+            plan.logs.info(format_args!("--pid: {e}"));
             return 1;
         }
     };
@@ -136,7 +138,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         }
         master.supervise();
         if let Some(pidfile) = &mut master.pidfile {
-            pidfile.take_over_when_predecessor_exits();
+            pidfile.take_over_when_predecessor_exits(&master.plan.logs);
         }
     }
     master.stop()
@@ -165,22 +167,28 @@ impl Master {
             signals::SIGHUP => self.reload(),
             signals::SIGTTIN => {
                 self.target += 1;
-                log(format_args!("SIGTTIN: workers {}", self.target));
+                self.plan
+                    .logs
+                    .info(format_args!("SIGTTIN: workers {}", self.target));
             }
             signals::SIGTTOU => {
                 self.target = self.target.saturating_sub(1).max(1);
-                log(format_args!("SIGTTOU: workers {}", self.target));
+                self.plan
+                    .logs
+                    .info(format_args!("SIGTTOU: workers {}", self.target));
             }
             signals::SIGUSR1 => {
-                log(format_args!("SIGUSR1: reopening log files"));
+                self.plan
+                    .logs
+                    .info(format_args!("SIGUSR1: reopening log files"));
                 if let Some(reopen) = &self.plan.supervision.reopen_logs {
                     reopen();
                 }
                 self.workers.signal_all(signals::SIGUSR1);
             }
-            signals::SIGUSR2 => upgrade::reexec(&self.plan.listeners),
+            signals::SIGUSR2 => upgrade::reexec(&self.plan.listeners, &self.plan.logs),
             signals::SIGWINCH => {
-                log(format_args!(
+                self.plan.logs.info(format_args!(
                     "SIGWINCH: stopping all workers; the master stays"
                 ));
                 self.target = 0;
@@ -190,7 +198,7 @@ impl Master {
     }
 
     fn stop_with(&mut self, code: i32, graceful: bool) {
-        log(format_args!(
+        self.plan.logs.info(format_args!(
             "{} stop requested",
             if graceful { "graceful" } else { "quick" }
         ));
@@ -203,17 +211,19 @@ impl Master {
             Some(Ok(reloaded)) => {
                 self.plan.app = reloaded.app;
                 self.target = reloaded.workers.max(1);
-                log(format_args!(
+                self.plan.logs.info(format_args!(
                     "SIGHUP: configuration reloaded; replacing {} workers",
                     self.workers.len()
                 ));
             }
             Some(Err(e)) => {
-                log(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
+                self.plan.logs.info(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
                 self.target = self.target.max(1);
             }
             None => {
-                log(format_args!("SIGHUP: restarting workers"));
+                self.plan
+                    .logs
+                    .info(format_args!("SIGHUP: restarting workers"));
                 self.target = self.target.max(1);
             }
         }
@@ -256,7 +266,7 @@ impl Master {
             self.recent_deaths.pop_front();
         }
         if self.recent_deaths.len() > CRASH_LIMIT {
-            super::warn(format_args!(
+            self.plan.logs.warn(format_args!(
                 "workers keep dying ({} in {:?}): crash loop; pausing respawns",
                 self.recent_deaths.len(),
                 CRASH_WINDOW
@@ -270,10 +280,10 @@ impl Master {
     fn supervise(&mut self) {
         let timeout = self.plan.supervision.timeout;
         if !timeout.is_zero() {
-            self.workers.abort_silent(timeout);
+            self.workers.abort_silent(timeout, &self.plan.logs);
         }
         if let Some(limit) = self.plan.supervision.max_worker_memory {
-            self.workers.retire_over_memory(limit);
+            self.workers.retire_over_memory(limit, &self.plan.logs);
         }
     }
 
@@ -284,22 +294,22 @@ impl Master {
             };
             match status {
                 ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
-                    log(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
+                    self.plan.logs.info(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
                     self.exit = Some((EXIT_APP_LOAD_ERROR, false));
                 }
                 ExitStatus::Code(EXIT_BOOT_ERROR) => {
-                    log(format_args!(
+                    self.plan.logs.info(format_args!(
                         "worker {pid} failed to boot; stopping (exit {EXIT_BOOT_ERROR})"
                     ));
                     self.exit = Some((EXIT_BOOT_ERROR, false));
                 }
                 ExitStatus::Code(0) if worker.retiring || worker.max_requests_reached() => {}
-                ExitStatus::Code(super::EXIT_STUCK) => log(format_args!(
+                ExitStatus::Code(super::EXIT_STUCK) => self.plan.logs.info(format_args!(
                     "worker {pid} left behind a stuck request; replacing it"
                 )),
-                ExitStatus::Code(0) => log(format_args!("worker {pid} exited")),
+                ExitStatus::Code(0) => self.plan.logs.info(format_args!("worker {pid} exited")),
                 ExitStatus::Signal(9) if worker.killed_for.is_some() => {
-                    log(format_args!(
+                    self.plan.logs.info(format_args!(
                         "worker {pid} killed ({})",
                         worker.killed_for.unwrap_or("")
                     ));
@@ -310,7 +320,7 @@ impl Master {
                     } else {
                         ""
                     };
-                    super::warn(format_args!(
+                    self.plan.logs.warn(format_args!(
                         "worker {pid} died ({other}){hint}; replacing it"
                     ));
                     self.recent_deaths.push_back(Instant::now());
@@ -340,7 +350,7 @@ impl Master {
             }
         }
         if !self.workers.is_empty() {
-            log(format_args!(
+            self.plan.logs.info(format_args!(
                 "killing {} workers still running after {:?}",
                 self.workers.len(),
                 grace

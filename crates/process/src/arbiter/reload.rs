@@ -4,8 +4,6 @@
 
 use std::os::fd::AsFd;
 
-use super::super::log;
-
 impl super::Master {
     /// Replaces the workers if the watcher reported a change since the last turn.
     pub(super) fn take_reload_trigger(&mut self) {
@@ -25,7 +23,7 @@ impl super::Master {
         }
         let first = String::from_utf8_lossy(&changed);
         let first = first.lines().next().unwrap_or_default();
-        log(format_args!(
+        self.plan.logs.info(format_args!(
             "--reload: {first} changed; replacing {} workers",
             self.target
         ));

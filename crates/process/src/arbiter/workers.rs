@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::super::{lifecycle, log, ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
+use super::super::{lifecycle, ProcessLogs, ServerPlan, EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
 use ironhorse_runtime::DriverConfig;
 use ironhorse_sys::process::{self, Forked, Pid};
 use ironhorse_sys::signals;
@@ -227,14 +227,14 @@ impl Workers {
 
     /// Aborts workers that stopped beating (stuck in a request or a C call), and kills those
     /// that ignore the abort.
-    pub fn abort_silent(&mut self, timeout: Duration) {
+    pub fn abort_silent(&mut self, timeout: Duration, logs: &ProcessLogs) {
         let now = Instant::now();
         for (pid, worker) in &mut self.table {
             match worker.killed_at {
                 Some(at) if now - at > ABORT_GRACE => process::kill(*pid, signals::SIGKILL),
                 Some(_) => {}
                 None if now - worker.last_beat > timeout => {
-                    super::super::warn(format_args!(
+                    logs.warn(format_args!(
                         "worker {pid} silent for {:?} (--timeout {:?}): aborting it",
                         now - worker.last_beat,
                         timeout
@@ -249,7 +249,7 @@ impl Workers {
     }
 
     /// Gracefully recycles workers whose resident memory passed `limit` bytes.
-    pub fn retire_over_memory(&mut self, limit: u64) {
+    pub fn retire_over_memory(&mut self, limit: u64, logs: &ProcessLogs) {
         let over: Vec<(Pid, u64)> = self
             .live()
             .filter(|(_, w)| w.ready)
@@ -260,7 +260,7 @@ impl Workers {
             })
             .collect();
         for (pid, rss) in over {
-            log(format_args!(
+            logs.info(format_args!(
                 "worker {pid} uses {} MiB (--max-worker-memory {} MiB): recycling it",
                 rss >> 20,
                 limit >> 20
@@ -274,7 +274,8 @@ impl Workers {
         let (beats_read, beats_write) = match ironhorse_sys::pipe() {
             Ok(p) => p,
             Err(e) => {
-                log(format_args!("cannot create a heartbeat pipe: {e}"));
+                plan.logs
+                    .info(format_args!("cannot create a heartbeat pipe: {e}"));
                 return false;
             }
         };
@@ -293,7 +294,7 @@ impl Workers {
                 // Adopting the descriptor and dropping it closes it.
                 drop(ironhorse_sys::signals::adopt_fd(*fd));
             }
-            super::super::exit(run_worker(plan, beats_write, max_requests));
+            plan.logs.exit(run_worker(plan, beats_write, max_requests));
         }
         if let Some(protocol) = preloaded {
             protocol.after_fork_parent();
@@ -306,7 +307,7 @@ impl Workers {
             }
             Ok(Forked::Child) => unreachable!("the child never gets here"),
             Err(e) => {
-                log(format_args!("fork failed: {e}"));
+                plan.logs.info(format_args!("fork failed: {e}"));
                 false
             }
         }
@@ -337,7 +338,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
     let protocol = match plan.app.build() {
         Ok(p) => p,
         Err(e) => {
-            log(format_args!("{e}"));
+            plan.logs.info(format_args!("{e}"));
             return EXIT_APP_LOAD_ERROR;
         }
     };
@@ -362,6 +363,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
         Some(std::os::unix::process::parent_id()),
+        plan.logs.clone(),
     );
     let config = DriverConfig {
         listeners,
@@ -369,12 +371,12 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
-        hooks: crate::hooks::process_hooks(),
+        hooks: crate::hooks::process_hooks(&plan.logs),
     };
     match plan.driver.run(config) {
         Ok(()) => 0,
         Err(e) => {
-            log(format_args!("worker failed: {e}"));
+            plan.logs.info(format_args!("worker failed: {e}"));
             1
         }
     }

@@ -20,7 +20,6 @@ use ironhorse_app::{
 
 use super::queues::{BodyChunk, Queues};
 use super::timeout::TimerState;
-use crate::offload_pool::wake_when_idle;
 use crate::session::{Job, JobHost, Waker};
 
 /// A piece of the response, from the application thread.
@@ -309,6 +308,13 @@ impl Host<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .pump(want_input)
     }
+
+    fn wake_when_idle(&self, waker: &Waker) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wake_when_idle(waker);
+    }
 }
 
 /// The response pieces' way to the session, lent to the application as its
@@ -326,7 +332,7 @@ impl Sink<'_, '_> {
     fn send(&mut self, reply: Reply, piece: Piece) -> bool {
         let delivered = self.push(reply);
         if piece == Piece::Last {
-            wake_when_idle(self.waker);
+            self.host.wake_when_idle(self.waker);
             return delivered;
         }
         (self.waker)();

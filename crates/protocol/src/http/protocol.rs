@@ -1,7 +1,6 @@
 //! The HTTP/1.1 protocol: its settings, what it shares between its sessions, and the pool
 //! that runs blocking applications when the driver brings no executor.
 
-use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use super::record::Recorder;
 use super::upgrade::Upgrades;
 use super::{Busy, HttpSession};
 use crate::offload_pool::OffloadPool;
-use crate::session::{Executor, Job, Link, Protocol, Session};
+use crate::session::{Executor, Link, Protocol, Session};
 
 /// Per-connection HTTP settings.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +52,10 @@ impl HttpSettings {
     }
 }
 
-impl Default for HttpSettings {
-    fn default() -> Self {
+impl HttpSettings {
+    /// Settings for tests and tools: a server takes every value from its own settings
+    /// table (`ironhorse/src/settings.rs`), where each default is written once.
+    pub fn for_tests() -> Self {
         HttpSettings {
             limits: Limits::default(),
             keepalive_timeout: Duration::from_secs(5),
@@ -121,10 +122,11 @@ impl Http {
 
 impl Protocol for Http {
     fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
-        let executor = link
-            .executor
-            .clone()
-            .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
+        let executor = match (&link.executor, &link.batch) {
+            (Some(executor), _) => executor.clone(),
+            (None, Some(batch)) => self.pool.batched(batch.clone()),
+            (None, None) => self.pool.clone() as Arc<dyn Executor>,
+        };
         Box::new(HttpSession {
             conn: ServerConn::new(self.settings.limits),
             service: self.service.clone(),
@@ -161,23 +163,5 @@ impl Protocol for Http {
 
     fn shutdown(&self) {
         self.service.shutdown();
-    }
-}
-
-impl Executor for OffloadPool {
-    fn execute(&self, job: Job) {
-        self.spawn(move || job(&mut OnPoolThread));
-    }
-}
-
-/// A job on a pool thread of its own: it blocks on its queues while the driver runs elsewhere.
-struct OnPoolThread;
-
-impl crate::session::JobHost for OnPoolThread {
-    fn pump(&mut self, _want_input: bool) -> Option<io::Result<()>> {
-        None
-    }
-    fn cutoff(&self) -> Option<crate::session::Cutoff> {
-        None
     }
 }

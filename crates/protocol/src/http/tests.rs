@@ -108,6 +108,7 @@ impl Harness {
             waker,
             executor: Some(jobs.clone()),
             hooks: hooks.clone(),
+            batch: None,
         };
         let session = Http::new(app, settings).session(ConnInfo::unix(), link);
         Harness {
@@ -166,7 +167,7 @@ impl Harness {
 
 #[test]
 fn a_blocking_request_is_one_job_and_continue_goes_out_when_the_app_reads() {
-    let mut h = Harness::new(Arc::default(), HttpSettings::default());
+    let mut h = Harness::new(Arc::default(), HttpSettings::for_tests());
     h.session.receive(
         b"POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     );
@@ -198,7 +199,7 @@ fn a_blocking_request_is_one_job_and_continue_goes_out_when_the_app_reads() {
 
 #[test]
 fn a_failed_application_is_answered_500_by_h1() {
-    let mut h = Harness::new(Arc::default(), HttpSettings::default());
+    let mut h = Harness::new(Arc::default(), HttpSettings::for_tests());
     let (step, answer) = h.answer(b"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(step, Step::Close);
     assert!(
@@ -213,7 +214,7 @@ fn a_request_past_its_deadline_is_cancelled_and_answered_504() {
     let app = Arc::new(App::default());
     let settings = HttpSettings {
         request_timeout: Some(std::time::Duration::from_millis(100)),
-        ..HttpSettings::default()
+        ..HttpSettings::for_tests()
     };
     let mut h = Harness::new(app.clone(), settings);
     let (step, answer) = h.answer(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -235,7 +236,7 @@ fn a_request_past_its_deadline_is_cancelled_and_answered_504() {
 fn a_stalled_body_times_out_in_the_session_and_the_app_answers() {
     let settings = HttpSettings {
         body_timeout: std::time::Duration::from_millis(200),
-        ..HttpSettings::default()
+        ..HttpSettings::for_tests()
     };
     let mut h = Harness::new(Arc::default(), settings);
     // Two bytes of ten, then nothing: no driver calls `advance` on input any more, so the
