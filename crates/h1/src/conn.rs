@@ -79,6 +79,8 @@ struct Current {
 pub struct ServerConn {
     limits: Limits,
     require_host: bool,
+    /// Whether responses of unknown length may be chunked (else they end with the connection).
+    chunked_responses: bool,
     /// Input: bytes `start..end` are received and unparsed; `end..` is spare space.
     buf: Vec<u8>,
     start: usize,
@@ -102,6 +104,7 @@ impl ServerConn {
         ServerConn {
             limits,
             require_host: true,
+            chunked_responses: true,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -122,6 +125,14 @@ impl ServerConn {
     /// default). Turning it off matches gunicorn, which accepts such requests.
     pub fn set_require_host(&mut self, required: bool) {
         self.require_host = required;
+    }
+
+    /// Whether a response of unknown length may use `Transfer-Encoding: chunked` on HTTP/1.1
+    /// (the default). Off, it is close-delimited instead, as for HTTP/1.0: for peers that
+    /// read the response as uWSGI writes it, until the connection ends (nginx's
+    /// `uwsgi_pass` never decodes chunks).
+    pub fn set_chunked_responses(&mut self, allowed: bool) {
+        self.chunked_responses = allowed;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -499,7 +510,7 @@ impl ServerConn {
         } else if let Some(n) = len {
             put_content_length(out, n);
             Framing::Length
-        } else if cur.version == Version::Http11 {
+        } else if cur.version == Version::Http11 && self.chunked_responses {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
             Framing::Chunked
         } else {

@@ -57,6 +57,8 @@ pub struct Http {
     access_log: Option<ironhorse_log::AccessLog>,
     upgrades: Arc<Upgrades>,
     forwarded: Option<Arc<Policy>>,
+    /// Whether responses of unknown length may be chunked (see `without_chunked_responses`).
+    chunked_responses: bool,
 }
 
 impl Http {
@@ -69,7 +71,16 @@ impl Http {
             access_log: None,
             upgrades: Arc::default(),
             forwarded: None,
+            chunked_responses: true,
         }
+    }
+
+    /// Ends responses of unknown length with the connection instead of chunking them: for
+    /// sessions behind a protocol whose peer reads the response until the connection ends
+    /// (uwsgi: nginx's `uwsgi_pass` does not decode chunks).
+    pub fn without_chunked_responses(mut self) -> Http {
+        self.chunked_responses = false;
+        self
     }
 
     /// Lets requests switch the connection to `protocol` with `Upgrade: TOKEN` (answered
@@ -105,8 +116,10 @@ impl Protocol for Http {
             .executor
             .clone()
             .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
+        let mut conn_state = ServerConn::new(self.settings.limits);
+        conn_state.set_chunked_responses(self.chunked_responses);
         Box::new(HttpSession {
-            conn: ServerConn::new(self.settings.limits),
+            conn: conn_state,
             service: self.service.clone(),
             executor,
             waker: link.waker.clone(),
