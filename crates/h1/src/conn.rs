@@ -79,8 +79,8 @@ struct Current {
 pub struct ServerConn {
     limits: Limits,
     require_host: bool,
-    /// Whether responses of unknown length may be chunked (else they end with the connection).
-    chunked_responses: bool,
+    /// Every response ends the connection; none is chunked (see `set_close_delimited`).
+    close_delimited: bool,
     /// Input: bytes `start..end` are received and unparsed; `end..` is spare space.
     buf: Vec<u8>,
     start: usize,
@@ -104,7 +104,7 @@ impl ServerConn {
         ServerConn {
             limits,
             require_host: true,
-            chunked_responses: true,
+            close_delimited: false,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -127,12 +127,12 @@ impl ServerConn {
         self.require_host = required;
     }
 
-    /// Whether a response of unknown length may use `Transfer-Encoding: chunked` on HTTP/1.1
-    /// (the default). Off, it is close-delimited instead, as for HTTP/1.0: for peers that
-    /// read the response as uWSGI writes it, until the connection ends (nginx's
-    /// `uwsgi_pass` never decodes chunks).
-    pub fn set_chunked_responses(&mut self, allowed: bool) {
-        self.chunked_responses = allowed;
+    /// When on, every response ends the connection (`Connection: close`) and one of unknown
+    /// length is close-delimited, never chunked: for a peer that reads a response as uWSGI
+    /// writes it, until the connection ends (nginx's `uwsgi_pass` decodes no chunks, and
+    /// must not keep the connection for another request). Off by default.
+    pub fn set_close_delimited(&mut self, on: bool) {
+        self.close_delimited = on;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -493,6 +493,7 @@ impl ServerConn {
             is_head: false,
         });
         let mut keep_alive = cur.keep_alive
+            && !self.close_delimited
             && !self.closed
             && !self.unread_body_forces_close()
             && !asks_to_close(headers);
@@ -510,7 +511,7 @@ impl ServerConn {
         } else if let Some(n) = len {
             put_content_length(out, n);
             Framing::Length
-        } else if cur.version == Version::Http11 && self.chunked_responses {
+        } else if cur.version == Version::Http11 && !self.close_delimited {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
             Framing::Chunked
         } else {

@@ -171,7 +171,7 @@ impl UwsgiFront {
 
     /// `http`, answering as uWSGI does (no chunked framing), behind uwsgi packets.
     fn wrap(&self, http: Http) -> Arc<dyn Protocol> {
-        let inner = Arc::new(http.without_chunked_responses());
+        let inner = Arc::new(http.close_delimited());
         Arc::new(Uwsgi::new(
             inner,
             self.allow.clone(),

@@ -4,7 +4,7 @@
 //! request head the packet stands for, then the body bytes after the packet — made with the
 //! client the packet names. Everything after is the one HTTP path: the application, static
 //! mounts, the access log, and a response written as uWSGI writes it (status line, headers,
-//! body; the inner `Http` is built `without_chunked_responses`). One request per connection.
+//! body; the inner `Http` is built `close_delimited`). One request per connection.
 //!
 //! Only peers in the allow list are served (Unix-socket peers unless it is empty); any
 //! other peer, a malformed packet, or none within the header timeout closes the connection
@@ -284,7 +284,7 @@ mod tests {
             assert_eq!(infos[0].peer, Some("203.0.113.7:4242".parse().unwrap()));
             assert_eq!(infos[0].scheme, "https");
             let expected = b"POST /x?y HTTP/1.1\r\nContent-Length: 4\r\n\
-                Connection: close\r\n\r\nbody";
+                \r\nbody";
             assert_eq!(echoed, expected.to_vec(), "split at {at}");
         }
     }

@@ -10,8 +10,8 @@
 //! * headers: every `HTTP_*` variable (`_` becomes `-`), `CONTENT_TYPE`, `CONTENT_LENGTH`
 //!   (nginx sends request bodies whole, de-chunked, with their length: it buffers chunked
 //!   bodies even under `uwsgi_request_buffering off`); hop-by-hop headers the proxy already
-//!   acted on (`Transfer-Encoding`, `Connection`, `Expect`, `Upgrade`, ...) are dropped, and
-//!   `Connection: close` is added: one request per connection, as nginx uses it;
+//!   acted on (`Transfer-Encoding`, `Connection`, `Expect`, `Upgrade`, ...) are dropped (one
+//!   request per connection is the server's part: nginx never sends a second one unasked);
 //! * the connection: `REMOTE_ADDR`/`REMOTE_PORT` (the client), `HTTPS`/`REQUEST_SCHEME`/
 //!   `UWSGI_SCHEME` (https), `SERVER_ADDR` or `SERVER_NAME` (when an address) with
 //!   `SERVER_PORT`.
@@ -119,7 +119,7 @@ pub fn to_http(packet: &Packet) -> Result<HttpRequest, RequestError> {
             .collect();
         put_field(&mut head, &name, value, &text())?;
     }
-    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    head.extend_from_slice(b"\r\n");
     Ok(HttpRequest {
         head,
         client: client(var("REMOTE_ADDR"), var("REMOTE_PORT")),
@@ -262,7 +262,7 @@ mod tests {
             String::from_utf8(r.head).unwrap(),
             "POST /a%20b?q=1 HTTP/1.1\r\nHost: h\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1\r\n\
-             USER-AGENT: curl/7\r\nX-REQUEST-ID: abc\r\nConnection: close\r\n\r\n"
+             USER-AGENT: curl/7\r\nX-REQUEST-ID: abc\r\n\r\n"
         );
         assert_eq!(r.client, Some("203.0.113.9:51000".parse().unwrap()));
         assert_eq!(r.server, None, "SERVER_NAME h is not an address");

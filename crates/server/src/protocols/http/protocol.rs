@@ -57,8 +57,8 @@ pub struct Http {
     access_log: Option<ironhorse_log::AccessLog>,
     upgrades: Arc<Upgrades>,
     forwarded: Option<Arc<Policy>>,
-    /// Whether responses of unknown length may be chunked (see `without_chunked_responses`).
-    chunked_responses: bool,
+    /// One response per connection, never chunked (see `close_delimited`).
+    close_delimited: bool,
 }
 
 impl Http {
@@ -71,15 +71,15 @@ impl Http {
             access_log: None,
             upgrades: Arc::default(),
             forwarded: None,
-            chunked_responses: true,
+            close_delimited: false,
         }
     }
 
-    /// Ends responses of unknown length with the connection instead of chunking them: for
-    /// sessions behind a protocol whose peer reads the response until the connection ends
-    /// (uwsgi: nginx's `uwsgi_pass` does not decode chunks).
-    pub fn without_chunked_responses(mut self) -> Http {
-        self.chunked_responses = false;
+    /// Answers one request per connection and ends each response with the connection, never
+    /// chunked: for sessions behind a protocol whose peer reads a response until the
+    /// connection ends (uwsgi: nginx's `uwsgi_pass` decodes no chunks).
+    pub fn close_delimited(mut self) -> Http {
+        self.close_delimited = true;
         self
     }
 
@@ -117,7 +117,7 @@ impl Protocol for Http {
             .clone()
             .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
         let mut conn_state = ServerConn::new(self.settings.limits);
-        conn_state.set_chunked_responses(self.chunked_responses);
+        conn_state.set_close_delimited(self.close_delimited);
         Box::new(HttpSession {
             conn: conn_state,
             service: self.service.clone(),
