@@ -193,6 +193,7 @@ fn the_shipped_site_passes_nginx_t() {
                 deploy.join("ironhorse_proxy_params").display()
             ),
         )
+        .replace("include uwsgi_params", "include /etc/nginx/uwsgi_params")
         .replace("/srv/app/static/", &format!("{d}/"))
         .replace("listen 443", &format!("listen 127.0.0.1:{}", free_port()))
         .replace("listen [::]:443", &format!("listen [::1]:{}", free_port()))
