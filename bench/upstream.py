@@ -6,14 +6,16 @@ instances in one upstream (hello world, bench/apps/hello.py).
     python3 bench/upstream.py --quick            # 1 round of 1 s (smoke test)
     python3 bench/upstream.py --rounds 6 --duration 10 --out /tmp/upstream.md
 
-- protocol: two ironhorse processes with the same flags (`--model prefork -w 1`, one serial
-  worker), one `--protocol http`, one `--protocol uwsgi`, pinned to CPU 0; one nginx (1
-  worker) pinned to CPU 1 with two sites, `proxy_pass` to a keep-alive upstream and
-  `uwsgi_pass` (nginx opens a connection per request: uwsgi has no keep-alive); wrk
+- protocol: two ironhorse processes with the same flags (`--model hybrid -w 1 --threads 4`:
+  one worker, a thread pool), one `--protocol http`, one `--protocol uwsgi`, pinned to CPU 0; one nginx (1
+  worker) pinned to CPU 1 with three sites, `proxy_pass` to a keep-alive upstream, `proxy_pass`
+  without keep-alive (a connection per request, as uwsgi) and `uwsgi_pass` (nginx opens a
+  connection per request: uwsgi has no keep-alive); wrk
   (`-t1 -c32`, CPU 1) on each site in turn, the order swapped every other round. Figures:
   req/s at the client, and ironhorse's CPU time (utime + stime of its process tree) per
   request — the steadier figure on this shared machine.
-- instances: N = 1, 2, 4 ironhorse instances (`--model prefork -w 2` each, not pinned) in
+- instances: N = 1, 2, 4 ironhorse instances (`--model hybrid -w 2 --threads 4` each, not
+  pinned: one instance already has a worker per CPU) in
   one nginx upstream (2 workers, keep-alive), wrk `-t1 -c64`; CPU per request summed over
   every instance. On a 2-CPU machine more instances cannot add CPU: the point is the method.
 
@@ -34,6 +36,11 @@ from harness import APPS, binaries, fmt, procs, report, tools, wrk  # noqa: E402
 from harness.proc_stats import CpuMeter  # noqa: E402
 
 log = procs.make_logger("upstream")
+
+# A thread pool per worker: a serial worker (prefork) holds one of nginx's keep-alive
+# upstream connections at a time, and requests nginx sends on the others wait behind it.
+PROTOCOL_MODEL = ["--model", "hybrid", "-w", "1", "--threads", "4"]
+INSTANCE_MODEL = ["--model", "hybrid", "-w", "2", "--threads", "4"]
 
 NGINX_HEAD = """worker_processes {workers};
 daemon off;
@@ -121,11 +128,13 @@ def protocol_runs(a, nginx_path, wrk_path, tmp, problems):
     pins_ok, (server_cpu, load_cpu) = tools.cpu_pins()
     servers = {}
     for name in ("http", "uwsgi"):
-        servers[name] = start_ironhorse(name, ["--model", "prefork", "-w", "1",
-                                               "--protocol", name], tmp, pin=server_cpu)
-    ports = {"http": procs.free_port(), "uwsgi": procs.free_port()}
+        servers[name] = start_ironhorse(name, PROTOCOL_MODEL + ["--protocol", name], tmp,
+                                        pin=server_cpu)
+    ports = {"http": procs.free_port(), "http-close": procs.free_port(),
+             "uwsgi": procs.free_port()}
     body = (f"  upstream http_up {{ server {servers['http'][1]}; keepalive 32; }}\n"
             + site(ports["http"], proxy("http_up"))
+            + site(ports["http-close"], f"proxy_pass http://{servers['http'][1]};")
             + site(ports["uwsgi"], f"include /etc/nginx/uwsgi_params; "
                                    f"uwsgi_pass {servers['uwsgi'][1]};"))
     ngx = start_nginx(nginx_path, tmp, body, 1, pin=load_cpu, name="nginx-protocol")
@@ -133,11 +142,12 @@ def protocol_runs(a, nginx_path, wrk_path, tmp, problems):
     for k, url in urls.items():
         wait_ready(url, problems, f"nginx → {k}", ngx)
     runs = {k: [] for k in urls}
+    server_of = {"http": "http", "http-close": "http", "uwsgi": "uwsgi"}
     for rnd in range(a.rounds):
-        order = ["http", "uwsgi"] if rnd % 2 == 0 else ["uwsgi", "http"]
+        order = list(urls) if rnd % 2 == 0 else list(urls)[::-1]
         for k in order:
             runs[k].append(measure(wrk_path, urls[k], 32, a.duration,
-                                   [servers[k][0].pid], load_cpu, problems,
+                                   [servers[server_of[k]][0].pid], load_cpu, problems,
                                    f"round {rnd + 1} {k}"))
     for k, url in urls.items():
         check(url, problems, f"nginx → {k} after the runs")
@@ -153,8 +163,8 @@ def instance_runs(a, nginx_path, wrk_path, tmp, problems):
     for rnd in range(a.rounds):
         order = counts if rnd % 2 == 0 else counts[::-1]
         for n in order:
-            servers = [start_ironhorse(f"r{rnd}-n{n}-{i}", ["--model", "prefork", "-w", "2"],
-                                       tmp) for i in range(n)]
+            servers = [start_ironhorse(f"r{rnd}-n{n}-{i}", INSTANCE_MODEL, tmp)
+                       for i in range(n)]
             port = procs.free_port()
             upstream = " ".join(f"server {addr};" for _, addr in servers)
             body = (f"  upstream app {{ {upstream} keepalive 64; }}\n"
@@ -209,12 +219,16 @@ def main():
     lines += ["", f"{a.rounds} rounds of {a.duration} s per case, order swapped every other "
               "round.", ""]
     if proto:
-        lines += ["### uwsgi_pass vs proxy_pass (keep-alive), one serial worker, wrk -c32"
+        lines += [f"### uwsgi_pass vs proxy_pass (keep-alive), `{' '.join(PROTOCOL_MODEL)}`, "
+                  "wrk -c32"
                   + (" (server on CPU 0, nginx and wrk on CPU 1)" if pinned else ""), ""]
-        lines += table("upstream protocol", [("HTTP (proxy_pass, keep-alive)", proto["http"]),
-                                             ("uwsgi (uwsgi_pass)", proto["uwsgi"])])
+        lines += table("upstream protocol", [
+            ("HTTP (proxy_pass, keep-alive)", proto["http"]),
+            ("HTTP (proxy_pass, a connection per request)", proto["http-close"]),
+            ("uwsgi (uwsgi_pass, a connection per request)", proto["uwsgi"])])
     if inst:
-        lines += ["", "### Instances in one nginx upstream (prefork -w 2 each), wrk -c64", ""]
+        lines += ["", f"### Instances in one nginx upstream (`{' '.join(INSTANCE_MODEL)}` each), "
+                  "wrk -c64", ""]
         lines += table("instances", [(str(n), s) for n, s in inst.items()])
     report.finish_report(lines, problems, "No problems seen (every check and wrk run clean).",
                          a.out)
