@@ -79,6 +79,8 @@ struct Current {
 pub struct ServerConn {
     limits: Limits,
     require_host: bool,
+    /// Every response ends the connection; none is chunked (see `set_close_delimited`).
+    close_delimited: bool,
     /// Input: bytes `start..end` are received and unparsed; `end..` is spare space.
     buf: Vec<u8>,
     start: usize,
@@ -102,6 +104,7 @@ impl ServerConn {
         ServerConn {
             limits,
             require_host: true,
+            close_delimited: false,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -122,6 +125,14 @@ impl ServerConn {
     /// default). Turning it off matches gunicorn, which accepts such requests.
     pub fn set_require_host(&mut self, required: bool) {
         self.require_host = required;
+    }
+
+    /// When on, every response ends the connection (`Connection: close`) and one of unknown
+    /// length is close-delimited, never chunked: for a peer that reads a response as uWSGI
+    /// writes it, until the connection ends (nginx's `uwsgi_pass` decodes no chunks, and
+    /// must not keep the connection for another request). Off by default.
+    pub fn set_close_delimited(&mut self, on: bool) {
+        self.close_delimited = on;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -502,6 +513,7 @@ impl ServerConn {
             is_head: false,
         });
         let mut keep_alive = cur.keep_alive
+            && !self.close_delimited
             && !self.closed
             && !self.unread_body_forces_close()
             && !asks_to_close(headers);
@@ -519,7 +531,7 @@ impl ServerConn {
         } else if let Some(n) = len {
             put_content_length(out, n);
             Framing::Length
-        } else if cur.version == Version::Http11 {
+        } else if cur.version == Version::Http11 && !self.close_delimited {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
             Framing::Chunked
         } else {

@@ -8,7 +8,7 @@ use ironhorse_h1::Limits;
 use ironhorse_log::AccessLog;
 use ironhorse_process::{AppSource, Processes};
 use ironhorse_protocol::session::Protocol;
-use ironhorse_protocol::{Echo, Http, HttpSettings, ProxyHeader, Reverse};
+use ironhorse_protocol::{Echo, Http, HttpSettings, ProxyHeader, Reverse, Uwsgi};
 use ironhorse_runtime::Driver;
 use ironhorse_static::{StaticFiles, StaticOptions};
 use ironhorse_wire::forwarded::Policy;
@@ -67,7 +67,7 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     // or the HTTP/2 preface): the seeds' exercise of the protocol hand-off.
     let upgrade_echo = settings.protocol == Wire::HttpEcho;
     match settings.protocol {
-        Wire::Http | Wire::HttpEcho => {}
+        Wire::Http | Wire::HttpEcho | Wire::Uwsgi => {}
         Wire::Echo => return Ok(AppSource::Preloaded(Arc::new(Echo))),
         Wire::Reverse => {
             let work_delay = settings.work_delay;
@@ -77,13 +77,18 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     let http_settings = http_settings(settings, shape);
     let health = settings.health_path.clone();
     let policy = forwarding_policy(settings);
+    let uwsgi = (settings.protocol == Wire::Uwsgi).then(|| UwsgiFront::new(settings));
     let http = move |service, settings, access_log: &Option<AccessLog>| {
         let http = http(with_health(service, &health), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
-        Arc::new(match access_log {
+        let http = match access_log {
             Some(log) => http.with_access_log(log.clone()),
             None => http,
-        }) as Arc<dyn Protocol>
+        };
+        match &uwsgi {
+            Some(front) => front.wrap(http),
+            None => Arc::new(http) as Arc<dyn Protocol>,
+        }
     };
     let mounts = static_mounts(settings)?;
     let Some(spec) = settings.app.clone() else {
@@ -139,6 +144,40 @@ fn http(service: Arc<dyn Service>, settings: HttpSettings, upgrade_echo: bool) -
     }
     http.with_upgrade("echo", Arc::new(Echo))
         .with_prior_knowledge(Arc::new(Echo))
+}
+
+/// `--protocol uwsgi`: request packets from `--uwsgi-allow-from`, in front of HTTP.
+#[derive(Clone)]
+struct UwsgiFront {
+    allow: ironhorse_wire::AllowList,
+    limits: ironhorse_wire::uwsgi::Limits,
+    timeout: std::time::Duration,
+}
+
+impl UwsgiFront {
+    fn new(settings: &Settings) -> UwsgiFront {
+        UwsgiFront {
+            allow: settings.uwsgi_allow_from.clone(),
+            limits: ironhorse_wire::uwsgi::Limits {
+                // The whole 16-bit block; as many variables as headers allowed over HTTP,
+                // plus room for nginx's `uwsgi_params` (15) and a site's own.
+                max_block: usize::from(u16::MAX),
+                max_vars: settings.limit_request_fields + 64,
+            },
+            timeout: settings.header_timeout,
+        }
+    }
+
+    /// `http`, answering as uWSGI does (no chunked framing), behind uwsgi packets.
+    fn wrap(&self, http: Http) -> Arc<dyn Protocol> {
+        let inner = Arc::new(http.close_delimited());
+        Arc::new(Uwsgi::new(
+            inner,
+            self.allow.clone(),
+            self.limits,
+            self.timeout,
+        ))
+    }
 }
 
 /// Whose forwarding headers are believed, and which (`--forwarded-*`).

@@ -127,7 +127,7 @@ pub struct Settings {
         help = "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."
     )]
     pub reuse_port: bool,
-    #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http, or the seeds' echo and reverse TCP exercises; http+echo is HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo.")]
+    #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http; uwsgi, the binary protocol of nginx's uwsgi_pass (requests from the peers in --uwsgi-allow-from, answered as HTTP, one per connection); or the seeds' echo and reverse TCP exercises; http+echo is HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo.")]
     pub protocol: Wire,
     #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = units::duration, help = "reverse protocol: simulated handler time before answering (seed 000 uses 5).")]
     pub work_delay: Duration,
@@ -228,6 +228,8 @@ pub struct Settings {
     pub proxy_protocol: units::ProxyVersions,
     #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", value_parser = AllowList::parse, help = "Peers that must (and alone may) send a PROXY protocol header when --proxy-protocol is on: addresses and networks (10.0.0.0/8), comma-separated, * for every peer. Unix-socket peers count as allowed unless the list is empty.")]
     pub proxy_allow_from: AllowList,
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", value_parser = AllowList::parse, help = "With --protocol uwsgi: the peers served (the proxy, e.g. nginx's uwsgi_pass), whose packets name the client (REMOTE_ADDR, HTTPS). Addresses and networks, comma-separated, * for every peer; any other peer is closed with a log line. Unix-socket peers are served unless the list is empty (guard the socket file with its permissions).")]
+    pub uwsgi_allow_from: AllowList,
     #[arg(
         long,
         value_name = "PATH",

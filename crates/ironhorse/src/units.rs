@@ -112,6 +112,8 @@ pub enum Wire {
     /// HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo:
     /// the protocol hand-off's exercise.
     HttpEcho,
+    /// nginx's `uwsgi_pass` binary protocol, answered as HTTP.
+    Uwsgi,
     /// The seeds' echo exercise.
     Echo,
     /// The seeds' reverse exercise.
@@ -122,9 +124,10 @@ pub fn wire(text: &str) -> Result<Wire, String> {
     match text {
         "http" => Ok(Wire::Http),
         "http+echo" => Ok(Wire::HttpEcho),
+        "uwsgi" => Ok(Wire::Uwsgi),
         "echo" => Ok(Wire::Echo),
         "reverse" => Ok(Wire::Reverse),
-        _ => Err("unknown protocol; choose http, http+echo, echo or reverse".into()),
+        _ => Err("unknown protocol; choose http, uwsgi, http+echo, echo or reverse".into()),
     }
 }
 

@@ -56,19 +56,7 @@ fn start_nginx(binary: &Path, upstream: &str) -> Nginx {
     std::fs::create_dir_all(&dir).unwrap();
     // nginx's workers drop to an unprivileged user when it runs as root.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=shop.example", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (scripts/test.sh installs it)");
-    assert!(ok.success(), "openssl could not make a certificate");
+    common::nginx::certificate(&dir, "shop.example");
     let params =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nginx/ironhorse_proxy_params");
     let (https, http) = (free_port(), free_port());
@@ -205,6 +193,7 @@ fn the_shipped_site_passes_nginx_t() {
                 deploy.join("ironhorse_proxy_params").display()
             ),
         )
+        .replace("include uwsgi_params", "include /etc/nginx/uwsgi_params")
         .replace("/srv/app/static/", &format!("{d}/"))
         .replace("listen 443", &format!("listen 127.0.0.1:{}", free_port()))
         .replace("listen [::]:443", &format!("listen [::1]:{}", free_port()))

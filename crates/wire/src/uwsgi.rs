@@ -5,6 +5,11 @@
 //! The request body follows the packet.
 //!
 //! [`parse`] takes the bytes received so far; a malformed packet is an error, never a panic.
+//! [`to_http`] turns a parsed packet back into the HTTP request it stands for.
+
+mod request;
+
+pub use request::{to_http, HttpRequest, RequestError};
 
 use crate::Parsed;
 
@@ -187,7 +192,7 @@ mod tests {
                 "{cut}"
             );
         }
-        // An empty block is a packet too (the session answers it 400: no method).
+        // An empty block is a packet too (not a request: `to_http` finds no method).
         assert_eq!(done(&[0, 0, 0, 0]).vars, vec![]);
     }
 

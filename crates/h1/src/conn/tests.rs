@@ -70,6 +70,22 @@ fn uses_chunked_for_unknown_length_on_http11() {
 }
 
 #[test]
+fn close_delimited_mode_never_chunks_and_closes_after_each_response() {
+    for len in [None, Some(5)] {
+        let mut c = conn_with(GET11);
+        c.set_close_delimited(true);
+        c.next_request().unwrap().unwrap();
+        let mut out = Vec::new();
+        c.write_head(200, &Vec::new(), len, &mut out);
+        c.write_body(b"hello", &mut out);
+        assert_eq!(c.finish(&mut out), Next::Close, "{len:?}");
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("chunked"), "{s}");
+        assert!(s.ends_with("Connection: close\r\n\r\nhello"), "{s}");
+    }
+}
+
+#[test]
 fn closes_after_a_close_delimited_body_on_http10() {
     let (out, next) = respond(
         b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",

@@ -78,6 +78,8 @@ pub struct Http {
     access_log: Option<ironhorse_log::AccessLog>,
     upgrades: Arc<Upgrades>,
     forwarded: Option<Arc<Policy>>,
+    /// One response per connection, never chunked (see `close_delimited`).
+    close_delimited: bool,
 }
 
 impl Http {
@@ -90,7 +92,16 @@ impl Http {
             access_log: None,
             upgrades: Arc::default(),
             forwarded: None,
+            close_delimited: false,
         }
+    }
+
+    /// Answers one request per connection and ends each response with the connection, never
+    /// chunked: for sessions behind a protocol whose peer reads a response until the
+    /// connection ends (uwsgi: nginx's `uwsgi_pass` decodes no chunks).
+    pub fn close_delimited(mut self) -> Http {
+        self.close_delimited = true;
+        self
     }
 
     /// Lets requests switch the connection to `protocol` with `Upgrade: TOKEN` (answered
@@ -127,8 +138,10 @@ impl Protocol for Http {
             (None, Some(batch)) => self.pool.batched(batch.clone()),
             (None, None) => self.pool.clone() as Arc<dyn Executor>,
         };
+        let mut conn_state = ServerConn::new(self.settings.limits);
+        conn_state.set_close_delimited(self.close_delimited);
         Box::new(HttpSession {
-            conn: ServerConn::new(self.settings.limits),
+            conn: conn_state,
             service: self.service.clone(),
             executor,
             waker: link.waker.clone(),
