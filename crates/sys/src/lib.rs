@@ -6,7 +6,10 @@
 //! safe functions returning `io::Result`.
 
 pub mod process;
+mod shared;
 pub mod signals;
+
+pub use shared::{listen_queue, SharedCounters};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
