@@ -175,8 +175,8 @@ impl Meter {
     }
 
     /// A request started at `started` ended with `status` (0: no response head went out)
-    /// after `bytes` body bytes.
-    pub fn request_done(&self, started: Instant, method: &str, status: u16, bytes: u64) {
+    /// after `bytes` body bytes; `method` is its [`layout::method_class`].
+    pub fn request_done(&self, started: Instant, method: usize, status: u16, bytes: u64) {
         self.request_counted(method, status, bytes);
         self.observe(
             layout::DURATION,
@@ -188,8 +188,8 @@ impl Meter {
 
     /// A request answered without reaching the application (refused by the parser): counted,
     /// never in flight, no duration.
-    pub fn request_counted(&self, method: &str, status: u16, bytes: u64) {
-        let class = layout::method_class(method) * layout::STATUSES.len()
+    pub fn request_counted(&self, method: usize, status: u16, bytes: u64) {
+        let class = method.min(layout::METHODS.len() - 1) * layout::STATUSES.len()
             + layout::status_class(status);
         self.add(layout::REQUESTS + class, 1);
         self.add(layout::RESPONSE_BYTES, bytes);
@@ -269,7 +269,7 @@ mod tests {
         board.owned_by(slot, 42);
         let meter = board.meter(slot);
         let t = meter.request_started();
-        meter.request_done(t, "GET", 200, 10);
+        meter.request_done(t, layout::method_class("GET"), 200, 10);
         meter.connection_opened();
         let _in_flight = meter.request_started();
         assert_eq!(board.snapshot().pids, vec![42]);
@@ -282,7 +282,11 @@ mod tests {
         assert_eq!(total(&board, layout::CONNECTIONS), 0);
         let again = board.claim().unwrap();
         assert_eq!(again, slot, "reused");
-        assert_eq!(total(&board, layout::REQUESTS + 1), 1, "a reused slot starts at 0");
+        assert_eq!(
+            total(&board, layout::REQUESTS + 1),
+            1,
+            "a reused slot starts at 0"
+        );
         assert!(board.snapshot().pids.is_empty(), "no pid until named");
     }
 

@@ -75,15 +75,24 @@ impl Scrape {
         Ok(text)
     }
 
+    /// (sum in seconds, count, per-bucket counts): the encoder makes them cumulative.
     fn histogram(&self, start: usize, sum_us: usize) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
-        let mut buckets = Vec::with_capacity(BUCKETS);
-        for (i, count) in self.counters[start..start + BUCKETS].iter().enumerate() {
-            cumulative += count;
-            let bound = BOUNDS_US.get(i).map_or(f64::INFINITY, |us| *us as f64 / 1e6);
-            buckets.push((bound, cumulative));
-        }
-        (self.counters[sum_us] as f64 / 1e6, cumulative, buckets)
+        let counts = &self.counters[start..start + BUCKETS];
+        let buckets = counts
+            .iter()
+            .enumerate()
+            .map(|(i, count)| {
+                let bound = BOUNDS_US
+                    .get(i)
+                    .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+                (bound, *count)
+            })
+            .collect();
+        (
+            self.counters[sum_us] as f64 / 1e6,
+            counts.iter().sum(),
+            buckets,
+        )
     }
 }
 
@@ -131,20 +140,65 @@ impl Collector for Scrape {
                 .encode_histogram::<NoLabelSet>(total, count, &buckets, None)?;
         }
         let gauge = MetricType::Gauge;
-        single(&mut encoder, "requests_in_flight", "Requests being answered now.", None, gauge, c[layout::IN_FLIGHT] as f64)?;
-        single(&mut encoder, "response", "Response body bytes sent.", Some(&Unit::Bytes), MetricType::Counter, c[layout::RESPONSE_BYTES] as f64)?;
-        single(&mut encoder, "connections_opened", "HTTP connections opened.", None, MetricType::Counter, c[layout::CONNECTIONS_OPENED] as f64)?;
+        single(
+            &mut encoder,
+            "requests_in_flight",
+            "Requests being answered now.",
+            None,
+            gauge,
+            c[layout::IN_FLIGHT] as f64,
+        )?;
+        single(
+            &mut encoder,
+            "response",
+            "Response body bytes sent.",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+            c[layout::RESPONSE_BYTES] as f64,
+        )?;
+        single(
+            &mut encoder,
+            "connections_opened",
+            "HTTP connections opened.",
+            None,
+            MetricType::Counter,
+            c[layout::CONNECTIONS_OPENED] as f64,
+        )?;
         let open = c[layout::CONNECTIONS];
         let active = c[layout::IN_FLIGHT].min(open);
         let mut connections = encoder.encode_descriptor("connections", "Open HTTP connections: active (a request in progress) or idle (waiting for the next request).", None, gauge)?;
         for (state, n) in [("active", active), ("idle", open - active)] {
-            connections.encode_family(&[("state", state)])?.encode_gauge(&n)?;
+            connections
+                .encode_family(&[("state", state)])?
+                .encode_gauge(&n)?;
         }
-        single(&mut encoder, "app_threads_busy", "Application jobs running on a thread now.", None, gauge, c[layout::APP_BUSY] as f64)?;
-        single(&mut encoder, "app_queue_depth", "Application jobs waiting for a thread (the offload queue of event and async).", None, gauge, c[layout::APP_QUEUED] as f64)?;
+        single(
+            &mut encoder,
+            "app_threads_busy",
+            "Application jobs running on a thread now.",
+            None,
+            gauge,
+            c[layout::APP_BUSY] as f64,
+        )?;
+        single(
+            &mut encoder,
+            "app_queue_depth",
+            "Application jobs waiting for a thread (the offload queue of event and async).",
+            None,
+            gauge,
+            c[layout::APP_QUEUED] as f64,
+        )?;
         for (name, help, by_reason) in [
-            ("worker_starts", "Worker processes started, by reason.", &self.starts),
-            ("worker_exits", "Worker processes that exited, by reason.", &self.exits),
+            (
+                "worker_starts",
+                "Worker processes started, by reason.",
+                &self.starts,
+            ),
+            (
+                "worker_exits",
+                "Worker processes that exited, by reason.",
+                &self.exits,
+            ),
         ] {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for (reason, n) in by_reason {
@@ -153,23 +207,59 @@ impl Collector for Scrape {
                     .encode_counter::<NoLabelSet, _, f64>(n, None)?;
             }
         }
-        single(&mut encoder, "workers", "Serving processes alive now.", None, gauge, self.resident.len() as f64)?;
-        let mut rss = encoder.encode_descriptor("worker_resident_memory", "Resident memory of each serving process (/proc/PID/statm).", Some(&Unit::Bytes), gauge)?;
+        single(
+            &mut encoder,
+            "workers",
+            "Serving processes alive now.",
+            None,
+            gauge,
+            self.resident.len() as f64,
+        )?;
+        let mut rss = encoder.encode_descriptor(
+            "worker_resident_memory",
+            "Resident memory of each serving process (/proc/PID/statm).",
+            Some(&Unit::Bytes),
+            gauge,
+        )?;
         for (pid, bytes) in &self.resident {
-            rss.encode_family(&[("pid", pid.to_string())])?.encode_gauge(bytes)?;
+            rss.encode_family(&[("pid", pid.to_string())])?
+                .encode_gauge(bytes)?;
         }
         for (name, help, pick) in [
-            ("listen_queue", "Connections waiting in a listening socket's accept queue (TCP_INFO).", 0),
-            ("listen_queue_limit", "The size of a listening socket's accept queue (its backlog).", 1),
+            (
+                "listen_queue",
+                "Connections waiting in a listening socket's accept queue (TCP_INFO).",
+                0,
+            ),
+            (
+                "listen_queue_limit",
+                "The size of a listening socket's accept queue (its backlog).",
+                1,
+            ),
         ] {
             let mut family = encoder.encode_descriptor(name, help, None, gauge)?;
             for (listener, queued, limit) in &self.listen_queues {
                 let n = if pick == 0 { *queued } else { *limit };
-                family.encode_family(&[("listener", listener.as_str())])?.encode_gauge(&n)?;
+                family
+                    .encode_family(&[("listener", listener.as_str())])?
+                    .encode_gauge(&n)?;
             }
         }
-        single(&mut encoder, "uptime", "Time since the server started.", Some(&Unit::Seconds), gauge, self.uptime_s)?;
-        let info = prometheus_client::metrics::info::Info::new([("version", env!("CARGO_PKG_VERSION"))]);
-        info.encode(encoder.encode_descriptor("build", "The server's version.", None, info.metric_type())?)
+        single(
+            &mut encoder,
+            "uptime",
+            "Time since the server started.",
+            Some(&Unit::Seconds),
+            gauge,
+            self.uptime_s,
+        )?;
+        let info =
+            prometheus_client::metrics::info::Info::new([("version", env!("CARGO_PKG_VERSION"))]);
+        info.encode(encoder.encode_descriptor(
+            "build",
+            "The server's version.",
+            None,
+            info.metric_type(),
+        )?)
     }
 }

@@ -47,9 +47,9 @@ impl MetricsAddr {
             }
             return Ok(MetricsAddr::Unix(PathBuf::from(path)));
         }
-        spec.parse().map(MetricsAddr::Tcp).map_err(|_| {
-            format!("{spec:?} is not IP:PORT or unix:PATH (e.g. 127.0.0.1:9100)")
-        })
+        spec.parse()
+            .map(MetricsAddr::Tcp)
+            .map_err(|_| format!("{spec:?} is not IP:PORT or unix:PATH (e.g. 127.0.0.1:9100)"))
     }
 
     /// Binds the socket (before any fork, so a port in use is reported up front).
@@ -151,7 +151,11 @@ pub struct Watched {
 
 /// Serves `/metrics` from `board` on `listener` in a thread of this process, for as long as
 /// the process lives.
-pub fn spawn(listener: MetricsListener, board: Arc<Board>, watched: Vec<Watched>) -> io::Result<()> {
+pub fn spawn(
+    listener: Arc<MetricsListener>,
+    board: Arc<Board>,
+    watched: Vec<Watched>,
+) -> io::Result<()> {
     let shared = Arc::new((board, watched));
     let clients = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
@@ -210,7 +214,11 @@ fn answer(stream: &mut dyn Stream, board: &Board, watched: &[Watched]) -> io::Re
         431 => "Request Header Fields Too Large",
         _ => "Internal Server Error",
     };
-    let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
+    let allow = if status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
     let mut response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         body.len()
@@ -232,7 +240,12 @@ fn route(
     let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     let method = request.method.unwrap_or("");
     if path != "/metrics" {
-        return (404, "not found: scrape /metrics\n".into(), "text/plain", false);
+        return (
+            404,
+            "not found: scrape /metrics\n".into(),
+            "text/plain",
+            false,
+        );
     }
     if method != "GET" && method != "HEAD" {
         return (405, "method not allowed\n".into(), "text/plain", false);

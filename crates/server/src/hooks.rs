@@ -13,6 +13,12 @@ pub trait WorkerHooks: Send + Sync {
     fn beat(&self);
     /// A request was answered (counts toward `--max-requests`).
     fn request_done(&self);
+    /// Where this process records its metrics (`--metrics-bind`): requests, connections and
+    /// application jobs are counted where the access log line is produced, the same way
+    /// under every driver. `None`: not measured.
+    fn meter(&self) -> Option<&ironhorse_metrics::Meter> {
+        None
+    }
     /// A message for the error log.
     fn log(&self, level: Level, message: fmt::Arguments<'_>);
     /// A timed-out request will not unwind and its thread is the worker's only one: the
@@ -23,8 +29,11 @@ pub trait WorkerHooks: Send + Sync {
 /// Shared hooks.
 pub type Hooks = Arc<dyn WorkerHooks>;
 
-/// The real worker: heartbeats and request counting for the master, the error log, exit.
-pub struct ProcessHooks;
+/// The real worker: heartbeats and request counting for the master, the error log, exit,
+/// and its slot of metrics.
+pub struct ProcessHooks {
+    meter: Option<ironhorse_metrics::Meter>,
+}
 
 impl WorkerHooks for ProcessHooks {
     fn beat(&self) {
@@ -39,11 +48,14 @@ impl WorkerHooks for ProcessHooks {
     fn stuck(&self) {
         crate::process::exit(crate::process::EXIT_STUCK);
     }
+    fn meter(&self) -> Option<&ironhorse_metrics::Meter> {
+        self.meter.as_ref()
+    }
 }
 
-/// The hooks of this process.
-pub fn process_hooks() -> Hooks {
-    Arc::new(ProcessHooks)
+/// The hooks of this process, recording into `meter` if metrics are on.
+pub fn process_hooks(meter: Option<ironhorse_metrics::Meter>) -> Hooks {
+    Arc::new(ProcessHooks { meter })
 }
 
 /// Hooks that do nothing but log to standard error: for tests and tools.

@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn a_child_updates_what_the_parent_reads() {
         let shared = SharedCounters::new(4).unwrap();
-        assert!(shared.counters().iter().all(|c| c.load(Ordering::Relaxed) == 0));
+        assert!(shared
+            .counters()
+            .iter()
+            .all(|c| c.load(Ordering::Relaxed) == 0));
         match crate::process::fork().unwrap() {
             crate::process::Forked::Child => {
                 shared.counters()[2].fetch_add(7, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 mod arbiter;
 mod fork;
 mod lifecycle;
+mod metrics;
 mod notify;
 mod pidfile;
 mod single;
@@ -127,6 +128,8 @@ pub struct Supervision {
     /// `--reload`: readable when a watched file changed (the changed paths, one a line);
     /// the master then replaces its workers.
     pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
+    /// `--metrics-bind`: the socket `/metrics` is served on, by the supervising process.
+    pub metrics: Option<Arc<ironhorse_metrics::MetricsListener>>,
 }
 
 impl Default for Supervision {
@@ -144,6 +147,7 @@ impl Default for Supervision {
             per_worker_sockets: None,
             control_socket: None,
             reload_trigger: None,
+            metrics: None,
         }
     }
 }

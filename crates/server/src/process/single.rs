@@ -4,6 +4,10 @@ use super::{log, ServerPlan};
 use crate::drivers::DriverConfig;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
+    let board = match super::metrics::start(&plan, 1) {
+        Ok(board) => board,
+        Err(code) => return code,
+    };
     let (pidfile, protocol) = match super::start_serving(&plan, on_ready) {
         Ok(started) => started,
         Err(code) => return code,
@@ -19,7 +23,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
-        hooks: crate::hooks::process_hooks(),
+        hooks: crate::hooks::process_hooks(super::metrics::own_meter(board.as_ref())),
     };
     let code = match plan.driver.run(config) {
         Ok(()) => 0,

@@ -16,6 +16,7 @@
 //! start a new generation of workers as `HUP` does (`reload.rs`).
 
 mod control;
+mod reasons;
 mod reload;
 mod upgrade;
 mod workers;
@@ -64,6 +65,10 @@ struct Master {
     started: Instant,
     /// `--control-socket`.
     control: Option<control::ControlSocket>,
+    /// Whether the first workers were started (later starts are replacements or scaling).
+    booted: bool,
+    /// Workers that exited and are still to be replaced (for the start reasons).
+    owed: usize,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -94,6 +99,11 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return 1;
         }
     };
+    // Before the listeners are cleared for --reuse-port: they are watched unless so.
+    let board = match super::metrics::start(&plan, super::metrics::MASTER_SLOTS) {
+        Ok(board) => board,
+        Err(code) => return code,
+    };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
     let mut plan = plan;
@@ -113,10 +123,16 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         announced_ready: false,
         started: Instant::now(),
         control,
+        booted: false,
+        owed: 0,
     };
     if let Some(control) = &master.control {
         master.workers.close_in_children(control.raw_fd());
     }
+    if let Some(metrics) = &master.plan.supervision.metrics {
+        master.workers.close_in_children(metrics.raw_fd());
+    }
+    master.workers.board = board;
     while master.exit.is_none() {
         master.reap();
         if master.exit.is_some() {
@@ -231,16 +247,23 @@ impl Master {
                 self.workers.retire_one_old();
             }
             if self.workers.current_len() < self.target && !self.workers.starting_new() {
-                self.workers.spawn(&self.plan);
+                self.workers.spawn(&self.plan, "reload");
             }
             return;
         }
         while self.workers.current_len() < self.target {
-            if !self.workers.spawn(&self.plan) {
+            let why = match (self.booted, self.owed) {
+                (false, _) => "boot",
+                (true, 0) => "scale_up",
+                (true, _) => "replace",
+            };
+            if !self.workers.spawn(&self.plan, why) {
                 self.recent_deaths.push_back(Instant::now());
                 break;
             }
+            self.owed = self.owed.saturating_sub(usize::from(why == "replace"));
         }
+        self.booted = true;
         while self.workers.current_len() > self.target {
             self.workers.retire_newest();
         }
@@ -282,6 +305,12 @@ impl Master {
             let Some(worker) = self.workers.remove(pid) else {
                 continue;
             };
+            let reached_max_requests = worker.max_requests_reached();
+            let reason = reasons::exit_reason(&worker, status, reached_max_requests);
+            if let Some(board) = &self.workers.board {
+                board.worker_exited(reason);
+            }
+            self.owed += usize::from(reasons::is_replaced(reason));
             match status {
                 ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
                     log(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
@@ -293,7 +322,7 @@ impl Master {
                     ));
                     self.exit = Some((EXIT_BOOT_ERROR, false));
                 }
-                ExitStatus::Code(0) if worker.retiring || worker.max_requests_reached() => {}
+                ExitStatus::Code(0) if worker.retiring || reached_max_requests => {}
                 ExitStatus::Code(super::EXIT_STUCK) => log(format_args!(
                     "worker {pid} left behind a stuck request; replacing it"
                 )),
@@ -336,7 +365,11 @@ impl Master {
         while !self.workers.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
             while let Some((pid, _)) = ironhorse_sys::process::reap_one() {
-                self.workers.remove(pid);
+                if self.workers.remove(pid).is_some() {
+                    if let Some(board) = &self.workers.board {
+                        board.worker_exited("shutdown");
+                    }
+                }
             }
         }
         if !self.workers.is_empty() {

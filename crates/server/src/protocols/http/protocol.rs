@@ -105,6 +105,7 @@ impl Protocol for Http {
             .executor
             .clone()
             .unwrap_or_else(|| self.pool.clone() as Arc<dyn Executor>);
+        let recorder = Recorder::new(self.access_log.clone(), link.hooks.meter().cloned());
         Box::new(HttpSession {
             conn: ServerConn::new(self.settings.limits),
             service: self.service.clone(),
@@ -120,7 +121,7 @@ impl Protocol for Http {
             head_started: None,
             last_progress: Instant::now(),
             answered_any: false,
-            recorder: Recorder::new(self.access_log.clone()),
+            recorder,
             forwarded: self.forwarded.clone(),
             timer: None,
             body_deadline: Default::default(),
