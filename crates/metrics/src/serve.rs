@@ -127,6 +127,9 @@ impl MetricsListener {
 
 trait Stream: Read + Write + Send {
     fn set_timeouts(&self, timeout: Duration) -> io::Result<()>;
+    /// Ends the connection for every holder of its descriptor: a worker forked while this
+    /// thread held it has a copy, and dropping ours would not close it.
+    fn shut_down(&self);
 }
 
 impl Stream for std::net::TcpStream {
@@ -134,12 +137,18 @@ impl Stream for std::net::TcpStream {
         self.set_read_timeout(Some(timeout))?;
         self.set_write_timeout(Some(timeout))
     }
+    fn shut_down(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Stream for UnixStream {
     fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(timeout))?;
         self.set_write_timeout(Some(timeout))
+    }
+    fn shut_down(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -175,6 +184,7 @@ pub fn spawn(
                 .name("ih-metrics-client".into())
                 .spawn(move || {
                     let _ = answer(&mut *stream, &shared.0, &shared.1);
+                    stream.shut_down();
                     done.fetch_sub(1, Ordering::Relaxed);
                 });
             if spawned.is_err() {
