@@ -263,3 +263,53 @@ impl Collector for Scrape {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Board;
+
+    fn text(format: Format) -> String {
+        let board = Board::new(2).unwrap();
+        let slot = board.claim().unwrap();
+        let meter = board.meter(slot);
+        let started = meter.request_started();
+        meter.request_done(started, layout::method_class("POST"), 201, 5);
+        board.release(slot);
+        board.worker_exited("max_requests");
+        let queues = vec![("http://127.0.0.1:1".to_string(), 3, 128)];
+        Scrape::new(board.snapshot(), queues)
+            .encode(format)
+            .unwrap()
+    }
+
+    #[test]
+    fn prometheus_text_has_help_and_type_and_the_counts() {
+        let text = text(Format::Prometheus);
+        assert!(
+            text.contains("# TYPE ironhorse_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("ironhorse_requests_total{method=\"POST\",status=\"2xx\"} 1\n"));
+        assert!(text.contains("# TYPE ironhorse_request_duration_seconds histogram\n"));
+        assert!(text.contains("ironhorse_request_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
+        assert!(text.contains("ironhorse_request_duration_seconds_count 1\n"));
+        assert!(text.contains("ironhorse_worker_exits_total{reason=\"max_requests\"} 1\n"));
+        assert!(text.contains("ironhorse_listen_queue{listener=\"http://127.0.0.1:1\"} 3\n"));
+        assert!(
+            text.contains("ironhorse_listen_queue_limit{listener=\"http://127.0.0.1:1\"} 128\n")
+        );
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_has_units_and_ends_with_eof() {
+        let text = text(Format::OpenMetrics);
+        assert!(
+            text.contains("# UNIT ironhorse_request_duration_seconds seconds\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE ironhorse_build info\n"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
