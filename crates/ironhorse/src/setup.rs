@@ -221,7 +221,11 @@ fn bind_metrics(
     let Some(addr) = &settings.metrics_bind else {
         return Ok(None);
     };
-    let listener = addr.bind().map_err(|e| {
+    let listener = match ironhorse_process::inherited_metrics_fd() {
+        Some(fd) => addr.adopt(fd),
+        None => addr.bind(),
+    };
+    let listener = listener.map_err(|e| {
         let shown = match addr {
             ironhorse_metrics::MetricsAddr::Tcp(a) => a.to_string(),
             ironhorse_metrics::MetricsAddr::Unix(p) => format!("unix:{}", p.display()),

@@ -527,3 +527,49 @@ fn a_bad_metrics_bind_is_one_line_and_exit_code_2() {
     }
     assert_eq!(std::fs::read(&not_a_socket).unwrap(), b"keep me");
 }
+
+#[test]
+fn an_upgraded_master_takes_the_metrics_socket_over() {
+    let site = Site::new("metrics-usr2");
+    let pidfile = temp_path("metrics-usr2-pid");
+    let mut args = site.root_arg();
+    args.extend(
+        [
+            "--model",
+            "prefork",
+            "-w",
+            "1",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--pid",
+        ]
+        .map(String::from),
+    );
+    args.push(pidfile.display().to_string());
+    let server = Server::start(&args);
+    let metrics = metrics_addr(&server);
+    assert_eq!(scrape(&metrics).value("ironhorse_workers", &[]), 1.0);
+    server.signal(12); // USR2: a new master on the same sockets, the metrics one included.
+    let mut path2 = pidfile.clone().into_os_string();
+    path2.push(".2");
+    let path2 = std::path::PathBuf::from(path2);
+    assert!(eventually(
+        || std::fs::read_to_string(&path2).is_ok_and(|p| p.trim().parse::<i32>().is_ok())
+    ));
+    let new_master: i32 = std::fs::read_to_string(&path2)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    server.signal(28); // WINCH
+    assert_eq!(server.stop(HUNG), Some(0));
+    // The old master is gone: the new one answers on the same address.
+    let m = scrape(&metrics);
+    assert_eq!(m.value("ironhorse_workers", &[]), 1.0);
+    assert_eq!(
+        m.value("ironhorse_worker_starts_total", &[("reason", "boot")]),
+        1.0
+    );
+    let _ = Command::new("kill").arg(new_master.to_string()).status();
+    assert!(eventually(|| TcpStream::connect(&metrics).is_err()));
+}

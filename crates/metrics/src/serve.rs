@@ -13,11 +13,11 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,13 +54,24 @@ impl MetricsAddr {
 
     /// Binds the socket (before any fork, so a port in use is reported up front).
     pub fn bind(&self) -> io::Result<MetricsListener> {
-        match self {
-            MetricsAddr::Tcp(addr) => TcpListener::bind(addr).map(MetricsListener::Tcp),
+        let socket = match self {
+            MetricsAddr::Tcp(addr) => Socket::Tcp(TcpListener::bind(addr)?),
             MetricsAddr::Unix(path) => {
                 replace_stale_socket(path)?;
-                UnixListener::bind(path).map(|l| MetricsListener::Unix(l, path.clone()))
+                Socket::Unix(UnixListener::bind(path)?, path.clone())
             }
-        }
+        };
+        Ok(MetricsListener::new(socket))
+    }
+
+    /// Takes over the socket a master upgrading itself (`USR2`) bound for this address.
+    pub fn adopt(&self, fd: RawFd) -> io::Result<MetricsListener> {
+        let fd = ironhorse_sys::signals::adopt_fd(fd)?;
+        let socket = match self {
+            MetricsAddr::Tcp(_) => Socket::Tcp(TcpListener::from(fd)),
+            MetricsAddr::Unix(path) => Socket::Unix(UnixListener::from(fd), path.clone()),
+        };
+        Ok(MetricsListener::new(socket))
     }
 }
 
@@ -85,43 +96,69 @@ fn replace_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// The bound metrics socket.
-pub enum MetricsListener {
+enum Socket {
     Tcp(TcpListener),
     Unix(UnixListener, PathBuf),
 }
 
+/// The bound metrics socket.
+pub struct MetricsListener {
+    socket: Socket,
+    /// Handed to a new master (`USR2`): its file is no longer this process's to remove.
+    handed_over: AtomicBool,
+}
+
 impl MetricsListener {
+    fn new(socket: Socket) -> MetricsListener {
+        MetricsListener {
+            socket,
+            handed_over: AtomicBool::new(false),
+        }
+    }
+
     /// Where scrapes go, for the start-up line.
     pub fn url(&self) -> String {
-        match self {
-            MetricsListener::Tcp(l) => l
+        match &self.socket {
+            Socket::Tcp(l) => l
                 .local_addr()
                 .map_or_else(|_| "?".into(), |a| format!("http://{a}/metrics")),
-            MetricsListener::Unix(_, path) => format!("unix:{}", path.display()),
+            Socket::Unix(_, path) => format!("unix:{}", path.display()),
         }
     }
 
     /// The descriptor, for processes forked later to close.
     pub fn raw_fd(&self) -> RawFd {
-        match self {
-            MetricsListener::Tcp(l) => l.as_raw_fd(),
-            MetricsListener::Unix(l, _) => l.as_raw_fd(),
-        }
+        self.as_fd().as_raw_fd()
     }
 
-    /// Removes a Unix socket's file (at stop).
+    /// The socket now also belongs to a new master (`USR2`).
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+    }
+
+    /// Removes a Unix socket's file (at stop), unless a new master serves it.
     pub fn unlink(&self) {
-        if let MetricsListener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
+        if let Socket::Unix(_, path) = &self.socket {
+            if !self.handed_over.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 
     fn accept(&self) -> io::Result<Box<dyn Stream>> {
-        Ok(match self {
-            MetricsListener::Tcp(l) => Box::new(l.accept()?.0),
-            MetricsListener::Unix(l, _) => Box::new(l.accept()?.0),
+        Ok(match &self.socket {
+            Socket::Tcp(l) => Box::new(l.accept()?.0),
+            Socket::Unix(l, _) => Box::new(l.accept()?.0),
         })
+    }
+}
+
+impl AsFd for MetricsListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.socket {
+            Socket::Tcp(l) => l.as_fd(),
+            Socket::Unix(l, _) => l.as_fd(),
+        }
     }
 }
 

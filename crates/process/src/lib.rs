@@ -186,6 +186,15 @@ pub struct ServerPlan {
     pub supervision: Supervision,
 }
 
+/// The `--metrics-bind` socket a master upgrading itself (`USR2`) handed this process, if
+/// any; read once (the variable is removed, so that no child takes it for its own).
+pub fn inherited_metrics_fd() -> Option<std::os::fd::RawFd> {
+    let fd = std::env::var(arbiter::upgrade::METRICS_FD).ok()?;
+    // Single-threaded here (settings are applied before any thread starts).
+    std::env::remove_var(arbiter::upgrade::METRICS_FD);
+    fd.parse().ok()
+}
+
 /// Exit code of a worker that could not load the application: the master stops instead of
 /// respawning it forever.
 pub const EXIT_APP_LOAD_ERROR: i32 = 4;

@@ -18,7 +18,7 @@
 mod control;
 mod reasons;
 mod reload;
-mod upgrade;
+pub(crate) mod upgrade;
 mod workers;
 
 use std::collections::VecDeque;
@@ -194,7 +194,10 @@ impl Master {
                 }
                 self.workers.signal_all(signals::SIGUSR1);
             }
-            signals::SIGUSR2 => upgrade::reexec(&self.plan.listeners),
+            signals::SIGUSR2 => upgrade::reexec(
+                &self.plan.listeners,
+                self.plan.supervision.metrics.as_deref(),
+            ),
             signals::SIGWINCH => {
                 log(format_args!(
                     "SIGWINCH: stopping all workers; the master stays"
