@@ -2,7 +2,7 @@
 //! scraped during the load and after it and read with the `prometheus_client` package's
 //! parsers (Prometheus text and strict OpenMetrics); totals across worker recycling and
 //! reloads; scrapes answered while every worker is busy; the listener's own answers; bad
-//! addresses refused in one line.
+//! addresses refused in one line; the metrics socket handed over on `USR2`.
 
 mod common;
 
@@ -375,6 +375,24 @@ fn totals_survive_worker_recycling_and_reloads() {
         assert_eq!(m.requests("GET", "2xx"), sent as f64);
         assert_eq!(exits(&m, "max_requests"), before);
         assert_eq!(exits(&m, "crash"), 0.0);
+
+        // A worker killed from outside is a crash; its successor a replacement.
+        let replaced = starts(&m, "replace");
+        let victim = *common::children_of(server.pid()).iter().next().unwrap();
+        let _ = Command::new("kill")
+            .args(["-9", &victim.to_string()])
+            .status();
+        assert!(
+            eventually(|| {
+                let m = scrape(&metrics);
+                exits(&m, "crash") == 1.0
+                    && starts(&m, "replace") == replaced + 1.0
+                    && m.value("ironhorse_workers", &[]) == 2.0
+            }),
+            "{model}: {}",
+            scrape_text(&metrics, false)
+        );
+        assert_eq!(scrape(&metrics).requests("GET", "2xx"), sent as f64);
         assert_eq!(server.stop(HUNG), Some(0));
     }
 }
