@@ -591,3 +591,77 @@ fn an_upgraded_master_takes_the_metrics_socket_over() {
     let _ = Command::new("kill").arg(new_master.to_string()).status();
     assert!(eventually(|| TcpStream::connect(&metrics).is_err()));
 }
+
+#[test]
+fn workers_recycled_for_memory_are_counted_so() {
+    // Every worker is over 1 MiB: each is recycled once it is ready.
+    let site = Site::new("metrics-memory");
+    let mut args = site.root_arg();
+    args.extend(
+        [
+            "--model",
+            "prefork",
+            "-w",
+            "1",
+            "--max-worker-memory",
+            "1M",
+            "--metrics-bind",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
+    let server = Server::start(&args);
+    let metrics = metrics_addr(&server);
+    assert!(
+        eventually(|| {
+            let m = scrape(&metrics);
+            m.value("ironhorse_worker_exits_total", &[("reason", "memory")]) >= 2.0
+                && m.value("ironhorse_worker_starts_total", &[("reason", "replace")]) >= 2.0
+        }),
+        "{}",
+        scrape_text(&metrics, false)
+    );
+    let m = scrape(&metrics);
+    assert_eq!(
+        m.value("ironhorse_worker_exits_total", &[("reason", "crash")]),
+        0.0
+    );
+    assert_eq!(server.stop(HUNG), Some(0));
+}
+
+#[test]
+fn a_worker_silent_past_its_timeout_and_a_scale_up_are_counted_so() {
+    let mut args = wsgi_args("prefork", "stuck_app:application", &apps_dir());
+    args.extend(["--timeout", "2", "--metrics-bind", "127.0.0.1:0"].map(String::from));
+    let server = Server::start(&args);
+    let metrics = metrics_addr(&server);
+    let addr = server.addr.clone();
+    // The request that never ends: its worker stops beating and is aborted.
+    let client = std::thread::spawn(move || {
+        let mut conn = Conn::open(&addr);
+        conn.send(b"GET /stuck HTTP/1.1\r\nHost: t\r\n\r\n");
+        conn.try_response("GET")
+    });
+    assert!(
+        eventually(|| {
+            let m = scrape(&metrics);
+            m.value("ironhorse_worker_exits_total", &[("reason", "timeout")]) == 1.0
+                && m.value("ironhorse_worker_starts_total", &[("reason", "replace")]) == 1.0
+        }),
+        "{}",
+        scrape_text(&metrics, false)
+    );
+    let _ = client.join();
+    // TTIN: one worker more, a scale-up.
+    server.signal(21);
+    assert!(
+        eventually(|| {
+            let m = scrape(&metrics);
+            m.value("ironhorse_worker_starts_total", &[("reason", "scale_up")]) == 1.0
+                && m.value("ironhorse_workers", &[]) == 3.0
+        }),
+        "{}",
+        scrape_text(&metrics, false)
+    );
+    assert_eq!(server.stop(HUNG), Some(0));
+}

@@ -67,8 +67,9 @@ struct Master {
     control: Option<control::ControlSocket>,
     /// Whether the first workers were started (later starts are replacements or scaling).
     booted: bool,
-    /// Workers that exited and are still to be replaced (for the start reasons).
-    owed: usize,
+    /// Workers added by `TTIN` (or a reload raising `workers`) not started yet: their starts
+    /// are `scale_up`; every other start after the first ones replaces a worker.
+    scale_ups: usize,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -124,7 +125,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         started: Instant::now(),
         control,
         booted: false,
-        owed: 0,
+        scale_ups: 0,
     };
     if let Some(control) = &master.control {
         master.workers.close_in_children(control.raw_fd());
@@ -181,10 +182,12 @@ impl Master {
             signals::SIGHUP => self.reload(),
             signals::SIGTTIN => {
                 self.target += 1;
+                self.scale_ups += 1;
                 log(format_args!("SIGTTIN: workers {}", self.target));
             }
             signals::SIGTTOU => {
                 self.target = self.target.saturating_sub(1).max(1);
+                self.scale_ups = self.scale_ups.saturating_sub(1);
                 log(format_args!("SIGTTOU: workers {}", self.target));
             }
             signals::SIGUSR1 => {
@@ -221,6 +224,7 @@ impl Master {
         match self.plan.supervision.reload.as_ref().map(|reload| reload()) {
             Some(Ok(reloaded)) => {
                 self.plan.app = reloaded.app;
+                self.scale_ups += reloaded.workers.max(1).saturating_sub(self.target);
                 self.target = reloaded.workers.max(1);
                 log(format_args!(
                     "SIGHUP: configuration reloaded; replacing {} workers",
@@ -255,16 +259,18 @@ impl Master {
             return;
         }
         while self.workers.current_len() < self.target {
-            let why = match (self.booted, self.owed) {
+            let why = match (self.booted, self.scale_ups) {
                 (false, _) => "boot",
-                (true, 0) => "scale_up",
-                (true, _) => "replace",
+                (true, 0) => "replace",
+                (true, _) => "scale_up",
             };
             if !self.workers.spawn(&self.plan, why) {
                 self.recent_deaths.push_back(Instant::now());
                 break;
             }
-            self.owed = self.owed.saturating_sub(usize::from(why == "replace"));
+            self.scale_ups = self
+                .scale_ups
+                .saturating_sub(usize::from(why == "scale_up"));
         }
         self.booted = true;
         while self.workers.current_len() > self.target {
@@ -313,7 +319,6 @@ impl Master {
             if let Some(board) = &self.workers.board {
                 board.worker_exited(reason);
             }
-            self.owed += usize::from(reasons::is_replaced(reason));
             match status {
                 ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
                     log(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));

@@ -22,9 +22,3 @@ pub(super) fn exit_reason(
         _ => "crash",
     }
 }
-
-/// Whether a worker that left for `reason` is to be replaced (its successor starts as a
-/// `replace`): not when it was scaled down, rolled over or stopped with the server.
-pub(super) fn is_replaced(reason: &str) -> bool {
-    !matches!(reason, "scale_down" | "reload" | "shutdown")
-}
