@@ -546,10 +546,8 @@ fn a_bad_metrics_bind_is_one_line_and_exit_code_2() {
     assert_eq!(std::fs::read(&not_a_socket).unwrap(), b"keep me");
 }
 
-#[test]
-fn an_upgraded_master_takes_the_metrics_socket_over() {
-    let site = Site::new("metrics-usr2");
-    let pidfile = temp_path("metrics-usr2-pid");
+/// A master with one worker serving `site`, metrics on a free port, then `extra`.
+fn one_static_worker(site: &Site, extra: &[&str]) -> Vec<String> {
     let mut args = site.root_arg();
     args.extend(
         [
@@ -559,10 +557,18 @@ fn an_upgraded_master_takes_the_metrics_socket_over() {
             "1",
             "--metrics-bind",
             "127.0.0.1:0",
-            "--pid",
         ]
         .map(String::from),
     );
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn an_upgraded_master_takes_the_metrics_socket_over() {
+    let site = Site::new("metrics-usr2");
+    let pidfile = temp_path("metrics-usr2-pid");
+    let mut args = one_static_worker(&site, &["--pid"]);
     args.push(pidfile.display().to_string());
     let server = Server::start(&args);
     let metrics = metrics_addr(&server);
@@ -596,20 +602,7 @@ fn an_upgraded_master_takes_the_metrics_socket_over() {
 fn workers_recycled_for_memory_are_counted_so() {
     // Every worker is over 1 MiB: each is recycled once it is ready.
     let site = Site::new("metrics-memory");
-    let mut args = site.root_arg();
-    args.extend(
-        [
-            "--model",
-            "prefork",
-            "-w",
-            "1",
-            "--max-worker-memory",
-            "1M",
-            "--metrics-bind",
-            "127.0.0.1:0",
-        ]
-        .map(String::from),
-    );
+    let args = one_static_worker(&site, &["--max-worker-memory", "1M"]);
     let server = Server::start(&args);
     let metrics = metrics_addr(&server);
     assert!(
