@@ -236,6 +236,15 @@ pub struct Settings {
         help = "Answer GET/HEAD requests for this exact path (e.g. /healthz) from the server itself, never the application: 200 ok while serving, 503 draining once the process was asked to stop (TERM, INT, QUIT) and finishes its requests. For load balancer and Kubernetes readiness/liveness probes."
     )]
     pub health_path: Option<String>,
+    // --- metrics (issue 13) ---
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_parser = ironhorse_metrics::MetricsAddr::parse,
+        help = "Serve Prometheus metrics at /metrics on this address of its own (IP:PORT, e.g. 127.0.0.1:9100, or unix:PATH), never through the application nor on --bind's sockets: requests by method and status class, server and application time histograms, requests in flight, response bytes, connections, application threads busy and queued, the accept queue, worker starts and exits by reason, worker memory, uptime and version. A master aggregates its workers (totals survive recycling) and answers while they are busy. Prometheus text by default, OpenMetrics when the scraper asks for it (Accept)."
+    )]
+    pub metrics_bind: Option<ironhorse_metrics::MetricsAddr>,
+    // --- end metrics ---
     #[arg(long, value_name = "LIST", default_value = "x-forwarded-for", value_parser = Headers::parse, help = "What a trusted peer's headers may say about the client, comma-separated or none: x-forwarded-for sets REMOTE_ADDR and REMOTE_PORT (0 when no port is given) to the rightmost address that is not itself a trusted proxy, so a client cannot forge it; on by default, as uvicorn's --proxy-headers, because the default --forwarded-allow-ips trusts only this machine. x-forwarded-host sets HTTP_HOST, SERVER_NAME and SERVER_PORT from the last value; forwarded reads RFC 7239 (for=, proto=, host=) and wins over the X- headers when present. Add those two only if the proxy overwrites them: most pass a client's own copy on.")]
     pub forwarded_headers: Headers,
     #[arg(long, value_name = "LIST", default_value = "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", value_parser = SchemeHeaders::parse, help = "gunicorn's secure_scheme_headers: HEADER=VALUE pairs, comma-separated, that tell wsgi.url_scheme when a trusted peer sends them: the header with that value means https, with any other value http; headers that disagree (or disagree with Forwarded's proto=) are answered 400. Empty: the scheme is never forwarded.")]

@@ -24,6 +24,7 @@ impl Server {
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
         let listeners = bind_all(settings)?;
+        let metrics = bind_metrics(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
             // After binding, so a port in use is still reported to the terminal.
@@ -44,6 +45,7 @@ impl Server {
         let mut supervision = supervision(settings, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
         supervision.reload_trigger = reload_trigger;
+        supervision.metrics = metrics;
         if settings.reuse_port && strategy == Processes::Prefork {
             let addrs: Vec<BindAddr> = listeners.iter().filter_map(|l| l.rebind_addr()).collect();
             if addrs.len() == listeners.len() {
@@ -97,7 +99,7 @@ impl Server {
 impl Server {
     /// Announces the addresses and serves until stopped; returns the exit code.
     pub fn run(self) -> i32 {
-        let announcement: Vec<String> = self
+        let mut announcement: Vec<String> = self
             .plan
             .listeners
             .iter()
@@ -112,11 +114,22 @@ impl Server {
             })
             .collect();
         let logs = self.plan.logs.clone();
+        let metrics = self.plan.supervision.metrics.clone();
+        announcement.extend(metrics.iter().map(|m| {
+            format!(
+                "[ironhorse] [{}] metrics on {}",
+                std::process::id(),
+                m.url()
+            )
+        }));
         let code = ironhorse_process::run(self.strategy, self.plan, || {
             for line in announcement {
                 eprintln!("{line}");
             }
         });
+        if let Some(metrics) = metrics {
+            metrics.unlink();
+        }
         logs.flush();
         code
     }
@@ -182,6 +195,7 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         per_worker_sockets: None,
         control_socket: settings.control_socket.clone(),
         reload_trigger: None,
+        metrics: None,
         name: settings.name.clone(),
         model: settings.model.name,
     }
@@ -200,6 +214,28 @@ fn bind_all(settings: &Settings) -> Result<Vec<Listener>, SettingError> {
                 .map_err(|e| SettingError(format!("--bind: cannot listen on {addr}: {e}")))
         })
         .collect()
+}
+
+/// `--metrics-bind`: bound here, before any fork, so a bad address or a port in use is one
+/// line and exit code 2.
+fn bind_metrics(
+    settings: &Settings,
+) -> Result<Option<Arc<ironhorse_metrics::MetricsListener>>, SettingError> {
+    let Some(addr) = &settings.metrics_bind else {
+        return Ok(None);
+    };
+    let listener = match ironhorse_process::inherited_metrics_fd() {
+        Some(fd) => addr.adopt(fd),
+        None => addr.bind(),
+    };
+    let listener = listener.map_err(|e| {
+        let shown = match addr {
+            ironhorse_metrics::MetricsAddr::Tcp(a) => a.to_string(),
+            ironhorse_metrics::MetricsAddr::Unix(p) => format!("unix:{}", p.display()),
+        };
+        SettingError(format!("--metrics-bind: cannot listen on {shown}: {e}"))
+    })?;
+    Ok(Some(Arc::new(listener)))
 }
 
 /// Sockets handed over by systemd socket activation or by a master upgrading itself

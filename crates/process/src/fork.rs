@@ -2,7 +2,7 @@
 //! and exits. The parent reaps children at every wake-up and caps how many run at once.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::ServerPlan;
@@ -11,35 +11,53 @@ use ironhorse_sys::process::{self, Forked, Pid};
 use ironhorse_sys::signals;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
+    let max_children = plan.max_connections.max(1);
+    let board = match super::metrics::start(&plan, max_children) {
+        Ok(board) => board,
+        Err(code) => return code,
+    };
     let (pidfile, protocol) = match super::start_serving(&plan, on_ready) {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let max_children = plan.max_connections.max(1);
-    let children: RefCell<HashSet<Pid>> = RefCell::new(HashSet::new());
-    let hooks = crate::hooks::process_hooks(&plan.logs);
+    // Each child, with its slot of counters (released, i.e. added to the totals, when it
+    // is reaped).
+    let children: RefCell<Children> = RefCell::new(Children {
+        pids: HashMap::new(),
+        board: board.clone(),
+    });
+    let hooks = crate::hooks::process_hooks(&plan.logs, None);
     let result = accept_loop_ticking(
         &plan.listeners,
         &*hooks,
         || reap(&mut children.borrow_mut()),
         |stream, info| {
-            while children.borrow().len() >= max_children && signals::stop_requested().is_none() {
+            while children.borrow().pids.len() >= max_children
+                && signals::stop_requested().is_none()
+            {
                 std::thread::sleep(Duration::from_millis(5));
                 reap(&mut children.borrow_mut());
             }
+            let slot = super::metrics::claim(board.as_ref(), &plan.logs);
             protocol.before_fork();
             match process::fork() {
                 Ok(Forked::Child) => {
                     protocol.after_fork_child();
+                    let meter = board.as_ref().zip(slot).map(|(b, s)| b.meter(s));
+                    let hooks = crate::hooks::process_hooks(&plan.logs, meter);
                     serve_connection(stream, info, &*protocol, &hooks);
                     plan.logs.exit(0);
                 }
                 Ok(Forked::Parent(pid)) => {
                     protocol.after_fork_parent();
-                    children.borrow_mut().insert(pid);
+                    if let (Some(board), Some(slot)) = (&board, slot) {
+                        board.owned_by(slot, pid.as_raw());
+                    }
+                    children.borrow_mut().pids.insert(pid, slot);
                 }
                 Err(e) => {
                     protocol.after_fork_parent();
+                    children.borrow_mut().release(slot);
                     plan.logs.info(format_args!("fork failed: {e}"));
                     std::thread::sleep(STOP_CHECK);
                 }
@@ -52,15 +70,15 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     let mut children = children.into_inner();
     // Stop: children finish their client (idle ones leave at once), bounded by the
     // graceful timeout.
-    for &pid in &children {
+    for &pid in children.pids.keys() {
         process::kill(pid, signals::SIGTERM);
     }
     let deadline = Instant::now() + plan.graceful_timeout;
-    while !children.is_empty() && Instant::now() < deadline {
+    while !children.pids.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         reap(&mut children);
     }
-    for &pid in &children {
+    for &pid in children.pids.keys() {
         process::kill(pid, signals::SIGKILL);
     }
     if let Some(pidfile) = pidfile {
@@ -69,8 +87,24 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     0
 }
 
-fn reap(children: &mut HashSet<Pid>) {
+/// The children serving now, each with its counter slot (if measured).
+struct Children {
+    pids: HashMap<Pid, Option<usize>>,
+    board: Option<std::sync::Arc<ironhorse_metrics::Board>>,
+}
+
+impl Children {
+    fn release(&self, slot: Option<usize>) {
+        if let (Some(board), Some(slot)) = (&self.board, slot) {
+            board.release(slot);
+        }
+    }
+}
+
+fn reap(children: &mut Children) {
     while let Some((pid, _status)) = process::reap_one() {
-        children.remove(&pid);
+        if let Some(slot) = children.pids.remove(&pid) {
+            children.release(slot);
+        }
     }
 }

@@ -8,9 +8,11 @@ use ironhorse_protocol::hooks::{Hooks, Level, WorkerHooks};
 
 use crate::{lifecycle, ProcessLogs, EXIT_STUCK};
 
-/// The real worker: heartbeats and request counting for the master, the error log, exit.
+/// The real worker: heartbeats and request counting for the master, the error log, exit,
+/// and its slot of metrics.
 pub struct ProcessHooks {
     logs: ProcessLogs,
+    meter: Option<ironhorse_metrics::Meter>,
 }
 
 impl WorkerHooks for ProcessHooks {
@@ -26,9 +28,15 @@ impl WorkerHooks for ProcessHooks {
     fn stuck(&self) {
         self.logs.exit(EXIT_STUCK);
     }
+    fn meter(&self) -> Option<&ironhorse_metrics::Meter> {
+        self.meter.as_ref()
+    }
 }
 
-/// The hooks of this process, logging to `logs`.
-pub fn process_hooks(logs: &ProcessLogs) -> Hooks {
-    Arc::new(ProcessHooks { logs: logs.clone() })
+/// The hooks of this process, logging to `logs` and recording into `meter` if metrics are on.
+pub fn process_hooks(logs: &ProcessLogs, meter: Option<ironhorse_metrics::Meter>) -> Hooks {
+    Arc::new(ProcessHooks {
+        logs: logs.clone(),
+        meter,
+    })
 }

@@ -16,6 +16,7 @@ mod arbiter;
 mod fork;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod notify;
 mod pidfile;
 mod single;
@@ -138,6 +139,8 @@ pub struct Supervision {
     /// `--reload`: readable when a watched file changed (the changed paths, one a line);
     /// the master then replaces its workers.
     pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
+    /// `--metrics-bind`: the socket `/metrics` is served on, by the supervising process.
+    pub metrics: Option<Arc<ironhorse_metrics::MetricsListener>>,
 }
 
 impl Supervision {
@@ -165,6 +168,15 @@ pub struct ServerPlan {
     pub supervision: Supervision,
     /// Where this process and its workers log their own messages.
     pub logs: ProcessLogs,
+}
+
+/// The `--metrics-bind` socket a master upgrading itself (`USR2`) handed this process, if
+/// any; read once (the variable is removed, so that no child takes it for its own).
+pub fn inherited_metrics_fd() -> Option<std::os::fd::RawFd> {
+    let fd = std::env::var(arbiter::upgrade::METRICS_FD).ok()?;
+    // Single-threaded here (settings are applied before any thread starts).
+    std::env::remove_var(arbiter::upgrade::METRICS_FD);
+    fd.parse().ok()
 }
 
 /// Exit code of a worker that could not load the application: the master stops instead of

@@ -4,6 +4,10 @@ use super::{ProcessLogs, ServerPlan};
 use ironhorse_runtime::DriverConfig;
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
+    let board = match super::metrics::start(&plan, 1) {
+        Ok(board) => board,
+        Err(code) => return code,
+    };
     let (pidfile, protocol) = match super::start_serving(&plan, on_ready) {
         Ok(started) => started,
         Err(code) => return code,
@@ -20,7 +24,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
-        hooks: crate::hooks::process_hooks(&plan.logs),
+        hooks: crate::hooks::process_hooks(&plan.logs, super::metrics::own_meter(board.as_ref())),
     };
     let code = match plan.driver.run(config) {
         Ok(()) => 0,

@@ -13,6 +13,12 @@ pub trait WorkerHooks: Send + Sync {
     fn beat(&self);
     /// A request was answered (counts toward `--max-requests`).
     fn request_done(&self);
+    /// Where this process records its metrics (`--metrics-bind`): requests, connections and
+    /// application jobs are counted where the access log line is produced, the same way
+    /// under every driver. `None`: not measured.
+    fn meter(&self) -> Option<&ironhorse_metrics::Meter> {
+        None
+    }
     /// A message for the error log.
     fn log(&self, level: Level, message: fmt::Arguments<'_>);
     /// A timed-out request will not unwind and its thread is the worker's only one: the

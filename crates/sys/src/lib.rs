@@ -7,7 +7,10 @@
 
 pub mod process;
 pub mod reactor;
+mod shared;
 pub mod signals;
+
+pub use shared::{listen_queue, SharedCounters};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};

@@ -16,8 +16,9 @@
 //! start a new generation of workers as `HUP` does (`reload.rs`).
 
 mod control;
+mod reasons;
 mod reload;
-mod upgrade;
+pub(crate) mod upgrade;
 mod workers;
 
 use std::collections::VecDeque;
@@ -64,6 +65,11 @@ struct Master {
     started: Instant,
     /// `--control-socket`.
     control: Option<control::ControlSocket>,
+    /// Whether the first workers were started (later starts are replacements or scaling).
+    booted: bool,
+    /// Workers added by `TTIN` (or a reload raising `workers`) not started yet: their starts
+    /// are `scale_up`; every other start after the first ones replaces a worker.
+    scale_ups: usize,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -96,6 +102,11 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             return 1;
         }
     };
+    // Before the listeners are cleared for --reuse-port: they are watched unless so.
+    let board = match super::metrics::start(&plan, super::metrics::MASTER_SLOTS) {
+        Ok(board) => board,
+        Err(code) => return code,
+    };
     ironhorse_sys::set_process_name(&format!("{}:master", plan.supervision.name));
     on_ready();
     let mut plan = plan;
@@ -115,10 +126,16 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         announced_ready: false,
         started: Instant::now(),
         control,
+        booted: false,
+        scale_ups: 0,
     };
     if let Some(control) = &master.control {
         master.workers.close_in_children(control.raw_fd());
     }
+    if let Some(metrics) = &master.plan.supervision.metrics {
+        master.workers.close_in_children(metrics.raw_fd());
+    }
+    master.workers.board = board;
     while master.exit.is_none() {
         master.reap();
         if master.exit.is_some() {
@@ -167,12 +184,14 @@ impl Master {
             signals::SIGHUP => self.reload(),
             signals::SIGTTIN => {
                 self.target += 1;
+                self.scale_ups += 1;
                 self.plan
                     .logs
                     .info(format_args!("SIGTTIN: workers {}", self.target));
             }
             signals::SIGTTOU => {
                 self.target = self.target.saturating_sub(1).max(1);
+                self.scale_ups = self.scale_ups.saturating_sub(1);
                 self.plan
                     .logs
                     .info(format_args!("SIGTTOU: workers {}", self.target));
@@ -186,7 +205,11 @@ impl Master {
                 }
                 self.workers.signal_all(signals::SIGUSR1);
             }
-            signals::SIGUSR2 => upgrade::reexec(&self.plan.listeners, &self.plan.logs),
+            signals::SIGUSR2 => upgrade::reexec(
+                &self.plan.listeners,
+                self.plan.supervision.metrics.as_deref(),
+                &self.plan.logs,
+            ),
             signals::SIGWINCH => {
                 self.plan.logs.info(format_args!(
                     "SIGWINCH: stopping all workers; the master stays"
@@ -210,6 +233,7 @@ impl Master {
         match self.plan.supervision.reload.as_ref().map(|reload| reload()) {
             Some(Ok(reloaded)) => {
                 self.plan.app = reloaded.app;
+                self.scale_ups += reloaded.workers.max(1).saturating_sub(self.target);
                 self.target = reloaded.workers.max(1);
                 self.plan.logs.info(format_args!(
                     "SIGHUP: configuration reloaded; replacing {} workers",
@@ -241,16 +265,25 @@ impl Master {
                 self.workers.retire_one_old();
             }
             if self.workers.current_len() < self.target && !self.workers.starting_new() {
-                self.workers.spawn(&self.plan);
+                self.workers.spawn(&self.plan, "reload");
             }
             return;
         }
         while self.workers.current_len() < self.target {
-            if !self.workers.spawn(&self.plan) {
+            let why = match (self.booted, self.scale_ups) {
+                (false, _) => "boot",
+                (true, 0) => "replace",
+                (true, _) => "scale_up",
+            };
+            if !self.workers.spawn(&self.plan, why) {
                 self.recent_deaths.push_back(Instant::now());
                 break;
             }
+            self.scale_ups = self
+                .scale_ups
+                .saturating_sub(usize::from(why == "scale_up"));
         }
+        self.booted = true;
         while self.workers.current_len() > self.target {
             self.workers.retire_newest();
         }
@@ -292,6 +325,11 @@ impl Master {
             let Some(worker) = self.workers.remove(pid) else {
                 continue;
             };
+            let reached_max_requests = worker.max_requests_reached();
+            let reason = reasons::exit_reason(&worker, status, reached_max_requests);
+            if let Some(board) = &self.workers.board {
+                board.worker_exited(reason);
+            }
             match status {
                 ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
                     self.plan.logs.info(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
@@ -303,7 +341,7 @@ impl Master {
                     ));
                     self.exit = Some((EXIT_BOOT_ERROR, false));
                 }
-                ExitStatus::Code(0) if worker.retiring || worker.max_requests_reached() => {}
+                ExitStatus::Code(0) if worker.retiring || reached_max_requests => {}
                 ExitStatus::Code(super::EXIT_STUCK) => self.plan.logs.info(format_args!(
                     "worker {pid} left behind a stuck request; replacing it"
                 )),
@@ -346,7 +384,11 @@ impl Master {
         while !self.workers.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
             while let Some((pid, _)) = ironhorse_sys::process::reap_one() {
-                self.workers.remove(pid);
+                if self.workers.remove(pid).is_some() {
+                    if let Some(board) = &self.workers.board {
+                        board.worker_exited("shutdown");
+                    }
+                }
             }
         }
         if !self.workers.is_empty() {

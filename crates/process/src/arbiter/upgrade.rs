@@ -10,8 +10,17 @@ use ironhorse_sys::process::{self, Forked};
 
 use super::super::pidfile::UPGRADED_FROM;
 
-/// Forks and execs the current binary with the listeners at descriptors 3, 4, …
-pub(super) fn reexec(listeners: &[Listener], logs: &ProcessLogs) {
+/// The variable naming the `--metrics-bind` socket handed to a new master (the descriptor
+/// after the listeners').
+pub const METRICS_FD: &str = "IRONHORSE_METRICS_FD";
+
+/// Forks and execs the current binary with the listeners at descriptors 3, 4, … and the
+/// metrics socket after them.
+pub(super) fn reexec(
+    listeners: &[Listener],
+    metrics: Option<&ironhorse_metrics::MetricsListener>,
+    logs: &ProcessLogs,
+) {
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => return logs.info(format_args!("USR2: cannot find the binary: {e}")),
@@ -20,14 +29,18 @@ pub(super) fn reexec(listeners: &[Listener], logs: &ProcessLogs) {
     let master = process::pid();
     match process::fork() {
         Ok(Forked::Child) => {
-            let fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
+            let mut fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
+            fds.extend(metrics.map(|m| m.as_fd()));
             if let Err(e) = ironhorse_sys::pass_fds_for_exec(&fds) {
                 logs.info(format_args!("USR2: cannot pass the sockets: {e}"));
                 process::exit_now(1);
             }
             let mut env: Vec<(String, String)> = std::env::vars()
-                .filter(|(k, _)| !k.starts_with("LISTEN_") && k != UPGRADED_FROM)
+                .filter(|(k, _)| !k.starts_with("LISTEN_") && k != UPGRADED_FROM && k != METRICS_FD)
                 .collect();
+            if metrics.is_some() {
+                env.push((METRICS_FD.into(), (3 + listeners.len()).to_string()));
+            }
             env.push(("LISTEN_FDS".into(), listeners.len().to_string()));
             env.push(("LISTEN_PID".into(), process::pid().to_string()));
             env.push((UPGRADED_FROM.into(), master.to_string()));
@@ -38,10 +51,15 @@ pub(super) fn reexec(listeners: &[Listener], logs: &ProcessLogs) {
             ));
             process::exit_now(1);
         }
-        Ok(Forked::Parent(pid)) => logs.info(format_args!(
-            "USR2: started a new master {pid} from {}",
-            program.display()
-        )),
+        Ok(Forked::Parent(pid)) => {
+            if let Some(metrics) = metrics {
+                metrics.hand_over();
+            }
+            logs.info(format_args!(
+                "USR2: started a new master {pid} from {}",
+                program.display()
+            ))
+        }
         Err(e) => logs.info(format_args!("USR2: fork failed: {e}")),
     }
 }

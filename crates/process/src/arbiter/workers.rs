@@ -25,6 +25,10 @@ pub(super) struct Worker {
     pub ready: bool,
     /// Asked to stop gracefully (scaled down, rolled over, recycled).
     pub retiring: bool,
+    /// Why it was asked to stop (a `worker_exits` reason).
+    pub retired_for: Option<&'static str>,
+    /// Its slot of metrics (`--metrics-bind`).
+    slot: Option<usize>,
     /// Why the master killed it, and when.
     pub killed_for: Option<&'static str>,
     killed_at: Option<Instant>,
@@ -36,7 +40,7 @@ pub(super) struct Worker {
 
 impl Worker {
     /// A worker just forked, beating into `beats`.
-    fn new(beats: OwnedFd, generation: u64) -> Worker {
+    fn new(beats: OwnedFd, generation: u64, slot: Option<usize>) -> Worker {
         let now = Instant::now();
         Worker {
             started: now,
@@ -45,6 +49,8 @@ impl Worker {
             last_beat: now,
             ready: false,
             retiring: false,
+            retired_for: None,
+            slot,
             killed_for: None,
             killed_at: None,
             requests: 0,
@@ -94,6 +100,8 @@ pub(super) struct Workers {
     generation: u64,
     /// Master-only descriptors (the control socket) that workers close at birth.
     close_in_children: Vec<i32>,
+    /// `--metrics-bind`: the workers' counter slots.
+    pub board: Option<std::sync::Arc<ironhorse_metrics::Board>>,
 }
 
 impl Workers {
@@ -105,8 +113,13 @@ impl Workers {
         self.table.is_empty()
     }
 
+    /// Forgets a reaped worker; its counters join the totals.
     pub fn remove(&mut self, pid: Pid) -> Option<Worker> {
-        self.table.remove(&pid)
+        let worker = self.table.remove(&pid)?;
+        if let (Some(board), Some(slot)) = (&self.board, worker.slot) {
+            board.release(slot);
+        }
+        Some(worker)
     }
 
     fn live(&self) -> impl Iterator<Item = (&Pid, &Worker)> {
@@ -150,20 +163,21 @@ impl Workers {
             .min_by_key(|(_, w)| w.started)
             .map(|(p, _)| *p);
         if let Some(pid) = oldest {
-            self.retire(pid);
+            self.retire(pid, "reload");
         }
     }
 
     pub fn retire_newest(&mut self) {
         let newest = self.live().max_by_key(|(_, w)| w.started).map(|(p, _)| *p);
         if let Some(pid) = newest {
-            self.retire(pid);
+            self.retire(pid, "scale_down");
         }
     }
 
-    fn retire(&mut self, pid: Pid) {
+    fn retire(&mut self, pid: Pid, why: &'static str) {
         if let Some(worker) = self.table.get_mut(&pid) {
             worker.retiring = true;
+            worker.retired_for = Some(why);
             process::kill(pid, signals::SIGTERM);
         }
     }
@@ -265,12 +279,12 @@ impl Workers {
                 rss >> 20,
                 limit >> 20
             ));
-            self.retire(pid);
+            self.retire(pid, "memory");
         }
     }
 
-    /// Forks a worker. Returns `false` if the fork failed.
-    pub fn spawn(&mut self, plan: &ServerPlan) -> bool {
+    /// Forks a worker (`why`: a `worker_starts` reason). Returns `false` if the fork failed.
+    pub fn spawn(&mut self, plan: &ServerPlan, why: &'static str) -> bool {
         let (beats_read, beats_write) = match ironhorse_sys::pipe() {
             Ok(p) => p,
             Err(e) => {
@@ -281,6 +295,7 @@ impl Workers {
         };
         let max_requests = plan.supervision.max_requests_for_next_worker();
         let preloaded = plan.app.preloaded();
+        let slot = super::super::metrics::claim(self.board.as_ref(), &plan.logs);
         if let Some(protocol) = preloaded {
             protocol.before_fork();
         }
@@ -294,19 +309,28 @@ impl Workers {
                 // Adopting the descriptor and dropping it closes it.
                 drop(ironhorse_sys::signals::adopt_fd(*fd));
             }
-            plan.logs.exit(run_worker(plan, beats_write, max_requests));
+            let meter = self.board.as_ref().zip(slot).map(|(b, s)| b.meter(s));
+            plan.logs
+                .exit(run_worker(plan, beats_write, max_requests, meter));
         }
         if let Some(protocol) = preloaded {
             protocol.after_fork_parent();
         }
         match forked {
             Ok(Forked::Parent(pid)) => {
+                if let Some(board) = &self.board {
+                    board.worker_started(why);
+                    slot.inspect(|s| board.owned_by(*s, pid.as_raw()));
+                }
                 self.table
-                    .insert(pid, Worker::new(beats_read, self.generation));
+                    .insert(pid, Worker::new(beats_read, self.generation, slot));
                 true
             }
             Ok(Forked::Child) => unreachable!("the child never gets here"),
             Err(e) => {
+                if let (Some(board), Some(slot)) = (&self.board, slot) {
+                    board.release(slot);
+                }
                 plan.logs.info(format_args!("fork failed: {e}"));
                 false
             }
@@ -315,7 +339,12 @@ impl Workers {
 }
 
 /// The worker's whole life, in the child. Returns its exit code.
-fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
+fn run_worker(
+    plan: &ServerPlan,
+    beats: OwnedFd,
+    max_requests: u64,
+    meter: Option<ironhorse_metrics::Meter>,
+) -> i32 {
     // A stop requested before this point (even before the fork) stands.
     let reset = [
         signals::SIGCHLD,
@@ -371,7 +400,7 @@ fn run_worker(plan: &ServerPlan, beats: OwnedFd, max_requests: u64) -> i32 {
         threads: plan.threads,
         max_connections: plan.max_connections,
         graceful_timeout: plan.graceful_timeout,
-        hooks: crate::hooks::process_hooks(&plan.logs),
+        hooks: crate::hooks::process_hooks(&plan.logs, meter),
     };
     match plan.driver.run(config) {
         Ok(()) => 0,
@@ -387,7 +416,7 @@ mod tests {
     use super::*;
 
     fn worker(beats: OwnedFd) -> Worker {
-        Worker::new(beats, 0)
+        Worker::new(beats, 0, None)
     }
 
     #[test]

@@ -200,6 +200,13 @@ impl HttpSession {
             exchange,
             awaits_continue,
         };
+        let job = match self.recorder.job_ticket() {
+            Some(mut ticket) => Box::new(move |host: &mut dyn crate::session::JobHost| {
+                ticket.running();
+                job(host);
+            }),
+            None => job,
+        };
         self.executor.execute(job);
     }
 
@@ -499,6 +506,7 @@ impl Session for HttpSession {
                     return Step::Read;
                 }
                 Err(error) => {
+                    self.recorder.refused(error.status());
                     self.conn.write_error(&error, out.bytes());
                     return Step::Close;
                 }

@@ -140,6 +140,7 @@ impl Protocol for Http {
         };
         let mut conn_state = ServerConn::new(self.settings.limits);
         conn_state.set_close_delimited(self.close_delimited);
+        let recorder = Recorder::new(self.access_log.clone(), link.hooks.meter().cloned());
         Box::new(HttpSession {
             conn: conn_state,
             service: self.service.clone(),
@@ -155,7 +156,7 @@ impl Protocol for Http {
             head_started: None,
             last_progress: Instant::now(),
             answered_any: false,
-            recorder: Recorder::new(self.access_log.clone()),
+            recorder,
             forwarded: self.forwarded.clone(),
             timer: None,
             body_deadline: Default::default(),

@@ -1,11 +1,14 @@
-//! The access-log record of the request in progress. Costs nothing when no access log is
-//! configured; when one is, the request head is kept until the response ends.
+//! The record of the request in progress, for the access log and the metrics: both are
+//! written here, where the request ends, so every driver and model counts the same way.
+//! Costs nothing when neither is configured; with an access log the request head is kept
+//! until the response ends; metrics keep three numbers (see `ironhorse_metrics::Meter`).
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use ironhorse_app::{ConnInfo, HeaderList, RequestHead};
 use ironhorse_log::{AccessEntry, AccessLog};
+use ironhorse_metrics::{layout, Meter};
 
 struct Record {
     head: RequestHead,
@@ -18,19 +21,46 @@ struct Record {
     bytes: u64,
 }
 
-/// Collects what the access log needs as a response goes out, and logs it at the end
-/// (or when the connection is dropped mid-response).
+/// The request in progress as the metrics see it.
+struct Measured {
+    began: Instant,
+    method: usize,
+    status: u16,
+    bytes: u64,
+}
+
+/// Collects what the access log and the metrics need as a response goes out, and records
+/// it at the end (or when the connection is dropped mid-response). One per connection: it
+/// also counts the connection open until it is dropped.
 pub(super) struct Recorder {
     log: Option<AccessLog>,
     current: Option<Record>,
+    meter: Option<Meter>,
+    measured: Option<Measured>,
 }
 
 impl Recorder {
-    pub fn new(log: Option<AccessLog>) -> Recorder {
-        Recorder { log, current: None }
+    pub fn new(log: Option<AccessLog>, meter: Option<Meter>) -> Recorder {
+        if let Some(meter) = &meter {
+            meter.connection_opened();
+        }
+        Recorder {
+            log,
+            current: None,
+            meter,
+            measured: None,
+        }
     }
 
     pub fn begin(&mut self, head: &RequestHead, conn: &ConnInfo) {
+        if let Some(meter) = &self.meter {
+            self.measured = Some(Measured {
+                began: meter.request_started(),
+                method: layout::method_class(head.method()),
+                status: 0,
+                bytes: 0,
+            });
+        }
         if self.log.is_some() {
             let forwarded = conn.forwarded.as_ref().and_then(|f| f.client);
             let remote = forwarded.map(|(ip, port)| SocketAddr::new(ip, port.unwrap_or(0)));
@@ -47,6 +77,9 @@ impl Recorder {
     }
 
     pub fn head(&mut self, status: u16, headers: &HeaderList) {
+        if let Some(measured) = &mut self.measured {
+            measured.status = status;
+        }
         if let Some(record) = &mut self.current {
             record.status = status;
             record.headers = headers.clone();
@@ -54,6 +87,9 @@ impl Recorder {
     }
 
     pub fn body(&mut self, n: u64) {
+        if let Some(measured) = &mut self.measured {
+            measured.bytes += n;
+        }
         if let Some(record) = &mut self.current {
             if !record.head.is_head() {
                 record.bytes += n;
@@ -61,7 +97,23 @@ impl Recorder {
         }
     }
 
+    /// A request the parser refused (answered `status` by h1): counted, not logged (no head
+    /// was read to log).
+    pub fn refused(&mut self, status: u16) {
+        if let Some(meter) = &self.meter {
+            meter.request_counted(layout::METHODS.len() - 1, status, 0);
+        }
+    }
+
+    /// A ticket following an application job through its queue and its run.
+    pub fn job_ticket(&self) -> Option<ironhorse_metrics::JobTicket> {
+        self.meter.as_ref().map(Meter::job_queued)
+    }
+
     pub fn end(&mut self) {
+        if let (Some(meter), Some(m)) = (&self.meter, self.measured.take()) {
+            meter.request_done(m.began, m.method, m.status, m.bytes);
+        }
         let (Some(log), Some(record)) = (&self.log, self.current.take()) else {
             return;
         };
@@ -87,5 +139,8 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.end();
+        if let Some(meter) = &self.meter {
+            meter.connection_closed();
+        }
     }
 }
