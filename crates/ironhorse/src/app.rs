@@ -46,20 +46,32 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
             "--health-path: the path must start with '/', got {path:?}"
         )));
     }
-    let source = build_protocol(settings, shape)?;
+    let mut source = build_protocol(settings, shape)?;
+    // TLS inside the PROXY header: a load balancer sends its header first, then the
+    // client's TLS bytes (as HAProxy does with `send-proxy`).
+    if let Some(config) = crate::tls::config(settings)? {
+        source = wrap_source(source, move |inner| crate::tls::protocol(&config, inner));
+    }
     let Some(versions) = settings.proxy_protocol.0 else {
         return Ok(source);
     };
     let (allow, timeout) = (settings.proxy_allow_from.clone(), settings.header_timeout);
-    let wrap = move |inner| -> Arc<dyn Protocol> {
+    Ok(wrap_source(source, move |inner| {
         Arc::new(ProxyHeader::new(inner, allow.clone(), versions, timeout))
-    };
-    Ok(match source {
+    }))
+}
+
+/// `source`'s protocol inside another, made by `wrap` (in each worker for per-process apps).
+fn wrap_source(
+    source: AppSource,
+    wrap: impl Fn(Arc<dyn Protocol>) -> Arc<dyn Protocol> + Send + Sync + 'static,
+) -> AppSource {
+    match source {
         AppSource::Preloaded(inner) => AppSource::Preloaded(wrap(inner)),
         AppSource::PerProcess(factory) => {
             AppSource::PerProcess(Arc::new(move || factory().map(&wrap)))
         }
-    })
+    }
 }
 
 fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {

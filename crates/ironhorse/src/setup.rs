@@ -18,6 +18,8 @@ pub struct Server {
     model: &'static Model,
     strategy: Processes,
     plan: ServerPlan,
+    /// `--certfile`: the addresses are announced as `https://`.
+    tls: bool,
 }
 
 impl Server {
@@ -25,6 +27,9 @@ impl Server {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
+        // Bad certificate files are reported before binding or daemonising (and read again
+        // by `app::build`, as on every HUP).
+        crate::tls::config(settings)?;
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -54,6 +59,7 @@ impl Server {
         Ok(Server {
             model,
             strategy,
+            tls: settings.certfile.is_some(),
             plan: ServerPlan {
                 listeners,
                 app,
@@ -105,7 +111,10 @@ impl Server {
                 format!(
                     "[ironhorse] [{}] listening on {} (model {}, {})",
                     std::process::id(),
-                    listener.display_addr(),
+                    match self.tls {
+                        true => listener.display_addr().replacen("http://", "https://", 1),
+                        false => listener.display_addr(),
+                    },
                     self.model.name,
                     self.model.seed_name
                 )

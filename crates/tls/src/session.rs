@@ -56,8 +56,10 @@ pub(crate) fn start(
             })
         }
         Err(e) => {
-            link.hooks
-                .log(Level::Error, format_args!("TLS: cannot start a connection: {e}"));
+            link.hooks.log(
+                Level::Error,
+                format_args!("TLS: cannot start a connection: {e}"),
+            );
             Box::new(Refused)
         }
     }
