@@ -32,6 +32,8 @@ pub struct Shape {
     /// `--reload`: an app that fails to import is answered with 500s instead of stopping
     /// the server (see `reload::LoadFailed`).
     pub serve_load_errors: bool,
+    /// `--certfile`: the TLS configuration for the server's life (re-read on HUP).
+    pub tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
 }
 
 /// Builds the application source from the settings: the protocol, behind a PROXY protocol
@@ -49,8 +51,8 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
     let mut source = build_protocol(settings, shape)?;
     // TLS inside the PROXY header: a load balancer sends its header first, then the
     // client's TLS bytes (as HAProxy does with `send-proxy`).
-    if let Some(config) = crate::tls::config(settings)? {
-        source = wrap_source(source, move |inner| crate::tls::protocol(&config, inner));
+    if let Some(tls) = shape.tls.clone() {
+        source = wrap_source(source, move |inner| crate::tls::protocol(&tls, inner));
     }
     let Some(versions) = settings.proxy_protocol.0 else {
         return Ok(source);

@@ -27,9 +27,8 @@ impl Server {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
-        // Bad certificate files are reported before binding or daemonising (and read again
-        // by `app::build`, as on every HUP).
-        crate::tls::config(settings)?;
+        // Bad certificate files are reported before binding or daemonising.
+        let tls = crate::tls::source(settings)?;
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -44,6 +43,7 @@ impl Server {
             access_log: logs.access.clone(),
             error_log: Some(logs.error.clone()),
             serve_load_errors: settings.reload,
+            tls,
         };
         let reload_trigger = crate::reload::start(settings, strategy, &listeners)?;
         let app = app::build(settings, &shape)?;
@@ -91,6 +91,7 @@ impl Server {
             access_log: None,
             error_log: None,
             serve_load_errors: false,
+            tls: crate::tls::source(settings)?,
         };
         // Load the app here, even one that would be imported per worker: that is the check.
         match app::build(settings, &shape)? {
@@ -172,6 +173,8 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
             LoadError::File(e) => e.to_string(),
         })?;
         let workers = loaded.settings.workers;
+        // Certificates are re-read even for an app kept from the master.
+        crate::tls::reload(&loaded.settings, &shape.tls).map_err(|e| e.to_string())?;
         // A preloaded app stays: it lives in the master (gunicorn does the same).
         let app = match &preloaded {
             Some(app) => app.clone(),

@@ -19,4 +19,4 @@ mod protocol;
 mod session;
 
 pub use config::{CertReqs, MinVersion, TlsConfig, TlsError, TlsSettings};
-pub use protocol::{TlsProtocol, HTTP_1_1};
+pub use protocol::{ServerConfigSource, TlsProtocol, HTTP_1_1};
