@@ -240,7 +240,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "FILE",
-        help = "Serve TLS (HTTPS) with this PEM certificate chain (the server's certificate first), with --keyfile; rustls, TLS 1.2 and 1.3, RSA, ECDSA or Ed25519 keys, ALPN http/1.1. Re-read on HUP (new workers get the new certificate, old ones finish their connections). Under TLS, file bodies are read in 64 KiB chunks and encrypted instead of leaving with sendfile(2)."
+        help = "Serve TLS (HTTPS) with this PEM certificate chain (the server's certificate first), with --keyfile; rustls, TLS 1.2 and 1.3, RSA, ECDSA or Ed25519 keys, ALPN http/1.1. Re-read on HUP (new workers get the new certificate, old ones finish the requests in flight). Under TLS, file bodies are read in 64 KiB chunks and encrypted instead of leaving with sendfile(2)."
     )]
     pub certfile: Option<PathBuf>,
     #[arg(
