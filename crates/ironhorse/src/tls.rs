@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ironhorse_server::session::Protocol;
+use ironhorse_protocol::session::Protocol;
 use ironhorse_tls::{ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings};
 
 use crate::settings::Settings;

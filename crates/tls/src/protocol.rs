@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
-use ironhorse_server::session::{Link, Protocol, Session};
+use ironhorse_protocol::session::{Link, Protocol, Session};
 use rustls::ServerConfig;
 
 use crate::config::TlsConfig;

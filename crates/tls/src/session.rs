@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
 use ironhorse_log::Level;
-use ironhorse_server::output::Output;
-use ironhorse_server::session::{Link, Session, Step};
+use ironhorse_protocol::output::Output;
+use ironhorse_protocol::session::{Link, Session, Step};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::protocol::Choices;

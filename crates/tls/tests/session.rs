@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironhorse_app::{ConnInfo, FileRegion};
-use ironhorse_server::hooks::Detached;
-use ironhorse_server::output::Output;
-use ironhorse_server::protocols::Echo;
-use ironhorse_server::session::{Link, Protocol, Session, Step};
+use ironhorse_protocol::hooks::Detached;
+use ironhorse_protocol::output::Output;
+use ironhorse_protocol::session::{Link, Protocol, Session, Step};
+use ironhorse_protocol::Echo;
 use ironhorse_tls::{
     CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
 };
