@@ -53,9 +53,10 @@ pub struct TlsInfo {
 /// A verified client certificate.
 #[derive(Debug, Clone, Default)]
 pub struct ClientCert {
-    /// The subject's distinguished name, RFC 4514 (`CN=alice,O=Example`).
+    /// The subject's distinguished name, its attributes in the certificate's order
+    /// (`CN=alice, O=Example`).
     pub subject: String,
-    /// The issuer's distinguished name, RFC 4514.
+    /// The issuer's distinguished name, written the same way.
     pub issuer: String,
     /// The serial number in hexadecimal.
     pub serial: String,

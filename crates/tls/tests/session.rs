@@ -235,3 +235,30 @@ fn a_file_region_is_encrypted_in_bounded_pieces_then_close_notify() {
     let tls = seen[0].tls.as_ref().unwrap();
     assert!(tls.protocol == "TLSv1.3" && tls.server_name.as_deref() == Some("localhost"));
 }
+
+#[test]
+fn cleartext_http_to_a_tls_port_is_closed() {
+    let (_pki, settings) = Pki::new("plain");
+    let source = Arc::new(ServerConfigSource::new(TlsConfig::load(&settings).unwrap()));
+    let protocol = TlsProtocol::new(source, Vec::new(), Arc::new(Echo));
+    let mut session = protocol.session(conn(), link());
+    assert!(session.is_waiting(), "a fresh connection waits");
+    assert!(
+        session.read_deadline().is_some(),
+        "the handshake has a deadline"
+    );
+    session.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = Output::default();
+    assert_eq!(session.advance(&mut out), Step::Close);
+}
+
+#[test]
+fn the_end_of_input_during_the_handshake_closes() {
+    let (_pki, settings) = Pki::new("eof");
+    let source = Arc::new(ServerConfigSource::new(TlsConfig::load(&settings).unwrap()));
+    let protocol = TlsProtocol::new(source, Vec::new(), Arc::new(Echo));
+    let mut session = protocol.session(conn(), link());
+    session.read_buf();
+    session.received(0);
+    assert_eq!(session.advance(&mut Output::default()), Step::Close);
+}
