@@ -32,6 +32,8 @@ pub struct Shape {
     /// `--reload`: an app that fails to import is answered with 500s instead of stopping
     /// the server (see `reload::LoadFailed`).
     pub serve_load_errors: bool,
+    /// `--certfile`: the TLS configuration for the server's life (re-read on HUP).
+    pub tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
 }
 
 /// Builds the application source from the settings: the protocol, behind a PROXY protocol
@@ -46,20 +48,32 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
             "--health-path: the path must start with '/', got {path:?}"
         )));
     }
-    let source = build_protocol(settings, shape)?;
+    let mut source = build_protocol(settings, shape)?;
+    // TLS inside the PROXY header: a load balancer sends its header first, then the
+    // client's TLS bytes (as HAProxy does with `send-proxy`).
+    if let Some(tls) = shape.tls.clone() {
+        source = wrap_source(source, move |inner| crate::tls::protocol(&tls, inner));
+    }
     let Some(versions) = settings.proxy_protocol.0 else {
         return Ok(source);
     };
     let (allow, timeout) = (settings.proxy_allow_from.clone(), settings.header_timeout);
-    let wrap = move |inner| -> Arc<dyn Protocol> {
+    Ok(wrap_source(source, move |inner| {
         Arc::new(ProxyHeader::new(inner, allow.clone(), versions, timeout))
-    };
-    Ok(match source {
+    }))
+}
+
+/// `source`'s protocol inside another, made by `wrap` (in each worker for per-process apps).
+fn wrap_source(
+    source: AppSource,
+    wrap: impl Fn(Arc<dyn Protocol>) -> Arc<dyn Protocol> + Send + Sync + 'static,
+) -> AppSource {
+    match source {
         AppSource::Preloaded(inner) => AppSource::Preloaded(wrap(inner)),
         AppSource::PerProcess(factory) => {
             AppSource::PerProcess(Arc::new(move || factory().map(&wrap)))
         }
-    })
+    }
 }
 
 fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {

@@ -235,6 +235,7 @@ mod tests {
             local: Some("127.0.0.1:8000".parse().unwrap()),
             scheme: "http",
             forwarded: None,
+            tls: None,
         };
         let mut session = protocol.session(conn, link);
         let mut out = Output::default();
