@@ -77,9 +77,15 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     let http_settings = http_settings(settings, shape);
     let health = settings.health_path.clone();
     let policy = forwarding_policy(settings);
+    let h2 = crate::http2::Offer::from_settings(settings, &http_settings, shape.driver)?;
     let http = move |service, settings, access_log: &Option<AccessLog>| {
-        let http = http(with_health(service, &health), settings, upgrade_echo);
+        let service = with_health(service, &health);
+        let http = http(service.clone(), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
+        let http = match &h2 {
+            Some(h2) => h2.attach(http, service, access_log),
+            None => http,
+        };
         Arc::new(match access_log {
             Some(log) => http.with_access_log(log.clone()),
             None => http,

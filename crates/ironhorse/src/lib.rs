@@ -8,6 +8,7 @@
 mod app;
 mod ctl;
 mod health;
+mod http2;
 mod logs;
 mod reload;
 mod settings;

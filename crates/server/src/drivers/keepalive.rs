@@ -121,7 +121,7 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
             last_sweep = now;
             let stop = stopping();
             conns.retain(|_, conn| {
-                let expired = super::connection::is_expired(conn.session.as_ref(), now, stop);
+                let expired = super::connection::is_expired(conn.session.as_mut(), now, stop);
                 if expired {
                     let fd = conn.stream.as_fd().as_raw_fd();
                     let _ = poll.registry().deregister(&mut SourceFd(&fd));

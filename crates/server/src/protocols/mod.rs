@@ -7,6 +7,6 @@ mod proxy_header;
 mod reverse;
 
 pub use echo::Echo;
-pub use http::{Http, HttpSettings, H2_PREFACE};
+pub use http::{BodyDemand, Exchange, Http, HttpSettings, Recorder, Reply, H2_PREFACE};
 pub use proxy_header::ProxyHeader;
 pub use reverse::Reverse;

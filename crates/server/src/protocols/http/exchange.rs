@@ -22,7 +22,7 @@ use crate::offload_pool::wake_when_idle;
 use crate::session::{Job, JobHost, Waker};
 
 /// A piece of the response, from the application thread.
-pub(super) enum Reply {
+pub enum Reply {
     /// A whole in-memory response in one message (the common case: one hand-off, one wake).
     Whole {
         status: u16,
@@ -42,7 +42,7 @@ pub(super) enum Reply {
 }
 
 /// The session's side of one application request.
-pub(super) struct Exchange {
+pub struct Exchange {
     queues: Queues<Reply>,
     /// Whether body chunks may still be sent (not ended, or the last one is held).
     body_open: bool,
@@ -57,7 +57,7 @@ impl Drop for Exchange {
 }
 
 /// What the session should do about the request body.
-pub(super) enum BodyDemand {
+pub enum BodyDemand {
     /// Send more body bytes.
     More,
     /// The queue is full or the body is complete.
@@ -68,7 +68,7 @@ impl Exchange {
     /// The exchange for `service` answering `head`, and the job that runs the application
     /// (for the driver's executor). `timer` learns the thread the job runs on (to cancel
     /// it) and whether it finished.
-    pub fn new(
+    pub(super) fn new(
         service: Arc<dyn Service>,
         head: RequestHead,
         info: ConnInfo,
@@ -97,6 +97,16 @@ impl Exchange {
             held: None,
         };
         (exchange, job)
+    }
+
+    /// The exchange and job of a request without `--request-timeout` (HTTP/2 streams).
+    pub fn untimed(
+        service: Arc<dyn Service>,
+        head: RequestHead,
+        info: ConnInfo,
+        waker: Waker,
+    ) -> (Exchange, Job) {
+        Exchange::new(service, head, info, waker, None)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).

@@ -17,7 +17,9 @@ mod record;
 mod timeout;
 mod upgrade;
 
+pub use exchange::{BodyDemand, Exchange, Reply};
 pub use protocol::{Http, HttpSettings};
+pub use record::Recorder;
 pub use upgrade::H2_PREFACE;
 
 use std::io;
@@ -31,8 +33,6 @@ use ironhorse_wire::forwarded::Policy;
 
 use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
-use self::exchange::{BodyDemand, Exchange, Reply};
-use self::record::Recorder;
 use self::timeout::{Expiry, RequestTimer};
 use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;

@@ -20,7 +20,7 @@ struct Record {
 
 /// Collects what the access log needs as a response goes out, and logs it at the end
 /// (or when the connection is dropped mid-response).
-pub(super) struct Recorder {
+pub struct Recorder {
     log: Option<AccessLog>,
     current: Option<Record>,
 }
