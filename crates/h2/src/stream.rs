@@ -230,7 +230,7 @@ impl Stream {
                     Ok(Some(reply)) => self.take_reply(reply)?,
                     Ok(None) => return Ok(()),
                     // The job ended without finishing (a panic).
-                    Err(()) => return Err(self.fail()),
+                    Err(_job_gone) => return Err(self.fail()),
                 },
             }
         }

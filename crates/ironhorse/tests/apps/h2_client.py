@@ -11,6 +11,7 @@ one JSON line with what happened, so the Rust test asserts on it.
     h2_client.py ADDR goaway PATH N           N GETs of a slow path; prints "ready" once each
                                               has its first bytes and "goaway" when GOAWAY
                                               comes, then waits for all to end
+    h2_client.py ADDR idle PATH               one GET, then waits for the server to close
     h2_client.py ADDR malformed KIND          raw bad frames; reports the GOAWAY error code
     h2_client.py ADDR flood KIND              rapid-reset or ping flood; reports how the
                                               connection ended
@@ -232,6 +233,16 @@ def cmd_goaway(addr, path, n):
           "closed": c.closed})
 
 
+def cmd_idle(addr, path):
+    c = Client(addr)
+    sid = c.request("GET", path)
+    c.flush()
+    c.wait([sid])
+    while c.pump():
+        pass
+    emit({"result": c.result(sid), "terminated": c.terminated, "closed": c.closed})
+
+
 def frame(kind, flags, stream, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
         struct.pack(">I", stream) + payload
@@ -303,7 +314,7 @@ def main():
     addr, cmd, *args = sys.argv[1:]
     commands = {"streams": cmd_streams, "download": cmd_download, "upload": cmd_upload,
                 "reset": cmd_reset, "goaway": cmd_goaway, "malformed": cmd_malformed,
-                "flood": cmd_flood}
+                "flood": cmd_flood, "idle": cmd_idle}
     commands[cmd](addr, *args)
 
 

@@ -41,6 +41,10 @@ pub enum Reply {
     Failed,
 }
 
+/// The application's job ended without a complete response (it panicked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobGone;
+
 /// The session's side of one application request.
 pub struct Exchange {
     queues: Queues<Reply>,
@@ -170,10 +174,10 @@ impl Exchange {
         Ok(())
     }
 
-    /// The next response piece, if one is ready. `None` with `gone` true means the
-    /// application thread ended without finishing (a panic).
-    pub fn next_reply(&mut self) -> Result<Option<Reply>, ()> {
-        self.queues.pop_reply()
+    /// The next response piece, if one is ready; [`JobGone`] when the application thread
+    /// ended without finishing (a panic).
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, JobGone> {
+        self.queues.pop_reply().map_err(|()| JobGone)
     }
 }
 

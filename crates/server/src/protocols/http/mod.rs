@@ -338,7 +338,7 @@ impl HttpSession {
                 Ok(Some(Reply::End)) => {
                     return self.finish_response(out);
                 }
-                Ok(Some(Reply::Failed)) | Err(()) => {
+                Ok(Some(Reply::Failed)) | Err(exchange::JobGone) => {
                     self.busy = Busy::Idle;
                     self.timer = None;
                     self.fail(Failure::AppFailed, out);
