@@ -122,6 +122,7 @@ impl Protocol for Http2 {
             self.shared.clone(),
             conn,
             link.waker,
+            link.hooks,
         ))
     }
 

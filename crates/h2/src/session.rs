@@ -14,6 +14,7 @@ use h2::server::{Connection, Handshake};
 use h2::Reason;
 use ironhorse_app::ConnInfo;
 use ironhorse_server::deadlines::{self, Watch};
+use ironhorse_server::hooks::{Hooks, Level};
 use ironhorse_server::output::Output;
 use ironhorse_server::protocols::Recorder;
 use ironhorse_server::session::{Session, Step, Waker};
@@ -56,6 +57,9 @@ pub(crate) struct H2Session {
     shared: Arc<Shared>,
     info: ConnInfo,
     link_waker: Waker,
+    /// The worker: answered streams count toward `--max-requests`; connection errors are
+    /// logged.
+    hooks: Hooks,
     waker: std::task::Waker,
     pipe: Pipe,
     state: State,
@@ -71,7 +75,7 @@ pub(crate) struct H2Session {
 }
 
 impl H2Session {
-    pub fn new(shared: Arc<Shared>, info: ConnInfo, link_waker: Waker) -> H2Session {
+    pub fn new(shared: Arc<Shared>, info: ConnInfo, link_waker: Waker, hooks: Hooks) -> H2Session {
         let pipe = Pipe::default();
         let handshake = shared.builder().handshake(pipe.clone());
         let waker = std::task::Waker::from(Arc::new(DriverWaker(link_waker.clone())));
@@ -79,6 +83,7 @@ impl H2Session {
             shared,
             info,
             link_waker,
+            hooks,
             waker,
             pipe,
             state: State::Handshaking(handshake),
@@ -149,6 +154,7 @@ impl H2Session {
                         pool: &self.shared.pool,
                         info: &self.info,
                         waker: &self.link_waker,
+                        max_body: self.shared.settings.limits.max_body,
                     };
                     let recorder = Recorder::new(self.shared.access_log.clone());
                     let recv = request.into_body();
@@ -156,7 +162,17 @@ impl H2Session {
                         .push(Stream::start(head, recv, respond, &ctx, recorder));
                 }
                 // A protocol error: h2 queued its GOAWAY; ending with the output.
-                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                Poll::Ready(Some(Err(e))) => {
+                    let peer = self.info.peer.map(|p| p.to_string());
+                    let peer = peer.as_deref().unwrap_or("a unix socket");
+                    self.hooks.log(
+                        Level::Info,
+                        format_args!("HTTP/2 connection from {peer} closed: {e}"),
+                    );
+                    self.state = State::Done;
+                    return any;
+                }
+                Poll::Ready(None) => {
                     self.state = State::Done;
                     return any;
                 }
@@ -169,6 +185,7 @@ impl H2Session {
     fn turn_streams(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         let before = self.streams.len();
+        let hooks = &self.hooks;
         self.streams.retain_mut(|stream| match stream.turn(cx) {
             Turn::Waiting => true,
             Turn::Progress => {
@@ -177,6 +194,7 @@ impl H2Session {
             }
             Turn::Done => {
                 progressed = true;
+                hooks.request_done();
                 false
             }
         });

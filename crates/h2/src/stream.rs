@@ -34,6 +34,8 @@ pub(crate) struct StreamContext<'a> {
     pub pool: &'a Arc<OffloadPool>,
     pub info: &'a ConnInfo,
     pub waker: &'a Waker,
+    /// `--limit-request-body`.
+    pub max_body: u64,
 }
 
 pub(crate) struct Stream {
@@ -47,6 +49,9 @@ pub(crate) struct Stream {
     out: Outgoing,
     head_only: bool,
     recorder: Recorder,
+    /// Body bytes still allowed (`--limit-request-body`; a declared length was checked
+    /// with the head).
+    body_budget: u64,
 }
 
 /// What a turn of a stream came to.
@@ -73,6 +78,7 @@ impl Stream {
             out: Outgoing::default(),
             head_only: false,
             recorder: Recorder::new(None),
+            body_budget: ctx.max_body,
         };
         let head = match head {
             Ok(head) => head,
@@ -197,6 +203,13 @@ impl Stream {
             match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     let _ = recv.flow_control().release_capacity(data.len());
+                    let Some(left) = self.body_budget.checked_sub(data.len() as u64) else {
+                        // The application's read fails as under HTTP/1.1 (413).
+                        exchange.body_end(Some(ironhorse_h1::Error::BodyTooLarge));
+                        self.recv = None;
+                        return true;
+                    };
+                    self.body_budget = left;
                     exchange.body_data(data.to_vec());
                     moved = true;
                 }
