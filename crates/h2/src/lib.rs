@@ -1,5 +1,5 @@
 //! HTTP/2 (RFC 9113) for ironhorse: a [`Protocol`] whose sessions run the `h2` crate's
-//! server connection sans IO (bytes in, [`Output`](ironhorse_server::output::Output) out)
+//! server connection sans IO (bytes in, [`Output`](ironhorse_protocol::output::Output) out)
 //! and answer each stream with the same application service HTTP/1.1 uses.
 //!
 //! HTTP/2 multiplexes streams on one connection, so a session must be able to read the
@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use ironhorse_app::{ConnInfo, Service};
 use ironhorse_h1::Limits;
-use ironhorse_server::offload_pool::OffloadPool;
-use ironhorse_server::session::{Link, Protocol, Session};
+use ironhorse_protocol::offload_pool::OffloadPool;
+use ironhorse_protocol::session::{Link, Protocol, Session};
 
 /// HTTP/2 settings (gunicorn 27's `--http2-*`), and the limits against floods.
 #[derive(Debug, Clone, Copy)]

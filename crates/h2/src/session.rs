@@ -13,11 +13,11 @@ use bytes::Bytes;
 use h2::server::{Connection, Handshake};
 use h2::Reason;
 use ironhorse_app::ConnInfo;
-use ironhorse_server::deadlines::{self, Watch};
-use ironhorse_server::hooks::{Hooks, Level};
-use ironhorse_server::output::Output;
-use ironhorse_server::protocols::Recorder;
-use ironhorse_server::session::{Session, Step, Waker};
+use ironhorse_protocol::deadlines::{self, Watch};
+use ironhorse_protocol::hooks::{Hooks, Level};
+use ironhorse_protocol::output::Output;
+use ironhorse_protocol::session::{Session, Step, Waker};
+use ironhorse_protocol::Recorder;
 
 use crate::flood::FloodGuard;
 use crate::pipe::Pipe;

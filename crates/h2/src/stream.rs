@@ -12,9 +12,9 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use ironhorse_app::{Body, ChunkStream, ConnInfo, Request, RequestHead, Service};
-use ironhorse_server::offload_pool::OffloadPool;
-use ironhorse_server::protocols::{BodyDemand, Exchange, Recorder, Reply};
-use ironhorse_server::session::{Executor, Waker};
+use ironhorse_protocol::offload_pool::OffloadPool;
+use ironhorse_protocol::session::{Executor, Waker};
+use ironhorse_protocol::{BodyDemand, Exchange, Recorder, Reply};
 
 use crate::send::{Outgoing, Sent};
 

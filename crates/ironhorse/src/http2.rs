@@ -6,8 +6,8 @@ use std::sync::Arc;
 use ironhorse_app::Service;
 use ironhorse_h2::{H2Settings, Http2};
 use ironhorse_log::AccessLog;
-use ironhorse_server::drivers::Driver;
-use ironhorse_server::protocols::{Http, HttpSettings};
+use ironhorse_protocol::{Http, HttpSettings};
+use ironhorse_runtime::Driver;
 
 use crate::settings::Settings;
 use crate::values::SettingError;

@@ -35,7 +35,7 @@ impl Logs {
             }
         };
         let logs = Logs { access, error };
-        ironhorse_server::process::set_logs(logs.error.clone(), logs.flusher());
+        ironhorse_process::set_logs(logs.error.clone(), logs.flusher());
         Ok(logs)
     }
 

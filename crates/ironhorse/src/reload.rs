@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironhorse_app::{Request, Response, Service};
-use ironhorse_server::listener::Listener;
-use ironhorse_server::process::Processes;
+use ironhorse_process::Processes;
+use ironhorse_runtime::listener::Listener;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::settings::Settings;
@@ -208,7 +208,7 @@ fn reexec(changed: &Path, listeners: &[Listener]) {
         std::process::id(),
         changed.display()
     );
-    ironhorse_server::process::flush_logs();
+    ironhorse_process::flush_logs();
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => return eprintln!("ironhorse: --reload: cannot find the binary: {e}"),

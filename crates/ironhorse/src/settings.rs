@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, CommandFactory, Parser};
 use ironhorse_log::Level;
-use ironhorse_server::model::Model;
+use ironhorse_process::model::Model;
 use ironhorse_wire::forwarded::{Headers, SchemeHeaders};
 use ironhorse_wire::AllowList;
 

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use ironhorse_server::drivers::Driver;
-use ironhorse_server::listener::{BindAddr, Listener};
-use ironhorse_server::model::Model;
-use ironhorse_server::process::{
-    self, AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
-};
+use ironhorse_process::model::Model;
+use ironhorse_process::{AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision};
+use ironhorse_runtime::listener::{BindAddr, Listener};
+use ironhorse_runtime::Driver;
 
 use crate::settings::Settings;
 use crate::values::{LoadError, Loaded, SettingError};
@@ -111,12 +109,12 @@ impl Server {
                 )
             })
             .collect();
-        let code = process::run(self.strategy, self.plan, || {
+        let code = ironhorse_process::run(self.strategy, self.plan, || {
             for line in announcement {
                 eprintln!("{line}");
             }
         });
-        process::flush_logs();
+        ironhorse_process::flush_logs();
         code
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use ironhorse_log::Level;
-use ironhorse_server::model::Model;
+use ironhorse_process::model::Model;
 use ironhorse_wire::proxy_protocol::Versions;
 
 /// A whole number (`--workers 4`).

@@ -38,7 +38,7 @@ per_model!(
     |model| {
         let site = Site::new(model);
         let server = serve(model, "http+echo", &site);
-        let preface = ironhorse_server::protocols::H2_PREFACE;
+        let preface = ironhorse_protocol::H2_PREFACE;
         let mut conn = Conn::open(&server.addr);
         // In two writes: a session that sees part of it waits for the rest before deciding
         // (the unit tests pin that down; here the two may arrive together).
@@ -64,7 +64,7 @@ per_model!(without_a_registered_protocol_nothing_switches, |model| {
     assert_eq!(r.text(), "hello, world\n");
     // The preface is a bad HTTP/1.1 request: answered with an error, never echoed.
     let mut conn = Conn::open(&server.addr);
-    conn.send(ironhorse_server::protocols::H2_PREFACE);
+    conn.send(ironhorse_protocol::H2_PREFACE);
     let r = conn.response("GET");
     assert!(r.status >= 400, "{model}: {}", r.status);
 });

@@ -52,7 +52,7 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
 pub fn models() -> Vec<&'static str> {
     let only = std::env::var("IRONHORSE_TEST_MODELS").unwrap_or_default();
     let only: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
-    let all = ironhorse_server::model::Model::ALL;
+    let all = ironhorse_process::model::Model::ALL;
     // A misspelt filter must not turn every matrix test into one that runs nothing.
     for name in &only {
         assert!(
@@ -68,7 +68,7 @@ pub fn models() -> Vec<&'static str> {
 
 /// The models that run `-w 2` as two worker processes under a master.
 pub fn models_with_workers() -> Vec<&'static str> {
-    use ironhorse_server::{model::Model, process::Processes};
+    use ironhorse_process::{model::Model, Processes};
     models()
         .into_iter()
         .filter(|name| Model::named(name).unwrap().processes_for(2) == Processes::Prefork)

@@ -1,0 +1,252 @@
+//! Process strategies: how many processes serve, and who supervises them.
+//!
+//! Single, fork per connection, and the prefork master with its worker table, control
+//! socket, reload pipe and re-exec upgrade; the worker's own life and heartbeat
+//! ([`hooks`]: what its drivers and sessions report), pid file, systemd notify; and the
+//! `--model` table ([`model`]) composing a strategy with a driver of the runtime.
+//!
+//! Listeners are bound by the caller before any strategy runs, so every process shares the
+//! same sockets and a port in use is reported once, up front.
+#![forbid(unsafe_code)]
+
+pub mod hooks;
+pub mod model;
+
+mod arbiter;
+mod fork;
+mod lifecycle;
+mod notify;
+mod pidfile;
+mod single;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use lifecycle::{beat, request_done};
+
+use ironhorse_protocol::session::Protocol;
+use ironhorse_runtime::listener::Listener;
+use ironhorse_runtime::Driver;
+
+/// The process strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// This process serves.
+    Single,
+    /// A child process per connection.
+    ForkPerConnection,
+    /// A master supervising N long-lived workers.
+    Prefork,
+}
+
+/// Builds the protocol in a process that will serve.
+pub type ProtocolFactory = Arc<dyn Fn() -> Result<Arc<dyn Protocol>, String> + Send + Sync>;
+
+/// Where the application comes from in each serving process.
+#[derive(Clone)]
+pub enum AppSource {
+    /// Built once before any fork; children inherit it (copy-on-write).
+    Preloaded(Arc<dyn Protocol>),
+    /// Built anew in each serving process, after the fork.
+    PerProcess(ProtocolFactory),
+}
+
+impl AppSource {
+    fn build(&self) -> Result<Arc<dyn Protocol>, String> {
+        match self {
+            AppSource::Preloaded(p) => Ok(p.clone()),
+            AppSource::PerProcess(factory) => factory(),
+        }
+    }
+
+    fn preloaded(&self) -> Option<&Arc<dyn Protocol>> {
+        match self {
+            AppSource::Preloaded(p) => Some(p),
+            AppSource::PerProcess(_) => None,
+        }
+    }
+}
+
+/// The start shared by processes that serve themselves (no master): stop-flag signal
+/// handling, the pid file, the announcement (only once a stop can no longer be lost), and
+/// the application. `Err` carries the exit code.
+fn start_serving(
+    plan: &ServerPlan,
+    on_ready: impl FnOnce(),
+) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
+    if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
+        log(format_args!("cannot install signal handlers: {e}"));
+        return Err(1);
+    }
+    let pidfile = plan
+        .supervision
+        .pidfile
+        .as_deref()
+        .map(pidfile::PidFile::claim)
+        .transpose()
+        .map_err(|e| {
+            log(format_args!("--pid: {e}"));
+            1
+        })?;
+    on_ready();
+    notify::send(ironhorse_sys::ServiceState::Ready);
+    let protocol = plan.app.build().map_err(|e| {
+        log(format_args!("{e}"));
+        EXIT_APP_LOAD_ERROR
+    })?;
+    Ok((pidfile, protocol))
+}
+
+/// Re-reads the configuration (on `SIGHUP`).
+pub type ReloadFn = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
+
+/// What a configuration reload yields.
+pub struct Reloaded {
+    pub app: AppSource,
+    pub workers: usize,
+}
+
+/// How a master watches over its workers.
+#[derive(Clone)]
+pub struct Supervision {
+    /// A worker silent this long is aborted and replaced (`--timeout`; zero: never).
+    pub timeout: Duration,
+    /// A worker retires after this many requests (`--max-requests`; zero: never) …
+    pub max_requests: u64,
+    /// … plus a random 0..=jitter, so workers do not all retire at once.
+    pub max_requests_jitter: u64,
+    /// A worker whose resident memory passes this many bytes is recycled.
+    pub max_worker_memory: Option<u64>,
+    /// `--pid`.
+    pub pidfile: Option<PathBuf>,
+    /// Re-reads the configuration on `SIGHUP`.
+    pub reload: Option<ReloadFn>,
+    /// Reopens log files on `SIGUSR1` (in the master and in each worker).
+    pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Process name prefix (`-n`): `NAME:master`, `NAME:w:MODEL` (15 bytes show in `ps`).
+    pub name: String,
+    /// The `--model`, shown in worker names.
+    pub model: &'static str,
+    /// `--reuse-port`: each worker binds its own socket on these addresses (backlog given),
+    /// and the kernel spreads connections across them.
+    pub per_worker_sockets: Option<(Vec<ironhorse_runtime::listener::BindAddr>, i32)>,
+    /// `--control-socket`: the master's command socket (multi-process models).
+    pub control_socket: Option<PathBuf>,
+    /// `--reload`: readable when a watched file changed (the changed paths, one a line);
+    /// the master then replaces its workers.
+    pub reload_trigger: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            timeout: Duration::from_secs(30),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            max_worker_memory: None,
+            pidfile: None,
+            reload: None,
+            reopen_logs: None,
+            name: "ih".into(),
+            model: "",
+            per_worker_sockets: None,
+            control_socket: None,
+            reload_trigger: None,
+        }
+    }
+}
+
+impl Supervision {
+    /// The request budget of the next worker, jitter applied.
+    fn max_requests_for_next_worker(&self) -> u64 {
+        if self.max_requests == 0 {
+            return 0;
+        }
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+        self.max_requests + noise % (self.max_requests_jitter + 1)
+    }
+}
+
+/// Everything a strategy needs.
+pub struct ServerPlan {
+    pub listeners: Vec<Listener>,
+    pub app: AppSource,
+    pub driver: Driver,
+    pub workers: usize,
+    pub threads: usize,
+    pub max_connections: usize,
+    pub graceful_timeout: Duration,
+    pub supervision: Supervision,
+}
+
+/// Exit code of a worker that could not load the application: the master stops instead of
+/// respawning it forever.
+pub const EXIT_APP_LOAD_ERROR: i32 = 4;
+/// Exit code of a worker that left because a timed-out request would not stop.
+pub const EXIT_STUCK: i32 = 5;
+/// Exit code of a worker that failed for another reason while booting.
+pub const EXIT_BOOT_ERROR: i32 = 3;
+
+/// Runs the plan to completion; returns the process exit code. `on_ready` runs once signal
+/// handling is in place (announce the server then: a stop sent after it is never lost).
+pub fn run(strategy: Processes, plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
+    match strategy {
+        Processes::Single => single::run(plan, on_ready),
+        Processes::ForkPerConnection => fork::run(plan, on_ready),
+        Processes::Prefork => arbiter::run(plan, on_ready),
+    }
+}
+
+/// Where the server's own messages go, and how to flush every log before exiting.
+struct Logs {
+    error: ironhorse_log::ErrorLog,
+    flush: Arc<dyn Fn() + Send + Sync>,
+}
+
+static LOGS: OnceLock<Logs> = OnceLock::new();
+
+/// Sends the server's messages to `error` from now on; `flush` empties every log buffer
+/// (called before any exit, since exits skip destructors).
+pub fn set_logs(error: ironhorse_log::ErrorLog, flush: Arc<dyn Fn() + Send + Sync>) {
+    let _ = LOGS.set(Logs { error, flush });
+}
+
+/// Logs one line to the error log.
+pub(crate) fn log(message: std::fmt::Arguments<'_>) {
+    log_at(ironhorse_log::Level::Info, message);
+}
+
+/// Logs a problem worth an operator's attention.
+pub(crate) fn warn(message: std::fmt::Arguments<'_>) {
+    log_at(ironhorse_log::Level::Warning, message);
+}
+
+pub(crate) fn log_at(level: ironhorse_log::Level, message: std::fmt::Arguments<'_>) {
+    match LOGS.get() {
+        Some(logs) => logs.error.log(level, message),
+        None => eprintln!(
+            "[ironhorse] [{}] [{}] {}",
+            ironhorse_sys::process::pid(),
+            level.as_upper(),
+            message
+        ),
+    }
+}
+
+/// Empties every log buffer (before the process exits).
+pub fn flush_logs() {
+    if let Some(logs) = LOGS.get() {
+        (logs.flush)();
+    }
+}
+
+/// Flushes the logs and ends the process at once (see `ironhorse_sys::process::exit_now`).
+pub(crate) fn exit(code: i32) -> ! {
+    if let Some(logs) = LOGS.get() {
+        (logs.flush)();
+    }
+    ironhorse_sys::process::exit_now(code)
+}

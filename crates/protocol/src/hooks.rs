@@ -1,0 +1,36 @@
+//! What drivers and sessions tell the worker process around them, passed down in the
+//! runtime's `DriverConfig` and in [`Link`](crate::session::Link) rather than reached
+//! through globals, so that drivers and sessions run in unit tests with fakes.
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use ironhorse_log::Level;
+
+/// The worker around a driver.
+pub trait WorkerHooks: Send + Sync {
+    /// The serving loop is alive. Called every loop turn: must be cheap.
+    fn beat(&self);
+    /// A request was answered (counts toward `--max-requests`).
+    fn request_done(&self);
+    /// A message for the error log.
+    fn log(&self, level: Level, message: fmt::Arguments<'_>);
+    /// A timed-out request will not unwind and its thread is the worker's only one: the
+    /// process must go, to be replaced.
+    fn stuck(&self);
+}
+
+/// Shared hooks.
+pub type Hooks = Arc<dyn WorkerHooks>;
+
+/// Hooks that do nothing but log to standard error: for tests and tools.
+pub struct Detached;
+
+impl WorkerHooks for Detached {
+    fn beat(&self) {}
+    fn request_done(&self) {}
+    fn log(&self, level: Level, message: fmt::Arguments<'_>) {
+        eprintln!("[{}] {message}", level.as_upper());
+    }
+    fn stuck(&self) {}
+}

@@ -1,0 +1,291 @@
+//! One connection served to its end on a blocking socket. Jobs the session hands over
+//! (a blocking application's request) run inline on this thread: no hand-off to another
+//! thread per request.
+
+use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ironhorse_app::ConnInfo;
+
+use super::connection::{self, Linger};
+use super::{stopping, STOP_CHECK};
+use crate::listener::Stream;
+use ironhorse_protocol::hooks::{Hooks, WorkerHooks};
+use ironhorse_protocol::output::Output;
+use ironhorse_protocol::session::{
+    Cutoff, Executor, Job, JobHost, Link, Protocol, Session, Step, Waker,
+};
+
+/// Longest a client may stall our writes before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves a new connection on `stream` until it closes, the peer goes away, a read deadline
+/// passes, or a stop is requested while the connection is idle.
+pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol, hooks: &Hooks) {
+    if let Some(conn) = Conn::new(stream, info, protocol, hooks) {
+        serve(conn, None);
+    }
+}
+
+/// A connection on a blocking socket, with what serving it needs.
+pub(crate) struct Conn {
+    pub stream: Stream,
+    pub session: Box<dyn Session>,
+    hooks: Hooks,
+    /// The job the session handed over, run after `advance` returns.
+    jobs: Arc<InlineJobs>,
+    /// Where this thread sleeps on [`Step::Pending`] until the session's waker is called.
+    parker: Arc<Parker>,
+}
+
+impl Conn {
+    pub fn new(
+        stream: Stream,
+        info: ConnInfo,
+        protocol: &dyn Protocol,
+        hooks: &Hooks,
+    ) -> Option<Conn> {
+        // Reads wake every STOP_CHECK so deadlines and stop requests are noticed without a
+        // timer per connection.
+        stream.set_read_timeout(Some(STOP_CHECK)).ok()?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
+        let parker = Arc::new(Parker::default());
+        let waker: Waker = {
+            let parker = parker.clone();
+            Arc::new(move || parker.unpark())
+        };
+        let jobs = Arc::new(InlineJobs::default());
+        let link = Link {
+            waker,
+            executor: Some(jobs.clone()),
+            hooks: hooks.clone(),
+        };
+        let session = protocol.session(info, link);
+        Some(Conn {
+            stream,
+            session,
+            hooks: hooks.clone(),
+            jobs,
+            parker,
+        })
+    }
+}
+
+/// The executor of blocking drivers: keeps the job for the connection's own thread.
+#[derive(Default)]
+struct InlineJobs(Mutex<Option<Job>>);
+
+impl Executor for InlineJobs {
+    fn execute(&self, job: Job) {
+        let previous = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(job);
+        debug_assert!(previous.is_none(), "a session runs one job at a time");
+    }
+}
+
+impl InlineJobs {
+    fn take(&self) -> Option<Job> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// What a job running on the connection's thread may do while it waits.
+struct InlineHost<'a> {
+    hooks: &'a dyn WorkerHooks,
+    stream: &'a mut Stream,
+    session: &'a mut dyn Session,
+    out: &'a mut Output,
+}
+
+impl JobHost for InlineHost<'_> {
+    fn pump(&mut self, want_input: bool) -> Option<io::Result<()>> {
+        Some(self.turn(want_input))
+    }
+
+    fn cutoff(&self) -> Option<Cutoff> {
+        cutoff_for(self.stream)
+    }
+}
+
+impl InlineHost<'_> {
+    /// One turn of the connection: advance, send, and maybe wait for input.
+    fn turn(&mut self, want_input: bool) -> io::Result<()> {
+        let step = self.session.advance(self.out);
+        self.out.drain_into(self.stream)?;
+        match step {
+            Step::Close => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection is closing",
+            )),
+            // Back to the job at each periodic wake-up too: its next turn lets the session
+            // keep deadlines of its own (the body timeout).
+            Step::Read if want_input => read_once(self.stream, self.session, self.hooks).map(drop),
+            Step::WaitUntil(at) => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                Ok(())
+            }
+            // No switch of protocol happens while a job runs (the request is in progress).
+            Step::Read | Step::Flush | Step::Pending | Step::Upgrade => Ok(()),
+        }
+    }
+}
+
+/// Runs `job` here, lending it the connection.
+fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
+    let mut host = InlineHost {
+        hooks: &*conn.hooks,
+        stream: &mut conn.stream,
+        session: conn.session.as_mut(),
+        out,
+    };
+    // A panicking application must not take the thread with it; the session sees its job
+    // gone and answers 500.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut host)));
+}
+
+/// What became of a connection.
+pub(crate) enum Served {
+    Done,
+    /// Between requests with no input waiting: the caller may watch it elsewhere (a pool
+    /// thread must not sit on an idle keep-alive connection while others wait).
+    Idle(Conn),
+}
+
+/// Serves `conn`. With `yield_when`, returns it as soon as it is idle with nothing to read
+/// while `yield_when()` says others wait for this thread (checked at every wake-up).
+pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Served {
+    let mut out = Output::default();
+    loop {
+        let step = conn.session.advance(&mut out);
+        if out.drain_into(&mut conn.stream).is_err() {
+            return Served::Done;
+        }
+        if let Some(job) = conn.jobs.take() {
+            run_inline(job, &mut conn, &mut out);
+            continue;
+        }
+        match step {
+            Step::Flush => {}
+            Step::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+            Step::Pending => conn.parker.park(STOP_CHECK),
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    close_gracefully(conn.stream);
+                    return Served::Done;
+                }
+            },
+            Step::Close => {
+                close_gracefully(conn.stream);
+                return Served::Done;
+            }
+            Step::Read => loop {
+                let pressed = yield_when.is_some_and(|others_wait| others_wait());
+                if pressed && conn.session.is_waiting() && !has_input(&conn.stream) {
+                    return Served::Idle(conn);
+                }
+                match read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(_) => return Served::Done,
+                }
+            },
+        }
+    }
+}
+
+/// Whether bytes (or an end of input) are waiting to be read, without waiting.
+fn has_input(stream: &Stream) -> bool {
+    use std::os::fd::AsFd;
+    ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
+}
+
+/// A handle that can end the connection from another thread (a second descriptor of the
+/// same socket).
+fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
+    let clone = std::sync::Mutex::new(stream.try_clone().ok()?);
+    Some(Arc::new(move |last_words: &[u8]| {
+        let mut socket = clone.lock().unwrap_or_else(|e| e.into_inner());
+        if !last_words.is_empty() {
+            let _ = std::io::Write::write_all(&mut *socket, last_words);
+        }
+        socket.shutdown_both();
+    }))
+}
+
+/// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
+/// (`Ok(false)`); fails when the connection expires (see [`connection::is_expired`]).
+fn read_once(
+    stream: &mut Stream,
+    session: &mut dyn Session,
+    hooks: &dyn WorkerHooks,
+) -> io::Result<bool> {
+    hooks.beat();
+    let stop = stopping();
+    if connection::is_expired(session, Instant::now(), stop) {
+        return Err(connection::expiry_error(session, stop));
+    }
+    match stream.read(session.read_buf()) {
+        Ok(n) => {
+            session.received(n);
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read.
+fn close_gracefully(mut stream: Stream) {
+    let mut linger = Linger::start(&stream);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    linger.discard(|buf| stream.read(buf));
+}
+
+/// Lets a blocking driver sleep until a session's background work wakes it.
+#[derive(Default)]
+struct Parker {
+    state: Mutex<Parked>,
+    signal: Condvar,
+}
+
+#[derive(Default)]
+struct Parked {
+    woken: bool,
+    /// Whether the thread waits: only then is a notification (a `futex` call) worth it.
+    /// Inline jobs wake their session on every response while nobody is parked.
+    waiting: bool,
+}
+
+impl Parker {
+    fn unpark(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.woken = true;
+        if state.waiting {
+            self.signal.notify_one();
+        }
+    }
+
+    /// Waits for a wake-up, at most `limit`.
+    fn park(&self, limit: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiting = true;
+        let (mut state, _) = self
+            .signal
+            .wait_timeout_while(state, limit, |s| !s.woken)
+            .unwrap_or_else(|e| e.into_inner());
+        state.waiting = false;
+        state.woken = false;
+    }
+}

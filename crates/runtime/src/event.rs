@@ -1,0 +1,373 @@
+//! One thread, many connections: a mio (epoll, edge-triggered) loop, the seeds'
+//! select/epoll server. Sessions never block here: they are handed bytes as they arrive and
+//! their output is drained as the sockets accept it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ironhorse_app::ConnInfo;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::{AsFd, AsRawFd};
+
+use super::connection::{self, accept_failed, AcceptFailure, Draining, Linger};
+use super::{stopping, DriverConfig, STOP_CHECK};
+use crate::listener::{Listener, Stream};
+use ironhorse_protocol::hooks::Hooks;
+use ironhorse_protocol::output::{Drained, Output};
+use ironhorse_protocol::session::{Link, Protocol, Session, Step, Waker};
+
+/// The token of the cross-thread waker (listeners and connections take the low ones).
+const WAKE_TOKEN: Token = Token(usize::MAX);
+
+/// Connections whose background work asked for attention: (slot, generation).
+type WakeQueue = Arc<Mutex<Vec<(usize, u64)>>>;
+
+struct Conn {
+    /// Distinguishes this connection from earlier ones in the same slot.
+    generation: u64,
+    stream: Stream,
+    /// Whether the socket may have unread input (edge-triggered readiness, tracked).
+    readable: bool,
+    /// Whether the peer's end of input (or an error) was announced.
+    peer_closed: bool,
+    session: Box<dyn Session>,
+    out: Output,
+    step: Step,
+    /// Set once we have half-closed: discarding what the peer still sends.
+    closing: Option<Linger>,
+}
+
+/// Slot index of a connection ↔ its token (listeners take the first tokens).
+struct Slots {
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    generations: u64,
+    wakes: WakeQueue,
+    mio_waker: Arc<mio::Waker>,
+}
+
+impl Slots {
+    fn insert(
+        &mut self,
+        stream: Stream,
+        protocol: &dyn Protocol,
+        info: ConnInfo,
+        hooks: &Hooks,
+    ) -> usize {
+        self.live += 1;
+        self.generations += 1;
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let generation = self.generations;
+        let (wakes, mio_waker) = (self.wakes.clone(), self.mio_waker.clone());
+        let waker: Waker = Arc::new(move || {
+            let mut queue = wakes.lock().unwrap_or_else(|e| e.into_inner());
+            // The loop takes the whole queue per wake-up: one wake per batch is enough.
+            let first = queue.is_empty();
+            queue.push((index, generation));
+            drop(queue);
+            if first {
+                let _ = mio_waker.wake();
+            }
+        });
+        let session = protocol.session(
+            info,
+            Link {
+                waker,
+                executor: None,
+                hooks: hooks.clone(),
+            },
+        );
+        self.conns[index] = Some(Conn {
+            generation,
+            stream,
+            readable: true,
+            peer_closed: false,
+            session,
+            out: Output::default(),
+            step: Step::Read,
+            closing: None,
+        });
+        index
+    }
+
+    fn remove(&mut self, poll: &Poll, index: usize) {
+        if let Some(conn) = self.conns[index].take() {
+            deregister(poll, &conn.stream);
+            self.free.push(index);
+            self.live -= 1;
+        }
+    }
+}
+
+// One function on purpose (longer than most): the loop's phases — events, due timers, the
+// periodic sweep — share its locals, and reading it top to bottom is reading one turn.
+pub fn run(mut config: DriverConfig) -> io::Result<()> {
+    let _ = ironhorse_sys::raise_nofile_limit();
+    let mut poll = Poll::new()?;
+    let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
+    for (i, listener) in listeners.iter().enumerate() {
+        register(&poll, listener, Token(i), Interest::READABLE)?;
+    }
+    let first_conn = listeners.len();
+    let mio_waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+    let mut slots = Slots {
+        conns: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        generations: 0,
+        wakes: WakeQueue::default(),
+        mio_waker,
+    };
+    let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let mut events = Events::with_capacity(1024);
+    // One read buffer for every connection: idle ones then own no buffer at all.
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut last_sweep = Instant::now();
+    let mut accepting = true;
+    let mut draining: Option<Draining> = None;
+
+    loop {
+        config.hooks.beat();
+        let now = Instant::now();
+        let mut timeout = STOP_CHECK.saturating_sub(now - last_sweep);
+        if let Some(Reverse((at, _))) = timers.peek() {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        // Requests for the application threads leave together, after this batch.
+        let held = ironhorse_protocol::offload_pool::hold();
+        for event in events.iter() {
+            let token = event.token().0;
+            if event.token() == WAKE_TOKEN {
+                let woken =
+                    std::mem::take(&mut *slots.wakes.lock().unwrap_or_else(|e| e.into_inner()));
+                for (index, generation) in woken {
+                    let Some(conn) = slots.conns[index]
+                        .as_mut()
+                        .filter(|c| c.generation == generation)
+                    else {
+                        continue;
+                    };
+                    if conn.closing.is_some() || conn.step == Step::Close {
+                        continue;
+                    }
+                    conn.step = conn.session.advance(&mut conn.out);
+                    if !drive(conn, &mut scratch) {
+                        slots.remove(&poll, index);
+                    }
+                }
+            } else if token < first_conn {
+                if accepting {
+                    accept_all(
+                        &mut scratch,
+                        &listeners[token],
+                        &poll,
+                        &mut slots,
+                        first_conn,
+                        &config,
+                    );
+                }
+            } else if let Some(conn) = slots
+                .conns
+                .get_mut(token - first_conn)
+                .and_then(Option::as_mut)
+            {
+                conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                conn.peer_closed |= event.is_read_closed() || event.is_error();
+                if !drive(conn, &mut scratch) {
+                    slots.remove(&poll, token - first_conn);
+                } else if let Step::WaitUntil(at) = conn.step {
+                    timers.push(Reverse((at, token - first_conn)));
+                }
+            }
+        }
+        drop(held);
+        // Handler waits that are due.
+        let now = Instant::now();
+        while let Some(Reverse((at, index))) = timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            timers.pop();
+            if let Some(conn) = slots.conns[index].as_mut() {
+                if matches!(conn.step, Step::WaitUntil(_)) && !drive(conn, &mut scratch) {
+                    slots.remove(&poll, index);
+                }
+            }
+        }
+        // Once per STOP_CHECK: deadlines, lingering closes, resumed accepting, stopping.
+        if now - last_sweep >= STOP_CHECK {
+            last_sweep = now;
+            let stop = stopping();
+            if stop && draining.is_none() {
+                draining = Some(Draining::begin(config.graceful_timeout));
+                accepting = false;
+                for listener in &listeners {
+                    deregister(&poll, listener);
+                }
+            }
+            for index in 0..slots.conns.len() {
+                let Some(conn) = slots.conns[index].as_mut() else {
+                    continue;
+                };
+                if is_expired(conn, now, stop) {
+                    slots.remove(&poll, index);
+                } else if conn.step == Step::Read && !conn.readable {
+                    // Idle since at least the last sweep: it keeps no buffers meanwhile.
+                    conn.session.release_idle_memory();
+                    conn.out.release_idle_memory();
+                }
+            }
+            if !stop && slots.live < config.max_connections {
+                for listener in &listeners {
+                    accept_all(
+                        &mut scratch,
+                        listener,
+                        &poll,
+                        &mut slots,
+                        first_conn,
+                        &config,
+                    );
+                }
+            }
+            if draining
+                .as_ref()
+                .is_some_and(|d| d.is_over(slots.live, now))
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Registers a socket with mio by descriptor, whatever its kind.
+fn register(poll: &Poll, socket: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), token, interest)
+}
+
+fn deregister(poll: &Poll, socket: &impl AsFd) {
+    let fd = socket.as_fd().as_raw_fd();
+    let _ = poll.registry().deregister(&mut SourceFd(&fd));
+}
+
+/// Whether a connection should be dropped at a sweep.
+fn is_expired(conn: &mut Conn, now: Instant, stopping: bool) -> bool {
+    if let Some(linger) = &conn.closing {
+        return linger.is_over(now);
+    }
+    let waiting_for_input = conn.step == Step::Read && conn.out.is_empty();
+    waiting_for_input && connection::is_expired(conn.session.as_mut(), now, stopping)
+}
+
+fn accept_all(
+    scratch: &mut [u8],
+    listener: &Listener,
+    poll: &Poll,
+    slots: &mut Slots,
+    first: usize,
+    config: &DriverConfig,
+) {
+    let (max, protocol, hooks) = (config.max_connections, &*config.protocol, &config.hooks);
+    while slots.live < max {
+        match listener.accept_as(false) {
+            Ok((stream, info)) => {
+                let index = slots.insert(stream, protocol, info, hooks);
+                let conn = slots.conns[index].as_mut().expect("just inserted");
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if register(poll, &conn.stream, Token(first + index), interest).is_err() {
+                    slots.conns[index] = None;
+                    slots.free.push(index);
+                    slots.live -= 1;
+                    continue;
+                }
+                if !drive(conn, scratch) {
+                    slots.remove(poll, index);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // Backing off: the next sweep accepts again.
+            Err(e) => match accept_failed(&e, &**hooks) {
+                AcceptFailure::Skip => {}
+                AcceptFailure::BackOff | AcceptFailure::Fatal => return,
+            },
+        }
+    }
+}
+
+/// Moves a connection forward as far as its socket allows. Returns `false` to drop it.
+fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
+    if conn.closing.is_some() {
+        return discard_input(conn);
+    }
+    loop {
+        match conn.out.drain_into(&mut conn.stream) {
+            Ok(Drained::All) => {}
+            Ok(Drained::WouldBlock) => return true,
+            Err(_) => return false,
+        }
+        match conn.step {
+            Step::Close => {
+                conn.closing = Some(Linger::start(&conn.stream));
+                return discard_input(conn);
+            }
+            Step::Upgrade => match conn.session.hand_off() {
+                Some(next) => conn.session = next,
+                None => {
+                    conn.step = Step::Close;
+                    continue;
+                }
+            },
+            Step::WaitUntil(at) if Instant::now() < at => return true,
+            Step::Pending => return true,
+            Step::WaitUntil(_) | Step::Flush => {}
+            // Edge-triggered: after a short read the socket is drained, and new bytes will
+            // bring a new event; trying again would only earn an EAGAIN.
+            Step::Read if !conn.readable => return true,
+            Step::Read => {
+                let room = scratch.len();
+                match conn.stream.read(scratch) {
+                    Ok(n) => {
+                        // A pending end of input announces itself only once: read to it.
+                        conn.readable = n == room || conn.peer_closed;
+                        if n == 0 {
+                            conn.session.received(0);
+                        } else {
+                            conn.session.receive(&scratch[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.readable = false;
+                        return true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return false,
+                }
+            }
+        }
+        conn.step = conn.session.advance(&mut conn.out);
+    }
+}
+
+/// Reads and drops what a closing peer still sends; `false` once it is done.
+fn discard_input(conn: &mut Conn) -> bool {
+    let Conn {
+        closing, stream, ..
+    } = conn;
+    closing
+        .as_mut()
+        .is_some_and(|linger| linger.discard(|buf| stream.read(buf)))
+}

@@ -1,0 +1,83 @@
+//! Scheduling inside one process: how it turns accepted connections into running sessions.
+//!
+//! The listeners and the one socket type over TCP and Unix ([`listener`]), the connection
+//! core every driver calls (expiry, linger-close, accept errors, drain), and the drivers.
+//! Every driver shares the same [`Session`](ironhorse_protocol::session::Session) contract,
+//! so each one is only its scheduling policy: one connection at a time, a thread each, a pool
+//! of threads, one epoll loop, or a tokio runtime.
+#![forbid(unsafe_code)]
+
+pub mod listener;
+
+mod accept;
+mod blocking;
+mod connection;
+mod event;
+mod keepalive;
+mod pool;
+mod serial;
+mod thread;
+mod tokio_rt;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::listener::Listener;
+use ironhorse_protocol::hooks::Hooks;
+use ironhorse_protocol::session::Protocol;
+
+pub use accept::{accept_loop, accept_loop_ticking};
+pub use blocking::serve_connection;
+pub(crate) use connection::tcp_info;
+
+/// The in-process drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Accept, serve to the end, repeat.
+    Serial,
+    /// A new thread per connection, capped.
+    ThreadPerConnection,
+    /// A fixed pool of threads fed by an acceptor.
+    ThreadPool,
+    /// One thread multiplexing every connection with epoll (mio).
+    Event,
+    /// A tokio runtime.
+    Async,
+}
+
+/// What a driver runs with inside one process.
+pub struct DriverConfig {
+    pub listeners: Vec<Listener>,
+    pub protocol: Arc<dyn Protocol>,
+    /// Threads of the pool, or of the tokio runtime.
+    pub threads: usize,
+    /// Most connections served at once (threads per connection, event loop, runtime).
+    pub max_connections: usize,
+    /// How long in-flight work may take to finish once a stop is requested.
+    pub graceful_timeout: Duration,
+    /// The worker around the driver (`ironhorse_process::hooks::process_hooks` in a
+    /// real server).
+    pub hooks: Hooks,
+}
+
+impl Driver {
+    /// Runs until a stop is requested and in-flight work is done (or the graceful timeout
+    /// passed).
+    pub fn run(self, config: DriverConfig) -> std::io::Result<()> {
+        match self {
+            Driver::Serial => serial::run(config),
+            Driver::ThreadPerConnection => thread::run(config),
+            Driver::ThreadPool => pool::run(config),
+            Driver::Event => event::run(config),
+            Driver::Async => tokio_rt::run(config),
+        }
+    }
+}
+
+/// How often blocked waits wake to check for a stop request.
+pub const STOP_CHECK: Duration = Duration::from_millis(250);
+
+/// Whether this process was asked to stop.
+pub fn stopping() -> bool {
+    ironhorse_sys::signals::stop_requested().is_some()
+}
