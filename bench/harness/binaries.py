@@ -128,5 +128,5 @@ def launch(path, args, log_path, pin=None, env=None, timeout=15.0):
     """Start the ironhorse at `path` with `args` (which bind 127.0.0.1:0) on CPU `pin`;
     (process, "HOST:PORT" from its `listening on` line)."""
     p = procs.spawn(procs.pinned([path] + list(args), pin), log_path, env=env)
-    m = procs.wait_for_line(p, log_path, r"listening on http://(\S+)", timeout=timeout)
+    m = procs.wait_for_line(p, log_path, r"listening on https?://(\S+)", timeout=timeout)
     return p, m.group(1)

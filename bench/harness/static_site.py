@@ -89,17 +89,24 @@ http {{
 """
 
 
-def start_nginx(nginx, root, tmp, pin=None, conns=4096, keepalive=75, nopush=True):
-    """nginx, one worker, serving root. (process, "HOST:PORT", log path)."""
+def start_nginx(nginx, root, tmp, pin=None, conns=4096, keepalive=75, nopush=True, tls=None):
+    """nginx, one worker, serving root; over TLS with tls=(certificate, key) PEM paths.
+    (process, "HOST:PORT", log path)."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
         nofile = 1 << 20
     port = procs.free_port()
     conf = os.path.join(tmp, "nginx.conf")
+    template = NGINX_CONF
+    if tls:
+        template = template.replace(
+            "listen 127.0.0.1:{port};",
+            "listen 127.0.0.1:{port} ssl;\n        ssl_certificate %s;\n"
+            "        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;" % tls)
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(tmp=tmp, root=root, port=port, conns=conns,
-                                  keepalive=keepalive, nofile=nofile,
-                                  nopush="on" if nopush else "off"))
+        f.write(template.format(tmp=tmp, root=root, port=port, conns=conns,
+                                keepalive=keepalive, nofile=nofile,
+                                nopush="on" if nopush else "off"))
     log_path = os.path.join(tmp, "nginx.log")
     p = procs.spawn(procs.pinned([nginx, "-p", tmp, "-c", conf], pin), log_path)
     procs.wait_for_port("127.0.0.1", port, p)

@@ -26,13 +26,42 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     /// The local address; `None` for Unix-domain sockets.
     pub local: Option<SocketAddr>,
-    /// `http` (TLS is out of scope: terminate it in front of ironhorse).
+    /// `http`, or `https` for a connection whose TLS ironhorse terminates itself.
     pub scheme: &'static str,
     /// What the request's trusted forwarding headers say (client, scheme, host), when the
     /// server resolved them: the HTTP session does, once per request, for the access log
     /// and the application alike. `None`: not resolved (headers that contradict each
     /// other, or no forwarding policy), so an application resolves them itself if it cares.
     pub forwarded: Option<ironhorse_wire::forwarded::Resolved>,
+    /// The TLS facts of a connection whose TLS ironhorse terminates (`--certfile`).
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS handshake settled, for applications (mod_ssl's `SSL_*` environ keys).
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// The IANA name of the cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`.
+    pub cipher: String,
+    /// The host name the client asked for (SNI), if it sent one.
+    pub server_name: Option<String>,
+    /// The client's certificate, verified against `--ca-certs`, if it sent one.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A verified client certificate.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert {
+    /// The subject's distinguished name, its attributes in the certificate's order
+    /// (`CN=alice, O=Example`).
+    pub subject: String,
+    /// The issuer's distinguished name, written the same way.
+    pub issuer: String,
+    /// The serial number in hexadecimal.
+    pub serial: String,
+    /// The certificate in PEM.
+    pub pem: String,
 }
 
 impl ConnInfo {
@@ -43,6 +72,7 @@ impl ConnInfo {
             local: None,
             scheme: "http",
             forwarded: None,
+            tls: None,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Shape {
     /// `--reload`: an app that fails to import is answered with 500s instead of stopping
     /// the server (see `reload::LoadFailed`).
     pub serve_load_errors: bool,
+    /// `--certfile`: the TLS configuration for the server's life (re-read on HUP).
+    pub tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
 }
 
 /// Builds the application source from the settings: the protocol, behind a PROXY protocol
@@ -46,20 +48,36 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
             "--health-path: the path must start with '/', got {path:?}"
         )));
     }
-    let source = build_protocol(settings, shape)?;
+    let mut source = build_protocol(settings, shape)?;
+    // TLS inside the PROXY header: a load balancer sends its header first, then the
+    // client's TLS bytes (as HAProxy does with `send-proxy`). HTTP put TLS around itself
+    // already (offering HTTP/2 by ALPN); the raw TCP protocols get it here.
+    let is_http = matches!(settings.protocol, Wire::Http | Wire::HttpEcho);
+    if let Some(tls) = shape.tls.clone().filter(|_| !is_http) {
+        source = wrap_source(source, move |inner| {
+            crate::tls::protocol(&tls, Vec::new(), inner)
+        });
+    }
     let Some(versions) = settings.proxy_protocol.0 else {
         return Ok(source);
     };
     let (allow, timeout) = (settings.proxy_allow_from.clone(), settings.header_timeout);
-    let wrap = move |inner| -> Arc<dyn Protocol> {
+    Ok(wrap_source(source, move |inner| {
         Arc::new(ProxyHeader::new(inner, allow.clone(), versions, timeout))
-    };
-    Ok(match source {
+    }))
+}
+
+/// `source`'s protocol inside another, made by `wrap` (in each worker for per-process apps).
+fn wrap_source(
+    source: AppSource,
+    wrap: impl Fn(Arc<dyn Protocol>) -> Arc<dyn Protocol> + Send + Sync + 'static,
+) -> AppSource {
+    match source {
         AppSource::Preloaded(inner) => AppSource::Preloaded(wrap(inner)),
         AppSource::PerProcess(factory) => {
             AppSource::PerProcess(Arc::new(move || factory().map(&wrap)))
         }
-    })
+    }
 }
 
 fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
@@ -77,19 +95,26 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     let http_settings = http_settings(settings, shape);
     let health = settings.health_path.clone();
     let policy = forwarding_policy(settings);
-    let h2 = crate::http2::Offer::from_settings(settings, &http_settings, shape.driver)?;
+    let tls = shape.tls.clone();
+    let h2c = settings.http2_cleartext == crate::http2::Cleartext::PriorKnowledge;
+    let h2 = crate::http2::Offer::from_settings(settings, &http_settings, shape, tls.is_some())?;
     let http = move |service, settings, access_log: &Option<AccessLog>| {
         let service = with_health(service, &health);
         let http = http(service.clone(), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
+        let h2 = h2.as_ref().map(|offer| offer.protocol(service, access_log));
         let http = match &h2 {
-            Some(h2) => h2.attach(http, service, access_log),
-            None => http,
+            Some(h2) if h2c => http.with_prior_knowledge(h2.clone()),
+            _ => http,
         };
-        Arc::new(match access_log {
+        let http = Arc::new(match access_log {
             Some(log) => http.with_access_log(log.clone()),
             None => http,
-        }) as Arc<dyn Protocol>
+        }) as Arc<dyn Protocol>;
+        match &tls {
+            Some(tls) => crate::tls::protocol(tls, crate::http2::alpn(h2), http),
+            None => http,
+        }
     };
     let mounts = static_mounts(settings)?;
     let Some(spec) = settings.app.clone() else {

@@ -1,14 +1,17 @@
 //! HTTP/2 as the settings ask for it (`--http-protocols`, `--http2-*`): which ways in are
-//! offered, which models may host it, and the protocol attached to HTTP/1.1's hand-off.
+//! offered (TLS ALPN `h2`, h2c by prior knowledge through HTTP/1.1's hand-off), which
+//! models may host it, and the protocol itself.
 
 use std::sync::Arc;
 
 use ironhorse_app::Service;
 use ironhorse_h2::{H2Settings, Http2};
 use ironhorse_log::AccessLog;
-use ironhorse_protocol::{Http, HttpSettings};
+use ironhorse_protocol::session::Protocol;
+use ironhorse_protocol::HttpSettings;
 use ironhorse_runtime::Driver;
 
+use crate::app::Shape;
 use crate::settings::Settings;
 use crate::values::SettingError;
 
@@ -57,38 +60,46 @@ pub fn cleartext(text: &str) -> Result<Cleartext, String> {
     }
 }
 
-/// HTTP/2 as offered on cleartext connections, ready to attach to each HTTP/1.1 protocol.
+/// HTTP/2 as offered: made once per application (in each worker for per-process apps).
 #[derive(Clone)]
 pub struct Offer {
     settings: H2Settings,
 }
 
 impl Offer {
-    /// What the settings ask for: `None` when HTTP/2 is not offered in cleartext. Refuses
-    /// what cannot work, in one line.
+    /// What the settings ask for: `None` when HTTP/2 is not offered. Refuses what cannot
+    /// work, in one line.
     pub fn from_settings(
         settings: &Settings,
         http: &HttpSettings,
-        driver: Driver,
+        shape: &Shape,
+        tls: bool,
     ) -> Result<Option<Offer>, SettingError> {
         let offered = settings.http_protocols;
         if !offered.h1 {
             return Err(SettingError(
-                "--http-protocols: h1 must be offered (HTTP/2 is reached from an HTTP/1.1 connection's preface)".into(),
+                "--http-protocols: h1 must be offered (HTTP/1.1 is the fallback of TLS and h2c)"
+                    .into(),
             ));
         }
         if !offered.h2 {
+            if settings.http2_cleartext != Cleartext::Off {
+                return Err(SettingError(
+                    "--http2-cleartext needs h2 in --http-protocols".into(),
+                ));
+            }
             return Ok(None);
         }
-        if !matches!(driver, Driver::Event | Driver::Async) {
+        if !matches!(shape.driver, Driver::Event | Driver::Async) {
             return Err(SettingError(format!(
                 "--http-protocols h2 needs --model event or async (model {} cannot read a connection while its requests run)",
                 settings.model.name
             )));
         }
-        if settings.http2_cleartext == Cleartext::Off {
+        if settings.http2_cleartext == Cleartext::Off && !tls {
             return Err(SettingError(
-                "--http-protocols h2 needs --http2-cleartext prior-knowledge (no TLS here)".into(),
+                "--http-protocols h2 needs TLS (--certfile) or --http2-cleartext prior-knowledge"
+                    .into(),
             ));
         }
         let frame = settings.http2_max_frame_size;
@@ -118,16 +129,24 @@ impl Offer {
         }))
     }
 
-    /// `http`, handing connections that open with the HTTP/2 preface to HTTP/2 serving
-    /// `service`.
-    pub fn attach(&self, http: Http, service: Arc<dyn Service>, log: &Option<AccessLog>) -> Http {
+    /// HTTP/2 serving `service` (the same service as HTTP/1.1: its streams share the
+    /// application and its thread pool size).
+    pub fn protocol(
+        &self,
+        service: Arc<dyn Service>,
+        log: &Option<AccessLog>,
+    ) -> Arc<dyn Protocol> {
         let h2 = Http2::new(service, self.settings);
-        let h2 = match log {
+        Arc::new(match log {
             Some(log) => h2.with_access_log(log.clone()),
             None => h2,
-        };
-        http.with_prior_knowledge(Arc::new(h2))
+        })
     }
+}
+
+/// The ALPN list for TLS: `h2` when HTTP/2 is offered.
+pub fn alpn(h2: Option<Arc<dyn Protocol>>) -> Vec<(Vec<u8>, Arc<dyn Protocol>)> {
+    h2.map(|p| (b"h2".to_vec(), p)).into_iter().collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod logs;
 mod reload;
 mod settings;
 mod setup;
+mod tls;
 mod units;
 mod values;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, CommandFactory, Parser};
 use ironhorse_log::Level;
 use ironhorse_process::model::Model;
+use ironhorse_tls::{CertReqs, MinVersion};
 use ironhorse_wire::forwarded::{Headers, SchemeHeaders};
 use ironhorse_wire::AllowList;
 
@@ -236,6 +237,30 @@ pub struct Settings {
     pub forwarded_headers: Headers,
     #[arg(long, value_name = "LIST", default_value = "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", value_parser = SchemeHeaders::parse, help = "gunicorn's secure_scheme_headers: HEADER=VALUE pairs, comma-separated, that tell wsgi.url_scheme when a trusted peer sends them: the header with that value means https, with any other value http; headers that disagree (or disagree with Forwarded's proto=) are answered 400. Empty: the scheme is never forwarded.")]
     pub secure_scheme_headers: SchemeHeaders,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Serve TLS (HTTPS) with this PEM certificate chain (the server's certificate first), with --keyfile; rustls, TLS 1.2 and 1.3, RSA, ECDSA or Ed25519 keys, ALPN http/1.1. Re-read on HUP (new workers get the new certificate, old ones finish the requests in flight). Under TLS, file bodies are read in 64 KiB chunks and encrypted instead of leaving with sendfile(2)."
+    )]
+    pub certfile: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "The PEM private key of --certfile (PKCS#8, PKCS#1 RSA or SEC1 EC)."
+    )]
+    pub keyfile: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "PEM certificate authorities that client certificates are verified against (with --cert-reqs optional or required)."
+    )]
+    pub ca_certs: Option<PathBuf>,
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = units::cert_reqs, help = "Client certificates: none (not asked for), optional (verified against --ca-certs if sent), required (a client without a valid one fails the handshake); gunicorn's 0, 1, 2 work too. The application sees a verified one as SSL_CLIENT_S_DN, SSL_CLIENT_I_DN, SSL_CLIENT_M_SERIAL, SSL_CLIENT_CERT (PEM) and SSL_CLIENT_VERIFY=SUCCESS.")]
+    pub cert_reqs: CertReqs,
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = units::duration, help = "How long a client may take to complete the TLS handshake after connecting; then the connection is closed.")]
+    pub ssl_handshake_timeout: Duration,
+    #[arg(long, value_name = "VERSION", default_value = "1.2", value_parser = units::tls_min_version, help = "The oldest TLS version accepted: 1.2 or 1.3.")]
+    pub tls_min_version: MinVersion,
     #[arg(long, value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest request line (414 beyond).")]
     pub limit_request_line: u64,
     #[arg(long, value_name = "N", default_value = "100", value_parser = units::count, help = "Most header fields in a request (431 beyond).")]

@@ -16,6 +16,8 @@ pub struct Server {
     model: &'static Model,
     strategy: Processes,
     plan: ServerPlan,
+    /// `--certfile`: the addresses are announced as `https://`.
+    tls: bool,
 }
 
 impl Server {
@@ -23,6 +25,8 @@ impl Server {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
+        // Bad certificate files are reported before binding or daemonising.
+        let tls = crate::tls::source(settings)?;
         let listeners = bind_all(settings)?;
         apply_process_settings(settings)?;
         if settings.daemon {
@@ -37,6 +41,7 @@ impl Server {
             access_log: logs.access.clone(),
             error_log: Some(logs.error.clone()),
             serve_load_errors: settings.reload,
+            tls,
         };
         let reload_trigger = crate::reload::start(settings, strategy, &listeners)?;
         let app = app::build(settings, &shape)?;
@@ -52,6 +57,7 @@ impl Server {
         Ok(Server {
             model,
             strategy,
+            tls: settings.certfile.is_some(),
             plan: ServerPlan {
                 listeners,
                 app,
@@ -83,6 +89,7 @@ impl Server {
             access_log: None,
             error_log: None,
             serve_load_errors: false,
+            tls: crate::tls::source(settings)?,
         };
         // Load the app here, even one that would be imported per worker: that is the check.
         match app::build(settings, &shape)? {
@@ -103,7 +110,10 @@ impl Server {
                 format!(
                     "[ironhorse] [{}] listening on {} (model {}, {})",
                     std::process::id(),
-                    listener.display_addr(),
+                    match self.tls {
+                        true => listener.display_addr().replacen("http://", "https://", 1),
+                        false => listener.display_addr(),
+                    },
                     self.model.name,
                     self.model.seed_name
                 )
@@ -161,6 +171,8 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
             LoadError::File(e) => e.to_string(),
         })?;
         let workers = loaded.settings.workers;
+        // Certificates are re-read even for an app kept from the master.
+        crate::tls::reload(&loaded.settings, &shape.tls).map_err(|e| e.to_string())?;
         // A preloaded app stays: it lives in the master (gunicorn does the same).
         let app = match &preloaded {
             Some(app) => app.clone(),

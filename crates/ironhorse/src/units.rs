@@ -120,6 +120,16 @@ pub fn proxy_versions(text: &str) -> Result<ProxyVersions, String> {
     Ok(ProxyVersions(Some(versions)))
 }
 
+/// `--cert-reqs`: none, optional, required (or gunicorn's 0, 1, 2).
+pub fn cert_reqs(text: &str) -> Result<ironhorse_tls::CertReqs, String> {
+    text.parse()
+}
+
+/// `--tls-min-version`: 1.2 or 1.3.
+pub fn tls_min_version(text: &str) -> Result<ironhorse_tls::MinVersion, String> {
+    text.parse()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,13 @@
-//! HTTP/2 (h2c by prior knowledge) through the real binary: curl, and a strict client on
+//! HTTP/2 (h2c by prior knowledge, and over TLS by ALPN) through the real binary: curl, and a strict client on
 //! Python's `h2` package (tests/apps/h2_client.py) for streams, flow control, resets,
 //! GOAWAY and floods. Every test body runs per model: `event` and `async` host HTTP/2, the
 //! other models refuse it at startup with one line.
 
 mod common;
+// The TLS tests' certificate authority; this file uses a part of it.
+#[allow(dead_code)]
+#[path = "tls/pki.rs"]
+mod pki;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -342,3 +346,55 @@ per_model!(
         assert_eq!(out["closed"], true, "{out}");
     }
 );
+
+per_model!(tls_offers_h2_by_alpn_and_http1_to_the_others, |model| {
+    if !hosts_h2(model) {
+        return;
+    }
+    let files = Files::new();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(files.0.join("big.bin"), &big).unwrap();
+    let pki = pki::Pki::new("h2-tls");
+    let issued = pki.server(pki::Key::EcdsaP256);
+    let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
+    args.extend(["--http-protocols".into(), "h1,h2".into()]);
+    args.extend(["--static".into(), format!("/s={}", files.0.display())]);
+    args.extend(["--certfile".into(), issued.cert.display().to_string()]);
+    args.extend(["--keyfile".into(), issued.key.display().to_string()]);
+    let server = Server::start(&args);
+    let addr = server.addr.trim_start_matches("https://").to_string();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let curl_tls = |flag: &str, path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", flag, "--cacert"])
+            .arg(&pki.ca)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(["-w", "\n%{http_version} %{http_code}"])
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .expect("curl");
+        let text = out.stdout;
+        let split = text.iter().rposition(|&b| b == b'\n').unwrap();
+        (
+            text[..split].to_vec(),
+            String::from_utf8_lossy(&text[split + 1..]).into_owned(),
+        )
+    };
+    let (body, status) = curl_tls("--http2", "/environ");
+    assert_eq!(status, "2 200", "ALPN chose h2");
+    let env: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(env["SERVER_PROTOCOL"], "HTTP/2");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    let (body, status) = curl_tls("--http2", "/s/big.bin");
+    assert_eq!(status, "2 200");
+    assert_eq!(
+        Sha256::digest(&body),
+        Sha256::digest(&big),
+        "the file intact"
+    );
+    let (_, status) = curl_tls("--http1.1", "/s/big.bin");
+    assert_eq!(
+        status, "1.1 200",
+        "HTTP/1.1 for clients that do not offer h2"
+    );
+});

@@ -1,7 +1,7 @@
 //! Sessions: what is said on a connection, with no sockets, threads or processes.
 //!
 //! The sans-IO contract every driver runs ([`session`]: `Session`, `Protocol`, `Link`, `Job`,
-//! `Executor`, `JobHost`, `Transport`), the bytes and file regions a session answers with
+//! `Executor`, `JobHost`), the bytes and file regions a session answers with
 //! ([`output`]), the worker hooks a session reports to ([`hooks`]), and the protocols a
 //! server speaks: HTTP/1.1, the seeds' raw TCP exercises, and the PROXY protocol header any
 //! of them may sit behind.

@@ -2,11 +2,13 @@
 //!
 //! Sessions append to an [`Output`]; drivers drain it into a socket, blocking or not.
 //! Contiguous bytes are gathered in one buffer so a small response leaves in one `write`;
-//! file regions go out with `sendfile(2)`.
+//! file regions go out with `sendfile(2)`, or, for a session that must transform the bytes
+//! (TLS), are read in bounded chunks by [`Output::take_plain`].
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 
 use ironhorse_app::FileRegion;
 
@@ -77,6 +79,62 @@ impl Output {
                 Segment::File(r) => r.len,
             })
             .sum()
+    }
+
+    /// Hands up to about `budget` queued bytes, in order, to `sink`, for a session that
+    /// transforms its inner session's output (TLS) instead of sending it: byte segments as
+    /// they are, file regions read with `pread` in chunks of at most 64 KiB into `scratch`
+    /// (never a whole file in memory). Returns the bytes handed over; what is left stays
+    /// queued for the next call.
+    pub fn take_plain(
+        &mut self,
+        budget: usize,
+        scratch: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<usize> {
+        const CHUNK: usize = 64 * 1024;
+        let mut taken = 0;
+        while taken < budget {
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
+            match front {
+                Segment::Bytes { buf, sent } => {
+                    sink(&buf[*sent..])?;
+                    taken += buf.len() - *sent;
+                    if let Some(Segment::Bytes { mut buf, .. }) = self.segments.pop_front() {
+                        if buf.capacity() <= 64 * 1024 {
+                            buf.clear();
+                            self.spare = buf;
+                        }
+                    }
+                }
+                Segment::File(region) => {
+                    let want = region.len.min(CHUNK.min(budget - taken) as u64) as usize;
+                    scratch.resize(want.max(1), 0);
+                    let n = match region.file.read_at(&mut scratch[..want], region.offset) {
+                        // The file shrank under us: the promised length cannot be met.
+                        Ok(0) if want > 0 => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file truncated while sending",
+                            ))
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    sink(&scratch[..n])?;
+                    taken += n;
+                    region.offset += n as u64;
+                    region.len -= n as u64;
+                    if region.len == 0 {
+                        self.segments.pop_front();
+                    }
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// Sends as much as the socket takes. Blocking sockets return only when all is sent

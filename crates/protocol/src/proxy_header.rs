@@ -276,6 +276,7 @@ mod tests {
             local: Some("127.0.0.1:8000".parse().unwrap()),
             scheme: "http",
             forwarded: None,
+            tls: None,
         }
     }
 

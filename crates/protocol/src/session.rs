@@ -10,6 +10,13 @@
 //! thread pool; blocking drivers run them inline, on the connection's own thread, right
 //! after `advance` returns, lending the job a [`JobHost`] whose `pump` drives the connection
 //! while the job waits (no cross-thread hand-off per request).
+//!
+//! A layer that transforms bytes both ways (TLS: records in, records out) is a session
+//! wrapping the inner session (`ironhorse_tls::TlsProtocol`): it decodes what it receives
+//! into the inner session's `receive`, and encodes the inner session's [`Output`] — file
+//! regions read in bounded chunks with [`Output::take_plain`], since a transform cannot
+//! `sendfile` — into its own. Drivers serve it like any other session, so every model gets
+//! the layer for free.
 
 use std::io;
 use std::sync::Arc;
@@ -129,25 +136,6 @@ pub trait Session: Send {
     fn hand_off(&mut self) -> Option<Box<dyn Session>> {
         None
     }
-}
-
-/// A layer between the socket and the session that transforms bytes both ways (TLS:
-/// records in, records out), so that neither the session nor its driver knows about it.
-///
-/// The seam, not yet an implementation: a wrapper session owning a `Transport` and the inner
-/// session is itself a [`Session`] (drivers serve it like any other). It passes received
-/// wire bytes through [`incoming`](Self::incoming) to the inner session's `receive`, and
-/// the inner session's output (file regions read into memory: a transport cannot
-/// `sendfile`) through [`outgoing`](Self::outgoing) to the driver's [`Output`]; its own
-/// bytes (a handshake) leave the same way. Upgrades hand off the inner session only, so a
-/// protocol switched to under TLS stays under it.
-pub trait Transport: Send {
-    /// Wire bytes arrived: append what they decode to (for the session) to `plain`.
-    fn incoming(&mut self, wire: &[u8], plain: &mut Vec<u8>) -> io::Result<()>;
-    /// The session's bytes, to be sent: append their wire form to `wire`.
-    fn outgoing(&mut self, plain: &[u8], wire: &mut Output) -> io::Result<()>;
-    /// Whether the transport has bytes of its own to send (a handshake in progress).
-    fn wants_write(&self) -> bool;
 }
 
 /// A wire protocol: makes one session per accepted connection.

@@ -94,6 +94,7 @@ pub(crate) fn tcp_info(peer: SocketAddr, local: Option<SocketAddr>) -> ConnInfo 
         local,
         scheme: "http",
         forwarded: None,
+        tls: None,
     }
 }
 

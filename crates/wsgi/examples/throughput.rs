@@ -27,6 +27,7 @@ fn main() {
         local: Some("127.0.0.1:8000".parse().unwrap()),
         scheme: "http",
         forwarded: None,
+        tls: None,
     };
     let req = RequestParts::new("GET", "/hello?x=1")
         .header("Host", "localhost:8000")

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use ironhorse_app::{ConnInfo, RequestHead, Version};
+use ironhorse_app::{ConnInfo, RequestHead, TlsInfo, Version};
 use ironhorse_h1::BodyFraming;
 use ironhorse_wire::forwarded::{split_host, Resolved, Scheme};
 use percent_encoding::percent_decode_str;
@@ -268,6 +268,9 @@ impl EnvironBuilder {
         if scheme != "http" {
             env.set_item(k.url_scheme.bind(py), scheme)?;
         }
+        if let Some(tls) = &conn.tls {
+            set_tls_keys(&env, tls)?;
+        }
         if let Some(n) = req.content_length() {
             env.set_item(k.content_length.bind(py), n.to_string())?;
         }
@@ -373,4 +376,27 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString>
             &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
         ),
     }
+}
+/// The TLS facts of a connection ironhorse terminated, under Apache mod_ssl's names (which
+/// uWSGI and many frameworks' client-certificate middlewares read): `HTTPS`, `SSL_PROTOCOL`,
+/// `SSL_CIPHER`, `SSL_TLS_SNI`, and for a verified client certificate `SSL_CLIENT_S_DN`,
+/// `SSL_CLIENT_I_DN`, `SSL_CLIENT_M_SERIAL`, `SSL_CLIENT_CERT` (PEM), `SSL_CLIENT_VERIFY`.
+fn set_tls_keys(env: &Bound<'_, PyDict>, tls: &TlsInfo) -> PyResult<()> {
+    env.set_item("HTTPS", "on")?;
+    env.set_item("SSL_PROTOCOL", tls.protocol)?;
+    env.set_item("SSL_CIPHER", &tls.cipher)?;
+    if let Some(name) = &tls.server_name {
+        env.set_item("SSL_TLS_SNI", name)?;
+    }
+    match &tls.client_cert {
+        Some(cert) => {
+            env.set_item("SSL_CLIENT_VERIFY", "SUCCESS")?;
+            env.set_item("SSL_CLIENT_S_DN", &cert.subject)?;
+            env.set_item("SSL_CLIENT_I_DN", &cert.issuer)?;
+            env.set_item("SSL_CLIENT_M_SERIAL", &cert.serial)?;
+            env.set_item("SSL_CLIENT_CERT", &cert.pem)?;
+        }
+        None => env.set_item("SSL_CLIENT_VERIFY", "NONE")?,
+    }
+    Ok(())
 }

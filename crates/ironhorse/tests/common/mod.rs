@@ -190,7 +190,10 @@ impl Server {
                 );
             }
         };
-        let addr = addr.trim_start_matches("http://").to_string();
+        let addr = addr
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
         Server {
             child,
             addr,

@@ -28,6 +28,7 @@ pub fn conn() -> ConnInfo {
         local: Some("127.0.0.1:8080".parse().unwrap()),
         scheme: "http",
         forwarded: None,
+        tls: None,
     }
 }
 

@@ -1,0 +1,78 @@
+//! `--certfile` and friends: the TLS configuration read from the settings' files, once at
+//! start and again on every `HUP` (replaced in the one [`ServerConfigSource`] the protocol
+//! reads, so workers forked after a reload get the new certificates even when the app was
+//! built once in the master), and the TLS protocol put around the HTTP protocol.
+
+use std::sync::Arc;
+
+use ironhorse_protocol::session::Protocol;
+use ironhorse_tls::{ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings};
+
+use crate::settings::Settings;
+use crate::values::SettingError;
+
+/// The TLS configuration, `None` without `--certfile`. A missing, unreadable or malformed
+/// file, or a key that does not match the certificate, is one line naming the file.
+pub fn config(settings: &Settings) -> Result<Option<TlsConfig>, SettingError> {
+    let Some(certfile) = settings.certfile.clone() else {
+        let orphan = [
+            ("--keyfile", &settings.keyfile),
+            ("--ca-certs", &settings.ca_certs),
+        ]
+        .into_iter()
+        .find_map(|(name, value)| value.as_ref().map(|_| name));
+        if let Some(orphan) = orphan {
+            return Err(SettingError(format!(
+                "{orphan} needs --certfile (TLS is off without it)"
+            )));
+        }
+        return Ok(None);
+    };
+    let keyfile = settings.keyfile.clone().ok_or_else(|| {
+        SettingError("--certfile needs --keyfile (the certificate's private key)".into())
+    })?;
+    let tls = TlsSettings {
+        certfile,
+        keyfile,
+        ca_certs: settings.ca_certs.clone(),
+        cert_reqs: settings.cert_reqs,
+        min_version: settings.tls_min_version,
+        handshake_timeout: settings.ssl_handshake_timeout,
+    };
+    TlsConfig::load(&tls)
+        .map(Some)
+        .map_err(|e| SettingError(e.to_string()))
+}
+
+/// The source of the TLS configuration for the server's life, `None` without `--certfile`.
+pub fn source(settings: &Settings) -> Result<Option<Arc<ServerConfigSource>>, SettingError> {
+    Ok(config(settings)?.map(|config| Arc::new(ServerConfigSource::new(config))))
+}
+
+/// On `HUP`: the files read again into `source`. TLS cannot be switched on or off by a
+/// reload (the sockets' clients would not expect it): that needs a restart.
+pub fn reload(
+    settings: &Settings,
+    source: &Option<Arc<ServerConfigSource>>,
+) -> Result<(), SettingError> {
+    match (config(settings)?, source) {
+        (Some(config), Some(source)) => {
+            source.replace(config);
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        _ => Err(SettingError(
+            "--certfile cannot be added or removed by a reload; restart the server".into(),
+        )),
+    }
+}
+
+/// `http` behind TLS, offering the `alpn` protocols first (HTTP/2 as `h2`); HTTP/1.1
+/// for clients that choose none of them.
+pub fn protocol(
+    source: &Arc<ServerConfigSource>,
+    alpn: Vec<(Vec<u8>, Arc<dyn Protocol>)>,
+    http: Arc<dyn Protocol>,
+) -> Arc<dyn Protocol> {
+    Arc::new(TlsProtocol::new(source.clone(), alpn, http))
+}

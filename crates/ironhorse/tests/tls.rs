@@ -1,0 +1,495 @@
+//! TLS termination (`--certfile`) through the real binary, every case under every model,
+//! with a CA made at test time: static files and WSGI over TLS 1.2 and 1.3 with curl and
+//! Python's ssl module; RSA, ECDSA and Ed25519 keys; clients refusing a wrong host name and
+//! an expired certificate; client certificates required and optional; a stalled handshake
+//! closed; a 50 MB file region; many requests on one connection; a PROXY header before the
+//! TLS bytes; certificates re-read on HUP; bad certificate files refused at start.
+
+#[path = "tls/client.rs"]
+mod client;
+mod common;
+#[path = "tls/pki.rs"]
+mod pki;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+use client::Client;
+use common::python::{apps_dir, wsgi_args};
+use common::{eventually, model_args, Server, Site, HUNG};
+use pki::{Issued, Key, Pki};
+use rustls::version::{TLS12, TLS13};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn tls_args(issued: &Issued) -> Vec<String> {
+    vec![
+        "--certfile".into(),
+        issued.cert.display().to_string(),
+        "--keyfile".into(),
+        issued.key.display().to_string(),
+    ]
+}
+
+/// A static server over TLS.
+fn static_tls(model: &str, site: &Site, issued: &Issued, extra: &[&str]) -> Server {
+    let mut args = model_args(model);
+    args.extend(site.root_arg());
+    args.extend(tls_args(issued));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&args)
+}
+
+/// The TLS environ app over TLS, with the site's files under `/files`.
+fn wsgi_tls(model: &str, site: &Site, issued: &Issued, extra: &[&str]) -> Server {
+    let mut args = wsgi_args(model, "tls_app:application", &apps_dir());
+    args.push("--static".into());
+    args.push(format!("/files={}", site.root.display()));
+    args.extend(tls_args(issued));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&args)
+}
+
+fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
+}
+
+/// curl to `https://HOST:PORT/PATH` (HOST resolved to 127.0.0.1): exit code, body, stderr.
+fn curl(addr: &str, host: &str, ca: &Path, path: &str, extra: &[&str]) -> (i32, Vec<u8>, String) {
+    let port = port(addr);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", &HUNG.as_secs().to_string(), "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(extra)
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("curl");
+    let code = out.status.code().unwrap_or(-1);
+    (
+        code,
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn environ(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// Python's ssl module pinned to one TLS version: `(version line, status, body)`.
+fn python_get(addr: &str, ca: &Path, path: &str, version: &str) -> (String, u16, Vec<u8>) {
+    const SCRIPT: &str = r#"
+import http.client, ssl, sys
+ca, port, path, version = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+ctx.minimum_version = v
+ctx.maximum_version = v
+c = http.client.HTTPSConnection("localhost", int(port), context=ctx, timeout=60)
+c.request("GET", path)
+r = c.getresponse()
+body = r.read()
+sys.stdout.write(f"{c.sock.version()} {r.status}\n")
+sys.stdout.flush()
+sys.stdout.buffer.write(body)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(ca)
+        .args([port(addr), path, version])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = out.stdout.iter().position(|&b| b == b'\n').unwrap();
+    let first = String::from_utf8_lossy(&out.stdout[..at]).into_owned();
+    let (version, status) = first.split_once(' ').unwrap();
+    (
+        version.to_string(),
+        status.parse().unwrap(),
+        out.stdout[at + 1..].to_vec(),
+    )
+}
+
+fn first_der(pem: &Path) -> Vec<u8> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    CertificateDer::pem_file_iter(pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+per_model!(static_and_wsgi_over_tls_1_2_and_1_3, |model| {
+    let pki = Pki::new("tls-basic");
+    let site = Site::new("tls-basic");
+    let server = wsgi_tls(model, &site, &pki.server(Key::EcdsaP256), &[]);
+    let addr = &server.addr;
+    for (flags, version) in [
+        (&["--tlsv1.3"][..], "TLSv1.3"),
+        (&["--tlsv1.2", "--tls-max", "1.2"][..], "TLSv1.2"),
+    ] {
+        let (code, body, err) = curl(addr, "localhost", &pki.ca, "/files/hello.txt", flags);
+        assert_eq!(
+            (code, body.as_slice()),
+            (0, &b"hello, world\n"[..]),
+            "{err}"
+        );
+        let (code, body, err) = curl(addr, "localhost", &pki.ca, "/env", flags);
+        assert_eq!(code, 0, "{err}");
+        let env = environ(&body);
+        assert_eq!(env["wsgi.url_scheme"], "https");
+        assert_eq!(env["HTTPS"], "on");
+        assert_eq!(env["SSL_PROTOCOL"], version);
+        assert!(
+            env["SSL_CIPHER"].as_str().is_some_and(|c| !c.is_empty()),
+            "{env}"
+        );
+        assert_eq!(env["SSL_TLS_SNI"], "localhost");
+        assert_eq!(env["SSL_CLIENT_VERIFY"], "NONE");
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    }
+    for version in ["1.2", "1.3"] {
+        let (negotiated, status, body) = python_get(addr, &pki.ca, "/files/hello.txt", version);
+        assert_eq!((negotiated, status), (format!("TLSv{version}"), 200));
+        assert_eq!(body, b"hello, world\n");
+        let (_, status, body) = python_get(addr, &pki.ca, "/env", version);
+        assert_eq!(status, 200);
+        assert_eq!(environ(&body)["SSL_PROTOCOL"], format!("TLSv{version}"));
+    }
+});
+
+per_model!(rsa_ecdsa_and_ed25519_keys_serve, |model| {
+    let pki = Pki::new("tls-keys");
+    let site = Site::new("tls-keys");
+    for key in [Key::Rsa, Key::EcdsaP256, Key::Ed25519] {
+        let server = static_tls(model, &site, &pki.server(key), &[]);
+        for flags in [&["--tlsv1.3"][..], &["--tlsv1.2", "--tls-max", "1.2"][..]] {
+            let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/hello.txt", flags);
+            assert_eq!(
+                (code, body.as_slice()),
+                (0, &b"hello, world\n"[..]),
+                "{key:?} {flags:?}: {err}"
+            );
+        }
+    }
+});
+
+per_model!(
+    clients_refuse_a_wrong_host_name_and_an_expired_certificate,
+    |model| {
+        let pki = Pki::new("tls-refused");
+        let site = Site::new("tls-refused");
+        let server = static_tls(model, &site, &pki.server(Key::EcdsaP256), &[]);
+        let (code, body, err) = curl(&server.addr, "wrong.example", &pki.ca, "/hello.txt", &[]);
+        assert_eq!(
+            code, 60,
+            "a certificate for localhost, asked for wrong.example: {err}"
+        );
+        assert!(body.is_empty());
+        // The server goes on serving whoever asks for the right name.
+        let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/hello.txt", &[]);
+        assert_eq!(
+            (code, body.as_slice()),
+            (0, &b"hello, world\n"[..]),
+            "{err}"
+        );
+        drop(server);
+
+        let server = static_tls(model, &site, &pki.expired_server(), &[]);
+        let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/hello.txt", &[]);
+        assert_eq!(code, 60, "{err}");
+        assert!(err.contains("expired"), "{err}");
+        assert!(body.is_empty());
+    }
+);
+
+per_model!(client_certificates_required_and_optional, |model| {
+    let pki = Pki::new("tls-mtls");
+    let stranger_ca = Pki::new("tls-mtls-stranger");
+    let site = Site::new("tls-mtls");
+    let server_cert = pki.server(Key::EcdsaP256);
+    let alice = pki.client("alice");
+    let mallory = stranger_ca.client("mallory");
+    let with_cert = |who: &Issued| {
+        vec![
+            "--cert".to_string(),
+            who.cert.display().to_string(),
+            "--key".to_string(),
+            who.key.display().to_string(),
+        ]
+    };
+    let ca = pki.ca.display().to_string();
+    for reqs in ["required", "optional"] {
+        let server = wsgi_tls(
+            model,
+            &site,
+            &server_cert,
+            &["--ca-certs", &ca, "--cert-reqs", reqs],
+        );
+        let alice_args = with_cert(&alice);
+        let alice_args: Vec<&str> = alice_args.iter().map(String::as_str).collect();
+        let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/env", &alice_args);
+        assert_eq!(code, 0, "{reqs}: {err}");
+        let env = environ(&body);
+        assert_eq!(env["SSL_CLIENT_VERIFY"], "SUCCESS");
+        let subject = env["SSL_CLIENT_S_DN"].as_str().unwrap();
+        assert!(
+            subject.contains("CN=alice") && subject.contains("O=Ironhorse Tests"),
+            "{subject}"
+        );
+        assert!(env["SSL_CLIENT_I_DN"]
+            .as_str()
+            .unwrap()
+            .contains("ironhorse test CA tls-mtls"));
+        let pem = std::fs::read_to_string(&alice.cert).unwrap();
+        assert_eq!(env["SSL_CLIENT_CERT"].as_str().unwrap().trim(), pem.trim());
+        assert!(!env["SSL_CLIENT_M_SERIAL"].as_str().unwrap().is_empty());
+
+        // A certificate from another CA never passes.
+        let mallory_args = with_cert(&mallory);
+        let mallory_args: Vec<&str> = mallory_args.iter().map(String::as_str).collect();
+        let (code, body, _) = curl(&server.addr, "localhost", &pki.ca, "/env", &mallory_args);
+        assert_ne!(code, 0, "{reqs}: a stranger's certificate was accepted");
+        assert!(body.is_empty());
+
+        let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/env", &[]);
+        if reqs == "required" {
+            assert_ne!(
+                code,
+                0,
+                "no client certificate, yet served: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(body.is_empty());
+            // rustls's own client sees the refusal too, at the handshake or the first read.
+            let config = client::config(&pki.ca, &[&TLS13], None);
+            let refused =
+                Client::connect(&server.addr, config, b"").and_then(|mut c| c.get("/env"));
+            assert!(refused.is_err(), "{refused:?}");
+        } else {
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(environ(&body)["SSL_CLIENT_VERIFY"], "NONE");
+        }
+    }
+});
+
+per_model!(a_stalled_handshake_is_closed, |model| {
+    let pki = Pki::new("tls-stall");
+    let site = Site::new("tls-stall");
+    let server = static_tls(
+        model,
+        &site,
+        &pki.server(Key::EcdsaP256),
+        &["--ssl-handshake-timeout", "1"],
+    );
+    for preamble in [&b""[..], &[0x16, 0x03, 0x01][..]] {
+        // Connects, maybe starts a record, then says nothing more: the server must hang up.
+        let mut sock = TcpStream::connect(&server.addr).unwrap();
+        sock.set_read_timeout(Some(HUNG)).unwrap();
+        std::io::Write::write_all(&mut sock, preamble).unwrap();
+        let mut byte = [0u8; 1];
+        match sock.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("expected the stalled handshake to be closed, got {other:?}"),
+        }
+    }
+    // The server still serves.
+    let (code, _, err) = curl(&server.addr, "localhost", &pki.ca, "/hello.txt", &[]);
+    assert_eq!(code, 0, "{err}");
+});
+
+per_model!(a_50_mb_file_region_arrives_whole, |model| {
+    let pki = Pki::new("tls-50mb");
+    let site = Site::new("tls-50mb");
+    let piece = common::big_bytes();
+    let mut file = Vec::with_capacity(50 << 20);
+    while file.len() < 50 << 20 {
+        file.extend_from_slice(&piece);
+    }
+    file.truncate(50 << 20);
+    std::fs::write(site.path("fifty.bin"), &file).unwrap();
+    let expected = Sha256::digest(&file);
+    drop(file);
+    let server = static_tls(model, &site, &pki.server(Key::EcdsaP256), &[]);
+    let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/fifty.bin", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(body.len(), 50 << 20);
+    assert_eq!(Sha256::digest(&body), expected);
+    // A range of it, too.
+    let (code, body, err) = curl(
+        &server.addr,
+        "localhost",
+        &pki.ca,
+        "/fifty.bin",
+        &["-r", "1000-2999999"],
+    );
+    assert_eq!((code, body.len()), (0, 2_999_000), "{err}");
+});
+
+per_model!(many_requests_on_one_tls_connection, |model| {
+    let pki = Pki::new("tls-keepalive");
+    let site = Site::new("tls-keepalive");
+    let server = static_tls(model, &site, &pki.server(Key::EcdsaP256), &[]);
+    let big = common::big_bytes();
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let config = client::config(&pki.ca, versions, None);
+        let mut conn = Client::connect(&server.addr, config, b"").unwrap();
+        for i in 0..200 {
+            let (status, body) = conn.get("/hello.txt").unwrap();
+            assert_eq!(
+                (status, body.as_slice()),
+                (200, &b"hello, world\n"[..]),
+                "request {i}"
+            );
+            if i % 50 == 0 {
+                let (status, body) = conn.get("/big.bin").unwrap();
+                assert_eq!(status, 200);
+                assert!(body == big, "request {i}: big.bin differs");
+            }
+        }
+    }
+});
+
+per_model!(a_proxy_header_comes_before_tls, |model| {
+    let pki = Pki::new("tls-proxy");
+    let site = Site::new("tls-proxy");
+    let server = wsgi_tls(
+        model,
+        &site,
+        &pki.server(Key::EcdsaP256),
+        &["--proxy-protocol", "v1"],
+    );
+    let config = client::config(&pki.ca, &[&TLS13], None);
+    let header = b"PROXY TCP4 203.0.113.7 127.0.0.1 56324 443\r\n";
+    let mut conn = Client::connect(&server.addr, config.clone(), header).unwrap();
+    let (status, body) = conn.get("/env").unwrap();
+    assert_eq!(status, 200);
+    let env = environ(&body);
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.7");
+    assert_eq!(env["REMOTE_PORT"], "56324");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    // Without the header, an allowed peer is refused (the TLS bytes are no PROXY header).
+    assert!(Client::connect(&server.addr, config, b"")
+        .and_then(|mut c| c.get("/env"))
+        .is_err());
+});
+
+#[test]
+fn hup_rereads_the_certificates() {
+    for model in common::models_with_workers() {
+        eprintln!("--- model {model}");
+        let pki = Pki::new("tls-hup");
+        let site = Site::new("tls-hup");
+        let (old, new) = (pki.server(Key::EcdsaP256), pki.server(Key::Ed25519));
+        let live = Issued {
+            cert: pki.dir.join("live-cert.pem"),
+            key: pki.dir.join("live-key.pem"),
+        };
+        let install = |from: &Issued| {
+            std::fs::copy(&from.cert, &live.cert).unwrap();
+            std::fs::copy(&from.key, &live.key).unwrap();
+        };
+        install(&old);
+        let large: Vec<u8> = common::big_bytes().repeat(6);
+        std::fs::write(site.path("large.bin"), &large).unwrap();
+        let mut args: Vec<String> = ["--model", model, "-w", "2"].map(String::from).to_vec();
+        args.extend(site.root_arg());
+        args.extend(tls_args(&live));
+        let server = Server::start(&args);
+        let config = client::config(&pki.ca, &[&TLS13], None);
+
+        let mut before = Client::connect(&server.addr, config.clone(), b"").unwrap();
+        assert_eq!(before.get("/hello.txt").unwrap().0, 200);
+        assert_eq!(before.server_cert(), first_der(&old.cert));
+        // A transfer in flight across the reload.
+        before.send_get("/large.bin").unwrap();
+        before.read_some(1 << 20).unwrap();
+
+        install(&new);
+        server.signal(1);
+        let new_der = first_der(&new.cert);
+        assert!(
+            eventually(|| Client::connect(&server.addr, config.clone(), b"")
+                .is_ok_and(|c| c.server_cert() == new_der)),
+            "{model}: no connection got the new certificate; log: {}",
+            server.log_text()
+        );
+        // The connection made before finishes its transfer with the old certificate.
+        let (status, body) = before.response().unwrap();
+        assert_eq!(status, 200);
+        assert!(body == large, "{model}: the transfer across HUP differs");
+        assert_eq!(before.server_cert(), first_der(&old.cert));
+    }
+}
+
+#[test]
+fn bad_certificate_files_stop_the_start_with_one_line() {
+    let pki = Pki::new("tls-bad");
+    let site = Site::new("tls-bad");
+    let (a, b) = (pki.server(Key::EcdsaP256), pki.server(Key::EcdsaP256));
+    let not_pem = pki.dir.join("not-pem.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    let missing = pki.dir.join("missing.pem");
+    let p = |path: &Path| path.display().to_string();
+    let cases: Vec<(Vec<String>, String, &str)> = vec![
+        (vec![p(&missing), p(&a.key)], p(&missing), "No such file"),
+        (
+            vec![p(&not_pem), p(&a.key)],
+            p(&not_pem),
+            "no certificate in the file",
+        ),
+        (
+            vec![p(&a.key), p(&a.key)],
+            p(&a.key),
+            "no certificate in the file",
+        ),
+        (
+            vec![p(&a.cert), p(&a.cert)],
+            p(&a.cert),
+            "no private key in the file",
+        ),
+        (
+            vec![p(&a.cert), p(&b.key)],
+            p(&b.key),
+            "does not match the certificate",
+        ),
+    ];
+    for (files, named, problem) in cases {
+        let mut args = vec!["-b".to_string(), "127.0.0.1:0".into()];
+        args.extend(site.root_arg());
+        args.extend([
+            "--certfile".into(),
+            files[0].clone(),
+            "--keyfile".into(),
+            files[1].clone(),
+        ]);
+        let (code, stderr) = common::run_to_exit(&args);
+        assert_eq!(code, Some(2), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].contains(&named) && lines[0].contains(problem),
+            "{stderr}"
+        );
+    }
+    let mut args = vec!["-b".to_string(), "127.0.0.1:0".into()];
+    args.extend(site.root_arg());
+    args.extend(tls_args(&a));
+    args.extend(["--cert-reqs".into(), "required".into()]);
+    let (code, stderr) = common::run_to_exit(&args);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--cert-reqs required needs --ca-certs"),
+        "{stderr}"
+    );
+}

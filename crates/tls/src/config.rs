@@ -1,0 +1,274 @@
+//! The TLS settings and the rustls server configuration made from them: certificate chain
+//! and key from PEM files, client certificates checked against `--ca-certs`, the protocol
+//! versions. Every problem is a [`TlsError`] naming the file and what is wrong with it, found
+//! here, before any worker starts (and again on `HUP`, which re-reads the files).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::crypto::ring;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{InconsistentKeys, RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Whether clients must present a certificate (gunicorn's `--cert-reqs`, Python's
+/// `ssl.CERT_NONE`/`CERT_OPTIONAL`/`CERT_REQUIRED`, also accepted as 0, 1, 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertReqs {
+    /// No client certificate is asked for.
+    #[default]
+    None,
+    /// A client may present one; if it does, it must verify against `--ca-certs`.
+    Optional,
+    /// A client must present one that verifies against `--ca-certs`.
+    Required,
+}
+
+impl FromStr for CertReqs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" | "0" | "cert_none" => Ok(CertReqs::None),
+            "optional" | "1" | "cert_optional" => Ok(CertReqs::Optional),
+            "required" | "2" | "cert_required" => Ok(CertReqs::Required),
+            _ => Err(format!(
+                "expected none, optional or required (or 0, 1, 2), got {s:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CertReqs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertReqs::None => "none",
+            CertReqs::Optional => "optional",
+            CertReqs::Required => "required",
+        })
+    }
+}
+
+/// The oldest TLS version accepted (`--tls-min-version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl FromStr for MinVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().trim_start_matches("tlsv") {
+            "1.2" => Ok(MinVersion::Tls12),
+            "1.3" => Ok(MinVersion::Tls13),
+            _ => Err(format!("expected 1.2 or 1.3, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for MinVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MinVersion::Tls12 => "1.2",
+            MinVersion::Tls13 => "1.3",
+        })
+    }
+}
+
+/// What the TLS settings say.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM: the server's certificate, then its chain.
+    pub certfile: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub keyfile: PathBuf,
+    /// PEM: the certificate authorities client certificates are checked against.
+    pub ca_certs: Option<PathBuf>,
+    pub cert_reqs: CertReqs,
+    pub min_version: MinVersion,
+    /// How long a client may take from connecting to the end of the handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// A problem with the TLS settings or files: its `Display` is the one line printed.
+#[derive(Debug)]
+pub enum TlsError {
+    /// The file cannot be read.
+    Read {
+        setting: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not what the setting needs (no PEM item of the kind, malformed PEM,
+    /// a key rustls cannot use).
+    Content {
+        setting: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    /// The key is not the certificate's.
+    KeyMismatch { certfile: PathBuf, keyfile: PathBuf },
+    /// Settings that do not go together.
+    Settings(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Read {
+                setting,
+                path,
+                source,
+            } => write!(f, "{setting} {}: {source}", path.display()),
+            TlsError::Content {
+                setting,
+                path,
+                problem,
+            } => write!(f, "{setting} {}: {problem}", path.display()),
+            TlsError::KeyMismatch { certfile, keyfile } => write!(
+                f,
+                "--keyfile {}: the key does not match the certificate in {}",
+                keyfile.display(),
+                certfile.display()
+            ),
+            TlsError::Settings(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// A loaded TLS configuration, ready to be shared by every connection (and re-made from the
+/// files on `HUP`). The ALPN list is set by [`TlsProtocol`](crate::TlsProtocol).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub(crate) server: Arc<ServerConfig>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl TlsConfig {
+    /// Reads and checks the files the settings name.
+    pub fn load(settings: &TlsSettings) -> Result<TlsConfig, TlsError> {
+        let chain = certificates("--certfile", &settings.certfile)?;
+        let key = private_key(&settings.keyfile)?;
+        let provider = Arc::new(ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
+            MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            MinVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?;
+        let builder = match (settings.cert_reqs, &settings.ca_certs) {
+            (CertReqs::None, _) => builder.with_no_client_auth(),
+            (reqs, None) => {
+                return Err(TlsError::Settings(format!(
+                    "--cert-reqs {reqs} needs --ca-certs (the authorities client certificates are checked against)"
+                )))
+            }
+            (reqs, Some(path)) => {
+                let roots = roots(path)?;
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
+                let verifier = match reqs {
+                    CertReqs::Optional => verifier.allow_unauthenticated(),
+                    _ => verifier,
+                };
+                let verifier = verifier.build().map_err(|e| TlsError::Content {
+                    setting: "--ca-certs",
+                    path: path.clone(),
+                    problem: e.to_string(),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut server = builder.with_single_cert(chain, key).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+                TlsError::KeyMismatch {
+                    certfile: settings.certfile.clone(),
+                    keyfile: settings.keyfile.clone(),
+                }
+            }
+            e => TlsError::Content {
+                setting: "--keyfile",
+                path: settings.keyfile.clone(),
+                problem: format!("the key cannot be used: {e}"),
+            },
+        })?;
+        // The session wrapper gives rustls bounded pieces itself (see `session.rs`).
+        server.max_early_data_size = 0;
+        let server = Arc::new(server);
+        // A configuration that cannot make a connection is found here, not per connection.
+        ServerConnection::new(server.clone())
+            .map_err(|e| TlsError::Settings(format!("TLS configuration: {e}")))?;
+        Ok(TlsConfig {
+            server,
+            handshake_timeout: settings.handshake_timeout,
+        })
+    }
+}
+
+fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn content(setting: &'static str, path: &Path, problem: impl Into<String>) -> TlsError {
+    TlsError::Content {
+        setting,
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+fn pem_problem(e: pem::Error) -> String {
+    format!("malformed PEM ({e})")
+}
+
+/// Every certificate in a PEM file, in order (at least one).
+fn certificates(
+    setting: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(setting, path)?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| content(setting, path, pem_problem(e)))?;
+    if chain.is_empty() {
+        return Err(content(
+            setting,
+            path,
+            "no certificate in the file (expected PEM: -----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(chain)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read("--keyfile", path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => content(
+            "--keyfile",
+            path,
+            "no private key in the file (expected PEM: -----BEGIN PRIVATE KEY-----, RSA or EC)",
+        ),
+        e => content("--keyfile", path, pem_problem(e)),
+    })
+}
+
+fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates("--ca-certs", path)? {
+        roots
+            .add(cert)
+            .map_err(|e| content("--ca-certs", path, format!("unusable certificate: {e}")))?;
+    }
+    Ok(roots)
+}
