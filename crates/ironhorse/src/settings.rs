@@ -261,6 +261,12 @@ pub struct Settings {
     pub ssl_handshake_timeout: Duration,
     #[arg(long, value_name = "VERSION", default_value = "1.2", value_parser = units::tls_min_version, help = "The oldest TLS version accepted: 1.2 or 1.3.")]
     pub tls_min_version: MinVersion,
+    #[arg(
+        long,
+        value_name = "LIST",
+        help = "The TLS cipher suites offered, by IANA name as rustls and SSL_CIPHER spell them (TLS13_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ...), comma- or colon-separated, in order of preference; default: rustls's list (AES-GCM and ChaCha20-Poly1305 with forward secrecy only). OpenSSL's cipher strings are not understood."
+    )]
+    pub ciphers: Option<String>,
     #[arg(long, value_name = "BYTES", default_value = "8190", value_parser = units::bytes, help = "Longest request line (414 beyond).")]
     pub limit_request_line: u64,
     #[arg(long, value_name = "N", default_value = "100", value_parser = units::count, help = "Most header fields in a request (431 beyond).")]

@@ -37,6 +37,13 @@ pub fn config(settings: &Settings) -> Result<Option<TlsConfig>, SettingError> {
         ca_certs: settings.ca_certs.clone(),
         cert_reqs: settings.cert_reqs,
         min_version: settings.tls_min_version,
+        ciphers: settings.ciphers.as_ref().map(|list| {
+            list.split([',', ':'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
         handshake_timeout: settings.ssl_handshake_timeout,
     };
     TlsConfig::load(&tls)

@@ -493,3 +493,33 @@ fn bad_certificate_files_stop_the_start_with_one_line() {
         "{stderr}"
     );
 }
+
+per_model!(ciphers_and_the_minimum_version_are_kept, |model| {
+    let pki = Pki::new("tls-ciphers");
+    let site = Site::new("tls-ciphers");
+    let server = wsgi_tls(
+        model,
+        &site,
+        &pki.server(Key::EcdsaP256),
+        &[
+            "--tls-min-version",
+            "1.3",
+            "--ciphers",
+            "TLS13_CHACHA20_POLY1305_SHA256",
+        ],
+    );
+    let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/env", &[]);
+    assert_eq!(code, 0, "{err}");
+    let env = environ(&body);
+    assert_eq!(env["SSL_CIPHER"], "TLS13_CHACHA20_POLY1305_SHA256");
+    assert_eq!(env["SSL_PROTOCOL"], "TLSv1.3");
+    let (code, body, _) = curl(
+        &server.addr,
+        "localhost",
+        &pki.ca,
+        "/env",
+        &["--tlsv1.2", "--tls-max", "1.2"],
+    );
+    assert_ne!(code, 0, "TLS 1.2 accepted under --tls-min-version 1.3");
+    assert!(body.is_empty());
+});

@@ -91,6 +91,8 @@ pub struct TlsSettings {
     pub ca_certs: Option<PathBuf>,
     pub cert_reqs: CertReqs,
     pub min_version: MinVersion,
+    /// The cipher suites offered, by IANA name (`TLS13_AES_128_GCM_SHA256`); `None`: rustls's.
+    pub ciphers: Option<Vec<String>>,
     /// How long a client may take from connecting to the end of the handshake.
     pub handshake_timeout: Duration,
 }
@@ -156,14 +158,22 @@ impl TlsConfig {
     pub fn load(settings: &TlsSettings) -> Result<TlsConfig, TlsError> {
         let chain = certificates("--certfile", &settings.certfile)?;
         let key = private_key(&settings.keyfile)?;
-        let provider = Arc::new(ring::default_provider());
+        let mut provider = ring::default_provider();
+        if let Some(names) = &settings.ciphers {
+            provider.cipher_suites = cipher_suites(names, &provider.cipher_suites)?;
+        }
+        let provider = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
         };
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?;
+            .map_err(|e| {
+                TlsError::Settings(format!(
+                    "--ciphers/--tls-min-version: no cipher suite left for the versions allowed ({e})"
+                ))
+            })?;
         let builder = match (settings.cert_reqs, &settings.ca_certs) {
             (CertReqs::None, _) => builder.with_no_client_auth(),
             (reqs, None) => {
@@ -271,4 +281,28 @@ fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
             .map_err(|e| content("--ca-certs", path, format!("unusable certificate: {e}")))?;
     }
     Ok(roots)
+}
+
+/// The suites named in `--ciphers`, in that order.
+fn cipher_suites(
+    names: &[String],
+    known: &[rustls::SupportedCipherSuite],
+) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
+    let name_of = |suite: &rustls::SupportedCipherSuite| suite.suite().as_str().unwrap_or("");
+    names
+        .iter()
+        .map(|name| {
+            known
+                .iter()
+                .find(|suite| name_of(suite).eq_ignore_ascii_case(name))
+                .copied()
+                .ok_or_else(|| {
+                    let all: Vec<&str> = known.iter().map(name_of).collect();
+                    TlsError::Settings(format!(
+                        "--ciphers: unknown cipher suite {name:?} (known: {})",
+                        all.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }

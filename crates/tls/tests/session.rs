@@ -41,6 +41,7 @@ impl Pki {
             ca_certs: None,
             cert_reqs: CertReqs::None,
             min_version: MinVersion::Tls12,
+            ciphers: None,
             handshake_timeout: Duration::from_secs(10),
         };
         let pki = Pki {
