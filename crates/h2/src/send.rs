@@ -26,6 +26,9 @@ pub(crate) enum Sent {
     Finished,
     /// The stream is gone (reset by the peer, or a file could not be read: reset here).
     Broken,
+    /// What was produced before the application failed is handed over: the stream must
+    /// now be reset (never ended as if complete).
+    ResetDue,
 }
 
 #[derive(Default)]
@@ -34,6 +37,8 @@ pub(crate) struct Outgoing {
     file: Option<FileRegion>,
     /// No more pieces will come: end the stream after the queue.
     end: bool,
+    /// The application failed: reset the stream after the queue.
+    failed: bool,
     /// Bytes handed to h2 (for the access log).
     pub sent: u64,
 }
@@ -41,7 +46,7 @@ pub(crate) struct Outgoing {
 impl Outgoing {
     /// Whether few enough pieces wait that more may be taken from the application.
     pub fn wants_more(&self) -> bool {
-        !self.end && self.file.is_none() && self.queue.len() < 2
+        !self.end && !self.failed && self.file.is_none() && self.queue.len() < 2
     }
 
     pub fn push(&mut self, data: Bytes) {
@@ -58,6 +63,11 @@ impl Outgoing {
 
     pub fn end(&mut self) {
         self.end = true;
+    }
+
+    /// The application failed after its head: send what it produced, then reset.
+    pub fn fail(&mut self) {
+        self.failed = true;
     }
 
     fn is_drained(&self) -> bool {
@@ -102,6 +112,9 @@ impl Outgoing {
         let mut progress = false;
         loop {
             if self.is_drained() {
+                if self.failed {
+                    return Sent::ResetDue;
+                }
                 if !self.end {
                     return if progress {
                         Sent::Progress

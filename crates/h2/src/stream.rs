@@ -49,6 +49,10 @@ pub(crate) struct Stream {
     out: Outgoing,
     head_only: bool,
     recorder: Recorder,
+    /// The application failed after its head, and what it produced was handed to h2: the
+    /// reset goes out on the next turn, after the connection wrote those frames (h2 drops
+    /// a reset stream's queued frames, the head included).
+    reset_due: bool,
     /// Body bytes still allowed (`--limit-request-body`; a declared length was checked
     /// with the head).
     body_budget: u64,
@@ -79,6 +83,7 @@ impl Stream {
             head_only: false,
             recorder: Recorder::new(None),
             body_budget: ctx.max_body,
+            reset_due: false,
         };
         let head = match head {
             Ok(head) => head,
@@ -174,6 +179,14 @@ impl Stream {
         };
         self.recorder.body(std::mem::take(&mut self.out.sent));
         match body {
+            Sent::ResetDue if self.reset_due => {
+                send.send_reset(Reason::INTERNAL_ERROR);
+                Turn::Done
+            }
+            Sent::ResetDue => {
+                self.reset_due = true;
+                Turn::Progress
+            }
             Sent::Finished | Sent::Broken => Turn::Done,
             Sent::Progress => Turn::Progress,
             Sent::Waiting if fed => Turn::Progress,
@@ -274,7 +287,8 @@ impl Stream {
         Ok(())
     }
 
-    /// The application failed: `500` if nothing was sent yet, else `RST_STREAM`.
+    /// The application failed: `500` if nothing was sent yet, else `RST_STREAM` once what
+    /// it produced before is out.
     fn fail(&mut self) -> Turn {
         self.work = Work::Queued;
         if self.respond.is_some() {
@@ -284,11 +298,9 @@ impl Stream {
             self.out = Outgoing::default();
             self.out.push(body);
             self.out.end();
-            return Turn::Progress;
+        } else {
+            self.out.fail();
         }
-        if let Some(send) = &mut self.send {
-            send.send_reset(Reason::INTERNAL_ERROR);
-        }
-        Turn::Done
+        Turn::Progress
     }
 }

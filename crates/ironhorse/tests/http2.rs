@@ -244,6 +244,10 @@ per_model!(application_failures_are_500_or_rst_stream, |model| {
     // (INTERNAL_ERROR), never ended as if complete.
     let late = client(&server.addr, &["streams", "1", "/fail-late"]);
     assert_eq!(late["results"][0]["status"], 200, "{late}");
+    assert_eq!(
+        late["results"][0]["body"], "partial",
+        "what it produced went out"
+    );
     assert_eq!(late["results"][0]["reset"], 2, "{late}");
     assert_eq!(late["results"][0]["ended"], false, "{late}");
 });
