@@ -5,7 +5,8 @@
 //! HTTP/2 multiplexes streams on one connection, so a session must be able to read the
 //! socket while applications run: its jobs always run on the protocol's offload pool, and
 //! only drivers that wake a session while it waits for input (`event`, `async`) host it.
-//! Reaching it: prior knowledge (`Http::with_prior_knowledge`), `Upgrade: h2c`, or TLS ALPN.
+//! Reaching it: prior knowledge (`Http::with_prior_knowledge`) or TLS ALPN `h2`. (`Upgrade: h2c`
+//! is not offered: the `h2` crate cannot take over a request already read as stream 1.)
 #![forbid(unsafe_code)]
 
 mod flood;
