@@ -240,7 +240,7 @@ pub(crate) fn parse_head(
     let framing = info.framing(version, limits)?;
     info.check_routing(method, version, require_host)?;
     let keep_alive = match version {
-        Version::Http11 => !info.close,
+        Version::Http11 | Version::Http2 => !info.close,
         Version::Http10 => info.keep_alive && !info.close,
     };
     Ok(RequestHead {

@@ -5,6 +5,8 @@
 pub enum Version {
     Http10,
     Http11,
+    /// A request that arrived over HTTP/2 (its head rebuilt by the HTTP/2 session).
+    Http2,
 }
 
 impl Version {
@@ -12,6 +14,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }
@@ -132,6 +135,10 @@ impl RequestHead {
     }
     pub fn version(&self) -> Version {
         self.version
+    }
+    /// Marks a head rebuilt from another protocol's request (HTTP/2) with its version.
+    pub fn set_version(&mut self, version: Version) {
+        self.version = version;
     }
     /// The host the request is for, `host[:port]` as sent: an absolute-form target's
     /// authority (without userinfo), which wins over `Host` (RFC 9112 §3.2.2), else the

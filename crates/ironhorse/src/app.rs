@@ -50,9 +50,13 @@ pub fn build(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingErr
     }
     let mut source = build_protocol(settings, shape)?;
     // TLS inside the PROXY header: a load balancer sends its header first, then the
-    // client's TLS bytes (as HAProxy does with `send-proxy`).
-    if let Some(tls) = shape.tls.clone() {
-        source = wrap_source(source, move |inner| crate::tls::protocol(&tls, inner));
+    // client's TLS bytes (as HAProxy does with `send-proxy`). HTTP put TLS around itself
+    // already (offering HTTP/2 by ALPN); the raw TCP protocols get it here.
+    let is_http = matches!(settings.protocol, Wire::Http | Wire::HttpEcho);
+    if let Some(tls) = shape.tls.clone().filter(|_| !is_http) {
+        source = wrap_source(source, move |inner| {
+            crate::tls::protocol(&tls, Vec::new(), inner)
+        });
     }
     let Some(versions) = settings.proxy_protocol.0 else {
         return Ok(source);
@@ -92,16 +96,29 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     let health = settings.health_path.clone();
     let policy = forwarding_policy(settings);
     let uwsgi = (settings.protocol == Wire::Uwsgi).then(|| UwsgiFront::new(settings));
+    let tls = shape.tls.clone();
+    let h2c = settings.http2_cleartext == crate::http2::Cleartext::PriorKnowledge;
+    let h2 = crate::http2::Offer::from_settings(settings, &http_settings, shape, tls.is_some())?;
     let http = move |service, settings, access_log: &Option<AccessLog>| {
-        let http = http(with_health(service, &health), settings, upgrade_echo);
+        let service = with_health(service, &health);
+        let http = http(service.clone(), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
+        let h2 = h2.as_ref().map(|offer| offer.protocol(service, access_log));
+        let http = match &h2 {
+            Some(h2) if h2c => http.with_prior_knowledge(h2.clone()),
+            _ => http,
+        };
         let http = match access_log {
             Some(log) => http.with_access_log(log.clone()),
             None => http,
         };
-        match &uwsgi {
+        let http = match &uwsgi {
             Some(front) => front.wrap(http),
             None => Arc::new(http) as Arc<dyn Protocol>,
+        };
+        match &tls {
+            Some(tls) => crate::tls::protocol(tls, crate::http2::alpn(h2), http),
+            None => http,
         }
     };
     let mounts = static_mounts(settings)?;

@@ -8,6 +8,7 @@
 mod app;
 mod ctl;
 mod health;
+mod http2;
 mod interface;
 mod logs;
 mod reload;

@@ -297,6 +297,19 @@ pub struct Settings {
     pub ws_max_message_size: u64,
     #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. 0: off.")]
     pub buffer_request_body: u64,
+    // ---- HTTP/2 (gunicorn 27's names) ----
+    #[arg(long, value_name = "LIST", default_value = "h1", value_parser = crate::http2::protocols, help = "Protocols offered, comma-separated: h1 (HTTP/1.1), h2 (HTTP/2). h2 needs --model event or async, and --http2-cleartext prior-knowledge without TLS.")]
+    pub http_protocols: crate::http2::Protocols,
+    #[arg(long, value_name = "MODE", default_value = "off", value_parser = crate::http2::cleartext, help = "HTTP/2 without TLS (h2c): off, or prior-knowledge (connections opening with the HTTP/2 preface, as proxies and load balancers speak h2c to backends). upgrade and both (Upgrade: h2c, deprecated by RFC 9113) are not supported.")]
+    pub http2_cleartext: crate::http2::Cleartext,
+    #[arg(long, value_name = "N", default_value = "100", value_parser = units::positive, help = "HTTP/2: most streams a client may open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).")]
+    pub http2_max_concurrent_streams: usize,
+    #[arg(long, value_name = "BYTES", default_value = "65535", value_parser = units::bytes, help = "HTTP/2: flow-control window of each stream for request bodies (SETTINGS_INITIAL_WINDOW_SIZE); the connection's is four times it.")]
+    pub http2_initial_window_size: u64,
+    #[arg(long, value_name = "BYTES", default_value = "16384", value_parser = units::bytes, help = "HTTP/2: largest frame payload a client may send (SETTINGS_MAX_FRAME_SIZE), 16384 to 16777215.")]
+    pub http2_max_frame_size: u64,
+    #[arg(long, value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "HTTP/2: largest decoded header list of a request (SETTINGS_MAX_HEADER_LIST_SIZE); larger ones (HPACK bombs) are refused.")]
+    pub http2_max_header_list_size: u64,
 }
 
 impl Settings {

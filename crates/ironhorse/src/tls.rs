@@ -74,7 +74,12 @@ pub fn reload(
     }
 }
 
-/// `http` behind TLS: HTTP/1.1 for every client (no other ALPN protocol yet).
-pub fn protocol(source: &Arc<ServerConfigSource>, http: Arc<dyn Protocol>) -> Arc<dyn Protocol> {
-    Arc::new(TlsProtocol::new(source.clone(), Vec::new(), http))
+/// `http` behind TLS, offering the `alpn` protocols first (HTTP/2 as `h2`); HTTP/1.1
+/// for clients that choose none of them.
+pub fn protocol(
+    source: &Arc<ServerConfigSource>,
+    alpn: Vec<(Vec<u8>, Arc<dyn Protocol>)>,
+    http: Arc<dyn Protocol>,
+) -> Arc<dyn Protocol> {
+    Arc::new(TlsProtocol::new(source.clone(), alpn, http))
 }

@@ -21,7 +21,7 @@ mod uwsgi;
 mod websocket;
 
 pub use echo::Echo;
-pub use http::{Http, HttpSettings, H2_PREFACE};
+pub use http::{BodyDemand, Exchange, Http, HttpSettings, Recorder, Reply, H2_PREFACE};
 pub use proxy_header::ProxyHeader;
 pub use reverse::Reverse;
 pub use uwsgi::Uwsgi;

@@ -141,6 +141,11 @@ pub trait Session: Send {
     fn has_work(&self) -> bool {
         true
     }
+    /// The worker is stopping (called by the connection core, maybe more than once, while
+    /// the connection waits for input): a session with in-flight work may say goodbye to
+    /// its peer (HTTP/2's GOAWAY) and wake its driver to send it. The default does nothing:
+    /// the driver closes idle sessions itself.
+    fn stop(&mut self) {}
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
     /// After [`Step::Upgrade`]: the session that takes the connection over, fed with the

@@ -20,8 +20,12 @@ pub(crate) const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BUDGET: usize = 256 * 1024;
 
 /// Whether a connection that waits for input ends now: its read deadline passed, or the
-/// server is stopping and nothing is in progress on it.
-pub(crate) fn is_expired(session: &dyn Session, now: Instant, stopping: bool) -> bool {
+/// server is stopping and nothing is in progress on it. A stopping server tells the
+/// session ([`Session::stop`]) first.
+pub(crate) fn is_expired(session: &mut dyn Session, now: Instant, stopping: bool) -> bool {
+    if stopping {
+        session.stop();
+    }
     session.read_deadline().is_some_and(|d| d <= now) || (stopping && session.is_idle())
 }
 

@@ -314,12 +314,12 @@ fn deregister(poll: &Poll, socket: &impl AsFd) {
 }
 
 /// Whether a connection should be dropped at a sweep.
-fn is_expired(conn: &Conn, now: Instant, stopping: bool) -> bool {
+fn is_expired(conn: &mut Conn, now: Instant, stopping: bool) -> bool {
     if let Some(linger) = &conn.closing {
         return linger.is_over(now);
     }
     let waiting_for_input = conn.step == Step::Read && conn.out.is_empty();
-    waiting_for_input && connection::is_expired(conn.session.as_ref(), now, stopping)
+    waiting_for_input && connection::is_expired(conn.session.as_mut(), now, stopping)
 }
 
 fn accept_all(

@@ -162,7 +162,7 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
             conns.retain(|_, conn| {
                 // Stopping: idle connections close; a head in progress may still finish
                 // (within its header timeout), as on every other driver.
-                let expired = super::connection::is_expired(conn.session.as_ref(), now, stop);
+                let expired = super::connection::is_expired(conn.session.as_mut(), now, stop);
                 if expired {
                     let fd = conn.stream.as_fd().as_raw_fd();
                     let _ = poll.registry().deregister(&mut SourceFd(&fd));

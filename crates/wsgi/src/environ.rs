@@ -195,6 +195,7 @@ pub(crate) struct EnvironBuilder {
     methods: Vec<(&'static str, Py<PyString>)>,
     http10: Py<PyString>,
     http11: Py<PyString>,
+    http2: Py<PyString>,
     header_keys: Mutex<HashMap<Box<str>, Py<PyString>>>,
     /// `SCRIPT_NAME`, without a trailing `/`.
     root_path: String,
@@ -246,6 +247,7 @@ impl EnvironBuilder {
             methods,
             http10: intern("HTTP/1.0"),
             http11: intern("HTTP/1.1"),
+            http2: intern("HTTP/2"),
             header_keys: Mutex::new(HashMap::new()),
             root_path,
         })
@@ -277,6 +279,7 @@ impl EnvironBuilder {
         let protocol = match req.version() {
             Version::Http10 => &self.http10,
             Version::Http11 => &self.http11,
+            Version::Http2 => &self.http2,
         };
         env.set_item(k.server_protocol.bind(py), protocol.bind(py))?;
         if let Some(local) = conn.local {

@@ -23,7 +23,7 @@ use super::timeout::TimerState;
 use crate::session::{Job, JobHost, Waker};
 
 /// A piece of the response, from the application thread.
-pub(super) enum Reply {
+pub enum Reply {
     /// A whole in-memory response in one message (the common case: one hand-off, one wake).
     Whole {
         status: u16,
@@ -42,8 +42,12 @@ pub(super) enum Reply {
     Failed,
 }
 
+/// The application's job ended without a complete response (it panicked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobGone;
+
 /// The session's side of one application request.
-pub(super) struct Exchange {
+pub struct Exchange {
     queues: Queues<Reply>,
     /// Whether body chunks may still be sent (not ended, or the last one is held).
     body_open: bool,
@@ -58,7 +62,7 @@ impl Drop for Exchange {
 }
 
 /// What the session should do about the request body.
-pub(super) enum BodyDemand {
+pub enum BodyDemand {
     /// Send more body bytes.
     More,
     /// The queue is full or the body is complete.
@@ -69,7 +73,7 @@ impl Exchange {
     /// The exchange for `service` answering `head`, and the job that runs the application
     /// (for the driver's executor). `timer` learns the thread the job runs on (to cancel
     /// it) and whether it finished.
-    pub fn new(
+    pub(super) fn new(
         service: Arc<dyn Service>,
         head: RequestHead,
         info: ConnInfo,
@@ -106,6 +110,16 @@ impl Exchange {
             held: None,
         };
         (exchange, job)
+    }
+
+    /// The exchange and job of a request without `--request-timeout` (HTTP/2 streams).
+    pub fn untimed(
+        service: Arc<dyn Service>,
+        head: RequestHead,
+        info: ConnInfo,
+        waker: Waker,
+    ) -> (Exchange, Job) {
+        Exchange::new(service, head, info, waker, None, None)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).
@@ -169,10 +183,10 @@ impl Exchange {
         Ok(())
     }
 
-    /// The next response piece, if one is ready. `None` with `gone` true means the
-    /// application thread ended without finishing (a panic).
-    pub fn next_reply(&mut self) -> Result<Option<Reply>, ()> {
-        self.queues.pop_reply()
+    /// The next response piece, if one is ready; [`JobGone`] when the application thread
+    /// ended without finishing (a panic).
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, JobGone> {
+        self.queues.pop_reply().map_err(|()| JobGone)
     }
 }
 

@@ -21,7 +21,9 @@ mod timeout;
 mod upgrade;
 mod ws_upgrade;
 
+pub use exchange::{BodyDemand, Exchange, Reply};
 pub use protocol::{Http, HttpSettings};
+pub use record::Recorder;
 pub use upgrade::H2_PREFACE;
 
 use std::io;
@@ -36,8 +38,6 @@ use ironhorse_wire::forwarded::Policy;
 use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
 use self::buffering::Prefilled;
-use self::exchange::{BodyDemand, Exchange, Reply};
-use self::record::Recorder;
 use self::timeout::RequestTimer;
 use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
@@ -380,7 +380,7 @@ impl HttpSession {
                 Ok(Some(Reply::End)) => {
                     return self.finish_response(out);
                 }
-                Ok(Some(Reply::Failed)) | Err(()) => {
+                Ok(Some(Reply::Failed)) | Err(exchange::JobGone) => {
                     self.busy = Busy::Idle;
                     self.timer = None;
                     self.fail(Failure::AppFailed, out);

@@ -32,7 +32,7 @@ struct Measured {
 /// Collects what the access log and the metrics need as a response goes out, and records
 /// it at the end (or when the connection is dropped mid-response). One per connection: it
 /// also counts the connection open until it is dropped.
-pub(super) struct Recorder {
+pub struct Recorder {
     log: Option<AccessLog>,
     current: Option<Record>,
     meter: Option<Meter>,

@@ -54,15 +54,15 @@ fn a_waiting_connection_expires_at_its_deadline_or_when_stopping_idle() {
     let past = Some(now - Duration::from_millis(1));
     let future = Some(now + Duration::from_secs(1));
     let fake = |deadline, idle| Fake { deadline, idle };
-    assert!(is_expired(&fake(past, false), now, false));
-    assert!(!is_expired(&fake(future, true), now, false));
-    assert!(!is_expired(&fake(None, true), now, false));
+    assert!(is_expired(&mut fake(past, false), now, false));
+    assert!(!is_expired(&mut fake(future, true), now, false));
+    assert!(!is_expired(&mut fake(None, true), now, false));
     assert!(
-        is_expired(&fake(future, true), now, true),
+        is_expired(&mut fake(future, true), now, true),
         "idle while stopping"
     );
     assert!(
-        !is_expired(&fake(future, false), now, true),
+        !is_expired(&mut fake(future, false), now, true),
         "busy while stopping"
     );
     assert_eq!(
