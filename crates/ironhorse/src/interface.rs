@@ -26,12 +26,17 @@ pub struct Choice {
 impl Choice {
     pub fn new(settings: &Settings, shape: &Shape) -> Choice {
         let hosts_asgi = matches!(shape.driver, Driver::Event | Driver::Async);
-        let refusal = (!hosts_asgi).then(|| {
-            format!(
+        let refusal = if !hosts_asgi {
+            Some(format!(
                 "an ASGI application runs on --model event or async (one event loop per process; -w N for more processes); --model {} cannot host it",
                 settings.model.name
-            )
-        });
+            ))
+        } else if settings.http_protocols.h2 {
+            // HTTP/2 streams reach blocking services only (WSGI, static files) so far.
+            Some("an ASGI application is served over HTTP/1.1 only for now: drop h2 from --http-protocols".into())
+        } else {
+            None
+        };
         // A master that imports the app before forking leaves the loop to each worker.
         let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
         Choice {
