@@ -195,6 +195,24 @@ per_model!(
 
 /// Sends the rest of a pipelined `GET /healthz` and the beginning of the next (a head in
 /// progress keeps a stopping server's connection open), and returns the answer.
+/// Whether the server side of `conn` has nothing left unread in its receive queue (the
+/// kernel's view, through `ss`).
+fn server_has_read(conn: &Conn) -> bool {
+    let (local, peer) = (
+        conn.stream.local_addr().unwrap(),
+        conn.stream.peer_addr().unwrap(),
+    );
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established", "src"])
+        .arg(peer.to_string())
+        .arg("dst")
+        .arg(local.to_string())
+        .output()
+        .expect("ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next() == Some("0")
+}
+
 fn probe(conn: &mut Conn) -> (u16, String) {
     conn.send(b"\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n");
     let r = conn.response("GET");
@@ -220,6 +238,12 @@ per_model!(
         // Draining: keep a head in progress, stop the server, and probe until the worker has
         // seen the stop; every answer until then is 200.
         conn.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n");
+        // Until the server has read them, those bytes are not a head in progress: a stop
+        // would find the connection idle and close it (as it should).
+        assert!(
+            eventually(|| server_has_read(&conn)),
+            "the partial head stayed unread"
+        );
         server.signal(15);
         let mut answers = Vec::new();
         let drained = eventually(|| {
