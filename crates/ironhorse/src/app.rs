@@ -80,6 +80,8 @@ fn wrap_source(
     }
 }
 
+// Long on purpose: the one place where settings become the protocol stack; the `http` and
+// `load` closures capture the pieces built just above them.
 fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, SettingError> {
     // `http+echo`: HTTP, where a request may switch its connection to echo (`Upgrade: echo`,
     // or the HTTP/2 preface): the seeds' exercise of the protocol hand-off.

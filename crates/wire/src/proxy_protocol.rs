@@ -186,6 +186,8 @@ fn v1_fields(line: &str) -> Result<Endpoints, &'static str> {
     ))
 }
 
+// Long on purpose: it walks the PROXY v2 header field by field in wire order (signature,
+// version/command, family, length, addresses, TLVs), each step needing the one before.
 fn v2(buf: &[u8]) -> Parsed<Header, Error> {
     let n = buf.len().min(V2_SIGNATURE.len());
     if buf[..n] != V2_SIGNATURE[..n] {

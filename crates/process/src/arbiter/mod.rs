@@ -136,32 +136,38 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         master.workers.close_in_children(metrics.raw_fd());
     }
     master.workers.board = board;
-    while master.exit.is_none() {
-        master.reap();
-        if master.exit.is_some() {
-            break;
-        }
-        master.scale();
-        master.wait(&pipe);
-        for signal in pipe.drain() {
-            master.handle(signal);
-        }
-        master.serve_control();
-        master.take_reload_trigger();
-        master.workers.read_beats();
-        if !master.announced_ready && master.workers.ready_new() >= master.target.min(1) {
-            super::notify::send(ironhorse_sys::ServiceState::Ready);
-            master.announced_ready = true;
-        }
-        master.supervise();
-        if let Some(pidfile) = &mut master.pidfile {
-            pidfile.take_over_when_predecessor_exits(&master.plan.logs);
-        }
-    }
+    master.supervise_until_exit(&pipe);
     master.stop()
 }
 
 impl Master {
+    /// The master's loop: reaps, scales, waits for a signal or a heartbeat, and acts on
+    /// them, until an exit is decided.
+    fn supervise_until_exit(&mut self, pipe: &SignalPipe) {
+        while self.exit.is_none() {
+            self.reap();
+            if self.exit.is_some() {
+                break;
+            }
+            self.scale();
+            self.wait(pipe);
+            for signal in pipe.drain() {
+                self.handle(signal);
+            }
+            self.serve_control();
+            self.take_reload_trigger();
+            self.workers.read_beats();
+            if !self.announced_ready && self.workers.ready_new() >= self.target.min(1) {
+                super::notify::send(ironhorse_sys::ServiceState::Ready);
+                self.announced_ready = true;
+            }
+            self.supervise();
+            if let Some(pidfile) = &mut self.pidfile {
+                pidfile.take_over_when_predecessor_exits(&self.plan.logs);
+            }
+        }
+    }
+
     /// Sleeps until a signal or a heartbeat arrives, or a second passes.
     fn wait(&self, pipe: &SignalPipe) {
         let mut fds = vec![pipe.as_fd()];

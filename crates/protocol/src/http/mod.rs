@@ -12,7 +12,9 @@ mod body;
 mod body_deadline;
 mod buffering;
 mod exchange;
+mod inline;
 mod nonblocking;
+mod offload;
 mod protocol;
 mod queues;
 mod readiness;
@@ -26,16 +28,13 @@ pub use protocol::{Http, HttpSettings};
 pub use record::Recorder;
 pub use upgrade::H2_PREFACE;
 
-use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ironhorse_app::{Body, ChunkStream, ConnInfo, FileRegion, Request, RequestHead, Service};
-use ironhorse_h1::{BodyRead, Failure, Next, ServerConn};
+use ironhorse_app::{ChunkStream, ConnInfo, RequestHead, Service};
+use ironhorse_h1::{Failure, Next, ServerConn};
 use ironhorse_wire::forwarded::Policy;
 
-use self::body::BufferedBody;
 use self::body_deadline::BodyDeadline;
 use self::buffering::Prefilled;
 use self::timeout::RequestTimer;
@@ -43,9 +42,6 @@ use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
 use crate::session::{Executor, Link, Protocol, Session, Step};
 
-/// File bodies up to this size are copied into the response buffer (one `write` with the
-/// head beats a `write` plus a `sendfile`); larger ones go out with `sendfile`.
-const INLINE_FILE_MAX: u64 = 16 * 1024;
 /// A response pauses once this much output is queued (backpressure).
 const HIGH_WATER: u64 = 256 * 1024;
 /// Body bytes handed to an offloaded application per chunk.
@@ -117,97 +113,6 @@ impl HttpSession {
         {
             self.head_started = Some(Instant::now());
         }
-    }
-
-    /// Queues a file body: small files inline, large ones as a sendfile region.
-    fn queue_file(&mut self, region: FileRegion, out: &mut Output) -> io::Result<()> {
-        let len = self.conn.body_sent_externally(region.len);
-        self.recorder.body(len);
-        if len == 0 {
-            return Ok(());
-        }
-        if len > INLINE_FILE_MAX {
-            out.file(FileRegion { len, ..region });
-            return Ok(());
-        }
-        let buf = out.bytes();
-        let start = buf.len();
-        buf.resize(start + len as usize, 0);
-        let result = region.file.read_exact_at(&mut buf[start..], region.offset);
-        if result.is_err() {
-            buf.truncate(start);
-        }
-        result
-    }
-
-    /// Calls a non-blocking service inside `advance` and queues its response.
-    fn respond_inline(&mut self, head: RequestHead, out: &mut Output) -> Step {
-        let response = self.service.call(Request {
-            head: &head,
-            body: &mut BufferedBody(&mut self.conn),
-            conn: &self.info,
-            sink: None,
-            body_length: None,
-        });
-        let len = response.body.len_hint();
-        self.send_head(response.status, &response.headers, len, out);
-        match response.body {
-            Body::Empty => {}
-            Body::Bytes(bytes) => self.send_body(&bytes, out),
-            Body::File(region) => {
-                if self.queue_file(region, out).is_err() {
-                    self.conn.abort();
-                    return Step::Close;
-                }
-            }
-            Body::Stream { chunks, .. } => {
-                self.busy = Busy::Streaming(chunks);
-                return Step::Flush;
-            }
-        }
-        self.finish(out)
-    }
-
-    /// Starts a blocking service's job on the executor, with its deadline.
-    fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Vec<u8>>) {
-        // A buffered body's `100 Continue` went out when its reading began.
-        let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
-        let body_length = match &prefilled {
-            Prefilled::Whole(body) => Some(body.len() as u64),
-            _ => None,
-        };
-        self.timer = self.request_timer(head.is_head());
-        let (exchange, job) = Exchange::new(
-            self.service.clone(),
-            head,
-            self.info.clone(),
-            self.waker.clone(),
-            self.timer.as_ref().map(RequestTimer::state),
-            body_length,
-        );
-        let mut exchange = exchange;
-        match prefilled {
-            Prefilled::None => {}
-            Prefilled::Start(body) => exchange.body_data(body),
-            Prefilled::Whole(body) => {
-                if !body.is_empty() {
-                    exchange.body_data(body);
-                }
-                exchange.body_end(None);
-            }
-        }
-        self.busy = Busy::Offloaded {
-            exchange,
-            awaits_continue,
-        };
-        let job = match self.recorder.job_ticket() {
-            Some(mut ticket) => Box::new(move |host: &mut dyn crate::session::JobHost| {
-                ticket.running();
-                job(host);
-            }),
-            None => job,
-        };
-        self.executor.execute(job);
     }
 
     /// A request passed its deadline (the watchdog already asked the application to stop):
@@ -290,146 +195,48 @@ impl HttpSession {
         }
     }
 
-    /// Pulls a streaming body forward. `None`: the response is done and the connection
-    /// stays open.
-    fn pump_stream(&mut self, out: &mut Output) -> Option<Step> {
-        loop {
-            if out.queued() > HIGH_WATER {
-                return Some(Step::Flush);
-            }
-            let Busy::Streaming(stream) = &mut self.busy else {
-                return None;
-            };
-            match stream.next() {
-                Some(Ok(chunk)) => {
-                    self.send_body(&chunk, out);
-                    // Each chunk reaches the client as it is produced (server-sent events).
-                    if !chunk.is_empty() {
-                        return Some(Step::Flush);
-                    }
-                }
-                Some(Err(_)) => {
-                    self.busy = Busy::Idle;
-                    self.conn.abort();
-                    return Some(Step::Close);
-                }
-                None => {
-                    return self.finish_response(out);
-                }
-            }
+    /// Starts answering a request whose head was just parsed: a protocol switch, a
+    /// WebSocket, a non-blocking exchange, a job, or an inline call. `None`: `advance` goes
+    /// on (the request is in progress or done with the connection open), else the step to
+    /// return.
+    fn dispatch(&mut self, head: RequestHead, out: &mut Output) -> Option<Step> {
+        self.head_started = None;
+        self.fresh = false;
+        let peer = self.info.peer.map(|a| a.ip());
+        self.info.forwarded =
+            (self.forwarded.as_ref()).and_then(|policy| policy.resolve(peer, head.headers()).ok());
+        self.recorder.begin(&head, &self.info);
+        if let Some((token, protocol)) = self.upgrades.requested(&head) {
+            let protocol = protocol.clone();
+            self.conn.write_switching_protocols(token, out.bytes());
+            self.recorder.head(101, &Vec::new());
+            self.recorder.end();
+            self.link.hooks.request_done();
+            return Some(self.switch_to(&*protocol));
         }
-    }
-
-    /// Moves an offloaded request forward: body bytes to the application, response pieces
-    /// from it. `None`: the response is done and the connection stays open.
-    fn pump_exchange(&mut self, out: &mut Output) -> Option<Step> {
-        if self.timer.as_ref().is_some_and(|t| t.timed_out()) {
-            return Some(self.time_out(out));
+        if self.is_websocket_for_app(&head) {
+            let step = self.start_websocket(head, out);
+            return (step != Step::Pending).then_some(step);
         }
-        let Busy::Offloaded {
-            exchange,
-            awaits_continue,
-        } = &mut self.busy
-        else {
+        let waker = self.waker.clone();
+        if let Some(exchange) = self.service.start_exchange(&head, &self.info, waker) {
+            self.start_nonblocking(exchange, head.expects_continue(), head.is_head());
             return None;
-        };
-        if *awaits_continue && exchange.body_requested() {
-            self.conn.write_continue(out.bytes());
-            *awaits_continue = false;
         }
-        let mut need_input =
-            !*awaits_continue && feed_body(&mut self.conn, exchange, &mut self.last_progress);
-        if !need_input {
-            self.body_deadline.disarm();
-        } else if self.body_deadline.expired(
-            self.last_progress,
-            self.settings.body_timeout,
-            &self.waker,
-        ) {
-            // The application's reads fail with a timeout; it answers 408 and we close.
-            exchange.body_timed_out();
-            self.conn.give_up_body();
-            need_input = false;
-        }
-        loop {
-            let Busy::Offloaded { exchange, .. } = &mut self.busy else {
-                return None;
-            };
-            match exchange.next_reply() {
-                Ok(Some(Reply::Whole {
-                    status,
-                    headers,
-                    body,
-                })) => {
-                    self.send_head(status, &headers, Some(body.len() as u64), out);
-                    self.send_body(&body, out);
-                    return self.finish_response(out);
+        if self.service.may_block_for(&head) {
+            if buffering::Buffered::wants(&head, self.settings.buffer_body) {
+                if head.expects_continue() {
+                    self.conn.write_continue(out.bytes());
                 }
-                Ok(Some(Reply::Head {
-                    status,
-                    headers,
-                    len,
-                })) => self.send_head(status, &headers, len, out),
-                Ok(Some(Reply::Bytes(bytes))) => self.send_body(&bytes, out),
-                Ok(Some(Reply::File(region))) => {
-                    if self.queue_file(region, out).is_err() {
-                        self.conn.abort();
-                        return Some(Step::Close);
-                    }
-                }
-                Ok(Some(Reply::End)) => {
-                    return self.finish_response(out);
-                }
-                Ok(Some(Reply::Failed)) | Err(exchange::JobGone) => {
-                    self.busy = Busy::Idle;
-                    self.timer = None;
-                    self.fail(Failure::AppFailed, out);
-                    return Some(Step::Close);
-                }
-                Ok(None) => break,
+                self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
+            } else {
+                self.start_exchange(head, Prefilled::None);
             }
-            if out.queued() > HIGH_WATER {
-                return Some(Step::Flush);
-            }
+            return None;
         }
-        Some(if !out.is_empty() {
-            Step::Flush
-        } else if need_input {
-            Step::Read
-        } else {
-            Step::Pending
-        })
+        let step = self.respond_inline(head, out);
+        (step != Step::Read).then_some(step)
     }
-}
-
-/// Moves received body bytes to the application while its queue has room. Whether more
-/// input is needed for it.
-fn feed_body(conn: &mut ServerConn, exchange: &mut Exchange, last_progress: &mut Instant) -> bool {
-    while let BodyDemand::More = exchange.body_demand() {
-        // Most requests have no body: end it without a chunk buffer.
-        if conn.body_done() {
-            exchange.body_end(None);
-            break;
-        }
-        let mut chunk = vec![0; BODY_CHUNK];
-        match conn.read_body(&mut chunk) {
-            Ok(BodyRead::Data(n)) => {
-                chunk.truncate(n);
-                exchange.body_data(chunk);
-                *last_progress = Instant::now();
-            }
-            Ok(BodyRead::NeedMore) => return true,
-            Ok(BodyRead::End) => {
-                exchange.body_end(None);
-                break;
-            }
-            Err(e) => {
-                exchange.body_end(Some(e));
-                break;
-            }
-        }
-    }
-    false
 }
 
 impl Session for HttpSession {
@@ -511,45 +318,7 @@ impl Session for HttpSession {
                     return Step::Close;
                 }
             };
-            self.head_started = None;
-            self.fresh = false;
-            let peer = self.info.peer.map(|a| a.ip());
-            self.info.forwarded = (self.forwarded.as_ref())
-                .and_then(|policy| policy.resolve(peer, head.headers()).ok());
-            self.recorder.begin(&head, &self.info);
-            if let Some((token, protocol)) = self.upgrades.requested(&head) {
-                let protocol = protocol.clone();
-                self.conn.write_switching_protocols(token, out.bytes());
-                self.recorder.head(101, &Vec::new());
-                self.recorder.end();
-                self.link.hooks.request_done();
-                return self.switch_to(&*protocol);
-            }
-            if self.is_websocket_for_app(&head) {
-                let step = self.start_websocket(head, out);
-                if step == Step::Pending {
-                    continue;
-                }
-                return step;
-            }
-            let waker = self.waker.clone();
-            if let Some(exchange) = self.service.start_exchange(&head, &self.info, waker) {
-                self.start_nonblocking(exchange, head.expects_continue(), head.is_head());
-                continue;
-            }
-            if self.service.may_block_for(&head) {
-                if buffering::Buffered::wants(&head, self.settings.buffer_body) {
-                    if head.expects_continue() {
-                        self.conn.write_continue(out.bytes());
-                    }
-                    self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
-                } else {
-                    self.start_exchange(head, Prefilled::None);
-                }
-                continue;
-            }
-            let step = self.respond_inline(head, out);
-            if step != Step::Read {
+            if let Some(step) = self.dispatch(head, out) {
                 return step;
             }
         }

@@ -4,7 +4,8 @@
 use super::*;
 use crate::hooks::{Level, WorkerHooks};
 use crate::session::{Executor, Job, JobHost, Link, Waker};
-use std::io::Read;
+use ironhorse_app::Request;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
