@@ -12,7 +12,6 @@
 //!
 //! Unix-socket peers count as allowed unless the list is empty, as for forwarded headers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,20 +51,13 @@ impl ProxyHeader {
             timeout,
         }
     }
-
-    fn allows(&self, peer: Option<SocketAddr>) -> bool {
-        match peer {
-            Some(addr) => self.allow.contains(addr.ip()),
-            None => !self.allow.is_empty(),
-        }
-    }
 }
 
 impl Protocol for ProxyHeader {
     fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
         Box::new(HeaderSession {
             inner: self.inner.clone(),
-            allowed: self.allows(conn.peer),
+            allowed: self.allow.admits(conn.peer.map(|p| p.ip())),
             versions: self.versions,
             deadline: Instant::now() + self.timeout,
             conn,

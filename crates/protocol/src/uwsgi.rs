@@ -10,7 +10,6 @@
 //! other peer, a malformed packet, or none within the header timeout closes the connection
 //! with one log line.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,20 +47,13 @@ impl Uwsgi {
             timeout,
         }
     }
-
-    fn allows(&self, peer: Option<SocketAddr>) -> bool {
-        match peer {
-            Some(addr) => self.allow.contains(addr.ip()),
-            None => !self.allow.is_empty(),
-        }
-    }
 }
 
 impl Protocol for Uwsgi {
     fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session> {
         Box::new(PacketSession {
             inner: self.inner.clone(),
-            allowed: self.allows(conn.peer),
+            allowed: self.allow.admits(conn.peer.map(|p| p.ip())),
             limits: self.limits,
             deadline: Instant::now() + self.timeout,
             conn,
@@ -75,6 +67,9 @@ impl Protocol for Uwsgi {
 
     fn before_fork(&self) {
         self.inner.before_fork();
+    }
+    fn shutdown(&self) {
+        self.inner.shutdown();
     }
     fn after_fork_parent(&self) {
         self.inner.after_fork_parent();

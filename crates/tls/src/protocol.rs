@@ -135,4 +135,7 @@ impl Protocol for TlsProtocol {
     fn after_fork_child(&self) {
         self.choices.fallback.after_fork_child();
     }
+    fn shutdown(&self) {
+        self.choices.fallback.shutdown();
+    }
 }

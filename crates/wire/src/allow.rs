@@ -68,6 +68,15 @@ impl AllowList {
         self.any
     }
 
+    /// Whether a connection from `peer` is admitted: its address is trusted, or it came over
+    /// a Unix-domain socket (`None`), which counts as trusted unless the list is empty.
+    pub fn admits(&self, peer: Option<IpAddr>) -> bool {
+        match peer {
+            Some(ip) => self.contains(ip),
+            None => !self.is_empty(),
+        }
+    }
+
     /// Whether `ip` is trusted. An IPv4 peer seen through a dual-stack socket
     /// (`::ffff:10.1.2.3`) matches the IPv4 entries.
     pub fn contains(&self, ip: IpAddr) -> bool {

@@ -187,10 +187,7 @@ impl Policy {
     /// Whether the peer's headers are believed (`None`: a Unix-socket peer, trusted unless
     /// the allow list is empty).
     pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        match peer {
-            None => !self.allow.is_empty(),
-            Some(ip) => self.allow.contains(ip),
-        }
+        self.allow.admits(peer)
     }
 
     /// Reads the request's `headers` (name, value; in the order received) from `peer`.
