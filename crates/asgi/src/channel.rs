@@ -313,6 +313,33 @@ impl Channel {
         }
         Ok(())
     }
+
+    /// The one way a message is queued, HTTP or WebSocket: refused once `closed`, a malformed
+    /// message breaks the exchange off, `False` while the queue is full.
+    fn queue<T>(
+        &self,
+        outgoing: PyResult<T>,
+        closed: impl Fn(&State) -> bool,
+        closed_message: &'static str,
+        accept: impl FnOnce(&Self, &mut State, T) -> PyResult<()>,
+    ) -> PyResult<bool> {
+        let mut state = self.shared.lock();
+        if closed(&state) {
+            return Err(PyOSError::new_err(closed_message));
+        }
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(e) => {
+                self.break_off(&mut state);
+                return Err(e);
+            }
+        };
+        if Shared::full(&state) {
+            return Ok(false);
+        }
+        accept(self, &mut state, outgoing)?;
+        Ok(true)
+    }
 }
 
 #[pymethods]
@@ -340,45 +367,13 @@ impl Channel {
     /// Queues `message`; `False` when the queue is full (the caller parks and retries).
     fn send(&self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
         if self.shared.websocket {
-            return self.send_ws(message);
+            let outgoing = message::ws_outgoing(message);
+            let closed = |state: &State| state.gone || state.close.is_some();
+            return self.queue(outgoing, closed, "the WebSocket is closed", Self::accept_ws);
         }
         let outgoing = message::outgoing(message);
-        let mut state = self.shared.lock();
-        if state.gone {
-            return Err(PyOSError::new_err("the client disconnected"));
-        }
-        let outgoing = match outgoing {
-            Ok(outgoing) => outgoing,
-            Err(e) => {
-                self.break_off(&mut state);
-                return Err(e);
-            }
-        };
-        if Shared::full(&state) {
-            return Ok(false);
-        }
-        self.accept(&mut state, outgoing)?;
-        Ok(true)
-    }
-
-    fn send_ws(&self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
-        let outgoing = message::ws_outgoing(message);
-        let mut state = self.shared.lock();
-        if state.gone || state.close.is_some() {
-            return Err(PyOSError::new_err("the WebSocket is closed"));
-        }
-        let outgoing = match outgoing {
-            Ok(outgoing) => outgoing,
-            Err(e) => {
-                self.break_off(&mut state);
-                return Err(e);
-            }
-        };
-        if Shared::full(&state) {
-            return Ok(false);
-        }
-        self.accept_ws(&mut state, outgoing)?;
-        Ok(true)
+        let gone = |state: &State| state.gone;
+        self.queue(outgoing, gone, "the client disconnected", Self::accept)
     }
 
     /// Parks `waiter` until the queue has room; `False` if it has room already.
