@@ -18,7 +18,7 @@ mod nonblocking;
 mod router;
 
 pub use ironhorse_h1::{HeaderList, RequestHead, Version};
-pub use nonblocking::{AppEvent, AppExchange, Wake, WsAppEvent, WsExchange, WsMessage};
+pub use nonblocking::{AppEvent, AppExchange, LagSink, Wake, WsAppEvent, WsExchange, WsMessage};
 pub use router::Router;
 
 /// Where a connection came from and arrived at.
@@ -236,6 +236,12 @@ pub trait Service: Send + Sync + 'static {
     ) -> Option<Box<dyn WsExchange>> {
         let _ = (head, conn, subprotocols, wake);
         None
+    }
+
+    /// Where an application running its own event loop (ASGI) reports how late that loop
+    /// runs (the loop-lag metric). Given once per serving process, by its first connection.
+    fn report_loop_lag(&self, sink: LagSink) {
+        let _ = sink;
     }
 
     /// The server stops serving (after its graceful drain): a last word to the

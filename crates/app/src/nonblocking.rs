@@ -7,11 +7,16 @@
 //! Nothing here blocks: both sides only push into bounded queues and wake the other.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::HeaderList;
 
 /// Wakes the session's driver (the exchange has news). Callable from any thread.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Takes an event loop's periodic probe: `(lag, next_in)`, how late the probe ran and when
+/// the next one is due. Called on the loop's thread; must not block.
+pub type LagSink = Arc<dyn Fn(Duration, Duration) + Send + Sync>;
 
 /// A piece of the response, in the order the application produced it.
 #[derive(Debug)]

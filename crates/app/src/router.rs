@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange};
+use crate::{
+    AppExchange, ConnInfo, LagSink, Request, RequestHead, Response, Service, Wake, WsExchange,
+};
 
 /// Sends each request to the first service whose prefix matches its path, else to the
 /// fallback.
@@ -87,6 +89,10 @@ impl Service for Router {
     ) -> Option<Box<dyn WsExchange>> {
         self.route(head.path())
             .start_websocket(head, conn, subprotocols, wake)
+    }
+
+    fn report_loop_lag(&self, sink: LagSink) {
+        self.fallback.report_loop_lag(sink);
     }
 
     fn shutdown(&self) {

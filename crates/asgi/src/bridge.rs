@@ -9,7 +9,10 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ironhorse_app::LagSink;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -99,6 +102,8 @@ pub(crate) struct Inbox {
     pub(crate) reports: Mutex<Sender<LoopReport>>,
     /// The lifespan state; each request's scope gets a shallow copy.
     pub(crate) state: Mutex<Option<Py<PyDict>>>,
+    /// Where the loop-lag probe reports, once the process has a meter.
+    pub(crate) lag: Arc<OnceLock<LagSink>>,
 }
 
 #[pymethods]
@@ -145,6 +150,14 @@ impl Inbox {
     /// The lifespan shutdown ended.
     fn stopped(&self, failure: Option<String>) {
         self.report(LoopReport::Stopped(failure.map_or(Ok(()), Err)));
+    }
+
+    /// The loop-lag probe ran `lag` seconds late; the next one is due in `next_in`.
+    fn loop_lag(&self, lag: f64, next_in: f64) {
+        if let Some(sink) = self.lag.get() {
+            let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default();
+            sink(seconds(lag), seconds(next_in));
+        }
     }
 
     fn log_info(&self, line: &str) {

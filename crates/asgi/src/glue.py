@@ -119,6 +119,23 @@ class Lifespan:
         return await self.shutdown
 
 
+# How often the loop-lag probe runs (the ironhorse_asgi_loop_lag_seconds metric).
+PROBE_INTERVAL = 0.1
+
+
+def probe_lag(loop, inbox):
+    """A callback scheduled every PROBE_INTERVAL that reports how late it ran: the time the
+    loop was kept from its scheduled callbacks (an application blocking it, or CPU
+    starvation)."""
+    def tick(due):
+        now = loop.time()
+        inbox.loop_lag(now - due, PROBE_INTERVAL)
+        loop.call_at(now + PROBE_INTERVAL, tick, now + PROBE_INTERVAL)
+
+    due = loop.time() + PROBE_INTERVAL
+    loop.call_at(due, tick, due)
+
+
 def serve(app, inbox, fd, loop_kind):
     """The loop thread's body: until the inbox says stop."""
     uvloop = None
@@ -161,6 +178,7 @@ def serve(app, inbox, fd, loop_kind):
             task.add_done_callback(tasks.discard)
 
     loop.add_reader(fd, drain)
+    probe_lag(loop, inbox)
     loop.run_until_complete(stopping)
     loop.remove_reader(fd)
     failure = loop.run_until_complete(lifespan.stop())

@@ -19,11 +19,11 @@ mod ws;
 
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use ironhorse_app::{
-    AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange,
+    AppExchange, ConnInfo, LagSink, Request, RequestHead, Response, Service, Wake, WsExchange,
 };
 use ironhorse_wsgi::embed;
 use pyo3::prelude::*;
@@ -102,6 +102,8 @@ pub struct AsgiApp {
     app: Py<PyAny>,
     config: AsgiConfig,
     running: Mutex<Option<Running>>,
+    /// Where the loop's lag probe reports (set once the process serves with metrics on).
+    lag: Arc<OnceLock<LagSink>>,
 }
 
 impl AsgiApp {
@@ -113,6 +115,7 @@ impl AsgiApp {
             app,
             running: Mutex::new(None),
             config,
+            lag: Arc::default(),
         };
         if asgi.config.start_now {
             asgi.start_loop()?;
@@ -133,6 +136,7 @@ impl AsgiApp {
             },
             reports: Mutex::new(reports_tx.clone()),
             state: Mutex::new(None),
+            lag: self.lag.clone(),
         };
         let app = embed::attach(|py| self.app.clone_ref(py));
         let loop_kind = self.config.loop_kind;
@@ -232,6 +236,10 @@ impl Service for AsgiApp {
     ) -> Option<Box<dyn WsExchange>> {
         let (shared, bridge) = self.start(head, conn, Some(subprotocols.to_vec()), wake)?;
         Some(Box::new(ws::WsSessionEnd { shared, bridge }))
+    }
+
+    fn report_loop_lag(&self, sink: LagSink) {
+        let _ = self.lag.set(sink);
     }
 
     /// Runs the lifespan shutdown and ends the loop.

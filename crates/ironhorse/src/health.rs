@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use ironhorse_app::{
-    AppExchange, ConnInfo, Request, RequestHead, Response, Service, Wake, WsExchange,
+    AppExchange, ConnInfo, LagSink, Request, RequestHead, Response, Service, Wake, WsExchange,
 };
 
 /// Whether the process still serves (false once it was asked to stop).
@@ -89,6 +89,10 @@ impl Service for Health {
         wake: Wake,
     ) -> Option<Box<dyn WsExchange>> {
         self.inner.start_websocket(head, conn, subprotocols, wake)
+    }
+
+    fn report_loop_lag(&self, sink: LagSink) {
+        self.inner.report_loop_lag(sink);
     }
 
     fn shutdown(&self) {

@@ -664,3 +664,81 @@ fn a_worker_silent_past_its_timeout_and_a_scale_up_are_counted_so() {
     );
     assert_eq!(server.stop(HUNG), Some(0));
 }
+
+/// The loop-lag metric under each model that hosts ASGI (`event` under a master with two
+/// workers, so the master's aggregation is what is read; `async` in one process): an async
+/// view that blocks the loop (a blocking call, as broken apps do) shows in the per-worker
+/// gauge while it blocks and in the histogram after.
+#[test]
+fn an_asgi_loop_blocked_by_the_app_shows_in_the_loop_lag_metrics() {
+    let hosts: Vec<(&str, &[&str])> = common::models()
+        .into_iter()
+        .filter_map(|model| match model {
+            "event" => Some(("event", &["-w", "2"][..])),
+            "async" => Some(("async", &[][..])),
+            _ => None,
+        })
+        .collect();
+    for (model, extra) in hosts {
+        eprintln!("--- model {model} {extra:?}");
+        let mut args = wsgi_args(model, "asgi_app:app", &apps_dir());
+        args.extend(["--metrics-bind".into(), "127.0.0.1:0".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = Server::start(&args);
+        let metrics = metrics_addr(&server);
+        assert_eq!(get(&server.addr, "/length").status, 201, "serving");
+        let fresh = scrape(&metrics);
+        assert_eq!(fresh.types["ironhorse_asgi_loop_lag_seconds"], "histogram");
+        assert_eq!(fresh.types["ironhorse_asgi_loop_lag_last_seconds"], "gauge");
+        // A serving worker's loop probes itself (reported by pid).
+        assert!(eventually(|| {
+            let m = scrape(&metrics);
+            let lagging = m
+                .samples
+                .iter()
+                .filter(|(n, l, _)| {
+                    n == "ironhorse_asgi_loop_lag_last_seconds" && l.contains_key("pid")
+                })
+                .count();
+            lagging >= 1 && m.value("ironhorse_asgi_loop_lag_seconds_count", &[]) > 0.0
+        }));
+
+        let release = temp_path("loop-lag");
+        let blocked = release.with_extension("blocked");
+        let mut conn = Conn::open(&server.addr);
+        conn.send(
+            format!(
+                "GET /block?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+                release.display()
+            )
+            .as_bytes(),
+        );
+        assert!(eventually(|| blocked.exists()), "the view started");
+        // While the loop is blocked, its worker's gauge grows past half a second.
+        let max_lag = |m: &Metrics| {
+            m.samples
+                .iter()
+                .filter(|(n, _, _)| n == "ironhorse_asgi_loop_lag_last_seconds")
+                .map(|(_, _, v)| *v)
+                .fold(0.0, f64::max)
+        };
+        assert!(eventually(|| max_lag(&scrape(&metrics)) >= 0.5));
+        let before = scrape(&metrics);
+        let slow_before = before.value("ironhorse_asgi_loop_lag_seconds_count", &[])
+            - before.value("ironhorse_asgi_loop_lag_seconds_bucket", &[("le", "0.5")]);
+        std::fs::write(&release, b"go").unwrap();
+        assert_eq!(conn.response("GET").text(), "unblocked");
+        // The probe that was due during the block ran at least 0.5 s late (the gauge said
+        // so before the release): one more slow sample in the histogram, its lag in the sum.
+        assert!(eventually(|| {
+            let after = scrape(&metrics);
+            let slow_after = after.value("ironhorse_asgi_loop_lag_seconds_count", &[])
+                - after.value("ironhorse_asgi_loop_lag_seconds_bucket", &[("le", "0.5")]);
+            slow_after >= slow_before + 1.0
+                && after.value("ironhorse_asgi_loop_lag_seconds_sum", &[]) >= 0.5
+        }));
+        let _ = std::fs::remove_file(&release);
+        let _ = std::fs::remove_file(&blocked);
+        server.stop(HUNG);
+    }
+}

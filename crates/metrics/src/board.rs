@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ironhorse_sys::SharedCounters;
 
@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub starts: BTreeMap<&'static str, u64>,
     pub exits: BTreeMap<&'static str, u64>,
     pub uptime_s: f64,
+    /// `(pid, lag in µs)` of each live process running an event loop: the last probe's
+    /// lag, or how overdue the next probe is if that is more (a loop blocked right now).
+    pub loop_lags: Vec<(i32, u64)>,
 }
 
 impl Board {
@@ -120,10 +123,18 @@ impl Board {
         let ledger = self.ledger();
         let mut counters = ledger.retired.clone();
         let mut pids = Vec::new();
+        let mut loop_lags = Vec::new();
+        let now_us = self.started.elapsed().as_micros() as u64;
         for (slot, owner) in ledger.owners.iter().enumerate() {
             let Some(pid) = owner else { continue };
             if *pid > 0 {
                 pids.push(*pid);
+            }
+            let counters_of = self.slot(slot);
+            let due = counters_of[layout::LOOP_DUE_US].load(Relaxed);
+            if *pid > 0 && due > 0 {
+                let last = counters_of[layout::LOOP_LAG_LAST_US].load(Relaxed);
+                loop_lags.push((*pid, last.max(now_us.saturating_sub(due - 1))));
             }
             for (sum, counter) in counters.iter_mut().zip(self.slot(slot)) {
                 // Gauges are kept as wrapping u64: a decrement racing ahead of its
@@ -142,6 +153,7 @@ impl Board {
             starts: ledger.starts.clone(),
             exits: ledger.exits.clone(),
             uptime_s: self.started.elapsed().as_secs_f64(),
+            loop_lags,
         }
     }
 }
@@ -208,6 +220,17 @@ impl Meter {
 
     pub fn connection_closed(&self) {
         self.sub(layout::CONNECTIONS);
+    }
+
+    /// An event loop's periodic probe ran `lag` after it was due; the next one is due in
+    /// `next_in`. Kept per process (the last lag, the next due time) and in a histogram.
+    pub fn loop_probe(&self, lag: Duration, next_in: Duration) {
+        let lag_us = lag.as_micros() as u64;
+        self.observe(layout::LOOP_LAG, layout::LOOP_LAG_SUM_US, lag_us);
+        let counters = self.board.shared.counters();
+        counters[self.base + layout::LOOP_LAG_LAST_US].store(lag_us, Relaxed);
+        let due = (self.board.started.elapsed() + next_in).as_micros() as u64;
+        counters[self.base + layout::LOOP_DUE_US].store(due + 1, Relaxed);
     }
 
     /// An application job was handed to its executor: queued until it starts.
@@ -288,6 +311,32 @@ mod tests {
             "a reused slot starts at 0"
         );
         assert!(board.snapshot().pids.is_empty(), "no pid until named");
+    }
+
+    #[test]
+    fn loop_lag_is_per_process_and_counts_overdue_probes() {
+        let board = Board::new(2).unwrap();
+        let slot = board.claim().unwrap();
+        board.owned_by(slot, 7);
+        assert!(board.snapshot().loop_lags.is_empty(), "no loop yet");
+        let meter = board.meter(slot);
+        meter.loop_probe(Duration::from_millis(3), Duration::from_secs(3600));
+        assert_eq!(board.snapshot().loop_lags, vec![(7, 3_000)]);
+        // A probe that was due already: the loop is late now, by at least the wait.
+        meter.loop_probe(Duration::ZERO, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(20));
+        let (_, lag) = board.snapshot().loop_lags[0];
+        assert!(lag >= 20_000, "{lag}");
+        let samples: u64 = (0..layout::BUCKETS)
+            .map(|b| total(&board, layout::LOOP_LAG + b))
+            .sum();
+        assert_eq!(samples, 2);
+        board.release(slot);
+        assert!(
+            board.snapshot().loop_lags.is_empty(),
+            "gone with the process"
+        );
+        assert_eq!(total(&board, layout::LOOP_LAG_SUM_US), 3_000, "kept");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Scrape {
     /// `(listener, waiting connections, queue limit)` where the kernel tells.
     pub listen_queues: Vec<(String, u32, u32)>,
     pub uptime_s: f64,
+    /// `(pid, lag in µs)` of each process running an ASGI event loop.
+    pub loop_lags: Vec<(i32, u64)>,
 }
 
 /// The text formats.
@@ -58,6 +60,7 @@ impl Scrape {
             resident,
             listen_queues,
             uptime_s: snapshot.uptime_s,
+            loop_lags: snapshot.loop_lags,
         }
     }
 
@@ -135,6 +138,7 @@ impl Collector for Scrape {
         for (name, help, start, sum) in [
             ("request_duration", "Server time per request: from its head to the end of its response.", layout::DURATION, layout::DURATION_SUM_US),
             ("app_duration", "Application time per request: how long its application job ran (blocking applications such as WSGI).", layout::APP_DURATION, layout::APP_DURATION_SUM_US),
+            ("asgi_loop_lag", "How late each ASGI event loop ran its periodic probe (every 100 ms): time the loop was kept from its scheduled callbacks.", layout::LOOP_LAG, layout::LOOP_LAG_SUM_US),
         ] {
             let (total, count, buckets) = self.histogram(start, sum);
             encoder
@@ -190,6 +194,16 @@ impl Collector for Scrape {
             gauge,
             c[layout::APP_QUEUED] as f64,
         )?;
+        let mut lags = encoder.encode_descriptor(
+            "asgi_loop_lag_last",
+            "How late each worker's ASGI event loop is: its last probe's lag, or how overdue its next probe is while the loop is blocked.",
+            Some(&Unit::Seconds),
+            gauge,
+        )?;
+        for (pid, lag_us) in &self.loop_lags {
+            lags.encode_family(&[("pid", pid.to_string())])?
+                .encode_gauge(&(*lag_us as f64 / 1e6))?;
+        }
         for (name, help, by_reason) in [
             (
                 "worker_starts",
@@ -275,6 +289,10 @@ mod tests {
         let board = Board::new(2).unwrap();
         let slot = board.claim().unwrap();
         let meter = board.meter(slot);
+        meter.loop_probe(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(3600),
+        );
         let started = meter.request_started();
         meter.request_done(started, layout::method_class("POST"), 201, 5);
         board.release(slot);
@@ -301,6 +319,9 @@ mod tests {
         assert!(
             text.contains("ironhorse_listen_queue_limit{listener=\"http://127.0.0.1:1\"} 128\n")
         );
+        assert!(text.contains("# TYPE ironhorse_asgi_loop_lag_seconds histogram\n"));
+        assert!(text.contains("ironhorse_asgi_loop_lag_seconds_bucket{le=\"0.25\"} 1\n"));
+        assert!(text.contains("# TYPE ironhorse_asgi_loop_lag_last_seconds gauge\n"));
         assert!(!text.contains("# EOF"));
     }
 

@@ -25,15 +25,23 @@ pub const APP_DURATION: usize = DURATION_SUM_US + 1;
 pub const APP_DURATION_SUM_US: usize = APP_DURATION + BUCKETS;
 pub const RESPONSE_BYTES: usize = APP_DURATION_SUM_US + 1;
 pub const CONNECTIONS_OPENED: usize = RESPONSE_BYTES + 1;
+/// How late the ASGI event loop ran each periodic probe (its lag), a histogram.
+pub const LOOP_LAG: usize = CONNECTIONS_OPENED + 1;
+pub const LOOP_LAG_SUM_US: usize = LOOP_LAG + BUCKETS;
 /// The first gauge: gauges are not carried into the totals when a process exits.
-pub const GAUGES: usize = CONNECTIONS_OPENED + 1;
+pub const GAUGES: usize = LOOP_LAG_SUM_US + 1;
 pub const IN_FLIGHT: usize = GAUGES;
 pub const CONNECTIONS: usize = IN_FLIGHT + 1;
 pub const APP_BUSY: usize = CONNECTIONS + 1;
 pub const APP_QUEUED: usize = APP_BUSY + 1;
+/// The last loop-lag probe's lag, in microseconds (per process: never summed).
+pub const LOOP_LAG_LAST_US: usize = APP_QUEUED + 1;
+/// When the next loop-lag probe is due, in microseconds since the board was made, plus
+/// one (0: this process runs no event loop). Per process: never summed.
+pub const LOOP_DUE_US: usize = LOOP_LAG_LAST_US + 1;
 /// Counters per slot: 1 KiB, so that two workers never share a cache line.
 pub const SLOT_LEN: usize = 128;
-const _: () = assert!(APP_QUEUED < SLOT_LEN);
+const _: () = assert!(LOOP_DUE_US < SLOT_LEN);
 
 /// The class of a method.
 pub fn method_class(method: &str) -> usize {

@@ -3,10 +3,19 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 
 # What the tests read back through /events: disconnects seen, tasks cancelled.
 EVENTS = []
 MANY = None
+# /ignore-disconnect tasks of this process: running now, and cancelled so far.
+IGNORING = {"running": 0, "cancelled": 0}
+
+
+def _note_ignoring(directory):
+    # One file per worker process, so that a test sums over every worker.
+    with open(os.path.join(directory, str(os.getpid())), "w") as f:
+        json.dump(IGNORING, f)
 
 
 def _plain(value):
@@ -138,6 +147,31 @@ async def app(scope, receive, send):
         except asyncio.CancelledError:
             EVENTS.append("cancelled " + scope["query_string"].decode())
             raise
+    elif path == "/block":
+        # Blocks the event loop itself (a blocking call in an async view) until the file
+        # named by the query string exists; says it started through FILE.blocked.
+        release = scope["query_string"].decode()
+        with open(release + ".blocked", "w") as f:
+            f.write("blocked")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        await _answer(send, 200, b"unblocked")
+    elif path == "/ignore-disconnect":
+        # Never looks at receive(): only cancellation ends it.
+        directory = scope["query_string"].decode()
+        IGNORING["running"] += 1
+        _note_ignoring(directory)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"sleeping", "more_body": True})
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            IGNORING["cancelled"] += 1
+            raise
+        finally:
+            IGNORING["running"] -= 1
+            _note_ignoring(directory)
     elif path == "/length":
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})

@@ -80,6 +80,8 @@ pub struct Http {
     forwarded: Option<Arc<Policy>>,
     /// One response per connection, never chunked (see `close_delimited`).
     close_delimited: bool,
+    /// The application was given this process's loop-lag recorder (by the first session).
+    lag_reported: std::sync::Once,
 }
 
 impl Http {
@@ -93,6 +95,7 @@ impl Http {
             upgrades: Arc::default(),
             forwarded: None,
             close_delimited: false,
+            lag_reported: std::sync::Once::new(),
         }
     }
 
@@ -140,6 +143,15 @@ impl Protocol for Http {
         };
         let mut conn_state = ServerConn::new(self.settings.limits);
         conn_state.set_close_delimited(self.close_delimited);
+        if let Some(meter) = link.hooks.meter() {
+            // The meter is the serving process's, known once it serves: hand it to an
+            // application with an event loop of its own on the first connection.
+            self.lag_reported.call_once(|| {
+                let meter = meter.clone();
+                let sink = Arc::new(move |lag, next_in| meter.loop_probe(lag, next_in));
+                self.service.report_loop_lag(sink);
+            });
+        }
         let recorder = Recorder::new(self.access_log.clone(), link.hooks.meter().cloned());
         Box::new(HttpSession {
             conn: conn_state,
