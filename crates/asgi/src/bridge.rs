@@ -184,17 +184,42 @@ impl Inbox {
     }
 }
 
-/// Completes a woken request's parked futures, or cancels its task.
+/// How long a task whose client left may run on before it is cancelled: time to see the
+/// disconnect (`receive`, or a `send` raising) and end by itself.
+const ABANDON_GRACE_S: f64 = 1.0;
+
+/// Cancels `task` after [`ABANDON_GRACE_S`] (a no-op if it ended by then).
+pub(crate) fn cancel_later(py: Python<'_>, task: &Py<PyAny>) -> PyResult<()> {
+    let task = task.bind(py);
+    let cancel = task.getattr("cancel")?;
+    task.call_method0("get_loop")?
+        .call_method1("call_later", (ABANDON_GRACE_S, cancel))?;
+    Ok(())
+}
+
+/// Completes a woken request's parked futures, cancels its task, or arms the cancellation
+/// of a task whose client left.
 fn wake(py: Python<'_>, shared: &Shared) -> PyResult<()> {
-    let (waiters, cancel) = {
+    let (waiters, cancel, abandoned) = {
         let mut state = shared.lock();
         let cancel = if state.cancel {
             state.task.take()
         } else {
             None
         };
-        (Shared::take_waiters(&mut state), cancel)
+        // Without a task yet, `set_task` arms it (the flag stays).
+        let abandoned = match &state.task {
+            Some(task) if state.abandoned => Some(task.clone_ref(py)),
+            _ => None,
+        };
+        if abandoned.is_some() {
+            state.abandoned = false;
+        }
+        (Shared::take_waiters(&mut state), cancel, abandoned)
     };
+    if let Some(task) = abandoned {
+        cancel_later(py, &task)?;
+    }
     for waiter in waiters.into_iter().flatten() {
         let waiter = waiter.bind(py);
         if !waiter.call_method0("done")?.is_truthy()? {

@@ -67,6 +67,9 @@ pub(crate) struct State {
     send_waiter: Option<Py<PyAny>>,
     pub(crate) task: Option<Py<PyAny>>,
     pub(crate) cancel: bool,
+    /// The client left while the task runs: the task is cancelled after a grace period
+    /// unless it ends by itself (a task that ignores the disconnect leaks nothing).
+    pub(crate) abandoned: bool,
     /// A wake-up for the loop is queued already.
     pub(crate) wake_queued: bool,
     /// The application's task ended.
@@ -101,6 +104,7 @@ impl Shared {
                 send_waiter: None,
                 task: None,
                 cancel: false,
+                abandoned: false,
                 wake_queued: false,
                 ended: false,
             }),
@@ -139,7 +143,10 @@ impl Shared {
 
     /// Wakes the application's task through the loop if it waits (or must be cancelled).
     pub(crate) fn notify(self: &Arc<Self>, bridge: &Bridge, state: &mut State) {
-        let waits = state.recv_waiter.is_some() || state.send_waiter.is_some() || state.cancel;
+        let waits = state.recv_waiter.is_some()
+            || state.send_waiter.is_some()
+            || state.cancel
+            || state.abandoned;
         if waits && !state.wake_queued && !state.ended {
             state.wake_queued = true;
             bridge.wake(self.clone());
@@ -203,6 +210,7 @@ impl AppExchange for SessionEnd {
         let mut state = self.shared.lock();
         if !state.gone {
             state.gone = true;
+            state.abandoned = true;
             self.notify(&mut state);
         }
     }
@@ -386,9 +394,17 @@ impl Channel {
         true
     }
 
-    fn set_task(&self, task: Py<PyAny>) {
-        let mut state = self.shared.lock();
-        state.task = Some(task);
+    fn set_task(&self, py: Python<'_>, task: Py<PyAny>) -> PyResult<()> {
+        let abandoned = {
+            let mut state = self.shared.lock();
+            state.task = Some(task.clone_ref(py));
+            std::mem::take(&mut state.abandoned)
+        };
+        if abandoned {
+            // The client left before the task was made (both in one drain).
+            crate::bridge::cancel_later(py, &task)?;
+        }
+        Ok(())
     }
 
     /// The application raised: logged, unless it is the `OSError` a send raises once the

@@ -44,6 +44,7 @@ impl WsExchange for WsSessionEnd {
         if state.close.is_none() {
             state.close = Some((code, reason.to_string()));
             state.gone = true;
+            state.abandoned = true;
             self.shared.notify(&self.bridge, &mut state);
         }
     }

@@ -225,6 +225,76 @@ per_host!(a_client_that_leaves_is_told_and_later_sends_raise, |args| {
     assert!(seen(format!("send raised OSError {tag}")));
 });
 
+/// Open sockets of the server and its workers (`/proc/PID/fd` links to `socket:`).
+fn server_sockets(server: &Server) -> usize {
+    let mut pids = common::children_of(server.pid());
+    pids.insert(server.pid());
+    pids.iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// `(running, cancelled)` summed over the workers' notes of `/ignore-disconnect` tasks.
+fn ignoring(dir: &std::path::Path) -> (u64, u64) {
+    let mut sums = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        // A worker may be rewriting its note: an unreadable one counts as not settled.
+        let Ok(note) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            return (u64::MAX, 0);
+        };
+        sums.0 += note["running"].as_u64().unwrap();
+        sums.1 += note["cancelled"].as_u64().unwrap();
+    }
+    sums
+}
+
+per_host!(
+    tasks_that_ignore_a_disconnect_are_cancelled_and_leak_nothing,
+    |args| {
+        const CLIENTS: usize = 200;
+        let server = start(args, "asgi_app:app", &[]);
+        assert_eq!(get(&server.addr, "/length").status, 201);
+        let baseline = server_sockets(&server);
+        let dir = common::temp_path("ignoring");
+        std::fs::create_dir(&dir).unwrap();
+        let mut conns: Vec<Conn> = (0..CLIENTS).map(|_| Conn::open(&server.addr)).collect();
+        for conn in &mut conns {
+            let request = format!(
+                "GET /ignore-disconnect?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+                dir.display()
+            );
+            conn.send(request.as_bytes());
+        }
+        for conn in &mut conns {
+            assert!(conn.wait_for_bytes(b"sleeping"), "every task started");
+        }
+        assert_eq!(
+            ignoring(&dir),
+            (CLIENTS as u64, 0),
+            "all sleep, none cancelled"
+        );
+        // The clients leave; the tasks sleep for an hour and never call receive().
+        drop(conns);
+        assert!(
+            eventually(|| ignoring(&dir) == (0, CLIENTS as u64)),
+            "every task cancelled: {:?}",
+            ignoring(&dir)
+        );
+        // Nothing of those connections is left, and the server serves on.
+        assert!(
+            eventually(|| server_sockets(&server) <= baseline),
+            "{} sockets, {baseline} before",
+            server_sockets(&server)
+        );
+        assert_eq!(get(&server.addr, "/length").text(), "hello");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);
+
 per_host!(application_errors_answer_500_or_cut_the_response, |args| {
     let server = start(args, "asgi_app:app", &[]);
     let mut conn = Conn::open(&server.addr);

@@ -80,7 +80,11 @@ impl HttpSession {
                 AppEvent::Failed | AppEvent::Returned => {
                     self.busy = Busy::Idle;
                     self.timer = None;
-                    self.fail(Failure::AppFailed, out);
+                    // A client that left gets no answer (its task ended on the disconnect,
+                    // or was cancelled): the connection just closes.
+                    if !self.conn.input_ended() {
+                        self.fail(Failure::AppFailed, out);
+                    }
                     return Some(Step::Close);
                 }
             }
