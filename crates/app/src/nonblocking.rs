@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::HeaderList;
+use crate::{FileRegion, HeaderList};
 
 /// Wakes the session's driver (the exchange has news). Callable from any thread.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
@@ -30,6 +30,9 @@ pub enum AppEvent {
     },
     /// Body bytes; `more: false` ends the response.
     Body { data: Vec<u8>, more: bool },
+    /// The rest of the body is this file region (sent with `sendfile`), which ends the
+    /// response (ASGI's `http.response.pathsend`).
+    File(FileRegion),
     /// The application failed (raised, or broke the protocol): a `500` if no head was
     /// sent, else the connection is cut without finishing the response. Already logged.
     Failed,
@@ -72,6 +75,18 @@ pub enum WsAppEvent {
     },
     /// Refuse the handshake (closed before accepting): `403`.
     Deny,
+    /// Refuse the handshake with the application's own response (ASGI's
+    /// `websocket.http.response`): its head, then [`DenyBody`](Self::DenyBody) pieces.
+    DenyWith {
+        status: u16,
+        headers: HeaderList,
+        len: Option<u64>,
+    },
+    /// A piece of that response's body; `more: false` ends it (and the connection).
+    DenyBody {
+        data: Vec<u8>,
+        more: bool,
+    },
     Send(WsMessage),
     /// Close the connection with a close frame.
     Close {

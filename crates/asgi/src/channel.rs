@@ -9,9 +9,11 @@
 //! through the [`Bridge`] when a parked future may now complete.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ironhorse_app::{AppEvent, AppExchange, Wake, WsAppEvent, WsMessage};
+use ironhorse_app::{AppEvent, AppExchange, FileRegion, Wake, WsAppEvent, WsMessage};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -28,11 +30,13 @@ const EVENT_QUEUE: usize = 16;
 /// WebSocket messages queued for the application before the session stops reading.
 pub(crate) const WS_QUEUE: usize = 16;
 
-/// A WebSocket message's size, for the outgoing byte bound.
-pub(crate) fn ws_len(message: &WsMessage) -> usize {
-    match message {
-        WsMessage::Text(text) => text.len(),
-        WsMessage::Binary(data) => data.len(),
+/// The bytes a WebSocket action carries, for the outgoing byte bound.
+pub(crate) fn ws_len(event: &WsAppEvent) -> usize {
+    match event {
+        WsAppEvent::Send(WsMessage::Text(text)) => text.len(),
+        WsAppEvent::Send(WsMessage::Binary(data)) => data.len(),
+        WsAppEvent::DenyBody { data, .. } => data.len(),
+        _ => 0,
     }
 }
 
@@ -52,6 +56,8 @@ pub(crate) struct State {
     pub(crate) connect_delivered: bool,
     /// WebSocket: how the client closed (`websocket.disconnect`'s code and reason).
     pub(crate) close: Option<(u16, String)>,
+    /// WebSocket: the application answers the handshake with its own HTTP response.
+    pub(crate) denying: bool,
     pub(crate) ws_events: VecDeque<WsAppEvent>,
     /// The session passed the last body chunk.
     body_closed: bool,
@@ -92,6 +98,7 @@ impl Shared {
                 ws_in: VecDeque::new(),
                 connect_delivered: false,
                 close: None,
+                denying: false,
                 ws_events: VecDeque::new(),
                 body_closed: false,
                 body_wanted: false,
@@ -131,9 +138,7 @@ impl Shared {
 
     /// Queues a WebSocket action; wakes the driver if the queue was empty.
     pub(crate) fn push_ws(&self, state: &mut State, event: WsAppEvent) {
-        if let WsAppEvent::Send(message) = &event {
-            state.event_bytes += ws_len(message);
-        }
+        state.event_bytes += ws_len(&event);
         let was_empty = state.ws_events.is_empty();
         state.ws_events.push_back(event);
         if was_empty {
@@ -165,6 +170,28 @@ impl Shared {
         state.wake_queued = false;
         [state.recv_waiter.take(), state.send_waiter.take()]
     }
+}
+
+/// The file of an `http.response.pathsend`, whole. A relative path, a missing file or
+/// one that is not a regular file is the application's error (raised from its `send`).
+fn open_file(path: &str) -> PyResult<FileRegion> {
+    if !Path::new(path).is_absolute() {
+        return Err(PyRuntimeError::new_err(format!(
+            "http.response.pathsend needs an absolute path, not {path:?}"
+        )));
+    }
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(PyRuntimeError::new_err(format!(
+            "http.response.pathsend: {path:?} is not a regular file"
+        )));
+    }
+    Ok(FileRegion {
+        file: Arc::new(file),
+        offset: 0,
+        len: meta.len(),
+    })
 }
 
 /// The session's end.
@@ -306,6 +333,23 @@ impl Channel {
                     self.shared.push_event(state, AppEvent::Body { data, more });
                 }
             }
+            (Phase::Started, Outgoing::PathSend(path)) if state.held_head.is_some() => {
+                let region = match open_file(&path) {
+                    Ok(region) => region,
+                    Err(e) => {
+                        self.break_off(state);
+                        return Err(e);
+                    }
+                };
+                if let Some(AppEvent::Head { len, .. }) = &mut state.held_head {
+                    // Without a declared length, the file's: the body is sent whole.
+                    len.get_or_insert(region.len);
+                }
+                let head = state.held_head.take().expect("checked above");
+                self.shared.push_event(state, head);
+                state.phase = Phase::Done;
+                self.shared.push_event(state, AppEvent::File(region));
+            }
             (phase, outgoing) => {
                 let kind = outgoing.kind();
                 self.break_off(state);
@@ -441,6 +485,9 @@ impl Channel {
             state.held_head = None;
             if !self.shared.websocket {
                 self.shared.push_event(&mut state, AppEvent::Returned);
+            } else if state.denying {
+                // Returned in the middle of its denial response: cut.
+                self.shared.push_ws(&mut state, WsAppEvent::Failed);
             } else if accepted {
                 // Returned while open: closed normally (before accepting: refused, 403).
                 let close = WsAppEvent::Close {

@@ -19,7 +19,9 @@ pub(crate) enum Outgoing {
         data: Vec<u8>,
         more: bool,
     },
-    /// A type this server does not take in `http` (trailers and pathsend are not announced).
+    /// `http.response.pathsend`: the body is the file at this path.
+    PathSend(String),
+    /// A type this server does not take in `http` (trailers are not announced).
     Other(String),
 }
 
@@ -28,6 +30,7 @@ impl Outgoing {
         match self {
             Outgoing::Start { .. } => "http.response.start".into(),
             Outgoing::Body { .. } => "http.response.body".into(),
+            Outgoing::PathSend(_) => "http.response.pathsend".into(),
             Outgoing::Other(kind) => kind.clone(),
         }
     }
@@ -61,38 +64,54 @@ pub(crate) fn outgoing(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
         .ok_or_else(|| PyTypeError::new_err("ASGI message without a 'type'"))?
         .extract()?;
     match kind.as_str() {
-        "http.response.start" => {
-            let status: u16 = message
-                .get_item(intern!(py, "status"))?
-                .ok_or_else(|| PyTypeError::new_err("http.response.start without a 'status'"))?
-                .extract()?;
-            if !(100..=999).contains(&status) {
-                return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
-            }
-            let headers = match message.get_item(intern!(py, "headers"))? {
-                Some(headers) => read_headers(&headers)?,
-                None => Vec::new(),
-            };
-            let (headers, len) = split_framing(headers)?;
-            Ok(Outgoing::Start {
-                status,
-                headers,
-                len,
-            })
-        }
-        "http.response.body" => {
-            let data = match message.get_item(intern!(py, "body"))? {
-                Some(body) => to_bytes(&body, "'body'")?,
-                None => Vec::new(),
-            };
-            let more = match message.get_item(intern!(py, "more_body"))? {
-                Some(more) => more.is_truthy()?,
-                None => false,
-            };
-            Ok(Outgoing::Body { data, more })
+        "http.response.start" => start(message),
+        "http.response.body" => body(message),
+        "http.response.pathsend" => {
+            let path = message
+                .get_item(intern!(py, "path"))?
+                .ok_or_else(|| PyTypeError::new_err("http.response.pathsend without a 'path'"))?
+                .extract::<String>()
+                .map_err(|_| PyTypeError::new_err("'path' must be a str"))?;
+            Ok(Outgoing::PathSend(path))
         }
         _ => Ok(Outgoing::Other(kind)),
     }
+}
+
+/// An `http.response.start` (or `websocket.http.response.start`), checked.
+fn start(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
+    let py = message.py();
+    let status: u16 = message
+        .get_item(intern!(py, "status"))?
+        .ok_or_else(|| PyTypeError::new_err("a response start without a 'status'"))?
+        .extract()?;
+    if !(100..=999).contains(&status) {
+        return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
+    }
+    let headers = match message.get_item(intern!(py, "headers"))? {
+        Some(headers) => read_headers(&headers)?,
+        None => Vec::new(),
+    };
+    let (headers, len) = split_framing(headers)?;
+    Ok(Outgoing::Start {
+        status,
+        headers,
+        len,
+    })
+}
+
+/// An `http.response.body` (or `websocket.http.response.body`), checked.
+fn body(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
+    let py = message.py();
+    let data = match message.get_item(intern!(py, "body"))? {
+        Some(body) => to_bytes(&body, "'body'")?,
+        None => Vec::new(),
+    };
+    let more = match message.get_item(intern!(py, "more_body"))? {
+        Some(more) => more.is_truthy()?,
+        None => false,
+    };
+    Ok(Outgoing::Body { data, more })
 }
 
 /// `[[name, value], ...]`, both bytes; names must be tokens and values free of CR, LF, NUL.
@@ -175,6 +194,9 @@ pub(crate) enum WsOutgoing {
         code: u16,
         reason: String,
     },
+    /// The denial response (`websocket.http.response.start` / `.body`): an
+    /// [`Outgoing::Start`] or [`Outgoing::Body`].
+    Deny(Outgoing),
     Other(String),
 }
 
@@ -184,6 +206,8 @@ impl WsOutgoing {
             WsOutgoing::Accept { .. } => "websocket.accept".into(),
             WsOutgoing::Send(_) => "websocket.send".into(),
             WsOutgoing::Close { .. } => "websocket.close".into(),
+            WsOutgoing::Deny(Outgoing::Start { .. }) => "websocket.http.response.start".into(),
+            WsOutgoing::Deny(_) => "websocket.http.response.body".into(),
             WsOutgoing::Other(kind) => kind.clone(),
         }
     }
@@ -266,6 +290,8 @@ pub(crate) fn ws_outgoing(message: &Bound<'_, PyDict>) -> PyResult<WsOutgoing> {
             };
             Ok(WsOutgoing::Close { code, reason })
         }
+        "websocket.http.response.start" => start(message).map(WsOutgoing::Deny),
+        "websocket.http.response.body" => body(message).map(WsOutgoing::Deny),
         _ => Ok(WsOutgoing::Other(kind)),
     }
 }

@@ -96,5 +96,14 @@ pub(crate) fn http_scope<'py>(
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }
+    // The extensions served (the asgiref extensions document); trailers are not.
+    let extensions = PyDict::new(py);
+    let extension = if websocket {
+        intern!(py, "websocket.http.response")
+    } else {
+        intern!(py, "http.response.pathsend")
+    };
+    extensions.set_item(extension, PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
 }

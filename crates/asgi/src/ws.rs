@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::bridge::Bridge;
 use crate::channel::{ws_len, Channel, Phase, Shared, State, WS_QUEUE};
-use crate::message::{self, WsOutgoing};
+use crate::message::{self, Outgoing, WsOutgoing};
 
 pub(crate) struct WsSessionEnd {
     pub(crate) shared: Arc<Shared>,
@@ -32,9 +32,7 @@ impl WsExchange for WsSessionEnd {
     fn next_event(&mut self) -> Option<WsAppEvent> {
         let mut state = self.shared.lock();
         let event = state.ws_events.pop_front()?;
-        if let WsAppEvent::Send(message) = &event {
-            state.event_bytes -= ws_len(message);
-        }
+        state.event_bytes -= ws_len(&event);
         self.shared.notify(&self.bridge, &mut state);
         Some(event)
     }
@@ -103,18 +101,44 @@ impl Channel {
                 state.phase = Phase::Done;
                 WsAppEvent::Deny
             }
-            (Phase::Started, WsOutgoing::Close { code, reason }) => {
+            (Phase::Started, WsOutgoing::Close { code, reason }) if !state.denying => {
                 state.phase = Phase::Done;
                 WsAppEvent::Close { code, reason }
             }
-            (Phase::Started, WsOutgoing::Send(message)) => WsAppEvent::Send(message),
+            (Phase::Started, WsOutgoing::Send(message)) if !state.denying => {
+                WsAppEvent::Send(message)
+            }
+            (
+                Phase::Before,
+                WsOutgoing::Deny(Outgoing::Start {
+                    status,
+                    headers,
+                    len,
+                }),
+            ) => {
+                state.phase = Phase::Started;
+                state.denying = true;
+                WsAppEvent::DenyWith {
+                    status,
+                    headers,
+                    len,
+                }
+            }
+            (Phase::Started, WsOutgoing::Deny(Outgoing::Body { data, more })) if state.denying => {
+                if !more {
+                    state.phase = Phase::Done;
+                }
+                WsAppEvent::DenyBody { data, more }
+            }
             (phase, outgoing) => {
                 let kind = outgoing.kind();
+                let denying = state.denying;
                 self.break_off(state);
                 return Err(PyRuntimeError::new_err(format!(
                     "unexpected ASGI message {kind:?} {}",
                     match phase {
                         Phase::Before => "before websocket.accept",
+                        Phase::Started if denying => "after websocket.http.response.start",
                         Phase::Started => "after websocket.accept",
                         Phase::Done => "after the WebSocket closed",
                     }

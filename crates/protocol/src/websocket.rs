@@ -12,12 +12,14 @@ use ironhorse_app::{WsAppEvent, WsExchange, WsMessage};
 use ironhorse_ws::{Connection, Event, Message, State};
 
 use crate::output::Output;
-use crate::session::{Session, Step};
+use crate::session::{Session, Step, Waker};
 
 /// Output queued for the client beyond which the application's messages wait.
 const HIGH_WATER: u64 = 256 * 1024;
-/// RFC 6455 §7.4.1: going away, used when the server stops.
+/// RFC 6455 §7.4.1: the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
+/// RFC 6455 §7.4.1: going away, sent when the server stops.
+const GOING_AWAY: u16 = 1001;
 
 pub(crate) struct WebSocketSession {
     ws: Connection,
@@ -26,15 +28,18 @@ pub(crate) struct WebSocketSession {
     ended: bool,
     /// For drivers that read into the session's own buffer (allocated on first use).
     buf: Vec<u8>,
+    /// Wakes the driver to send the close frame of a stopping server.
+    waker: Waker,
 }
 
 impl WebSocketSession {
-    pub(crate) fn new(ws: Connection, app: Box<dyn WsExchange>) -> WebSocketSession {
+    pub(crate) fn new(ws: Connection, app: Box<dyn WsExchange>, waker: Waker) -> WebSocketSession {
         WebSocketSession {
             ws,
             app: Some(app),
             ended: false,
             buf: Vec::new(),
+            waker,
         }
     }
 
@@ -91,7 +96,10 @@ impl WebSocketSession {
                 WsAppEvent::Close { code, reason } => self.ws.close(code, &reason),
                 WsAppEvent::Failed => self.ws.close(1011, "internal error"),
                 // Only before the handshake's answer; the HTTP session took those.
-                WsAppEvent::Accept { .. } | WsAppEvent::Deny => {}
+                WsAppEvent::Accept { .. }
+                | WsAppEvent::Deny
+                | WsAppEvent::DenyWith { .. }
+                | WsAppEvent::DenyBody { .. } => {}
             }
         }
     }
@@ -149,6 +157,16 @@ impl Session for WebSocketSession {
 
     fn is_waiting(&self) -> bool {
         false
+    }
+
+    /// The server stops: close 1001 to the client (its answering close frame ends the
+    /// connection, within the graceful timeout) and `websocket.disconnect` 1001 to the app.
+    fn stop(&mut self) {
+        if self.ws.state() == State::Open {
+            self.ws.close(GOING_AWAY, "server shutting down");
+            self.disconnect(GOING_AWAY, "server shutting down");
+            (self.waker)();
+        }
     }
 }
 

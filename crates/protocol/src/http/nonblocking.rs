@@ -77,6 +77,15 @@ impl HttpSession {
                         return self.finish_response(out);
                     }
                 }
+                AppEvent::File(region) => {
+                    if self.queue_file(region, out).is_err() {
+                        self.busy = Busy::Idle;
+                        self.timer = None;
+                        self.conn.abort();
+                        return Some(Step::Close);
+                    }
+                    return self.finish_response(out);
+                }
                 AppEvent::Failed | AppEvent::Returned => {
                     self.busy = Busy::Idle;
                     self.timer = None;

@@ -8,7 +8,7 @@ use ironhorse_app::{WsAppEvent, WsExchange};
 use ironhorse_h1::{Failure, RequestHead};
 use ironhorse_ws::handshake::{self, Offer};
 
-use super::{Busy, HttpSession};
+use super::{Busy, HttpSession, HIGH_WATER};
 use crate::output::Output;
 use crate::session::Step;
 use crate::websocket::WebSocketSession;
@@ -51,46 +51,71 @@ impl HttpSession {
         Step::Pending
     }
 
-    /// Waits for the application's answer to the handshake.
+    /// Waits for the application's answer to the handshake: an accept, a refusal, or a
+    /// denial response of its own (streamed, then the connection closes).
     pub(super) fn pump_ws_handshake(&mut self, out: &mut Output) -> Option<Step> {
         if self.timer.as_ref().is_some_and(|t| t.timed_out()) {
             return Some(self.time_out(out));
         }
-        let Busy::WsHandshake { exchange, offer } = &mut self.busy else {
-            return None;
-        };
-        let app = exchange.as_mut()?;
-        let event = match app.next_event() {
-            Some(event) => event,
-            None if self.conn.input_ended() => {
-                app.disconnect(1006, "");
-                self.busy = Busy::Idle;
-                return Some(Step::Close);
-            }
-            None => return Some(Step::Read),
-        };
-        match event {
-            WsAppEvent::Accept {
-                subprotocol,
-                headers,
-            } => {
-                let (mut answer, deflate) =
-                    handshake::accept(offer, subprotocol.as_deref(), &self.settings.ws_config());
-                answer.extend(headers.into_iter().map(|(n, v)| (n.into_owned(), v)));
-                let app = exchange.take()?;
-                Some(self.switch_to_websocket(app, answer, deflate, out))
-            }
-            WsAppEvent::Deny | WsAppEvent::Close { .. } => {
-                self.busy = Busy::Idle;
-                self.timer = None;
-                self.refuse(403, Vec::new(), b"Forbidden\n".to_vec(), out);
-                Some(Step::Close)
-            }
-            WsAppEvent::Failed | WsAppEvent::Send(_) => {
-                self.busy = Busy::Idle;
-                self.timer = None;
-                self.fail(Failure::AppFailed, out);
-                Some(Step::Close)
+        loop {
+            let Busy::WsHandshake { exchange, offer } = &mut self.busy else {
+                return None;
+            };
+            let app = exchange.as_mut()?;
+            let event = match app.next_event() {
+                Some(event) => event,
+                None if self.conn.input_ended() => {
+                    app.disconnect(1006, "");
+                    self.busy = Busy::Idle;
+                    return Some(Step::Close);
+                }
+                None if !out.is_empty() => return Some(Step::Flush),
+                None => return Some(Step::Read),
+            };
+            match event {
+                WsAppEvent::Accept {
+                    subprotocol,
+                    headers,
+                } => {
+                    let (mut answer, deflate) = handshake::accept(
+                        offer,
+                        subprotocol.as_deref(),
+                        &self.settings.ws_config(),
+                    );
+                    answer.extend(headers.into_iter().map(|(n, v)| (n.into_owned(), v)));
+                    let app = exchange.take()?;
+                    return Some(self.switch_to_websocket(app, answer, deflate, out));
+                }
+                WsAppEvent::Deny | WsAppEvent::Close { .. } => {
+                    self.busy = Busy::Idle;
+                    self.timer = None;
+                    self.refuse(403, Vec::new(), b"Forbidden\n".to_vec(), out);
+                    return Some(Step::Close);
+                }
+                WsAppEvent::DenyWith {
+                    status,
+                    headers,
+                    len,
+                } => {
+                    self.conn.give_up_body();
+                    self.send_head(status, &headers, len, out);
+                }
+                WsAppEvent::DenyBody { data, more } => {
+                    self.send_body(&data, out);
+                    if !more {
+                        self.finish(out);
+                        return Some(Step::Close);
+                    }
+                    if out.queued() > HIGH_WATER {
+                        return Some(Step::Flush);
+                    }
+                }
+                WsAppEvent::Failed | WsAppEvent::Send(_) => {
+                    self.busy = Busy::Idle;
+                    self.timer = None;
+                    self.fail(Failure::AppFailed, out);
+                    return Some(Step::Close);
+                }
             }
         }
     }
@@ -112,7 +137,7 @@ impl HttpSession {
         self.timer = None;
         let (input, ended) = self.conn.take_input();
         let ws = ironhorse_ws::Connection::new(self.settings.ws_config(), deflate);
-        let mut next = WebSocketSession::new(ws, app);
+        let mut next = WebSocketSession::new(ws, app, self.waker.clone());
         if !input.is_empty() {
             crate::session::Session::receive(&mut next, &input);
         }
