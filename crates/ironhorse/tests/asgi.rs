@@ -89,6 +89,11 @@ per_host!(every_scope_field, |args| {
     assert_eq!(bytes_field(&scope["raw_path"]), "/scope/caf%C3%A9%20x");
     assert_eq!(bytes_field(&scope["query_string"]), "a=1&b=%20");
     assert_eq!(scope["root_path"], "/mount");
+    assert_eq!(
+        scope["extensions"],
+        serde_json::json!({"http.response.pathsend": {}}),
+        "pathsend served; trailers not announced"
+    );
     let headers: Vec<(String, String)> = scope["headers"]
         .as_array()
         .unwrap()
@@ -297,6 +302,66 @@ per_host!(
         let _ = std::fs::remove_dir_all(&dir);
     }
 );
+
+per_host!(pathsend_serves_the_file_and_refuses_bad_paths, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let dir = common::temp_path("pathsend");
+    std::fs::create_dir(&dir).unwrap();
+    let big = dir.join("big.bin");
+    let content = common::big_bytes();
+    assert!(content.len() > 64 * 1024, "goes out with sendfile");
+    std::fs::write(&big, &content).unwrap();
+    let small = dir.join("small.txt");
+    std::fs::write(&small, b"small file").unwrap();
+
+    let mut conn = Conn::open(&server.addr);
+    for (file, bytes) in [(&big, &content[..]), (&small, &b"small file"[..])] {
+        conn.send(
+            format!(
+                "GET /pathsend?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+                file.display()
+            )
+            .as_bytes(),
+        );
+        let response = conn.response("GET");
+        assert_eq!(response.status, 200);
+        let len = bytes.len().to_string();
+        assert_eq!(response.header("content-length"), Some(len.as_str()));
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/octet-stream")
+        );
+        assert!(response.body == bytes, "{} bytes came whole", bytes.len());
+    }
+    // HEAD: the length, no body; then the same connection still serves.
+    conn.send(
+        format!(
+            "HEAD /pathsend?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+            big.display()
+        )
+        .as_bytes(),
+    );
+    let response = conn.response("HEAD");
+    let len = content.len().to_string();
+    assert_eq!(response.header("content-length"), Some(len.as_str()));
+    assert!(response.body.is_empty());
+    conn.send(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").text(), "hello");
+
+    // The application's mistakes: a relative path, a missing file, a directory. Each
+    // raises in its send (logged) and the client gets a 500.
+    let missing = dir.join("missing");
+    for (path, logged) in [
+        ("relative/file".to_string(), "needs an absolute path"),
+        (missing.display().to_string(), "FileNotFoundError"),
+        (dir.display().to_string(), "is not a regular file"),
+    ] {
+        let response = get(&server.addr, &format!("/pathsend?{path}"));
+        assert_eq!(response.status, 500, "{path}");
+        assert!(server.log_contains(logged), "{logged}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+});
 
 per_host!(application_errors_answer_500_or_cut_the_response, |args| {
     let server = start(args, "asgi_app:app", &[]);

@@ -63,8 +63,13 @@ fn start(args: &[String], spec: &str, extra: &[&str]) -> Server {
 
 /// Runs a case of ws_client.py against `addr`; its JSON answer.
 fn client(case: &str, addr: &str, args: &[&str]) -> serde_json::Value {
+    script_client("ws_client.py", case, addr, args)
+}
+
+/// Runs a case of the client `script` (in tests/apps) against `addr`; its JSON answer.
+fn script_client(script: &str, case: &str, addr: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(python::venv().join("bin/python"))
-        .arg(python::apps_dir().join("ws_client.py"))
+        .arg(python::apps_dir().join(script))
         .args([case, addr])
         .args(args)
         .output()
@@ -236,3 +241,62 @@ fn ten_thousand_sse_streams_on_one_worker() {
         );
     }
 }
+
+per_host!(a_denial_response_of_the_apps_own, |args| {
+    let server = start(args, "asgi_ws_ext_app:app", &[]);
+    let extensions = script_client("ws_ext_client.py", "extensions", &server.addr, &[]);
+    assert_eq!(
+        extensions,
+        serde_json::json!({"websocket.http.response": {}}),
+        "the denial extension is announced"
+    );
+    let seen = script_client("ws_ext_client.py", "denied", &server.addr, &["/deny-http"]);
+    assert_eq!(
+        seen,
+        serde_json::json!({"status": 418, "body": "no websockets for you",
+            "x-denied": "yes", "content-type": "text/plain"})
+    );
+    // A denial broken off halfway (a websocket.send after it started) is cut: the head
+    // and the first piece went out, no end of the body, the connection closes.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /deny-then-send HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    let mut raw = Vec::new();
+    conn.stream
+        .read_to_end(&mut raw)
+        .expect("the server closes the connection");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    assert!(raw.starts_with("HTTP/1.1 418 "), "{raw}");
+    assert!(
+        raw.contains("partial") && !raw.ends_with("0\r\n\r\n"),
+        "{raw}"
+    );
+    assert!(server.log_contains(
+        "unexpected ASGI message \"websocket.send\" after websocket.http.response.start"
+    ));
+});
+
+per_host!(a_graceful_stop_closes_websockets_with_1001, |args| {
+    // A graceful timeout far longer than any wait here: the stop ends because the
+    // WebSocket closed, not because time ran out.
+    let server = start(args, "asgi_ws_ext_app:app", &["--graceful-timeout", "600"]);
+    let record = common::temp_path("going-away");
+    let mut child = Command::new(python::venv().join("bin/python"))
+        .arg(python::apps_dir().join("ws_ext_client.py"))
+        .args(["going_away", &server.addr, &record.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+    assert_eq!(server.stop(HUNG), Some(0), "stopped gracefully, in time");
+    let mut answer = String::new();
+    stdout.read_to_string(&mut answer).unwrap();
+    assert!(child.wait().unwrap().success());
+    let seen: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(seen["code"], 1001, "going away: {seen}");
+    let told = std::fs::read_to_string(&record).unwrap();
+    assert!(told.starts_with("websocket.disconnect 1001"), "{told}");
+    let _ = std::fs::remove_file(&record);
+});

@@ -49,19 +49,22 @@ impl WebSocketSession {
         }
     }
 
-    /// Client messages to the application while it has room.
+    /// Client messages to the application while it has room (once the application was
+    /// told the connection ended, they are read only to reach the client's close frame).
     fn pump_in(&mut self) {
         loop {
-            let Some(app) = self.app.as_mut() else {
-                return;
-            };
-            if !app.wants_message() {
+            if self.app.as_ref().is_some_and(|app| !app.wants_message()) {
                 return;
             }
             match self.ws.next_event() {
-                Ok(Some(Event::Message(Message::Text(text)))) => app.message(WsMessage::Text(text)),
-                Ok(Some(Event::Message(Message::Binary(data)))) => {
-                    app.message(WsMessage::Binary(data))
+                Ok(Some(Event::Message(message))) => {
+                    let Some(app) = self.app.as_mut() else {
+                        continue;
+                    };
+                    app.message(match message {
+                        Message::Text(text) => WsMessage::Text(text),
+                        Message::Binary(data) => WsMessage::Binary(data),
+                    });
                 }
                 Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
                 Ok(Some(Event::Close { code, reason })) => {

@@ -172,6 +172,12 @@ async def app(scope, receive, send):
         finally:
             IGNORING["running"] -= 1
             _note_ignoring(directory)
+    elif path == "/pathsend":
+        # The file named by the query string, sent by the server (no Content-Length given:
+        # the server takes the file's). A failing send is logged as the app's error.
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream")]})
+        await send({"type": "http.response.pathsend", "path": scope["query_string"].decode()})
     elif path == "/length":
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})
