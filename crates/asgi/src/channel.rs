@@ -64,6 +64,9 @@ pub(crate) struct State {
     body_wanted: bool,
     /// The client is gone (or the session dropped its end).
     pub(crate) gone: bool,
+    /// A `send` raised `OSError` because the client was gone: that error, escaping the
+    /// application, is the client's doing and not logged.
+    send_refused: bool,
     events: VecDeque<AppEvent>,
     pub(crate) event_bytes: usize,
     pub(crate) phase: Phase,
@@ -103,6 +106,7 @@ impl Shared {
                 body_closed: false,
                 body_wanted: false,
                 gone: false,
+                send_refused: false,
                 events: VecDeque::new(),
                 event_bytes: 0,
                 phase: Phase::Before,
@@ -377,6 +381,7 @@ impl Channel {
     ) -> PyResult<bool> {
         let mut state = self.shared.lock();
         if closed(&state) {
+            state.send_refused = true;
             return Err(PyOSError::new_err(closed_message));
         }
         let outgoing = match outgoing {
@@ -451,17 +456,17 @@ impl Channel {
         Ok(())
     }
 
-    /// The application raised: logged, unless it is the `OSError` a send raises once the
-    /// client left (the client's doing, not the application's).
+    /// The application raised: logged, unless it is an `OSError` after a send raised one
+    /// because the client left (the client's doing, not the application's).
     fn failed(&self, py: Python<'_>, error: Bound<'_, PyAny>) {
         let err = PyErr::from_value(error);
-        let gone = {
+        let refused = {
             let mut state = self.shared.lock();
             state.ended = true;
             state.task = None;
-            state.gone
+            state.send_refused
         };
-        if !(gone && err.is_instance_of::<PyOSError>(py)) {
+        if !(refused && err.is_instance_of::<PyOSError>(py)) {
             ironhorse_wsgi::embed::log_exception(py, &err, "exception in ASGI application");
         }
         let mut state = self.shared.lock();
