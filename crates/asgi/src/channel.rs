@@ -9,17 +9,15 @@
 //! through the [`Bridge`] when a parked future may now complete.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ironhorse_app::{AppEvent, AppExchange, FileRegion, Wake, WsAppEvent, WsMessage};
-use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use ironhorse_app::{AppEvent, AppExchange, Wake, WsAppEvent, WsMessage};
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::Bridge;
-use crate::message::{self, Outgoing};
+use crate::message;
 
 /// Body chunks queued for the application before the session stops reading.
 const BODY_QUEUE: usize = 4;
@@ -71,7 +69,7 @@ pub(crate) struct State {
     pub(crate) event_bytes: usize,
     pub(crate) phase: Phase,
     /// A response head held until its first body message, so both leave in one write.
-    held_head: Option<AppEvent>,
+    pub(crate) held_head: Option<AppEvent>,
     recv_waiter: Option<Py<PyAny>>,
     send_waiter: Option<Py<PyAny>>,
     pub(crate) task: Option<Py<PyAny>>,
@@ -129,7 +127,7 @@ impl Shared {
     }
 
     /// Queues a response piece; wakes the driver if the queue was empty.
-    fn push_event(&self, state: &mut State, event: AppEvent) {
+    pub(crate) fn push_event(&self, state: &mut State, event: AppEvent) {
         if let AppEvent::Body { data, .. } = &event {
             state.event_bytes += data.len();
         }
@@ -174,28 +172,6 @@ impl Shared {
         state.wake_queued = false;
         [state.recv_waiter.take(), state.send_waiter.take()]
     }
-}
-
-/// The file of an `http.response.pathsend`, whole. A relative path, a missing file or
-/// one that is not a regular file is the application's error (raised from its `send`).
-fn open_file(path: &str) -> PyResult<FileRegion> {
-    if !Path::new(path).is_absolute() {
-        return Err(PyRuntimeError::new_err(format!(
-            "http.response.pathsend needs an absolute path, not {path:?}"
-        )));
-    }
-    let file = File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(PyRuntimeError::new_err(format!(
-            "http.response.pathsend: {path:?} is not a regular file"
-        )));
-    }
-    Ok(FileRegion {
-        file: Arc::new(file),
-        offset: 0,
-        len: meta.len(),
-    })
 }
 
 /// The session's end.
@@ -306,68 +282,6 @@ impl Channel {
                 self.shared.push_event(state, AppEvent::Failed);
             }
         }
-    }
-
-    fn accept(&self, state: &mut State, outgoing: Outgoing) -> PyResult<()> {
-        match (state.phase, outgoing) {
-            (
-                Phase::Before,
-                Outgoing::Start {
-                    status,
-                    headers,
-                    len,
-                },
-            ) => {
-                state.phase = Phase::Started;
-                state.held_head = Some(AppEvent::Head {
-                    status,
-                    headers,
-                    len,
-                });
-            }
-            (Phase::Started, Outgoing::Body { data, more }) => {
-                if let Some(head) = state.held_head.take() {
-                    self.shared.push_event(state, head);
-                }
-                if !more {
-                    state.phase = Phase::Done;
-                }
-                // Empty middle chunks carry nothing (and would end a chunked body).
-                if !data.is_empty() || !more {
-                    self.shared.push_event(state, AppEvent::Body { data, more });
-                }
-            }
-            (Phase::Started, Outgoing::PathSend(path)) if state.held_head.is_some() => {
-                let region = match open_file(&path) {
-                    Ok(region) => region,
-                    Err(e) => {
-                        self.break_off(state);
-                        return Err(e);
-                    }
-                };
-                if let Some(AppEvent::Head { len, .. }) = &mut state.held_head {
-                    // Without a declared length, the file's: the body is sent whole.
-                    len.get_or_insert(region.len);
-                }
-                let head = state.held_head.take().expect("checked above");
-                self.shared.push_event(state, head);
-                state.phase = Phase::Done;
-                self.shared.push_event(state, AppEvent::File(region));
-            }
-            (phase, outgoing) => {
-                let kind = outgoing.kind();
-                self.break_off(state);
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message {kind:?} {}",
-                    match phase {
-                        Phase::Before => "before http.response.start",
-                        Phase::Started => "after http.response.start",
-                        Phase::Done => "after the response completed",
-                    }
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// The one way a message is queued, HTTP or WebSocket: refused once `closed`, a malformed

@@ -14,6 +14,7 @@
 mod bridge;
 mod channel;
 mod message;
+mod response;
 mod scope;
 mod ws;
 

@@ -1,0 +1,99 @@
+//! The HTTP response side of the application's end: `http.response.start`, `.body` and
+//! `.pathsend` checked against where the response stands, and queued for the session.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use ironhorse_app::{AppEvent, FileRegion};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::channel::{Channel, Phase, State};
+use crate::message::Outgoing;
+
+impl Channel {
+    pub(crate) fn accept(&self, state: &mut State, outgoing: Outgoing) -> PyResult<()> {
+        match (state.phase, outgoing) {
+            (
+                Phase::Before,
+                Outgoing::Start {
+                    status,
+                    headers,
+                    len,
+                },
+            ) => {
+                state.phase = Phase::Started;
+                state.held_head = Some(AppEvent::Head {
+                    status,
+                    headers,
+                    len,
+                });
+            }
+            (Phase::Started, Outgoing::Body { data, more }) => {
+                if let Some(head) = state.held_head.take() {
+                    self.shared.push_event(state, head);
+                }
+                if !more {
+                    state.phase = Phase::Done;
+                }
+                // Empty middle chunks carry nothing (and would end a chunked body).
+                if !data.is_empty() || !more {
+                    self.shared.push_event(state, AppEvent::Body { data, more });
+                }
+            }
+            (Phase::Started, Outgoing::PathSend(path)) if state.held_head.is_some() => {
+                let region = match open_file(&path) {
+                    Ok(region) => region,
+                    Err(e) => {
+                        self.break_off(state);
+                        return Err(e);
+                    }
+                };
+                if let Some(AppEvent::Head { len, .. }) = &mut state.held_head {
+                    // Without a declared length, the file's: the body is sent whole.
+                    len.get_or_insert(region.len);
+                }
+                let head = state.held_head.take().expect("checked above");
+                self.shared.push_event(state, head);
+                state.phase = Phase::Done;
+                self.shared.push_event(state, AppEvent::File(region));
+            }
+            (phase, outgoing) => {
+                let kind = outgoing.kind();
+                self.break_off(state);
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected ASGI message {kind:?} {}",
+                    match phase {
+                        Phase::Before => "before http.response.start",
+                        Phase::Started => "after http.response.start",
+                        Phase::Done => "after the response completed",
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file of an `http.response.pathsend`, whole. A relative path, a missing file or
+/// one that is not a regular file is the application's error (raised from its `send`).
+fn open_file(path: &str) -> PyResult<FileRegion> {
+    if !Path::new(path).is_absolute() {
+        return Err(PyRuntimeError::new_err(format!(
+            "http.response.pathsend needs an absolute path, not {path:?}"
+        )));
+    }
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(PyRuntimeError::new_err(format!(
+            "http.response.pathsend: {path:?} is not a regular file"
+        )));
+    }
+    Ok(FileRegion {
+        file: Arc::new(file),
+        offset: 0,
+        len: meta.len(),
+    })
+}
