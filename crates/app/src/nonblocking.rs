@@ -33,6 +33,9 @@ pub enum AppEvent {
     /// The rest of the body is this file region (sent with `sendfile`), which ends the
     /// response (ASGI's `http.response.pathsend`).
     File(FileRegion),
+    /// Trailer fields, which end a chunked response (ASGI's `http.response.trailers`; the
+    /// application's side sends them only to a client that asked with `TE: trailers`).
+    Trailers(HeaderList),
     /// The application failed (raised, or broke the protocol): a `500` if no head was
     /// sent, else the connection is cut without finishing the response. Already logged.
     Failed,

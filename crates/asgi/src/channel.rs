@@ -70,6 +70,10 @@ pub(crate) struct State {
     pub(crate) phase: Phase,
     /// A response head held until its first body message, so both leave in one write.
     pub(crate) held_head: Option<AppEvent>,
+    /// The response announced trailers (`trailers: True`): the fields gathered so far.
+    pub(crate) trailers: Option<ironhorse_app::HeaderList>,
+    /// The last body message came (trailers may follow).
+    pub(crate) body_ended: bool,
     recv_waiter: Option<Py<PyAny>>,
     send_waiter: Option<Py<PyAny>>,
     pub(crate) task: Option<Py<PyAny>>,
@@ -89,10 +93,12 @@ pub(crate) struct Shared {
     pub(crate) wake: Wake,
     /// A WebSocket rather than an HTTP request.
     pub(crate) websocket: bool,
+    /// The client takes trailer fields (`TE: trailers`).
+    pub(crate) accepts_trailers: bool,
 }
 
 impl Shared {
-    pub(crate) fn new(wake: Wake, websocket: bool) -> Arc<Shared> {
+    pub(crate) fn new(wake: Wake, websocket: bool, accepts_trailers: bool) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 body: VecDeque::new(),
@@ -109,6 +115,8 @@ impl Shared {
                 event_bytes: 0,
                 phase: Phase::Before,
                 held_head: None,
+                trailers: None,
+                body_ended: false,
                 recv_waiter: None,
                 send_waiter: None,
                 task: None,
@@ -119,6 +127,7 @@ impl Shared {
             }),
             wake,
             websocket,
+            accepts_trailers,
         })
     }
 

@@ -196,7 +196,8 @@ impl AsgiApp {
         wake: Wake,
     ) -> Option<(Arc<Shared>, Arc<Bridge>)> {
         let bridge = self.bridge()?;
-        let shared = Shared::new(wake, subprotocols.is_some());
+        let websocket = subprotocols.is_some();
+        let shared = Shared::new(wake, websocket, !websocket && scope::accepts_trailers(head));
         let parts = RequestParts {
             head: head.clone(),
             conn: conn.clone(),

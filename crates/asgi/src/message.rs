@@ -14,9 +14,15 @@ pub(crate) enum Outgoing {
         status: u16,
         headers: HeaderList,
         len: Option<u64>,
+        /// `http.response.trailers` messages follow the last body message.
+        trailers: bool,
     },
     Body {
         data: Vec<u8>,
+        more: bool,
+    },
+    Trailers {
+        headers: HeaderList,
         more: bool,
     },
     /// `http.response.pathsend`: the body is the file at this path.
@@ -31,6 +37,7 @@ impl Outgoing {
             Outgoing::Start { .. } => "http.response.start".into(),
             Outgoing::Body { .. } => "http.response.body".into(),
             Outgoing::PathSend(_) => "http.response.pathsend".into(),
+            Outgoing::Trailers { .. } => "http.response.trailers".into(),
             Outgoing::Other(kind) => kind.clone(),
         }
     }
@@ -74,6 +81,17 @@ pub(crate) fn outgoing(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
                 .map_err(|_| PyTypeError::new_err("'path' must be a str"))?;
             Ok(Outgoing::PathSend(path))
         }
+        "http.response.trailers" => {
+            let headers = match message.get_item(intern!(py, "headers"))? {
+                Some(headers) => read_headers(&headers)?,
+                None => Vec::new(),
+            };
+            let more = match message.get_item(intern!(py, "more_trailers"))? {
+                Some(more) => more.is_truthy()?,
+                None => false,
+            };
+            Ok(Outgoing::Trailers { headers, more })
+        }
         _ => Ok(Outgoing::Other(kind)),
     }
 }
@@ -93,10 +111,15 @@ fn start(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
         None => Vec::new(),
     };
     let (headers, len) = split_framing(headers)?;
+    let trailers = match message.get_item(intern!(py, "trailers"))? {
+        Some(trailers) => trailers.is_truthy()?,
+        None => false,
+    };
     Ok(Outgoing::Start {
         status,
         headers,
         len,
+        trailers,
     })
 }
 

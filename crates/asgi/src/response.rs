@@ -21,25 +21,49 @@ impl Channel {
                     status,
                     headers,
                     len,
+                    trailers,
                 },
             ) => {
                 state.phase = Phase::Started;
+                state.trailers = trailers.then(Vec::new);
                 state.held_head = Some(AppEvent::Head {
                     status,
                     headers,
                     len,
                 });
             }
-            (Phase::Started, Outgoing::Body { data, more }) => {
+            (Phase::Started, Outgoing::Body { data, more }) if !state.body_ended => {
                 if let Some(head) = state.held_head.take() {
                     self.shared.push_event(state, head);
                 }
-                if !more {
+                // With trailers to come, the last body message does not end the response.
+                state.body_ended = !more;
+                let ends = !more && state.trailers.is_none();
+                if ends {
                     state.phase = Phase::Done;
                 }
                 // Empty middle chunks carry nothing (and would end a chunked body).
-                if !data.is_empty() || !more {
+                if !data.is_empty() || ends {
+                    let more = !ends;
                     self.shared.push_event(state, AppEvent::Body { data, more });
+                }
+            }
+            (Phase::Started, Outgoing::Trailers { headers, more }) if state.body_ended => {
+                let fields = state.trailers.get_or_insert_with(Vec::new);
+                fields.extend(headers);
+                if !more {
+                    state.phase = Phase::Done;
+                    let fields = state.trailers.take().unwrap_or_default();
+                    // RFC 9110 §6.5: only to a client that said it takes them.
+                    let end = if self.shared.accepts_trailers {
+                        AppEvent::Trailers(fields)
+                    } else {
+                        AppEvent::Body {
+                            data: Vec::new(),
+                            more: false,
+                        }
+                    };
+                    self.shared.push_event(state, end);
                 }
             }
             (Phase::Started, Outgoing::PathSend(path)) if state.held_head.is_some() => {

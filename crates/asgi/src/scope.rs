@@ -96,14 +96,30 @@ pub(crate) fn http_scope<'py>(
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }
-    // The extensions served (the asgiref extensions document); trailers are not.
+    // The extensions served (the asgiref extensions document); trailers only to a client
+    // that takes them.
     let extensions = PyDict::new(py);
-    let extension = if websocket {
-        intern!(py, "websocket.http.response")
+    if websocket {
+        extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
     } else {
-        intern!(py, "http.response.pathsend")
-    };
-    extensions.set_item(extension, PyDict::new(py))?;
+        extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+        if accepts_trailers(head) {
+            extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+        }
+    }
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// Whether the request says the client takes trailer fields (`TE: trailers`, RFC 9110
+/// §10.1.4) on a connection whose responses can carry them (HTTP/1.1: chunked).
+pub(crate) fn accepts_trailers(head: &RequestHead) -> bool {
+    head.version() == Version::Http11
+        && head.headers().any(|(name, value)| {
+            name.eq_ignore_ascii_case("te")
+                && value.split(|&b| b == b',').any(|item| {
+                    let token = item.split(|&b| b == b';').next().unwrap_or_default();
+                    token.trim_ascii().eq_ignore_ascii_case(b"trailers")
+                })
+        })
 }

@@ -114,6 +114,7 @@ impl Channel {
                     status,
                     headers,
                     len,
+                    ..
                 }),
             ) => {
                 state.phase = Phase::Started;

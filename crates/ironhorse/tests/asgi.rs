@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::io::Read;
+
 use common::client::{get, Conn};
 use common::{eventually, python, run_to_exit, Server};
 use sha2::{Digest, Sha256};
@@ -361,6 +363,33 @@ per_host!(pathsend_serves_the_file_and_refuses_bad_paths, |args| {
         assert!(server.log_contains(logged), "{logged}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+});
+
+per_host!(trailers_go_only_to_clients_that_take_them, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let raw = |te: &str| {
+        let mut conn = Conn::open(&server.addr);
+        let request = format!("GET /trailers HTTP/1.1\r\nHost: t\r\n{te}Connection: close\r\n\r\n");
+        conn.send(request.as_bytes());
+        let mut raw = Vec::new();
+        conn.stream.read_to_end(&mut raw).unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let with = raw("TE: trailers\r\n");
+    assert!(with.starts_with("HTTP/1.1 200 "), "{with}");
+    assert!(with.contains("x-announced: True\r\n"), "{with}");
+    assert!(with.contains("Transfer-Encoding: chunked\r\n"), "{with}");
+    assert!(
+        with.ends_with("6\r\nfirst \r\n4\r\nlast\r\n0\r\nx-checksum: abc\r\nx-more: 1\r\n\r\n"),
+        "the body, then both trailer messages' fields: {with}"
+    );
+    // Without TE: trailers the extension is not announced and the fields are dropped.
+    let without = raw("");
+    assert!(without.contains("x-announced: False\r\n"), "{without}");
+    assert!(
+        without.ends_with("6\r\nfirst \r\n4\r\nlast\r\n0\r\n\r\n"),
+        "{without}"
+    );
 });
 
 per_host!(application_errors_answer_500_or_cut_the_response, |args| {

@@ -144,6 +144,25 @@ impl ServerConn {
         }
     }
 
+    /// Ends a chunked body with trailer fields (`0\r\n`, the fields, `\r\n`), framing
+    /// headers among them left out; [`finish`](Self::finish) then adds nothing. `false`
+    /// (nothing written) unless the body is chunked: a body of declared length has no room
+    /// for trailers.
+    pub fn write_trailers(&mut self, trailers: &crate::HeaderList, out: &mut Vec<u8>) -> bool {
+        let Writing::Body {
+            framing: framing @ Framing::Chunked,
+            ..
+        } = &mut self.writing
+        else {
+            return false;
+        };
+        out.extend_from_slice(b"0\r\n");
+        put_app_headers(out, trailers);
+        out.extend_from_slice(b"\r\n");
+        *framing = Framing::NoBody;
+        true
+    }
+
     /// Ends the response: the terminating chunk for chunked bodies. If a declared length was
     /// not reached, or the request body cannot be drained, or keep-alive is off, the answer
     /// is [`Next::Close`].

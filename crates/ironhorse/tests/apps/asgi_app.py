@@ -178,6 +178,18 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/octet-stream")]})
         await send({"type": "http.response.pathsend", "path": scope["query_string"].decode()})
+    elif path == "/trailers":
+        # A chunked body, then trailer fields in two messages; the extension's presence
+        # in the scope is reported in a header.
+        announced = "http.response.trailers" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"trailer", b"x-checksum, x-more"),
+                                (b"x-announced", str(announced).encode())]})
+        await send({"type": "http.response.body", "body": b"first ", "more_body": True})
+        await send({"type": "http.response.body", "body": b"last"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")],
+                    "more_trailers": True})
+        await send({"type": "http.response.trailers", "headers": [(b"x-more", b"1")]})
     elif path == "/length":
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})

@@ -77,6 +77,11 @@ impl HttpSession {
                         return self.finish_response(out);
                     }
                 }
+                AppEvent::Trailers(fields) => {
+                    // A body of declared length has no room for them: they are dropped.
+                    self.conn.write_trailers(&fields, out.bytes());
+                    return self.finish_response(out);
+                }
                 AppEvent::File(region) => {
                     if self.queue_file(region, out).is_err() {
                         self.busy = Busy::Idle;
