@@ -200,6 +200,29 @@ fn counts_externally_sent_bytes_against_the_declared_length() {
 }
 
 #[test]
+fn trailers_end_a_chunked_body_and_have_no_room_after_a_length() {
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let mut out = Vec::new();
+    c.write_head(200, &Vec::new(), None, &mut out);
+    c.write_body(b"hi", &mut out);
+    let fields = vec![(std::borrow::Cow::Borrowed("x-sum"), b"1".to_vec())];
+    assert!(c.write_trailers(&fields, &mut out));
+    assert_eq!(c.finish(&mut out), Next::KeepAlive);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.ends_with("2\r\nhi\r\n0\r\nx-sum: 1\r\n\r\n"), "{out}");
+
+    let mut c = conn_with(GET11);
+    c.next_request().unwrap().unwrap();
+    let mut out = Vec::new();
+    c.write_head(200, &Vec::new(), Some(2), &mut out);
+    c.write_body(b"hi", &mut out);
+    assert!(!c.write_trailers(&fields, &mut out), "no room after a length");
+    assert_eq!(c.finish(&mut out), Next::KeepAlive);
+    assert!(out.ends_with(b"\r\n\r\nhi"));
+}
+
+#[test]
 fn answers_pipelined_requests_in_order() {
     let mut c = conn_with(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
     let mut out = Vec::new();
