@@ -217,7 +217,10 @@ fn trailers_end_a_chunked_body_and_have_no_room_after_a_length() {
     let mut out = Vec::new();
     c.write_head(200, &Vec::new(), Some(2), &mut out);
     c.write_body(b"hi", &mut out);
-    assert!(!c.write_trailers(&fields, &mut out), "no room after a length");
+    assert!(
+        !c.write_trailers(&fields, &mut out),
+        "no room after a length"
+    );
     assert_eq!(c.finish(&mut out), Next::KeepAlive);
     assert!(out.ends_with(b"\r\n\r\nhi"));
 }
