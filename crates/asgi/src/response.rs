@@ -49,39 +49,10 @@ impl Channel {
                 }
             }
             (Phase::Started, Outgoing::Trailers { headers, more }) if state.body_ended => {
-                let fields = state.trailers.get_or_insert_with(Vec::new);
-                fields.extend(headers);
-                if !more {
-                    state.phase = Phase::Done;
-                    let fields = state.trailers.take().unwrap_or_default();
-                    // RFC 9110 §6.5: only to a client that said it takes them.
-                    let end = if self.shared.accepts_trailers {
-                        AppEvent::Trailers(fields)
-                    } else {
-                        AppEvent::Body {
-                            data: Vec::new(),
-                            more: false,
-                        }
-                    };
-                    self.shared.push_event(state, end);
-                }
+                self.trailers(state, headers, more);
             }
             (Phase::Started, Outgoing::PathSend(path)) if state.held_head.is_some() => {
-                let region = match open_file(&path) {
-                    Ok(region) => region,
-                    Err(e) => {
-                        self.break_off(state);
-                        return Err(e);
-                    }
-                };
-                if let Some(AppEvent::Head { len, .. }) = &mut state.held_head {
-                    // Without a declared length, the file's: the body is sent whole.
-                    len.get_or_insert(region.len);
-                }
-                let head = state.held_head.take().expect("checked above");
-                self.shared.push_event(state, head);
-                state.phase = Phase::Done;
-                self.shared.push_event(state, AppEvent::File(region));
+                self.path_send(state, &path)?;
             }
             (phase, outgoing) => {
                 let kind = outgoing.kind();
@@ -96,6 +67,48 @@ impl Channel {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Trailer fields, gathered until the last trailers message ends the response.
+    fn trailers(&self, state: &mut State, headers: ironhorse_app::HeaderList, more: bool) {
+        let fields = state.trailers.get_or_insert_with(Vec::new);
+        fields.extend(headers);
+        if more {
+            return;
+        }
+        state.phase = Phase::Done;
+        let fields = state.trailers.take().unwrap_or_default();
+        // RFC 9110 §6.5: only to a client that said it takes them.
+        let end = if self.shared.accepts_trailers {
+            AppEvent::Trailers(fields)
+        } else {
+            AppEvent::Body {
+                data: Vec::new(),
+                more: false,
+            }
+        };
+        self.shared.push_event(state, end);
+    }
+
+    /// The whole body is the file at `path` (the head is still held: no body went out).
+    fn path_send(&self, state: &mut State, path: &str) -> PyResult<()> {
+        let region = match open_file(path) {
+            Ok(region) => region,
+            Err(e) => {
+                self.break_off(state);
+                return Err(e);
+            }
+        };
+        if let Some(AppEvent::Head { len, .. }) = &mut state.held_head {
+            // Without a declared length, the file's: the body is sent whole.
+            len.get_or_insert(region.len);
+        }
+        if let Some(head) = state.held_head.take() {
+            self.shared.push_event(state, head);
+        }
+        state.phase = Phase::Done;
+        self.shared.push_event(state, AppEvent::File(region));
         Ok(())
     }
 }

@@ -65,42 +65,8 @@ impl HttpSession {
             let Some(event) = exchange.next_event() else {
                 break;
             };
-            match event {
-                AppEvent::Head {
-                    status,
-                    headers,
-                    len,
-                } => self.send_head(status, &headers, len, out),
-                AppEvent::Body { data, more } => {
-                    self.send_body(&data, out);
-                    if !more {
-                        return self.finish_response(out);
-                    }
-                }
-                AppEvent::Trailers(fields) => {
-                    // A body of declared length has no room for them: they are dropped.
-                    self.conn.write_trailers(&fields, out.bytes());
-                    return self.finish_response(out);
-                }
-                AppEvent::File(region) => {
-                    if self.queue_file(region, out).is_err() {
-                        self.busy = Busy::Idle;
-                        self.timer = None;
-                        self.conn.abort();
-                        return Some(Step::Close);
-                    }
-                    return self.finish_response(out);
-                }
-                AppEvent::Failed | AppEvent::Returned => {
-                    self.busy = Busy::Idle;
-                    self.timer = None;
-                    // A client that left gets no answer (its task ended on the disconnect,
-                    // or was cancelled): the connection just closes.
-                    if !self.conn.input_ended() {
-                        self.fail(Failure::AppFailed, out);
-                    }
-                    return Some(Step::Close);
-                }
+            if let Err(step) = self.write_event(event, out) {
+                return step;
             }
             if out.queued() > HIGH_WATER {
                 return Some(Step::Flush);
@@ -121,6 +87,49 @@ impl HttpSession {
         } else {
             Step::Pending
         })
+    }
+
+    /// Writes one response piece. `Err`: the response ended, with what `pump_nonblocking`
+    /// returns.
+    fn write_event(&mut self, event: AppEvent, out: &mut Output) -> Result<(), Option<Step>> {
+        match event {
+            AppEvent::Head {
+                status,
+                headers,
+                len,
+            } => self.send_head(status, &headers, len, out),
+            AppEvent::Body { data, more } => {
+                self.send_body(&data, out);
+                if !more {
+                    return Err(self.finish_response(out));
+                }
+            }
+            AppEvent::Trailers(fields) => {
+                // A body of declared length has no room for them: they are dropped.
+                self.conn.write_trailers(&fields, out.bytes());
+                return Err(self.finish_response(out));
+            }
+            AppEvent::File(region) => {
+                if self.queue_file(region, out).is_err() {
+                    self.busy = Busy::Idle;
+                    self.timer = None;
+                    self.conn.abort();
+                    return Err(Some(Step::Close));
+                }
+                return Err(self.finish_response(out));
+            }
+            AppEvent::Failed | AppEvent::Returned => {
+                self.busy = Busy::Idle;
+                self.timer = None;
+                // A client that left gets no answer (its task ended on the disconnect, or
+                // was cancelled): the connection just closes.
+                if !self.conn.input_ended() {
+                    self.fail(Failure::AppFailed, out);
+                }
+                return Err(Some(Step::Close));
+            }
+        }
+        Ok(())
     }
 
     /// Offers received body bytes while the application has room. `Ok(true)`: more input
