@@ -1,6 +1,7 @@
 //! TLS termination (`--certfile`) through the real binary, every case under every model,
 //! with a CA made at test time: static files and WSGI over TLS 1.2 and 1.3 with curl and
-//! Python's ssl module; RSA, ECDSA and Ed25519 keys; clients refusing a wrong host name and
+//! Python's ssl module; a request cut off by `--request-timeout` answered with an encrypted
+//! 504; RSA, ECDSA and Ed25519 keys; clients refusing a wrong host name and
 //! an expired certificate; client certificates required and optional; a stalled handshake
 //! closed; a 50 MB file region; many requests on one connection; a PROXY header before the
 //! TLS bytes; certificates re-read on HUP; bad certificate files refused at start.
@@ -90,10 +91,12 @@ v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
 ctx.minimum_version = v
 ctx.maximum_version = v
 c = http.client.HTTPSConnection("localhost", int(port), context=ctx, timeout=60)
+c.connect()
+negotiated = c.sock.version()
 c.request("GET", path)
 r = c.getresponse()
 body = r.read()
-sys.stdout.write(f"{c.sock.version()} {r.status}\n")
+sys.stdout.write(f"{negotiated} {r.status}\n")
 sys.stdout.flush()
 sys.stdout.buffer.write(body)
 "#;
@@ -166,6 +169,49 @@ per_model!(static_and_wsgi_over_tls_1_2_and_1_3, |model| {
         assert_eq!(environ(&body)["SSL_PROTOCOL"], format!("TLSv{version}"));
     }
 });
+
+per_model!(
+    a_request_cut_off_by_the_timeout_gets_an_encrypted_504,
+    |model| {
+        // The watchdog answers a request stuck in the app (blocking models: from its own thread,
+        // while the connection's thread is still in the app); under TLS the 504 must be
+        // encrypted like any response, or Python's ssl fails on a bad record.
+        let pki = Pki::new("tls-timeout");
+        let mut args = wsgi_args(model, "stuck_app:application", &apps_dir());
+        args.extend(["--request-timeout", "1"].map(String::from));
+        args.extend(tls_args(&pki.server(Key::EcdsaP256)));
+        let server = Server::start(&args);
+        // /slow ends once cancelled; /stuck sleeps in C, so its worker exits and is replaced
+        // (no master replaces a single process).
+        let cases: &[(&str, &str)] = if model == "single" {
+            &[("/slow", "1.3"), ("/slow", "1.2")]
+        } else {
+            &[("/slow", "1.3"), ("/stuck", "1.2")]
+        };
+        for (path, version) in cases {
+            let started = std::time::Instant::now();
+            let (negotiated, status, body) = python_get(&server.addr, &pki.ca, path, version);
+            assert_eq!(
+                (negotiated.as_str(), status),
+                (format!("TLSv{version}").as_str(), 504),
+                "{model} {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(
+                started.elapsed() >= std::time::Duration::from_secs(1),
+                "{model} {path}: cut off before --request-timeout"
+            );
+            // The server serves the next client.
+            let (_, status, body) = python_get(&server.addr, &pki.ca, "/", version);
+            assert_eq!(
+                (status, body.as_slice()),
+                (200, &b"ok"[..]),
+                "{model} {path}"
+            );
+        }
+        assert!(server.log_contains("timed out"), "{}", server.log_text());
+    }
+);
 
 per_model!(rsa_ecdsa_and_ed25519_keys_serve, |model| {
     let pki = Pki::new("tls-keys");

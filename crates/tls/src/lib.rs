@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod cutoff;
 mod info;
 mod protocol;
 mod session;
