@@ -12,7 +12,7 @@ use ironhorse_protocol::output::Output;
 use ironhorse_protocol::session::{Link, Protocol, Session, Step};
 use ironhorse_protocol::Echo;
 use ironhorse_tls::{
-    CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
+    CertFiles, CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
@@ -36,8 +36,10 @@ impl Pki {
         std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
         let settings = TlsSettings {
-            certfile: dir.join("cert.pem"),
-            keyfile: dir.join("key.pem"),
+            certs: vec![CertFiles {
+                certfile: dir.join("cert.pem"),
+                keyfile: dir.join("key.pem"),
+            }],
             ca_certs: None,
             cert_reqs: CertReqs::None,
             min_version: MinVersion::Tls12,
