@@ -168,6 +168,52 @@ fn echo_through_tls_whatever_the_split() {
     }
 }
 
+#[test]
+fn a_cutoff_from_another_thread_is_encrypted_in_sequence() {
+    let (pki, settings) = Pki::new("cutoff");
+    let source = Arc::new(ServerConfigSource::new(TlsConfig::load(&settings).unwrap()));
+    let protocol = TlsProtocol::new(source, Vec::new(), Arc::new(Echo));
+    let mut session = protocol.session(conn(), link());
+    let mut client = pki.client();
+    client.writer().write_all(b"before").unwrap();
+    let run = exchange(session.as_mut(), &mut client, 100_000);
+    assert_eq!(run.plaintext, b"before");
+    // What the driver's cut-off would write to the socket, and whether it was called.
+    let wire: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let raw = {
+        let wire = wire.clone();
+        Arc::new(move |bytes: &[u8]| wire.lock().unwrap().push(bytes.to_vec()))
+    };
+    let cutoff = session.wrap_cutoff(raw);
+    // Called from the watchdog's thread while the session sits on this one.
+    std::thread::spawn(move || cutoff(b"last words"))
+        .join()
+        .unwrap();
+    let written = wire.lock().unwrap().concat();
+    assert!(
+        !written.windows(10).any(|w| w == b"last words"),
+        "the last words went out in clear"
+    );
+    let mut rest = &written[..];
+    while !rest.is_empty() {
+        client.read_tls(&mut rest).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    let mut after = Run::default();
+    drain_client(&mut client, &mut after);
+    assert_eq!(after.plaintext, b"last words");
+    assert!(after.close_notify, "no close_notify after the last words");
+
+    // Empty last words (the response had begun): nothing is encrypted, nothing sent.
+    let calls: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let raw = {
+        let calls = calls.clone();
+        Arc::new(move |bytes: &[u8]| calls.lock().unwrap().push(bytes.to_vec()))
+    };
+    session.wrap_cutoff(raw)(b"");
+    assert_eq!(*calls.lock().unwrap(), vec![Vec::<u8>::new()]);
+}
+
 /// Answers the first bytes with a file region, then closes.
 struct FileThenClose(Arc<std::fs::File>, u64, Arc<Mutex<Vec<ConnInfo>>>);
 
