@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::{ConnInfo, FileRegion};
 use ironhorse_protocol::hooks::Detached;
 use ironhorse_protocol::output::Output;
-use ironhorse_protocol::session::{Link, Protocol, Session, Step};
+use ironhorse_protocol::session::{Cutoff, Link, Protocol, Session, Step};
 use ironhorse_protocol::Echo;
 use ironhorse_tls::{
     CertFiles, CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
@@ -168,6 +168,16 @@ fn echo_through_tls_whatever_the_split() {
     }
 }
 
+/// A driver's cut-off that records what it would write to the socket, call by call.
+fn recording_cutoff() -> (Arc<Mutex<Vec<Vec<u8>>>>, Cutoff) {
+    let calls: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let seen = calls.clone();
+    (
+        calls,
+        Arc::new(move |bytes: &[u8]| seen.lock().unwrap().push(bytes.to_vec())),
+    )
+}
+
 #[test]
 fn a_cutoff_from_another_thread_is_encrypted_in_sequence() {
     let (pki, settings) = Pki::new("cutoff");
@@ -178,12 +188,7 @@ fn a_cutoff_from_another_thread_is_encrypted_in_sequence() {
     client.writer().write_all(b"before").unwrap();
     let run = exchange(session.as_mut(), &mut client, 100_000);
     assert_eq!(run.plaintext, b"before");
-    // What the driver's cut-off would write to the socket, and whether it was called.
-    let wire: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let raw = {
-        let wire = wire.clone();
-        Arc::new(move |bytes: &[u8]| wire.lock().unwrap().push(bytes.to_vec()))
-    };
+    let (wire, raw) = recording_cutoff();
     let cutoff = session.wrap_cutoff(raw);
     // Called from the watchdog's thread while the session sits on this one.
     std::thread::spawn(move || cutoff(b"last words"))
@@ -205,11 +210,7 @@ fn a_cutoff_from_another_thread_is_encrypted_in_sequence() {
     assert!(after.close_notify, "no close_notify after the last words");
 
     // Empty last words (the response had begun): nothing is encrypted, nothing sent.
-    let calls: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let raw = {
-        let calls = calls.clone();
-        Arc::new(move |bytes: &[u8]| calls.lock().unwrap().push(bytes.to_vec()))
-    };
+    let (calls, raw) = recording_cutoff();
     session.wrap_cutoff(raw)(b"");
     assert_eq!(*calls.lock().unwrap(), vec![Vec::<u8>::new()]);
 }
