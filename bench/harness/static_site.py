@@ -89,20 +89,26 @@ http {{
 """
 
 
-def start_nginx(nginx, root, tmp, pin=None, conns=4096, keepalive=75, nopush=True, tls=None):
-    """nginx, one worker, serving root; over TLS with tls=(certificate, key) PEM paths.
-    (process, "HOST:PORT", log path)."""
+def start_nginx(nginx, root, tmp, pin=None, conns=4096, keepalive=75, nopush=True, tls=None,
+                http2=False):
+    """nginx, one worker, serving root; over TLS with tls=(certificate, key) PEM paths; with
+    http2, HTTP/2 (over TLS by ALPN, else h2c by prior knowledge only: nginx < 1.25's
+    `listen ... http2`). (process, "HOST:PORT", log path)."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
         nofile = 1 << 20
     port = procs.free_port()
     conf = os.path.join(tmp, "nginx.conf")
     template = NGINX_CONF
+    h2 = " http2" if http2 else ""
     if tls:
         template = template.replace(
             "listen 127.0.0.1:{port};",
-            "listen 127.0.0.1:{port} ssl;\n        ssl_certificate %s;\n"
-            "        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;" % tls)
+            "listen 127.0.0.1:{port} ssl%s;\n        ssl_certificate %s;\n"
+            "        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;"
+            % ((h2,) + tuple(tls)))
+    elif http2:
+        template = template.replace("listen 127.0.0.1:{port};", "listen 127.0.0.1:{port} http2;")
     with open(conf, "w") as f:
         f.write(template.format(tmp=tmp, root=root, port=port, conns=conns,
                                 keepalive=keepalive, nofile=nofile,

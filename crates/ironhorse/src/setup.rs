@@ -60,7 +60,7 @@ impl Server {
         Ok(Server {
             model,
             strategy,
-            tls: settings.certfile.is_some(),
+            tls: !settings.certfile.is_empty(),
             plan: ServerPlan {
                 listeners,
                 app,

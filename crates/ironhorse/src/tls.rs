@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ironhorse_protocol::session::Protocol;
-use ironhorse_tls::{ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings};
+use ironhorse_tls::{CertFiles, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings};
 
 use crate::settings::Settings;
 use crate::values::SettingError;
@@ -14,26 +14,22 @@ use crate::values::SettingError;
 /// The TLS configuration, `None` without `--certfile`. A missing, unreadable or malformed
 /// file, or a key that does not match the certificate, is one line naming the file.
 pub fn config(settings: &Settings) -> Result<Option<TlsConfig>, SettingError> {
-    let Some(certfile) = settings.certfile.clone() else {
-        let orphan = [
-            ("--keyfile", &settings.keyfile),
-            ("--ca-certs", &settings.ca_certs),
-        ]
-        .into_iter()
-        .find_map(|(name, value)| value.as_ref().map(|_| name));
-        if let Some(orphan) = orphan {
-            return Err(SettingError(format!(
-                "{orphan} needs --certfile (TLS is off without it)"
-            )));
+    if settings.certfile.is_empty() {
+        if settings.keyfile.is_empty() && settings.ca_certs.is_none() {
+            return Ok(None);
         }
-        return Ok(None);
-    };
-    let keyfile = settings.keyfile.clone().ok_or_else(|| {
-        SettingError("--certfile needs --keyfile (the certificate's private key)".into())
-    })?;
+        let orphan = if settings.keyfile.is_empty() {
+            "--ca-certs"
+        } else {
+            "--keyfile"
+        };
+        return Err(SettingError(format!(
+            "{orphan} needs --certfile (TLS is off without it)"
+        )));
+    }
+    let certs = cert_files(settings)?;
     let tls = TlsSettings {
-        certfile,
-        keyfile,
+        certs,
         ca_certs: settings.ca_certs.clone(),
         cert_reqs: settings.cert_reqs,
         min_version: settings.tls_min_version,
@@ -49,6 +45,31 @@ pub fn config(settings: &Settings) -> Result<Option<TlsConfig>, SettingError> {
     TlsConfig::load(&tls)
         .map(Some)
         .map_err(|e| SettingError(e.to_string()))
+}
+
+/// The `--certfile`/`--keyfile` pairs, in order: one key per certificate.
+fn cert_files(settings: &Settings) -> Result<Vec<CertFiles>, SettingError> {
+    let (certs, keys) = (&settings.certfile, &settings.keyfile);
+    if certs.len() != keys.len() {
+        let times = |n: usize| match n {
+            0 => "not at all".to_string(),
+            1 => "once".to_string(),
+            n => format!("{n} times"),
+        };
+        return Err(SettingError(format!(
+            "--certfile is given {} but --keyfile {}: each certificate needs its private key, in the same order",
+            times(certs.len()),
+            times(keys.len())
+        )));
+    }
+    Ok(certs
+        .iter()
+        .zip(keys)
+        .map(|(certfile, keyfile)| CertFiles {
+            certfile: certfile.clone(),
+            keyfile: keyfile.clone(),
+        })
+        .collect())
 }
 
 /// The source of the TLS configuration for the server's life, `None` without `--certfile`.

@@ -1,6 +1,7 @@
 //! TLS termination (`--certfile`) through the real binary, every case under every model,
 //! with a CA made at test time: static files and WSGI over TLS 1.2 and 1.3 with curl and
-//! Python's ssl module; RSA, ECDSA and Ed25519 keys; clients refusing a wrong host name and
+//! Python's ssl module; a request cut off by `--request-timeout` answered with an encrypted
+//! 504; RSA, ECDSA and Ed25519 keys; clients refusing a wrong host name and
 //! an expired certificate; client certificates required and optional; a stalled handshake
 //! closed; a 50 MB file region; many requests on one connection; a PROXY header before the
 //! TLS bytes; certificates re-read on HUP; bad certificate files refused at start.
@@ -90,10 +91,12 @@ v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
 ctx.minimum_version = v
 ctx.maximum_version = v
 c = http.client.HTTPSConnection("localhost", int(port), context=ctx, timeout=60)
+c.connect()
+negotiated = c.sock.version()
 c.request("GET", path)
 r = c.getresponse()
 body = r.read()
-sys.stdout.write(f"{c.sock.version()} {r.status}\n")
+sys.stdout.write(f"{negotiated} {r.status}\n")
 sys.stdout.flush()
 sys.stdout.buffer.write(body)
 "#;
@@ -166,6 +169,49 @@ per_model!(static_and_wsgi_over_tls_1_2_and_1_3, |model| {
         assert_eq!(environ(&body)["SSL_PROTOCOL"], format!("TLSv{version}"));
     }
 });
+
+per_model!(
+    a_request_cut_off_by_the_timeout_gets_an_encrypted_504,
+    |model| {
+        // The watchdog answers a request stuck in the app (blocking models: from its own thread,
+        // while the connection's thread is still in the app); under TLS the 504 must be
+        // encrypted like any response, or Python's ssl fails on a bad record.
+        let pki = Pki::new("tls-timeout");
+        let mut args = wsgi_args(model, "stuck_app:application", &apps_dir());
+        args.extend(["--request-timeout", "1"].map(String::from));
+        args.extend(tls_args(&pki.server(Key::EcdsaP256)));
+        let server = Server::start(&args);
+        // /slow ends once cancelled; /stuck sleeps in C, so its worker exits and is replaced
+        // (no master replaces a single process).
+        let cases: &[(&str, &str)] = if model == "single" {
+            &[("/slow", "1.3"), ("/slow", "1.2")]
+        } else {
+            &[("/slow", "1.3"), ("/stuck", "1.2")]
+        };
+        for (path, version) in cases {
+            let started = std::time::Instant::now();
+            let (negotiated, status, body) = python_get(&server.addr, &pki.ca, path, version);
+            assert_eq!(
+                (negotiated.as_str(), status),
+                (format!("TLSv{version}").as_str(), 504),
+                "{model} {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(
+                started.elapsed() >= std::time::Duration::from_secs(1),
+                "{model} {path}: cut off before --request-timeout"
+            );
+            // The server serves the next client.
+            let (_, status, body) = python_get(&server.addr, &pki.ca, "/", version);
+            assert_eq!(
+                (status, body.as_slice()),
+                (200, &b"ok"[..]),
+                "{model} {path}"
+            );
+        }
+        assert!(server.log_contains("timed out"), "{}", server.log_text());
+    }
+);
 
 per_model!(rsa_ecdsa_and_ed25519_keys_serve, |model| {
     let pki = Pki::new("tls-keys");
@@ -384,6 +430,93 @@ per_model!(a_proxy_header_comes_before_tls, |model| {
         .is_err());
 });
 
+/// Connects once per name with Python's ssl (`None`: no SNI at all) and returns the SHA-256
+/// of the certificate the server presented each time. Names are verified against the
+/// certificate (`check`) except where the default is expected for an unknown name.
+fn python_peer_certs(addr: &str, ca: &Path, names: &[(Option<&str>, bool)]) -> Vec<String> {
+    const SCRIPT: &str = r#"
+import hashlib, socket, ssl, sys
+ca, port = sys.argv[1], int(sys.argv[2])
+for case in sys.argv[3:]:
+    check, name = case[0] == "1", case[2:] or None
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = check
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello, world\n"), answer
+    print(hashlib.sha256(der).hexdigest())
+"#;
+    let cases = names
+        .iter()
+        .map(|(name, check)| format!("{}:{}", u8::from(*check), name.unwrap_or("")));
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(ca)
+        .arg(port(addr))
+        .args(cases)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn der_sha256(pem: &Path) -> String {
+    Sha256::digest(first_der(pem))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+per_model!(several_certificates_are_chosen_by_sni, |model| {
+    let pki = Pki::new("tls-sni");
+    let site = Site::new("tls-sni");
+    let default = pki.server(Key::EcdsaP256);
+    let two = pki.server_named(&["two.test", "*.two.test"]);
+    let three = pki.server_named(&["three.test", "two.test"]);
+    let mut args = model_args(model);
+    args.extend(site.root_arg());
+    for issued in [&default, &two, &three] {
+        args.extend(tls_args(issued));
+    }
+    let server = Server::start(&args);
+    let got = python_peer_certs(
+        &server.addr,
+        &pki.ca,
+        &[
+            (Some("localhost"), true),
+            (Some("two.test"), true),
+            (Some("www.two.test"), true),
+            (Some("three.test"), true),
+            (Some("unknown.test"), false),
+            (None, false),
+        ],
+    );
+    let (default, two, three) = (
+        der_sha256(&default.cert),
+        der_sha256(&two.cert),
+        der_sha256(&three.cert),
+    );
+    // two.test is in both: the certificate given first wins; unknown names and clients
+    // without SNI get the first certificate.
+    assert_eq!(
+        got,
+        [&default, &two, &two, &three, &default, &default].map(String::as_str)
+    );
+});
+
 #[test]
 fn hup_rereads_the_certificates() {
     for model in common::models_with_workers() {
@@ -395,18 +528,36 @@ fn hup_rereads_the_certificates() {
             cert: pki.dir.join("live-cert.pem"),
             key: pki.dir.join("live-key.pem"),
         };
-        let install = |from: &Issued| {
-            std::fs::copy(&from.cert, &live.cert).unwrap();
-            std::fs::copy(&from.key, &live.key).unwrap();
+        // A second certificate, chosen by SNI, is re-read too.
+        let (old_two, new_two) = (
+            pki.server_named(&["two.test"]),
+            pki.server_named(&["two.test"]),
+        );
+        let live_two = Issued {
+            cert: pki.dir.join("live-two-cert.pem"),
+            key: pki.dir.join("live-two-key.pem"),
         };
-        install(&old);
+        let install = |from: &Issued, two: &Issued| {
+            for (from, to) in [(from, &live), (two, &live_two)] {
+                std::fs::copy(&from.cert, &to.cert).unwrap();
+                std::fs::copy(&from.key, &to.key).unwrap();
+            }
+        };
+        install(&old, &old_two);
         let large: Vec<u8> = common::big_bytes().repeat(6);
         std::fs::write(site.path("large.bin"), &large).unwrap();
         let mut args: Vec<String> = ["--model", model, "-w", "2"].map(String::from).to_vec();
         args.extend(site.root_arg());
         args.extend(tls_args(&live));
+        args.extend(tls_args(&live_two));
         let server = Server::start(&args);
         let config = client::config(&pki.ca, &[&TLS13], None);
+        let two_cert = || {
+            Client::connect_to(&server.addr, config.clone(), b"", "two.test")
+                .map(|c| c.server_cert())
+                .unwrap_or_default()
+        };
+        assert_eq!(two_cert(), first_der(&old_two.cert));
 
         let mut before = Client::connect(&server.addr, config.clone(), b"").unwrap();
         assert_eq!(before.get("/hello.txt").unwrap().0, 200);
@@ -415,7 +566,7 @@ fn hup_rereads_the_certificates() {
         before.send_get("/large.bin").unwrap();
         before.read_some(1 << 20).unwrap();
 
-        install(&new);
+        install(&new, &new_two);
         server.signal(1);
         let new_der = first_der(&new.cert);
         assert!(
@@ -423,6 +574,11 @@ fn hup_rereads_the_certificates() {
                 .is_ok_and(|c| c.server_cert() == new_der)),
             "{model}: no connection got the new certificate; log: {}",
             server.log_text()
+        );
+        let new_two_der = first_der(&new_two.cert);
+        assert!(
+            eventually(|| two_cert() == new_two_der),
+            "{model}: two.test did not get its new certificate"
         );
         // The connection made before finishes its transfer with the old certificate.
         let (status, body) = before.response().unwrap();
@@ -464,15 +620,43 @@ fn bad_certificate_files_stop_the_start_with_one_line() {
             "does not match the certificate",
         ),
     ];
-    for (files, named, problem) in cases {
+    // Several certificates: one key each, and each must be selectable by a name of its own.
+    let nameless = pki.server_named(&[]);
+    let several: Vec<(Vec<String>, String, &str)> = vec![
+        (
+            vec![
+                "--certfile",
+                &p(&a.cert),
+                "--certfile",
+                &p(&b.cert),
+                "--keyfile",
+                &p(&a.key),
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "--certfile is given 2 times but --keyfile once".into(),
+            "each certificate needs its private key",
+        ),
+        (
+            [tls_args(&a), tls_args(&b)].concat(),
+            p(&b.cert),
+            "every DNS name in it is served by an earlier --certfile",
+        ),
+        (
+            [tls_args(&a), tls_args(&nameless)].concat(),
+            p(&nameless.cert),
+            "no DNS name in its subjectAltName",
+        ),
+    ];
+    let single = cases.into_iter().map(|(files, named, problem)| {
+        let pair = ["--certfile", &files[0], "--keyfile", &files[1]];
+        (pair.map(String::from).to_vec(), named, problem)
+    });
+    for (tls, named, problem) in single.chain(several) {
         let mut args = vec!["-b".to_string(), "127.0.0.1:0".into()];
         args.extend(site.root_arg());
-        args.extend([
-            "--certfile".into(),
-            files[0].clone(),
-            "--keyfile".into(),
-            files[1].clone(),
-        ]);
+        args.extend(tls);
         let (code, stderr) = common::run_to_exit(&args);
         assert_eq!(code, Some(2), "{stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

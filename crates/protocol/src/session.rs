@@ -154,6 +154,14 @@ pub trait Session: Send {
     fn hand_off(&mut self) -> Option<Box<dyn Session>> {
         None
     }
+    /// The [`Cutoff`] a watchdog uses on this connection, made from the driver's `raw` one
+    /// (which writes to the socket): a session that transforms its output (TLS) returns one
+    /// that encodes the last words first, so they reach the peer as its own output would.
+    /// Called on the connection's thread when an inline job starts; the result is called
+    /// from the watchdog's thread. The default: `raw`.
+    fn wrap_cutoff(&self, raw: Cutoff) -> Cutoff {
+        raw
+    }
 }
 
 /// A wire protocol: makes one session per accepted connection.

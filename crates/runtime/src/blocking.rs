@@ -108,7 +108,8 @@ impl JobHost for InlineHost<'_> {
     }
 
     fn cutoff(&self) -> Option<Cutoff> {
-        cutoff_for(self.stream)
+        // Through the session's layers: under TLS the last words are encrypted.
+        cutoff_for(self.stream).map(|raw| self.session.wrap_cutoff(raw))
     }
 }
 

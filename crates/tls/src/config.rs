@@ -1,5 +1,5 @@
-//! The TLS settings and the rustls server configuration made from them: certificate chain
-//! and key from PEM files, client certificates checked against `--ca-certs`, the protocol
+//! The TLS settings and the rustls server configuration made from them: certificate chains
+//! and keys from PEM files (several, chosen by SNI: `sni.rs`), client certificates checked against `--ca-certs`, the protocol
 //! versions. Every problem is a [`TlsError`] naming the file and what is wrong with it, found
 //! here, before any worker starts (and again on `HUP`, which re-reads the files).
 
@@ -9,11 +9,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::crypto::ring;
+use rustls::crypto::{ring, CryptoProvider};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{InconsistentKeys, RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::sni::{self, SniResolver};
 
 /// Whether clients must present a certificate (gunicorn's `--cert-reqs`, Python's
 /// `ssl.CERT_NONE`/`CERT_OPTIONAL`/`CERT_REQUIRED`, also accepted as 0, 1, 2).
@@ -80,13 +83,21 @@ impl fmt::Display for MinVersion {
     }
 }
 
-/// What the TLS settings say.
+/// One certificate the server may present, as files.
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub struct CertFiles {
     /// PEM: the server's certificate, then its chain.
     pub certfile: PathBuf,
     /// PEM: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub keyfile: PathBuf,
+}
+
+/// What the TLS settings say.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// The certificates, at least one: the first is the default, the others are chosen by
+    /// the names the client asks for (SNI; see `sni.rs`).
+    pub certs: Vec<CertFiles>,
     /// PEM: the certificate authorities client certificates are checked against.
     pub ca_certs: Option<PathBuf>,
     pub cert_reqs: CertReqs,
@@ -156,13 +167,12 @@ pub struct TlsConfig {
 impl TlsConfig {
     /// Reads and checks the files the settings name.
     pub fn load(settings: &TlsSettings) -> Result<TlsConfig, TlsError> {
-        let chain = certificates("--certfile", &settings.certfile)?;
-        let key = private_key(&settings.keyfile)?;
         let mut provider = ring::default_provider();
         if let Some(names) = &settings.ciphers {
             provider.cipher_suites = cipher_suites(names, &provider.cipher_suites)?;
         }
         let provider = Arc::new(provider);
+        let certs = resolver(&settings.certs, &provider)?;
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -196,19 +206,7 @@ impl TlsConfig {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut server = builder.with_single_cert(chain, key).map_err(|e| match e {
-            rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
-                TlsError::KeyMismatch {
-                    certfile: settings.certfile.clone(),
-                    keyfile: settings.keyfile.clone(),
-                }
-            }
-            e => TlsError::Content {
-                setting: "--keyfile",
-                path: settings.keyfile.clone(),
-                problem: format!("the key cannot be used: {e}"),
-            },
-        })?;
+        let mut server = builder.with_cert_resolver(Arc::new(certs));
         // The session wrapper gives rustls bounded pieces itself (see `session.rs`).
         server.max_early_data_size = 0;
         let server = Arc::new(server);
@@ -220,6 +218,54 @@ impl TlsConfig {
             handshake_timeout: settings.handshake_timeout,
         })
     }
+}
+
+/// The certificates of `certs` behind one resolver: the first the default, each of the
+/// others selected by the DNS names in it.
+fn resolver(certs: &[CertFiles], provider: &CryptoProvider) -> Result<SniResolver, TlsError> {
+    let (first, others) = certs
+        .split_first()
+        .ok_or_else(|| TlsError::Settings("TLS needs --certfile".into()))?;
+    let default = certified_key(first, provider)?;
+    let mut resolver = SniResolver::new(default.clone());
+    resolver.add(&sni::dns_names(&default.cert[0]), &default);
+    for files in others {
+        let key = certified_key(files, provider)?;
+        let names = sni::dns_names(&key.cert[0]);
+        let problem = if names.is_empty() {
+            "no DNS name in its subjectAltName, so no client could select it by SNI (only the first --certfile, the default, may have none)"
+        } else if resolver.add(&names, &key) == 0 {
+            "every DNS name in it is served by an earlier --certfile (the first given wins), so no client would get it"
+        } else {
+            continue;
+        };
+        return Err(content("--certfile", &files.certfile, problem));
+    }
+    Ok(resolver)
+}
+
+/// A certificate chain and its key, checked to belong together.
+fn certified_key(
+    files: &CertFiles,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = certificates("--certfile", &files.certfile)?;
+    let key = private_key(&files.keyfile)?;
+    CertifiedKey::from_der(chain, key, provider)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+                TlsError::KeyMismatch {
+                    certfile: files.certfile.clone(),
+                    keyfile: files.keyfile.clone(),
+                }
+            }
+            e => content(
+                "--keyfile",
+                &files.keyfile,
+                format!("the key cannot be used: {e}"),
+            ),
+        })
 }
 
 fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -9,14 +9,17 @@
 //! Under TLS, file bodies cannot leave with `sendfile(2)`: they are read in bounded chunks
 //! (`Output::take_plain`), encrypted, and sent as buffered records.
 //!
-//! [`TlsConfig::load`] reads the certificate chain, key and client CA files once per
+//! [`TlsConfig::load`] reads the certificate chains, keys and client CA files once per
 //! configuration (at start and on `HUP`), each problem a [`TlsError`] naming the file.
+//! Several certificates are chosen by the client's SNI name, the first the default.
 #![forbid(unsafe_code)]
 
 mod config;
+mod cutoff;
 mod info;
 mod protocol;
 mod session;
+mod sni;
 
-pub use config::{CertReqs, MinVersion, TlsConfig, TlsError, TlsSettings};
+pub use config::{CertFiles, CertReqs, MinVersion, TlsConfig, TlsError, TlsSettings};
 pub use protocol::{ServerConfigSource, TlsProtocol, HTTP_1_1};

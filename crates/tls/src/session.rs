@@ -10,13 +10,13 @@
 //! what replaces `sendfile(2)` under TLS.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use ironhorse_app::ConnInfo;
 use ironhorse_log::Level;
 use ironhorse_protocol::output::Output;
-use ironhorse_protocol::session::{Link, Session, Step};
+use ironhorse_protocol::session::{Cutoff, Link, Session, Step};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::protocol::Choices;
@@ -40,7 +40,7 @@ pub(crate) fn start(
             // The session bounds what it hands rustls itself (`BUDGET`).
             tls.set_buffer_limit(None);
             Box::new(TlsSession {
-                tls,
+                tls: Arc::new(Mutex::new(tls)),
                 choices,
                 conn,
                 link,
@@ -66,7 +66,10 @@ pub(crate) fn start(
 }
 
 pub(crate) struct TlsSession {
-    tls: ServerConnection,
+    /// Shared only with a watchdog's cut-off ([`crate::cutoff`]), which encrypts the last
+    /// words of a request stuck in the application from its own thread; uncontended
+    /// otherwise (the connection's thread holds it during each call, never across the app).
+    tls: Arc<Mutex<ServerConnection>>,
     choices: Arc<Choices>,
     conn: ConnInfo,
     link: Link,
@@ -94,14 +97,16 @@ impl TlsSession {
     fn take_wire(&mut self, mut wire: &[u8]) {
         self.received_any = true;
         while !wire.is_empty() && self.failed.is_none() {
-            if let Err(e) = self.tls.read_tls(&mut wire) {
+            let mut tls = lock(&self.tls);
+            if let Err(e) = tls.read_tls(&mut wire) {
                 self.failed = Some(e.to_string());
                 break;
             }
-            if let Err(e) = self.tls.process_new_packets() {
+            if let Err(e) = tls.process_new_packets() {
                 self.failed = Some(e.to_string());
                 break;
             }
+            drop(tls);
             self.pass_plain();
         }
     }
@@ -109,7 +114,7 @@ impl TlsSession {
     /// Hands the inner session the plaintext rustls holds (making the inner session first,
     /// when the handshake just completed), and the end of input once the peer sent it.
     fn pass_plain(&mut self) {
-        if self.tls.is_handshaking() || self.ended {
+        if self.ended || lock(&self.tls).is_handshaking() {
             return;
         }
         let inner = match &mut self.inner {
@@ -118,7 +123,9 @@ impl TlsSession {
         };
         let mut chunk = [0u8; 8192];
         loop {
-            match self.tls.reader().read(&mut chunk) {
+            // Not held while the inner session runs.
+            let read = lock(&self.tls).reader().read(&mut chunk);
+            match read {
                 Ok(0) => {
                     end_input(inner.as_mut());
                     self.ended = true;
@@ -140,15 +147,21 @@ impl TlsSession {
     fn make_inner(&self) -> Box<dyn Session> {
         let mut conn = self.conn.clone();
         conn.scheme = "https";
-        conn.tls = Some(Arc::new(crate::info::of(&self.tls)));
-        let protocol = self.choices.pick(self.tls.alpn_protocol());
+        // The lock is not held while the inner session is made.
+        let (info, protocol) = {
+            let tls = lock(&self.tls);
+            let protocol = self.choices.pick(tls.alpn_protocol()).clone();
+            (crate::info::of(&tls), protocol)
+        };
+        conn.tls = Some(Arc::new(info));
         protocol.session(conn, self.link.clone())
     }
 
     /// Moves rustls's pending records (handshake, alerts, encrypted data) to the driver.
     fn flush_tls(&mut self, out: &mut Output) {
-        while self.tls.wants_write() {
-            if self.tls.write_tls(out.bytes()).is_err() {
+        let mut tls = lock(&self.tls);
+        while tls.wants_write() {
+            if tls.write_tls(out.bytes()).is_err() {
                 break;
             }
         }
@@ -156,7 +169,7 @@ impl TlsSession {
 
     /// Encrypts up to [`BUDGET`] of the inner session's output into `out`.
     fn encrypt(&mut self, out: &mut Output) -> io::Result<()> {
-        let tls = &mut self.tls;
+        let mut tls = lock(&self.tls);
         self.plain_out
             .take_plain(BUDGET, &mut self.scratch, &mut |plain| {
                 tls.writer().write_all(plain)?;
@@ -182,7 +195,7 @@ impl TlsSession {
 
     /// Ends the connection the TLS way (`close_notify`) once all output is encrypted.
     fn close(&mut self, out: &mut Output) -> Step {
-        self.tls.send_close_notify();
+        lock(&self.tls).send_close_notify();
         self.flush_tls(out);
         Step::Close
     }
@@ -262,7 +275,7 @@ impl Session for TlsSession {
         if let Some(why) = self.failed.take() {
             return self.fail(out, &why);
         }
-        if self.tls.is_handshaking() {
+        if lock(&self.tls).is_handshaking() {
             self.flush_tls(out);
             return if self.ended { Step::Close } else { Step::Read };
         }
@@ -292,7 +305,7 @@ impl Session for TlsSession {
                 inner.is_waiting()
                     && self.plain_out.is_empty()
                     && !self.closing
-                    && !self.tls.wants_write()
+                    && !lock(&self.tls).wants_write()
             }
             None => !self.received_any,
         }
@@ -306,6 +319,20 @@ impl Session for TlsSession {
             inner.release_idle_memory();
         }
     }
+
+    fn wrap_cutoff(&self, raw: Cutoff) -> Cutoff {
+        let sealed = crate::cutoff::sealed(self.tls.clone(), raw);
+        match &self.inner {
+            Some(inner) => inner.wrap_cutoff(sealed),
+            None => sealed,
+        }
+    }
+}
+
+/// The connection's rustls state. A poisoned lock (a panic while it was held) is used as
+/// it is: at worst the connection's next record fails, which closes it.
+pub(crate) fn lock(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+    tls.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A connection rustls would not start: closed at once.

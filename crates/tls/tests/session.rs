@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use ironhorse_app::{ConnInfo, FileRegion};
 use ironhorse_protocol::hooks::Detached;
 use ironhorse_protocol::output::Output;
-use ironhorse_protocol::session::{Link, Protocol, Session, Step};
+use ironhorse_protocol::session::{Cutoff, Link, Protocol, Session, Step};
 use ironhorse_protocol::Echo;
 use ironhorse_tls::{
-    CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
+    CertFiles, CertReqs, MinVersion, ServerConfigSource, TlsConfig, TlsProtocol, TlsSettings,
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
@@ -36,8 +36,10 @@ impl Pki {
         std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
         let settings = TlsSettings {
-            certfile: dir.join("cert.pem"),
-            keyfile: dir.join("key.pem"),
+            certs: vec![CertFiles {
+                certfile: dir.join("cert.pem"),
+                keyfile: dir.join("key.pem"),
+            }],
             ca_certs: None,
             cert_reqs: CertReqs::None,
             min_version: MinVersion::Tls12,
@@ -164,6 +166,53 @@ fn echo_through_tls_whatever_the_split() {
         assert_eq!(run.plaintext, b"hello through TLS", "split {split}");
         assert_eq!(run.last, Some(Step::Read));
     }
+}
+
+/// A driver's cut-off that records what it would write to the socket, call by call.
+fn recording_cutoff() -> (Arc<Mutex<Vec<Vec<u8>>>>, Cutoff) {
+    let calls: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let seen = calls.clone();
+    (
+        calls,
+        Arc::new(move |bytes: &[u8]| seen.lock().unwrap().push(bytes.to_vec())),
+    )
+}
+
+#[test]
+fn a_cutoff_from_another_thread_is_encrypted_in_sequence() {
+    let (pki, settings) = Pki::new("cutoff");
+    let source = Arc::new(ServerConfigSource::new(TlsConfig::load(&settings).unwrap()));
+    let protocol = TlsProtocol::new(source, Vec::new(), Arc::new(Echo));
+    let mut session = protocol.session(conn(), link());
+    let mut client = pki.client();
+    client.writer().write_all(b"before").unwrap();
+    let run = exchange(session.as_mut(), &mut client, 100_000);
+    assert_eq!(run.plaintext, b"before");
+    let (wire, raw) = recording_cutoff();
+    let cutoff = session.wrap_cutoff(raw);
+    // Called from the watchdog's thread while the session sits on this one.
+    std::thread::spawn(move || cutoff(b"last words"))
+        .join()
+        .unwrap();
+    let written = wire.lock().unwrap().concat();
+    assert!(
+        !written.windows(10).any(|w| w == b"last words"),
+        "the last words went out in clear"
+    );
+    let mut rest = &written[..];
+    while !rest.is_empty() {
+        client.read_tls(&mut rest).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    let mut after = Run::default();
+    drain_client(&mut client, &mut after);
+    assert_eq!(after.plaintext, b"last words");
+    assert!(after.close_notify, "no close_notify after the last words");
+
+    // Empty last words (the response had begun): nothing is encrypted, nothing sent.
+    let (calls, raw) = recording_cutoff();
+    session.wrap_cutoff(raw)(b"");
+    assert_eq!(*calls.lock().unwrap(), vec![Vec::<u8>::new()]);
 }
 
 /// Answers the first bytes with a file region, then closes.

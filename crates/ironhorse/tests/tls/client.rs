@@ -57,10 +57,21 @@ impl Client {
         config: Arc<ClientConfig>,
         preamble: &[u8],
     ) -> std::io::Result<Client> {
+        Client::connect_to(addr, config, preamble, "localhost")
+    }
+
+    /// [`connect`](Self::connect), asking for the server `name` (SNI, and what the
+    /// certificate is verified against).
+    pub fn connect_to(
+        addr: &str,
+        config: Arc<ClientConfig>,
+        preamble: &[u8],
+        name: &str,
+    ) -> std::io::Result<Client> {
         let mut sock = TcpStream::connect(addr)?;
         sock.set_read_timeout(Some(HUNG))?;
         sock.write_all(preamble)?;
-        let name = ServerName::try_from("localhost").unwrap();
+        let name = ServerName::try_from(name.to_string()).unwrap();
         let mut conn = ClientConnection::new(config, name).unwrap();
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)?;

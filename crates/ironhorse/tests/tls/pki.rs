@@ -75,6 +75,17 @@ impl Pki {
         })
     }
 
+    /// A server certificate for these DNS names (`*.example.test` wildcards allowed).
+    pub fn server_named(&self, names: &[&str]) -> Issued {
+        self.issue(Key::EcdsaP256, false, |params| {
+            params.subject_alt_names = names
+                .iter()
+                .map(|name| SanType::DnsName((*name).try_into().unwrap()))
+                .collect();
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        })
+    }
+
     /// A server certificate for `localhost` that expired in 2021.
     pub fn expired_server(&self) -> Issued {
         self.issue(Key::EcdsaP256, false, |params| {
