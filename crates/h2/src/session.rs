@@ -209,7 +209,9 @@ impl H2Session {
     fn stream_info(&self, head: Option<&ironhorse_app::RequestHead>) -> ConnInfo {
         let mut info = self.info.clone();
         if let (Some(policy), Some(head)) = (&self.shared.forwarded, head) {
-            info.forwarded = policy.resolve(info.peer.map(|p| p.ip()), head.headers()).ok();
+            info.forwarded = policy
+                .resolve(info.peer.map(|p| p.ip()), head.headers())
+                .ok();
         }
         info
     }

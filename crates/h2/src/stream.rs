@@ -132,10 +132,12 @@ impl Stream {
             stream.recv = Some(recv);
             stream.work = Work::Offloaded(exchange);
             let job = match stream.recorder.job_ticket() {
-                Some(mut ticket) => Box::new(move |host: &mut dyn ironhorse_protocol::session::JobHost| {
-                    ticket.running();
-                    job(host);
-                }),
+                Some(mut ticket) => {
+                    Box::new(move |host: &mut dyn ironhorse_protocol::session::JobHost| {
+                        ticket.running();
+                        job(host);
+                    })
+                }
                 None => job,
             };
             ctx.pool.execute(job);
@@ -324,10 +326,7 @@ impl Stream {
                     };
                 }
             };
-            let too_large = matches!(
-                piece,
-                BodyPiece::Failed(ironhorse_h1::Error::BodyTooLarge)
-            );
+            let too_large = matches!(piece, BodyPiece::Failed(ironhorse_h1::Error::BodyTooLarge));
             if self.work.give(piece) {
                 self.recv = None;
             }

@@ -149,7 +149,12 @@ fn frames(block: &[u8]) -> Vec<u8> {
     }
     while let Some(piece) = pieces.next() {
         let last = pieces.peek().is_none();
-        frame(&mut out, kind, flags | if last { END_HEADERS } else { 0 }, piece);
+        frame(
+            &mut out,
+            kind,
+            flags | if last { END_HEADERS } else { 0 },
+            piece,
+        );
         kind = CONTINUATION;
         flags = 0;
     }
@@ -205,7 +210,15 @@ mod tests {
         assert!(out.ends_with(b"next"));
         let block = &out[at + 9..out.len() - 4];
         let text = String::from_utf8_lossy(block);
-        for want in [":method", "GET", ":path", "/a?b=1", ":authority", "h:1", "x-a"] {
+        for want in [
+            ":method",
+            "GET",
+            ":path",
+            "/a?b=1",
+            ":authority",
+            "h:1",
+            "x-a",
+        ] {
             assert!(text.contains(want), "{want} in {text:?}");
         }
         assert!(!text.contains("upgrade") && !text.contains("http2-settings"));

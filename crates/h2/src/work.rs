@@ -20,7 +20,10 @@ pub(crate) enum Work {
 
 /// A piece of the request body for the application.
 pub(crate) enum BodyPiece {
-    Data { data: Vec<u8>, last: bool },
+    Data {
+        data: Vec<u8>,
+        last: bool,
+    },
     End,
     /// The body ended badly (too large, or the client broke the stream).
     Failed(ironhorse_h1::Error),

@@ -103,7 +103,10 @@ per_model!(asgi_stream_deadlines, |model| {
     assert_eq!(out["first"]["reset"], 2, "INTERNAL_ERROR: {out}");
     assert_eq!(out["after"]["status"], 201, "{out}");
     // A body that stalls: RST_STREAM(CANCEL).
-    let out = client(&server.addr, &["stall", "/sha256", "100", "1000", "/length"]);
+    let out = client(
+        &server.addr,
+        &["stall", "/sha256", "100", "1000", "/length"],
+    );
     assert_eq!(out["first"]["reset"], 8, "CANCEL: {out}");
     assert_eq!(out["after"]["status"], 201, "{out}");
     assert_eq!(out["terminated"], Value::Null, "{out}");
@@ -125,7 +128,12 @@ per_model!(asgi_over_tls_by_alpn_h2, |model| {
         .args(["-s", "--http2", "--cacert"])
         .arg(&pki.ca)
         .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .args(["-w", "\n%{http_version} %{http_code}", "--data-binary", "tls body"])
+        .args([
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "--data-binary",
+            "tls body",
+        ])
         .arg(format!("https://localhost:{port}/scope"))
         .output()
         .expect("curl");

@@ -52,7 +52,10 @@ per_model!(request_timeout_is_504_or_rst_stream_per_stream, |model| {
         &["--request-timeout", "1", "--access-logfile", &log_arg],
     );
     // The app waits for a body that never comes: nothing was sent yet, so 504.
-    let out = client(&server.addr, &["stall", "/upload", "100", "1000", "/s/small.txt"]);
+    let out = client(
+        &server.addr,
+        &["stall", "/upload", "100", "1000", "/s/small.txt"],
+    );
     assert_eq!(out["first"]["status"], 504, "{out}");
     assert_eq!(out["first"]["ended"], true, "{out}");
     connection_went_on(&out);
@@ -69,7 +72,10 @@ per_model!(request_timeout_is_504_or_rst_stream_per_stream, |model| {
     assert_eq!(out["first"]["status"], 200, "{out}");
     assert_eq!(out["first"]["body"], "data: 0\n\n", "{out}");
     assert_eq!(out["first"]["reset"], INTERNAL_ERROR, "{out}");
-    assert_eq!(out["first"]["ended"], false, "never ended as if whole: {out}");
+    assert_eq!(
+        out["first"]["ended"], false,
+        "never ended as if whole: {out}"
+    );
     connection_went_on(&out);
     let closed = || std::fs::read_to_string(&closefile).unwrap_or_default();
     assert!(eventually(|| closed().contains("closed")), "job cancelled");
@@ -94,9 +100,16 @@ per_model!(a_stalled_body_resets_the_stream_with_cancel, |model| {
         "prior-knowledge",
         &["--body-timeout", "1", "--access-logfile", &log_arg],
     );
-    let out = client(&server.addr, &["stall", "/upload", "100", "1000", "/s/small.txt"]);
+    let out = client(
+        &server.addr,
+        &["stall", "/upload", "100", "1000", "/s/small.txt"],
+    );
     assert_eq!(out["first"]["reset"], CANCEL, "{out}");
-    assert_eq!(out["first"]["status"], Value::Null, "no response head: {out}");
+    assert_eq!(
+        out["first"]["status"],
+        Value::Null,
+        "no response head: {out}"
+    );
     connection_went_on(&out);
     let lines = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -138,7 +151,11 @@ per_model!(upgrade_h2c_answers_the_request_as_stream_1, |model| {
     let env: Value = serde_json::from_str(out["first"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(env["SERVER_PROTOCOL"], "HTTP/2");
     assert_eq!(env["QUERY_STRING"], "u=1");
-    assert_eq!(env["headers"].get("HTTP_UPGRADE"), None, "hop fields dropped");
+    assert_eq!(
+        env["headers"].get("HTTP_UPGRADE"),
+        None,
+        "hop fields dropped"
+    );
     connection_went_on(&out);
     let (body, status) = curl_upgrade(&server.addr, "/environ", &[]);
     assert_eq!(status, "2 200", "{body}");
@@ -156,48 +173,56 @@ per_model!(upgrade_h2c_answers_the_request_as_stream_1, |model| {
     assert_eq!(status, "1.1 200");
 });
 
-per_model!(forwarded_headers_name_the_client_in_the_access_log, |model| {
-    if !hosts_h2(model) {
-        return;
+per_model!(
+    forwarded_headers_name_the_client_in_the_access_log,
+    |model| {
+        if !hosts_h2(model) {
+            return;
+        }
+        let files = Files::new();
+        let log = files.0.join("access.log");
+        let log_arg = log.display().to_string();
+        let server = serve(
+            model,
+            &files.0,
+            "prior-knowledge",
+            &["--access-logfile", &log_arg],
+        );
+        let forged = ["-H", "X-Forwarded-For: 10.1.2.3"];
+        let (_, status) = curl_with(&server.addr, "/s/small.txt?fwd", &forged);
+        assert_eq!(status, "2 200");
+        let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            eventually(|| lines()
+                .lines()
+                .any(|l| l.starts_with("10.1.2.3 ") && l.contains("/s/small.txt?fwd HTTP/2.0"))),
+            "{}",
+            lines()
+        );
+        // From an untrusted peer the header changes nothing.
+        drop(server);
+        let server = serve(
+            model,
+            &files.0,
+            "prior-knowledge",
+            &[
+                "--access-logfile",
+                &log_arg,
+                "--forwarded-allow-ips",
+                "10.9.9.9",
+            ],
+        );
+        let (_, status) = curl_with(&server.addr, "/s/small.txt?untrusted", &forged);
+        assert_eq!(status, "2 200");
+        assert!(
+            eventually(|| lines()
+                .lines()
+                .any(|l| l.starts_with("127.0.0.1 ") && l.contains("?untrusted HTTP/2.0"))),
+            "{}",
+            lines()
+        );
     }
-    let files = Files::new();
-    let log = files.0.join("access.log");
-    let log_arg = log.display().to_string();
-    let server = serve(
-        model,
-        &files.0,
-        "prior-knowledge",
-        &["--access-logfile", &log_arg],
-    );
-    let forged = ["-H", "X-Forwarded-For: 10.1.2.3"];
-    let (_, status) = curl_with(&server.addr, "/s/small.txt?fwd", &forged);
-    assert_eq!(status, "2 200");
-    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        eventually(|| lines()
-            .lines()
-            .any(|l| l.starts_with("10.1.2.3 ") && l.contains("/s/small.txt?fwd HTTP/2.0"))),
-        "{}",
-        lines()
-    );
-    // From an untrusted peer the header changes nothing.
-    drop(server);
-    let server = serve(
-        model,
-        &files.0,
-        "prior-knowledge",
-        &["--access-logfile", &log_arg, "--forwarded-allow-ips", "10.9.9.9"],
-    );
-    let (_, status) = curl_with(&server.addr, "/s/small.txt?untrusted", &forged);
-    assert_eq!(status, "2 200");
-    assert!(
-        eventually(|| lines()
-            .lines()
-            .any(|l| l.starts_with("127.0.0.1 ") && l.contains("?untrusted HTTP/2.0"))),
-        "{}",
-        lines()
-    );
-});
+);
 
 /// `ironhorse_connections_opened_total` from the metrics listener at `addr`.
 fn connections_opened(addr: &str) -> f64 {

@@ -23,9 +23,9 @@ mod timeout;
 mod upgrade;
 mod ws_upgrade;
 
+pub use body_deadline::BodyDeadline;
 pub use exchange::{BodyDemand, Exchange, Reply};
 pub use protocol::{Http, HttpSettings};
-pub use body_deadline::BodyDeadline;
 pub use record::Recorder;
 pub use timeout::{Expiry, RequestTimer};
 pub use upgrade::H2_PREFACE;

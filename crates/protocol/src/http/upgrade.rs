@@ -58,7 +58,11 @@ impl Upgrades {
             // RFC 7540 §3.2.1: no upgrade to h2c without exactly one HTTP2-Settings field.
             .filter(|(token, _)| {
                 !token.eq_ignore_ascii_case("h2c")
-                    || head.headers().filter(|(n, _)| n.eq_ignore_ascii_case("http2-settings")).count() == 1
+                    || head
+                        .headers()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("http2-settings"))
+                        .count()
+                        == 1
             })
             .map(|(token, protocol)| (token.as_str(), protocol))
     }
