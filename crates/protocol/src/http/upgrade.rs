@@ -130,6 +130,22 @@ mod tests {
     }
 
     #[test]
+    fn h2c_needs_exactly_one_http2_settings_field() {
+        let mut u = Upgrades::default();
+        u.add("h2c", Arc::new(Echo));
+        let ask = |extra: &str| {
+            let text = format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                 Upgrade: h2c\r\n{extra}\r\n"
+            );
+            u.requested(&head(&text)).is_some()
+        };
+        assert!(ask("HTTP2-Settings: AAMAAABkAAQAAP__\r\n"));
+        assert!(!ask(""), "RFC 7540 §3.2.1: no settings, no upgrade");
+        assert!(!ask("HTTP2-Settings: AAMA\r\nHTTP2-Settings: AAQA\r\n"));
+    }
+
+    #[test]
     fn a_preface_is_recognised_whole_waited_for_in_part_and_only_when_registered() {
         assert!(matches!(upgrades().preface(H2_PREFACE, false), Preface::No));
         let mut u = upgrades();
