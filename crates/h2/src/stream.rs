@@ -71,6 +71,9 @@ pub(crate) struct Stream {
     body_deadline: BodyDeadline,
     body_timeout: std::time::Duration,
     waker: Waker,
+    /// `expect: 100-continue`: an interim `100` goes out when the application first asks
+    /// for the body (RFC 9110 §10.1.1), as over HTTP/1.1.
+    awaits_continue: bool,
 }
 
 /// What a turn of a stream came to.
@@ -104,6 +107,7 @@ impl Stream {
             body_deadline: BodyDeadline::default(),
             body_timeout: ctx.settings.body_timeout,
             waker: ctx.waker.clone(),
+            awaits_continue: false,
         };
         let head = match head {
             Ok(head) => head,
@@ -115,6 +119,7 @@ impl Stream {
         recorder.begin(&head, ctx.info);
         stream.recorder = recorder;
         stream.head_only = head.is_head();
+        stream.awaits_continue = head.expects_continue();
         let service = ctx.service;
         if let Some(exchange) = service.start_exchange(&head, ctx.info, ctx.waker.clone()) {
             stream.timer = request_timer(ctx);
@@ -213,6 +218,7 @@ impl Stream {
         if self.timer.as_ref().is_some_and(RequestTimer::timed_out) {
             return self.time_out();
         }
+        self.send_continue();
         let fed = match self.feed_body(cx) {
             Ok(fed) => fed,
             Err(turn) => return turn,
@@ -262,6 +268,19 @@ impl Stream {
             (None, None) => Poll::Pending,
         };
         reset.is_ready()
+    }
+
+    /// Sends `100 Continue` once the application asked for a body the client holds back.
+    fn send_continue(&mut self) {
+        if !self.awaits_continue || self.recv.is_none() || !self.work.body_requested() {
+            return;
+        }
+        self.awaits_continue = false;
+        if let Some(respond) = &mut self.respond {
+            let mut interim = http::Response::new(());
+            *interim.status_mut() = http::StatusCode::CONTINUE;
+            let _ = respond.send_informational(interim);
+        }
     }
 
     /// `--request-timeout` passed (the watchdog cancelled a job's thread already): `504`

@@ -52,6 +52,15 @@ impl Work {
         }
     }
 
+    /// Whether the application asked for the body yet (`100 Continue` is due).
+    pub fn body_requested(&self) -> bool {
+        match self {
+            Work::Offloaded(exchange) => exchange.body_requested(),
+            Work::NonBlocking(exchange) => exchange.body_requested(),
+            Work::Queued | Work::Chunks(_) => false,
+        }
+    }
+
     /// Hands a body piece to the application; whether the body is complete for it (no more
     /// pieces to give). A job's body ends only with [`BodyPiece::End`] (once its queue
     /// took the last data: `Exchange` holds one chunk at most).

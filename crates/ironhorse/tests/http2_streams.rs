@@ -122,6 +122,20 @@ per_model!(a_stalled_body_resets_the_stream_with_cancel, |model| {
     assert_eq!(out["status"], 200, "{out}");
 });
 
+per_model!(expect_100_continue_gets_an_interim_100, |model| {
+    if !hosts_h2(model) {
+        return;
+    }
+    let files = Files::new();
+    let server = serve(model, &files.0, "prior-knowledge", &[]);
+    // The client sends its body only after the 100: the app's read asked for it.
+    let out = client(&server.addr, &["continue", "/upload", "200000"]);
+    assert_eq!(out["informational"], serde_json::json!([100]), "{out}");
+    assert_eq!(out["status"], 200, "{out}");
+    let want = format!("200000 {}", out["sent_sha256"].as_str().unwrap());
+    assert_eq!(out["body"], want.as_str(), "{out}");
+});
+
 /// curl over cleartext HTTP/2 by `Upgrade: h2c` (its `--http2` on http://): (body, "VERSION STATUS").
 fn curl_upgrade(addr: &str, path: &str, extra: &[&str]) -> (String, String) {
     let out = Command::new("curl")

@@ -22,6 +22,8 @@ one JSON line with what happened, so the Rust test asserts on it.
     h2_client.py ADDR uploads N PATH SIZE     N concurrent POSTs of SIZE bytes each
     h2_client.py ADDR hangup PATH AFTER       a GET reset (CANCEL) once its first bytes
                                               came, then GET AFTER on the same connection
+    h2_client.py ADDR continue PATH SIZE      POST SIZE bytes with expect: 100-continue,
+                                              the body sent only after the interim 100
     h2_client.py ADDR upgrade PATH AFTER      HTTP/1.1 GET PATH with Upgrade: h2c; after the
                                               101, the answer on stream 1, then GET AFTER
                                               as stream 3
@@ -160,6 +162,9 @@ class Client:
     def handle(self, event, consume):
         if isinstance(event, h2.events.ResponseReceived):
             self.responses[event.stream_id]["status"] = int(dict(event.headers)[":status"])
+        elif isinstance(event, h2.events.InformationalResponseReceived):
+            r = self.responses[event.stream_id]
+            r.setdefault("informational", []).append(int(dict(event.headers)[":status"]))
         elif isinstance(event, h2.events.DataReceived):
             r = self.responses[event.stream_id]
             r["hash"].update(event.data)
@@ -396,6 +401,25 @@ def cmd_hangup(addr, path, after):
     emit({"first": c.result(sid), "after": c.result(other), "terminated": c.terminated})
 
 
+def cmd_continue(addr, path, size):
+    c = Client(addr)
+    body = pattern(int(size))
+    sid = c.request("POST", path, end_stream=False,
+                    headers=[("content-length", str(len(body))), ("expect", "100-continue")])
+    c.flush()
+    while not c.responses[sid].get("informational") and c.responses[sid]["status"] is None:
+        if not c.pump():
+            break
+    interim = c.responses[sid].get("informational")
+    if interim:
+        c.send_body(sid, body)
+    c.wait([sid])
+    out = c.result(sid)
+    out["informational"] = interim
+    out["sent_sha256"] = hashlib.sha256(body).hexdigest()
+    emit(out)
+
+
 def cmd_upgrade(addr, path, after):
     c = Client(addr, upgrade=path)
     if " 101 " not in c.upgrade_status + " ":
@@ -416,7 +440,8 @@ def main():
     commands = {"streams": cmd_streams, "download": cmd_download, "upload": cmd_upload,
                 "reset": cmd_reset, "goaway": cmd_goaway, "malformed": cmd_malformed,
                 "flood": cmd_flood, "idle": cmd_idle, "stall": cmd_stall,
-                "uploads": cmd_uploads, "hangup": cmd_hangup, "upgrade": cmd_upgrade}
+                "uploads": cmd_uploads, "hangup": cmd_hangup, "upgrade": cmd_upgrade,
+                "continue": cmd_continue}
     commands[cmd](addr, *args)
 
 
