@@ -47,6 +47,7 @@ pub(crate) fn http_scope<'py>(
     scope.set_item(intern!(py, "asgi"), asgi)?;
     let version = match head.version() {
         Version::Http10 => intern!(py, "1.0"),
+        Version::Http2 => intern!(py, "2"),
         _ => intern!(py, "1.1"),
     };
     scope.set_item(intern!(py, "http_version"), version)?;

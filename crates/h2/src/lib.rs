@@ -5,8 +5,9 @@
 //! HTTP/2 multiplexes streams on one connection, so a session must be able to read the
 //! socket while applications run: its jobs always run on the protocol's offload pool, and
 //! only drivers that wake a session while it waits for input (`event`, `async`) host it.
-//! Reaching it: prior knowledge (`Http::with_prior_knowledge`) or TLS ALPN `h2`. (`Upgrade: h2c`
-//! is not offered: the `h2` crate cannot take over a request already read as stream 1.)
+//! Reaching it: prior knowledge (`Http::with_prior_knowledge`), TLS ALPN `h2`, or
+//! `Upgrade: h2c` (`Http::with_upgrade("h2c", ..)`: the upgrading request becomes stream 1,
+//! see [`upgrade`]).
 #![forbid(unsafe_code)]
 
 mod flood;
@@ -15,6 +16,8 @@ mod pipe;
 mod send;
 mod session;
 mod stream;
+mod upgrade;
+mod work;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +25,8 @@ use std::time::Duration;
 use ironhorse_app::{ConnInfo, Service};
 use ironhorse_h1::Limits;
 use ironhorse_protocol::offload_pool::OffloadPool;
-use ironhorse_protocol::session::{Link, Protocol, Session};
+use ironhorse_protocol::session::{HandOff, Link, Protocol, Session};
+use ironhorse_wire::forwarded::Policy;
 
 /// HTTP/2 settings (gunicorn 27's `--http2-*`), and the limits against floods.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +49,12 @@ pub struct H2Settings {
     pub graceful_timeout: Duration,
     /// Threads running blocking applications.
     pub offload_threads: usize,
+    /// `--request-timeout`: a stream's application past it is cancelled (504, or
+    /// RST_STREAM once its response began).
+    pub request_timeout: Option<Duration>,
+    /// `--body-timeout`: a stream whose application waits this long for body bytes that
+    /// do not come is reset (see `stream.rs`).
+    pub body_timeout: Duration,
 }
 
 impl Default for H2Settings {
@@ -59,6 +69,8 @@ impl Default for H2Settings {
             handshake_timeout: Duration::from_secs(10),
             graceful_timeout: Duration::from_secs(30),
             offload_threads: 16,
+            request_timeout: None,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -69,6 +81,9 @@ pub(crate) struct Shared {
     settings: H2Settings,
     pool: Arc<OffloadPool>,
     access_log: Option<ironhorse_log::AccessLog>,
+    /// Whose forwarding headers are believed (`--forwarded-allow-ips`), resolved per stream
+    /// for the access log and the application, as HTTP/1.1 does per request.
+    forwarded: Option<Policy>,
 }
 
 impl Shared {
@@ -104,6 +119,7 @@ impl Http2 {
                 settings,
                 pool: Arc::new(OffloadPool::new(settings.offload_threads)),
                 access_log: None,
+                forwarded: None,
             }),
         }
     }
@@ -115,6 +131,15 @@ impl Http2 {
         }
         self
     }
+
+    /// Believes forwarding headers from `policy`'s peers (the access log's `%(h)s`, the
+    /// application's `ConnInfo::forwarded`).
+    pub fn with_forwarded(mut self, policy: Policy) -> Http2 {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.forwarded = Some(policy);
+        }
+        self
+    }
 }
 
 impl Protocol for Http2 {
@@ -122,8 +147,18 @@ impl Protocol for Http2 {
         Box::new(session::H2Session::new(
             self.shared.clone(),
             conn,
-            link.waker,
-            link.hooks,
+            link,
+            None,
+        ))
+    }
+
+    /// After HTTP/1.1: prior knowledge, or `Upgrade: h2c` (its request becomes stream 1).
+    fn session_after(&self, conn: ConnInfo, link: Link, hand_off: HandOff) -> Box<dyn Session> {
+        Box::new(session::H2Session::new(
+            self.shared.clone(),
+            conn,
+            link,
+            Some(hand_off),
         ))
     }
 

@@ -16,12 +16,13 @@ use ironhorse_app::ConnInfo;
 use ironhorse_protocol::deadlines::{self, Watch};
 use ironhorse_protocol::hooks::{Hooks, Level};
 use ironhorse_protocol::output::Output;
-use ironhorse_protocol::session::{Session, Step, Waker};
+use ironhorse_protocol::session::{HandOff, Link, Session, Step, Waker};
 use ironhorse_protocol::Recorder;
 
 use crate::flood::FloodGuard;
 use crate::pipe::Pipe;
 use crate::stream::{Stream, StreamContext, Turn};
+use crate::upgrade::Stream1;
 use crate::Shared;
 
 /// Output queued for the driver beyond which `h2`'s bytes wait in the pipe.
@@ -72,10 +73,25 @@ pub(crate) struct H2Session {
     idle_watch: Option<Watch>,
     /// GOAWAY was queued (graceful stop or idle timeout).
     saying_goodbye: Option<Instant>,
+    /// The connection's count in the metrics (once per connection, whatever its streams).
+    _connection: Recorder,
+    /// After `Upgrade: h2c`: the upgrading request, spliced in as stream 1 once the
+    /// client's preface arrived.
+    stream1: Option<Stream1>,
 }
 
 impl H2Session {
-    pub fn new(shared: Arc<Shared>, info: ConnInfo, link_waker: Waker, hooks: Hooks) -> H2Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        info: ConnInfo,
+        link: Link,
+        hand_off: Option<HandOff>,
+    ) -> H2Session {
+        let (link_waker, hooks) = (link.waker, link.hooks);
+        let (connection, head) = match hand_off {
+            Some(hand_off) => (hand_off.connection, hand_off.head),
+            None => (Recorder::new(None, hooks.meter().cloned()), None),
+        };
         let pipe = Pipe::default();
         let handshake = shared.builder().handshake(pipe.clone());
         let waker = std::task::Waker::from(Arc::new(DriverWaker(link_waker.clone())));
@@ -93,6 +109,8 @@ impl H2Session {
             idle_since: Instant::now(),
             idle_watch: None,
             saying_goodbye: None,
+            _connection: connection,
+            stream1: head.map(|head| Stream1::new(&head)),
         };
         session.watch_idle();
         session
@@ -149,15 +167,19 @@ impl H2Session {
                     any = true;
                     self.idle_watch = None;
                     let head = crate::head::request_head(&request, self.shared.settings.limits);
+                    let info = self.stream_info(head.as_ref().ok());
                     let ctx = StreamContext {
                         service: &self.shared.service,
                         pool: &self.shared.pool,
-                        info: &self.info,
+                        info: &info,
                         waker: &self.link_waker,
-                        max_body: self.shared.settings.limits.max_body,
+                        hooks: &self.hooks,
+                        settings: &self.shared.settings,
                     };
-                    let recorder =
-                        Recorder::new(self.shared.access_log.clone(), self.hooks.meter().cloned());
+                    let recorder = Recorder::for_stream(
+                        self.shared.access_log.clone(),
+                        self.hooks.meter().cloned(),
+                    );
                     let recv = request.into_body();
                     self.streams
                         .push(Stream::start(head, recv, respond, &ctx, recorder));
@@ -179,6 +201,32 @@ impl H2Session {
                 }
                 Poll::Pending => return any,
             }
+        }
+    }
+
+    /// The connection as one stream's request sees it: its trusted forwarding headers
+    /// resolved (as HTTP/1.1 does per request).
+    fn stream_info(&self, head: Option<&ironhorse_app::RequestHead>) -> ConnInfo {
+        let mut info = self.info.clone();
+        if let (Some(policy), Some(head)) = (&self.shared.forwarded, head) {
+            info.forwarded = policy
+                .resolve(info.peer.map(|p| p.ip()), head.headers())
+                .ok();
+        }
+        info
+    }
+
+    /// Hands received bytes to `h2` (after an upgrade, with stream 1 spliced in).
+    fn push_input(&mut self, data: &[u8]) {
+        self.flood.scan(data);
+        match &mut self.stream1 {
+            Some(stream1) => {
+                if let Some(spliced) = stream1.splice(data) {
+                    self.pipe.push_input(&spliced);
+                    self.stream1 = None;
+                }
+            }
+            None => self.pipe.push_input(data),
         }
     }
 
@@ -216,16 +264,19 @@ impl Session for H2Session {
 
     fn received(&mut self, n: usize) {
         if n == 0 {
+            if let Some(stream1) = self.stream1.take() {
+                self.pipe.push_input(&stream1.into_held());
+            }
             self.pipe.push_eof();
         } else {
-            self.flood.scan(&self.read_buf[..n]);
-            self.pipe.push_input(&self.read_buf[..n]);
+            let data = std::mem::take(&mut self.read_buf);
+            self.push_input(&data[..n]);
+            self.read_buf = data;
         }
     }
 
     fn receive(&mut self, data: &[u8]) {
-        self.flood.scan(data);
-        self.pipe.push_input(data);
+        self.push_input(data);
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {

@@ -1,41 +1,49 @@
 //! One HTTP/2 stream: a request answered by the application service, the same way an
-//! HTTP/1.1 request is. Non-blocking services (static files) are called at once; blocking
-//! ones (WSGI) run as a job through the HTTP/1.1 session's [`Exchange`], whose bounded
-//! queues carry the body to the application (HTTP/2 capacity released only as chunks are
-//! handed over) and the response pieces back (sent as send capacity allows). Several
-//! streams of a connection run at once, each with its own exchange.
+//! HTTP/1.1 request is. Non-blocking applications (ASGI) trade messages through their
+//! `AppExchange`; static files are called at once; blocking ones (WSGI) run as a job
+//! through the HTTP/1.1 session's `Exchange` (see [`Work`]). Request bodies reach the
+//! application through bounded queues (HTTP/2 capacity released only as chunks are handed
+//! over), response pieces leave as send capacity allows. Several streams of a connection
+//! run at once.
+//!
+//! Deadlines, per stream, as HTTP/1.1 has them per request (the connection and its other
+//! streams go on):
+//! - `--request-timeout`: the watchdog cancels the application (WSGI: `TimeoutError` in its
+//!   thread; ASGI: the task), then the stream gets `504` if no head was sent, else
+//!   `RST_STREAM(INTERNAL_ERROR)` (the response can never be completed).
+//! - `--body-timeout`: an application waiting for body bytes that do not come is told so
+//!   (WSGI reads fail with a timeout, ASGI hears `http.disconnect`) and the stream is reset
+//!   with `RST_STREAM(CANCEL)`, logged as `408`. A reset rather than a `408` response, as
+//!   nginx does (`client_body_timeout` over HTTP/2 terminates the request, which resets
+//!   the stream, and logs 408): the client is stuck sending, not reading, and a reset
+//!   frees both sides' flow-control state at once.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
-use ironhorse_app::{Body, ChunkStream, ConnInfo, Request, RequestHead, Service};
+use ironhorse_app::{AppEvent, Body, ConnInfo, Request, RequestHead, Service};
+use ironhorse_protocol::hooks::Hooks;
 use ironhorse_protocol::offload_pool::OffloadPool;
 use ironhorse_protocol::session::{Executor, Waker};
-use ironhorse_protocol::{BodyDemand, Exchange, Recorder, Reply};
+use ironhorse_protocol::{BodyDeadline, Exchange, Expiry, Recorder, Reply, RequestTimer};
 
 use crate::send::{Outgoing, Sent};
-
-/// Where the response comes from.
-enum Work {
-    /// Everything is queued already (an inline answer, a refusal).
-    Queued,
-    /// An inline service's streamed body, pulled as capacity allows.
-    Chunks(ChunkStream),
-    /// A blocking service's job.
-    Offloaded(Exchange),
-}
+use crate::work::{BodyPiece, Piece, Work};
+use crate::H2Settings;
 
 /// What a stream needs from its connection.
 pub(crate) struct StreamContext<'a> {
     pub service: &'a Arc<dyn Service>,
     pub pool: &'a Arc<OffloadPool>,
+    /// The connection, with this request's forwarding headers resolved.
     pub info: &'a ConnInfo,
     pub waker: &'a Waker,
-    /// `--limit-request-body`.
-    pub max_body: u64,
+    pub hooks: &'a Hooks,
+    pub settings: &'a H2Settings,
 }
 
 pub(crate) struct Stream {
@@ -56,6 +64,16 @@ pub(crate) struct Stream {
     /// Body bytes still allowed (`--limit-request-body`; a declared length was checked
     /// with the head).
     body_budget: u64,
+    /// `--request-timeout`, while the application runs.
+    timer: Option<RequestTimer>,
+    /// `--body-timeout`: when body bytes last came, and the wake-up at the deadline.
+    last_body: Instant,
+    body_deadline: BodyDeadline,
+    body_timeout: std::time::Duration,
+    waker: Waker,
+    /// `expect: 100-continue`: an interim `100` goes out when the application first asks
+    /// for the body (RFC 9110 §10.1.1), as over HTTP/1.1.
+    awaits_continue: bool,
 }
 
 /// What a turn of a stream came to.
@@ -81,58 +99,83 @@ impl Stream {
             work: Work::Queued,
             out: Outgoing::default(),
             head_only: false,
-            recorder: Recorder::new(None, None),
-            body_budget: ctx.max_body,
+            recorder: Recorder::for_stream(None, None),
+            body_budget: ctx.settings.limits.max_body,
             reset_due: false,
+            timer: None,
+            last_body: Instant::now(),
+            body_deadline: BodyDeadline::default(),
+            body_timeout: ctx.settings.body_timeout,
+            waker: ctx.waker.clone(),
+            awaits_continue: false,
         };
         let head = match head {
             Ok(head) => head,
             Err(status) => {
-                let (response, body) = crate::head::plain(status);
-                stream.send_head(response, body.len() as u64 == 0);
-                stream.out.push(body);
-                stream.out.end();
+                stream.answer_plain(status);
                 return stream;
             }
         };
         recorder.begin(&head, ctx.info);
         stream.recorder = recorder;
         stream.head_only = head.is_head();
-        if ctx.service.may_block_for(&head) {
-            let (exchange, job) = Exchange::untimed(
-                ctx.service.clone(),
+        stream.awaits_continue = head.expects_continue();
+        let service = ctx.service;
+        if let Some(exchange) = service.start_exchange(&head, ctx.info, ctx.waker.clone()) {
+            stream.timer = request_timer(ctx);
+            stream.recv = Some(recv);
+            stream.work = Work::NonBlocking(exchange);
+        } else if service.may_block_for(&head) {
+            stream.timer = request_timer(ctx);
+            let (exchange, job) = Exchange::for_stream(
+                service.clone(),
                 head,
                 ctx.info.clone(),
                 ctx.waker.clone(),
+                stream.timer.as_ref(),
             );
             stream.recv = Some(recv);
             stream.work = Work::Offloaded(exchange);
+            let job = match stream.recorder.job_ticket() {
+                Some(mut ticket) => {
+                    Box::new(move |host: &mut dyn ironhorse_protocol::session::JobHost| {
+                        ticket.running();
+                        job(host);
+                    })
+                }
+                None => job,
+            };
             ctx.pool.execute(job);
         } else {
             // Non-blocking services (static files) take no body: it is discarded.
             drop(recv);
-            let response = ctx.service.call(Request {
-                head: &head,
-                body: &mut std::io::empty(),
-                conn: ctx.info,
-                sink: None,
-                body_length: None,
-            });
-            stream.answer(response.status, &response.headers, response.body.len_hint());
-            match response.body {
-                Body::Empty => stream.out.end(),
-                Body::Bytes(bytes) => {
-                    stream.out.push(Bytes::from(bytes));
-                    stream.out.end();
-                }
-                Body::File(region) => {
-                    stream.out.push_file(region);
-                    stream.out.end();
-                }
-                Body::Stream { chunks, .. } => stream.work = Work::Chunks(chunks),
-            }
+            stream.call_inline(&head, ctx);
         }
         stream
+    }
+
+    /// Answers a service that never blocks (static files) at once.
+    fn call_inline(&mut self, head: &RequestHead, ctx: &StreamContext<'_>) {
+        let response = ctx.service.call(Request {
+            head,
+            body: &mut std::io::empty(),
+            conn: ctx.info,
+            sink: None,
+            body_length: None,
+        });
+        self.answer(response.status, &response.headers, response.body.len_hint());
+        match response.body {
+            Body::Empty => self.out.end(),
+            Body::Bytes(bytes) => {
+                self.out.push(Bytes::from(bytes));
+                self.out.end();
+            }
+            Body::File(region) => {
+                self.out.push_file(region);
+                self.out.end();
+            }
+            Body::Stream { chunks, .. } => self.work = Work::Chunks(chunks),
+        }
     }
 
     /// Sends the response head for the application's answer.
@@ -143,6 +186,17 @@ impl Stream {
         if self.head_only {
             self.out.end();
         }
+    }
+
+    /// A short plain answer from the server itself (a refusal, a failure, a timeout),
+    /// replacing whatever was queued.
+    fn answer_plain(&mut self, status: u16) {
+        let (response, body) = crate::head::plain(status);
+        self.recorder.head(status, &Vec::new());
+        self.send_head(response, false);
+        self.out = Outgoing::default();
+        self.out.push(body);
+        self.out.end();
     }
 
     fn send_head(&mut self, response: http::Response<()>, end: bool) {
@@ -158,9 +212,17 @@ impl Stream {
     /// Moves the stream forward: body to the application, response pieces to the peer.
     pub fn turn(&mut self, cx: &mut Context<'_>) -> Turn {
         if self.peer_reset(cx) {
+            self.work.disconnect();
             return Turn::Done;
         }
-        let fed = self.feed_body(cx);
+        if self.timer.as_ref().is_some_and(RequestTimer::timed_out) {
+            return self.time_out();
+        }
+        self.send_continue();
+        let fed = match self.feed_body(cx) {
+            Ok(fed) => fed,
+            Err(turn) => return turn,
+        };
         if let Err(failed) = self.pull_response() {
             return failed;
         }
@@ -197,7 +259,8 @@ impl Stream {
     }
 
     /// Whether the peer reset the stream (`RST_STREAM`): the application's side of the
-    /// exchange then ends (its reads and writes fail, WSGI `close()` runs).
+    /// exchange then ends (WSGI reads and writes fail, `close()` runs; ASGI gets
+    /// `http.disconnect`).
     fn peer_reset(&mut self, cx: &mut Context<'_>) -> bool {
         let reset = match (&mut self.respond, &mut self.send) {
             (Some(respond), _) => respond.poll_reset(cx),
@@ -207,59 +270,134 @@ impl Stream {
         reset.is_ready()
     }
 
-    /// Hands received body bytes to the application while its queue has room, releasing
-    /// the flow-control capacity they used. Whether anything moved.
-    fn feed_body(&mut self, cx: &mut Context<'_>) -> bool {
-        let (Work::Offloaded(exchange), Some(recv)) = (&mut self.work, &mut self.recv) else {
-            return false;
-        };
+    /// Sends `100 Continue` once the application asked for a body the client holds back.
+    fn send_continue(&mut self) {
+        if !self.awaits_continue || self.recv.is_none() || !self.work.body_requested() {
+            return;
+        }
+        self.awaits_continue = false;
+        if let Some(respond) = &mut self.respond {
+            let mut interim = http::Response::new(());
+            *interim.status_mut() = http::StatusCode::CONTINUE;
+            let _ = respond.send_informational(interim);
+        }
+    }
+
+    /// `--request-timeout` passed (the watchdog cancelled a job's thread already): `504`
+    /// if nothing was sent yet, else the stream is reset.
+    fn time_out(&mut self) -> Turn {
+        self.timer = None;
+        self.work.cancel();
+        self.work = Work::Queued;
+        self.recv = None;
+        if self.respond.is_some() {
+            self.answer_plain(504);
+            return Turn::Progress;
+        }
+        if let Some(send) = &mut self.send {
+            send.send_reset(Reason::INTERNAL_ERROR);
+        }
+        Turn::Done
+    }
+
+    /// Hands received body bytes to the application while it has room, releasing the
+    /// flow-control capacity they used. `Ok`: whether anything moved; `Err`: the stream
+    /// ends (its body timed out).
+    fn feed_body(&mut self, cx: &mut Context<'_>) -> Result<bool, Turn> {
         let mut moved = false;
-        while let BodyDemand::More = exchange.body_demand() {
-            match recv.poll_data(cx) {
+        loop {
+            let Some(recv) = &mut self.recv else {
+                self.body_deadline.disarm();
+                return Ok(moved);
+            };
+            if !self.work.wants_body() {
+                self.body_deadline.disarm();
+                return Ok(moved);
+            }
+            let piece = match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     let _ = recv.flow_control().release_capacity(data.len());
-                    let Some(left) = self.body_budget.checked_sub(data.len() as u64) else {
+                    self.last_body = Instant::now();
+                    match self.body_budget.checked_sub(data.len() as u64) {
+                        Some(left) => {
+                            self.body_budget = left;
+                            let last = recv.is_end_stream();
+                            BodyPiece::Data {
+                                data: data.to_vec(),
+                                last,
+                            }
+                        }
                         // The application's read fails as under HTTP/1.1 (413).
-                        exchange.body_end(Some(ironhorse_h1::Error::BodyTooLarge));
-                        self.recv = None;
-                        return true;
+                        None => BodyPiece::Failed(ironhorse_h1::Error::BodyTooLarge),
+                    }
+                }
+                Poll::Ready(None) => BodyPiece::End,
+                Poll::Ready(Some(Err(_))) => BodyPiece::Failed(ironhorse_h1::Error::Incomplete),
+                Poll::Pending => {
+                    return if self.body_deadline.expired(
+                        self.last_body,
+                        self.body_timeout,
+                        &self.waker,
+                    ) {
+                        Err(self.body_timed_out())
+                    } else {
+                        Ok(moved)
                     };
-                    self.body_budget = left;
-                    exchange.body_data(data.to_vec());
-                    moved = true;
                 }
-                Poll::Ready(None) => {
-                    exchange.body_end(None);
-                    self.recv = None;
-                    return true;
-                }
-                Poll::Ready(Some(Err(_))) => {
-                    exchange.body_end(Some(ironhorse_h1::Error::Incomplete));
-                    self.recv = None;
-                    return true;
-                }
-                Poll::Pending => break,
+            };
+            let too_large = matches!(piece, BodyPiece::Failed(ironhorse_h1::Error::BodyTooLarge));
+            if self.work.give(piece) {
+                self.recv = None;
             }
+            // ASGI has no failing read: the server answers 413 itself.
+            if too_large && matches!(self.work, Work::NonBlocking(_)) {
+                self.work = Work::Queued;
+                self.refuse(413);
+            }
+            moved = true;
         }
-        moved
+    }
+
+    /// The body stalled past `--body-timeout`: the application is told, the stream reset.
+    fn body_timed_out(&mut self) -> Turn {
+        self.work.body_timed_out();
+        if self.respond.is_some() {
+            self.recorder.head(408, &Vec::new());
+        }
+        self.reset(Reason::CANCEL);
+        Turn::Done
+    }
+
+    /// Resets the stream (from either half).
+    fn reset(&mut self, reason: Reason) {
+        self.recv = None;
+        match (&mut self.respond, &mut self.send) {
+            (Some(respond), _) => respond.send_reset(reason),
+            (None, Some(send)) => send.send_reset(reason),
+            (None, None) => {}
+        }
+    }
+
+    /// A refusal after the application started: `status` if no head was sent, else reset.
+    fn refuse(&mut self, status: u16) {
+        self.recv = None;
+        if self.respond.is_some() {
+            self.answer_plain(status);
+        } else {
+            self.out.fail();
+        }
     }
 
     /// Takes response pieces while few wait to be sent. `Err` ends the stream.
     fn pull_response(&mut self) -> Result<(), Turn> {
         while self.out.wants_more() {
-            match &mut self.work {
-                Work::Queued => return Ok(()),
-                Work::Chunks(chunks) => match chunks.next() {
-                    Some(Ok(chunk)) => self.out.push(Bytes::from(chunk)),
-                    Some(Err(_)) => return Err(self.fail()),
-                    None => self.out.end(),
-                },
-                Work::Offloaded(exchange) => match exchange.next_reply() {
-                    Ok(Some(reply)) => self.take_reply(reply)?,
-                    Ok(None) => return Ok(()),
-                    // The job ended without finishing (a panic).
-                    Err(_job_gone) => return Err(self.fail()),
-                },
+            match self.work.next() {
+                Piece::None => return Ok(()),
+                Piece::Chunk(chunk) => self.out.push(Bytes::from(chunk)),
+                Piece::Ended => self.out.end(),
+                Piece::Failed => return Err(self.fail()),
+                Piece::Reply(reply) => self.take_reply(reply)?,
+                Piece::Event(event) => self.take_event(event)?,
             }
         }
         Ok(())
@@ -275,6 +413,7 @@ impl Stream {
                 self.answer(status, &headers, Some(body.len() as u64));
                 self.out.push(Bytes::from(body));
                 self.out.end();
+                self.timer = None;
             }
             Reply::Head {
                 status,
@@ -283,8 +422,30 @@ impl Stream {
             } => self.answer(status, &headers, len),
             Reply::Bytes(data) => self.out.push(Bytes::from(data)),
             Reply::File(region) => self.out.push_file(region),
-            Reply::End => self.out.end(),
+            Reply::End => {
+                self.out.end();
+                self.timer = None;
+            }
             Reply::Failed => return Err(self.fail()),
+        }
+        Ok(())
+    }
+
+    fn take_event(&mut self, event: AppEvent) -> Result<(), Turn> {
+        match event {
+            AppEvent::Head {
+                status,
+                headers,
+                len,
+            } => self.answer(status, &headers, len),
+            AppEvent::Body { data, more } => {
+                self.out.push(Bytes::from(data));
+                if !more {
+                    self.out.end();
+                    self.timer = None;
+                }
+            }
+            AppEvent::Failed | AppEvent::Returned => return Err(self.fail()),
         }
         Ok(())
     }
@@ -293,16 +454,28 @@ impl Stream {
     /// it produced before is out.
     fn fail(&mut self) -> Turn {
         self.work = Work::Queued;
+        self.timer = None;
         if self.respond.is_some() {
-            let (response, body) = crate::head::plain(500);
-            self.recorder.head(500, &Vec::new());
-            self.send_head(response, false);
-            self.out = Outgoing::default();
-            self.out.push(body);
-            self.out.end();
+            self.answer_plain(500);
         } else {
             self.out.fail();
         }
         Turn::Progress
     }
+}
+
+/// The `--request-timeout` deadline of an application request starting now, if one is set.
+fn request_timer(ctx: &StreamContext<'_>) -> Option<RequestTimer> {
+    ctx.settings.request_timeout.map(|timeout| {
+        RequestTimer::start(Expiry {
+            timeout,
+            service: ctx.service.clone(),
+            waker: ctx.waker.clone(),
+            // A stream's job runs on the offload pool: the worker never needs replacing.
+            exit_when_stuck: false,
+            hooks: ctx.hooks.clone(),
+            // No cut-off handle on a pool thread: the stream answers itself.
+            last_words: Vec::new(),
+        })
+    })
 }

@@ -99,15 +99,20 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
     let policy = forwarding_policy(settings);
     let uwsgi = (settings.protocol == Wire::Uwsgi).then(|| UwsgiFront::new(settings));
     let tls = shape.tls.clone();
-    let h2c = settings.http2_cleartext == crate::http2::Cleartext::PriorKnowledge;
+    let h2c = settings.http2_cleartext;
     let h2 = crate::http2::Offer::from_settings(settings, &http_settings, shape, tls.is_some())?;
     let http = move |service, settings, access_log: &Option<AccessLog>| {
         let service = with_health(service, &health);
         let http = http(service.clone(), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
-        let h2 = h2.as_ref().map(|offer| offer.protocol(service, access_log));
+        let h2 = (h2.as_ref()).map(|offer| offer.protocol(service, access_log, policy.clone()));
         let http = match &h2 {
-            Some(h2) if h2c => http.with_prior_knowledge(h2.clone()),
+            Some(h2) if h2c.prior_knowledge() => http.with_prior_knowledge(h2.clone()),
+            _ => http,
+        };
+        // h2c is cleartext HTTP/2: under TLS, ALPN offers h2 instead.
+        let http = match &h2 {
+            Some(h2) if h2c.upgrade() && tls.is_none() => http.with_upgrade("h2c", h2.clone()),
             _ => http,
         };
         let http = match access_log {

@@ -10,6 +10,7 @@ use ironhorse_log::AccessLog;
 use ironhorse_protocol::session::Protocol;
 use ironhorse_protocol::HttpSettings;
 use ironhorse_runtime::Driver;
+use ironhorse_wire::forwarded::Policy;
 
 use crate::app::Shape;
 use crate::settings::Settings;
@@ -47,16 +48,31 @@ pub enum Cleartext {
     Off,
     /// Connections that open with the HTTP/2 preface (RFC 9113 §3.3).
     PriorKnowledge,
+    /// HTTP/1.1 requests with `Upgrade: h2c` (RFC 7540 §3.2; deprecated by RFC 9113).
+    Upgrade,
+    /// Either.
+    Both,
+}
+
+impl Cleartext {
+    /// Whether a connection opening with the HTTP/2 preface switches to HTTP/2.
+    pub fn prior_knowledge(self) -> bool {
+        matches!(self, Cleartext::PriorKnowledge | Cleartext::Both)
+    }
+
+    /// Whether `Upgrade: h2c` is accepted.
+    pub fn upgrade(self) -> bool {
+        matches!(self, Cleartext::Upgrade | Cleartext::Both)
+    }
 }
 
 pub fn cleartext(text: &str) -> Result<Cleartext, String> {
     match text.trim() {
         "off" => Ok(Cleartext::Off),
         "prior-knowledge" => Ok(Cleartext::PriorKnowledge),
-        "upgrade" | "both" => Err(
-            "Upgrade: h2c is not supported (RFC 9113 deprecates it); use prior-knowledge".into(),
-        ),
-        _ => Err("expected off or prior-knowledge".into()),
+        "upgrade" => Ok(Cleartext::Upgrade),
+        "both" => Ok(Cleartext::Both),
+        _ => Err("expected off, prior-knowledge, upgrade or both".into()),
     }
 }
 
@@ -98,7 +114,7 @@ impl Offer {
         }
         if settings.http2_cleartext == Cleartext::Off && !tls {
             return Err(SettingError(
-                "--http-protocols h2 needs TLS (--certfile) or --http2-cleartext prior-knowledge"
+                "--http-protocols h2 needs TLS (--certfile) or --http2-cleartext prior-knowledge, upgrade or both"
                     .into(),
             ));
         }
@@ -125,18 +141,21 @@ impl Offer {
                 handshake_timeout: http.header_timeout,
                 graceful_timeout: settings.graceful_timeout,
                 offload_threads: http.offload_threads,
+                request_timeout: http.request_timeout,
+                body_timeout: http.body_timeout,
             },
         }))
     }
 
     /// HTTP/2 serving `service` (the same service as HTTP/1.1: its streams share the
-    /// application and its thread pool size).
+    /// application and its thread pool size, and whose forwarding headers are believed).
     pub fn protocol(
         &self,
         service: Arc<dyn Service>,
         log: &Option<AccessLog>,
+        forwarded: Policy,
     ) -> Arc<dyn Protocol> {
-        let h2 = Http2::new(service, self.settings);
+        let h2 = Http2::new(service, self.settings).with_forwarded(forwarded);
         Arc::new(match log {
             Some(log) => h2.with_access_log(log.clone()),
             None => h2,
@@ -167,7 +186,8 @@ mod tests {
         assert!(protocols("h3").is_err());
         assert_eq!(cleartext("prior-knowledge"), Ok(Cleartext::PriorKnowledge));
         assert_eq!(cleartext("off"), Ok(Cleartext::Off));
-        assert!(cleartext("upgrade").unwrap_err().contains("not supported"));
+        assert_eq!(cleartext("upgrade"), Ok(Cleartext::Upgrade));
+        assert!(cleartext("both").is_ok_and(|c| c.prior_knowledge() && c.upgrade()));
         assert!(cleartext("sometimes").is_err());
     }
 }

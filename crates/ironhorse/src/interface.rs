@@ -31,9 +31,6 @@ impl Choice {
                 "an ASGI application runs on --model event or async (one event loop per process; -w N for more processes); --model {} cannot host it",
                 settings.model.name
             ))
-        } else if settings.http_protocols.h2 {
-            // HTTP/2 streams reach blocking services only (WSGI, static files) so far.
-            Some("an ASGI application is served over HTTP/1.1 only for now: drop h2 from --http-protocols".into())
         } else {
             None
         };

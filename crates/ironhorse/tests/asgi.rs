@@ -517,30 +517,6 @@ fn blocking_models_refuse_asgi_with_one_line() {
 }
 
 #[test]
-fn asgi_over_http2_is_refused_with_one_line() {
-    for model in ["event", "async"] {
-        let mut args = common::model_args(model);
-        args.extend(
-            [
-                "-b",
-                "127.0.0.1:0",
-                "--http-protocols",
-                "h1,h2",
-                "--http2-cleartext",
-                "prior-knowledge",
-                "asgi_plain:app",
-                "--chdir",
-            ]
-            .map(String::from),
-        );
-        args.push(python::apps_dir().display().to_string());
-        let (code, log) = run_to_exit(&args);
-        assert!(code.is_some_and(|c| c != 0), "{model}: exit {code:?}");
-        assert!(log.contains("served over HTTP/1.1 only"), "{model}: {log}");
-    }
-}
-
-#[test]
 fn worker_class_asgi_serves_on_the_event_loop() {
     let server = Server::start(&[
         "-k".into(),

@@ -4,55 +4,24 @@
 //! other models refuse it at startup with one line.
 
 mod common;
+#[path = "http2/support.rs"]
+mod support;
 // The TLS tests' certificate authority; this file uses a part of it.
 #[allow(dead_code)]
 #[path = "tls/pki.rs"]
 mod pki;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::python::{apps_dir, venv, wsgi_args};
-use common::{eventually, run_to_exit, temp_path, Server};
+use common::{eventually, run_to_exit, Server};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use support::{client, curl, h2_flags, hosts_h2, Files};
 
 const FIFTY_MB: usize = 50 << 20;
-
-/// Whether `model` hosts HTTP/2 (its driver reads a connection while its requests run).
-fn hosts_h2(model: &str) -> bool {
-    matches!(model, "event" | "async")
-}
-
-fn h2_flags() -> Vec<String> {
-    [
-        "--http-protocols",
-        "h1,h2",
-        "--http2-cleartext",
-        "prior-knowledge",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-/// A folder for static files, removed at the end.
-struct Files(PathBuf);
-
-impl Files {
-    fn new() -> Files {
-        let dir = temp_path("h2files");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("small.txt"), b"small file over h2\n").unwrap();
-        Files(dir)
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The WSGI test app with `/s/` served from `files`, over HTTP/2 too.
 fn serve(model: &str, files: &Path, extra: &[String]) -> Server {
@@ -61,40 +30,6 @@ fn serve(model: &str, files: &Path, extra: &[String]) -> Server {
     args.extend(["--static".into(), format!("/s={}", files.display())]);
     args.extend(extra.iter().cloned());
     Server::start(&args)
-}
-
-/// Runs the strict client to its end and parses its last line.
-fn client(addr: &str, args: &[&str]) -> Value {
-    let out = Command::new(venv().join("bin/python"))
-        .arg(apps_dir().join("h2_client.py"))
-        .arg(addr)
-        .args(args)
-        .output()
-        .expect("run h2_client.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|_| {
-        panic!(
-            "h2_client {args:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn curl(addr: &str, path: &str) -> (String, String) {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "--http2-prior-knowledge",
-            "-w",
-            "\n%{http_version} %{http_code}",
-        ])
-        .arg(format!("http://{addr}{path}"))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (body.to_string(), status.to_string())
 }
 
 per_model!(curl_gets_static_files_and_wsgi_over_h2c, |model| {

@@ -21,7 +21,10 @@ mod uwsgi;
 mod websocket;
 
 pub use echo::Echo;
-pub use http::{BodyDemand, Exchange, Http, HttpSettings, Recorder, Reply, H2_PREFACE};
+pub use http::{
+    BodyDeadline, BodyDemand, Exchange, Expiry, Http, HttpSettings, Recorder, Reply, RequestTimer,
+    H2_PREFACE,
+};
 pub use proxy_header::ProxyHeader;
 pub use reverse::Reverse;
 pub use uwsgi::Uwsgi;

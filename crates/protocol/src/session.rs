@@ -164,9 +164,26 @@ pub trait Session: Send {
     }
 }
 
+/// What a switch from HTTP/1.1 carries to the next protocol's session.
+pub struct HandOff {
+    /// The request that asked for the switch (`Upgrade:`); `None` for a prior-knowledge
+    /// preface. HTTP/2 answers it as stream 1 (RFC 7540 §3.2).
+    pub head: Option<ironhorse_app::RequestHead>,
+    /// The connection's count in the metrics (open while it lives), so that a switched
+    /// connection counts once.
+    pub connection: crate::Recorder,
+}
+
 /// A wire protocol: makes one session per accepted connection.
 pub trait Protocol: Send + Sync + 'static {
     fn session(&self, conn: ConnInfo, link: Link) -> Box<dyn Session>;
+
+    /// The session continuing a connection HTTP/1.1 switched to this protocol. Default: a
+    /// fresh session (the hand-off's count ends: the connection counts as closed).
+    fn session_after(&self, conn: ConnInfo, link: Link, hand_off: HandOff) -> Box<dyn Session> {
+        drop(hand_off);
+        self.session(conn, link)
+    }
 
     /// Called just before this process forks (see `ironhorse_app::Service::before_fork`).
     fn before_fork(&self) {}

@@ -15,6 +15,18 @@ one JSON line with what happened, so the Rust test asserts on it.
     h2_client.py ADDR malformed KIND          raw bad frames; reports the GOAWAY error code
     h2_client.py ADDR flood KIND              rapid-reset or ping flood; reports how the
                                               connection ended
+    h2_client.py ADDR stall PATH SENT LEN AFTER  one request (a GET when LEN is -1, else a
+                                              POST declaring LEN bytes and sending SENT of
+                                              them, never ending): waits for its end or
+                                              reset, then GET AFTER on the same connection
+    h2_client.py ADDR uploads N PATH SIZE     N concurrent POSTs of SIZE bytes each
+    h2_client.py ADDR hangup PATH AFTER       a GET reset (CANCEL) once its first bytes
+                                              came, then GET AFTER on the same connection
+    h2_client.py ADDR continue PATH SIZE      POST SIZE bytes with expect: 100-continue,
+                                              the body sent only after the interim 100
+    h2_client.py ADDR upgrade PATH AFTER      HTTP/1.1 GET PATH with Upgrade: h2c; after the
+                                              101, the answer on stream 1, then GET AFTER
+                                              as stream 3
 """
 import hashlib
 import json
@@ -38,21 +50,48 @@ def pattern(size):
 
 
 class Client:
-    def __init__(self, addr, window=None):
+    def __init__(self, addr, window=None, upgrade=None):
         host, port = addr.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.authority = addr
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         self.conn = h2.connection.H2Connection(config=config)
-        self.conn.initiate_connection()
+        self.pending = b""
+        if upgrade:
+            self.upgrade_status = self.upgrade(upgrade)
+        else:
+            self.conn.initiate_connection()
         if window:
             self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
         self.flush()
         self.responses = {}
         self.terminated = None
         self.closed = False
-        self.pending = b""
+        if upgrade:
+            # Stream 1 is the upgrading request, half-closed by the client already.
+            self.responses[1] = {"status": None, "hash": hashlib.sha256(), "size": 0,
+                                 "ended": False, "reset": None, "body": b""}
+
+    def upgrade(self, path):
+        """HTTP/1.1 GET `path` asking for h2c (RFC 7540 §3.2); the 101's status line."""
+        settings = self.conn.initiate_upgrade_connection()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {self.authority}\r\n"
+            "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n".encode()
+            + b"HTTP2-Settings: " + settings + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = self.sock.recv(65536)
+            if not data:
+                return head.decode("latin-1")
+            head += data
+        head, self.pending = head.split(b"\r\n\r\n", 1)
+        status = head.split(b"\r\n")[0].decode("latin-1")
+        if " 101 " in status + " ":
+            # The preface and SETTINGS, prepared by initiate_upgrade_connection.
+            self.sock.sendall(self.conn.data_to_send())
+        return status
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -84,6 +123,11 @@ class Client:
             self.closed = True
             return False
         self.pending += data
+        self.take_frames(consume)
+        return True
+
+    def take_frames(self, consume=True):
+        """Handles the whole frames received so far."""
         while len(self.pending) >= 9:
             length = int.from_bytes(self.pending[:3], "big")
             if len(self.pending) < 9 + length:
@@ -95,7 +139,6 @@ class Client:
                 self.flush()
             else:
                 self.after_goaway(raw)
-        return True
 
     def after_goaway(self, raw):
         kind, flags = raw[3], raw[4]
@@ -119,6 +162,9 @@ class Client:
     def handle(self, event, consume):
         if isinstance(event, h2.events.ResponseReceived):
             self.responses[event.stream_id]["status"] = int(dict(event.headers)[":status"])
+        elif isinstance(event, h2.events.InformationalResponseReceived):
+            r = self.responses[event.stream_id]
+            r.setdefault("informational", []).append(int(dict(event.headers)[":status"]))
         elif isinstance(event, h2.events.DataReceived):
             r = self.responses[event.stream_id]
             r["hash"].update(event.data)
@@ -310,11 +356,92 @@ def cmd_flood(addr, kind):
     emit({"goaway": read_goaway(sock)})
 
 
+def cmd_stall(addr, path, sent, length, after):
+    c = Client(addr)
+    if int(length) < 0:
+        sid = c.request("GET", path)
+    else:
+        sid = c.request("POST", path, end_stream=False,
+                        headers=[("content-length", length)])
+        if int(sent):
+            c.conn.send_data(sid, pattern(int(sent)))
+    c.flush()
+    c.wait([sid])
+    other = c.request("GET", after)
+    c.flush()
+    c.wait([other])
+    emit({"first": c.result(sid), "after": c.result(other), "terminated": c.terminated})
+
+
+def cmd_uploads(addr, n, path, size):
+    c = Client(addr)
+    body = pattern(int(size))
+    sids = [c.request("POST", path, end_stream=False,
+                      headers=[("content-length", str(len(body)))]) for _ in range(int(n))]
+    c.flush()
+    for sid in sids:
+        c.send_body(sid, body)
+    c.wait(sids)
+    emit({"results": [c.result(s) for s in sids],
+          "sent_sha256": hashlib.sha256(body).hexdigest(), "terminated": c.terminated})
+
+
+def cmd_hangup(addr, path, after):
+    c = Client(addr)
+    sid = c.request("GET", path)
+    c.flush()
+    while c.responses[sid]["size"] == 0 and c.responses[sid]["reset"] is None:
+        if not c.pump():
+            break
+    c.conn.reset_stream(sid, error_code=8)  # CANCEL
+    c.flush()
+    other = c.request("GET", after)
+    c.flush()
+    c.wait([other])
+    emit({"first": c.result(sid), "after": c.result(other), "terminated": c.terminated})
+
+
+def cmd_continue(addr, path, size):
+    c = Client(addr)
+    body = pattern(int(size))
+    sid = c.request("POST", path, end_stream=False,
+                    headers=[("content-length", str(len(body))), ("expect", "100-continue")])
+    c.flush()
+    while not c.responses[sid].get("informational") and c.responses[sid]["status"] is None:
+        if not c.pump():
+            break
+    interim = c.responses[sid].get("informational")
+    if interim:
+        c.send_body(sid, body)
+    c.wait([sid])
+    out = c.result(sid)
+    out["informational"] = interim
+    out["sent_sha256"] = hashlib.sha256(body).hexdigest()
+    emit(out)
+
+
+def cmd_upgrade(addr, path, after):
+    c = Client(addr, upgrade=path)
+    if " 101 " not in c.upgrade_status + " ":
+        emit({"upgrade": c.upgrade_status})
+        return
+    c.take_frames()
+    c.flush()
+    c.wait([1])
+    other = c.request("GET", after)
+    c.flush()
+    c.wait([other])
+    emit({"upgrade": c.upgrade_status, "first": c.result(1), "after": c.result(other),
+          "terminated": c.terminated})
+
+
 def main():
     addr, cmd, *args = sys.argv[1:]
     commands = {"streams": cmd_streams, "download": cmd_download, "upload": cmd_upload,
                 "reset": cmd_reset, "goaway": cmd_goaway, "malformed": cmd_malformed,
-                "flood": cmd_flood, "idle": cmd_idle}
+                "flood": cmd_flood, "idle": cmd_idle, "stall": cmd_stall,
+                "uploads": cmd_uploads, "hangup": cmd_hangup, "upgrade": cmd_upgrade,
+                "continue": cmd_continue}
     commands[cmd](addr, *args)
 
 

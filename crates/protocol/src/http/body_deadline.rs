@@ -15,11 +15,11 @@ use crate::session::Waker;
 
 /// How long after the body deadline a driver may drop a connection whose session did not
 /// answer the timeout itself (a backstop: the session normally acts at the deadline).
-pub(super) const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = Duration::from_secs(2);
 
 /// The body deadline of the exchange in progress.
 #[derive(Default)]
-pub(super) struct BodyDeadline {
+pub struct BodyDeadline {
     /// The wake-up armed, and when it fires.
     armed: Option<(Instant, Watch)>,
 }

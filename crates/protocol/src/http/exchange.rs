@@ -112,14 +112,17 @@ impl Exchange {
         (exchange, job)
     }
 
-    /// The exchange and job of a request without `--request-timeout` (HTTP/2 streams).
-    pub fn untimed(
+    /// The exchange and job of an HTTP/2 stream's request; `timer`, its
+    /// `--request-timeout`, learns the job's thread (to cancel it).
+    pub fn for_stream(
         service: Arc<dyn Service>,
         head: RequestHead,
         info: ConnInfo,
         waker: Waker,
+        timer: Option<&super::RequestTimer>,
     ) -> (Exchange, Job) {
-        Exchange::new(service, head, info, waker, None, None)
+        let timer = timer.map(super::RequestTimer::state);
+        Exchange::new(service, head, info, waker, timer, None)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).

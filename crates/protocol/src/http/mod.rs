@@ -23,9 +23,11 @@ mod timeout;
 mod upgrade;
 mod ws_upgrade;
 
+pub use body_deadline::BodyDeadline;
 pub use exchange::{BodyDemand, Exchange, Reply};
 pub use protocol::{Http, HttpSettings};
 pub use record::Recorder;
+pub use timeout::{Expiry, RequestTimer};
 pub use upgrade::H2_PREFACE;
 
 use std::sync::Arc;
@@ -35,9 +37,7 @@ use ironhorse_app::{ChunkStream, ConnInfo, RequestHead, Service};
 use ironhorse_h1::{Failure, Next, ServerConn};
 use ironhorse_wire::forwarded::Policy;
 
-use self::body_deadline::BodyDeadline;
 use self::buffering::Prefilled;
-use self::timeout::RequestTimer;
 use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
 use crate::session::{Executor, Link, Protocol, Session, Step};
@@ -128,10 +128,15 @@ impl HttpSession {
         Step::Close
     }
 
-    /// Leaves HTTP/1.1 for `protocol`, whose session gets what was received and unused.
-    fn switch_to(&mut self, protocol: &dyn Protocol) -> Step {
+    /// Leaves HTTP/1.1 for `protocol`, whose session gets what was received and unused,
+    /// the connection's count and, after `Upgrade:`, the upgrading request's head.
+    fn switch_to(&mut self, protocol: &dyn Protocol, head: Option<RequestHead>) -> Step {
         let (input, ended) = self.conn.take_input();
-        let mut next = protocol.session(self.info.clone(), self.link.clone());
+        let hand_off = crate::session::HandOff {
+            head,
+            connection: std::mem::replace(&mut self.recorder, Recorder::new(None, None)),
+        };
+        let mut next = protocol.session_after(self.info.clone(), self.link.clone(), hand_off);
         if !input.is_empty() {
             next.receive(&input);
         }
@@ -212,7 +217,7 @@ impl HttpSession {
             self.recorder.head(101, &Vec::new());
             self.recorder.end();
             self.link.hooks.request_done();
-            return Some(self.switch_to(&*protocol));
+            return Some(self.switch_to(&*protocol, Some(head)));
         }
         if self.is_websocket_for_app(&head) {
             let step = self.start_websocket(head, out);
@@ -301,7 +306,7 @@ impl Session for HttpSession {
                     Preface::Partial => return Step::Read,
                     Preface::Complete(protocol) => {
                         let protocol = protocol.clone();
-                        return self.switch_to(&*protocol);
+                        return self.switch_to(&*protocol, None);
                     }
                 }
             }

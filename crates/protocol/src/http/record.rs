@@ -37,6 +37,9 @@ pub struct Recorder {
     current: Option<Record>,
     meter: Option<Meter>,
     measured: Option<Measured>,
+    /// Whether this recorder counts a connection (open while it lives): an HTTP/2 stream's
+    /// does not, its connection counts once.
+    connection: bool,
 }
 
 impl Recorder {
@@ -49,6 +52,19 @@ impl Recorder {
             current: None,
             meter,
             measured: None,
+            connection: true,
+        }
+    }
+
+    /// The recorder of one stream of a multiplexed connection (HTTP/2): its requests are
+    /// recorded, the connection is counted by the connection's own recorder.
+    pub fn for_stream(log: Option<AccessLog>, meter: Option<Meter>) -> Recorder {
+        Recorder {
+            log,
+            current: None,
+            meter,
+            measured: None,
+            connection: false,
         }
     }
 
@@ -139,7 +155,7 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.end();
-        if let Some(meter) = &self.meter {
+        if let Some(meter) = self.meter.as_ref().filter(|_| self.connection) {
             meter.connection_closed();
         }
     }

@@ -24,7 +24,7 @@ use crate::session::{Cutoff, JobHost, Waker};
 const UNWIND_GRACE: Duration = Duration::from_secs(1);
 
 /// What the watchdog, the job and the session share about one timed request.
-pub(super) struct TimerState {
+pub(crate) struct TimerState {
     head_written: AtomicBool,
     timed_out: AtomicBool,
     /// The watchdog answered the client itself (through the cut-off handle).
@@ -40,7 +40,7 @@ pub(super) struct TimerState {
 }
 
 /// Held by a job while it runs (see [`TimerState::running`]).
-pub(super) struct Running(Arc<TimerState>);
+pub(crate) struct Running(Arc<TimerState>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -60,13 +60,13 @@ impl TimerState {
 }
 
 /// The deadline of the request in progress; dropping it (the response ended) disarms it.
-pub(super) struct RequestTimer {
+pub struct RequestTimer {
     state: Arc<TimerState>,
     _watch: Watch,
 }
 
 /// What the watchdog needs besides the shared state.
-pub(super) struct Expiry {
+pub struct Expiry {
     pub timeout: Duration,
     pub service: Arc<dyn Service>,
     pub waker: Waker,
@@ -130,7 +130,7 @@ impl RequestTimer {
     }
 
     /// The shared state, for the job.
-    pub fn state(&self) -> Arc<TimerState> {
+    pub(crate) fn state(&self) -> Arc<TimerState> {
         self.state.clone()
     }
 

@@ -55,6 +55,15 @@ impl Upgrades {
         self.by_token
             .iter()
             .find(|(token, _)| has_token(offered, token))
+            // RFC 7540 §3.2.1: no upgrade to h2c without exactly one HTTP2-Settings field.
+            .filter(|(token, _)| {
+                !token.eq_ignore_ascii_case("h2c")
+                    || head
+                        .headers()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("http2-settings"))
+                        .count()
+                        == 1
+            })
             .map(|(token, protocol)| (token.as_str(), protocol))
     }
 
@@ -118,6 +127,22 @@ mod tests {
         );
         let old = head("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
         assert!(u.requested(&old).is_none(), "HTTP/1.0 cannot switch");
+    }
+
+    #[test]
+    fn h2c_needs_exactly_one_http2_settings_field() {
+        let mut u = Upgrades::default();
+        u.add("h2c", Arc::new(Echo));
+        let ask = |extra: &str| {
+            let text = format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                 Upgrade: h2c\r\n{extra}\r\n"
+            );
+            u.requested(&head(&text)).is_some()
+        };
+        assert!(ask("HTTP2-Settings: AAMAAABkAAQAAP__\r\n"));
+        assert!(!ask(""), "RFC 7540 §3.2.1: no settings, no upgrade");
+        assert!(!ask("HTTP2-Settings: AAMA\r\nHTTP2-Settings: AAQA\r\n"));
     }
 
     #[test]
