@@ -107,6 +107,24 @@ pub(crate) fn response_head(
     })
 }
 
+/// Trailer fields for the end of a stream (ASGI `http.response.trailers`); fields HTTP/2
+/// cannot carry, or that are not valid field names and values, are dropped.
+pub(crate) fn trailer_fields(fields: &HeaderList) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in fields {
+        if is_connection_specific(name) || name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 /// A short plain-text answer (a refused request): head and body.
 pub(crate) fn plain(status: u16) -> (http::Response<()>, Bytes) {
     let reason = http::StatusCode::from_u16(status)

@@ -37,6 +37,8 @@ pub(crate) struct Outgoing {
     file: Option<FileRegion>,
     /// No more pieces will come: end the stream after the queue.
     end: bool,
+    /// Trailer fields that end the stream after the queue (instead of an empty DATA frame).
+    trailers: Option<http::HeaderMap>,
     /// The application failed: reset the stream after the queue.
     failed: bool,
     /// Bytes handed to h2 (for the access log).
@@ -62,6 +64,12 @@ impl Outgoing {
     }
 
     pub fn end(&mut self) {
+        self.end = true;
+    }
+
+    /// No more pieces will come: end the stream with these trailer fields after the queue.
+    pub fn end_with_trailers(&mut self, trailers: http::HeaderMap) {
+        self.trailers = Some(trailers);
         self.end = true;
     }
 
@@ -122,7 +130,11 @@ impl Outgoing {
                         Sent::Waiting
                     };
                 }
-                return match stream.send_data(Bytes::new(), true) {
+                let ended = match self.trailers.take() {
+                    Some(trailers) => stream.send_trailers(trailers),
+                    None => stream.send_data(Bytes::new(), true),
+                };
+                return match ended {
                     Ok(()) => Sent::Finished,
                     Err(_) => Sent::Broken,
                 };
@@ -150,7 +162,7 @@ impl Outgoing {
                 stream.send_reset(h2::Reason::INTERNAL_ERROR);
                 return Sent::Broken;
             };
-            let last = self.end && self.is_drained();
+            let last = self.end && self.is_drained() && self.trailers.is_none();
             self.sent += piece.len() as u64;
             if stream.send_data(piece, last).is_err() {
                 return Sent::Broken;

@@ -445,6 +445,16 @@ impl Stream {
                     self.timer = None;
                 }
             }
+            AppEvent::File(region) => {
+                self.out.push_file(region);
+                self.out.end();
+                self.timer = None;
+            }
+            AppEvent::Trailers(fields) => {
+                self.out
+                    .end_with_trailers(crate::head::trailer_fields(&fields));
+                self.timer = None;
+            }
             AppEvent::Failed | AppEvent::Returned => return Err(self.fail()),
         }
         Ok(())
