@@ -113,9 +113,10 @@ pub(crate) fn http_scope<'py>(
 }
 
 /// Whether the request says the client takes trailer fields (`TE: trailers`, RFC 9110
-/// §10.1.4) on a connection whose responses can carry them (HTTP/1.1: chunked).
+/// §10.1.4) on a connection whose responses can carry them (HTTP/1.1: chunked; HTTP/2: a
+/// last HEADERS frame).
 pub(crate) fn accepts_trailers(head: &RequestHead) -> bool {
-    head.version() == Version::Http11
+    matches!(head.version(), Version::Http11 | Version::Http2)
         && head.headers().any(|(name, value)| {
             name.eq_ignore_ascii_case("te")
                 && value.split(|&b| b == b',').any(|item| {

@@ -145,3 +145,29 @@ per_model!(asgi_over_tls_by_alpn_h2, |model| {
     assert_eq!(scope["scheme"], "https");
     assert_eq!(scope["body"], "tls body");
 });
+
+per_model!(asgi_pathsend_and_trailers_go_out_as_http2_frames, |model| {
+    if !hosts_h2(model) {
+        return;
+    }
+    let server = serve(model, &[]);
+    // pathsend: the file's bytes in DATA frames (read as the windows open).
+    let file = std::env::temp_dir().join(format!("ih-h2-pathsend-{}", std::process::id()));
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let out = client(
+        &server.addr,
+        &["download", &format!("/pathsend?{}", file.display())],
+    );
+    std::fs::remove_file(&file).ok();
+    assert_eq!(out["status"], 200, "{out}");
+    assert_eq!(out["ended"], true, "{out}");
+    assert_eq!(out["size"], content.len(), "{out}");
+    // trailers: announced to a client that sent `te: trailers`, sent as a last HEADERS frame.
+    let out = client(&server.addr, &["trailers", "/trailers"]);
+    assert_eq!(out["status"], 200, "{out}");
+    assert_eq!(out["body"], "first last", "{out}");
+    let trailers = out["trailers"].as_array().expect("trailers received");
+    let names: Vec<&str> = trailers.iter().map(|t| t[0].as_str().unwrap()).collect();
+    assert_eq!(names, ["x-checksum", "x-more"], "{out}");
+});

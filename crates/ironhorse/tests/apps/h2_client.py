@@ -173,6 +173,9 @@ class Client:
                 r["body"] += event.data
             if consume:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.responses[event.stream_id]["trailers"] = [
+                [str(k), str(v)] for k, v in event.headers]
         elif isinstance(event, h2.events.StreamEnded):
             self.responses[event.stream_id]["ended"] = True
         elif isinstance(event, h2.events.StreamReset):
@@ -208,7 +211,7 @@ class Client:
         r = self.responses[sid]
         return {"status": r["status"], "size": r["size"], "sha256": r["hash"].hexdigest(),
                 "ended": r["ended"], "reset": r["reset"],
-                "body": r["body"].decode("latin-1")}
+                "body": r["body"].decode("latin-1"), "trailers": r.get("trailers")}
 
 
 def emit(value):
@@ -226,6 +229,15 @@ def cmd_streams(addr, n, path):
 def cmd_download(addr, path):
     c = Client(addr, window=65535)
     sid = c.request("GET", path)
+    c.flush()
+    c.wait([sid])
+    emit(c.result(sid))
+
+
+def cmd_trailers(addr, path):
+    """GET `path` saying `te: trailers` (the one TE value HTTP/2 allows)."""
+    c = Client(addr)
+    sid = c.request("GET", path, headers=[("te", "trailers")])
     c.flush()
     c.wait([sid])
     emit(c.result(sid))
@@ -441,7 +453,7 @@ def main():
                 "reset": cmd_reset, "goaway": cmd_goaway, "malformed": cmd_malformed,
                 "flood": cmd_flood, "idle": cmd_idle, "stall": cmd_stall,
                 "uploads": cmd_uploads, "hangup": cmd_hangup, "upgrade": cmd_upgrade,
-                "continue": cmd_continue}
+                "continue": cmd_continue, "trailers": cmd_trailers}
     commands[cmd](addr, *args)
 
 
