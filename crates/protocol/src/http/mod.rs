@@ -19,6 +19,7 @@ mod protocol;
 mod queues;
 mod readiness;
 mod record;
+mod spool;
 mod timeout;
 mod upgrade;
 mod ws_upgrade;
@@ -228,7 +229,8 @@ impl HttpSession {
                 if head.expects_continue() {
                     self.conn.write_continue(out.bytes());
                 }
-                self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
+                let memory = self.settings.buffer_body_memory;
+                self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head, memory)));
             } else {
                 self.start_exchange(head, Prefilled::None);
             }
