@@ -283,3 +283,23 @@ per_model!(
         let _ = std::fs::remove_dir_all(&dir);
     }
 );
+
+per_model!(a_stalled_spooled_body_is_408_and_its_file_closed, |model| {
+    let dir = common::temp_path("spool-stall");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
+    args.extend(["--buffer-request-body-memory", "64K", "--body-timeout", "1"].map(String::from));
+    let server = Server::start_with_env(&args, &[("TMPDIR", dir.as_os_str())]);
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+    conn.send(&[b'x'; 100_000]);
+    let r = conn.response("POST");
+    assert_eq!(r.status, 408, "{model}: {}", r.text());
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(
+        common::eventually(|| files_open_in(server.pid(), &dir) == 0),
+        "{model}: the spooled file of a stalled body stayed open"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+});
