@@ -63,7 +63,7 @@ impl Buffered {
         };
         Buffered {
             head,
-            body: Spool::new(memory),
+            body: Spool::new(memory, declared),
             declared,
         }
     }
@@ -129,6 +129,9 @@ impl HttpSession {
         };
         let before = buffered.body.len();
         let progress = buffered.read(&mut self.conn, self.settings.buffer_body);
+        // The body keeps its own copy: the engine's read buffer (grown by fast reads, to
+        // 64 KiB on the event loop) is not held per waiting connection.
+        self.conn.release_idle_buffer();
         if buffered.body.len() > before {
             self.last_progress = Instant::now();
         }

@@ -352,7 +352,9 @@ impl Session for HttpSession {
     }
 
     fn release_idle_memory(&mut self) {
-        if matches!(self.busy, Busy::Idle) {
+        // A body being buffered keeps its own copy: the engine's read buffer, grown by
+        // fast reads (64 KiB on the event loop), need not wait with it.
+        if matches!(self.busy, Busy::Idle | Busy::Buffering(_)) {
             self.conn.release_idle_buffer();
         }
     }

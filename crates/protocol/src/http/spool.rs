@@ -1,24 +1,34 @@
 //! Where a buffered request body is kept while it arrives (`--buffer-request-body`): in
 //! memory up to `--buffer-request-body-memory`, beyond it in an unlinked temporary file
-//! (`tempfile`'s `SpooledTempFile`: `O_TMPFILE` in `$TMPDIR`, so the file has no name and
-//! disappears with its last descriptor, whatever happens to the process), as nginx keeps
+//! (`tempfile::tempfile`: `O_TMPFILE` in `$TMPDIR`, so the file has no name and disappears
+//! with its last descriptor, whatever happens to the process), as nginx keeps
 //! `client_body_buffer_size` in memory and the rest in `client_body_temp_path`.
+//!
+//! The memory part is allocated once for a declared length, and doubles for a chunked body,
+//! never past the threshold (tempfile's `SpooledTempFile` doubles past both: measured, a
+//! 64 KiB body then cost 131 KiB; docs/BENCHMARKS.md#buffered-bodies).
 //!
 //! The writes happen on the driver's thread (an event loop's, a pool's watcher): a write
 //! to a local file lands in the page cache, and each one is at most what one read of the
-//! socket brought (64 KiB on the event loop), measured at about 10-40 µs per 64 KiB here
-//! (docs/BENCHMARKS.md#buffered-bodies), so a turn is not held up for long. A disk that
-//! stalls would stall the loop: the threshold is there to keep most bodies in memory.
+//! socket brought (64 KiB on the event loop), measured at a median of about 20 µs per
+//! 64 KiB here, so a turn is not held up for long. A disk that stalls would stall the loop:
+//! the memory threshold keeps the common small bodies off the disk.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 
-use tempfile::{SpooledData, SpooledTempFile};
+/// The smallest memory buffer allocated for a body.
+const FIRST: usize = 4096;
 
 /// A body being buffered.
 pub(super) struct Spool {
-    data: SpooledTempFile,
+    memory: Vec<u8>,
+    file: Option<File>,
     len: u64,
+    /// Bytes kept in memory at most.
+    threshold: usize,
+    /// The declared length, if any: the memory buffer never grows past it.
+    declared: Option<u64>,
 }
 
 /// A whole buffered body, for the application.
@@ -38,11 +48,14 @@ impl Spooled {
 }
 
 impl Spool {
-    /// A body kept in memory up to `memory` bytes.
-    pub fn new(memory: u64) -> Spool {
+    /// A body of `declared` length (none: chunked), kept in memory up to `threshold` bytes.
+    pub fn new(threshold: u64, declared: Option<u64>) -> Spool {
         Spool {
-            data: SpooledTempFile::new(usize::try_from(memory).unwrap_or(usize::MAX)),
+            memory: Vec::new(),
+            file: None,
             len: 0,
+            threshold: usize::try_from(threshold).unwrap_or(usize::MAX),
+            declared,
         }
     }
 
@@ -54,21 +67,43 @@ impl Spool {
     /// Whether the body went to a file.
     #[cfg(test)]
     pub fn is_on_disk(&self) -> bool {
-        self.data.is_rolled()
+        self.file.is_some()
     }
 
-    /// Appends `bytes` (creating the file when they pass the memory threshold).
+    /// Appends `bytes` (moving the body to a file when they pass the memory threshold).
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.data.write_all(bytes)?;
+        let needed = self.memory.len() + bytes.len();
+        if self.file.is_none() && needed > self.threshold {
+            let mut file = tempfile::tempfile()?;
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(bytes)?,
+            None => {
+                if needed > self.memory.capacity() {
+                    // A declared length is allocated once (pages untouched until bytes
+                    // arrive cost no memory); a chunked body's buffer doubles.
+                    let target = match self.declared {
+                        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                        None => (self.memory.capacity() * 2).max(FIRST),
+                    };
+                    let target = target.min(self.threshold).max(needed);
+                    self.memory.reserve_exact(target - self.memory.len());
+                }
+                self.memory.extend_from_slice(bytes);
+            }
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }
 
     /// The body, ready to be read from its start.
     pub fn finish(self) -> io::Result<Spooled> {
-        Ok(match self.data.into_inner() {
-            SpooledData::InMemory(cursor) => Spooled::Memory(cursor.into_inner()),
-            SpooledData::OnDisk(mut file) => {
+        Ok(match self.file {
+            None => Spooled::Memory(self.memory),
+            Some(mut file) => {
                 file.seek(SeekFrom::Start(0))?;
                 Spooled::File(file, self.len)
             }
@@ -83,12 +118,12 @@ mod tests {
 
     #[test]
     fn small_bodies_stay_in_memory_and_large_ones_go_to_a_file_read_from_its_start() {
-        let mut small = Spool::new(8);
+        let mut small = Spool::new(8, None);
         small.write(b"12345678").unwrap();
         assert!(!small.is_on_disk());
         assert!(matches!(small.finish().unwrap(), Spooled::Memory(b) if b == b"12345678"));
 
-        let mut large = Spool::new(8);
+        let mut large = Spool::new(8, Some(9));
         large.write(b"12345").unwrap();
         large.write(b"6789").unwrap();
         assert!(large.is_on_disk());
@@ -99,5 +134,42 @@ mod tests {
         let mut back = String::new();
         file.read_to_string(&mut back).unwrap();
         assert_eq!(back, "123456789");
+    }
+
+    #[test]
+    fn memory_is_the_declared_length_or_doubles_and_never_passes_the_threshold() {
+        let mut declared = Spool::new(64 * 1024, Some(10_000));
+        declared.write(&[1; 100]).unwrap();
+        assert_eq!(
+            declared.memory.capacity(),
+            10_000,
+            "the declared length, once"
+        );
+        declared.write(&[2; 9900]).unwrap();
+        assert_eq!(declared.memory.capacity(), 10_000);
+        let mut large = Spool::new(64 * 1024, Some(1 << 20));
+        large.write(&[1; 100]).unwrap();
+        assert_eq!(
+            large.memory.capacity(),
+            64 * 1024,
+            "never past the threshold"
+        );
+        let mut chunked = Spool::new(64 * 1024, None);
+        for _ in 0..4 {
+            chunked.write(&[4; 16 * 1024]).unwrap();
+        }
+        assert_eq!(
+            chunked.memory.capacity(),
+            64 * 1024,
+            "never past the threshold"
+        );
+        assert!(!chunked.is_on_disk());
+        chunked.write(&[5]).unwrap();
+        assert!(chunked.is_on_disk());
+        assert_eq!(
+            chunked.memory.capacity(),
+            0,
+            "the memory is freed once on disk"
+        );
     }
 }
