@@ -10,9 +10,10 @@
 //!
 //! The writes happen on the driver's thread (an event loop's, a pool's watcher): a write
 //! to a local file lands in the page cache, and each one is at most what one read of the
-//! socket brought (64 KiB on the event loop), measured at a median of about 20 µs per
-//! 64 KiB here, so a turn is not held up for long. A disk that stalls would stall the loop:
-//! the memory threshold keeps the common small bodies off the disk.
+//! socket brought (64 KiB on the event loop): measured here at p50 22 µs, p99 162 µs per
+//! 64 KiB write (max 88 ms on a machine at load 25), so a turn is seldom held up for long.
+//! A disk that stalls would stall the loop: the memory threshold keeps the usual small
+//! bodies off the disk, and `--buffer-request-body` bounds how much one body writes.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
