@@ -172,6 +172,36 @@ fn files_open_in(pid: i32, dir: &std::path::Path) -> usize {
         .count()
 }
 
+/// A server whose `$TMPDIR` (where bodies spool) is a directory of its own, removed after.
+struct Spooling {
+    server: Server,
+    dir: std::path::PathBuf,
+}
+
+impl Spooling {
+    /// The WSGI test app under `model` with a 64 KiB memory threshold and `extra`.
+    fn start(model: &str, tag: &str, extra: &[&str]) -> Spooling {
+        let dir = common::temp_path(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
+        args.extend(["--buffer-request-body-memory", "64K"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = Server::start_with_env(&args, &[("TMPDIR", dir.as_os_str())]);
+        Spooling { server, dir }
+    }
+
+    /// Spooled files the server holds open.
+    fn files(&self) -> usize {
+        files_open_in(self.server.pid(), &self.dir)
+    }
+}
+
+impl Drop for Spooling {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A 20 MB body (repeated from `big_bytes`).
 fn twenty_megabytes() -> Vec<u8> {
     let seed = common::big_bytes();
@@ -180,19 +210,19 @@ fn twenty_megabytes() -> Vec<u8> {
 
 /// Sends `request` then `body`, with its first megabyte apart: the spooled file must exist
 /// by then (the event), and be gone (closed, unlinked at creation) once the response came.
-fn upload_spooled(server: &Server, dir: &std::path::Path, request: &[u8], body: &[u8]) -> String {
-    let mut conn = Conn::open(&server.addr);
+fn upload_spooled(spooling: &Spooling, request: &[u8], body: &[u8]) -> String {
+    let mut conn = Conn::open(&spooling.server.addr);
     conn.send(request);
     conn.send(&body[..1 << 20]);
     assert!(
-        common::eventually(|| files_open_in(server.pid(), dir) == 1),
+        common::eventually(|| spooling.files() == 1),
         "no spooled file for a body past the memory threshold"
     );
     conn.send(&body[1 << 20..]);
     let r = conn.response("POST");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
-        common::eventually(|| files_open_in(server.pid(), dir) == 0),
+        common::eventually(|| spooling.files() == 0),
         "the spooled file outlived its request"
     );
     r.text()
@@ -201,26 +231,14 @@ fn upload_spooled(server: &Server, dir: &std::path::Path, request: &[u8], body: 
 per_model!(
     bodies_past_the_memory_threshold_spool_to_an_unlinked_file,
     |model| {
-        let dir = common::temp_path("spool");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
-        args.extend(
-            [
-                "--buffer-request-body",
-                "32M",
-                "--buffer-request-body-memory",
-                "64K",
-            ]
-            .map(String::from),
-        );
-        let server = Server::start_with_env(&args, &[("TMPDIR", dir.as_os_str())]);
+        let spooling = Spooling::start(model, "spool", &["--buffer-request-body", "32M"]);
         let body = twenty_megabytes();
         let expected = format!("{} {:x}", body.len(), Sha256::digest(&body));
         let head = format!(
             "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        let text = upload_spooled(&server, &dir, head.as_bytes(), &body);
+        let text = upload_spooled(&spooling, head.as_bytes(), &body);
         assert_eq!(text, expected, "{model}: Content-Length");
         let mut chunked = Vec::with_capacity(body.len() + (1 << 16));
         for piece in body.chunks(100_000) {
@@ -230,31 +248,20 @@ per_model!(
         }
         chunked.extend_from_slice(b"0\r\n\r\n");
         let head = "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let text = upload_spooled(&server, &dir, head.as_bytes(), &chunked);
+        let text = upload_spooled(&spooling, head.as_bytes(), &chunked);
         assert_eq!(text, expected, "{model}: chunked");
-        drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 );
 
 per_model!(
     limit_request_body_still_answers_413_while_spooling,
     |model| {
-        let dir = common::temp_path("spool-limit");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
-        args.extend(
-            [
-                "--buffer-request-body",
-                "32M",
-                "--buffer-request-body-memory",
-                "64K",
-                "--limit-request-body",
-                "1M",
-            ]
-            .map(String::from),
+        let spooling = Spooling::start(
+            model,
+            "spool-limit",
+            &["--buffer-request-body", "32M", "--limit-request-body", "1M"],
         );
-        let server = Server::start_with_env(&args, &[("TMPDIR", dir.as_os_str())]);
+        let server = &spooling.server;
         let body = vec![b'x'; 2 << 20];
         let r = post(&server.addr, "/upload", "Content-Length: 2097152", &body);
         assert_eq!(r.status, 413, "{model}: declared too long: {}", r.text());
@@ -276,20 +283,15 @@ per_model!(
         let status = conn.response("POST").status;
         assert_eq!(status, 413, "{model}: chunked past the limit");
         assert!(
-            common::eventually(|| files_open_in(server.pid(), &dir) == 0),
+            common::eventually(|| spooling.files() == 0),
             "{model}: the spooled file of a refused body stayed open"
         );
-        drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 );
 
 per_model!(a_stalled_spooled_body_is_408_and_its_file_closed, |model| {
-    let dir = common::temp_path("spool-stall");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
-    args.extend(["--buffer-request-body-memory", "64K", "--body-timeout", "1"].map(String::from));
-    let server = Server::start_with_env(&args, &[("TMPDIR", dir.as_os_str())]);
+    let spooling = Spooling::start(model, "spool-stall", &["--body-timeout", "1"]);
+    let server = &spooling.server;
     let mut conn = Conn::open(&server.addr);
     conn.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
     conn.send(&[b'x'; 100_000]);
@@ -297,9 +299,7 @@ per_model!(a_stalled_spooled_body_is_408_and_its_file_closed, |model| {
     assert_eq!(r.status, 408, "{model}: {}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     assert!(
-        common::eventually(|| files_open_in(server.pid(), &dir) == 0),
+        common::eventually(|| spooling.files() == 0),
         "{model}: the spooled file of a stalled body stayed open"
     );
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 });
