@@ -324,5 +324,6 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
         ws_max_message_size: usize::try_from(settings.ws_max_message_size).unwrap_or(usize::MAX),
         buffer_body: settings.buffer_request_body,
+        buffer_body_memory: settings.buffer_request_body_memory,
     }
 }

@@ -97,18 +97,29 @@ per_model!(
 );
 
 per_model!(a_stalled_body_is_408, |model| {
-    let server = serve(model, &["--body-timeout", "1"]);
-    let request = b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789";
-    let (response, mut conn) = exchange(&server.addr, request);
-    // Every model answers it, the event loops included (the session keeps the body
-    // deadline itself; the driver's read deadline is only a backstop).
-    let r = response.expect("an answer to a stalled body");
-    assert_eq!(r.status, 408, "{}", r.text());
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(conn.is_closed_by_server(), "connection left open after 408");
-    assert!(server.log_contains("request body timed out; answered 408"));
-    assert_no_traceback(&server);
-    assert_eq!(get(&server.addr, "/x").status, 200);
+    // Buffered (the default: on pool models the watcher holds the connection, no thread,
+    // until the body timeout hands it to one) and streamed to the app as it arrives.
+    for buffering in ["1M", "0"] {
+        let server = serve(
+            model,
+            &["--body-timeout", "1", "--buffer-request-body", buffering],
+        );
+        let request = b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789";
+        let (response, mut conn) = exchange(&server.addr, request);
+        // Every model answers it, the event loops included (the session keeps the body
+        // deadline itself; the driver's read deadline is only a backstop).
+        let r = response.unwrap_or_else(|| panic!("no answer to a stalled body ({buffering})"));
+        assert_eq!(r.status, 408, "buffering {buffering}: {}", r.text());
+        assert_eq!(
+            r.header("connection"),
+            Some("close"),
+            "buffering {buffering}"
+        );
+        assert!(conn.is_closed_by_server(), "connection left open after 408");
+        assert!(server.log_contains("request body timed out; answered 408"));
+        assert_no_traceback(&server);
+        assert_eq!(get(&server.addr, "/x").status, 200);
+    }
 });
 
 per_model!(a_client_gone_mid_body_is_one_info_line, |model| {

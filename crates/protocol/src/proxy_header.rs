@@ -65,6 +65,7 @@ impl Protocol for ProxyHeader {
             buf: Vec::new(),
             filled: 0,
             ended: false,
+            refusal: None,
             next: None,
         })
     }
@@ -94,7 +95,11 @@ struct HeaderSession {
     buf: Vec<u8>,
     filled: usize,
     ended: bool,
-    /// The inner session, once decided; taken by `hand_off`.
+    /// Why the connection is refused, once that is decided.
+    refusal: Option<String>,
+    /// The inner session, made as soon as the header is read (what arrives after it goes
+    /// straight there, so a pool's watcher can ask it whether a thread is needed); taken
+    /// by `hand_off`.
     next: Option<Box<dyn Session>>,
 }
 
@@ -149,6 +154,31 @@ impl HeaderSession {
         }
     }
 
+    /// Decides what the bytes so far allow, once: the inner session is made with the rest
+    /// of the input as soon as the header is whole.
+    fn settle(&mut self) {
+        if self.next.is_some() || self.refusal.is_some() {
+            return;
+        }
+        match self.verdict() {
+            Verdict::Wait => {}
+            Verdict::Refuse(why) => self.refusal = Some(why),
+            Verdict::Serve { conn, consumed } => {
+                let mut next = self.inner.session(conn, self.link.clone());
+                let rest = &self.buf[consumed..self.filled];
+                if !rest.is_empty() {
+                    next.receive(rest);
+                }
+                if self.ended {
+                    next.read_buf();
+                    next.received(0);
+                }
+                self.buf = Vec::new();
+                self.next = Some(next);
+            }
+        }
+    }
+
     fn peer_text(&self) -> String {
         self.conn
             .peer
@@ -172,6 +202,9 @@ fn corrected(conn: &ConnInfo, header: &Header) -> ConnInfo {
 
 impl Session for HeaderSession {
     fn read_buf(&mut self) -> &mut [u8] {
+        if let Some(next) = &mut self.next {
+            return next.read_buf();
+        }
         if self.buf.len() < self.filled + CHUNK {
             self.buf.resize(self.filled + CHUNK, 0);
         }
@@ -179,50 +212,56 @@ impl Session for HeaderSession {
     }
 
     fn received(&mut self, n: usize) {
+        if let Some(next) = &mut self.next {
+            return next.received(n);
+        }
         if n == 0 {
             self.ended = true;
         }
         self.filled += n;
+        self.settle();
     }
 
     fn receive(&mut self, data: &[u8]) {
+        if let Some(next) = &mut self.next {
+            return next.receive(data);
+        }
         self.buf.truncate(self.filled);
         self.buf.extend_from_slice(data);
         self.filled = self.buf.len();
+        self.settle();
     }
 
     fn advance(&mut self, _out: &mut Output) -> Step {
         if self.next.is_some() {
             return Step::Upgrade;
         }
-        match self.verdict() {
-            Verdict::Wait => Step::Read,
-            Verdict::Refuse(why) => {
+        match self.refusal.take() {
+            None => Step::Read,
+            Some(why) => {
                 self.link.hooks.log(
                     Level::Warning,
                     format_args!("closing the connection from {}: {why}", self.peer_text()),
                 );
                 Step::Close
             }
-            Verdict::Serve { conn, consumed } => {
-                let mut next = self.inner.session(conn, self.link.clone());
-                let rest = &self.buf[consumed..self.filled];
-                if !rest.is_empty() {
-                    next.receive(rest);
-                }
-                if self.ended {
-                    next.read_buf();
-                    next.received(0);
-                }
-                self.buf = Vec::new();
-                self.next = Some(next);
-                Step::Upgrade
-            }
+        }
+    }
+
+    /// A thread is needed only for a refusal, or once the inner session has work (a
+    /// client trickling its header, or the head after it, holds none on a pool model).
+    fn has_work(&self) -> bool {
+        match &self.next {
+            Some(next) => next.has_work(),
+            None => self.refusal.is_some(),
         }
     }
 
     fn read_deadline(&self) -> Option<Instant> {
-        Some(self.deadline)
+        match &self.next {
+            Some(next) => next.read_deadline(),
+            None => Some(self.deadline),
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -230,7 +269,10 @@ impl Session for HeaderSession {
     }
 
     fn is_waiting(&self) -> bool {
-        self.filled == 0 && !self.ended
+        match &self.next {
+            Some(next) => next.is_waiting(),
+            None => self.filled == 0 && !self.ended,
+        }
     }
 
     fn hand_off(&mut self) -> Option<Box<dyn Session>> {
@@ -332,5 +374,80 @@ mod tests {
         assert_eq!(step, Step::Close, "a stranger's v2 signature");
         let (step, _) = run("10.0.0.0/8", b"PROXY", 5);
         assert_eq!(step, Step::Read, "could still be a header");
+    }
+
+    /// A session that has work once a whole line is in (as HTTP has once a whole head is).
+    struct Lines(Vec<u8>, [u8; 64]);
+
+    impl Session for Lines {
+        fn read_buf(&mut self) -> &mut [u8] {
+            &mut self.1
+        }
+        fn received(&mut self, n: usize) {
+            let got = self.1[..n].to_vec();
+            self.0.extend_from_slice(&got);
+        }
+        fn advance(&mut self, _out: &mut Output) -> Step {
+            Step::Read
+        }
+        fn read_deadline(&self) -> Option<Instant> {
+            None
+        }
+        fn is_idle(&self) -> bool {
+            false
+        }
+        fn has_work(&self) -> bool {
+            self.0.contains(&b'\n')
+        }
+    }
+
+    struct LineProtocol;
+
+    impl Protocol for LineProtocol {
+        fn session(&self, _conn: ConnInfo, _link: Link) -> Box<dyn Session> {
+            Box::new(Lines(Vec::new(), [0; 64]))
+        }
+    }
+
+    fn line_session(allow: &str) -> Box<dyn Session> {
+        let protocol = ProxyHeader::new(
+            Arc::new(LineProtocol),
+            AllowList::parse(allow).unwrap(),
+            Versions::BOTH,
+            Duration::from_secs(10),
+        );
+        protocol.session(conn("127.0.0.1:5000"), link())
+    }
+
+    #[test]
+    fn no_work_for_a_thread_until_the_header_and_then_the_inner_session_have_some() {
+        let mut session = line_session("127.0.0.1");
+        for byte in b"PROXY TCP4 203.0.113.7 198.51.100.1 56324 443\r\nGET / HTTP/1.1" {
+            session.receive(&[*byte]);
+            assert!(!session.has_work(), "after {:?}", *byte as char);
+        }
+        session.receive(b"\r\n");
+        assert!(session.has_work(), "the inner session has a whole line");
+        assert_eq!(session.advance(&mut Output::default()), Step::Upgrade);
+        assert!(session.hand_off().unwrap().has_work(), "it got every byte");
+
+        // Refusals and ends are work (a thread closes the connection).
+        let mut session = line_session("127.0.0.1");
+        session.receive(b"GET / HTTP/1.1\r\n");
+        assert!(session.has_work(), "no header from an allowed peer");
+        let mut session = line_session("127.0.0.1");
+        session.receive(b"PROXY TCP4 1.2.3.4.5 1.1.1.1 1 2\r\n");
+        assert!(session.has_work(), "a malformed header");
+        let mut session = line_session("127.0.0.1");
+        session.receive(b"PROXY TCP4");
+        session.read_buf();
+        session.received(0);
+        assert!(session.has_work(), "the end of input mid-header");
+        let mut session = line_session("10.0.0.0/8");
+        session.receive(b"PRO");
+        assert!(
+            !session.has_work(),
+            "a stranger's input that may be a header"
+        );
     }
 }

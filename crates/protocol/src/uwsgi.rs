@@ -175,6 +175,13 @@ impl Session for PacketSession {
         }
     }
 
+    /// A thread is needed once the packet is whole (its HTTP head then is too), broken,
+    /// refused or cut short: a peer trickling a packet holds none on a pool model.
+    fn has_work(&self) -> bool {
+        let packet = uwsgi::parse(&self.buf[..self.filled], &self.limits);
+        !self.allowed || self.ended || self.next.is_some() || !matches!(packet, Parsed::NeedMore)
+    }
+
     fn read_deadline(&self) -> Option<Instant> {
         Some(self.deadline)
     }
@@ -211,8 +218,7 @@ mod tests {
         }
     }
 
-    fn run(allow: &str, bytes: &[u8], at: usize) -> (Step, Vec<ConnInfo>, Vec<u8>) {
-        let inner = Arc::new(Recording::default());
+    fn session(allow: &str, inner: Arc<Recording>) -> Box<dyn Session> {
         let protocol = Uwsgi::new(
             inner.clone(),
             AllowList::parse(allow).unwrap(),
@@ -232,7 +238,12 @@ mod tests {
             forwarded: None,
             tls: None,
         };
-        let mut session = protocol.session(conn, link);
+        protocol.session(conn, link)
+    }
+
+    fn run(allow: &str, bytes: &[u8], at: usize) -> (Step, Vec<ConnInfo>, Vec<u8>) {
+        let inner = Arc::new(Recording::default());
+        let mut session = session(allow, inner.clone());
         let mut out = Output::default();
         let mut step = Step::Read;
         let mut next = None;
@@ -301,5 +312,27 @@ mod tests {
         assert_eq!(step, Step::Close, "no method");
         let (step, _, _) = run("127.0.0.1", &good[..5], 2);
         assert_eq!(step, Step::Read, "incomplete");
+    }
+
+    #[test]
+    fn a_trickled_packet_has_no_work_for_a_thread_until_it_is_whole() {
+        let good =
+            uwsgi::encode(0, &[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/")]).unwrap();
+        let mut trickled = session("127.0.0.1", Arc::default());
+        for (i, byte) in good.iter().enumerate() {
+            assert!(!trickled.has_work(), "after {i} bytes");
+            trickled.receive(&[*byte]);
+        }
+        assert!(trickled.has_work(), "a whole packet");
+        let mut broken = session("127.0.0.1", Arc::default());
+        broken.receive(b"\x05\x00");
+        assert!(broken.has_work(), "modifier1 5 is answered at once");
+        let mut cut = session("127.0.0.1", Arc::default());
+        cut.receive(&good[..3]);
+        cut.read_buf();
+        cut.received(0);
+        assert!(cut.has_work(), "an end of input mid-packet");
+        let stranger = session("10.0.0.0/8", Arc::default());
+        assert!(stranger.has_work(), "a peer not allowed is closed at once");
     }
 }

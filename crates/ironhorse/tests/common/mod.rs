@@ -138,10 +138,16 @@ impl Server {
     /// Starts `ironhorse` with `args`, bound to a free loopback port, and waits until it
     /// prints the address it listens on.
     pub fn start(args: &[String]) -> Server {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts as [`start`](Self::start) does, with `env` added to the server's environment.
+    pub fn start_with_env(args: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut command = Command::new(binary());
         command
             .args(["-b", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

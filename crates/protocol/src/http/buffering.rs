@@ -4,13 +4,16 @@
 //! its real length, and a body whose framing is broken is answered `400` by the engine
 //! without the application ever running.
 //!
-//! Bodies are held in memory, up to the configured size; one that turns out longer (a
-//! chunked one) goes on to the application as it arrives, starting with what was read.
+//! Bodies are held in memory up to `--buffer-request-body-memory` and in an unlinked
+//! temporary file beyond it ([`spool`](super::spool)), up to the configured size; one that
+//! turns out longer (a chunked one) goes on to the application as it arrives, starting with
+//! what was read.
 
 use ironhorse_h1::{BodyFraming, BodyRead, Error, RequestHead, ServerConn};
 
 use std::time::Instant;
 
+use super::spool::{Spool, Spooled};
 use super::{Busy, HttpSession};
 use crate::hooks::Level;
 use crate::output::Output;
@@ -22,7 +25,7 @@ const STEP: usize = 16 * 1024;
 /// A body being read ahead of its request's application call.
 pub(super) struct Buffered {
     pub head: RequestHead,
-    pub body: Vec<u8>,
+    pub body: Spool,
     /// The declared length (none: chunked).
     declared: Option<u64>,
 }
@@ -37,6 +40,8 @@ pub(super) enum Progress {
     TooLong,
     /// The body's framing is broken (the engine's error, answered before any call).
     Failed(Error),
+    /// The temporary file could not be written (the server's trouble: 500).
+    Spool(std::io::Error),
 }
 
 impl Buffered {
@@ -50,37 +55,34 @@ impl Buffered {
         }
     }
 
-    /// A buffer for `head`'s body.
-    pub fn new(head: RequestHead) -> Buffered {
+    /// A buffer for `head`'s body, in memory up to `memory` bytes.
+    pub fn new(head: RequestHead, memory: u64) -> Buffered {
         let declared = match head.body_framing() {
             BodyFraming::Length(n) => Some(n),
             _ => None,
         };
         Buffered {
             head,
-            body: Vec::new(),
+            body: Spool::new(memory, declared),
             declared,
         }
     }
 
-    /// Reads what the engine has of the body.
+    /// Reads what the engine has of the body (at most what the driver's last reads
+    /// brought: the spool's file writes per turn are bounded by them).
     pub fn read(&mut self, conn: &mut ServerConn, limit: u64) -> Progress {
+        let mut step = [0u8; STEP];
         loop {
-            if self.body.len() as u64 > limit {
+            if self.body.len() > limit {
                 return Progress::TooLong;
             }
-            let start = self.body.len();
-            // No more than what is there (a slow upload brings a byte at a time).
-            let step = conn.buffered().len().clamp(1, STEP);
-            self.body.resize(start + step, 0);
-            let read = conn.read_body(&mut self.body[start..]);
-            let got = match &read {
-                Ok(BodyRead::Data(n)) => *n,
-                _ => 0,
-            };
-            self.body.truncate(start + got);
+            let read = conn.read_body(&mut step);
             match read {
-                Ok(BodyRead::Data(_)) => {}
+                Ok(BodyRead::Data(n)) => {
+                    if let Err(e) = self.body.write(&step[..n]) {
+                        return Progress::Spool(e);
+                    }
+                }
                 Ok(BodyRead::NeedMore) => return Progress::NeedMore,
                 Ok(BodyRead::End) => return Progress::Complete,
                 Err(e) => return Progress::Failed(e),
@@ -93,7 +95,7 @@ impl Buffered {
     /// input might.
     pub fn may_complete(&self, buffered: usize) -> bool {
         match self.declared {
-            Some(n) => buffered as u64 >= n.saturating_sub(self.body.len() as u64),
+            Some(n) => buffered as u64 >= n.saturating_sub(self.body.len()),
             None => buffered > 0,
         }
     }
@@ -109,7 +111,7 @@ pub(super) enum Prefilled<B = ()> {
 }
 
 impl Prefilled {
-    pub fn with(self, body: Vec<u8>) -> Prefilled<Vec<u8>> {
+    pub fn with(self, body: Spooled) -> Prefilled<Spooled> {
         match self {
             Prefilled::None => Prefilled::None,
             Prefilled::Start(()) => Prefilled::Start(body),
@@ -127,6 +129,9 @@ impl HttpSession {
         };
         let before = buffered.body.len();
         let progress = buffered.read(&mut self.conn, self.settings.buffer_body);
+        // The body keeps its own copy: the engine's read buffer (grown by fast reads, to
+        // 64 KiB on the event loop) is not held per waiting connection.
+        self.conn.release_idle_buffer();
         if buffered.body.len() > before {
             self.last_progress = Instant::now();
         }
@@ -151,6 +156,7 @@ impl HttpSession {
                 self.conn.write_error(&error, out.bytes());
                 return Some(Step::Close);
             }
+            Progress::Spool(error) => return Some(self.spool_failed(&error, out)),
             Progress::Complete => Prefilled::Whole(()),
             Progress::TooLong => Prefilled::Start(()),
         };
@@ -158,12 +164,28 @@ impl HttpSession {
             return None;
         };
         let Buffered { head, body, .. } = *buffered;
+        let body = match body.finish() {
+            Ok(body) => body,
+            Err(error) => return Some(self.spool_failed(&error, out)),
+        };
         self.start_exchange(head, prefilled.with(body));
         if let (true, Busy::Offloaded { exchange, .. }) = (timed_out, &mut self.busy) {
             exchange.body_timed_out();
             self.conn.give_up_body();
         }
         self.pump_exchange(out)
+    }
+
+    /// The temporary file of a buffered body failed (a full disk): the server's trouble,
+    /// logged as an error and answered `500`.
+    fn spool_failed(&mut self, error: &std::io::Error, out: &mut Output) -> Step {
+        self.link.hooks.log(
+            Level::Error,
+            format_args!("could not buffer a request body in a temporary file: {error}"),
+        );
+        self.busy = Busy::Idle;
+        self.fail(ironhorse_h1::Failure::AppFailed, out);
+        Step::Close
     }
 
     /// One info line for a body the client broke while it was buffered (as the WSGI bridge

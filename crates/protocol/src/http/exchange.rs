@@ -93,6 +93,7 @@ impl Exchange {
                 asked: false,
                 current: Vec::new(),
                 pos: 0,
+                file: None,
                 done: false,
                 host: &host,
             };
@@ -151,6 +152,18 @@ impl Exchange {
         }
     }
 
+    /// Passes a buffered body (or its start) on: bytes, or a file the application reads.
+    pub(super) fn body_spooled(&mut self, body: super::spool::Spooled) {
+        match body {
+            super::spool::Spooled::Memory(data) => self.body_data(data),
+            super::spool::Spooled::File(file, _) => {
+                if let Err(chunk) = self.try_send(BodyChunk::File(file)) {
+                    self.held = Some(chunk);
+                }
+            }
+        }
+    }
+
     /// The body ended; `error` if it ended badly.
     pub fn body_end(&mut self, error: Option<ironhorse_h1::Error>) {
         self.end_body(match error {
@@ -178,7 +191,7 @@ impl Exchange {
         if !self.body_open {
             return Ok(());
         }
-        let last = !matches!(chunk, BodyChunk::Data(_));
+        let last = !matches!(chunk, BodyChunk::Data(_) | BodyChunk::File(_));
         self.queues.push_body(chunk)?;
         if last {
             self.body_open = false;
@@ -208,8 +221,11 @@ fn run(
         sink: Some(&mut sink),
         body_length,
     });
-    // The application can no longer read its body: what still arrives is discarded.
+    // The application can no longer read its body: what still arrives is discarded, and a
+    // spooled body's file closes (it was unlinked at creation: the space is freed) before
+    // the response leaves.
     sink.queues.drop_body();
+    drop(body);
     let started = sink.started;
     let mut send = |reply: Reply, piece: Piece| sink.send(reply, piece);
     let (status, headers, body) = (response.status, response.headers, response.body);
@@ -415,6 +431,8 @@ struct ChannelBody<'q, 'h> {
     asked: bool,
     current: Vec<u8>,
     pos: usize,
+    /// A buffered body spooled to a file, read before the chunks after it.
+    file: Option<std::fs::File>,
     done: bool,
     host: &'q Host<'h>,
 }
@@ -451,7 +469,16 @@ impl Read for ChannelBody<'_, '_> {
                 self.pos += n;
                 return Ok(n);
             }
-            if self.done || buf.is_empty() {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            if let Some(file) = &mut self.file {
+                match file.read(buf)? {
+                    0 => self.file = None,
+                    n => return Ok(n),
+                }
+            }
+            if self.done {
                 return Ok(0);
             }
             match self.next_chunk()? {
@@ -461,6 +488,7 @@ impl Read for ChannelBody<'_, '_> {
                     // Room freed in the queue: let the session read more.
                     (self.waker)();
                 }
+                BodyChunk::File(file) => self.file = Some(file),
                 BodyChunk::End => self.done = true,
                 BodyChunk::Failed(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
                 BodyChunk::TimedOut => {

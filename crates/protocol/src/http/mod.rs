@@ -19,6 +19,7 @@ mod protocol;
 mod queues;
 mod readiness;
 mod record;
+mod spool;
 mod timeout;
 mod upgrade;
 mod ws_upgrade;
@@ -233,7 +234,8 @@ impl HttpSession {
                 if head.expects_continue() {
                     self.conn.write_continue(out.bytes());
                 }
-                self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head)));
+                let memory = self.settings.buffer_body_memory;
+                self.busy = Busy::Buffering(Box::new(buffering::Buffered::new(head, memory)));
             } else {
                 self.start_exchange(head, Prefilled::None);
             }
@@ -355,7 +357,9 @@ impl Session for HttpSession {
     }
 
     fn release_idle_memory(&mut self) {
-        if matches!(self.busy, Busy::Idle) {
+        // A body being buffered keeps its own copy: the engine's read buffer, grown by
+        // fast reads (64 KiB on the event loop), need not wait with it.
+        if matches!(self.busy, Busy::Idle | Busy::Buffering(_)) {
             self.conn.release_idle_buffer();
         }
     }

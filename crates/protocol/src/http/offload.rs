@@ -9,6 +9,7 @@ use ironhorse_h1::{BodyRead, Failure, ServerConn};
 
 use super::buffering::Prefilled;
 use super::exchange::{self, BodyDemand, Exchange, Reply};
+use super::spool::Spooled;
 use super::timeout::RequestTimer;
 use super::{Busy, HttpSession, BODY_CHUNK, HIGH_WATER};
 use crate::output::Output;
@@ -16,11 +17,11 @@ use crate::session::Step;
 
 impl HttpSession {
     /// Starts a blocking service's job on the executor, with its deadline.
-    pub(super) fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Vec<u8>>) {
+    pub(super) fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Spooled>) {
         // A buffered body's `100 Continue` went out when its reading began.
         let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
         let body_length = match &prefilled {
-            Prefilled::Whole(body) => Some(body.len() as u64),
+            Prefilled::Whole(body) => Some(body.len()),
             _ => None,
         };
         self.timer = self.request_timer(head.is_head());
@@ -35,10 +36,10 @@ impl HttpSession {
         let mut exchange = exchange;
         match prefilled {
             Prefilled::None => {}
-            Prefilled::Start(body) => exchange.body_data(body),
+            Prefilled::Start(body) => exchange.body_spooled(body),
             Prefilled::Whole(body) => {
-                if !body.is_empty() {
-                    exchange.body_data(body);
+                if body.len() > 0 {
+                    exchange.body_spooled(body);
                 }
                 exchange.body_end(None);
             }

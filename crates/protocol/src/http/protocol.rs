@@ -39,6 +39,9 @@ pub struct HttpSettings {
     /// is called (`--buffer-request-body`, whose default the binary sets); 0: off (the
     /// default here: the body streams to the application as it arrives).
     pub buffer_body: u64,
+    /// How much of a buffered body is kept in memory; the rest goes to an unlinked
+    /// temporary file (`--buffer-request-body-memory`).
+    pub buffer_body_memory: u64,
 }
 
 impl HttpSettings {
@@ -66,6 +69,7 @@ impl HttpSettings {
             exit_when_stuck: false,
             ws_max_message_size: 16 << 20,
             buffer_body: 0,
+            buffer_body_memory: 64 * 1024,
         }
     }
 }

@@ -15,6 +15,8 @@ const BODY_QUEUE: usize = 4;
 /// A piece of the request body, for the application thread.
 pub(super) enum BodyChunk {
     Data(Vec<u8>),
+    /// A buffered body (or its start) in an unlinked temporary file, read from its start.
+    File(std::fs::File),
     End,
     /// Typed, so the application side can tell a malformed body (400/413) from EOF.
     Failed(ironhorse_h1::Error),
@@ -24,7 +26,8 @@ pub(super) enum BodyChunk {
 
 #[derive(Default)]
 struct State<R> {
-    body: VecDeque<Vec<u8>>,
+    /// `Data` and `File` chunks only.
+    body: VecDeque<BodyChunk>,
     /// How the body ended, once it did (delivered after the data).
     body_end: Option<BodyChunk>,
     replies: VecDeque<R>,
@@ -103,8 +106,10 @@ impl<R> Queues<R> {
             return Ok(());
         }
         match chunk {
-            BodyChunk::Data(_) if state.body.len() >= BODY_QUEUE => return Err(chunk),
-            BodyChunk::Data(data) => state.body.push_back(data),
+            BodyChunk::Data(_) | BodyChunk::File(_) if state.body.len() >= BODY_QUEUE => {
+                return Err(chunk)
+            }
+            data @ (BodyChunk::Data(_) | BodyChunk::File(_)) => state.body.push_back(data),
             last => state.body_end = Some(last),
         }
         self.signal(&state);
@@ -145,7 +150,7 @@ impl<R> Queues<R> {
     pub fn try_pop_body(&self) -> Result<Option<BodyChunk>, ()> {
         let mut state = self.lock();
         if let Some(data) = state.body.pop_front() {
-            return Ok(Some(BodyChunk::Data(data)));
+            return Ok(Some(data));
         }
         if let Some(last) = state.body_end.take() {
             return Ok(Some(last));
