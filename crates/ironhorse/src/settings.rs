@@ -293,8 +293,12 @@ pub struct Settings {
     pub interface: units::Interface,
     #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
     pub event_loop: ironhorse_asgi::LoopKind,
-    #[arg(long, value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression; beyond it the connection is closed with 1009.")]
+    #[arg(long, alias = "ws-max-size", value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression (also --ws-max-size, uvicorn's name); beyond it the connection is closed with 1009.")]
     pub ws_max_message_size: u64,
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = units::duration, help = "Ping a WebSocket client after this long without hearing from it (uvicorn's setting and default); 0: never.")]
+    pub ws_ping_interval: Duration,
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = units::duration, help = "A WebSocket client that stays silent this long after a ping is closed with 1011 (keepalive ping timeout) and the app gets websocket.disconnect (1006); 0: never.")]
+    pub ws_ping_timeout: Duration,
     #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. 0: off.")]
     pub buffer_request_body: u64,
     // ---- HTTP/2 (gunicorn 27's names) ----

@@ -5,6 +5,9 @@
 //! Backpressure both ways: the session stops reading while the application has not taken
 //! the messages it was given, and stops taking the application's messages while the client
 //! has not read what is queued (the application's `send` then waits).
+//!
+//! Keepalive (`--ws-ping-interval`, `--ws-ping-timeout`): a silent client is pinged, and
+//! given up when it stays silent ([`Heartbeat`]).
 
 use std::time::Instant;
 
@@ -13,6 +16,9 @@ use ironhorse_ws::{Connection, Event, Message, State};
 
 use crate::output::Output;
 use crate::session::{Session, Step};
+pub(crate) use heartbeat::Heartbeat;
+
+mod heartbeat;
 
 /// Output queued for the client beyond which the application's messages wait.
 const HIGH_WATER: u64 = 256 * 1024;
@@ -26,15 +32,21 @@ pub(crate) struct WebSocketSession {
     ended: bool,
     /// For drivers that read into the session's own buffer (allocated on first use).
     buf: Vec<u8>,
+    heartbeat: Heartbeat,
 }
 
 impl WebSocketSession {
-    pub(crate) fn new(ws: Connection, app: Box<dyn WsExchange>) -> WebSocketSession {
+    pub(crate) fn new(
+        ws: Connection,
+        app: Box<dyn WsExchange>,
+        heartbeat: Heartbeat,
+    ) -> WebSocketSession {
         WebSocketSession {
             ws,
             app: Some(app),
             ended: false,
             buf: Vec::new(),
+            heartbeat,
         }
     }
 
@@ -107,17 +119,26 @@ impl Session for WebSocketSession {
         if n == 0 {
             self.ended = true;
         } else {
+            self.heartbeat.heard();
             self.ws.receive(&self.buf[..n]);
         }
     }
 
     fn receive(&mut self, data: &[u8]) {
+        self.heartbeat.heard();
         self.ws.receive(data);
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {
         self.pump_in();
         self.pump_out(out);
+        if self.heartbeat.check(&mut self.ws) {
+            // The client is gone silent: our close (1011) goes out, and we wait for
+            // nothing more from it.
+            self.ws.take_output(out.bytes());
+            self.disconnect(ABNORMAL, "");
+            return Step::Close;
+        }
         if self.ws.has_output() {
             self.ws.take_output(out.bytes());
         }
@@ -140,7 +161,7 @@ impl Session for WebSocketSession {
     }
 
     fn read_deadline(&self) -> Option<Instant> {
-        None
+        self.heartbeat.backstop()
     }
 
     fn is_idle(&self) -> bool {
