@@ -169,7 +169,25 @@ async def starlette_ws(addr):
         return {"reversed": (await ws.recv()).decode()}
 
 
-CASES.update(fastapi_ws=fastapi_ws, starlette_ws=starlette_ws,
+async def reverse(addr, path="/ws"):
+    """One text message to a framework's endpoint that answers it reversed."""
+    async with connect(f"ws://{addr}{path}") as ws:
+        await ws.send("hello")
+        reply = await ws.recv()
+        await ws.close()
+        return {"reply": reply, "close": ws.close_code}
+
+
+async def room(addr, path="/ws"):
+    """Two clients in one Channels group: what one sends reaches both (the channel layer)."""
+    async with connect(f"ws://{addr}{path}") as first, connect(f"ws://{addr}{path}") as second:
+        # Both joined the group once their handshakes completed (group_add runs before accept).
+        await first.send("hello")
+        replies = [await first.recv(), await second.recv()]
+        return {"replies": replies}
+
+
+CASES.update(fastapi_ws=fastapi_ws, starlette_ws=starlette_ws, reverse=reverse, room=room,
              answers_server_pings=answers_server_pings)
 
 
