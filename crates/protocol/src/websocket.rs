@@ -132,6 +132,11 @@ impl Session for WebSocketSession {
     fn advance(&mut self, out: &mut Output) -> Step {
         self.pump_in();
         self.pump_out(out);
+        if self.app.as_ref().is_some_and(|app| !app.wants_message()) {
+            // We stopped reading (the application is behind): the client's answers wait
+            // unread, so its silence proves nothing.
+            self.heartbeat.heard();
+        }
         if self.heartbeat.check(&mut self.ws) {
             // The client is gone silent: our close (1011) goes out, and we wait for
             // nothing more from it.
