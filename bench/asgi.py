@@ -34,13 +34,13 @@ def venv_bin(name):
     return os.path.join(VENV, "bin", name)
 
 
-def install_peers():
+def install_peers(extra=()):
     if not os.path.exists(venv_bin("python")):
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
         with open(os.path.join(VENV, ".gitignore"), "w") as f:
             f.write("*\n")
     subprocess.run([venv_bin("pip"), "install", "--quiet", "--disable-pip-version-check",
-                    *PEERS], check=True)
+                    *PEERS, *extra], check=True)
     out = subprocess.run([venv_bin("pip"), "list", "--format=freeze"], stdout=subprocess.PIPE,
                          text=True).stdout
     return {line.split("==")[0].lower(): line.split("==")[1] for line in out.split()

@@ -12,7 +12,8 @@ from harness import APPS, binaries, procs
 GRACEFUL_TIMEOUT = 5  # --graceful-timeout given to every server
 
 _LOG_NOISE = re.compile(r"listening on|signal|stop|shutting down|exit|graceful|booting|"
-                        r"worker \d+ (started|ready|exited)|spawned|ready", re.I)
+                        r"worker \d+ (started|ready|exited)|spawned|ready|"
+                        r"ASGI event loop|[AW]SGI (3 )?application \(detected\)", re.I)
 
 
 class Server:

@@ -46,11 +46,15 @@ def idle_models(n):
 
 
 def sse_models(s):
+    """(label, args, app threads, app): the WSGI app holds a thread per stream; the ASGI
+    one (0 app threads) runs every stream as a coroutine on the process's one loop."""
     k = s + 100
     return [
-        (f"event --threads {k}", ["--model", "event", "--threads", str(k)], k),
-        (f"async --threads {k}", ["--model", "async", "--threads", str(k)], k),
-        ("event --threads 16 (the default)", ["--model", "event"], 16),
+        (f"event --threads {k}", ["--model", "event", "--threads", str(k)], k, "lab_sse:app"),
+        (f"async --threads {k}", ["--model", "async", "--threads", str(k)], k, "lab_sse:app"),
+        ("event --threads 16 (the default)", ["--model", "event"], 16, "lab_sse:app"),
+        ("event, ASGI app (one asyncio loop)", ["--model", "event"], 0, "lab_sse_asgi:app"),
+        ("async, ASGI app (one asyncio loop)", ["--model", "async"], 0, "lab_sse_asgi:app"),
     ]
 
 
@@ -241,14 +245,14 @@ class Stream:
         self.events, self.status, self.ended = 0, None, False
 
 
-def run_sse(label, args, k, streams, seconds, a, ctx, problems):
+def run_sse(label, args, k, app, streams, seconds, a, ctx, problems):
     res = {"label": label, "threads": k, "streams": streams, "seconds": seconds}
     server = sampler = None
     sel = selectors.DefaultSelector()
     conns = []
     lat = []
     try:
-        server = Server(label, args + ["--keep-alive", "300"], "lab_sse:app", ctx.tmp, problems)
+        server = Server(label, args + ["--keep-alive", "300"], app, ctx.tmp, problems)
         sampler = TreeSampler(server.proc.pid, interval=0.5)
         sampler.start()
         req = (f"GET /events?count={seconds} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
@@ -393,11 +397,11 @@ def run(a, ctx):
         idle_res.append(r)
         log(f"  {label}: held {r.get('held', 0):,}, RSS {fmib(r.get('with', {}).get('rss'))}"
             f", fresh client {'served' if r.get('fresh') else 'NOT served'}")
-    for label, args, k in sse_models(s):
+    for label, args, k, app in sse_models(s):
         if a.only and not any(o in label for o in a.only):
             continue
         log(f"connections: SSE {label}: {s:,} streams × {seconds} s")
-        r = run_sse(label, args, k, s, seconds, a, ctx, problems)
+        r = run_sse(label, args, k, app, s, seconds, a, ctx, problems)
         sse_res.append(r)
         log(f"  {label}: {r['started']:,} streams delivered, {r['events']:,}/{r['expected']:,} "
             f"events, p50 {fms(r['p50'])}, p99 {fms(r['p99'])}")
@@ -479,8 +483,10 @@ def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, too
         "time − the `time.time()` the app wrote into it (same machine, same clock). The "
         "client's own scheduling is part of the figure: it shares the 2 CPUs with the server's "
         "threads",
-        "- each open stream holds one app thread for its whole life (the WSGI contract: the "
-        "server iterates the response in a thread); `app threads` is the `--threads` used. "
+        "- each open stream of the WSGI app (bench/apps/lab_sse.py) holds one app thread for its "
+        "whole life (the WSGI contract: the server iterates the response in a thread); `app "
+        "threads` is the `--threads` used. The ASGI rows serve bench/apps/lab_sse_asgi.py, the "
+        "same stream as coroutines on the process's one asyncio loop: 0 app threads. "
         "`first event wait` is from sending the request to the first event: the time a stream "
         "queued for a free app thread",
         "",
@@ -504,7 +510,7 @@ def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, too
         frac = r["events"] / r["expected"] if r["expected"] else 0
         txt = (f"`{r['label']}`: {r['started']:,} of {r['streams']:,} streams delivered events "
                f"({frac * 100:.0f} % of the events expected in the time limit)")
-        if r["threads"] < r["streams"]:
+        if 0 < r["threads"] < r["streams"]:
             txt += (f"; with {r['threads']:,} app threads at most {r['threads']:,} streams run "
                     "at once, the rest wait for a thread to finish a whole stream")
         lines.append(f"- {txt}.")

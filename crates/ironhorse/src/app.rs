@@ -323,6 +323,8 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         // A worker whose only thread is stuck can only be freed by replacing the process.
         exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
         ws_max_message_size: usize::try_from(settings.ws_max_message_size).unwrap_or(usize::MAX),
+        ws_ping_interval: Some(settings.ws_ping_interval).filter(|d| !d.is_zero()),
+        ws_ping_timeout: Some(settings.ws_ping_timeout).filter(|d| !d.is_zero()),
         buffer_body: settings.buffer_request_body,
         buffer_body_memory: settings.buffer_request_body_memory,
     }

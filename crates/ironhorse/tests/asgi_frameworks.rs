@@ -1,6 +1,8 @@
 //! Real ASGI frameworks, unmodified, in the test virtualenv: FastAPI (JSON, path and query
 //! parameters, a request model, `StreamingResponse`, background tasks, lifespan state, a
-//! WebSocket endpoint) and Starlette, under every model that hosts ASGI.
+//! WebSocket endpoint), Starlette, Django (its ASGI handler with async views, and Channels
+//! with a consumer on the in-memory channel layer), Litestar and Quart, under every model
+//! that hosts ASGI.
 //!
 //! Needs `IRONHORSE_TEST_VENV` (a virtualenv with requirements-test.txt; `scripts/venv.sh`).
 
@@ -12,15 +14,26 @@ use common::client::{get, Conn};
 use common::{eventually, python, Server};
 
 fn start(model: &str, spec: &str) -> Server {
-    Server::start(&[
-        "--model".into(),
+    start_with(model, spec, &[])
+}
+
+/// As a user would name it: `--interface asgi`.
+fn start_asgi(model: &str, spec: &str) -> Server {
+    start_with(model, spec, &["--interface", "asgi"])
+}
+
+fn start_with(model: &str, spec: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--model".to_string(),
         model.into(),
         spec.into(),
         "--chdir".into(),
         python::apps_dir().display().to_string(),
         "--virtualenv".into(),
         python::venv().display().to_string(),
-    ])
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::start(&args)
 }
 
 fn for_each_asgi_model(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
@@ -44,9 +57,14 @@ fn json(body: &[u8]) -> serde_json::Value {
 }
 
 fn ws_case(case: &str, addr: &str) -> serde_json::Value {
+    ws_case_with(case, addr, &[])
+}
+
+fn ws_case_with(case: &str, addr: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(python::venv().join("bin/python"))
         .arg(python::apps_dir().join("ws_client.py"))
         .args([case, addr])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -69,25 +87,7 @@ fn fastapi_unmodified() {
         );
         assert_eq!(get(&server.addr, "/items/not-a-number").status, 422);
 
-        let body = br#"{"name": "widget", "price": 2.5}"#;
-        let mut conn = Conn::open(&server.addr);
-        conn.send(
-            format!(
-                "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        conn.send(body);
-        let created = conn.response("POST");
-        assert_eq!(
-            json(&created.body),
-            serde_json::json!({"name": "widget", "double": 5.0})
-        );
-
-        let stream = get(&server.addr, "/stream");
-        assert_eq!(stream.header("transfer-encoding"), Some("chunked"));
-        assert_eq!(stream.text(), "0\n1\n2\n3\n4\n");
+        check_post_and_stream(&server.addr, "fastapi");
 
         let mut conn = Conn::open(&server.addr);
         conn.send(b"POST /background/job7 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
@@ -121,6 +121,97 @@ fn starlette_unmodified() {
             serde_json::json!({"reversed": "cba"})
         );
     });
+}
+
+/// What every framework app of this file answers alike: a JSON route with a path and a
+/// query parameter, a JSON body in and out, and a streamed (chunked) response.
+fn check_json_and_stream(addr: &str, framework: &str) {
+    let item = get(addr, "/items/42?q=find%20me");
+    assert_eq!(item.status, 200, "{framework}: {}", item.text());
+    assert_eq!(
+        json(&item.body),
+        serde_json::json!({"item_id": 42, "q": "find me", "framework": framework})
+    );
+    check_post_and_stream(addr, framework);
+}
+
+/// A JSON body in and out (`POST /items`), and a streamed response (`GET /stream`).
+fn check_post_and_stream(addr: &str, framework: &str) {
+    let body = br#"{"name": "widget", "price": 2.5}"#;
+    let mut conn = Conn::open(addr);
+    conn.send(
+        format!(
+            "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.send(body);
+    let created = conn.response("POST");
+    assert_eq!(created.status, 200, "{framework}: {}", created.text());
+    assert_eq!(
+        json(&created.body),
+        serde_json::json!({"name": "widget", "double": 5.0})
+    );
+
+    let stream = get(addr, "/stream");
+    assert_eq!(stream.status, 200, "{framework}");
+    assert_eq!(stream.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(stream.text(), "0\n1\n2\n3\n4\n", "{framework}");
+}
+
+#[test]
+fn django_async_views_unmodified() {
+    for_each_asgi_model(|model| {
+        let server = start_asgi(model, "djasgi.asgi:application");
+        check_json_and_stream(&server.addr, "django");
+        assert_eq!(get(&server.addr, "/missing").status, 404);
+        // Django's own handler takes HTTP only: it raises on a WebSocket before accepting.
+        assert_eq!(
+            ws_case_with("refused", &server.addr, &["/ws"])["status"],
+            500
+        );
+    });
+}
+
+#[test]
+fn django_channels_unmodified() {
+    for_each_asgi_model(|model| {
+        let server = start_asgi(model, "djasgi.asgi_channels:application");
+        check_json_and_stream(&server.addr, "django");
+        assert_eq!(
+            ws_case("reverse", &server.addr),
+            serde_json::json!({"reply": "olleh", "close": 1000})
+        );
+        // Through the in-memory channel layer, to both members of the group.
+        assert_eq!(
+            ws_case("room", &server.addr),
+            serde_json::json!({"replies": ["olleh", "olleh"]})
+        );
+    });
+}
+
+/// A framework app with the common routes and a WebSocket endpoint answering reversed.
+fn check_framework(spec: &str, framework: &str) {
+    for_each_asgi_model(|model| {
+        let server = start_asgi(model, spec);
+        check_json_and_stream(&server.addr, framework);
+        assert_eq!(get(&server.addr, "/missing").status, 404);
+        assert_eq!(
+            ws_case("reverse", &server.addr),
+            serde_json::json!({"reply": "olleh", "close": 1000})
+        );
+    });
+}
+
+#[test]
+fn litestar_unmodified() {
+    check_framework("asgi_litestar_app:app", "litestar");
+}
+
+#[test]
+fn quart_unmodified() {
+    check_framework("asgi_quart_app:app", "quart");
 }
 
 #[test]

@@ -210,6 +210,51 @@ per_host!(invalid_utf8_closes_1007_and_unmasked_frames_1002, |args| {
         .contains(needle)));
 });
 
+/// The next frame the server sends (small ones only): opcode and payload; `None` at EOF.
+fn next_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 2];
+    match stream.read(&mut header[..1]).unwrap() {
+        0 => return None,
+        _ => stream.read_exact(&mut header[1..]).unwrap(),
+    }
+    let len = (header[1] & 0x7f) as usize;
+    assert!(len < 126, "small frames only here");
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).unwrap();
+    Some((header[0] & 0x0f, payload))
+}
+
+const PINGS_FAST: &[&str] = &["--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.2"];
+
+per_host!(a_silent_client_is_pinged_and_answering_keeps_it, |args| {
+    let server = start(args, "asgi_ws_app:app", PINGS_FAST);
+    // A real client with its own pings off: the library answers ours. Three pings means
+    // the connection outlived several intervals and timeouts.
+    let seen = client("answers_server_pings", &server.addr, &["3"]);
+    assert!(seen["pings"].as_u64().unwrap() >= 3, "{seen}");
+    assert_eq!(seen["echoed"], "still here");
+    assert_eq!(seen["close"], 1000, "a clean close after the pings");
+});
+
+per_host!(a_client_that_never_answers_pings_is_closed_1011, |args| {
+    let server = start(args, "asgi_ws_app:app", PINGS_FAST);
+    let mut stream = raw_open(&server.addr);
+    let (opcode, _) = next_frame(&mut stream).expect("a ping");
+    assert_eq!(opcode, 0x9, "the server pings first");
+    // Never answered: the close (1011) follows, then the server ends the connection
+    // without waiting for our close.
+    let (opcode, payload) = next_frame(&mut stream).expect("a close");
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1011);
+    assert_eq!(&payload[2..], b"keepalive ping timeout");
+    assert_eq!(next_frame(&mut stream), None, "then EOF");
+    // The app got websocket.disconnect: the client never closed (1006).
+    let needle = r#"["websocket.disconnect", 1006, ""]"#;
+    assert!(common::eventually(|| get(&server.addr, "/")
+        .text()
+        .contains(needle)));
+});
+
 #[test]
 fn a_thousand_websockets_echo_at_once() {
     let server = start(&["--model".into(), "event".into()], "asgi_ws_app:app", &[]);

@@ -5,6 +5,9 @@
 //! Backpressure both ways: the session stops reading while the application has not taken
 //! the messages it was given, and stops taking the application's messages while the client
 //! has not read what is queued (the application's `send` then waits).
+//!
+//! Keepalive (`--ws-ping-interval`, `--ws-ping-timeout`): a silent client is pinged, and
+//! given up when it stays silent ([`Heartbeat`]).
 
 use std::time::Instant;
 
@@ -13,6 +16,9 @@ use ironhorse_ws::{Connection, Event, Message, State};
 
 use crate::output::Output;
 use crate::session::{Session, Step, Waker};
+pub(crate) use heartbeat::Heartbeat;
+
+mod heartbeat;
 
 /// Output queued for the client beyond which the application's messages wait.
 const HIGH_WATER: u64 = 256 * 1024;
@@ -30,16 +36,23 @@ pub(crate) struct WebSocketSession {
     buf: Vec<u8>,
     /// Wakes the driver to send the close frame of a stopping server.
     waker: Waker,
+    heartbeat: Heartbeat,
 }
 
 impl WebSocketSession {
-    pub(crate) fn new(ws: Connection, app: Box<dyn WsExchange>, waker: Waker) -> WebSocketSession {
+    pub(crate) fn new(
+        ws: Connection,
+        app: Box<dyn WsExchange>,
+        waker: Waker,
+        heartbeat: Heartbeat,
+    ) -> WebSocketSession {
         WebSocketSession {
             ws,
             app: Some(app),
             ended: false,
             buf: Vec::new(),
             waker,
+            heartbeat,
         }
     }
 
@@ -118,17 +131,31 @@ impl Session for WebSocketSession {
         if n == 0 {
             self.ended = true;
         } else {
+            self.heartbeat.heard();
             self.ws.receive(&self.buf[..n]);
         }
     }
 
     fn receive(&mut self, data: &[u8]) {
+        self.heartbeat.heard();
         self.ws.receive(data);
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {
         self.pump_in();
         self.pump_out(out);
+        if self.app.as_ref().is_some_and(|app| !app.wants_message()) {
+            // We stopped reading (the application is behind): the client's answers wait
+            // unread, so its silence proves nothing.
+            self.heartbeat.heard();
+        }
+        if self.heartbeat.check(&mut self.ws) {
+            // The client is gone silent: our close (1011) goes out, and we wait for
+            // nothing more from it.
+            self.ws.take_output(out.bytes());
+            self.disconnect(ABNORMAL, "");
+            return Step::Close;
+        }
         if self.ws.has_output() {
             self.ws.take_output(out.bytes());
         }
@@ -151,7 +178,7 @@ impl Session for WebSocketSession {
     }
 
     fn read_deadline(&self) -> Option<Instant> {
-        None
+        self.heartbeat.backstop()
     }
 
     fn is_idle(&self) -> bool {

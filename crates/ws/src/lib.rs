@@ -41,6 +41,7 @@ mod error;
 mod extension;
 mod frame;
 pub mod handshake;
+mod keepalive;
 #[cfg(test)]
 mod proptests;
 mod reader;
@@ -52,6 +53,7 @@ pub use close::is_valid_close_code;
 pub use connection::{Connection, State};
 pub use deflate::{Deflate, DeflateOffer};
 pub use error::{ProtocolError, StateError};
+pub use keepalive::{Due, Keepalive};
 
 /// Limits and preferences of a connection (and of the handshake's deflate answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +74,12 @@ pub struct Config {
     /// Reset our compressor after every message even when the client allows keeping it
     /// (less memory held between messages, worse compression).
     pub deflate_no_context_takeover: bool,
+    /// Ping the peer after this long without hearing from it ([`Keepalive`]); `None`: never.
+    /// uvicorn's (and the `websockets` library's) default: 20 s.
+    pub ping_interval: Option<std::time::Duration>,
+    /// How long a ping may go unanswered before the connection is given up (1011);
+    /// `None`: never. Default 20 s, as uvicorn's.
+    pub ping_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -84,7 +92,18 @@ impl Default for Config {
             deflate_min_size: 64,
             deflate_window_bits: 15,
             deflate_no_context_takeover: false,
+            ping_interval: Some(std::time::Duration::from_secs(20)),
+            ping_timeout: Some(std::time::Duration::from_secs(20)),
         }
+    }
+}
+
+impl Config {
+    /// The keepalive of a connection opened at `now`, if pings are on.
+    pub fn keepalive(&self, now: std::time::Instant) -> Option<Keepalive> {
+        self.ping_interval
+            .filter(|i| !i.is_zero())
+            .map(|interval| Keepalive::new(interval, self.ping_timeout, now))
     }
 }
 

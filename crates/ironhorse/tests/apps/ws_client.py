@@ -6,7 +6,8 @@ import json
 import resource
 import sys
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Opcode
 from websockets.exceptions import ConnectionClosed
 
 
@@ -122,6 +123,35 @@ async def many_sse(addr, count):
     return {"open": len(streams), "finished": done}
 
 
+class PingCounter(ClientConnection):
+    """A client connection that counts the server's pings (the library answers them)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pings = 0
+        self.pinged = asyncio.Event()
+
+    def process_event(self, event):
+        super().process_event(event)
+        if getattr(event, "opcode", None) is Opcode.PING:
+            self.pings += 1
+            self.pinged.set()
+
+
+async def answers_server_pings(addr, count):
+    """Stays silent (its own pings off) until the server pinged `count` times, each answered
+    by the library; then checks the connection still echoes and closes cleanly."""
+    async with connect(f"ws://{addr}/echo", ping_interval=None,
+                       create_connection=PingCounter) as ws:
+        while ws.pings < int(count):
+            ws.pinged.clear()
+            await ws.pinged.wait()
+        await ws.send("still here")
+        echoed = await ws.recv()
+        await ws.close()
+        return {"pings": ws.pings, "echoed": echoed, "close": ws.close_code}
+
+
 CASES = {"echo": echo, "scope": scope, "server_closes": server_closes, "oversize": oversize,
          "refused": refused, "many_echo": many_echo, "many_sse": many_sse}
 
@@ -139,7 +169,26 @@ async def starlette_ws(addr):
         return {"reversed": (await ws.recv()).decode()}
 
 
-CASES.update(fastapi_ws=fastapi_ws, starlette_ws=starlette_ws)
+async def reverse(addr, path="/ws"):
+    """One text message to a framework's endpoint that answers it reversed."""
+    async with connect(f"ws://{addr}{path}") as ws:
+        await ws.send("hello")
+        reply = await ws.recv()
+        await ws.close()
+        return {"reply": reply, "close": ws.close_code}
+
+
+async def room(addr, path="/ws"):
+    """Two clients in one Channels group: what one sends reaches both (the channel layer)."""
+    async with connect(f"ws://{addr}{path}") as first, connect(f"ws://{addr}{path}") as second:
+        # Both joined the group once their handshakes completed (group_add runs before accept).
+        await first.send("hello")
+        replies = [await first.recv(), await second.recv()]
+        return {"replies": replies}
+
+
+CASES.update(fastapi_ws=fastapi_ws, starlette_ws=starlette_ws, reverse=reverse, room=room,
+             answers_server_pings=answers_server_pings)
 
 
 if __name__ == "__main__":

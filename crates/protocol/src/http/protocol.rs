@@ -35,6 +35,10 @@ pub struct HttpSettings {
     /// Largest WebSocket message (and frame), after decompression (`--ws-max-message-size`;
     /// beyond: close 1009).
     pub ws_max_message_size: usize,
+    /// Ping a silent WebSocket client after this long (`--ws-ping-interval`); `None`: never.
+    pub ws_ping_interval: Option<Duration>,
+    /// Close a WebSocket whose ping went unanswered this long (`--ws-ping-timeout`, 1011).
+    pub ws_ping_timeout: Option<Duration>,
     /// Request bodies up to this many bytes are read whole before a blocking application
     /// is called (`--buffer-request-body`, whose default the binary sets); 0: off (the
     /// default here: the body streams to the application as it arrives).
@@ -50,6 +54,8 @@ impl HttpSettings {
         ironhorse_ws::Config {
             max_message_size: self.ws_max_message_size,
             max_frame_size: self.ws_max_message_size,
+            ping_interval: self.ws_ping_interval,
+            ping_timeout: self.ws_ping_timeout,
             ..ironhorse_ws::Config::default()
         }
     }
@@ -68,6 +74,8 @@ impl HttpSettings {
             request_timeout: None,
             exit_when_stuck: false,
             ws_max_message_size: 16 << 20,
+            ws_ping_interval: Some(Duration::from_secs(20)),
+            ws_ping_timeout: Some(Duration::from_secs(20)),
             buffer_body: 0,
             buffer_body_memory: 64 * 1024,
         }

@@ -11,7 +11,7 @@ use ironhorse_ws::handshake::{self, Offer};
 use super::{Busy, HttpSession, HIGH_WATER};
 use crate::output::Output;
 use crate::session::Step;
-use crate::websocket::WebSocketSession;
+use crate::websocket::{Heartbeat, WebSocketSession};
 
 impl HttpSession {
     /// Whether `head` asks for a WebSocket that the application would take.
@@ -136,8 +136,11 @@ impl HttpSession {
         self.busy = Busy::Idle;
         self.timer = None;
         let (input, ended) = self.conn.take_input();
-        let ws = ironhorse_ws::Connection::new(self.settings.ws_config(), deflate);
-        let mut next = WebSocketSession::new(ws, app, self.waker.clone());
+        let config = self.settings.ws_config();
+        let keepalive = config.keepalive(std::time::Instant::now());
+        let heartbeat = Heartbeat::new(keepalive, self.waker.clone());
+        let ws = ironhorse_ws::Connection::new(config, deflate);
+        let mut next = WebSocketSession::new(ws, app, self.waker.clone(), heartbeat);
         if !input.is_empty() {
             crate::session::Session::receive(&mut next, &input);
         }
