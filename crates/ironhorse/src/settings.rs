@@ -109,7 +109,7 @@ pub struct Settings {
     pub preload: bool,
     #[arg(long, help = "Show tracebacks in 500 responses (never in production).")]
     pub debug: bool,
-    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async (gunicorn's sync and gthread name prefork and hybrid; its asgi names event).")]
+    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async (gunicorn's sync and gthread name prefork and hybrid; its asgi names event; its gevent is event with --interface gevent).")]
     pub model: &'static Model,
     #[arg(short = 'w', long, value_name = "N", default_value = "1", value_parser = units::positive, help = "Worker processes (prefork, hybrid; event and async with N > 1).")]
     pub workers: usize,
@@ -289,12 +289,15 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_body, value_parser = units::bytes, help = "Largest request body (413 beyond).")]
     pub limit_request_body: u64,
     // ---- ASGI (issue 10) ----
-    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI runs on event and async (one event-loop thread per process); the other models refuse it.")]
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) gevent (PEP 3333 in greenlets on one gevent hub thread per process, after gevent.monkey.patch_all(); what -k gevent sets) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI and gevent run on event and async (one event-loop or hub thread per process); the other models refuse them.")]
     pub interface: units::Interface,
     #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
     pub event_loop: ironhorse_asgi::LoopKind,
     #[arg(long, value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression; beyond it the connection is closed with 1009.")]
     pub ws_max_message_size: u64,
+    // ---- gevent (issue 16) ----
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = units::positive, help = "Greenlets at once per worker under -k gevent (gunicorn's name and default); more requests wait for one to finish.")]
+    pub worker_connections: usize,
     #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. 0: off.")]
     pub buffer_request_body: u64,
     // ---- HTTP/2 (gunicorn 27's names) ----
