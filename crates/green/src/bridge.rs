@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 
 use crate::channel::{GreenChannel, Shared};
+use crate::watchdog::HubThread;
 
 /// Work for the hub.
 pub(crate) enum Command {
@@ -79,6 +80,7 @@ pub(crate) struct Inbox {
     pub(crate) bridge: Arc<Bridge>,
     pub(crate) ear: UnixStream,
     pub(crate) reports: Mutex<Sender<HubReport>>,
+    pub(crate) hub: HubThread,
 }
 
 #[pymethods]
@@ -104,6 +106,11 @@ impl Inbox {
             self.bridge.send(None);
         }
         Ok(Some(starts))
+    }
+
+    /// The hub thread's Python id, for the timeout watchdog.
+    fn hub_thread(&self, id: u64) {
+        self.hub.set(id);
     }
 
     /// The descriptor the hub watches.

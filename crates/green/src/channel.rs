@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::bridge::{Bridge, Command};
+use crate::watchdog::HubThread;
 
 /// Body chunks queued for the greenlet before the session stops reading.
 const BODY_QUEUE: usize = 4;
@@ -157,6 +158,12 @@ impl Shared {
         Ok(())
     }
 
+    /// A timeout's kill is still waiting for the hub (which has not drained since).
+    pub(crate) fn timeout_pending(&self) -> bool {
+        let state = self.lock();
+        state.cancel && state.wake_queued && !state.ended
+    }
+
     /// The held head (if any) goes out, with `len` when the body is known whole.
     fn release_head(&self, state: &mut State, whole: Option<u64>) {
         if let Some((status, headers, declared)) = state.held_head.take() {
@@ -181,11 +188,17 @@ pub(crate) struct SessionEnd {
     /// once it started.
     buffering: Option<Vec<u8>>,
     limit: u64,
+    hub: HubThread,
 }
 
 impl SessionEnd {
     /// Starts the request at once, or once its body is read (one that `limit` may hold).
-    pub(crate) fn new(shared: Arc<Shared>, bridge: Arc<Bridge>, limit: u64) -> SessionEnd {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        bridge: Arc<Bridge>,
+        limit: u64,
+        hub: HubThread,
+    ) -> SessionEnd {
         let buffer = match shared.head.body_framing() {
             BodyFraming::Length(n) => n > 0 && n <= limit,
             BodyFraming::Chunked => limit > 0,
@@ -196,6 +209,7 @@ impl SessionEnd {
             bridge,
             buffering: buffer.then(Vec::new),
             limit,
+            hub,
         };
         if !buffer {
             end.start();
@@ -277,6 +291,9 @@ impl AppExchange for SessionEnd {
         state.gone = true;
         state.cancel = true;
         self.notify(&mut state);
+        if state.wake_queued {
+            self.hub.watch(self.shared.clone());
+        }
     }
 }
 

@@ -143,6 +143,9 @@ def serve(app, inbox, worker_connections):
     from gevent.pool import Pool
     from gevent.queue import Queue
 
+    from gevent.monkey import get_original
+
+    inbox.hub_thread(get_original("_thread", "get_ident")())
     hub = gevent.get_hub()
     bell = hub.loop.io(inbox.fileno(), 1)
     pool = Pool(worker_connections)

@@ -13,6 +13,7 @@
 
 mod bridge;
 mod channel;
+mod watchdog;
 
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver};
@@ -27,6 +28,7 @@ use pyo3::prelude::*;
 
 use bridge::{Bridge, HubReport, Inbox};
 use channel::{SessionEnd, Shared};
+use watchdog::HubThread;
 
 /// The Python half of the bridge.
 const GLUE: &str = include_str!("glue.py");
@@ -76,6 +78,7 @@ struct Running {
     reports: Receiver<HubReport>,
     thread: JoinHandle<()>,
     environ: Arc<GreenEnviron>,
+    hub: HubThread,
 }
 
 /// A WSGI application served by greenlets.
@@ -110,10 +113,12 @@ impl GeventApp {
     fn start_hub(&self) -> Result<(), String> {
         let (bridge, ear) = Bridge::new().map_err(|e| format!("gevent hub: {e}"))?;
         let (reports_tx, reports) = mpsc::channel();
+        let hub = HubThread::default();
         let inbox = Inbox {
             bridge: bridge.clone(),
             ear,
             reports: Mutex::new(reports_tx.clone()),
+            hub: hub.clone(),
         };
         let preloaded = self
             .preloaded
@@ -170,6 +175,7 @@ impl GeventApp {
             reports,
             thread,
             environ,
+            hub,
         });
         Ok(())
     }
@@ -187,13 +193,14 @@ impl Service for GeventApp {
         conn: &ConnInfo,
         wake: Wake,
     ) -> Option<Box<dyn AppExchange>> {
-        let (bridge, environ) = {
+        let (bridge, environ, hub) = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let running = running.as_ref()?;
-            (running.bridge.clone(), running.environ.clone())
+            let (bridge, environ) = (running.bridge.clone(), running.environ.clone());
+            (bridge, environ, running.hub.clone())
         };
         let shared = Shared::new(wake, head.clone(), conn.clone(), environ);
-        let end = SessionEnd::new(shared, bridge, self.config.buffer_body);
+        let end = SessionEnd::new(shared, bridge, self.config.buffer_body, hub);
         Some(Box::new(end))
     }
 

@@ -45,7 +45,7 @@ impl Choice {
         };
         // A master that imports the app before forking leaves the loop to each worker.
         let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
-        let gevent = gevent.then(|| GreenConfig {
+        let gevent = gevent.then_some(GreenConfig {
             worker_connections: settings.worker_connections,
             buffer_body: settings.buffer_request_body,
             start_now,

@@ -274,6 +274,10 @@ fn at_once(addr: &str, paths: Vec<String>) -> Vec<common::client::Response> {
 
 fn calls_wait_together(host: &[&str], spec: &str, path: &str, said: &str) {
     let server = start(host, spec, &[]);
+    calls_wait_together_on(&server, path, said);
+}
+
+fn calls_wait_together_on(server: &Server, path: &str, said: &str) {
     // Each held until all 20 arrived: only requests that wait at once can finish.
     let upstream = Upstream::start(20, Duration::ZERO);
     upstream.release();
@@ -415,6 +419,19 @@ per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
     conn.send(b"GET /sleep?60 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.response("GET").status, 504);
     assert_eq!(get(&server.addr, "/sleep?0").text(), "slept\n");
+    // A greenlet that never yields blocks the hub: it is interrupted, the hub serves again.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /spin?60 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").status, 504);
+    assert!(server.log_contains("blocked the gevent hub past --request-timeout"));
+    assert_eq!(get(&server.addr, "/sleep?0").text(), "slept\n");
+});
+
+per_host!(preload_patches_in_the_master_before_the_import, |host| {
+    let server = start(host, "gevent_app:app", &["-w", "2", "--preload"]);
+    let patched = json(&get(&server.addr, "/patched").body);
+    assert_eq!(patched["socket"], true, "{patched}");
+    calls_wait_together_on(&server, "/upstream?", "upstream said ok");
 });
 
 per_host!(worker_connections_bounds_the_greenlets, |host| {

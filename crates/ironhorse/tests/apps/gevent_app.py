@@ -76,6 +76,13 @@ def app(environ, start_response):
         body = b"%d" % len(os.listdir("/proc/self/task"))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
+    if path == "/spin":
+        # Never yields: blocks the hub until --request-timeout's TimeoutError lands here.
+        end = time.monotonic() + float(query or 60)
+        while time.monotonic() < end:
+            pass
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"spun\n"]
     if path == "/fail":
         raise RuntimeError("the app failed on purpose")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
