@@ -427,6 +427,20 @@ per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
     assert_eq!(get(&server.addr, "/sleep?0").text(), "slept\n");
 });
 
+per_host!(max_requests_recycles_workers_and_their_hubs, |host| {
+    let server = start(host, "gevent_app:app", &["-w", "2", "--max-requests", "4"]);
+    let mut pids = std::collections::HashSet::new();
+    // Workers retire after 4 requests; their successors' hubs answer too.
+    let recycled = eventually(|| {
+        let response = get(&server.addr, "/pid");
+        assert_eq!(response.status, 200, "{}", response.text());
+        pids.insert(response.text());
+        pids.len() >= 4
+    });
+    assert!(recycled, "only {} workers answered", pids.len());
+    assert!(server.log_contains("(--max-requests); retiring"));
+});
+
 per_host!(preload_patches_in_the_master_before_the_import, |host| {
     let server = start(host, "gevent_app:app", &["-w", "2", "--preload"]);
     let patched = json(&get(&server.addr, "/patched").body);

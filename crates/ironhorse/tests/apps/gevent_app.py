@@ -72,6 +72,9 @@ def app(environ, start_response):
         response = HTTP.request("GET", f"http://{query}/wait", preload_content=True)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"upstream said " + response.data]
+    if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
     if path == "/threads":
         body = b"%d" % len(os.listdir("/proc/self/task"))
         start_response("200 OK", [("Content-Type", "text/plain")])
