@@ -95,7 +95,12 @@ impl Inbox {
         for command in queue.commands {
             match command {
                 Command::Start(shared) => starts.push(Py::new(py, GreenChannel::new(shared))?),
-                Command::Wake(shared) => shared.wake_up(py)?,
+                Command::Wake(shared) => {
+                    // One request's failure (a kill refused) must not stop the drainer.
+                    if let Err(e) = shared.wake_up(py) {
+                        ironhorse_wsgi::embed::log_exception(py, &e, "gevent wake-up failed");
+                    }
+                }
             }
         }
         if queue.stop && starts.is_empty() {
