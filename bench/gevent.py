@@ -30,7 +30,8 @@ from harness.fmt import fmt_rps  # noqa: E402
 from harness.proc_stats import CpuMeter, TreeSampler  # noqa: E402
 
 VENV = os.path.join(HERE, ".venv-gevent")
-PACKAGES = ["gunicorn==27.0.1", "gevent==25.9.1", "urllib3==2.8.0"]
+# gunicorn's gevent worker imports packaging without declaring it.
+PACKAGES = ["gunicorn==27.0.1", "gevent==25.9.1", "urllib3==2.8.0", "packaging==25.0"]
 CONNS = (8, 64, 512, 2000)
 log = procs.make_logger("gevent")
 

@@ -462,6 +462,9 @@ impl GreenChannel {
         }
         state.phase = Phase::Done;
         if state.gone {
+            // The session waits for an end: a client that left gets the cut-off one.
+            state.held_head = None;
+            self.shared.push_event(&mut state, AppEvent::Failed);
             return Ok(());
         }
         // A HEAD answer's length is the one the application declared, else unknown.
@@ -497,11 +500,17 @@ impl GreenChannel {
         }
     }
 
-    /// The greenlet is over.
+    /// The greenlet is over; a response it left unfinished (a greenlet killed outside the
+    /// application) is cut off, so the session never waits for it.
     fn ended(&self) {
         let mut state = self.shared.lock();
         state.ended = true;
         state.task = None;
         state.waiter = None;
+        if state.phase != Phase::Done {
+            state.phase = Phase::Done;
+            state.held_head = None;
+            self.shared.push_event(&mut state, AppEvent::Failed);
+        }
     }
 }

@@ -413,6 +413,31 @@ per_host!(graceful_stop_lets_waiting_greenlets_finish, |host| {
     assert_eq!(code, Some(0));
 });
 
+per_host!(
+    a_client_that_leaves_mid_request_does_not_hold_the_stop,
+    |host| {
+        let server = start(host, "gevent_app:app", &["--graceful-timeout", "20"]);
+        let upstream = Upstream::start(1, Duration::ZERO);
+        let mut conn = Conn::open(&server.addr);
+        conn.send(
+            format!(
+                "GET /upstream?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+                upstream.addr
+            )
+            .as_bytes(),
+        );
+        assert!(eventually(|| upstream.counts().1 == 1));
+        drop(conn);
+        upstream.release();
+        assert!(eventually(|| upstream.counts().1 == 0));
+        // The greenlet's answer finds the client gone; the request ends there, not at the
+        // graceful timeout.
+        let (code, log) = server.stop_and_read_log();
+        assert_eq!(code, Some(0), "{log}");
+        assert!(!log.contains("graceful timeout passed"), "{log}");
+    }
+);
+
 per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
     let server = start(host, "gevent_app:app", &["--request-timeout", "1"]);
     let mut conn = Conn::open(&server.addr);
