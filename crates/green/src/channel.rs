@@ -1,5 +1,5 @@
-//! One request's state, shared by the HTTP session (through [`SessionEnd`], the
-//! [`AppExchange`] it holds) and the request's greenlet (through [`GreenChannel`], what
+//! One request's state, shared by the HTTP session (through
+//! [`SessionEnd`](crate::session_end::SessionEnd), the `AppExchange` it holds) and the request's greenlet (through [`GreenChannel`], what
 //! `glue.py`'s `wsgi.input`, `start_response`, `write()` and body iteration call).
 //!
 //! Both queues are bounded, as on the ASGI path: the session stops reading the body while
@@ -11,25 +11,23 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ironhorse_app::{AppEvent, AppExchange, ConnInfo, RequestHead, Wake};
-use ironhorse_h1::BodyFraming;
+use ironhorse_app::{AppEvent, ConnInfo, RequestHead, Wake};
 use ironhorse_wsgi::green::{body_bytes, parse_head, GreenEnviron, Refusal};
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::bridge::{Bridge, Command};
-use crate::watchdog::HubThread;
 
 /// Body chunks queued for the greenlet before the session stops reading.
-const BODY_QUEUE: usize = 4;
+pub(crate) const BODY_QUEUE: usize = 4;
 /// Response bytes queued for the client before the greenlet waits.
 const EVENT_BYTES: usize = 256 * 1024;
 /// Response pieces queued for the client before the greenlet waits.
 const EVENT_QUEUE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     /// No `start_response` yet.
     Before,
     /// Started; the head may still be held (nothing sent).
@@ -38,36 +36,36 @@ enum Phase {
 }
 
 pub(crate) struct State {
-    body: VecDeque<Vec<u8>>,
+    pub(crate) body: VecDeque<Vec<u8>>,
     /// The session passed the last body chunk.
-    body_closed: bool,
-    body_wanted: bool,
+    pub(crate) body_closed: bool,
+    pub(crate) body_wanted: bool,
     /// The length of a body read whole before the start (its `CONTENT_LENGTH`).
-    body_length: Option<u64>,
+    pub(crate) body_length: Option<u64>,
     /// The client is gone (or the session dropped its end).
-    gone: bool,
+    pub(crate) gone: bool,
     /// `--request-timeout`: the greenlet is to be killed.
-    cancel: bool,
-    events: VecDeque<AppEvent>,
-    event_bytes: usize,
-    phase: Phase,
+    pub(crate) cancel: bool,
+    pub(crate) events: VecDeque<AppEvent>,
+    pub(crate) event_bytes: usize,
+    pub(crate) phase: Phase,
     /// `start_response`'s head, held until the first body bytes so both leave together.
-    held_head: Option<(u16, ironhorse_app::HeaderList, Option<u64>)>,
+    pub(crate) held_head: Option<(u16, ironhorse_app::HeaderList, Option<u64>)>,
     /// The waiting greenlet's event.
-    waiter: Option<Py<PyAny>>,
+    pub(crate) waiter: Option<Py<PyAny>>,
     /// The request's greenlet (to kill on a timeout).
-    task: Option<Py<PyAny>>,
+    pub(crate) task: Option<Py<PyAny>>,
     /// A wake-up for the hub is queued already.
-    wake_queued: bool,
+    pub(crate) wake_queued: bool,
     /// The greenlet ended.
-    ended: bool,
+    pub(crate) ended: bool,
 }
 
 /// What both ends share.
 pub(crate) struct Shared {
     state: Mutex<State>,
     wake: Wake,
-    head: RequestHead,
+    pub(crate) head: RequestHead,
     conn: ConnInfo,
     environ: Arc<GreenEnviron>,
 }
@@ -104,7 +102,7 @@ impl Shared {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -121,7 +119,7 @@ impl Shared {
     }
 
     /// Wakes the greenlet through the hub if it waits (or must be killed).
-    fn notify(self: &Arc<Self>, bridge: &Bridge, state: &mut State) {
+    pub(crate) fn notify(self: &Arc<Self>, bridge: &Bridge, state: &mut State) {
         let waits = state.waiter.is_some() || (state.cancel && state.task.is_some());
         if waits && !state.wake_queued && !state.ended {
             state.wake_queued = true;
@@ -177,129 +175,6 @@ impl Shared {
                 },
             );
         }
-    }
-}
-
-/// The session's end.
-pub(crate) struct SessionEnd {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) bridge: Arc<Bridge>,
-    /// Body bytes read ahead of the greenlet's start (`--buffer-request-body`); `None`
-    /// once it started.
-    buffering: Option<Vec<u8>>,
-    limit: u64,
-    hub: HubThread,
-}
-
-impl SessionEnd {
-    /// Starts the request at once, or once its body is read (one that `limit` may hold).
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        bridge: Arc<Bridge>,
-        limit: u64,
-        hub: HubThread,
-    ) -> SessionEnd {
-        let buffer = match shared.head.body_framing() {
-            BodyFraming::Length(n) => n > 0 && n <= limit,
-            BodyFraming::Chunked => limit > 0,
-            BodyFraming::None => false,
-        };
-        let mut end = SessionEnd {
-            shared,
-            bridge,
-            buffering: buffer.then(Vec::new),
-            limit,
-            hub,
-        };
-        if !buffer {
-            end.start();
-        }
-        end
-    }
-
-    fn start(&mut self) {
-        self.buffering = None;
-        self.bridge.send(Some(Command::Start(self.shared.clone())));
-    }
-
-    fn notify(&self, state: &mut State) {
-        self.shared.notify(&self.bridge, state);
-    }
-}
-
-impl AppExchange for SessionEnd {
-    fn body_requested(&self) -> bool {
-        self.buffering.is_some() || self.shared.lock().body_wanted
-    }
-
-    fn wants_body(&self) -> bool {
-        if self.buffering.is_some() {
-            return true;
-        }
-        let state = self.shared.lock();
-        !state.body_closed && !state.gone && state.body.len() < BODY_QUEUE
-    }
-
-    fn body(&mut self, data: Vec<u8>, more: bool) {
-        let (data, whole) = match self.buffering.take() {
-            Some(mut buffer) => {
-                buffer.extend_from_slice(&data);
-                if more && buffer.len() as u64 <= self.limit {
-                    self.buffering = Some(buffer);
-                    return;
-                }
-                let whole = (!more).then_some(buffer.len() as u64);
-                (buffer, Some(whole))
-            }
-            None => (data, None),
-        };
-        let mut state = self.shared.lock();
-        state.body_closed = !more;
-        if !data.is_empty() || !more {
-            state.body.push_back(data);
-        }
-        match whole {
-            Some(length) => {
-                state.body_length = length;
-                drop(state);
-                self.start();
-            }
-            None => self.notify(&mut state),
-        }
-    }
-
-    fn next_event(&mut self) -> Option<AppEvent> {
-        let mut state = self.shared.lock();
-        let event = state.events.pop_front()?;
-        if let AppEvent::Body { data, .. } = &event {
-            state.event_bytes -= data.len();
-        }
-        self.notify(&mut state);
-        Some(event)
-    }
-
-    fn disconnect(&mut self) {
-        let mut state = self.shared.lock();
-        if !state.gone {
-            state.gone = true;
-            self.notify(&mut state);
-        }
-    }
-
-    fn cancel(&mut self) {
-        let mut state = self.shared.lock();
-        state.gone = true;
-        state.cancel = true;
-        self.notify(&mut state);
-        if state.wake_queued {
-            self.hub.watch(self.shared.clone());
-        }
-    }
-}
-
-impl Drop for SessionEnd {
-    fn drop(&mut self) {
-        self.disconnect();
     }
 }
 

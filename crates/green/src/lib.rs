@@ -13,6 +13,7 @@
 
 mod bridge;
 mod channel;
+mod session_end;
 mod watchdog;
 
 use std::ffi::CString;
@@ -27,7 +28,8 @@ use ironhorse_wsgi::WsgiConfig;
 use pyo3::prelude::*;
 
 use bridge::{Bridge, HubReport, Inbox};
-use channel::{SessionEnd, Shared};
+use channel::Shared;
+use session_end::SessionEnd;
 use watchdog::HubThread;
 
 /// The Python half of the bridge.
