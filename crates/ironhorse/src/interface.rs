@@ -1,10 +1,11 @@
-//! `--interface wsgi|asgi|auto`: which bridge runs the imported application, and whether
-//! the model can host it.
+//! `--interface wsgi|asgi|gevent|auto` (and `-k gevent`): which bridge runs the imported
+//! application, and whether the model can host it.
 
 use std::sync::Arc;
 
 use ironhorse_app::Service;
 use ironhorse_asgi::{AsgiApp, AsgiConfig};
+use ironhorse_green::{GeventApp, GreenConfig};
 use ironhorse_process::Processes;
 use ironhorse_runtime::Driver;
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
@@ -20,15 +21,20 @@ pub struct Choice {
     /// `None` when the model can host ASGI, else why not.
     refusal: Option<String>,
     asgi: AsgiConfig,
+    /// `Some` for `--interface gevent` (or `-k gevent`).
+    gevent: Option<GreenConfig>,
     error_log: Option<ironhorse_log::ErrorLog>,
 }
 
 impl Choice {
     pub fn new(settings: &Settings, shape: &Shape) -> Choice {
         let hosts_asgi = matches!(shape.driver, Driver::Event | Driver::Async);
+        let gevent = settings.interface == Interface::Gevent || settings.model.name == "gevent";
+        let what = if gevent { "a gevent" } else { "an ASGI" };
         let refusal = if !hosts_asgi {
             Some(format!(
-                "an ASGI application runs on --model event or async (one event loop per process; -w N for more processes); --model {} cannot host it",
+                "{what} application runs on --model event or async (one {} per process; -w N for more processes); --model {} cannot host it",
+                if gevent { "hub thread" } else { "event loop" },
                 settings.model.name
             ))
         } else {
@@ -36,8 +42,18 @@ impl Choice {
         };
         // A master that imports the app before forking leaves the loop to each worker.
         let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
+        let gevent = gevent.then_some(GreenConfig {
+            worker_connections: settings.worker_connections,
+            buffer_body: settings.buffer_request_body,
+            start_now,
+        });
         Choice {
-            interface: settings.interface,
+            interface: if gevent.is_some() {
+                Interface::Gevent
+            } else {
+                settings.interface
+            },
+            gevent,
             refusal,
             asgi: AsgiConfig {
                 loop_kind: settings.event_loop,
@@ -57,6 +73,22 @@ impl Choice {
 
     /// Imports the application and wraps it in the bridge its interface needs.
     pub fn load(&self, config: &WsgiConfig) -> Result<Arc<dyn Service>, String> {
+        if let Some(gevent) = &self.gevent {
+            if let Some(refusal) = &self.refusal {
+                return Err(refusal.clone());
+            }
+            // Greenlets of one process run requests at once.
+            let config = WsgiConfig {
+                multithread: true,
+                ..config.clone()
+            };
+            let app = GeventApp::load(config.clone(), gevent.clone())?;
+            self.info(format_args!(
+                "{}: WSGI application in greenlets (gevent)",
+                config.app
+            ));
+            return Ok(Arc::new(app));
+        }
         if self.interface == Interface::Asgi {
             if let Some(refusal) = &self.refusal {
                 return Err(refusal.clone());
@@ -66,6 +98,7 @@ impl Choice {
         let (asgi, how) = match self.interface {
             Interface::Wsgi => (false, "--interface wsgi"),
             Interface::Asgi => (true, "--interface asgi"),
+            Interface::Gevent => unreachable!("gevent apps load above"),
             Interface::Auto => (ironhorse_asgi::is_asgi(&callable)?, "detected"),
         };
         let kind = if asgi { "ASGI 3" } else { "WSGI" };

@@ -109,7 +109,7 @@ pub struct Settings {
     pub preload: bool,
     #[arg(long, help = "Show tracebacks in 500 responses (never in production).")]
     pub debug: bool,
-    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async (gunicorn's sync and gthread name prefork and hybrid; its asgi names event).")]
+    #[arg(short = 'k', long, alias = "worker-class", value_name = "MODEL", default_value = "event", value_parser = units::model, help = "Concurrency model: single, fork, thread, threadpool, prefork, hybrid, event, async (gunicorn's sync and gthread name prefork and hybrid; its asgi names event; its gevent is event with --interface gevent).")]
     pub model: &'static Model,
     #[arg(short = 'w', long, value_name = "N", default_value = "1", value_parser = units::positive, help = "Worker processes (prefork, hybrid; event and async with N > 1).")]
     pub workers: usize,
@@ -289,7 +289,7 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_body, value_parser = units::bytes, help = "Largest request body (413 beyond).")]
     pub limit_request_body: u64,
     // ---- ASGI (issue 10) ----
-    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI runs on event and async (one event-loop thread per process); the other models refuse it.")]
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = units::interface, help = "How the app is called: wsgi (PEP 3333), asgi (ASGI 3, or an ASGI 2 class) gevent (PEP 3333 in greenlets on one gevent hub thread per process, after gevent.monkey.patch_all(); what -k gevent sets) or auto (asgi for an `async def` callable, an object whose __call__ is one, or an ASGI 2 class; wsgi otherwise; one log line says which). ASGI and gevent run on event and async (one event-loop or hub thread per process); the other models refuse them.")]
     pub interface: units::Interface,
     #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
     pub event_loop: ironhorse_asgi::LoopKind,
@@ -299,6 +299,9 @@ pub struct Settings {
     pub ws_ping_interval: Duration,
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = units::duration, help = "A WebSocket client that stays silent this long after a ping is closed with 1011 (keepalive ping timeout) and the app gets websocket.disconnect (1006); 0: never.")]
     pub ws_ping_timeout: Duration,
+    // ---- gevent (issue 16) ----
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = units::positive, help = "Greenlets at once per worker under -k gevent (gunicorn's name and default); more requests wait for one to finish.")]
+    pub worker_connections: usize,
     #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "1048576", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. The first --buffer-request-body-memory bytes are kept in memory, the rest in an unlinked temporary file in $TMPDIR (as nginx's client_body_buffer_size and client_body_temp_path). Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. ASGI applications always get their body as it arrives (http.request chunks, with backpressure). Default 1 MiB (nginx's client_max_body_size): measured with 1,000 uploads held by the event loop, a connection costs what it holds in memory, about 66 KiB for a 64 KiB body, and about 2 KiB for a 1 MiB one (spooled past the 64 KiB threshold), so the size costs disk, not memory; bodies past it (large file uploads) stream rather than being written to disk first (docs/BENCHMARKS.md#buffered-bodies). 0: off.")]
     pub buffer_request_body: u64,
     #[arg(long, alias = "client-body-buffer-size", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "How much of a body being buffered (--buffer-request-body) is kept in memory (nginx's client_body_buffer_size; also --client-body-buffer-size); beyond it the body goes to an unlinked temporary file in $TMPDIR, gone when the request ends. Default 64 KiB: measured at 66 KiB of resident memory per connection holding a full one, so 1,000 concurrent uploads cost about 66 MiB, while the usual form and JSON bodies never touch the disk (nginx keeps 8 or 16 KiB; docs/BENCHMARKS.md#buffered-bodies).")]

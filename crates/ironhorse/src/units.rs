@@ -61,6 +61,8 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
         // gunicorn 27's `-k asgi`: the loop model (the interface is detected, or forced
         // with --interface asgi).
         "asgi" => "event",
+        // gunicorn's `-k gevent`: the loop model with the WSGI app in greenlets.
+        "gevent" => return Ok(&GEVENT),
         other => other,
     };
     Model::named(ours).ok_or_else(|| {
@@ -71,11 +73,23 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
     })
 }
 
+/// `-k gevent`: `event`'s driver and processes, whose name makes `--interface gevent` the
+/// default (not a row of the `--model` table: the per-model test matrix runs those).
+pub static GEVENT: Model = Model {
+    name: "gevent",
+    seed_name: "green threads (gevent)",
+    processes: ironhorse_process::Processes::Single,
+    driver: ironhorse_runtime::Driver::Event,
+    scales_with_workers: true,
+};
+
 /// How the application is called (`--interface`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interface {
     Wsgi,
     Asgi,
+    /// WSGI in greenlets on a gevent hub (`-k gevent`).
+    Gevent,
     Auto,
 }
 
@@ -83,8 +97,9 @@ pub fn interface(text: &str) -> Result<Interface, String> {
     match text {
         "wsgi" => Ok(Interface::Wsgi),
         "asgi" => Ok(Interface::Asgi),
+        "gevent" => Ok(Interface::Gevent),
         "auto" => Ok(Interface::Auto),
-        _ => Err("expected wsgi, asgi or auto".into()),
+        _ => Err("expected wsgi, asgi, gevent or auto".into()),
     }
 }
 
@@ -225,6 +240,10 @@ mod tests {
         assert_eq!(model("sync").unwrap().name, "prefork");
         assert_eq!(model("gthread").unwrap().name, "hybrid");
         assert_eq!(model("event").unwrap().name, "event");
+        assert_eq!(
+            model("gevent").unwrap().driver,
+            ironhorse_runtime::Driver::Event
+        );
         assert!(model("green").unwrap_err().contains("single"));
     }
 

@@ -20,6 +20,7 @@ mod client_error;
 mod environ;
 mod errors;
 mod file_wrapper;
+pub mod green;
 mod input;
 mod interpreter;
 mod load;

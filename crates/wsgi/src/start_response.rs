@@ -181,7 +181,7 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
+pub(crate) fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
     let (status, reason) = parse_status(status)?;
     let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
         list.iter().collect()

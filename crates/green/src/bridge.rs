@@ -1,0 +1,135 @@
+//! The crossing between the server's threads and the worker's gevent hub thread.
+//!
+//! The same hand-off as the ASGI loop's: drivers push commands (a new request, a wake-up
+//! for a parked greenlet) into one queue; the first command into an empty queue writes a
+//! byte to a socket pair whose other end the hub watches. The hub's drainer greenlet then
+//! takes the whole queue in one call ([`Inbox::drain`]): a burst costs one wake-up.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use crate::channel::{GreenChannel, Shared};
+use crate::watchdog::HubThread;
+
+/// Work for the hub.
+pub(crate) enum Command {
+    /// A new request: spawn a greenlet for it.
+    Start(Arc<Shared>),
+    /// A parked greenlet of this request may go on (or must be killed).
+    Wake(Arc<Shared>),
+}
+
+#[derive(Default)]
+struct Queue {
+    commands: Vec<Command>,
+    /// Serving ends: the hub lets its greenlets finish and returns.
+    stop: bool,
+}
+
+/// The server's side of the crossing.
+pub(crate) struct Bridge {
+    queue: Mutex<Queue>,
+    /// Made readable when the queue gets work.
+    bell: UnixStream,
+}
+
+impl Bridge {
+    /// The bridge and the hub's end of its bell.
+    pub(crate) fn new() -> std::io::Result<(Arc<Bridge>, UnixStream)> {
+        let (bell, ear) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        ear.set_nonblocking(true)?;
+        let queue = Mutex::default();
+        Ok((Arc::new(Bridge { queue, bell }), ear))
+    }
+
+    pub(crate) fn send(&self, command: Option<Command>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = queue.commands.is_empty() && !queue.stop;
+        match command {
+            Some(command) => queue.commands.push(command),
+            None => queue.stop = true,
+        }
+        if ring {
+            // A full socket buffer means a wake-up is pending already.
+            let _ = (&self.bell).write(&[1]);
+        }
+    }
+
+    fn take(&self) -> Queue {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// How the hub thread reports to the server.
+pub(crate) enum HubReport {
+    /// The application is imported and the hub serves (`Err`: why not, one line).
+    Started(Result<(), String>),
+    /// Every greenlet finished; the hub returned.
+    Stopped,
+}
+
+/// The hub's side of the crossing (the `inbox` of `glue.py`).
+#[pyclass(module = "ironhorse", frozen)]
+pub(crate) struct Inbox {
+    pub(crate) bridge: Arc<Bridge>,
+    pub(crate) ear: UnixStream,
+    pub(crate) reports: Mutex<Sender<HubReport>>,
+    pub(crate) hub: HubThread,
+}
+
+#[pymethods]
+impl Inbox {
+    /// The new requests' channels (parked greenlets of woken requests are set going, killed
+    /// ones killed, here); `None` once serving ends.
+    fn drain(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<GreenChannel>>>> {
+        let mut sink = [0u8; 256];
+        while matches!((&self.ear).read(&mut sink), Ok(n) if n > 0) {}
+        let queue = self.bridge.take();
+        let mut starts = Vec::new();
+        for command in queue.commands {
+            match command {
+                Command::Start(shared) => starts.push(Py::new(py, GreenChannel::new(shared))?),
+                Command::Wake(shared) => {
+                    // One request's failure (a kill refused) must not stop the drainer.
+                    if let Err(e) = shared.wake_up(py) {
+                        ironhorse_wsgi::embed::log_exception(py, &e, "gevent wake-up failed");
+                    }
+                }
+            }
+        }
+        if queue.stop && starts.is_empty() {
+            return Ok(None);
+        }
+        if queue.stop {
+            // Serve these first; the stop is seen on the next drain.
+            self.bridge.send(None);
+        }
+        Ok(Some(starts))
+    }
+
+    /// The hub thread's Python id, for the timeout watchdog.
+    fn hub_thread(&self, id: u64) {
+        self.hub.set(id);
+    }
+
+    /// The descriptor the hub watches.
+    fn fileno(&self) -> i32 {
+        self.ear.as_raw_fd()
+    }
+
+    fn log_info(&self, line: &str) {
+        eprintln!("[ironhorse] [{}] [INFO] {line}", std::process::id());
+    }
+
+    /// Every greenlet finished.
+    fn stopped(&self) {
+        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = reports.send(HubReport::Stopped);
+    }
+}
