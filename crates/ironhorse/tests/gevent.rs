@@ -547,3 +547,44 @@ fn models_without_a_loop_refuse_gevent() {
         "{log}"
     );
 }
+
+/// HTTP/2 streams reach greenlets through the same non-blocking seam as ASGI: a body in,
+/// an environ saying HTTP/2, a streamed response out, each checked with curl over h2c.
+#[test]
+fn greenlets_answer_http2_streams() {
+    for_each_host(|host| {
+        let server = start(
+            host,
+            "gevent_app:app",
+            &[
+                "--http-protocols",
+                "h1,h2",
+                "--http2-cleartext",
+                "prior-knowledge",
+            ],
+        );
+        let curl = |args: &[&str]| {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "--http2-prior-knowledge",
+                    "-w",
+                    "\n%{http_version} %{http_code}",
+                ])
+                .args(args)
+                .output()
+                .expect("run curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let base = format!("http://{}", server.addr);
+        let echoed = curl(&["--data-binary", "hello over h2", &format!("{base}/echo")]);
+        assert_eq!(echoed, "hello over h2\n2 200", "{echoed}");
+        let env = curl(&[&format!("{base}/environ")]);
+        let (body, status) = env.rsplit_once('\n').unwrap();
+        assert_eq!(status, "2 200", "{env}");
+        assert_eq!(json(body.as_bytes())["SERVER_PROTOCOL"], "HTTP/2", "{env}");
+        let streamed = curl(&[&format!("{base}/stream?5")]);
+        assert_eq!(streamed.matches("chunk ").count(), 5, "{streamed}");
+        assert!(streamed.ends_with("2 200"), "{streamed}");
+    });
+}
