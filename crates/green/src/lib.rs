@@ -40,8 +40,8 @@ const GLUE: &str = include_str!("glue.py");
 pub struct GreenConfig {
     /// Greenlets at once (`--worker-connections`); more requests wait for one to end.
     pub worker_connections: usize,
-    /// Bodies up to this size are read whole before the greenlet starts
-    /// (`--buffer-request-body`).
+    /// Bodies up to this size are read whole, in memory, before the greenlet starts
+    /// (`--buffer-request-body`, at most `--buffer-request-body-memory`).
     pub buffer_body: u64,
     /// Start the hub (and import there) right away; otherwise patch and import on the
     /// calling thread and start the hub in each child after a fork (`--preload`).

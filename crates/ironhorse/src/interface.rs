@@ -44,7 +44,11 @@ impl Choice {
         let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
         let gevent = gevent.then_some(GreenConfig {
             worker_connections: settings.worker_connections,
-            buffer_body: settings.buffer_request_body,
+            // Greenlets hold read-ahead bodies in memory (no spooling on this path), so
+            // only up to the in-memory part of body buffering; longer bodies stream in.
+            buffer_body: settings
+                .buffer_request_body
+                .min(settings.buffer_request_body_memory),
             start_now,
         });
         Choice {
