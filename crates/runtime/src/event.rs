@@ -184,8 +184,9 @@ impl EventLoop {
         })
     }
 
-    /// Once the loop hands requests to application threads: it stops preempting them when
-    /// it wakes (`SCHED_BATCH`). Otherwise each request arriving while Python runs on the
+    /// Once the loop hands requests to application threads, or is first woken by another
+    /// thread (an ASGI loop, a WSGI thread): it stops preempting them when it wakes
+    /// (`SCHED_BATCH`); a loop serving only files keeps the default policy. Otherwise each request arriving while Python runs on the
     /// same core preempts it: a context switch per request, and an app with a large working
     /// set (Flask) runs measurably slower for the caches it loses (docs/BENCHMARKS.md, issue
     /// 15). The loop still runs as soon as the app threads wait, or at the next tick.
@@ -218,6 +219,10 @@ impl EventLoop {
     fn on_event(&mut self, event: &mio::event::Event) {
         let token = event.token().0;
         if event.token() == WAKE_TOKEN {
+            if !self.yields_to_app {
+                // Other threads work for this loop's sessions (app threads, the ASGI loop).
+                self.yield_to_app_threads();
+            }
             self.advance_woken();
         } else if token < self.first_conn {
             if self.accepting {
