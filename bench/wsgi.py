@@ -536,8 +536,8 @@ def _cpu_cell(r):
 
 
 def verdict(rows):
-    """The hello target, per connection count: best single-process ironhorse model
-    >= 1.5x Granian and > bjoern (median of per-round ratios). A model that starved the
+    """The hello target (issue 15), per connection count: best single-process ironhorse model
+    >= 2x Granian and >= 1.2x bjoern (median of per-round ratios). A model that starved the
     fresh-client probe serves only some connections and is not eligible."""
     rt = ratios(rows)
     lines = []
@@ -550,7 +550,7 @@ def verdict(rows):
         best = max(fair, key=lambda r: r["rps"])
         skipped = [r for r in ih if r["starves"] and r["rps"] > best["rps"]]
         parts = []
-        for peer, need, op in (("granian", 1.5, ">="), ("bjoern", 1.0, ">")):
+        for peer, need, op in (("granian", 2.0, ">="), ("bjoern", 1.2, ">=")):
             rs = rt.get((best["key"], peer, n))
             if not rs:
                 parts.append(f"vs {peer}: no result")
@@ -728,8 +728,8 @@ def report_lines(a, env, hello, io, elapsed, load_start):
             "",
         ]
         lines += hello_tables(hello)
-        lines += ["", "Target: ironhorse's best single-process model at least 1.5× Granian and "
-                  "above bjoern:", ""]
+        lines += ["", "Target (issue 15): ironhorse's best single-process model at least 2× "
+                  "Granian and 1.2× bjoern:", ""]
         lines += verdict(hello)
         if a.binary:
             lines += ["", "#### Hello world, build against build", ""] + builds_table(hello, names)
