@@ -112,7 +112,8 @@ def measure(server_name, start, a, tool_paths, expected, pins, problems):
 def row(name, f, s, ratio_cell, paired_cell):
     rng = (f"{fmt_rps(s['rps'])} [{fmt_rps(s['min'])}–{fmt_rps(s['max'])}]"
            if s["rps"] is not None else "—")
-    return (f"| {name} | {FILE_LABEL[f]} | {rng} | {fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | "
+    cpu = f"{s['cpu_us']:,.1f}" if s.get("cpu_us") is not None else "—"
+    return (f"| {name} | {FILE_LABEL[f]} | {rng} | {cpu} | {fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | "
             f"{fmt_bytes(s['transfer'])} | {wrk.err_text(s)} | {paired_cell} | {ratio_cell} |")
 
 
@@ -210,9 +211,9 @@ def report_lines(a, tools_used, pin_ok, builds_run, nginx_runs, ih_runs, elapsed
         lines += builds.method_lines([b.name for b in builds_run], a.rounds)
     lines += [
         "",
-        "| model | file | req/s median [min–max] | p50 | p99 | transfer/s | wrk errors (sum) "
-        "| nginx req/s (paired) | ratio to nginx | per-round ratios |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | file | req/s median [min–max] | CPU µs per request (median) | p50 | p99 "
+        "| transfer/s | wrk errors (sum) | nginx req/s (paired) | ratio to nginx | per-round ratios |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in FILES:
         all_nginx = [r for m in a.models for r in nginx_runs[m][f]]

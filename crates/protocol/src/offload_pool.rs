@@ -130,12 +130,19 @@ impl Batch {
 
     /// Hands every held job to its pool.
     pub fn flush(&self) {
+        self.flush_counted();
+    }
+
+    /// [`flush`](Self::flush), saying how many jobs left.
+    pub fn flush_counted(&self) -> usize {
         self.turns_held
             .store(0, std::sync::atomic::Ordering::Relaxed);
         let jobs = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
-        if !jobs.is_empty() {
+        let count = jobs.len();
+        if count > 0 {
             submit(jobs);
         }
+        count
     }
 }
 

@@ -126,6 +126,8 @@ struct EventLoop {
     last_sweep: Instant,
     accepting: bool,
     draining: Option<Draining>,
+    /// Whether this thread stopped preempting the application threads it feeds.
+    yields_to_app: bool,
 }
 
 /// One turn: wait for events, handle them, hand the batch's jobs over, run the handler
@@ -142,7 +144,9 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         let now = Instant::now();
         lp.run_due_timers(now);
         // Requests for the application threads leave together, after this batch.
-        lp.slots.batch.flush();
+        if lp.slots.batch.flush_counted() > 0 && !lp.yields_to_app {
+            lp.yield_to_app_threads();
+        }
         if now - lp.last_sweep >= STOP_CHECK && lp.sweep(now) {
             return Ok(());
         }
@@ -176,7 +180,26 @@ impl EventLoop {
             last_sweep: Instant::now(),
             accepting: true,
             draining: None,
+            yields_to_app: false,
         })
+    }
+
+    /// Once the loop hands requests to application threads, or is first woken by another
+    /// thread (an ASGI loop, a WSGI thread): it stops preempting them when it wakes
+    /// (`SCHED_BATCH`); a loop serving only files keeps the default policy. Otherwise each request arriving while Python runs on the
+    /// same core preempts it: a context switch per request, and an app with a large working
+    /// set (Flask) runs measurably slower for the caches it loses (docs/BENCHMARKS.md, issue
+    /// 15). The loop still runs as soon as the app threads wait, or at the next tick.
+    fn yield_to_app_threads(&mut self) {
+        self.yields_to_app = true;
+        if let Err(e) = ironhorse_sys::no_wakeup_preemption() {
+            self.config.hooks.log(
+                ironhorse_protocol::hooks::Level::Warning,
+                format_args!(
+                    "event loop: cannot set SCHED_BATCH ({e}); app threads may be preempted"
+                ),
+            );
+        }
     }
 
     /// Waits for events until the next due timer or sweep.
@@ -196,6 +219,10 @@ impl EventLoop {
     fn on_event(&mut self, event: &mio::event::Event) {
         let token = event.token().0;
         if event.token() == WAKE_TOKEN {
+            if !self.yields_to_app {
+                // Other threads work for this loop's sessions (app threads, the ASGI loop).
+                self.yield_to_app_threads();
+            }
             self.advance_woken();
         } else if token < self.first_conn {
             if self.accepting {
