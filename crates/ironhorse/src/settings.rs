@@ -18,12 +18,13 @@ use ironhorse_wire::AllowList;
 use crate::units::{self, Wire};
 
 /// Most connections one process serves at once, when `--max-connections` is not given:
-/// a thread per connection costs a stack each, an event loop's connection only a buffer.
+/// a thread per connection costs a stack each (and a prefork worker serves its read-ahead
+/// connections one after another), an event loop's connection only a buffer.
 pub const MAX_CONNECTIONS_THREADS: usize = 1000;
 pub const MAX_CONNECTIONS_EVENTS: usize = 50_000;
 
 fn max_connections_help() -> String {
-    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog.")
+    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread and prefork, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog. A prefork worker reads ahead on up to this many while it runs one request at a time (gunicorn's --worker-connections); 1 makes it hold one connection at a time.")
 }
 
 /// The effective settings.
@@ -117,7 +118,7 @@ pub struct Settings {
     pub threads: usize,
     #[arg(long, value_name = "N", default_value = "1", value_parser = units::positive, help = "async: tokio runtime threads per process.")]
     pub runtime_threads: usize,
-    #[arg(long, value_name = "N", value_parser = units::positive, help = max_connections_help())]
+    #[arg(long, alias = "worker-connections", value_name = "N", value_parser = units::positive, help = max_connections_help())]
     pub max_connections: Option<usize>,
     #[arg(long, value_name = "N", default_value = "512", value_parser = units::positive, help = "fork model: most child processes at once.")]
     pub max_children: usize,
@@ -295,7 +296,7 @@ pub struct Settings {
     pub event_loop: ironhorse_asgi::LoopKind,
     #[arg(long, value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression; beyond it the connection is closed with 1009.")]
     pub ws_max_message_size: u64,
-    #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. 0: off.")]
+    #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole, in memory, before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; on prefork in each worker's watch, between requests (a worker reads ahead on up to --max-connections connections); single, fork and thread read on the connection's own thread or process. 0: off.")]
     pub buffer_request_body: u64,
     // ---- HTTP/2 (gunicorn 27's names) ----
     #[arg(long, value_name = "LIST", default_value = "h1", value_parser = crate::http2::protocols, help = "Protocols offered, comma-separated: h1 (HTTP/1.1), h2 (HTTP/2). h2 needs --model event or async, and --http2-cleartext prior-knowledge without TLS.")]
@@ -329,7 +330,7 @@ impl Settings {
             return self.max_children;
         }
         self.max_connections
-            .unwrap_or(if self.model.name == "thread" {
+            .unwrap_or(if ["thread", "prefork"].contains(&self.model.name) {
                 MAX_CONNECTIONS_THREADS
             } else {
                 MAX_CONNECTIONS_EVENTS
