@@ -154,8 +154,10 @@ impl Watched {
 
     fn sweep(&mut self, now: Instant, ready: &mut Vec<Ready>) {
         let stop = stopping();
+        // Not those waiting for a request: a session that cannot tell a partial request
+        // from a whole one (TLS: work whenever asked) waits here for its input.
         let due: Vec<usize> = (self.conns.iter())
-            .filter(|(_, conn)| conn.session.has_work())
+            .filter(|(_, conn)| conn.session.has_work() && !conn.session.is_waiting())
             .map(|(token, _)| *token)
             .collect();
         for token in due {
