@@ -5,13 +5,15 @@
 //! and a whole body up to `--buffer-request-body`): the application runs inline on this
 //! thread, exactly as under the serial driver ([`serve`], whose jobs pump the connection's
 //! own I/O). A connection idle again (keep-alive), or whose next head arrives only in part,
-//! goes back to the watch. Accepting happens only between requests, so a busy worker leaves
-//! new clients to idle ones, as a serial worker does; at the bound, clients wait in the
-//! backlog. It is the pool driver with no pool: the watching thread serves.
+//! goes back to the watch. Accepting happens only between requests, one connection per
+//! listener per turn (served at once when its request is there), so a busy worker leaves new
+//! clients to idle ones as a serial worker does, rather than taking a whole burst into its
+//! watch while another worker idles; at the bound, clients wait in the backlog. It is the
+//! pool driver with no pool: the watching thread serves.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
@@ -38,12 +40,14 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         if draining.is_none() && stopping() {
             draining = Some(Draining::begin(config.graceful_timeout));
         }
-        match &draining {
+        let more = match &draining {
             Some(stop) if stop.is_over(watched.len(), Instant::now()) => return Ok(()),
-            Some(_) => {}
+            Some(_) => false,
             None => accept(&config, &mut watched, &mut pending)?,
-        }
-        let ready = watched.turn(STOP_CHECK, draining.is_some(), &mut events);
+        };
+        // More may wait to be accepted: only look at what is ready, then come back.
+        let wait = if more { Duration::ZERO } else { STOP_CHECK };
+        let ready = watched.turn(wait, draining.is_some(), &mut events);
         for token in events.drain(..) {
             pending[token.0 - OWN_TOKENS] = true;
         }
@@ -53,28 +57,32 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     }
 }
 
-/// Takes pending connections into the watch while below the bound.
-fn accept(config: &DriverConfig, watched: &mut Watched, pending: &mut [bool]) -> io::Result<()> {
+/// Takes one pending connection of each listener into the watch, below the bound. Whether
+/// more may be pending.
+fn accept(config: &DriverConfig, watched: &mut Watched, pending: &mut [bool]) -> io::Result<bool> {
+    let mut more = false;
     for (listener, pending) in config.listeners.iter().zip(pending) {
-        while *pending && watched.len() < config.max_connections.max(1) {
-            match listener.accept() {
-                Ok((stream, info)) => {
-                    if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
-                        watched.add(conn);
-                    }
+        if !*pending || watched.len() >= config.max_connections.max(1) {
+            continue;
+        }
+        match listener.accept() {
+            Ok((stream, info)) => {
+                if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
+                    watched.add(conn);
                 }
-                // None left, or another worker won the race.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => *pending = false,
-                Err(e) => match accept_failed(&e, &*config.hooks) {
-                    AcceptFailure::Skip => {}
-                    // Out of descriptors: try again after the next turn.
-                    AcceptFailure::BackOff => break,
-                    AcceptFailure::Fatal => return Err(e),
-                },
+                more = true;
             }
+            // None left, or another worker won the race.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *pending = false,
+            Err(e) => match accept_failed(&e, &*config.hooks) {
+                AcceptFailure::Skip => more = true,
+                // Out of descriptors: try again after a turn of waiting.
+                AcceptFailure::BackOff => {}
+                AcceptFailure::Fatal => return Err(e),
+            },
         }
     }
-    Ok(())
+    Ok(more)
 }
 
 /// Serves a connection that has work on this thread until it is idle again (then it goes
