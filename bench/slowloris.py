@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""A normal client's latency with and without a slowloris crowd, per model.
+"""A normal client's latency with and without a crowd of slow clients, per model.
 
-    python3 bench/slowloris.py                         # 1000 slow clients, 200 asks, 4 pool/loop models
+    python3 bench/slowloris.py                         # 1000 slow heads, 200 asks, 5 read-ahead models
     python3 bench/slowloris.py --models threadpool,hybrid,prefork --crowd 500 --out /tmp/slow.md
+    python3 bench/slowloris.py --uploads --crowd 500   # slow uploaders instead of slow heads
 
-For each model (`threadpool --threads 16`, `hybrid -w 1 --threads 16`, `event`, `async`;
-`prefork -w 2` and `single` on request, to show what serial workers cannot withstand),
+For each model (`threadpool --threads 16`, `hybrid -w 1 --threads 16`, `prefork -w 2`,
+`event`, `async`; `single` on request, to show what a serial server cannot withstand),
 serving a static document root: the normal client asks `GET /small.txt` on a fresh
 connection N times (one at a time) and its latencies are recorded; then a crowd of slow
 clients connects (each sends `GET / HTTP/1.1\\r\\n`, then one byte of a header line per
 second, never finishing its head), the crowd's sockets are counted in the server (an event:
-every one accepted, or the limit passed), and the normal client asks N times again. An ask
-that gets no answer within --ask-timeout counts as failed (a starved server), never as a
-latency. Loopback only; bounded (--crowd clients, --timeout per model); everything started
-is stopped at the end. Python 3 standard library only.
+every one accepted, or the limit passed), and the normal client asks N times again. With
+--uploads the server runs bench/apps/hello.py instead (the default --buffer-request-body
+64 KiB) and each slow client sends a POST head with `Content-Length: 10000`, then one body
+byte per 100 ms. An ask that gets no answer within --ask-timeout counts as failed (a starved
+server), never as a latency. Loopback only; bounded (--crowd clients, --timeout per model);
+everything started is stopped at the end. Python 3 standard library only.
 """
 
 import argparse
@@ -26,7 +29,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import binaries, procs, report, tools  # noqa: E402
+from harness import APPS, binaries, procs, report, tools  # noqa: E402
 from harness.static_site import make_docroot  # noqa: E402
 
 ARGS = {
@@ -41,7 +44,9 @@ ARGS = {
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="threadpool,hybrid,event,async")
+    ap.add_argument("--models", default="threadpool,hybrid,prefork,event,async")
+    ap.add_argument("--uploads", action="store_true",
+                    help="slow uploaders (a body byte per 100 ms) instead of slow heads")
     ap.add_argument("--crowd", type=int, default=1000, help="slow clients (default 1000)")
     ap.add_argument("--asks", type=int, default=200, help="normal requests per phase")
     ap.add_argument("--ask-timeout", type=float, default=10.0)
@@ -79,17 +84,25 @@ def phase(port, n, timeout):
     return ok, n - len(ok)
 
 
-class Crowd:
-    """Slow clients trickling one header byte a second, until stopped (bounded)."""
+UPLOAD_HEAD = b"POST / HTTP/1.1\r\nHost: b\r\nContent-Length: 10000\r\n\r\n"
 
-    def __init__(self, port, n, deadline):
+
+class Crowd:
+    """Slow clients trickling one header byte a second (or, uploading, one body byte per
+    100 ms), until stopped (bounded)."""
+
+    def __init__(self, port, n, deadline, uploads=False):
         self.socks, self.stop = [], threading.Event()
+        if uploads:
+            head, self.pattern, self.interval = UPLOAD_HEAD, b"x", 0.1
+        else:
+            head, self.pattern, self.interval = b"GET / HTTP/1.1\r\n", b"X-Slow: yes\r\n", 1.0
         for _ in range(n):
             if time.monotonic() > deadline:
                 break
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                s.sendall(b"GET / HTTP/1.1\r\n")
+                s.sendall(head)
                 s.setblocking(False)
                 self.socks.append(s)
             except OSError:
@@ -98,8 +111,8 @@ class Crowd:
         self.thread.start()
 
     def drip(self, deadline):
-        pattern, i = b"X-Slow: yes\r\n", 0
-        while not self.stop.wait(1.0) and time.monotonic() < deadline:
+        pattern, i = self.pattern, 0
+        while not self.stop.wait(self.interval) and time.monotonic() < deadline:
             byte = pattern[i % len(pattern):][:1]
             i += 1
             for s in self.socks:
@@ -132,7 +145,8 @@ def ms(x):
 
 def measure(model, a, root, tmp, problems):
     log_path = os.path.join(tmp, f"ironhorse-{model}.log")
-    args = ["--root", root, "-b", "127.0.0.1:0"] + ARGS[model]
+    served = ["hello:application", "--chdir", APPS] if a.uploads else ["--root", root]
+    args = served + ["-b", "127.0.0.1:0"] + ARGS[model]
     proc, addr = binaries.launch(binaries.current(), args, log_path)
     port = int(addr.rsplit(":", 1)[1])
     deadline = time.monotonic() + a.timeout
@@ -141,7 +155,7 @@ def measure(model, a, root, tmp, problems):
     row["base"] = base
     if failed:
         problems.append(f"{model}: {failed} asks failed without a crowd")
-    crowd = Crowd(port, a.crowd, deadline)
+    crowd = Crowd(port, a.crowd, deadline, a.uploads)
     try:
         while sockets_of(proc.pid) < len(crowd.socks) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -171,8 +185,9 @@ def main():
     with procs.guarded(problems, tmp):
         for model in a.models:
             rows.append(measure(model, a, root, tmp, problems))
-    lines = report.header("Slowloris: a normal client's latency, with and without "
-                          f"{a.crowd} slow clients", {})
+    kind = "slow uploaders (a body byte per 100 ms)" if a.uploads else "slowloris clients"
+    lines = report.header("Slow clients: a normal client's latency, with and without "
+                          f"{a.crowd} {kind}", {})
     lines += ["", "| model | p50 alone (ms) | p99 alone (ms) | slow clients accepted "
               "| p50 with them (ms) | p99 with them (ms) | asks unanswered |",
               "|---|---|---|---|---|---|---|"]

@@ -10,7 +10,8 @@
 Two benchmarks, each over the same plain WSGI app file (bench/apps/) for every server:
 
 - hello: `hello:application` (13-byte body, Content-Length set). ONE process of each server
-  (ironhorse `event --threads 1`, `async --threads 1`, `threadpool --threads 4`, `single`;
+  (ironhorse `event --threads 1`, `async --threads 1`, `threadpool --threads 4`, `single`,
+  `prefork -w 1` (one worker reading ahead on every connection, one request at a time);
   Granian `--interface wsgi --workers 1`; bjoern; gunicorn `sync` and `gthread --threads 4`,
   one worker; uWSGI `--http-socket`, 1 process; waitress), `wrk -t1` at 50 and then 256
   connections. The ratio table divides each ironhorse model by each peer, round by round.
@@ -117,6 +118,7 @@ HELLO_IH = [
     _ih("async", "ironhorse async --threads 1", ["--model", "async", "--threads", "1"]),
     _ih("threadpool", "ironhorse threadpool --threads 4", ["--model", "threadpool", "--threads", "4"]),
     _ih("single", "ironhorse single", ["--model", "single"], serial=True),
+    _ih("prefork", "ironhorse prefork -w 1", ["--model", "prefork", "-w", "1"]),
 ]
 HELLO_PEERS = [
     _peer("granian", "granian --interface wsgi --workers 1", "granian", _granian()),
@@ -615,6 +617,8 @@ def parse_args():
                     help="comma list of server keys or peer names (granian, gunicorn, ...) or "
                          "'ironhorse'; default: all")
     ap.add_argument("--bench", default="hello,io", help="hello, io or both (default)")
+    ap.add_argument("--connections", default=",".join(map(str, HELLO_CONNS)),
+                    help="hello: wrk connection counts, comma-separated (default 50,256)")
     ap.add_argument("--quick", action="store_true",
                     help="1 s runs, 1 round; asserts only that the tables are well-formed")
     ap.add_argument("--out", help="also write the Markdown report to this file")
@@ -664,6 +668,7 @@ def main():
     with procs.guarded(problems, env.tmp):  # what finish(env) does
         if "hello" in a.bench:
             hello = run_hello(env, a.servers, a.duration, a.rounds, problems=problems,
+                              connections=tuple(int(c) for c in a.connections.split(",")),
                               deadline=deadline)
         if "io" in a.bench:
             io = run_io(env, a.servers, a.io_duration, a.rounds, problems=problems,
@@ -710,8 +715,8 @@ def report_lines(a, env, hello, io, elapsed, load_start):
             "",
             "### Hello world (`bench/apps/hello.py`, one process each)",
             "",
-            f"- load: `wrk -t1 -c50 -d{a.duration}s --timeout 5s --latency`, then the same with "
-            f"`-c256`, after a 1 s warm-up at 50 connections; keep-alive",
+            f"- load: `wrk -t1 -cN -d{a.duration}s --timeout 5s --latency` for N in "
+            f"{a.connections}, after a 1 s warm-up at the first N; keep-alive",
             "- a fresh client during the run: a check that every connection gets served — "
             "at a quarter of each wrk run, one more connection sends `GET /` and the time until "
             "its full answer is noted (max over rounds), or `starved` when none came in "

@@ -459,9 +459,12 @@ def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, too
         elif r.get("emfile"):
             txt = (f"held {held:,} of {n:,}: the server ran out of file descriptors "
                    f"(`accept: Too many open files` in its log; RLIMIT_NOFILE {limit:,})")
+        elif r.get("stalled") and "prefork" in r["label"]:
+            txt = (f"held {held:,} of {n:,}: each worker reads ahead on at most "
+                   "--max-connections (default 1000) connections; the rest wait in the "
+                   "kernel's backlog until one closes")
         elif r.get("stalled"):
-            what = "workers" if "prefork" in r["label"] else "threads"
-            txt = (f"held {held:,} of {n:,}: its {what} each sit on an idle keep-alive "
+            txt = (f"held {held:,} of {n:,}: its threads each sit on an idle keep-alive "
                    "connection, so new connections are accepted by the kernel but never "
                    "answered until --keep-alive expires")
         else:

@@ -234,9 +234,10 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
         + f"; not pinned (server and wrk share the {NCPU} CPUs); took {took / 60:.1f} min",
         "- ceiling: CPU app: (processes able to run Python at once, at most the CPUs and the "
         "connections served) / CPU time per request; I/O app: (requests the model runs at "
-        f"once, at most N) / {IO_DELAY * 1000:.0f} ms. Serial models (`single`, `prefork`) "
-        "serve one keep-alive connection per process at a time: wrk's other connections wait, "
-        "and their requests show up as timeouts",
+        f"once, at most N) / {IO_DELAY * 1000:.0f} ms. `single` serves one keep-alive "
+        "connection at a time: wrk's other connections wait, and their requests show up as "
+        "timeouts; `prefork` runs one request at a time per worker but reads ahead on every "
+        "connection, so all of wrk's are served in turn",
         "- server CPU: CPU seconds used by the server's process tree during the run / run "
         "time, user + system (/proc/PID/stat utime, stime; reaped children included); peaks "
         "sampled every 0.5 s over the tree (RSS summed, PSS summed)",

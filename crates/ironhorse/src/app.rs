@@ -288,7 +288,7 @@ fn wsgi_config(settings: &Settings, spec: String, shape: &Shape) -> WsgiConfig {
     config.forwarded = forwarding_policy(settings);
     config.multiprocess = shape.strategy != Processes::Single;
     config.multithread = match shape.driver {
-        Driver::Serial => false,
+        Driver::Serial | Driver::ReadAhead => false,
         Driver::ThreadPerConnection => true,
         Driver::ThreadPool | Driver::Event | Driver::Async => shape.threads > 1,
     };
@@ -321,7 +321,8 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         offload_threads: shape.threads,
         request_timeout: settings.request_timeout.filter(|t| !t.is_zero()),
         // A worker whose only thread is stuck can only be freed by replacing the process.
-        exit_when_stuck: shape.driver == Driver::Serial && shape.strategy != Processes::Single,
+        exit_when_stuck: matches!(shape.driver, Driver::Serial | Driver::ReadAhead)
+            && shape.strategy != Processes::Single,
         ws_max_message_size: usize::try_from(settings.ws_max_message_size).unwrap_or(usize::MAX),
         ws_ping_interval: Some(settings.ws_ping_interval).filter(|d| !d.is_zero()),
         ws_ping_timeout: Some(settings.ws_ping_timeout).filter(|d| !d.is_zero()),

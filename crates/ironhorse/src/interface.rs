@@ -43,7 +43,9 @@ impl Choice {
         // A master that imports the app before forking leaves the loop to each worker.
         let start_now = !(settings.preload && shape.strategy == Processes::Prefork);
         let gevent = gevent.then_some(GreenConfig {
-            worker_connections: settings.worker_connections,
+            worker_connections: settings
+                .max_connections
+                .unwrap_or(crate::settings::GEVENT_GREENLETS),
             // Greenlets hold read-ahead bodies in memory (no spooling on this path), so
             // only up to the in-memory part of body buffering; longer bodies stream in.
             buffer_body: settings

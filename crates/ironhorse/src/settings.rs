@@ -18,12 +18,16 @@ use ironhorse_wire::AllowList;
 use crate::units::{self, Wire};
 
 /// Most connections one process serves at once, when `--max-connections` is not given:
-/// a thread per connection costs a stack each, an event loop's connection only a buffer.
+/// a thread per connection costs a stack each (and a prefork worker serves its read-ahead
+/// connections one after another), an event loop's connection only a buffer.
 pub const MAX_CONNECTIONS_THREADS: usize = 1000;
 pub const MAX_CONNECTIONS_EVENTS: usize = 50_000;
+/// Greenlets at once per worker under `-k gevent` when `--max-connections` (alias
+/// `--worker-connections`) is not given: gunicorn's default.
+pub const GEVENT_GREENLETS: usize = 1000;
 
 fn max_connections_help() -> String {
-    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog.")
+    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread and prefork, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog. A prefork worker reads ahead on up to this many while it runs one request at a time (gunicorn's --worker-connections); 1 makes it hold one connection at a time. Under -k gevent it also bounds the greenlets at once (default {GEVENT_GREENLETS} there, gunicorn's).")
 }
 
 /// The effective settings.
@@ -117,7 +121,7 @@ pub struct Settings {
     pub threads: usize,
     #[arg(long, value_name = "N", default_value = "1", value_parser = units::positive, help = "async: tokio runtime threads per process.")]
     pub runtime_threads: usize,
-    #[arg(long, value_name = "N", value_parser = units::positive, help = max_connections_help())]
+    #[arg(long, alias = "worker-connections", value_name = "N", value_parser = units::positive, help = max_connections_help())]
     pub max_connections: Option<usize>,
     #[arg(long, value_name = "N", default_value = "512", value_parser = units::positive, help = "fork model: most child processes at once.")]
     pub max_children: usize,
@@ -299,10 +303,7 @@ pub struct Settings {
     pub ws_ping_interval: Duration,
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = units::duration, help = "A WebSocket client that stays silent this long after a ping is closed with 1011 (keepalive ping timeout) and the app gets websocket.disconnect (1006); 0: never.")]
     pub ws_ping_timeout: Duration,
-    // ---- gevent (issue 16) ----
-    #[arg(long, value_name = "N", default_value = "1000", value_parser = units::positive, help = "Greenlets at once per worker under -k gevent (gunicorn's name and default); more requests wait for one to finish.")]
-    pub worker_connections: usize,
-    #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "1048576", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. The first --buffer-request-body-memory bytes are kept in memory, the rest in an unlinked temporary file in $TMPDIR (as nginx's client_body_buffer_size and client_body_temp_path). Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; single, fork, thread and prefork read on the connection's own thread or process. ASGI applications always get their body as it arrives (http.request chunks, with backpressure). Default 1 MiB (nginx's client_max_body_size): measured with 1,000 uploads held by the event loop, a connection costs what it holds in memory, about 66 KiB for a 64 KiB body, and about 2 KiB for a 1 MiB one (spooled past the 64 KiB threshold), so the size costs disk, not memory; bodies past it (large file uploads) stream rather than being written to disk first (docs/BENCHMARKS.md#buffered-bodies). 0: off.")]
+    #[arg(long, alias = "post-buffering", value_name = "BYTES", default_value = "1048576", value_parser = units::bytes, help = "Request bodies up to this size (uWSGI's post-buffering; also --post-buffering) are read whole before the application is called: its thread or worker is taken only once the request is complete, a chunked body arrives de-chunked with a real CONTENT_LENGTH, and broken chunked framing is answered 400 without calling it. The first --buffer-request-body-memory bytes are kept in memory, the rest in an unlinked temporary file in $TMPDIR (as nginx's client_body_buffer_size and client_body_temp_path). Longer bodies stream to the application as they arrive. On threadpool and hybrid the reading happens in the connection watcher (no thread held by a slow upload); on event and async in the loop; on prefork in each worker's watch, between requests (a worker reads ahead on up to --max-connections connections); single, fork and thread read on the connection's own thread or process. ASGI applications always get their body as it arrives (http.request chunks, with backpressure). Default 1 MiB (nginx's client_max_body_size): measured with 1,000 uploads held by the event loop, a connection costs what it holds in memory, about 66 KiB for a 64 KiB body, and about 2 KiB for a 1 MiB one (spooled past the 64 KiB threshold), so the size costs disk, not memory; bodies past it (large file uploads) stream rather than being written to disk first (docs/BENCHMARKS.md#buffered-bodies). 0: off.")]
     pub buffer_request_body: u64,
     #[arg(long, alias = "client-body-buffer-size", value_name = "BYTES", default_value = "65536", value_parser = units::bytes, help = "How much of a body being buffered (--buffer-request-body) is kept in memory (nginx's client_body_buffer_size; also --client-body-buffer-size); beyond it the body goes to an unlinked temporary file in $TMPDIR, gone when the request ends. Default 64 KiB: measured at 66 KiB of resident memory per connection holding a full one, so 1,000 concurrent uploads cost about 66 MiB, while the usual form and JSON bodies never touch the disk (nginx keeps 8 or 16 KiB; docs/BENCHMARKS.md#buffered-bodies).")]
     pub buffer_request_body_memory: u64,
@@ -338,7 +339,7 @@ impl Settings {
             return self.max_children;
         }
         self.max_connections
-            .unwrap_or(if self.model.name == "thread" {
+            .unwrap_or(if ["thread", "prefork"].contains(&self.model.name) {
                 MAX_CONNECTIONS_THREADS
             } else {
                 MAX_CONNECTIONS_EVENTS

@@ -1,15 +1,12 @@
 //! `--buffer-request-body` (on by default): bodies up to the size are read whole before the
 //! application runs — chunked ones arrive de-chunked with a real `CONTENT_LENGTH`, broken
-//! framing is answered 400 without calling the application, longer bodies stream as before,
-//! and slow uploaders hold no application thread on the models that read ahead.
+//! framing is answered 400 without calling the application, and longer bodies stream as
+//! before. (Slow uploaders holding no application thread: tests/slow_clients.rs.)
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::client::{get, Conn};
+use common::client::Conn;
 use common::python::{apps_dir, wsgi_args};
-use common::slow::{percentile, sockets_of, Crowd};
 use common::{temp_path, Server};
 use sha2::{Digest, Sha256};
 
@@ -111,54 +108,6 @@ per_model!(bodies_over_the_size_stream_as_before, |model| {
     );
     assert_eq!(r.text(), format!("100000 {digest}"));
 });
-
-/// How many slow uploaders, each trickling a 10,000-byte body one byte per 100 ms.
-const UPLOADERS: usize = 500;
-
-#[test]
-fn slow_uploaders_do_not_delay_a_normal_client() {
-    for model in common::models() {
-        let extra: &[&str] = match model {
-            "threadpool" => &["--threads", "16"],
-            "hybrid" => &["-w", "1", "--threads", "16"],
-            "event" | "async" => &["--threads", "4"],
-            _ => continue,
-        };
-        let mut args = vec!["--model".to_string(), model.to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(["wsgi_app:application".into(), "--chdir".into()]);
-        args.push(apps_dir().display().to_string());
-        let server = Server::start(&args);
-        let crowd = Crowd::start(
-            &server.addr,
-            UPLOADERS,
-            b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n",
-            b"x",
-            Duration::from_millis(100),
-        );
-        assert!(
-            common::eventually(|| sockets_of(server.pid()) >= UPLOADERS),
-            "{model}: the server accepted {} of {UPLOADERS} uploaders",
-            sockets_of(server.pid())
-        );
-        let mut latencies = Vec::new();
-        for ask in 0..20 {
-            let started = Instant::now();
-            let r = get(&server.addr, "/environ");
-            latencies.push(started.elapsed());
-            assert_eq!(
-                r.status, 200,
-                "{model}: ask {ask} among {UPLOADERS} slow uploaders"
-            );
-        }
-        eprintln!(
-            "{model}: normal client among {UPLOADERS} slow uploaders: p50 {:?}, p99 {:?}",
-            percentile(&mut latencies, 50),
-            percentile(&mut latencies, 99)
-        );
-        drop(crowd);
-    }
-}
 
 /// Descriptors the server `pid` and its children hold open on files in `dir` (spooled
 /// bodies: unlinked at creation, they show as `DIR/#INODE (deleted)`).

@@ -50,7 +50,10 @@ pub const MODELS: &[Model] = &[
         name: "prefork",
         seed_name: "a pool of N processes",
         processes: Processes::Prefork,
-        driver: Driver::Serial,
+        // Serial in what it runs (one request at a time per worker), but reading ahead:
+        // a slow client holds a socket, not the worker. `single` stays the seeds' plain
+        // serial server, the one a slow client blocks.
+        driver: Driver::ReadAhead,
         scales_with_workers: false,
     },
     Model {

@@ -191,9 +191,11 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 if let Some(others_wait) = yield_when {
                     // A head still arriving goes back to the watcher at once (a client
                     // trickling it must not hold this thread); an idle keep-alive
-                    // connection only when others wait for the thread.
+                    // connection only when others wait for the thread (also one whose
+                    // session cannot tell a partial request from a whole one: TLS).
                     let session = conn.session.as_ref();
-                    let give_back = !session.has_work() && (!session.is_waiting() || others_wait());
+                    let waiting = session.is_waiting();
+                    let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
                     if give_back && !has_input(&conn.stream) {
                         return Served::Idle(conn);
                     }

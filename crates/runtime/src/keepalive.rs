@@ -1,9 +1,12 @@
-//! The connections of a thread pool that wait for a request, watched by one epoll thread
-//! instead of a pool thread each (gunicorn's gthread does the same for idle ones): new
-//! connections, idle keep-alive ones and heads arriving in pieces. The watcher reads what
-//! arrives into the session without blocking and hands the connection to the pool once the
-//! session has work for a thread ([`Session::has_work`]: a whole head, an error to answer,
-//! the end of input); it closes those whose deadline (keep-alive or header timeout) passes.
+//! Connections that wait for a request, watched by one epoll set instead of a thread each
+//! (gunicorn's gthread does the same for idle ones): new connections, idle keep-alive ones,
+//! heads and buffered bodies arriving in pieces. [`Watched`] reads what arrives into the
+//! session without blocking and gives the connection out once the session has work
+//! ([`Session::has_work`]: a whole head, an error to answer, the end of input); it closes
+//! those whose deadline (keep-alive, header or body timeout) passes. Two drivers schedule
+//! over it: the pool's watcher thread ([`Parking`], handing ready connections to pool
+//! threads) and the read-ahead driver ([`read_ahead`](super::read_ahead), serving them on
+//! the watching thread itself).
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -11,16 +14,168 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::blocking::Conn;
 use super::{stopping, STOP_CHECK};
 use ironhorse_protocol::session::Session;
 
+/// Tokens from here up belong to the owner's own sources (a waker, listeners); below, to
+/// watched connections.
+pub(super) const OWN_TOKENS: usize = usize::MAX - 4096;
 const WAKE: Token = Token(usize::MAX);
+
+/// A connection that has work, taken out of the set but still registered under `token`
+/// (see [`Watched::readmit`] and [`Watched::release`]).
+pub(super) struct Ready {
+    pub token: usize,
+    pub conn: Conn,
+}
+
+/// Connections registered (edge-triggered) with one epoll set, read without blocking.
+pub(super) struct Watched {
+    poll: Poll,
+    events: Events,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
+    last_sweep: Instant,
+}
+
+impl Watched {
+    pub fn new() -> io::Result<Watched> {
+        Ok(Watched {
+            poll: Poll::new()?,
+            events: Events::with_capacity(256),
+            conns: HashMap::new(),
+            next_token: 0,
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// For the owner's sources, registered with tokens from [`OWN_TOKENS`] up.
+    pub fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Starts watching `conn` (non-blocking from now on); one that cannot be is closed.
+    /// Registering a socket that is already readable reports it at the next turn.
+    pub fn add(&mut self, conn: Conn) {
+        self.next_token = (self.next_token + 1) % OWN_TOKENS;
+        let fd = conn.stream.as_fd().as_raw_fd();
+        if conn.stream.set_nonblocking(true).is_ok()
+            && (self.registry())
+                .register(
+                    &mut SourceFd(&fd),
+                    Token(self.next_token),
+                    Interest::READABLE,
+                )
+                .is_ok()
+        {
+            self.conns.insert(self.next_token, conn);
+        }
+    }
+
+    /// Watches a connection given out by [`turn`](Self::turn) again, still registered (no
+    /// system call but making it non-blocking): cheaper than [`release`](Self::release)
+    /// then [`add`](Self::add) for the thread that watches and serves alike. Its events
+    /// meanwhile were kept by the kernel, so nothing that arrived is missed.
+    pub fn readmit(&mut self, ready: Ready) {
+        if ready.conn.stream.set_nonblocking(true).is_ok() {
+            self.conns.insert(ready.token, ready.conn);
+        } else {
+            self.forget(&ready.conn);
+        }
+    }
+
+    /// Stops watching a connection given out by [`turn`](Self::turn): blocking again, for
+    /// a thread to serve (`None`: it failed, and is closed).
+    pub fn release(&self, ready: Ready) -> Option<Conn> {
+        self.forget(&ready.conn);
+        ready.conn.stream.set_nonblocking(false).ok()?;
+        Some(ready.conn)
+    }
+
+    fn forget(&self, conn: &Conn) {
+        let fd = conn.stream.as_fd().as_raw_fd();
+        let _ = self.registry().deregister(&mut SourceFd(&fd));
+    }
+
+    /// Waits up to `timeout` for input and reads it. Returns the connections that have
+    /// work (still registered); events of the owner's sources go to `own`. Every
+    /// [`STOP_CHECK`] (every turn when `closing`), connections with work of their own (a
+    /// buffered body's timeout, answered 408) are given out too, and expired ones closed:
+    /// idle ones once the server stops, while a head in progress may still finish (within
+    /// its header timeout), as on every other driver.
+    pub fn turn(&mut self, timeout: Duration, closing: bool, own: &mut Vec<Token>) -> Vec<Ready> {
+        let mut ready = Vec::new();
+        if self.poll.poll(&mut self.events, Some(timeout)).is_err() {
+            return ready;
+        }
+        for event in self.events.iter() {
+            let token = event.token().0;
+            if token >= OWN_TOKENS {
+                own.push(event.token());
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            // Edge-triggered: read until the socket has no more, or the session has work.
+            let outcome = take_input(&mut conn.stream, conn.session.as_mut());
+            if outcome.is_ok() && !conn.session.has_work() {
+                continue;
+            }
+            if let Some(conn) = self.conns.remove(&token) {
+                match outcome {
+                    Ok(()) => ready.push(Ready { token, conn }),
+                    // A failed read closes the connection.
+                    Err(_) => self.forget(&conn),
+                }
+            }
+        }
+        let now = Instant::now();
+        if now - self.last_sweep >= STOP_CHECK || closing {
+            self.last_sweep = now;
+            self.sweep(now, &mut ready);
+        }
+        ready
+    }
+
+    fn sweep(&mut self, now: Instant, ready: &mut Vec<Ready>) {
+        let stop = stopping();
+        // Not those waiting for a request: a session that cannot tell a partial request
+        // from a whole one (TLS: work whenever asked) waits here for its input.
+        let due: Vec<usize> = (self.conns.iter())
+            .filter(|(_, conn)| conn.session.has_work() && !conn.session.is_waiting())
+            .map(|(token, _)| *token)
+            .collect();
+        for token in due {
+            if let Some(conn) = self.conns.remove(&token) {
+                ready.push(Ready { token, conn });
+            }
+        }
+        let registry = self.poll.registry();
+        self.conns.retain(|_, conn| {
+            let expired = super::connection::is_expired(conn.session.as_mut(), now, stop);
+            if expired {
+                let fd = conn.stream.as_fd().as_raw_fd();
+                let _ = registry.deregister(&mut SourceFd(&fd));
+            }
+            !expired
+        });
+    }
+}
 
 /// Where pool threads leave idle connections.
 pub(super) struct Parking {
@@ -31,16 +186,16 @@ pub(super) struct Parking {
 }
 
 impl Parking {
-    /// Starts the watcher; connections with input go to `resume`.
+    /// Starts the watcher thread; connections with input go to `resume`.
     pub fn start(resume: impl Fn(Conn) + Send + 'static) -> std::io::Result<Parking> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let watched = Watched::new()?;
+        let waker = Arc::new(mio::Waker::new(watched.registry(), WAKE)?);
         let (park, parked) = mpsc::channel();
         let finishing = Arc::new(AtomicBool::new(false));
         let done = finishing.clone();
         let thread = std::thread::Builder::new()
             .name("ih-keepalive".into())
-            .spawn(move || watch(poll, parked, &done, resume))?;
+            .spawn(move || watch(watched, parked, &done, resume))?;
         Ok(Parking {
             park,
             waker,
@@ -95,32 +250,25 @@ impl ParkingHandle {
     }
 }
 
-fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume: impl Fn(Conn)) {
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
-    let mut next_token = 0usize;
-    let mut events = Events::with_capacity(256);
-    let mut last_sweep = Instant::now();
+/// The pool's watcher thread: parked connections in, ready ones out to `resume`.
+fn watch(
+    mut watched: Watched,
+    parked: Receiver<Conn>,
+    finishing: &AtomicBool,
+    resume: impl Fn(Conn),
+) {
     let mut closed = false;
+    let mut wakes = Vec::new();
     loop {
-        if poll.poll(&mut events, Some(STOP_CHECK)).is_err() {
-            continue;
+        for ready in watched.turn(STOP_CHECK, closed, &mut wakes) {
+            if let Some(conn) = watched.release(ready) {
+                resume(conn);
+            }
         }
+        wakes.clear();
         loop {
             match parked.try_recv() {
-                Ok(conn) => {
-                    next_token = (next_token + 1) % (usize::MAX - 1);
-                    let fd = conn.stream.as_fd().as_raw_fd();
-                    // Watched sockets are read without blocking until they go back.
-                    // Registering a socket that is already readable reports it at once.
-                    if conn.stream.set_nonblocking(true).is_ok()
-                        && poll
-                            .registry()
-                            .register(&mut SourceFd(&fd), Token(next_token), Interest::READABLE)
-                            .is_ok()
-                    {
-                        conns.insert(next_token, conn);
-                    }
-                }
+                Ok(conn) => watched.add(conn),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     closed = true;
@@ -128,60 +276,10 @@ fn watch(mut poll: Poll, parked: Receiver<Conn>, finishing: &AtomicBool, resume:
                 }
             }
         }
-        for event in events.iter() {
-            let token = event.token().0;
-            let Some(conn) = conns.get_mut(&token) else {
-                continue;
-            };
-            // Edge-triggered: read until the socket has no more, or the session has work.
-            let outcome = take_input(&mut conn.stream, conn.session.as_mut());
-            if outcome.is_ok() && !conn.session.has_work() {
-                continue;
-            }
-            if let Some(conn) = conns.remove(&token) {
-                // A failed read closes the connection (dropped here).
-                hand_back(&poll, conn, outcome.is_ok(), &resume);
-            }
-        }
         closed |= finishing.load(Ordering::SeqCst);
-        let now = Instant::now();
-        if now - last_sweep >= STOP_CHECK || closed {
-            last_sweep = now;
-            let stop = stopping();
-            // Sessions with deadlines of their own (a buffered body's timeout, answered
-            // 408) may have work without input: a thread answers.
-            let due: Vec<usize> = (conns.iter())
-                .filter(|(_, conn)| conn.session.has_work())
-                .map(|(token, _)| *token)
-                .collect();
-            for token in due {
-                if let Some(conn) = conns.remove(&token) {
-                    hand_back(&poll, conn, true, &resume);
-                }
-            }
-            conns.retain(|_, conn| {
-                // Stopping: idle connections close; a head in progress may still finish
-                // (within its header timeout), as on every other driver.
-                let expired = super::connection::is_expired(conn.session.as_mut(), now, stop);
-                if expired {
-                    let fd = conn.stream.as_fd().as_raw_fd();
-                    let _ = poll.registry().deregister(&mut SourceFd(&fd));
-                }
-                !expired
-            });
-        }
-        if closed && conns.is_empty() {
+        if closed && watched.is_empty() {
             return;
         }
-    }
-}
-
-/// Stops watching `conn`; gives it to the pool (blocking again) when `keep`, else closes it.
-fn hand_back(poll: &Poll, conn: Conn, keep: bool, resume: &impl Fn(Conn)) {
-    let fd = conn.stream.as_fd().as_raw_fd();
-    let _ = poll.registry().deregister(&mut SourceFd(&fd));
-    if keep && conn.stream.set_nonblocking(false).is_ok() {
-        resume(conn);
     }
 }
 

@@ -3,8 +3,9 @@
 //! The listeners and the one socket type over TCP and Unix ([`listener`]), the connection
 //! core every driver calls (expiry, linger-close, accept errors, drain), and the drivers.
 //! Every driver shares the same [`Session`](ironhorse_protocol::session::Session) contract,
-//! so each one is only its scheduling policy: one connection at a time, a thread each, a pool
-//! of threads, one epoll loop, or a tokio runtime.
+//! so each one is only its scheduling policy: one connection at a time, one request at a
+//! time over many connections read ahead, a thread each, a pool of threads, one epoll loop,
+//! or a tokio runtime.
 #![forbid(unsafe_code)]
 
 pub mod listener;
@@ -15,6 +16,7 @@ mod connection;
 mod event;
 mod keepalive;
 mod pool;
+mod read_ahead;
 mod serial;
 mod thread;
 mod tokio_rt;
@@ -35,6 +37,9 @@ pub(crate) use connection::tcp_info;
 pub enum Driver {
     /// Accept, serve to the end, repeat.
     Serial,
+    /// One request at a time on one thread, over up to `max_connections` connections
+    /// watched with epoll until a whole request is there (no slow client holds the thread).
+    ReadAhead,
     /// A new thread per connection, capped.
     ThreadPerConnection,
     /// A fixed pool of threads fed by an acceptor.
@@ -68,6 +73,7 @@ impl Driver {
         let protocol = config.protocol.clone();
         let result = match self {
             Driver::Serial => serial::run(config),
+            Driver::ReadAhead => read_ahead::run(config),
             Driver::ThreadPerConnection => thread::run(config),
             Driver::ThreadPool => pool::run(config),
             Driver::Event => event::run(config),

@@ -154,6 +154,7 @@ macro_rules! per_driver {
 
 per_driver! {
     serial: Driver::Serial,
+    read_ahead: Driver::ReadAhead,
     thread_per_connection: Driver::ThreadPerConnection,
     thread_pool: Driver::ThreadPool,
     event: Driver::Event,
