@@ -10,6 +10,10 @@ idle ones) is detected by a stall: no connection answered for a few seconds.
 SSE part: S streams (default 2000) of `GET /events?count=T` (one `data: <send time>` a
 second for T seconds); the client (one selectors loop in this process) records, per event,
 now − send time.
+
+WebSocket part (lab/ws_hold.py): W WebSockets (default 2000) held by an ASGI app on `event`
+and `async`, one timestamped message a second for T seconds: latency and memory per
+connection.
 """
 
 import errno
@@ -20,6 +24,7 @@ import socket
 import time
 
 import idle  # bench/idle.py: port range, response parsing, re-use sample
+import ws_hold
 from harness import tools
 from harness.app_server import GRACEFUL_TIMEOUT as GRACEFUL
 from harness.app_server import Server
@@ -370,14 +375,15 @@ def run_sse(label, args, k, app, streams, seconds, a, ctx, problems):
 def run(a, ctx):
     n = min(a.connections or (500 if a.quick else 20000), 50000)
     s = min(a.sse or (50 if a.quick else 2000), 5000)
+    w = min(a.ws or (50 if a.quick else 2000), 5000)
     seconds = a.duration or (2 if a.quick else 30)
     asked = n
-    limit = tools.raise_nofile(hard_need=max(n, s) + 2000)
+    limit = tools.raise_nofile(hard_need=max(n, s, w) + 2000)
     problems = []
     notes = []
     if limit < max(n, s) + 1000:
         # this process holds every client socket: stay under its descriptor limit
-        n, s = min(n, limit - 1000), min(s, limit - 1000)
+        n, s, w = min(n, limit - 1000), min(s, limit - 1000), min(w, limit - 1000)
         notes.append(f"RLIMIT_NOFILE cannot be raised above {limit:,} here (no "
                      f"CAP_SYS_RESOURCE), for the client and the server alike: {asked:,} "
                      f"connections were asked, {n:,} are attempted")
@@ -405,12 +411,27 @@ def run(a, ctx):
         sse_res.append(r)
         log(f"  {label}: {r['started']:,} streams delivered, {r['events']:,}/{r['expected']:,} "
             f"events, p50 {fms(r['p50'])}, p99 {fms(r['p99'])}")
+    ws_res = []
+    for label, args in ws_hold.ws_models():
+        if a.only and not any(o in label for o in a.only):
+            continue
+        log(f"connections: {label}: {w:,} WebSockets × {seconds} s")
+        r = ws_hold.run_ws(label, args, w, seconds,
+                           lambda i, port: _connect(i, port, max(1, -(-w // PER_SOURCE))),
+                           ctx, problems)
+        ws_res.append(r)
+        log(f"  {label}: {r['upgraded']:,} upgraded, {r['messages']:,}/{r['expected']:,} "
+            f"messages, p50 {fms(r['p50'])}, p99 {fms(r['p99'])}")
     took = time.monotonic() - t0
-    return report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, took)
+    return report(a, ctx, (n, s, w), seconds, limit, (idle_res, sse_res, ws_res), problems,
+                  notes, took)
 
 
-def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, took):
-    lines = header("Connections: idle keep-alive connections vs memory; SSE delivery latency",
+def report(a, ctx, counts, seconds, limit, results, problems, notes, took):
+    # (`w` is the idle loop's "with connections" snapshot below: the count is `n_ws`)
+    (n, s, n_ws), (idle_res, sse_res, ws_res) = counts, results
+    lines = header("Connections: idle keep-alive connections vs memory; SSE and WebSocket "
+                   "delivery latency",
                    ctx.tools, versions())
     lines += [
         f"- idle: up to {n:,} connections per model from {max(1, -(-n // PER_SOURCE))} source "
@@ -514,14 +535,16 @@ def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, too
             txt += (f"; with {r['threads']:,} app threads at most {r['threads']:,} streams run "
                     "at once, the rest wait for a thread to finish a whole stream")
         lines.append(f"- {txt}.")
+    if ws_res:
+        lines += ws_hold.report_lines(ws_res, n_ws, seconds)
     lines += hand_notes("connections")
     lines += problems_lines(problems, "No problems seen: no server crashed or logged an error, "
                             "every server stopped on SIGTERM with exit code 0.")
-    data = {"idle": idle_res, "sse": sse_res, "problems": problems}
-    return write_report(ctx.out_dir, "connections", lines, data, plot(idle_res, sse_res))
+    data = {"idle": idle_res, "sse": sse_res, "ws": ws_res, "problems": problems}
+    return write_report(ctx.out_dir, "connections", lines, data, plot(idle_res, sse_res, ws_res))
 
 
-def plot(idle_res, sse_res):
+def plot(idle_res, sse_res, ws_res=()):
     p = plt()
     fig, (a1, a2) = p.subplots(1, 2, figsize=(13, 5))
     for r in idle_res:
@@ -532,16 +555,22 @@ def plot(idle_res, sse_res):
     a1.set_xlabel("idle keep-alive connections held")
     a1.set_ylabel("server RSS, MiB (process tree)")
     a1.set_title("memory vs idle connections")
-    a1.legend(fontsize=8)
+    if idle_res:
+        a1.legend(fontsize=8)
     for r in sse_res:
         xs = r.get("lat_sample") or []
         if xs:
             a2.plot(xs, [i / len(xs) for i in range(len(xs))],
                     label=f"{r['label']} ({r['started']:,}/{r['streams']:,} streams)")
+    for r in ws_res:
+        xs = r.get("lat_sample") or []
+        if xs:
+            a2.plot(xs, [i / len(xs) for i in range(len(xs))], linestyle="--",
+                    label=f"{r['label']} ({r['upgraded']:,}/{r['conns']:,} WebSockets)")
     a2.set_xscale("log")
     a2.set_xlabel("delivery latency, ms (log)")
     a2.set_ylabel("fraction of events")
-    a2.set_title("SSE: event delivery latency (CDF)")
+    a2.set_title("SSE events / WebSocket messages: delivery latency (CDF)")
     a2.legend(fontsize=8)
     fig.tight_layout()
     return fig
