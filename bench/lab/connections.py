@@ -546,16 +546,19 @@ def report(a, ctx, counts, seconds, limit, results, problems, notes, took):
 
 def plot(idle_res, sse_res, ws_res=()):
     p = plt()
-    fig, (a1, a2) = p.subplots(1, 2, figsize=(13, 5))
+    if idle_res:
+        fig, (a1, a2) = p.subplots(1, 2, figsize=(13, 5))
+    else:  # a run of the streaming rows only (--only): no empty memory panel
+        fig, a2 = p.subplots(1, 1, figsize=(7, 5))
     for r in idle_res:
         pts = sorted(set(r.get("curve") or []))
         if pts:
             a1.plot([x for x, _ in pts], [y / 1024 for _, y in pts], marker=".",
                     label=f"{r['label']} ({r.get('held', 0):,} held)")
-    a1.set_xlabel("idle keep-alive connections held")
-    a1.set_ylabel("server RSS, MiB (process tree)")
-    a1.set_title("memory vs idle connections")
     if idle_res:
+        a1.set_xlabel("idle keep-alive connections held")
+        a1.set_ylabel("server RSS, MiB (process tree)")
+        a1.set_title("memory vs idle connections")
         a1.legend(fontsize=8)
     for r in sse_res:
         xs = r.get("lat_sample") or []
