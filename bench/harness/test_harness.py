@@ -239,7 +239,8 @@ class WsHoldTest(unittest.TestCase):
         self.addCleanup(self.server.close)
 
     def test_messages_give_latencies_and_a_close_is_answered_masked(self):
-        c, lat = self.ws.Conn(self.client), []
+        lat = []
+        c = self.ws.Conn(self.client, b"", lat)
         sent = b"%.6f" % (time.time() - 0.25)
         c.buf = bytes([0x81, len(sent)]) + sent + b"\x88\x02\x03\xe8" + b"\x81"  # + a partial
         self.ws.frames(c, time.time(), lat)
@@ -253,7 +254,8 @@ class WsHoldTest(unittest.TestCase):
         self.assertEqual(body, b"\x03\xe8")
 
     def test_a_partial_frame_waits_and_a_masked_server_frame_is_bad(self):
-        c, lat = self.ws.Conn(self.client), []
+        lat = []
+        c = self.ws.Conn(self.client, b"", lat)
         c.buf = b"\x81\x05123"
         self.ws.frames(c, time.time(), lat)
         self.assertEqual((c.messages, c.ended, c.buf), (0, False, b"\x81\x05123"))

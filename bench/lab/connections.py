@@ -24,13 +24,14 @@ import socket
 import time
 
 import idle  # bench/idle.py: port range, response parsing, re-use sample
+import stream_client
 import ws_hold
 from harness import tools
 from harness.app_server import GRACEFUL_TIMEOUT as GRACEFUL
 from harness.app_server import Server
 from harness.fmt import fmib, fms, fnum, pct
 from harness.lab_venv import versions
-from harness.proc_stats import TreeSampler, tree_fds, tree_snapshot
+from harness.proc_stats import tree_fds, tree_snapshot
 from harness.procs import lab_log as log
 from harness.report import hand_notes, header, plt, problems_lines, write_report
 
@@ -241,118 +242,56 @@ def run_idle(label, args, n, a, ctx, problems):
 DATA_RX = re.compile(rb"data: (\d+\.\d+)\n\n")
 
 
-class Stream:
-    __slots__ = ("sock", "buf", "state", "sent_at", "first_at", "events", "status", "ended")
+class Stream(stream_client.Client):
+    """One SSE stream: `GET /events?count=T`, then every `data: <send time>` is a latency."""
 
-    def __init__(self, sock):
-        self.sock, self.buf, self.state = sock, b"", "connecting"
-        self.sent_at = self.first_at = None
-        self.events, self.status, self.ended = 0, None, False
+    def __init__(self, sock, req, lat):
+        super().__init__(sock)
+        self.req, self.lat, self.buf = req, lat, b""
+        self.sent_at = self.first_at = self.status = None
+        self.events = 0
+
+    def on_connected(self):
+        self.sock.send(self.req)
+        self.sent_at = time.time()
+        self.state = "streaming"
+
+    def on_data(self, data, now):
+        self.buf += data
+        if self.status is None and b"\r\n" in self.buf:
+            try:
+                self.status = int(self.buf.split(b" ", 2)[1])
+            except (IndexError, ValueError):
+                self.status = -1
+        last = 0
+        for m in DATA_RX.finditer(self.buf):
+            self.lat.append((now - float(m.group(1))) * 1000)
+            self.events += 1
+            if self.first_at is None:
+                self.first_at = now
+            last = m.end()
+        if b"\r\n0\r\n\r\n" in self.buf[-16:] or self.buf.endswith(b"0\r\n\r\n"):
+            self.ended = True
+        self.buf = self.buf[last:] if last else self.buf[-256:]
 
 
 def run_sse(label, args, k, app, streams, seconds, a, ctx, problems):
     res = {"label": label, "threads": k, "streams": streams, "seconds": seconds}
-    server = sampler = None
-    sel = selectors.DefaultSelector()
-    conns = []
-    lat = []
-    try:
-        server = Server(label, args + ["--keep-alive", "300"], app, ctx.tmp, problems)
-        sampler = TreeSampler(server.proc.pid, interval=0.5)
-        sampler.start()
-        req = (f"GET /events?count={seconds} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
-        nsrc = max(1, -(-streams // PER_SOURCE))
-        t0 = time.monotonic()
-        setup_deadline = t0 + 60
-        opened = 0
-        connecting = 0
-        end_by = t0 + 60 + seconds + 15
-        all_sent_at = None
-        next_note = t0 + 5
-        while time.monotonic() < end_by:
-            while opened < streams and connecting < 256 and time.monotonic() < setup_deadline:
-                s, err = _connect(opened, server.port, nsrc)
-                opened += 1
-                if s is None:
-                    problems.append(f"{label}: stream {opened}: {err}")
-                    continue
-                st = Stream(s)
-                conns.append(st)
-                sel.register(s, selectors.EVENT_WRITE, st)
-                connecting += 1
-            if all_sent_at is None and opened >= streams and connecting == 0:
-                all_sent_at = time.monotonic()
-                res["setup_s"] = all_sent_at - t0
-                # every stream has been asked: allow `seconds` of streaming plus slack
-                end_by = min(end_by, all_sent_at + seconds + 10)
-            for key, _ev in sel.select(timeout=0.2):
-                st = key.data
-                if st.state == "connecting":
-                    connecting -= 1
-                    err = st.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        st.state, st.ended = "failed", True
-                        sel.unregister(st.sock)
-                        continue
-                    try:
-                        st.sock.send(req)
-                    except OSError:
-                        st.state, st.ended = "failed", True
-                        sel.unregister(st.sock)
-                        continue
-                    st.sent_at = time.time()
-                    st.state = "streaming"
-                    sel.modify(st.sock, selectors.EVENT_READ, st)
-                    continue
-                try:
-                    data = st.sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                now = time.time()
-                if not data:
-                    st.ended = True
-                    sel.unregister(st.sock)
-                    continue
-                st.buf += data
-                if st.status is None and b"\r\n" in st.buf:
-                    try:
-                        st.status = int(st.buf.split(b" ", 2)[1])
-                    except (IndexError, ValueError):
-                        st.status = -1
-                last = 0
-                for m in DATA_RX.finditer(st.buf):
-                    lat.append((now - float(m.group(1))) * 1000)
-                    st.events += 1
-                    if st.first_at is None:
-                        st.first_at = now
-                    last = m.end()
-                if b"\r\n0\r\n\r\n" in st.buf[-16:] or st.buf.endswith(b"0\r\n\r\n"):
-                    st.ended = True
-                    sel.unregister(st.sock)
-                st.buf = st.buf[last:] if last else st.buf[-256:]
-            if time.monotonic() >= next_note:
-                log(f"  {label}: {sum(1 for x in conns if x.events)} streams delivering, "
-                    f"{len(lat):,} events")
-                next_note += 5
-            if all_sent_at is not None and all(x.ended for x in conns):
-                break
-        if not server.alive():
-            problems.append(f"{label}: server exited with {server.proc.returncode}")
-    except Exception as e:  # noqa: BLE001
-        problems.append(f"{label}: {type(e).__name__}: {e}")
-    finally:
-        for st in conns:
-            try:
-                st.sock.close()
-            except OSError:
-                pass
-        sel.close()
-        if sampler is not None:
-            res["peak"] = sampler.finish()
-        if server is not None:
-            server.stop()
+    conns, lat = [], []  # every stream opened (drive's list, seen while it runs)
+    req = (f"GET /events?count={seconds} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
+    nsrc = max(1, -(-streams // PER_SOURCE))
+
+    def make(sock):
+        conns.append(Stream(sock, req, lat))
+        return conns[-1]
+
+    def body(server):
+        _, res["setup_s"] = stream_client.drive(
+            streams, server.port, lambda i, port: _connect(i, port, nsrc), make, seconds,
+            label, problems, lambda cs: f"{sum(1 for x in cs if x.events)} streams "
+                                        f"delivering, {len(lat):,} events")
+
+    stream_client.serve_row(label, args, app, ctx, problems, res, body)
     statuses = {}
     for st in conns:
         statuses[st.status] = statuses.get(st.status, 0) + 1

@@ -10,14 +10,11 @@ WebSockets are ASGI-only in ironhorse, so there is no WSGI (thread per connectio
 the SSE table beside it has that comparison.
 """
 
-import selectors
-import socket
 import time
 
-from harness.app_server import Server
+import stream_client
 from harness.fmt import fmib, fms, fnum, pct
-from harness.proc_stats import TreeSampler, tree_snapshot
-from harness.procs import lab_log as log
+from harness.proc_stats import tree_snapshot
 
 APP = "lab_ws_asgi:app"
 MASK = b"\x01\x02\x03\x04"
@@ -44,12 +41,33 @@ def close_reply(code):
         b ^ MASK[i % 4] for i, b in enumerate(body))
 
 
-class Conn:
-    __slots__ = ("sock", "buf", "state", "messages", "close_code", "ended")
+class Conn(stream_client.Client):
+    """One WebSocket: the handshake, then the app's text messages (each a latency) and
+    its close, answered."""
 
-    def __init__(self, sock):
-        self.sock, self.buf, self.state = sock, b"", "connecting"
-        self.messages, self.close_code, self.ended = 0, None, False
+    def __init__(self, sock, req, lat):
+        super().__init__(sock)
+        self.req, self.lat, self.buf = req, lat, b""
+        self.messages, self.close_code = 0, None
+
+    def setting_up(self):
+        return self.state in ("connecting", "handshake")
+
+    def on_connected(self):
+        self.sock.send(self.req)
+        self.state = "handshake"
+
+    def on_data(self, data, now):
+        self.buf += data
+        if self.state == "handshake":
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buf.startswith(b"HTTP/1.1 101"):
+                self.state, self.ended = "refused", True
+                return
+            self.buf, self.state = self.buf[end + 4:], "open"
+        frames(self, now, self.lat)
 
 
 def frames(c, now, lat):
@@ -78,103 +96,36 @@ def frames(c, now, lat):
                 b ^ MASK[i % 4] for i, b in enumerate(payload)))
 
 
-def _step(c, sel, req, lat):
-    """One readiness event of connection c: connect done, handshake answer, or frames."""
-    if c.state == "connecting":
-        if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            c.state, c.ended = "failed", True
-            return
-        try:
-            c.sock.send(req)
-        except OSError:
-            c.state, c.ended = "failed", True
-            return
-        c.state = "handshake"
-        sel.modify(c.sock, selectors.EVENT_READ, c)
-        return
-    try:
-        data = c.sock.recv(65536)
-    except BlockingIOError:
-        return
-    except OSError:
-        data = b""
-    if not data:
-        c.ended = True
-        return
-    c.buf += data
-    if c.state == "handshake":
-        end = c.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        if not c.buf.startswith(b"HTTP/1.1 101"):
-            c.state, c.ended = "refused", True
-            return
-        c.buf, c.state = c.buf[end + 4:], "open"
-    frames(c, time.time(), lat)
-
-
 def run_ws(label, args, conns, seconds, connect, ctx, problems):
     """Hold `conns` WebSockets on one server; `connect(i, port)` opens a non-blocking socket
     (connections.py's, spreading source addresses) -> (sock or None, error)."""
     res = {"label": label, "conns": conns, "seconds": seconds}
-    server = sampler = None
-    sel = selectors.DefaultSelector()
-    all_conns, lat = [], []
-    try:
-        server = Server(label, args + ["--keep-alive", "300"], APP, ctx.tmp, problems)
+    all_conns, lat = [], []  # every connection made (seen while drive runs), latencies
+    server_pid = None
+
+    def make(sock):
+        all_conns.append(Conn(sock, req, lat))
+        return all_conns[-1]
+
+    def tick(now, set_up_at):
+        # memory with every connection open: 1 s after the last handshake, once
+        if set_up_at is not None and "with" not in res and now >= set_up_at + 1:
+            res["with"] = tree_snapshot(server_pid)
+            res["held_then"] = sum(1 for c in all_conns if c.state == "open" and not c.ended)
+
+    def progress(clients):
+        return f"{sum(1 for c in clients if c.state == 'open'):,} open, {len(lat):,} messages"
+
+    def body(server):
+        nonlocal server_pid
+        server_pid = server.proc.pid
         time.sleep(0.5)
-        res["base"] = tree_snapshot(server.proc.pid)
-        sampler = TreeSampler(server.proc.pid, interval=0.5)
-        sampler.start()
-        req = handshake(seconds)
-        t0 = time.monotonic()
-        opened = connecting = 0
-        end_by, all_open_at, next_note = t0 + 60 + seconds + 15, None, t0 + 5
-        while time.monotonic() < end_by:
-            while opened < conns and connecting < 256 and time.monotonic() < t0 + 60:
-                s, err = connect(opened, server.port)
-                opened += 1
-                if s is None:
-                    problems.append(f"{label}: connection {opened}: {err}")
-                    continue
-                c = Conn(s)
-                all_conns.append(c)
-                sel.register(s, selectors.EVENT_WRITE, c)
-                connecting += 1
-            for key, _ev in sel.select(timeout=0.2):
-                c = key.data
-                was = c.state
-                _step(c, sel, req, lat)
-                connecting -= was in ("connecting", "handshake") and c.state not in (
-                    "connecting", "handshake")
-                if c.ended:
-                    sel.unregister(c.sock)
-            now = time.monotonic()
-            if all_open_at is None and opened >= conns and connecting == 0:
-                all_open_at = now
-                res["setup_s"] = now - t0
-                end_by = min(end_by, now + seconds + 10)
-            if all_open_at is not None and "with" not in res and now >= all_open_at + 1:
-                res["with"] = tree_snapshot(server.proc.pid)
-                res["held_then"] = sum(1 for c in all_conns if c.state == "open" and not c.ended)
-            if now >= next_note:
-                log(f"  {label}: {sum(1 for c in all_conns if c.state == 'open'):,} open, "
-                    f"{len(lat):,} messages")
-                next_note += 5
-            if all_open_at is not None and all(c.ended for c in all_conns):
-                break
-        if not server.alive():
-            problems.append(f"{label}: server exited with {server.proc.returncode}")
-    except Exception as e:  # noqa: BLE001
-        problems.append(f"{label}: {type(e).__name__}: {e}")
-    finally:
-        for c in all_conns:
-            c.sock.close()
-        sel.close()
-        if sampler is not None:
-            res["peak"] = sampler.finish()
-        if server is not None:
-            server.stop()
+        res["base"] = tree_snapshot(server_pid)
+        _, res["setup_s"] = stream_client.drive(
+            conns, server.port, connect, make, seconds, label, problems, progress, tick)
+
+    req = handshake(seconds)
+    stream_client.serve_row(label, args, APP, ctx, problems, res, body)
     states = {}
     for c in all_conns:
         key = c.state if c.state != "open" else f"open, close {c.close_code or 'none'}"
