@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """ASGI hello world, one process each: ironhorse (event, async; uvloop) against uvicorn
-(uvloop + httptools), Granian (--interface asgi) and Hypercorn (uvloop), same run.
+(uvloop + httptools), Granian (--interface asgi), Hypercorn (uvloop) and gunicorn 27's
+`-k asgi` worker (uvloop, the gunicorn_h1c parser), same run.
 
     python3 bench/asgi.py                  # 5 s runs, 2 rounds, wrk -t1 -c50
     python3 bench/asgi.py --quick          # 1 s runs, 1 round (smoke test)
@@ -8,9 +9,12 @@
 
 Servers pinned to CPU 0 and wrk to CPU 1 (taskset); each round runs every server once, the
 order reversed every other round. Each start is checked (status, body) before it is measured.
-Reported per server: median req/s, p99, and the server's CPU µs per request (its process
-tree's utime+stime over the run / requests wrk completed: the steadier figure on a shared
-host). Peers come from PyPI into bench/.venv-asgi on first use.
+Reported per server: median [min–max over rounds] req/s, p99, and the server's CPU µs per
+request (its process tree's utime+stime over the run / requests wrk completed: the steadier
+figure on a shared host); then, for each ironhorse model against each peer, the same-round
+ratios (req/s, and the peer's CPU per request over ironhorse's) as median [min–max] over the
+rounds, and the load average before and after. Peers come from PyPI into bench/.venv-asgi
+on first use.
 """
 
 import argparse
@@ -26,7 +30,10 @@ from harness import APPS, binaries, procs, tools, wrk  # noqa: E402
 from harness.proc_stats import CpuMeter  # noqa: E402
 
 VENV = os.path.join(HERE, ".venv-asgi")
-PEERS = ["uvicorn", "httptools", "uvloop", "granian", "hypercorn"]
+PEERS = ["uvicorn", "httptools", "uvloop", "granian", "hypercorn", "gunicorn", "gunicorn-h1c"]
+# gunicorn's own `[fast]` extra asks for a gunicorn_h1c newer than PyPI had here (0.6.14 vs
+# 0.6.10); the parser is installed by name and `--http-parser fast` fails if it is unusable.
+PINS = {"gunicorn": "gunicorn>=27"}
 APP = "asgi_hello:app"
 
 
@@ -40,10 +47,11 @@ def install_peers(extra=()):
         with open(os.path.join(VENV, ".gitignore"), "w") as f:
             f.write("*\n")
     subprocess.run([venv_bin("pip"), "install", "--quiet", "--disable-pip-version-check",
-                    *PEERS, *extra], check=True)
+                    *(PINS.get(p, p) for p in PEERS), *extra], check=True)
     out = subprocess.run([venv_bin("pip"), "list", "--format=freeze"], stdout=subprocess.PIPE,
                          text=True).stdout
-    return {line.split("==")[0].lower(): line.split("==")[1] for line in out.split()
+    return {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+            for line in out.split()
             if "==" in line}
 
 
@@ -63,6 +71,10 @@ def servers(ironhorse):
         ("hypercorn -k uvloop", lambda port: [
             venv_bin("hypercorn"), "-k", "uvloop", "-b", f"127.0.0.1:{port}", "--root-path", "",
             "-w", "1", APP]),
+        ("gunicorn -k asgi --asgi-loop uvloop --http-parser fast", lambda port: [
+            venv_bin("gunicorn"), "-k", "asgi", "-w", "1", "--asgi-loop", "uvloop",
+            "--http-parser", "fast", "--chdir", APPS, "-b", f"127.0.0.1:{port}",
+            "--log-level", "warning", APP]),
     ]
 
 
@@ -97,6 +109,41 @@ def one_run(label, argv, wrk_bin, pins, duration, tmp):
         procs.stop(p)
 
 
+def spread(xs, fmt):
+    """`median [min–max]` of the values present, or "failed"."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "failed"
+    return f"{fmt.format(wrk.med(xs))} [{fmt.format(min(xs))}–{fmt.format(max(xs))}]"
+
+
+def report(specs, runs):
+    """The per-server table, then the same-round ratios of each ironhorse model to each peer."""
+    ok = {label: [x if not x.get("error") else {} for x in runs[label]] for label, _ in specs}
+    lines = ["| server | req/s median [min–max] | p99 ms (median) | server CPU µs/request "
+             "median [min–max] |", "|---|---|---|---|"]
+    for label, _ in specs:
+        p99 = wrk.med([x.get("p99") for x in ok[label]])
+        lines.append(f"| {label} | {spread([x.get('rps') for x in ok[label]], '{:,.0f}')} | "
+                     f"{'failed' if p99 is None else f'{p99:.2f}'} | "
+                     f"{spread([x.get('cpu_us') for x in ok[label]], '{:.1f}')} |")
+    lines += ["", "| ironhorse / peer, same round | req/s ratio median [min–max] | "
+              "peer CPU/request ÷ ironhorse's median [min–max] |", "|---|---|---|"]
+    ratio = lambda a, b: a / b if a and b else None  # noqa: E731
+    for ih, _ in specs:
+        if not ih.startswith("ironhorse"):
+            continue
+        for peer, _ in specs:
+            if peer.startswith("ironhorse"):
+                continue
+            pairs = list(zip(ok[ih], ok[peer]))
+            rps = [ratio(a.get("rps"), b.get("rps")) for a, b in pairs]
+            cpu = [ratio(b.get("cpu_us"), a.get("cpu_us")) for a, b in pairs]
+            lines.append(f"| {ih.split(' (')[0]} / {peer.split(' -')[0]} | "
+                         f"{spread(rps, '{:.2f}×')} | {spread(cpu, '{:.2f}×')} |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
@@ -114,6 +161,7 @@ def main():
     tmp = procs.new_tmpdir("asgi-bench-")
     specs = servers(binaries.DEFAULT)
     runs = {label: [] for label, _ in specs}
+    load_before = os.getloadavg()
     for r in range(args.rounds):
         order = specs if r % 2 == 0 else list(reversed(specs))
         for label, argv in order:
@@ -121,25 +169,12 @@ def main():
             print(f"round {r + 1}: {label}: {res.get('rps')} req/s, {res.get('cpu_us')} µs CPU/req"
                   f"{'  ERROR ' + res['error'] if res.get('error') else ''}", file=sys.stderr)
             runs[label].append(res)
-    lines = ["| server | req/s (median) | p99 ms | server CPU µs/request |", "|---|---|---|---|"]
-    base = None
-    for label, _ in specs:
-        ok = [x for x in runs[label] if not x.get("error")]
-        rps, p99, cpu = (wrk.med([x.get(k) for x in ok]) for k in ("rps", "p99", "cpu_us"))
-        if label.startswith("ironhorse event"):
-            base = rps
-        cell = lambda v, f: f.format(v) if v is not None else "failed"  # noqa: E731
-        lines.append(f"| {label} | {cell(rps, '{:,.0f}')} | {cell(p99, '{:.2f}')} | "
-                     f"{cell(cpu, '{:.1f}')} |")
-    lines.append("")
-    lines.append(f"ironhorse event / each peer (median req/s): " + ", ".join(
-        f"{label}: {base / wrk.med([x.get('rps') for x in runs[label]]):.2f}×"
-        for label, _ in specs[2:]
-        if base and wrk.med([x.get('rps') for x in runs[label]])))
+    lines = report(specs, runs)
     lines.append("")
     lines.append("Versions: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in PEERS))
     lines.append(f"Command: python3 bench/asgi.py --rounds {args.rounds} --duration {args.duration}"
-                 f"; wrk -t1 -c50, server on CPU {pins[0]}, wrk on CPU {pins[1]}")
+                 f"; wrk -t1 -c50, server on CPU {pins[0]}, wrk on CPU {pins[1]}; load average "
+                 f"(1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -10,10 +10,11 @@
 The load client (this file with --client, on uvloop) opens N WebSockets, then each sends a
 32-byte text message, waits for its echo and sends the next (one in flight per connection).
 Servers pinned to CPU 0, the client to CPU 1; each round runs every server once per
-connection count, the order reversed every other round. Reported per server and count:
-median messages/s (echoes completed), p99 round trip, and the server's CPU µs per message
-(its process tree's utime+stime while the messages flowed / messages): the steadier figure
-on a shared host. Peers come from PyPI into bench/.venv-asgi (shared with bench/asgi.py).
+connection count, the order reversed every other round. Reported per server and count, as
+median [min–max] over the rounds: messages/s (echoes completed), p99 of the per-message
+round trip the client measures (send → echo back), and the server's CPU µs per message (its
+process tree's utime+stime while the messages flowed / messages): the steadier figure on a
+shared host. Then the same-round ratios of ironhorse event to each peer. Peers come from PyPI into bench/.venv-asgi (shared with bench/asgi.py).
 """
 
 import argparse
@@ -191,16 +192,35 @@ def one_run(label, argv, conns, duration, pins, tmp, venv_bin):
         procs.stop(p)
 
 
-def table(specs, counts, runs, med):
-    lines = ["| server | connections | messages/s (median) | p99 ms | server CPU µs/message |",
-             "|---|---|---|---|---|"]
+def table(specs, counts, runs, spread):
+    """Per server and count: median [min–max over rounds] of rate, p99 and CPU/message."""
+    lines = ["| server | connections | messages/s median [min–max] | p99 ms median [min–max] | "
+             "server CPU µs/message median [min–max] |", "|---|---|---|---|---|"]
     for label, _ in specs:
         for n in counts:
             ok = [x for x in runs[(label, n)] if not x.get("error")]
-            rate, p99, cpu = (med([x.get(k) for x in ok]) for k in ("rate", "p99_ms", "cpu_us"))
-            cell = lambda v, f: f.format(v) if v is not None else "failed"  # noqa: E731
-            lines.append(f"| {label} | {n} | {cell(rate, '{:,.0f}')} | {cell(p99, '{:.2f}')} | "
-                         f"{cell(cpu, '{:.1f}')} |")
+            rate, p99, cpu = (spread([x.get(k) for x in ok], f) for k, f in (
+                ("rate", "{:,.0f}"), ("p99_ms", "{:.1f}"), ("cpu_us", "{:.1f}")))
+            lines.append(f"| {label} | {n} | {rate} | {p99} | {cpu} |")
+    return lines
+
+
+def ratios(specs, counts, runs, spread):
+    """Same-round ratios of ironhorse event to each peer: messages/s, and the peer's CPU
+    per message and p99 over ironhorse's (above 1 = ironhorse better), median [min–max]."""
+    lines = ["| connections | ironhorse event / peer | messages/s ratio | peer CPU/message ÷ "
+             "ironhorse's | peer p99 ÷ ironhorse's |", "|---|---|---|---|---|"]
+    ratio = lambda a, b: a / b if a and b else None  # noqa: E731
+    base_label = specs[0][0]
+    for n in counts:
+        for label, _ in specs[2:]:
+            pairs = [(a, b) for a, b in zip(runs[(base_label, n)], runs[(label, n)])
+                     if not a.get("error") and not b.get("error")]
+            cells = [spread([ratio(a.get(ka), b.get(kb)) for a, b in
+                             (pairs if k == "rate" else [(b, a) for a, b in pairs])], "{:.2f}×")
+                     for k, ka, kb in (("rate", "rate", "rate"), ("cpu", "cpu_us", "cpu_us"),
+                                       ("p99", "p99_ms", "p99_ms"))]
+            lines.append(f"| {n} | {label.split()[0]} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -216,7 +236,7 @@ def main():
         args.rounds, args.duration, args.conns = 1, 1, "1,50"
     counts = [int(n) for n in args.conns.split(",")]
     import asgi
-    from harness import binaries, procs, tools, wrk
+    from harness import binaries, procs, tools
     procs.install_signal_handlers()
     versions = asgi.install_peers(extra=["websockets"])
     tools.build_ironhorse()
@@ -239,18 +259,9 @@ def main():
                     runs[(label, n)].append(res)
     finally:
         procs.stop_all()
-    lines = table(specs, counts, runs, wrk.med)
+    lines = table(specs, counts, runs, asgi.spread)
     lines.append("")
-    base_label = specs[0][0]
-    for n in counts:
-        base = wrk.med([x.get("rate") for x in runs[(base_label, n)] if not x.get("error")])
-        ratios = []
-        for label, _ in specs[2:]:
-            peer = wrk.med([x.get("rate") for x in runs[(label, n)] if not x.get("error")])
-            if base and peer:
-                ratios.append(f"{label.split()[0]} {base / peer:.2f}×")
-        lines.append(f"ironhorse event / peer, {n} connections (median messages/s): "
-                     + (", ".join(ratios) or "n/a"))
+    lines += ratios(specs, counts, runs, asgi.spread)
     lines.append("")
     peers = ["uvicorn", "httptools", "uvloop", "websockets", "granian"]
     lines.append("Versions: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in peers))

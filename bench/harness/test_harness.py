@@ -225,5 +225,44 @@ class ProcsTest(unittest.TestCase):
                          ["ERROR boom"])
 
 
+class WsHoldTest(unittest.TestCase):
+    """The lab's WebSocket client (bench/lab/ws_hold.py) reading a server's frames."""
+
+    def setUp(self):
+        import socket
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "lab"))
+        import ws_hold
+        self.ws = ws_hold
+        self.client, self.server = socket.socketpair()
+        self.addCleanup(self.client.close)
+        self.addCleanup(self.server.close)
+
+    def test_messages_give_latencies_and_a_close_is_answered_masked(self):
+        lat = []
+        c = self.ws.Conn(self.client, b"", lat)
+        sent = b"%.6f" % (time.time() - 0.25)
+        c.buf = bytes([0x81, len(sent)]) + sent + b"\x88\x02\x03\xe8" + b"\x81"  # + a partial
+        self.ws.frames(c, time.time(), lat)
+        self.assertEqual(c.messages, 1)
+        self.assertEqual(len(lat), 1)
+        self.assertGreaterEqual(lat[0], 250.0)
+        self.assertEqual((c.close_code, c.ended), (1000, True))
+        reply = self.server.recv(64)
+        self.assertEqual(reply[:2], b"\x88\x82")  # close, masked, 2-byte body
+        body = bytes(b ^ reply[2 + i % 4] for i, b in enumerate(reply[6:]))
+        self.assertEqual(body, b"\x03\xe8")
+
+    def test_a_partial_frame_waits_and_a_masked_server_frame_is_bad(self):
+        lat = []
+        c = self.ws.Conn(self.client, b"", lat)
+        c.buf = b"\x81\x05123"
+        self.ws.frames(c, time.time(), lat)
+        self.assertEqual((c.messages, c.ended, c.buf), (0, False, b"\x81\x05123"))
+        c.buf = b"\x81\x85" + b"\x00" * 9
+        self.ws.frames(c, time.time(), lat)
+        self.assertEqual((c.state, c.ended), ("bad frame", True))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -10,6 +10,10 @@ idle ones) is detected by a stall: no connection answered for a few seconds.
 SSE part: S streams (default 2000) of `GET /events?count=T` (one `data: <send time>` a
 second for T seconds); the client (one selectors loop in this process) records, per event,
 now − send time.
+
+WebSocket part (lab/ws_hold.py): W WebSockets (default 2000) held by an ASGI app on `event`
+and `async`, one timestamped message a second for T seconds: latency and memory per
+connection.
 """
 
 import errno
@@ -20,12 +24,14 @@ import socket
 import time
 
 import idle  # bench/idle.py: port range, response parsing, re-use sample
+import stream_client
+import ws_hold
 from harness import tools
 from harness.app_server import GRACEFUL_TIMEOUT as GRACEFUL
 from harness.app_server import Server
 from harness.fmt import fmib, fms, fnum, pct
 from harness.lab_venv import versions
-from harness.proc_stats import TreeSampler, tree_fds, tree_snapshot
+from harness.proc_stats import tree_fds, tree_snapshot
 from harness.procs import lab_log as log
 from harness.report import hand_notes, header, plt, problems_lines, write_report
 
@@ -236,118 +242,56 @@ def run_idle(label, args, n, a, ctx, problems):
 DATA_RX = re.compile(rb"data: (\d+\.\d+)\n\n")
 
 
-class Stream:
-    __slots__ = ("sock", "buf", "state", "sent_at", "first_at", "events", "status", "ended")
+class Stream(stream_client.Client):
+    """One SSE stream: `GET /events?count=T`, then every `data: <send time>` is a latency."""
 
-    def __init__(self, sock):
-        self.sock, self.buf, self.state = sock, b"", "connecting"
-        self.sent_at = self.first_at = None
-        self.events, self.status, self.ended = 0, None, False
+    def __init__(self, sock, req, lat):
+        super().__init__(sock)
+        self.req, self.lat, self.buf = req, lat, b""
+        self.sent_at = self.first_at = self.status = None
+        self.events = 0
+
+    def on_connected(self):
+        self.sock.send(self.req)
+        self.sent_at = time.time()
+        self.state = "streaming"
+
+    def on_data(self, data, now):
+        self.buf += data
+        if self.status is None and b"\r\n" in self.buf:
+            try:
+                self.status = int(self.buf.split(b" ", 2)[1])
+            except (IndexError, ValueError):
+                self.status = -1
+        last = 0
+        for m in DATA_RX.finditer(self.buf):
+            self.lat.append((now - float(m.group(1))) * 1000)
+            self.events += 1
+            if self.first_at is None:
+                self.first_at = now
+            last = m.end()
+        if b"\r\n0\r\n\r\n" in self.buf[-16:] or self.buf.endswith(b"0\r\n\r\n"):
+            self.ended = True
+        self.buf = self.buf[last:] if last else self.buf[-256:]
 
 
 def run_sse(label, args, k, app, streams, seconds, a, ctx, problems):
     res = {"label": label, "threads": k, "streams": streams, "seconds": seconds}
-    server = sampler = None
-    sel = selectors.DefaultSelector()
-    conns = []
-    lat = []
-    try:
-        server = Server(label, args + ["--keep-alive", "300"], app, ctx.tmp, problems)
-        sampler = TreeSampler(server.proc.pid, interval=0.5)
-        sampler.start()
-        req = (f"GET /events?count={seconds} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
-        nsrc = max(1, -(-streams // PER_SOURCE))
-        t0 = time.monotonic()
-        setup_deadline = t0 + 60
-        opened = 0
-        connecting = 0
-        end_by = t0 + 60 + seconds + 15
-        all_sent_at = None
-        next_note = t0 + 5
-        while time.monotonic() < end_by:
-            while opened < streams and connecting < 256 and time.monotonic() < setup_deadline:
-                s, err = _connect(opened, server.port, nsrc)
-                opened += 1
-                if s is None:
-                    problems.append(f"{label}: stream {opened}: {err}")
-                    continue
-                st = Stream(s)
-                conns.append(st)
-                sel.register(s, selectors.EVENT_WRITE, st)
-                connecting += 1
-            if all_sent_at is None and opened >= streams and connecting == 0:
-                all_sent_at = time.monotonic()
-                res["setup_s"] = all_sent_at - t0
-                # every stream has been asked: allow `seconds` of streaming plus slack
-                end_by = min(end_by, all_sent_at + seconds + 10)
-            for key, _ev in sel.select(timeout=0.2):
-                st = key.data
-                if st.state == "connecting":
-                    connecting -= 1
-                    err = st.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        st.state, st.ended = "failed", True
-                        sel.unregister(st.sock)
-                        continue
-                    try:
-                        st.sock.send(req)
-                    except OSError:
-                        st.state, st.ended = "failed", True
-                        sel.unregister(st.sock)
-                        continue
-                    st.sent_at = time.time()
-                    st.state = "streaming"
-                    sel.modify(st.sock, selectors.EVENT_READ, st)
-                    continue
-                try:
-                    data = st.sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                now = time.time()
-                if not data:
-                    st.ended = True
-                    sel.unregister(st.sock)
-                    continue
-                st.buf += data
-                if st.status is None and b"\r\n" in st.buf:
-                    try:
-                        st.status = int(st.buf.split(b" ", 2)[1])
-                    except (IndexError, ValueError):
-                        st.status = -1
-                last = 0
-                for m in DATA_RX.finditer(st.buf):
-                    lat.append((now - float(m.group(1))) * 1000)
-                    st.events += 1
-                    if st.first_at is None:
-                        st.first_at = now
-                    last = m.end()
-                if b"\r\n0\r\n\r\n" in st.buf[-16:] or st.buf.endswith(b"0\r\n\r\n"):
-                    st.ended = True
-                    sel.unregister(st.sock)
-                st.buf = st.buf[last:] if last else st.buf[-256:]
-            if time.monotonic() >= next_note:
-                log(f"  {label}: {sum(1 for x in conns if x.events)} streams delivering, "
-                    f"{len(lat):,} events")
-                next_note += 5
-            if all_sent_at is not None and all(x.ended for x in conns):
-                break
-        if not server.alive():
-            problems.append(f"{label}: server exited with {server.proc.returncode}")
-    except Exception as e:  # noqa: BLE001
-        problems.append(f"{label}: {type(e).__name__}: {e}")
-    finally:
-        for st in conns:
-            try:
-                st.sock.close()
-            except OSError:
-                pass
-        sel.close()
-        if sampler is not None:
-            res["peak"] = sampler.finish()
-        if server is not None:
-            server.stop()
+    conns, lat = [], []  # every stream opened (drive's list, seen while it runs)
+    req = (f"GET /events?count={seconds} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
+    nsrc = max(1, -(-streams // PER_SOURCE))
+
+    def make(sock):
+        conns.append(Stream(sock, req, lat))
+        return conns[-1]
+
+    def body(server):
+        _, res["setup_s"] = stream_client.drive(
+            streams, server.port, lambda i, port: _connect(i, port, nsrc), make, seconds,
+            label, problems, lambda cs: f"{sum(1 for x in cs if x.events)} streams "
+                                        f"delivering, {len(lat):,} events")
+
+    stream_client.serve_row(label, args, app, ctx, problems, res, body)
     statuses = {}
     for st in conns:
         statuses[st.status] = statuses.get(st.status, 0) + 1
@@ -370,14 +314,15 @@ def run_sse(label, args, k, app, streams, seconds, a, ctx, problems):
 def run(a, ctx):
     n = min(a.connections or (500 if a.quick else 20000), 50000)
     s = min(a.sse or (50 if a.quick else 2000), 5000)
+    w = min(a.ws or (50 if a.quick else 2000), 5000)
     seconds = a.duration or (2 if a.quick else 30)
     asked = n
-    limit = tools.raise_nofile(hard_need=max(n, s) + 2000)
+    limit = tools.raise_nofile(hard_need=max(n, s, w) + 2000)
     problems = []
     notes = []
     if limit < max(n, s) + 1000:
         # this process holds every client socket: stay under its descriptor limit
-        n, s = min(n, limit - 1000), min(s, limit - 1000)
+        n, s, w = min(n, limit - 1000), min(s, limit - 1000), min(w, limit - 1000)
         notes.append(f"RLIMIT_NOFILE cannot be raised above {limit:,} here (no "
                      f"CAP_SYS_RESOURCE), for the client and the server alike: {asked:,} "
                      f"connections were asked, {n:,} are attempted")
@@ -405,12 +350,27 @@ def run(a, ctx):
         sse_res.append(r)
         log(f"  {label}: {r['started']:,} streams delivered, {r['events']:,}/{r['expected']:,} "
             f"events, p50 {fms(r['p50'])}, p99 {fms(r['p99'])}")
+    ws_res = []
+    for label, args in ws_hold.ws_models():
+        if a.only and not any(o in label for o in a.only):
+            continue
+        log(f"connections: {label}: {w:,} WebSockets × {seconds} s")
+        r = ws_hold.run_ws(label, args, w, seconds,
+                           lambda i, port: _connect(i, port, max(1, -(-w // PER_SOURCE))),
+                           ctx, problems)
+        ws_res.append(r)
+        log(f"  {label}: {r['upgraded']:,} upgraded, {r['messages']:,}/{r['expected']:,} "
+            f"messages, p50 {fms(r['p50'])}, p99 {fms(r['p99'])}")
     took = time.monotonic() - t0
-    return report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, took)
+    return report(a, ctx, (n, s, w), seconds, limit, (idle_res, sse_res, ws_res), problems,
+                  notes, took)
 
 
-def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, took):
-    lines = header("Connections: idle keep-alive connections vs memory; SSE delivery latency",
+def report(a, ctx, counts, seconds, limit, results, problems, notes, took):
+    # (`w` is the idle loop's "with connections" snapshot below: the count is `n_ws`)
+    (n, s, n_ws), (idle_res, sse_res, ws_res) = counts, results
+    lines = header("Connections: idle keep-alive connections vs memory; SSE and WebSocket "
+                   "delivery latency",
                    ctx.tools, versions())
     lines += [
         f"- idle: up to {n:,} connections per model from {max(1, -(-n // PER_SOURCE))} source "
@@ -517,34 +477,45 @@ def report(a, ctx, n, s, seconds, limit, idle_res, sse_res, problems, notes, too
             txt += (f"; with {r['threads']:,} app threads at most {r['threads']:,} streams run "
                     "at once, the rest wait for a thread to finish a whole stream")
         lines.append(f"- {txt}.")
+    if ws_res:
+        lines += ws_hold.report_lines(ws_res, n_ws, seconds)
     lines += hand_notes("connections")
     lines += problems_lines(problems, "No problems seen: no server crashed or logged an error, "
                             "every server stopped on SIGTERM with exit code 0.")
-    data = {"idle": idle_res, "sse": sse_res, "problems": problems}
-    return write_report(ctx.out_dir, "connections", lines, data, plot(idle_res, sse_res))
+    data = {"idle": idle_res, "sse": sse_res, "ws": ws_res, "problems": problems}
+    return write_report(ctx.out_dir, "connections", lines, data, plot(idle_res, sse_res, ws_res))
 
 
-def plot(idle_res, sse_res):
+def plot(idle_res, sse_res, ws_res=()):
     p = plt()
-    fig, (a1, a2) = p.subplots(1, 2, figsize=(13, 5))
+    if idle_res:
+        fig, (a1, a2) = p.subplots(1, 2, figsize=(13, 5))
+    else:  # a run of the streaming rows only (--only): no empty memory panel
+        fig, a2 = p.subplots(1, 1, figsize=(7, 5))
     for r in idle_res:
         pts = sorted(set(r.get("curve") or []))
         if pts:
             a1.plot([x for x, _ in pts], [y / 1024 for _, y in pts], marker=".",
                     label=f"{r['label']} ({r.get('held', 0):,} held)")
-    a1.set_xlabel("idle keep-alive connections held")
-    a1.set_ylabel("server RSS, MiB (process tree)")
-    a1.set_title("memory vs idle connections")
-    a1.legend(fontsize=8)
+    if idle_res:
+        a1.set_xlabel("idle keep-alive connections held")
+        a1.set_ylabel("server RSS, MiB (process tree)")
+        a1.set_title("memory vs idle connections")
+        a1.legend(fontsize=8)
     for r in sse_res:
         xs = r.get("lat_sample") or []
         if xs:
             a2.plot(xs, [i / len(xs) for i in range(len(xs))],
                     label=f"{r['label']} ({r['started']:,}/{r['streams']:,} streams)")
+    for r in ws_res:
+        xs = r.get("lat_sample") or []
+        if xs:
+            a2.plot(xs, [i / len(xs) for i in range(len(xs))], linestyle="--",
+                    label=f"{r['label']} ({r['upgraded']:,}/{r['conns']:,} WebSockets)")
     a2.set_xscale("log")
     a2.set_xlabel("delivery latency, ms (log)")
     a2.set_ylabel("fraction of events")
-    a2.set_title("SSE: event delivery latency (CDF)")
+    a2.set_title("SSE events / WebSocket messages: delivery latency (CDF)")
     a2.legend(fontsize=8)
     fig.tight_layout()
     return fig

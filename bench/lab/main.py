@@ -33,6 +33,8 @@ def parse_args():
                          "max 50000)")
     ap.add_argument("--sse", type=int, default=None,
                     help="connections: concurrent SSE streams (default 2000, max 5000)")
+    ap.add_argument("--ws", type=int, default=None,
+                    help="connections: WebSockets held at once, ASGI (default 2000, max 5000)")
     a = ap.parse_args()
     a.only = [o.strip() for o in a.only.split(",") if o.strip()]
     if a.out_dir is None:
