@@ -50,6 +50,10 @@ pub struct TlsInfo {
     pub server_name: Option<String>,
     /// The client's certificate, verified against `--ca-certs`, if it sent one.
     pub client_cert: Option<ClientCert>,
+    /// The protocol version's and the cipher suite's IANA numbers (`0x0304` for TLS 1.3),
+    /// as the ASGI `tls` extension gives them.
+    pub version_id: Option<u16>,
+    pub cipher_id: Option<u16>,
 }
 
 /// A verified client certificate.

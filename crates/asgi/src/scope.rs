@@ -108,8 +108,33 @@ pub(crate) fn http_scope<'py>(
             extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
         }
     }
+    if let Some(tls) = &conn.tls {
+        extensions.set_item(intern!(py, "tls"), tls_extension(py, tls)?)?;
+    }
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// The asgiref `tls` extension for a connection whose TLS ironhorse terminates. The
+/// server's own certificate is not kept per connection, so `server_cert` is `None` (the
+/// spec's value for a server that cannot provide it); a client certificate reaches the app
+/// only once verified, so `client_cert_error` is always `None`.
+fn tls_extension<'py>(
+    py: Python<'py>,
+    tls: &ironhorse_app::TlsInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ext = PyDict::new(py);
+    ext.set_item("server_cert", py.None())?;
+    let chain: Vec<&str> = tls.client_cert.iter().map(|c| c.pem.as_str()).collect();
+    ext.set_item("client_cert_chain", chain)?;
+    ext.set_item(
+        "client_cert_name",
+        tls.client_cert.as_ref().map(|c| c.subject.as_str()),
+    )?;
+    ext.set_item("client_cert_error", py.None())?;
+    ext.set_item("tls_version", tls.version_id)?;
+    ext.set_item("cipher_suite", tls.cipher_id)?;
+    Ok(ext)
 }
 
 /// Whether the request says the client takes trailer fields (`TE: trailers`, RFC 9110

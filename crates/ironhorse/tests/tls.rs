@@ -707,3 +707,58 @@ per_model!(ciphers_and_the_minimum_version_are_kept, |model| {
     assert_ne!(code, 0, "TLS 1.2 accepted under --tls-min-version 1.3");
     assert!(body.is_empty());
 });
+
+per_model!(asgi_scopes_carry_the_tls_extension, |model| {
+    if !["event", "async"].contains(&model) {
+        return;
+    }
+    let pki = Pki::new("tls-asgi");
+    let server_cert = pki.server(Key::EcdsaP256);
+    let alice = pki.client("alice");
+    let ca = pki.ca.display().to_string();
+    let mut args = wsgi_args(model, "asgi_app:app", &apps_dir());
+    args.extend(tls_args(&server_cert));
+    args.extend([
+        "--ca-certs".into(),
+        ca,
+        "--cert-reqs".into(),
+        "optional".into(),
+    ]);
+    let server = Server::start(&args);
+    let cert_args = [
+        "--cert".to_string(),
+        alice.cert.display().to_string(),
+        "--key".to_string(),
+        alice.key.display().to_string(),
+    ];
+    let cert_args: Vec<&str> = cert_args.iter().map(String::as_str).collect();
+    let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/scope", &cert_args);
+    assert_eq!(code, 0, "{err}");
+    let scope = environ(&body);
+    assert_eq!(scope["scheme"], "https", "{scope}");
+    let tls = &scope["extensions"]["tls"];
+    let version = tls["tls_version"].as_u64().expect("tls_version");
+    assert!([0x0303, 0x0304].contains(&version), "{tls}");
+    assert!(tls["cipher_suite"].as_u64().is_some(), "{tls}");
+    assert_eq!(tls["server_cert"], Value::Null, "{tls}");
+    assert_eq!(tls["client_cert_error"], Value::Null, "{tls}");
+    let pem = std::fs::read_to_string(&alice.cert).unwrap();
+    assert_eq!(
+        tls["client_cert_chain"][0].as_str().unwrap().trim(),
+        pem.trim(),
+        "{tls}"
+    );
+    assert!(
+        tls["client_cert_name"]
+            .as_str()
+            .unwrap()
+            .contains("CN=alice"),
+        "{tls}"
+    );
+    // Without a client certificate: an empty chain and no name.
+    let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/scope", &[]);
+    assert_eq!(code, 0, "{err}");
+    let tls = environ(&body)["extensions"]["tls"].clone();
+    assert_eq!(tls["client_cert_chain"], serde_json::json!([]), "{tls}");
+    assert_eq!(tls["client_cert_name"], Value::Null, "{tls}");
+});

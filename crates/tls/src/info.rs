@@ -22,6 +22,8 @@ pub(crate) fn of(tls: &ServerConnection) -> TlsInfo {
             .unwrap_or_default()
             .to_string(),
         server_name: tls.server_name().map(str::to_string),
+        version_id: tls.protocol_version().map(u16::from),
+        cipher_id: tls.negotiated_cipher_suite().map(|s| u16::from(s.suite())),
         // rustls hands over peer certificates only once its verifier accepted them.
         client_cert: tls
             .peer_certificates()
