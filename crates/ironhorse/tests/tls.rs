@@ -762,3 +762,32 @@ per_model!(asgi_scopes_carry_the_tls_extension, |model| {
     assert_eq!(tls["client_cert_chain"], serde_json::json!([]), "{tls}");
     assert_eq!(tls["client_cert_name"], Value::Null, "{tls}");
 });
+
+per_model!(clients_trickling_a_head_over_tls_hold_no_thread, |model| {
+    // The models that hand a thread or worker only a whole request (each with at most 8
+    // threads or workers here: fewer than the trickling clients).
+    if !["threadpool", "hybrid", "prefork"].contains(&model) {
+        return;
+    }
+    let pki = Pki::new("tls-trickle");
+    let site = Site::new("tls-trickle");
+    let issued = pki.server(Key::EcdsaP256);
+    let server = static_tls(model, &site, &issued, &["--header-timeout", "300"]);
+    let config = client::config(&pki.ca, &[&TLS13], None);
+    // Twelve clients finish the handshake, then send part of a head and stop there.
+    let trickling: Vec<Client> = (0..12)
+        .map(|_| {
+            let mut c = Client::connect(&server.addr, config.clone(), b"").unwrap();
+            c.send_raw(b"GET / HTTP/1.1\r\nHost: local").unwrap();
+            c
+        })
+        .collect();
+    // A normal client is served while they wait (without `has_work`, each of them held a
+    // thread or the worker until --header-timeout).
+    for _ in 0..3 {
+        let mut normal = Client::connect(&server.addr, config.clone(), b"").unwrap();
+        let (status, _) = normal.get("/").expect("served among trickling TLS clients");
+        assert_eq!(status, 200);
+    }
+    drop(trickling);
+});

@@ -299,6 +299,20 @@ impl Session for TlsSession {
         }
     }
 
+    /// Work for a thread: records rustls must send (a handshake flight, an alert), an end, a
+    /// failure, output still to encrypt, or what the inner session calls work (a whole
+    /// request head). A client between handshake flights, or trickling its head after the
+    /// handshake, holds no pool thread or prefork worker.
+    fn has_work(&self) -> bool {
+        if self.failed.is_some() || self.ended || self.closing || !self.plain_out.is_empty() {
+            return true;
+        }
+        if lock(&self.tls).wants_write() {
+            return true;
+        }
+        self.inner.as_ref().is_some_and(|inner| inner.has_work())
+    }
+
     fn is_waiting(&self) -> bool {
         match &self.inner {
             Some(inner) => {

@@ -93,6 +93,12 @@ impl Client {
         self.response()
     }
 
+    /// Sends `bytes` as they are (a request head in pieces).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.tls.write_all(bytes)?;
+        self.tls.flush()
+    }
+
     /// Sends `GET path` without reading the response.
     pub fn send_get(&mut self, path: &str) -> std::io::Result<()> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
