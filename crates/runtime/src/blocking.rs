@@ -191,8 +191,7 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 if let Some(others_wait) = yield_when {
                     // A head still arriving goes back to the watcher at once (a client
                     // trickling it must not hold this thread); an idle keep-alive
-                    // connection only when others wait for the thread (also one whose
-                    // session cannot tell a partial request from a whole one: TLS).
+                    // connection only when others wait for the thread.
                     let session = conn.session.as_ref();
                     let waiting = session.is_waiting();
                     let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
