@@ -1,5 +1,7 @@
 """bench/.venv-lab: the model lab's client-side packages (locust, matplotlib, from PyPI),
-made on first use; bench/run re-runs itself with the venv's Python."""
+made on first use; bench/run re-runs itself with the venv's Python. gevent (a locust
+dependency, named here because the cpu-io scenario's `-k gevent` server runs its app in this
+venv with --virtualenv) is there too."""
 
 import os
 import subprocess
@@ -10,7 +12,7 @@ from harness.procs import lab_log as log
 
 VENV = os.path.join(BENCH, ".venv-lab")
 VENV_PY = os.path.join(VENV, "bin", "python")
-VENV_PACKAGES = ["locust", "matplotlib"]
+VENV_PACKAGES = ["locust", "matplotlib", "gevent"]
 
 
 def in_venv():
@@ -18,7 +20,7 @@ def in_venv():
 
 
 def ensure_venv_and_reexec(run_path):
-    """Create bench/.venv-lab with locust and matplotlib (PyPI) on first use, then re-run
+    """Create bench/.venv-lab with locust, matplotlib and gevent (PyPI) on first use, then re-run
     bench/run with the venv's Python so everything can import them."""
     if in_venv():
         return
@@ -29,7 +31,7 @@ def ensure_venv_and_reexec(run_path):
             sys.exit("lab: python3 -m venv failed (Debian: apt-get install python3-venv)")
     with open(os.path.join(VENV, ".gitignore"), "w") as f:
         f.write("# created by bench/run: the whole venv stays out of git\n*\n")
-    check = subprocess.run([VENV_PY, "-c", "import locust, matplotlib"],
+    check = subprocess.run([VENV_PY, "-c", "import locust, matplotlib, gevent"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if check.returncode != 0:
         log(f"installing {', '.join(VENV_PACKAGES)} into {os.path.relpath(VENV, REPO)} (pip)")
@@ -47,4 +49,5 @@ def versions():
     # Never `import locust` here: importing it monkey-patches this process with gevent.
     from importlib.metadata import version
     return {"locust": version("locust"), "matplotlib": version("matplotlib"),
+            "gevent (server side, -k gevent row)": version("gevent"),
             "python (client side)": sys.version.split()[0]}

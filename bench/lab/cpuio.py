@@ -1,5 +1,8 @@
 """`bench/run cpu-io`: a CPU-bound handler (~5 ms of pure-Python work) against an I/O-bound
-one (50 ms sleep) at 8, 64 and 512 keep-alive connections (wrk), per model.
+one (50 ms sleep) at 8, 64 and 512 keep-alive connections (wrk), per model; full runs add
+2,000 connections on the I/O-bound app for the one-process threaded, event and gevent models.
+The `-k gevent` row (greenlets on one hub thread; time.sleep is monkey-patched) runs the
+I/O-bound app only, in bench/.venv-lab, where gevent is installed.
 
 Not pinned: the point is to see whether a model can use both CPUs (wrk shares them).
 """
@@ -11,7 +14,7 @@ import time
 from harness import APPS, wrk
 from harness.app_server import Server
 from harness.fmt import fmib, fms, fnum, mmm
-from harness.lab_venv import versions
+from harness.lab_venv import VENV, versions
 from harness.proc_stats import TreeSampler, tree_cpu_split
 from harness.procs import lab_log as log
 from harness.report import hand_notes, header, plt, problems_lines, write_report
@@ -21,6 +24,8 @@ NCPU = os.cpu_count() or 1
 IO_DELAY = 0.05
 CPU_TARGET = 0.005
 CONNS = [8, 64, 512]
+IO_WIDE = 2000  # I/O-bound app only, full runs only, for the models in WIDE
+GEVENT = "-k gevent"
 # label, args, processes running Python in parallel (None: one per connection), app slots
 # (None: one per connection)
 MODELS = [
@@ -32,11 +37,25 @@ MODELS = [
     ("hybrid -w 2 --threads 32", ["--model", "hybrid", "-w", "2", "--threads", "32"], 2, 64),
     ("event --threads 64", ["--model", "event", "--threads", "64"], 1, 64),
     ("async --threads 64", ["--model", "async", "--threads", "64"], 1, 64),
+    (GEVENT, ["-k", "gevent", "--worker-connections", "4096", "--virtualenv", VENV], 1, 4096),
 ]
 SKIP = {("fork", 512): "a process (with its own Python) per connection: 512 processes is too "
                        "heavy for this 2-CPU machine"}
 THREADED_1P = ["thread", "threadpool --threads 64", "event --threads 64", "async --threads 64"]
 MULTI_P = ["prefork -w 2", "hybrid -w 2 --threads 32"]
+WIDE = ["thread", "event --threads 64", "async --threads 64", GEVENT]
+IO_ONLY = [GEVENT]  # greenlets on one thread add nothing to the CPU-bound question
+
+
+def planned(label, app, quick):
+    """The connection counts measured for this model and app (SKIP cells included)."""
+    if app == "cpu" and label in IO_ONLY:
+        return []
+    return CONNS + ([IO_WIDE] if app == "io" and not quick and label in WIDE else [])
+
+
+def skipped(label, conns):
+    return (label.split()[0], conns) in SKIP
 
 
 def calibrate():
@@ -79,15 +98,16 @@ def run(a, ctx):
     log(f"cpu-io: {iters} loop iterations ≈ {cpu_min * 1000:.2f} ms (best) / "
         f"{cpu_med * 1000:.2f} ms (median) on this machine")
     problems, cells = [], {}
-    total = sum(len([x for x in CONNS if (m[0].split()[0], x) not in SKIP]) * 2 for m in models)
+    total = sum(len([x for x in planned(m[0], app, a.quick) if not skipped(m[0], x)])
+                for m in models for app in ("cpu", "io"))
     done = 0
     t_start = time.monotonic()
     for rnd in range(1, rounds + 1):
         for model in models:
             label, args = model[0], model[1]
             for app in ("cpu", "io"):
-                for conns in CONNS:
-                    if (label.split()[0], conns) in SKIP:
+                for conns in planned(label, app, a.quick):
+                    if skipped(label, conns):
                         continue
                     done += 1
                     name = f"{label} /{app} -c{conns}"
@@ -141,6 +161,11 @@ def run(a, ctx):
                   took)
 
 
+def all_conns(cells):
+    """Every connection count with a measurement (for the tables and the plot)."""
+    return sorted({k[2] for k in cells} | set(CONNS))
+
+
 def summary(cells, key):
     runs = cells.get(key, [])
     lo, md, hi = mmm([r["rps"] for r in runs])
@@ -158,8 +183,8 @@ def summary(cells, key):
 
 
 def best(cells, labels, app):
-    vals = [(summary(cells, (lb, app, cn))["rps"] or 0, lb, cn) for lb in labels for cn in CONNS
-            if cells.get((lb, app, cn))]
+    vals = [(summary(cells, (lb, app, cn))["rps"] or 0, lb, cn) for lb in labels
+            for cn in all_conns(cells) if cells.get((lb, app, cn))]
     return max(vals) if vals else (None, None, None)
 
 
@@ -198,7 +223,7 @@ def verdicts(cells, cpu_s):
     # 3. waiting
     io512 = {lb: summary(cells, (lb, "io", 512)) for lb, *_ in MODELS if cells.get((lb, "io", 512))}
     serial, slb, scn = best(cells, ["single", "prefork -w 2"], "io")
-    waiters = [lb for lb in io512 if lb in THREADED_1P + ["hybrid -w 2 --threads 32"]
+    waiters = [lb for lb in io512 if lb in THREADED_1P + ["hybrid -w 2 --threads 32", GEVENT]
                and io512[lb]["rps"]]
     if waiters and serial:
         worst = min(waiters, key=lambda lb: io512[lb]["rps"])
@@ -225,7 +250,9 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
         f"of 31 timings; median {cpu_med * 1000:.2f} ms: the machine is shared); the ceilings "
         f"use the best time; `/io` sleeps {IO_DELAY * 1000:.0f} ms",
         f"- load: `wrk -t1 -cN -d{duration}s --latency` (keep-alive, wrk's default 2 s "
-        f"timeout), N = {', '.join(map(str, CONNS))}; a fresh server for every measurement "
+        f"timeout), N = {', '.join(map(str, CONNS))}"
+        + (f" ({IO_WIDE:,} too on the I/O-bound app for {', '.join(WIDE)})"
+           if not a.quick else "") + "; a fresh server for every measurement "
         "(a serial server still owes answers to a finished run's closed connections), warmed "
         f"by one request to its path; {rounds} round(s)"
         + ("; req/s is the median [min–max] over the rounds" if rounds > 1 else
@@ -242,6 +269,11 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
         "time, user + system (/proc/PID/stat utime, stime; reaped children included); peaks "
         "sampled every 0.5 s over the tree (RSS summed, PSS summed)",
         "- " + "; ".join(f"`{m} -c{n}` skipped: {why}" for (m, n), why in SKIP.items()),
+        f"- `{GEVENT}`: `-k gevent --worker-connections 4096` (the event model, its app called as "
+        "gevent) with `--virtualenv "
+        "bench/.venv-lab` (where gevent is installed): the same WSGI app, each request in a "
+        "greenlet on one hub thread, its time.sleep monkey-patched to yield to the hub; "
+        "I/O-bound app only",
         "",
     ]
     for app, title in (("cpu", f"CPU-bound: {cpu_s * 1000:.1f} ms of Python per request"),
@@ -252,9 +284,9 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
                   "processes | peak RSS (PSS) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in models:
-            for cn in CONNS:
+            for cn in planned(m[0], app, a.quick):
                 key = (m[0], app, cn)
-                if (m[0].split()[0], cn) in SKIP:
+                if skipped(m[0], cn):
                     lines.append(f"| {m[0]} | {cn} | skipped | — | — | — | — | — | — | — | — | — |")
                     continue
                 if not cells.get(key):
@@ -285,16 +317,17 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
 def plot(models, cells, cpu_s):
     p = plt()
     fig, axes = p.subplots(1, 2, figsize=(14, 5))
-    width = 0.8 / len(CONNS)
-    colors = ["tab:blue", "tab:orange", "tab:green"]
+    conns = all_conns(cells)
+    width = 0.8 / len(conns)
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for ax, app, title in ((axes[0], "cpu", f"CPU-bound ({cpu_s * 1000:.1f} ms Python)"),
                            (axes[1], "io", f"I/O-bound ({IO_DELAY * 1000:.0f} ms sleep)")):
-        for j, cn in enumerate(CONNS):
+        for j, cn in enumerate(conns):
             xs, ys, cs = [], [], []
             for i, m in enumerate(models):
                 s = summary(cells, (m[0], app, cn))
                 if s["rps"]:
-                    xs.append(i + (j - 1) * width)
+                    xs.append(i + (j - (len(conns) - 1) / 2) * width)
                     ys.append(s["rps"])
                     cs.append(ceiling(m, app, cn, cpu_s))
             ax.bar(xs, ys, width, color=colors[j], label=f"{cn} connections")
