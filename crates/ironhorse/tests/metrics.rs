@@ -718,11 +718,17 @@ fn an_asgi_loop_blocked_by_the_app_shows_in_the_loop_lag_metrics() {
             .as_bytes(),
         );
         assert!(eventually(|| blocked.exists()), "the view started");
-        // While the loop is blocked, its worker's gauge grows past half a second.
+        let pid = std::fs::read_to_string(&blocked).unwrap();
+        // While the loop is blocked, its worker's gauge grows past half a second (that
+        // worker's: another one's loop may lag too on a loaded machine, and its sample
+        // would say nothing of this block).
         let max_lag = |m: &Metrics| {
             m.samples
                 .iter()
-                .filter(|(n, _, _)| n == "ironhorse_asgi_loop_lag_last_seconds")
+                .filter(|(n, l, _)| {
+                    n == "ironhorse_asgi_loop_lag_last_seconds"
+                        && l.get("pid").is_none_or(|p| p == pid.trim())
+                })
                 .map(|(_, _, v)| *v)
                 .fold(0.0, f64::max)
         };

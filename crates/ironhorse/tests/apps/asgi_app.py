@@ -149,10 +149,12 @@ async def app(scope, receive, send):
             raise
     elif path == "/block":
         # Blocks the event loop itself (a blocking call in an async view) until the file
-        # named by the query string exists; says it started through FILE.blocked.
+        # named by the query string exists; says it started, and in which process, through
+        # FILE.blocked (written whole, then renamed into place).
         release = scope["query_string"].decode()
-        with open(release + ".blocked", "w") as f:
-            f.write("blocked")
+        with open(release + ".starting", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(release + ".starting", release + ".blocked")
         deadline = time.monotonic() + 60
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.01)
