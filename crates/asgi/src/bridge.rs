@@ -5,7 +5,7 @@
 //! loop watches (`loop.add_reader`). The loop then takes the whole queue in one call
 //! ([`Inbox::drain`]), so a burst of requests costs one wake-up and one crossing.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ironhorse_app::LagSink;
 
+use ironhorse_wsgi::doorbell::{Doorbell, Pending};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -28,44 +29,20 @@ pub(crate) enum Command {
     Wake(Arc<Shared>),
 }
 
-#[derive(Default)]
-struct Queue {
-    commands: Vec<Command>,
-    /// The server stops: the loop runs the lifespan shutdown and ends.
-    stop: bool,
-}
-
 /// The server's side of the crossing.
 pub(crate) struct Bridge {
-    queue: Mutex<Queue>,
-    /// Made readable when the queue gets work.
-    bell: UnixStream,
+    queue: Doorbell<Command>,
 }
 
 impl Bridge {
     /// The bridge and the loop's end of its bell.
     pub(crate) fn new() -> std::io::Result<(Arc<Bridge>, UnixStream)> {
-        let (bell, ear) = UnixStream::pair()?;
-        bell.set_nonblocking(true)?;
-        ear.set_nonblocking(true)?;
-        let bridge = Arc::new(Bridge {
-            queue: Mutex::default(),
-            bell,
-        });
-        Ok((bridge, ear))
+        let (queue, ear) = Doorbell::new()?;
+        Ok((Arc::new(Bridge { queue }), ear))
     }
 
     fn push(&self, command: Option<Command>) {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = queue.commands.is_empty() && !queue.stop;
-        match command {
-            Some(command) => queue.commands.push(command),
-            None => queue.stop = true,
-        }
-        if was_empty {
-            // A full socket buffer means the loop has a wake-up pending already.
-            let _ = (&self.bell).write(&[1]);
-        }
+        self.queue.push(command);
     }
 
     pub(crate) fn start(&self, shared: Arc<Shared>, parts: RequestParts) {
@@ -80,8 +57,8 @@ impl Bridge {
         self.push(None);
     }
 
-    fn take(&self) -> Queue {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    fn take(&self) -> Pending<Command> {
+        self.queue.take()
     }
 }
 

@@ -5,12 +5,13 @@
 //! byte to a socket pair whose other end the hub watches. The hub's drainer greenlet then
 //! takes the whole queue in one call ([`Inbox::drain`]): a burst costs one wake-up.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use ironhorse_wsgi::doorbell::{Doorbell, Pending};
 use pyo3::prelude::*;
 
 use crate::channel::{GreenChannel, Shared};
@@ -24,45 +25,24 @@ pub(crate) enum Command {
     Wake(Arc<Shared>),
 }
 
-#[derive(Default)]
-struct Queue {
-    commands: Vec<Command>,
-    /// Serving ends: the hub lets its greenlets finish and returns.
-    stop: bool,
-}
-
 /// The server's side of the crossing.
 pub(crate) struct Bridge {
-    queue: Mutex<Queue>,
-    /// Made readable when the queue gets work.
-    bell: UnixStream,
+    queue: Doorbell<Command>,
 }
 
 impl Bridge {
     /// The bridge and the hub's end of its bell.
     pub(crate) fn new() -> std::io::Result<(Arc<Bridge>, UnixStream)> {
-        let (bell, ear) = UnixStream::pair()?;
-        bell.set_nonblocking(true)?;
-        ear.set_nonblocking(true)?;
-        let queue = Mutex::default();
-        Ok((Arc::new(Bridge { queue, bell }), ear))
+        let (queue, ear) = Doorbell::new()?;
+        Ok((Arc::new(Bridge { queue }), ear))
     }
 
     pub(crate) fn send(&self, command: Option<Command>) {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let ring = queue.commands.is_empty() && !queue.stop;
-        match command {
-            Some(command) => queue.commands.push(command),
-            None => queue.stop = true,
-        }
-        if ring {
-            // A full socket buffer means a wake-up is pending already.
-            let _ = (&self.bell).write(&[1]);
-        }
+        self.queue.push(command);
     }
 
-    fn take(&self) -> Queue {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    fn take(&self) -> Pending<Command> {
+        self.queue.take()
     }
 }
 

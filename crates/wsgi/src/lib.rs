@@ -17,6 +17,7 @@
 //!   app never sees it.
 
 mod client_error;
+pub mod doorbell;
 mod environ;
 mod errors;
 mod file_wrapper;
