@@ -221,7 +221,10 @@ fn ttin_ttou_and_winch_set_the_worker_count() {
     let site = Site::new("ttin");
     let server = static_server(&site, &["--model", "prefork", "-w", "2"]);
     assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    // The kernel merges a signal sent while the same one is still pending (README: "Every
+    // signal delivered counts"), so each TTIN is let land before the next, as a script must.
     server.signal(21);
+    assert!(eventually(|| workers_of(server.pid()).len() == 3));
     server.signal(21);
     assert!(eventually(|| workers_of(server.pid()).len() == 4));
     server.signal(22);
