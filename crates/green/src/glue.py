@@ -119,8 +119,11 @@ def _run(app, chan, Event):
 
         result = app(environ, start_response)
         try:
-            if isinstance(result, (list, tuple)) and not chan.progress()[1]:
+            sent = chan.progress()[1]
+            if isinstance(result, (list, tuple)) and not sent:
                 chan.finish(result)
+            elif not sent and chan.file(result):
+                pass  # a file_wrapper over a real file: the session sends it (sendfile)
             else:
                 for data in result:
                     if data:
