@@ -163,6 +163,10 @@ def serve(app, inbox, worker_connections):
             chan.set_task(pool.spawn(_run, app, chan, Event))
 
     spawning = gevent.spawn(spawner)
+    # The worker's heartbeat goes on only while this timer fires: a hub blocked by a greenlet
+    # (even in a C call no exception interrupts) stops it, and the master replaces the worker.
+    pulse = hub.loop.timer(inbox.tick_seconds, inbox.tick_seconds)
+    pulse.start(inbox.tick)
     inbox.log_info(f"gevent {gevent.__version__}: greenlets on one hub thread, "
                    f"at most {worker_connections} at once")
     while True:
@@ -175,5 +179,6 @@ def serve(app, inbox, worker_connections):
     starts.put_nowait(None)
     spawning.join()
     pool.join()
+    pulse.close()
     bell.close()
     inbox.stopped()

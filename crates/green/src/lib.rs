@@ -13,6 +13,7 @@
 
 mod bridge;
 mod channel;
+mod pulse;
 mod session_end;
 mod watchdog;
 
@@ -31,6 +32,8 @@ use bridge::{Bridge, HubReport, Inbox};
 use channel::Shared;
 use session_end::SessionEnd;
 use watchdog::HubThread;
+
+pub use pulse::Pulse;
 
 /// The Python half of the bridge.
 const GLUE: &str = include_str!("glue.py");
@@ -90,6 +93,7 @@ pub struct GeventApp {
     /// Imported before a fork (`--preload`): the children's hubs serve it.
     preloaded: Option<(Py<PyAny>, Arc<GreenEnviron>)>,
     running: Mutex<Option<Running>>,
+    pulse: Pulse,
 }
 
 impl GeventApp {
@@ -105,6 +109,7 @@ impl GeventApp {
             config,
             preloaded,
             running: Mutex::new(None),
+            pulse: Pulse::new(),
         };
         if green.config.start_now {
             green.start_hub()?;
@@ -112,7 +117,14 @@ impl GeventApp {
         Ok(green)
     }
 
+    /// The hub's liveness: the worker's heartbeat should beat only while it says so.
+    pub fn pulse(&self) -> Pulse {
+        self.pulse.clone()
+    }
+
     fn start_hub(&self) -> Result<(), String> {
+        // A hub started long after the master made the app (`--preload`) counts from now.
+        self.pulse.tick();
         let (bridge, ear) = Bridge::new().map_err(|e| format!("gevent hub: {e}"))?;
         let (reports_tx, reports) = mpsc::channel();
         let hub = HubThread::default();
@@ -121,6 +133,7 @@ impl GeventApp {
             ear,
             reports: Mutex::new(reports_tx.clone()),
             hub: hub.clone(),
+            pulse: self.pulse.clone(),
         };
         let preloaded = self
             .preloaded

@@ -528,6 +528,49 @@ per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
     assert_eq!(get(&server.addr, "/sleep?0").text(), "slept\n");
 });
 
+per_host!(a_hub_stuck_in_a_c_call_stops_the_heartbeat, |host| {
+    // The driver's thread is free, but the hub is not: the worker must fall silent, be
+    // aborted after --timeout and be replaced, as gunicorn's gevent worker is.
+    let server = start(host, "gevent_app:app", &["-w", "2", "--timeout", "2"]);
+    assert!(eventually(|| common::children_of(server.pid()).len() == 2));
+    let marker = common::temp_path("gevent-hog");
+    let request = format!("GET /hog?{} HTTP/1.1\r\nHost: t\r\n\r\n", marker.display());
+    let addr = server.addr.clone();
+    let hogged = std::thread::spawn(move || {
+        let mut conn = Conn::open(&addr);
+        conn.send(request.as_bytes());
+        conn.try_response("GET").map(|r| r.status)
+    });
+    assert!(
+        eventually(|| std::fs::read_to_string(&marker).is_ok_and(|p| !p.is_empty())),
+        "the request never reached the app"
+    );
+    let stuck: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        eventually(|| {
+            let workers = common::children_of(server.pid());
+            workers.len() == 2 && !workers.contains(&stuck)
+        }),
+        "worker {stuck} was not replaced: {}",
+        server.log_text()
+    );
+    assert!(
+        server.log_contains(&format!("worker {stuck} silent for")),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        hogged.join().unwrap(),
+        None,
+        "the stuck request was answered"
+    );
+    // Served again, by live hubs.
+    let pid = get(&server.addr, "/pid");
+    assert_eq!(pid.status, 200);
+    assert_ne!(pid.text(), stuck.to_string());
+});
+
 per_host!(max_requests_recycles_workers_and_their_hubs, |host| {
     let server = start(host, "gevent_app:app", &["-w", "2", "--max-requests", "4"]);
     let mut pids = std::collections::HashSet::new();

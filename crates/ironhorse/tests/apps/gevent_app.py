@@ -100,6 +100,16 @@ def app(environ, start_response):
             pass
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"spun\n"]
+    if path == "/hog":
+        # Blocks the hub inside one C call that holds the GIL (no asynchronous exception
+        # lands until it returns: hours): only the process's end frees it. Writes its pid to
+        # the file named in the query first, so a test knows which worker it holds.
+        with open(query + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(query + ".tmp", query)
+        sum(range(10**13))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"summed\n"]
     if path == "/fail":
         raise RuntimeError("the app failed on purpose")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
