@@ -141,6 +141,7 @@ impl GeventApp {
             .map(|(app, env)| (embed::attach(|py| app.clone_ref(py)), env.clone()));
         let (wsgi, connections) = (self.wsgi.clone(), self.config.worker_connections);
         let (environ_tx, environ_rx) = mpsc::channel();
+        let pulse = self.pulse.clone();
         let thread = std::thread::Builder::new()
             .name("ih-gevent-hub".into())
             .spawn(move || {
@@ -150,6 +151,8 @@ impl GeventApp {
                 };
                 let app = match loaded {
                     Ok((app, environ)) => {
+                        // The import may have taken long: the hub counts as turning from here.
+                        pulse.tick();
                         let _ = environ_tx.send(environ);
                         let _ = reports_tx.send(HubReport::Started(Ok(())));
                         app

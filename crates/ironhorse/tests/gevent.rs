@@ -531,7 +531,9 @@ per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
 per_host!(a_hub_stuck_in_a_c_call_stops_the_heartbeat, |host| {
     // The driver's thread is free, but the hub is not: the worker must fall silent, be
     // aborted after --timeout and be replaced, as gunicorn's gevent worker is.
-    let server = start(host, "gevent_app:app", &["-w", "2", "--timeout", "2"]);
+    // (--timeout counts from a worker's start: short enough to wait for, long enough for
+    // an import on a loaded machine.)
+    let server = start(host, "gevent_app:app", &["-w", "2", "--timeout", "5"]);
     assert!(eventually(|| common::children_of(server.pid()).len() == 2));
     let marker = common::temp_path("gevent-hog");
     let request = format!("GET /hog?{} HTTP/1.1\r\nHost: t\r\n\r\n", marker.display());
