@@ -13,7 +13,7 @@ GRACEFUL_TIMEOUT = 5  # --graceful-timeout given to every server
 
 _LOG_NOISE = re.compile(r"listening on|signal|stop|shutting down|exit|graceful|booting|"
                         r"worker \d+ (started|ready|exited)|spawned|ready|"
-                        r"ASGI event loop|[AW]SGI (3 )?application \(detected\)|"
+                        r"ASGI event loop|[AW]SGI (3 )?application \((detected|--interface \w+)\)|"
                         r"greenlets on one hub thread|application in greenlets", re.I)
 
 

@@ -1,8 +1,9 @@
 """`bench/run cpu-io`: a CPU-bound handler (~5 ms of pure-Python work) against an I/O-bound
 one (50 ms sleep) at 8, 64 and 512 keep-alive connections (wrk), per model; full runs add
-2,000 connections on the I/O-bound app for the one-process threaded, event and gevent models.
-The `-k gevent` row (greenlets on one hub thread; time.sleep is monkey-patched) runs the
-I/O-bound app only, in bench/.venv-lab, where gevent is installed.
+2,000 connections on the I/O-bound app for the one-process threaded, event, ASGI and gevent
+models. The `-k gevent` row (greenlets on one hub thread; time.sleep is monkey-patched) runs
+the I/O-bound app only, in bench/.venv-lab, where gevent is installed; the ASGI rows (`event`
+and `async` with `--interface asgi`) run the I/O-bound app's ASGI twin (asyncio.sleep) only.
 
 Not pinned: the point is to see whether a model can use both CPUs (wrk shares them).
 """
@@ -26,6 +27,9 @@ CPU_TARGET = 0.005
 CONNS = [8, 64, 512]
 IO_WIDE = 2000  # I/O-bound app only, full runs only, for the models in WIDE
 GEVENT = "-k gevent"
+ASGI_EVENT = "event --interface asgi"
+ASGI_ASYNC = "async --interface asgi"
+ASGI = [ASGI_EVENT, ASGI_ASYNC]
 # label, args, processes running Python in parallel (None: one per connection), app slots
 # (None: one per connection)
 MODELS = [
@@ -38,13 +42,18 @@ MODELS = [
     ("event --threads 64", ["--model", "event", "--threads", "64"], 1, 64),
     ("async --threads 64", ["--model", "async", "--threads", "64"], 1, 64),
     (GEVENT, ["-k", "gevent", "--worker-connections", "4096", "--virtualenv", VENV], 1, 4096),
+    (ASGI_EVENT, ["--model", "event", "--interface", "asgi"], 1, None),
+    (ASGI_ASYNC, ["--model", "async", "--interface", "asgi"], 1, None),
 ]
+# The application each model serves (default: the WSGI app).
+SPECS = {label: "lab_cpuio_asgi:app" for label in ASGI}
 SKIP = {("fork", 512): "a process (with its own Python) per connection: 512 processes is too "
                        "heavy for this 2-CPU machine"}
 THREADED_1P = ["thread", "threadpool --threads 64", "event --threads 64", "async --threads 64"]
 MULTI_P = ["prefork -w 2", "hybrid -w 2 --threads 32"]
-WIDE = ["thread", "event --threads 64", "async --threads 64", GEVENT]
-IO_ONLY = [GEVENT]  # greenlets on one thread add nothing to the CPU-bound question
+WIDE = ["thread", "event --threads 64", "async --threads 64", GEVENT] + ASGI
+# Greenlets and coroutines on one thread add nothing to the CPU-bound question.
+IO_ONLY = [GEVENT] + ASGI
 
 
 def planned(label, app, quick):
@@ -118,7 +127,8 @@ def run(a, ctx):
                     # would eat the next run.
                     server = sampler = None
                     try:
-                        server = Server(name, args, "lab_cpuio:app", ctx.tmp, problems,
+                        spec = SPECS.get(label, "lab_cpuio:app")
+                        server = Server(name, args, spec, ctx.tmp, problems,
                                         extra_env={"LAB_CPU_ITERS": str(iters),
                                                    "LAB_IO_DELAY": str(IO_DELAY)},
                                         ready_path=f"/{app}")
@@ -223,8 +233,8 @@ def verdicts(cells, cpu_s):
     # 3. waiting
     io512 = {lb: summary(cells, (lb, "io", 512)) for lb, *_ in MODELS if cells.get((lb, "io", 512))}
     serial, slb, scn = best(cells, ["single", "prefork -w 2"], "io")
-    waiters = [lb for lb in io512 if lb in THREADED_1P + ["hybrid -w 2 --threads 32", GEVENT]
-               and io512[lb]["rps"]]
+    waiting_models = THREADED_1P + ["hybrid -w 2 --threads 32", GEVENT] + ASGI
+    waiters = [lb for lb in io512 if lb in waiting_models and io512[lb]["rps"]]
     if waiters and serial:
         worst = min(waiters, key=lambda lb: io512[lb]["rps"])
         best_w = max(waiters, key=lambda lb: io512[lb]["rps"])
@@ -274,6 +284,9 @@ def report(a, ctx, models, cells, problems, iters, cpu_min, cpu_med, duration, r
         "bench/.venv-lab` (where gevent is installed): the same WSGI app, each request in a "
         "greenlet on one hub thread, its time.sleep monkey-patched to yield to the hub; "
         "I/O-bound app only",
+        f"- `{ASGI_EVENT}`, `{ASGI_ASYNC}`: the I/O-bound app's ASGI twin "
+        "(`bench/apps/lab_cpuio_asgi.py`: `await asyncio.sleep`), each request a coroutine on "
+        "the process's one asyncio loop; I/O-bound app only",
         "",
     ]
     for app, title in (("cpu", f"CPU-bound: {cpu_s * 1000:.1f} ms of Python per request"),

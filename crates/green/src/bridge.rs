@@ -15,6 +15,7 @@ use ironhorse_wsgi::doorbell::{Doorbell, Pending};
 use pyo3::prelude::*;
 
 use crate::channel::{GreenChannel, Shared};
+use crate::pulse::{Pulse, TICK};
 use crate::watchdog::HubThread;
 
 /// Work for the hub.
@@ -61,6 +62,7 @@ pub(crate) struct Inbox {
     pub(crate) ear: UnixStream,
     pub(crate) reports: Mutex<Sender<HubReport>>,
     pub(crate) hub: HubThread,
+    pub(crate) pulse: Pulse,
 }
 
 #[pymethods]
@@ -96,6 +98,17 @@ impl Inbox {
     /// The hub thread's Python id, for the timeout watchdog.
     fn hub_thread(&self, id: u64) {
         self.hub.set(id);
+    }
+
+    /// The hub turned (its timer, every `tick_seconds`).
+    fn tick(&self) {
+        self.pulse.tick();
+    }
+
+    /// How often the hub ticks, in seconds.
+    #[getter]
+    fn tick_seconds(&self) -> f64 {
+        TICK.as_secs_f64()
     }
 
     /// The descriptor the hub watches.

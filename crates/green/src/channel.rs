@@ -354,6 +354,37 @@ impl GreenChannel {
         Ok(())
     }
 
+    /// Ends the response with `result`'s file when it is a `wsgi.file_wrapper` over a
+    /// regular file and nothing was sent yet: the session sends the region with `sendfile`,
+    /// so the hub never reads it. As on the threaded path, a declared `Content-Length`
+    /// cuts the file, and the head says the region's length. `False`: not such a result
+    /// (the caller iterates it).
+    fn file(&self, py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let limit = {
+            let state = self.shared.lock();
+            match (&state.held_head, state.phase) {
+                (Some((_, _, declared)), Phase::Started) => *declared,
+                _ => return Ok(false),
+            }
+        };
+        let Some(region) = ironhorse_wsgi::green::wrapped_region(py, result, limit) else {
+            return Ok(false);
+        };
+        let mut state = self.shared.lock();
+        state.phase = Phase::Done;
+        if state.gone {
+            state.held_head = None;
+            self.shared.push_event(&mut state, AppEvent::Failed);
+            return Ok(true);
+        }
+        if let Some((_, _, declared)) = &mut state.held_head {
+            *declared = Some(region.len);
+        }
+        self.shared.release_head(&mut state, None);
+        self.shared.push_event(&mut state, AppEvent::File(region));
+        Ok(true)
+    }
+
     /// The greenlet to kill at the request's deadline.
     fn set_task(&self, task: Py<PyAny>) {
         self.shared.lock().task = Some(task);

@@ -119,8 +119,11 @@ def _run(app, chan, Event):
 
         result = app(environ, start_response)
         try:
-            if isinstance(result, (list, tuple)) and not chan.progress()[1]:
+            sent = chan.progress()[1]
+            if isinstance(result, (list, tuple)) and not sent:
                 chan.finish(result)
+            elif not sent and chan.file(result):
+                pass  # a file_wrapper over a real file: the session sends it (sendfile)
             else:
                 for data in result:
                     if data:
@@ -160,6 +163,10 @@ def serve(app, inbox, worker_connections):
             chan.set_task(pool.spawn(_run, app, chan, Event))
 
     spawning = gevent.spawn(spawner)
+    # The worker's heartbeat goes on only while this timer fires: a hub blocked by a greenlet
+    # (even in a C call no exception interrupts) stops it, and the master replaces the worker.
+    pulse = hub.loop.timer(inbox.tick_seconds, inbox.tick_seconds)
+    pulse.start(inbox.tick)
     inbox.log_info(f"gevent {gevent.__version__}: greenlets on one hub thread, "
                    f"at most {worker_connections} at once")
     while True:
@@ -172,5 +179,6 @@ def serve(app, inbox, worker_connections):
     starts.put_nowait(None)
     spawning.join()
     pool.join()
+    pulse.close()
     bell.close()
     inbox.stopped()

@@ -13,6 +13,7 @@
 
 mod bridge;
 mod channel;
+mod pulse;
 mod session_end;
 mod watchdog;
 
@@ -31,6 +32,8 @@ use bridge::{Bridge, HubReport, Inbox};
 use channel::Shared;
 use session_end::SessionEnd;
 use watchdog::HubThread;
+
+pub use pulse::Pulse;
 
 /// The Python half of the bridge.
 const GLUE: &str = include_str!("glue.py");
@@ -90,6 +93,7 @@ pub struct GeventApp {
     /// Imported before a fork (`--preload`): the children's hubs serve it.
     preloaded: Option<(Py<PyAny>, Arc<GreenEnviron>)>,
     running: Mutex<Option<Running>>,
+    pulse: Pulse,
 }
 
 impl GeventApp {
@@ -105,6 +109,7 @@ impl GeventApp {
             config,
             preloaded,
             running: Mutex::new(None),
+            pulse: Pulse::new(),
         };
         if green.config.start_now {
             green.start_hub()?;
@@ -112,7 +117,14 @@ impl GeventApp {
         Ok(green)
     }
 
+    /// The hub's liveness: the worker's heartbeat should beat only while it says so.
+    pub fn pulse(&self) -> Pulse {
+        self.pulse.clone()
+    }
+
     fn start_hub(&self) -> Result<(), String> {
+        // A hub started long after the master made the app (`--preload`) counts from now.
+        self.pulse.tick();
         let (bridge, ear) = Bridge::new().map_err(|e| format!("gevent hub: {e}"))?;
         let (reports_tx, reports) = mpsc::channel();
         let hub = HubThread::default();
@@ -121,6 +133,7 @@ impl GeventApp {
             ear,
             reports: Mutex::new(reports_tx.clone()),
             hub: hub.clone(),
+            pulse: self.pulse.clone(),
         };
         let preloaded = self
             .preloaded
@@ -128,6 +141,7 @@ impl GeventApp {
             .map(|(app, env)| (embed::attach(|py| app.clone_ref(py)), env.clone()));
         let (wsgi, connections) = (self.wsgi.clone(), self.config.worker_connections);
         let (environ_tx, environ_rx) = mpsc::channel();
+        let pulse = self.pulse.clone();
         let thread = std::thread::Builder::new()
             .name("ih-gevent-hub".into())
             .spawn(move || {
@@ -137,6 +151,8 @@ impl GeventApp {
                 };
                 let app = match loaded {
                     Ok((app, environ)) => {
+                        // The import may have taken long: the hub counts as turning from here.
+                        pulse.tick();
                         let _ = environ_tx.send(environ);
                         let _ = reports_tx.send(HubReport::Started(Ok(())));
                         app

@@ -89,6 +89,9 @@ impl Choice {
                 ..config.clone()
             };
             let app = GeventApp::load(config.clone(), gevent.clone())?;
+            // The greenlets run on the hub: the worker beats only while it turns.
+            let pulse = app.pulse();
+            ironhorse_process::gate_heartbeat(move || pulse.alive());
             self.info(format_args!(
                 "{}: WSGI application in greenlets (gevent)",
                 config.app

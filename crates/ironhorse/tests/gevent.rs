@@ -240,6 +240,77 @@ per_host!(bodies_in_and_out, |host| {
     let _ = std::fs::remove_file(file);
 });
 
+/// The thread of `pid` named `name`.
+fn thread_named(pid: i32, name: &str) -> Option<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|task| task.path())
+        .find(|task| std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == name))
+        .map(|task| task.display().to_string())
+}
+
+/// Bytes the thread at `task` (a `/proc/PID/task/TID` path) passed to read calls (`rchar`).
+fn bytes_read(task: &str) -> u64 {
+    let io = std::fs::read_to_string(format!("{task}/io")).unwrap();
+    io.lines()
+        .find_map(|line| line.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rchar in {io}"))
+}
+
+per_host!(
+    file_wrapper_goes_out_with_sendfile_not_through_the_hub,
+    |host| {
+        let server = start(host, "gevent_app:app", &[]);
+        // 8 MiB that no shifted copy matches.
+        let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        let file = common::temp_path("gevent-sendfile");
+        std::fs::write(&file, &big).unwrap();
+        let path = file.display().to_string();
+        let hub = thread_named(server.pid(), "ih-gevent-hub").expect("the hub thread");
+        let mut conn = Conn::open(&server.addr);
+        let mut fetch = |method: &str, query: &str| {
+            conn.send(
+                format!("{method} /sendfile?path={path}{query} HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .as_bytes(),
+            );
+            conn.response(method)
+        };
+        // The hub hands the region to the session: it reads a few bytes of the bell, not the
+        // file (iterating the wrapper on the hub would read all 8 MiB there).
+        let before = bytes_read(&hub);
+        let whole = fetch("GET", "");
+        let read_by_hub = bytes_read(&hub) - before;
+        assert_eq!(whole.status, 200);
+        assert_eq!(whole.header("Content-Length"), Some("8388608"));
+        assert!(
+            whole.body == big,
+            "{} bytes came, not byte-exact",
+            whole.body.len()
+        );
+        assert!(read_by_hub < 1 << 20, "the hub read {read_by_hub} bytes");
+        // A declared Content-Length cuts the file (from where the app left it); a longer one
+        // gives the file's length, as on the threaded path.
+        let cut = fetch("GET", "&skip=1000&length=5000");
+        assert_eq!(cut.header("Content-Length"), Some("5000"));
+        assert!(cut.body == big[1000..6000], "{} bytes", cut.body.len());
+        let long = fetch("GET", "&skip=8388600&length=100");
+        assert_eq!(long.header("Content-Length"), Some("8"));
+        assert!(long.body == big[8388600..]);
+        // HEAD: the length, no body, and the connection goes on.
+        let head = fetch("HEAD", "");
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("Content-Length"), Some("8388608"));
+        assert!(head.body.is_empty());
+        // A file-like without a descriptor is read in blocks on the hub (the fallback).
+        let plain = fetch("GET", "&plain=1&skip=100");
+        assert_eq!(plain.status, 200);
+        assert!(plain.body == big[100..], "{} bytes", plain.body.len());
+        let _ = std::fs::remove_file(file);
+    }
+);
+
 per_host!(a_client_reads_a_stream_as_it_is_produced, |host| {
     // Backpressure: a 200-chunk stream to a client that reads slowly still arrives whole,
     // and other requests are served meanwhile.
@@ -455,6 +526,51 @@ per_host!(request_timeout_answers_504_and_kills_the_greenlet, |host| {
     assert_eq!(conn.response("GET").status, 504);
     assert!(server.log_contains("blocked the gevent hub past --request-timeout"));
     assert_eq!(get(&server.addr, "/sleep?0").text(), "slept\n");
+});
+
+per_host!(a_hub_stuck_in_a_c_call_stops_the_heartbeat, |host| {
+    // The driver's thread is free, but the hub is not: the worker must fall silent, be
+    // aborted after --timeout and be replaced, as gunicorn's gevent worker is.
+    // (--timeout counts from a worker's start: short enough to wait for, long enough for
+    // an import on a loaded machine.)
+    let server = start(host, "gevent_app:app", &["-w", "2", "--timeout", "5"]);
+    assert!(eventually(|| common::children_of(server.pid()).len() == 2));
+    let marker = common::temp_path("gevent-hog");
+    let request = format!("GET /hog?{} HTTP/1.1\r\nHost: t\r\n\r\n", marker.display());
+    let addr = server.addr.clone();
+    let hogged = std::thread::spawn(move || {
+        let mut conn = Conn::open(&addr);
+        conn.send(request.as_bytes());
+        conn.try_response("GET").map(|r| r.status)
+    });
+    assert!(
+        eventually(|| std::fs::read_to_string(&marker).is_ok_and(|p| !p.is_empty())),
+        "the request never reached the app"
+    );
+    let stuck: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        eventually(|| {
+            let workers = common::children_of(server.pid());
+            workers.len() == 2 && !workers.contains(&stuck)
+        }),
+        "worker {stuck} was not replaced: {}",
+        server.log_text()
+    );
+    assert!(
+        server.log_contains(&format!("worker {stuck} silent for")),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        hogged.join().unwrap(),
+        None,
+        "the stuck request was answered"
+    );
+    // Served again, by live hubs.
+    let pid = get(&server.addr, "/pid");
+    assert_eq!(pid.status, 200);
+    assert_ne!(pid.text(), stuck.to_string());
 });
 
 per_host!(max_requests_recycles_workers_and_their_hubs, |host| {

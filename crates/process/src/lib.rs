@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use lifecycle::gate_heartbeat;
 pub use logs::ProcessLogs;
 
 use ironhorse_protocol::session::Protocol;

@@ -15,6 +15,11 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static MAX_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
+/// What must also say the worker is alive for it to beat: the gevent hub's pulse (its
+/// greenlets run there, not on the driver's thread that beats; unset elsewhere).
+type Gate = Box<dyn Fn() -> bool + Send + Sync>;
+static GATE: OnceLock<Gate> = OnceLock::new();
+
 /// How often a worker tells the master it is alive, at most.
 const BEAT_EVERY_MS: u64 = 500;
 
@@ -26,6 +31,13 @@ pub(crate) fn enroll(pipe: OwnedFd, max_requests: u64) {
     beat_now();
 }
 
+/// Makes the heartbeat also depend on `alive`: while it says no, the worker does not beat
+/// (and the master aborts it after `--timeout`). Set once per process (a preloading master
+/// sets it before forking: its workers inherit it).
+pub fn gate_heartbeat(alive: impl Fn() -> bool + Send + Sync + 'static) {
+    let _ = GATE.set(Box::new(alive));
+}
+
 /// Tells the master this worker's serving loop is alive. Cheap enough for every loop turn:
 /// it writes at most every `BEAT_EVERY_MS` (500 ms).
 pub(crate) fn beat() {
@@ -33,6 +45,7 @@ pub(crate) fn beat() {
     let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
     let last = LAST_BEAT_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= BEAT_EVERY_MS
+        && GATE.get().is_none_or(|alive| alive())
         && LAST_BEAT_MS
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()

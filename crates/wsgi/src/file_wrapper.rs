@@ -48,6 +48,18 @@ impl FileWrapper {
     }
 }
 
+/// `result` as a sendfile region: the rest of the file (at most `limit` bytes, the declared
+/// `Content-Length`) when the application returned a `wsgi.file_wrapper` over a regular
+/// file; `None` for any other result (the caller iterates it). What hosts that run the
+/// application elsewhere (the gevent hub) use, so both paths cut the file the same way.
+pub fn wrapped_region(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    limit: Option<u64>,
+) -> Option<FileRegion> {
+    result.cast::<FileWrapper>().ok()?.get().region(py, limit)
+}
+
 impl FileWrapper {
     /// The rest of the file from its current position (at most `limit` bytes) when the
     /// file-like is backed by a regular file; `None` otherwise.

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::environ::{EnvironBuilder, KnownLength};
+pub use crate::file_wrapper::wrapped_region;
 use crate::WsgiConfig;
 
 /// Why a request gets no environ: the server answers it itself.

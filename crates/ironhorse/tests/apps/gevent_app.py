@@ -1,11 +1,13 @@
 """Plain WSGI app for tests/gevent.rs (-k gevent): environ, bodies, streaming, write(),
 file_wrapper, and requests that wait on a loopback service (UPSTREAM in the query)."""
+import io
 import json
 import os
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 
 import urllib3
 
@@ -62,6 +64,18 @@ def app(environ, start_response):
     if path == "/file":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](open(query, "rb"), 8192)
+    if path == "/sendfile":
+        # ?path=P[&length=N declared][&skip=N read first][&plain=1: a file-like without fileno]
+        args = dict(urllib.parse.parse_qsl(query))
+        headers = [("Content-Type", "application/octet-stream")]
+        if "length" in args:
+            headers.append(("Content-Length", args["length"]))
+        start_response("200 OK", headers)
+        f = open(args["path"], "rb")
+        f.read(int(args.get("skip", 0)))
+        if args.get("plain"):
+            f = io.BytesIO(f.read())
+        return environ["wsgi.file_wrapper"](f, 65536)
     if path == "/sleep":
         with LOCK:
             pass
@@ -86,6 +100,16 @@ def app(environ, start_response):
             pass
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"spun\n"]
+    if path == "/hog":
+        # Blocks the hub inside one C call that holds the GIL (no asynchronous exception
+        # lands until it returns: hours): only the process's end frees it. Writes its pid to
+        # the file named in the query first, so a test knows which worker it holds.
+        with open(query + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(query + ".tmp", query)
+        sum(range(10**13))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"summed\n"]
     if path == "/fail":
         raise RuntimeError("the app failed on purpose")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
