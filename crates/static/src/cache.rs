@@ -260,6 +260,12 @@ impl FileCache {
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
+
+    /// Whether the entry for `relative` keeps the file's bytes (for tests).
+    #[cfg(test)]
+    pub fn keeps_bytes_of(&self, relative: &Path) -> Option<bool> {
+        self.lock().map.peek(relative).map(|e| e.bytes.is_some())
+    }
 }
 
 /// The stamp of what `relative` names below `root`, the final component not followed;

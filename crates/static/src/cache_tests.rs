@@ -107,3 +107,26 @@ fn the_entry_bound_evicts_the_least_recently_used() {
     }
     assert_eq!(cached(&files), 3);
 }
+
+#[test]
+fn bytes_are_kept_only_once_the_file_has_settled() {
+    let tmp = Tmp::new("racy");
+    let files = tmp.files(ON);
+    let keeps = |files: &StaticFiles| {
+        let cache = files.cache.as_ref().unwrap();
+        cache.keeps_bytes_of(std::path::Path::new("top.txt"))
+    };
+    // Just written: a write in the same timestamp tick could keep its ctime, so only the
+    // descriptor (whose reads are always current) is kept.
+    fs::write(tmp.0.join("site/top.txt"), b"fresh").unwrap();
+    assert_eq!(status(&files, "/top.txt"), 200);
+    assert_eq!(keeps(&files), Some(false));
+    let settled = std::time::Instant::now() + super::RACY + std::time::Duration::from_millis(200);
+    while std::time::Instant::now() < settled {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Settled: the next hit replaces the entry by one with the bytes.
+    assert_eq!(status(&files, "/top.txt"), 200);
+    assert_eq!(status(&files, "/top.txt"), 200);
+    assert_eq!(keeps(&files), Some(true));
+}
