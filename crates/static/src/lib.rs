@@ -171,11 +171,12 @@ impl StaticFiles {
             Err(PathError::Invalid) => return Response::text(400, "Bad Request\n"),
             Err(PathError::EncodedSlash) => return not_found(),
         };
-        let fs_path = resolved.to_path(&self.root);
+        // Below the root: the cache's key, and all a hit needs.
+        let relative = resolved.to_path(Path::new(""));
         if resolved.dir_url {
-            self.serve_dir_url(req, &resolved, &fs_path)
+            self.serve_dir_url(req, &resolved, &relative)
         } else {
-            self.serve_file_url(req, &resolved, &fs_path)
+            self.serve_file_url(req, &resolved, &relative)
         }
     }
 
@@ -184,11 +185,12 @@ impl StaticFiles {
         &self,
         req: &FileRequest<'_>,
         resolved: &Resolved,
-        fs_path: &Path,
+        relative: &Path,
     ) -> Response {
-        if let Some(entry) = self.cached(fs_path) {
+        if let Some(entry) = self.cached(relative) {
             return serve_file(req, &entry);
         }
+        let fs_path = &resolved.to_path(&self.root);
         let (file, meta) = match self.open_inside(fs_path) {
             Ok(Some(opened)) => opened,
             Ok(None) => return forbidden(),
@@ -205,7 +207,7 @@ impl StaticFiles {
         if !meta.is_file() {
             return forbidden();
         }
-        serve_file(req, &self.entry(file, &meta, fs_path))
+        serve_file(req, &self.entry(file, &meta, fs_path, relative))
     }
 
     /// A URL with trailing slash: the directory's index, else a listing or 404.
@@ -213,15 +215,17 @@ impl StaticFiles {
         &self,
         req: &FileRequest<'_>,
         resolved: &Resolved,
-        fs_path: &Path,
+        relative: &Path,
     ) -> Response {
-        let index_path = fs_path.join(&self.options.index);
-        if let Some(entry) = self.cached(&index_path) {
+        let index_relative = relative.join(&self.options.index);
+        if let Some(entry) = self.cached(&index_relative) {
             return serve_file(req, &entry);
         }
+        let fs_path = &resolved.to_path(&self.root);
+        let index_path = fs_path.join(&self.options.index);
         match self.open_inside(&index_path) {
             Ok(Some((file, meta))) if meta.is_file() => {
-                return serve_file(req, &self.entry(file, &meta, &index_path))
+                return serve_file(req, &self.entry(file, &meta, &index_path, &index_relative))
             }
             Ok(Some(_)) => {}
             Ok(None) => return forbidden(),
@@ -254,18 +258,21 @@ impl StaticFiles {
         }
     }
 
-    /// The cached entry for `path` (a regular file below the root), if still current.
-    fn cached(&self, path: &Path) -> Option<Arc<Entry>> {
+    /// The cached entry for `relative` (a regular file below the root), if still current.
+    fn cached(&self, relative: &Path) -> Option<Arc<Entry>> {
         let cache = self.cache.as_ref()?;
-        let relative = path.strip_prefix(&self.root).ok()?;
+        if relative.as_os_str().is_empty() {
+            return None;
+        }
         cache.lookup(self.root_dir.as_fd(), relative)
     }
 
-    /// The entry to serve an opened regular file from, cached when the cache is on.
-    fn entry(&self, file: File, meta: &Metadata, path: &Path) -> Arc<Entry> {
+    /// The entry to serve an opened regular file from (`path`, `relative` below the root),
+    /// cached when the cache is on.
+    fn entry(&self, file: File, meta: &Metadata, path: &Path, relative: &Path) -> Arc<Entry> {
         let entry = Entry::new(file, meta, path);
-        match (&self.cache, path.strip_prefix(&self.root)) {
-            (Some(cache), Ok(relative)) if !relative.as_os_str().is_empty() => {
+        match &self.cache {
+            Some(cache) if !relative.as_os_str().is_empty() => {
                 cache.admit(self.root_dir.as_fd(), relative, entry)
             }
             _ => Arc::new(entry),
