@@ -135,6 +135,7 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
         })?;
         let options = StaticOptions {
             autoindex: settings.autoindex,
+            cache: static_cache(settings),
             ..StaticOptions::default()
         };
         let files =
@@ -248,6 +249,15 @@ fn with_mounts(app: Arc<dyn Service>, mounts: &[(String, Arc<StaticFiles>)]) -> 
     Arc::new(router)
 }
 
+/// The open-file cache of each static mount, from the settings.
+fn static_cache(settings: &Settings) -> ironhorse_static::CacheOptions {
+    ironhorse_static::CacheOptions {
+        entries: settings.static_cache_entries,
+        bytes: settings.static_cache_bytes,
+        valid: settings.static_cache_valid,
+    }
+}
+
 fn static_mounts(settings: &Settings) -> Result<Vec<(String, Arc<StaticFiles>)>, SettingError> {
     settings
         .static_mounts
@@ -263,6 +273,7 @@ fn static_mounts(settings: &Settings) -> Result<Vec<(String, Arc<StaticFiles>)>,
             }
             let options = StaticOptions {
                 prefix: prefix.to_string(),
+                cache: static_cache(settings),
                 ..StaticOptions::default()
             };
             let files = StaticFiles::new(dir, options)

@@ -82,6 +82,12 @@ pub struct Settings {
         help = "Serve the files under DIR at URL PREFIX from Rust, in front of the app (e.g. /static=./public); repeatable."
     )]
     pub static_mounts: Vec<String>,
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = units::count, help = "Static files: most files each process keeps open with their response headers (nginx's open_file_cache max), and, for files up to 16 KiB, their bytes; a hit costs one stat instead of open, fstat, read and close. Each hit checks the file is unchanged (same inode, size, mode, mtime and ctime: in-place writes and rename deploys are seen at once). 0: off.")]
+    pub static_cache_entries: usize,
+    #[arg(long, value_name = "BYTES", default_value = "4194304", value_parser = units::bytes, help = "Static files: most bytes of small files' contents each process keeps in its open-file cache (--static-cache-entries). Default 4 MiB.")]
+    pub static_cache_bytes: u64,
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = units::duration, help = "Static files: how long a cached file is trusted without checking it again (nginx's open_file_cache_valid). 0, the default, checks on every request, so a change is never missed; more saves that stat per request, but a file changed or deleted is served as it was for up to this long.")]
+    pub static_cache_valid: Duration,
     #[arg(
         long,
         value_name = "DIR",

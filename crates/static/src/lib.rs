@@ -19,6 +19,7 @@
 //! - Index files that are not regular files count as missing.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod conditional;
 mod listing;
 mod mime;
@@ -34,7 +35,9 @@ use std::sync::Arc;
 
 use ironhorse_app::{Body, FileRegion, Request, RequestHead, Response, Service};
 
-use conditional::{RangeOutcome, Validators};
+pub use cache::CacheOptions;
+use cache::{Entry, FileCache};
+use conditional::RangeOutcome;
 use path::{PathError, Resolved};
 
 /// Configuration of one static mount.
@@ -46,6 +49,8 @@ pub struct StaticOptions {
     pub index: String,
     /// URL mount prefix (`""` for the root, e.g. `/static`); a trailing `/` is ignored.
     pub prefix: String,
+    /// The open-file cache; [`CacheOptions::OFF`] by default (the server's settings size it).
+    pub cache: CacheOptions,
 }
 
 impl Default for StaticOptions {
@@ -54,6 +59,7 @@ impl Default for StaticOptions {
             autoindex: false,
             index: "index.html".to_owned(),
             prefix: String::new(),
+            cache: CacheOptions::OFF,
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct StaticFiles {
     /// The root, open: files are opened beneath it by the kernel (`openat2`).
     root_dir: std::sync::Arc<File>,
     options: StaticOptions,
+    /// Hot files kept open (`None`: off); shared by clones, so one per process.
+    cache: Option<Arc<FileCache>>,
 }
 
 /// The parts of a request that static file serving looks at; lets the logic run (and be
@@ -125,10 +133,12 @@ impl StaticFiles {
             format!("/{prefix}")
         };
         let root_dir = std::sync::Arc::new(File::open(&root)?);
+        let cache = FileCache::new(options.cache).map(Arc::new);
         Ok(StaticFiles {
             root,
             root_dir,
             options,
+            cache,
         })
     }
 
@@ -161,11 +171,12 @@ impl StaticFiles {
             Err(PathError::Invalid) => return Response::text(400, "Bad Request\n"),
             Err(PathError::EncodedSlash) => return not_found(),
         };
-        let fs_path = resolved.to_path(&self.root);
+        // Below the root: the cache's key, and all a hit needs.
+        let relative = resolved.to_path(Path::new(""));
         if resolved.dir_url {
-            self.serve_dir_url(req, &resolved, &fs_path)
+            self.serve_dir_url(req, &resolved, &relative)
         } else {
-            self.serve_file_url(req, &resolved, &fs_path)
+            self.serve_file_url(req, &resolved, &relative)
         }
     }
 
@@ -174,8 +185,12 @@ impl StaticFiles {
         &self,
         req: &FileRequest<'_>,
         resolved: &Resolved,
-        fs_path: &Path,
+        relative: &Path,
     ) -> Response {
+        if let Some(entry) = self.cached(relative) {
+            return serve_file(req, &entry);
+        }
+        let fs_path = &resolved.to_path(&self.root);
         let (file, meta) = match self.open_inside(fs_path) {
             Ok(Some(opened)) => opened,
             Ok(None) => return forbidden(),
@@ -192,7 +207,7 @@ impl StaticFiles {
         if !meta.is_file() {
             return forbidden();
         }
-        serve_file(req, file, &meta, fs_path)
+        serve_file(req, &self.entry(file, &meta, fs_path, relative))
     }
 
     /// A URL with trailing slash: the directory's index, else a listing or 404.
@@ -200,12 +215,17 @@ impl StaticFiles {
         &self,
         req: &FileRequest<'_>,
         resolved: &Resolved,
-        fs_path: &Path,
+        relative: &Path,
     ) -> Response {
+        let index_relative = relative.join(&self.options.index);
+        if let Some(entry) = self.cached(&index_relative) {
+            return serve_file(req, &entry);
+        }
+        let fs_path = &resolved.to_path(&self.root);
         let index_path = fs_path.join(&self.options.index);
         match self.open_inside(&index_path) {
             Ok(Some((file, meta))) if meta.is_file() => {
-                return serve_file(req, file, &meta, &index_path)
+                return serve_file(req, &self.entry(file, &meta, &index_path, &index_relative))
             }
             Ok(Some(_)) => {}
             Ok(None) => return forbidden(),
@@ -235,6 +255,27 @@ impl StaticFiles {
                 body: Body::Bytes(html),
             },
             Err(e) => io_error(&e),
+        }
+    }
+
+    /// The cached entry for `relative` (a regular file below the root), if still current.
+    fn cached(&self, relative: &Path) -> Option<Arc<Entry>> {
+        let cache = self.cache.as_ref()?;
+        if relative.as_os_str().is_empty() {
+            return None;
+        }
+        cache.lookup(self.root_dir.as_fd(), relative)
+    }
+
+    /// The entry to serve an opened regular file from (`path`, `relative` below the root),
+    /// cached when the cache is on.
+    fn entry(&self, file: File, meta: &Metadata, path: &Path, relative: &Path) -> Arc<Entry> {
+        let entry = Entry::new(file, meta, path);
+        match &self.cache {
+            Some(cache) if !relative.as_os_str().is_empty() => {
+                cache.admit(self.root_dir.as_fd(), relative, entry)
+            }
+            _ => Arc::new(entry),
         }
     }
 
@@ -290,13 +331,14 @@ impl Service for StaticFiles {
 }
 
 /// Serves an opened regular file: 304, 200, 206 or 416. HEAD gets the same response (the
-/// engine drops the body; the region is just an open fd).
-fn serve_file(req: &FileRequest<'_>, file: File, meta: &Metadata, path: &Path) -> Response {
-    let v = Validators::new(meta);
+/// engine drops the body; the region is just an open fd). A cached file's bytes, when kept,
+/// are the body of a GET (one write with the head, no `pread`).
+fn serve_file(req: &FileRequest<'_>, entry: &Entry) -> Response {
+    let v = &entry.validators;
     if v.not_modified(req.if_none_match, req.if_modified_since) {
         return Response {
             status: 304,
-            headers: vec![(Cow::Borrowed("ETag"), v.etag.into_bytes())],
+            headers: vec![(Cow::Borrowed("ETag"), v.etag.as_bytes().to_vec())],
             body: Body::Empty,
         };
     }
@@ -316,26 +358,32 @@ fn serve_file(req: &FileRequest<'_>, file: File, meta: &Metadata, path: &Path) -
     let mut headers = vec![
         (
             Cow::Borrowed("Content-Type"),
-            mime::content_type(path).as_bytes().to_vec(),
+            entry.content_type.as_bytes().to_vec(),
         ),
         (
             Cow::Borrowed("Last-Modified"),
-            v.last_modified().into_bytes(),
+            entry.last_modified.as_bytes().to_vec(),
         ),
-        (Cow::Borrowed("ETag"), v.etag.into_bytes()),
+        (Cow::Borrowed("ETag"), v.etag.as_bytes().to_vec()),
         (Cow::Borrowed("Accept-Ranges"), b"bytes".to_vec()),
     ];
     if let Some(cr) = content_range {
         headers.push((Cow::Borrowed("Content-Range"), cr.into_bytes()));
     }
-    Response {
-        status,
-        headers,
-        body: Body::File(FileRegion {
-            file: Arc::new(file),
+    let body = match &entry.bytes {
+        Some(bytes) if req.method != "HEAD" => {
+            Body::Bytes(bytes[offset as usize..(offset + len) as usize].to_vec())
+        }
+        _ => Body::File(FileRegion {
+            file: Arc::clone(&entry.file),
             offset,
             len,
         }),
+    };
+    Response {
+        status,
+        headers,
+        body,
     }
 }
 
