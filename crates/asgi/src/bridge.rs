@@ -219,9 +219,9 @@ impl Inbox {
     }
 }
 
-/// Cancels `task` after `grace` (`--asgi-disconnect-grace`: time for a task whose client
-/// left to see the disconnect, by `receive` or a `send` raising, and end by itself; a no-op
-/// if it ended by then).
+/// Cancels `task` after `grace` (`--asgi-disconnect-grace-period`: time for a task whose
+/// client left to see the disconnect, by `receive` or a `send` raising, and end by itself;
+/// a no-op if it ended by then).
 pub(crate) fn cancel_later(py: Python<'_>, task: &Py<PyAny>, grace: Duration) -> PyResult<()> {
     let task = task.bind(py);
     let cancel = task.getattr("cancel")?;

@@ -99,7 +99,7 @@ pub(crate) struct Shared {
     pub(crate) websocket: bool,
     /// The client takes trailer fields (`TE: trailers`).
     pub(crate) accepts_trailers: bool,
-    /// How long the task may run on after its client left (`--asgi-disconnect-grace`).
+    /// How long the task may run on after its client left (`--asgi-disconnect-grace-period`).
     pub(crate) grace: Duration,
 }
 

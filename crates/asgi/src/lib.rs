@@ -67,7 +67,7 @@ pub struct AsgiConfig {
     pub server_name: String,
     pub server_port: u16,
     /// How long a task whose client left may run on before it is cancelled
-    /// (`--asgi-disconnect-grace`).
+    /// (`--asgi-disconnect-grace-period`).
     pub disconnect_grace: Duration,
     /// Start the loop (and the lifespan) right away; otherwise in the child after a fork
     /// (an application imported by a master before forking workers).

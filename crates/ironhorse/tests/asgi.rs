@@ -269,7 +269,11 @@ per_host!(
         const CLIENTS: usize = 200;
         // A grace shorter than the default: the tasks that ignore the disconnect are
         // cancelled after the setting's time.
-        let server = start(args, "asgi_app:app", &["--asgi-disconnect-grace", "0.3"]);
+        let server = start(
+            args,
+            "asgi_app:app",
+            &["--asgi-disconnect-grace-period", "0.3"],
+        );
         assert_eq!(get(&server.addr, "/length").status, 201);
         let dir = common::temp_path("ignoring");
         std::fs::create_dir(&dir).unwrap();
