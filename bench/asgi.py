@@ -6,6 +6,8 @@
     python3 bench/asgi.py                  # 5 s runs, 2 rounds, wrk -t1 -c50
     python3 bench/asgi.py --quick          # 1 s runs, 1 round (smoke test)
     python3 bench/asgi.py --rounds 4 --duration 10 --out /tmp/asgi.md
+    python3 bench/asgi.py --binary before=/tmp/ih-before --binary after=/tmp/ih-after \
+        --peers uvicorn,granian --event-only     # two builds side by side, two peers
 
 Servers pinned to CPU 0 and wrk to CPU 1 (taskset); each round runs every server once, the
 order reversed every other round. Each start is checked (status, body) before it is measured.
@@ -55,13 +57,33 @@ def install_peers(extra=()):
             if "==" in line}
 
 
-def servers(ironhorse):
-    ih = lambda model: lambda port: [  # noqa: E731
-        ironhorse, APP, "--chdir", APPS, "-b", f"127.0.0.1:{port}", "--model", model,
-        "--virtualenv", VENV, "--loop", "uvloop", "--log-level", "warning"]
+def ironhorse_servers(builds, event_only):
+    """(label, argv) of each ironhorse build (a Binary copy) and model."""
+    def ih(path, model):
+        return lambda port: [path, APP, "--chdir", APPS, "-b", f"127.0.0.1:{port}", "--model",
+                             model, "--virtualenv", VENV, "--loop", "uvloop", "--log-level",
+                             "warning"]
+    named = len(builds) > 1 or builds[0].name != binaries.DEFAULT_NAME
+    specs = []
+    for b in builds:
+        tag = f" {b.name}" if named else ""
+        specs.append((f"ironhorse event{tag} (uvloop)", ih(b.path, "event")))
+        if not event_only:
+            specs.append((f"ironhorse async --runtime-threads 1{tag} (uvloop)",
+                           ih(b.path, "async")))
+    return specs
+
+
+def servers(builds, event_only=False, peers=None):
+    """Every server measured: the ironhorse builds, then the peers named in `peers` (a set of
+    first words of their labels; None: all)."""
+    return ironhorse_servers(builds, event_only) + [
+        (label, argv) for label, argv in peer_servers()
+        if peers is None or label.split()[0] in peers]
+
+
+def peer_servers():
     return [
-        ("ironhorse event (uvloop)", ih("event")),
-        ("ironhorse async --runtime-threads 1 (uvloop)", ih("async")),
         ("uvicorn --loop uvloop --http httptools", lambda port: [
             venv_bin("uvicorn"), APP, "--app-dir", APPS, "--port", str(port), "--loop", "uvloop",
             "--http", "httptools", "--no-access-log", "--log-level", "warning"]),
@@ -150,16 +172,24 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--peers", help="comma-separated peers to run (uvicorn, granian, "
+                    "hypercorn, gunicorn); default all")
+    ap.add_argument("--event-only", action="store_true", help="ironhorse's event model only")
+    binaries.add_option(ap)
     args = ap.parse_args()
+    binaries.check_option(ap, args.binary)
     if args.quick:
         args.rounds, args.duration = 1, 1
     procs.install_signal_handlers()
     wrk_bin = tools.find_tool("wrk", ["wrk"])
     versions = install_peers()
-    tools.build_ironhorse()
+    if not args.binary:
+        tools.build_ironhorse()
     _, pins = tools.cpu_pins()
     tmp = procs.new_tmpdir("asgi-bench-")
-    specs = servers(binaries.DEFAULT)
+    builds = binaries.snapshot_all(tmp, args.binary)
+    peers = set(args.peers.split(",")) if args.peers else None
+    specs = servers(builds, args.event_only, peers)
     runs = {label: [] for label, _ in specs}
     load_before = os.getloadavg()
     for r in range(args.rounds):
@@ -172,7 +202,8 @@ def main():
     lines = report(specs, runs)
     lines.append("")
     lines.append("Versions: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in PEERS))
-    lines.append(f"Command: python3 bench/asgi.py --rounds {args.rounds} --duration {args.duration}"
+    lines += binaries.header_lines()
+    lines.append(f"Command: python3 bench/asgi.py {' '.join(sys.argv[1:])}"
                  f"; wrk -t1 -c50, server on CPU {pins[0]}, wrk on CPU {pins[1]}; load average "
                  f"(1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     text = "\n".join(lines) + "\n"

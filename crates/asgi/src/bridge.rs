@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use ironhorse_app::LagSink;
@@ -18,8 +18,9 @@ use ironhorse_wsgi::doorbell::{Doorbell, Pending};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::awaitable::{Done, Waiting};
 use crate::channel::{Channel, Shared};
-use crate::scope::{http_scope, RequestParts, ScopeConfig};
+use crate::scope::{http_scope, RequestParts, ScopeCache, ScopeConfig};
 
 /// Work for the loop.
 pub(crate) enum Command {
@@ -32,13 +33,42 @@ pub(crate) enum Command {
 /// The server's side of the crossing.
 pub(crate) struct Bridge {
     queue: Doorbell<Command>,
+    /// WebSockets whose application fell behind (its receive queue filled): their sessions
+    /// wait for the application, not for input, so the server's stop reaches them only
+    /// through a wake-up from here (see [`Bridge::wake_behind`]).
+    behind: Mutex<Vec<Weak<Shared>>>,
 }
 
 impl Bridge {
     /// The bridge and the loop's end of its bell.
     pub(crate) fn new() -> std::io::Result<(Arc<Bridge>, UnixStream)> {
         let (queue, ear) = Doorbell::new()?;
-        Ok((Arc::new(Bridge { queue }), ear))
+        let behind = Mutex::default();
+        Ok((Arc::new(Bridge { queue, behind }), ear))
+    }
+
+    /// Lists a WebSocket whose application is behind (once per connection).
+    pub(crate) fn note_behind(&self, shared: &Arc<Shared>) {
+        let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        behind.push(Arc::downgrade(shared));
+    }
+
+    /// Forgets the connections that ended; once the server stops, wakes the sessions of
+    /// the others, which then see the stop and close with 1001 (a session waiting for its
+    /// application is not among those the driver tells).
+    fn wake_behind(&self) {
+        let stopping = ironhorse_sys::signals::stop_requested().is_some();
+        let live: Vec<Arc<Shared>> = {
+            let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+            behind.retain(|w| w.strong_count() > 0);
+            if !stopping {
+                return;
+            }
+            behind.iter().filter_map(Weak::upgrade).collect()
+        };
+        for shared in live {
+            (shared.wake)();
+        }
     }
 
     fn push(&self, command: Option<Command>) {
@@ -81,6 +111,10 @@ pub(crate) struct Inbox {
     pub(crate) state: Mutex<Option<Py<PyDict>>>,
     /// Where the loop-lag probe reports, once the process has a meter.
     pub(crate) lag: Arc<OnceLock<LagSink>>,
+    /// The glue's waiting coroutines (`set_waiting`), which every channel gets.
+    pub(crate) waiting: OnceLock<Arc<Waiting>>,
+    /// Scope pieces repeated from one request to the next (only the loop thread builds).
+    pub(crate) cache: Mutex<ScopeCache>,
 }
 
 #[pymethods]
@@ -98,11 +132,16 @@ impl Inbox {
             .as_ref()
             .map(|s| s.bind(py).clone());
         let mut starts = Vec::new();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = self.waiting.get().ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("set_waiting was not called")
+        })?;
         for command in queue.commands {
             match command {
                 Command::Start(shared, parts) => {
-                    let scope = http_scope(py, &parts, &self.config, state.as_ref())?;
-                    let channel = Bound::new(py, Channel { shared })?;
+                    let scope = http_scope(py, &parts, &self.config, state.as_ref(), &mut cache)?;
+                    let waiting = waiting.clone();
+                    let channel = Bound::new(py, Channel { shared, waiting })?;
                     starts.push(PyTuple::new(py, [channel.into_any(), scope.into_any()])?);
                 }
                 Command::Wake(shared) => wake(py, &shared)?,
@@ -118,6 +157,23 @@ impl Inbox {
         Ok(Some(starts))
     }
 
+    /// The coroutines `receive()` and `send()` return when they must wait (see
+    /// [`crate::awaitable`]).
+    fn set_waiting(
+        &self,
+        py: Python<'_>,
+        receive_later: Py<PyAny>,
+        send_later: Py<PyAny>,
+    ) -> PyResult<()> {
+        let done = Py::new(py, Done)?.into_any();
+        let _ = self.waiting.set(Arc::new(Waiting {
+            receive_later,
+            send_later,
+            done,
+        }));
+        Ok(())
+    }
+
     /// The lifespan startup ended: `failure` is `None` or the application's message.
     fn started(&self, failure: Option<String>, state: Py<PyDict>) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
@@ -129,8 +185,10 @@ impl Inbox {
         self.report(LoopReport::Stopped(failure.map_or(Ok(()), Err)));
     }
 
-    /// The loop-lag probe ran `lag` seconds late; the next one is due in `next_in`.
+    /// The loop-lag probe ran `lag` seconds late; the next one is due in `next_in`. The
+    /// probe's tick also serves WebSockets whose application is behind when the server stops.
     fn loop_lag(&self, lag: f64, next_in: f64) {
+        self.bridge.wake_behind();
         if let Some(sink) = self.lag.get() {
             let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default();
             sink(seconds(lag), seconds(next_in));
@@ -161,16 +219,14 @@ impl Inbox {
     }
 }
 
-/// How long a task whose client left may run on before it is cancelled: time to see the
-/// disconnect (`receive`, or a `send` raising) and end by itself.
-const ABANDON_GRACE_S: f64 = 1.0;
-
-/// Cancels `task` after [`ABANDON_GRACE_S`] (a no-op if it ended by then).
-pub(crate) fn cancel_later(py: Python<'_>, task: &Py<PyAny>) -> PyResult<()> {
+/// Cancels `task` after `grace` (`--asgi-disconnect-grace-period`: time for a task whose
+/// client left to see the disconnect, by `receive` or a `send` raising, and end by itself;
+/// a no-op if it ended by then).
+pub(crate) fn cancel_later(py: Python<'_>, task: &Py<PyAny>, grace: Duration) -> PyResult<()> {
     let task = task.bind(py);
     let cancel = task.getattr("cancel")?;
     task.call_method0("get_loop")?
-        .call_method1("call_later", (ABANDON_GRACE_S, cancel))?;
+        .call_method1("call_later", (grace.as_secs_f64(), cancel))?;
     Ok(())
 }
 
@@ -195,7 +251,7 @@ fn wake(py: Python<'_>, shared: &Shared) -> PyResult<()> {
         (Shared::take_waiters(&mut state), cancel, abandoned)
     };
     if let Some(task) = abandoned {
-        cancel_later(py, &task)?;
+        cancel_later(py, &task, shared.grace)?;
     }
     for waiter in waiters.into_iter().flatten() {
         let waiter = waiter.bind(py);

@@ -10,12 +10,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ironhorse_app::{AppEvent, AppExchange, Wake, WsAppEvent, WsMessage};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::awaitable::{Ready, Waiting};
 use crate::bridge::Bridge;
 use crate::message;
 
@@ -50,6 +52,8 @@ pub(crate) struct State {
     body: VecDeque<(Vec<u8>, bool)>,
     /// WebSocket: client messages for the application.
     pub(crate) ws_in: VecDeque<WsMessage>,
+    /// WebSocket: listed with the bridge as behind (its receive queue filled once).
+    pub(crate) listed_behind: bool,
     /// WebSocket: `websocket.connect` was delivered.
     pub(crate) connect_delivered: bool,
     /// WebSocket: how the client closed (`websocket.disconnect`'s code and reason).
@@ -95,14 +99,22 @@ pub(crate) struct Shared {
     pub(crate) websocket: bool,
     /// The client takes trailer fields (`TE: trailers`).
     pub(crate) accepts_trailers: bool,
+    /// How long the task may run on after its client left (`--asgi-disconnect-grace-period`).
+    pub(crate) grace: Duration,
 }
 
 impl Shared {
-    pub(crate) fn new(wake: Wake, websocket: bool, accepts_trailers: bool) -> Arc<Shared> {
+    pub(crate) fn new(
+        wake: Wake,
+        websocket: bool,
+        accepts_trailers: bool,
+        grace: Duration,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 body: VecDeque::new(),
                 ws_in: VecDeque::new(),
+                listed_behind: false,
                 connect_delivered: false,
                 close: None,
                 denying: false,
@@ -128,6 +140,7 @@ impl Shared {
             wake,
             websocket,
             accepts_trailers,
+            grace,
         })
     }
 
@@ -249,6 +262,7 @@ impl Drop for SessionEnd {
 #[pyclass(module = "ironhorse", frozen)]
 pub(crate) struct Channel {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) waiting: Arc<Waiting>,
 }
 
 impl Channel {
@@ -330,6 +344,37 @@ impl Channel {
         self.message(py, &mut state)
     }
 
+    /// The application's `receive()`: a completed awaitable when a message is ready, else
+    /// the coroutine that waits for one.
+    fn receive_message<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let ready = {
+            let mut state = this.shared.lock();
+            this.message(py, &mut state)?
+        };
+        match ready {
+            Some(message) => {
+                Ok(Bound::new(py, Ready::new(message.into_any().unbind()))?.into_any())
+            }
+            None => this.waiting.receive_later.bind(py).call1((slf,)),
+        }
+    }
+
+    /// The application's `send(message)`: a completed awaitable once the message is queued,
+    /// else the coroutine that waits for room.
+    fn send_message<'py>(
+        slf: &Bound<'py, Self>,
+        message: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.send(message)? {
+            return Ok(this.waiting.done.bind(py).clone());
+        }
+        this.waiting.send_later.bind(py).call1((slf, message))
+    }
+
     /// As `receive`, but parks `waiter` (completed on the next news) when nothing is ready.
     fn receive_or_park<'py>(
         &self,
@@ -374,7 +419,7 @@ impl Channel {
         };
         if abandoned {
             // The client left before the task was made (both in one drain).
-            crate::bridge::cancel_later(py, &task)?;
+            crate::bridge::cancel_later(py, &task, self.shared.grace)?;
         }
         Ok(())
     }

@@ -2,8 +2,9 @@
 #
 # Rust queues work (new requests, wake-ups) in an inbox and makes the wake-up descriptor
 # readable only when the inbox goes from empty to non-empty; `drain` takes the whole inbox
-# per wake-up. `receive`/`send` talk to the connection's channel (Rust state shared with
-# the HTTP session) and await a future only when it has nothing to give or no room.
+# per wake-up. `receive`/`send` are the connection's channel's (Rust state shared with the
+# HTTP session): completed awaitables when a message is ready or queued, else the
+# coroutines below, which await a future.
 import asyncio
 import inspect
 import sys
@@ -28,32 +29,41 @@ def asgi3(app):
     return app
 
 
-async def _call(app, scope, chan, loop):
-    async def receive():
-        message = chan.receive()
+async def receive_later(chan):
+    """`receive()` when nothing was ready: parks a future until a message comes (the
+    channel's `receive_message` answers at once when one is ready)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        waiter = loop.create_future()
+        message = chan.receive_or_park(waiter)
         if message is not None:
             return message
-        while True:
-            waiter = loop.create_future()
-            message = chan.receive_or_park(waiter)
-            if message is not None:
-                return message
+        await waiter
+
+
+async def send_later(chan, message):
+    """`send()` when the queue was full: parks a future until there is room."""
+    loop = asyncio.get_running_loop()
+    while True:
+        waiter = loop.create_future()
+        if chan.park_sender(waiter):
             await waiter
+        if chan.send(message):
+            return
 
-    async def send(message):
-        while not chan.send(message):
-            waiter = loop.create_future()
-            if chan.park_sender(waiter):
-                await waiter
 
+async def _call(app, scope, chan, tasks):
     try:
-        await app(scope, receive, send)
+        await app(scope, chan.receive_message, chan.send_message)
     except asyncio.CancelledError:
         chan.ended("cancelled")
     except BaseException as error:  # noqa: BLE001 - every failure is the app's, logged
         chan.failed(error)
     else:
         chan.ended("returned")
+    finally:
+        # The task's own entry (no done callback: one scheduled call less per request).
+        tasks.pop(chan, None)
 
 
 class Lifespan:
@@ -162,8 +172,10 @@ def serve(app, inbox, fd, loop_kind):
     if failure is not None:
         loop.close()
         return
-    tasks = set()
+    tasks = {}  # channel -> its running task, cancelled if still there at the end
     stopping = loop.create_future()
+    inbox.set_waiting(receive_later, send_later)
+    create_task = loop.create_task
 
     def drain():
         starts = inbox.drain()
@@ -172,10 +184,9 @@ def serve(app, inbox, fd, loop_kind):
                 stopping.set_result(None)
             return
         for chan, scope in starts:
-            task = loop.create_task(_call(app, scope, chan, loop))
+            task = create_task(_call(app, scope, chan, tasks))
             chan.set_task(task)
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks[chan] = task
 
     loop.add_reader(fd, drain)
     probe_lag(loop, inbox)
@@ -183,6 +194,6 @@ def serve(app, inbox, fd, loop_kind):
     loop.remove_reader(fd)
     failure = loop.run_until_complete(lifespan.stop())
     inbox.stopped(failure)
-    for task in list(tasks):
+    for task in list(tasks.values()):
         task.cancel()
     loop.close()

@@ -11,6 +11,7 @@
 //!   raises on the lifespan scope is served without it (uvicorn's "auto").
 //! * The interpreter start-up and the application import are `ironhorse-wsgi`'s.
 
+mod awaitable;
 mod bridge;
 mod channel;
 mod message;
@@ -22,6 +23,7 @@ use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ironhorse_app::{
     AppExchange, ConnInfo, LagSink, Request, RequestHead, Response, Service, Wake, WsExchange,
@@ -64,6 +66,9 @@ pub struct AsgiConfig {
     /// The scope's `server` for Unix-socket connections.
     pub server_name: String,
     pub server_port: u16,
+    /// How long a task whose client left may run on before it is cancelled
+    /// (`--asgi-disconnect-grace-period`).
+    pub disconnect_grace: Duration,
     /// Start the loop (and the lifespan) right away; otherwise in the child after a fork
     /// (an application imported by a master before forking workers).
     pub start_now: bool,
@@ -138,6 +143,8 @@ impl AsgiApp {
             reports: Mutex::new(reports_tx.clone()),
             state: Mutex::new(None),
             lag: self.lag.clone(),
+            waiting: OnceLock::new(),
+            cache: Mutex::default(),
         };
         let app = embed::attach(|py| self.app.clone_ref(py));
         let loop_kind = self.config.loop_kind;
@@ -197,7 +204,8 @@ impl AsgiApp {
     ) -> Option<(Arc<Shared>, Arc<Bridge>)> {
         let bridge = self.bridge()?;
         let websocket = subprotocols.is_some();
-        let shared = Shared::new(wake, websocket, !websocket && scope::accepts_trailers(head));
+        let trailers = !websocket && scope::accepts_trailers(head);
+        let shared = Shared::new(wake, websocket, trailers, self.config.disconnect_grace);
         let parts = RequestParts {
             head: head.clone(),
             conn: conn.clone(),

@@ -1,6 +1,7 @@
 //! The `http` connection scope, built on the loop thread from what the session captured.
 
 use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 
 use ironhorse_app::{ConnInfo, RequestHead, Version};
 use percent_encoding::percent_decode_str;
@@ -25,12 +26,45 @@ pub(crate) struct ScopeConfig {
     pub server_port: u16,
 }
 
+/// The client address and `server` pair of the last scope: most requests come from the
+/// address the last one came from, to the same listener, so their text is made once.
+#[derive(Default)]
+pub(crate) struct ScopeCache {
+    client_ip: Option<(IpAddr, Py<PyString>)>,
+    server: Option<(SocketAddr, Py<PyTuple>)>,
+}
+
+impl ScopeCache {
+    fn client_ip<'py>(&mut self, py: Python<'py>, ip: IpAddr) -> Bound<'py, PyString> {
+        match &self.client_ip {
+            Some((last, text)) if *last == ip => text.bind(py).clone(),
+            _ => {
+                let text = PyString::new(py, &ip.to_string());
+                self.client_ip = Some((ip, text.clone().unbind()));
+                text
+            }
+        }
+    }
+
+    fn server<'py>(&mut self, py: Python<'py>, local: SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some((last, pair)) = &self.server {
+            if *last == local {
+                return Ok(pair.bind(py).clone());
+            }
+        }
+        let pair = (local.ip().to_string(), local.port()).into_pyobject(py)?;
+        self.server = Some((local, pair.clone().unbind()));
+        Ok(pair)
+    }
+}
+
 /// The scope for one request (`http`) or WebSocket (`websocket`); `state` is a shallow copy of the lifespan state.
 pub(crate) fn http_scope<'py>(
     py: Python<'py>,
     parts: &RequestParts,
     config: &ScopeConfig,
     state: Option<&Bound<'py, PyDict>>,
+    cache: &mut ScopeCache,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (head, conn) = (&parts.head, &parts.conn);
     let scope = PyDict::new(py);
@@ -85,15 +119,20 @@ pub(crate) fn http_scope<'py>(
     }
     scope.set_item(intern!(py, "headers"), headers)?;
     let client = match forwarded.and_then(|f| f.client) {
-        Some((ip, port)) => Some((ip.to_string(), port.unwrap_or(0))),
-        None => conn.peer.map(|p| (p.ip().to_string(), p.port())),
+        Some((ip, port)) => Some((ip.to_string(), port.unwrap_or(0)).into_pyobject(py)?),
+        None => match conn.peer {
+            Some(p) => Some((cache.client_ip(py, p.ip()), p.port()).into_pyobject(py)?),
+            None => None,
+        },
     };
     scope.set_item(intern!(py, "client"), client)?;
-    let server = match conn.local {
-        Some(local) => (local.ip().to_string(), local.port()),
-        None => (config.server_name.clone(), config.server_port),
-    };
-    scope.set_item(intern!(py, "server"), server)?;
+    match conn.local {
+        Some(local) => scope.set_item(intern!(py, "server"), cache.server(py, local)?)?,
+        None => {
+            let server = (config.server_name.as_str(), config.server_port);
+            scope.set_item(intern!(py, "server"), server)?
+        }
+    }
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }

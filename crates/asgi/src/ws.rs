@@ -27,6 +27,11 @@ impl WsExchange for WsSessionEnd {
         let mut state = self.shared.lock();
         state.ws_in.push_back(message);
         self.shared.notify(&self.bridge, &mut state);
+        if state.ws_in.len() >= WS_QUEUE && !state.listed_behind {
+            // The session stops reading: a stop must reach it another way.
+            state.listed_behind = true;
+            self.bridge.note_behind(&self.shared);
+        }
     }
 
     fn next_event(&mut self) -> Option<WsAppEvent> {

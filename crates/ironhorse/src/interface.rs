@@ -63,6 +63,7 @@ impl Choice {
             refusal,
             asgi: AsgiConfig {
                 loop_kind: settings.event_loop,
+                disconnect_grace: settings.asgi_disconnect_grace_period,
                 root_path: settings
                     .root_path
                     .as_deref()

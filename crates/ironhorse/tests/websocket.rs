@@ -150,11 +150,15 @@ per_host!(refusals_deny_raise_and_bad_handshakes, |args| {
 
 /// Opens a WebSocket by hand; the stream after the 101.
 fn raw_open(addr: &str) -> TcpStream {
+    raw_open_at(addr, "/echo")
+}
+
+/// Opens a WebSocket to `path` by hand; the stream after the 101.
+fn raw_open_at(addr: &str, path: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(HUNG)).unwrap();
-    stream
-        .write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -345,3 +349,31 @@ per_host!(a_graceful_stop_closes_websockets_with_1001, |args| {
     assert!(told.starts_with("websocket.disconnect 1001"), "{told}");
     let _ = std::fs::remove_file(&record);
 });
+
+per_host!(
+    a_graceful_stop_closes_1001_a_websocket_whose_app_is_behind,
+    |args| {
+        let server = start(args, "asgi_ws_ext_app:app", &["--graceful-timeout", "600"]);
+        let mut stream = raw_open_at(&server.addr, "/behind");
+        // A ping, then far more messages than the app's receive queue holds (it never
+        // receives), in one write: the pong says the server read them, and it stopped reading
+        // once the queue was full.
+        let mut burst = masked_frame(0x9, b"are you there");
+        for _ in 0..64 {
+            burst.extend(masked_frame(0x1, b"never read"));
+        }
+        stream.write_all(&burst).unwrap();
+        let (opcode, payload) = next_frame(&mut stream).expect("a pong");
+        assert_eq!((opcode, payload.as_slice()), (0xA, &b"are you there"[..]));
+        let stopping = std::thread::spawn(move || server.stop(HUNG));
+        assert_eq!(close_code(&mut stream), 1001, "going away");
+        stream
+            .write_all(&masked_frame(0x8, &1000u16.to_be_bytes()))
+            .unwrap();
+        assert_eq!(
+            stopping.join().unwrap(),
+            Some(0),
+            "stopped gracefully, in time"
+        );
+    }
+);

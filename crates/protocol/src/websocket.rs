@@ -142,6 +142,13 @@ impl Session for WebSocketSession {
     }
 
     fn advance(&mut self, out: &mut Output) -> Step {
+        if self.app.as_ref().is_some_and(|app| !app.wants_message())
+            && ironhorse_sys::signals::stop_requested().is_some()
+        {
+            // Waiting for the application, not for input, this session is not among those
+            // the driver tells of a stop: the application's side wakes it instead.
+            self.stop();
+        }
         self.pump_in();
         self.pump_out(out);
         if self.app.as_ref().is_some_and(|app| !app.wants_message()) {

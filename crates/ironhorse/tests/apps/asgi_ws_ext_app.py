@@ -1,6 +1,7 @@
 """WebSocket ASGI app for the extension tests in crates/ironhorse/tests/websocket.rs: the
 denial response (`websocket.http.response`), the scope's extensions, and what the app hears
 when the server stops."""
+import asyncio
 import json
 
 
@@ -41,3 +42,7 @@ async def app(scope, receive, send):
         message = await receive()
         with open(scope["query_string"].decode(), "w") as f:
             f.write(f"{message['type']} {message.get('code')} {message.get('reason')}")
+    elif path == "/behind":
+        # Accepts and never receives: the client's messages fill its receive queue.
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(3600)
