@@ -112,7 +112,11 @@ fn bodies_are_read_whole_first_and_longer_ones_refused() {
     let r = conn.response("POST");
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(conn.is_closed_by_server());
-    assert!(server.log_contains("--buffer-request-body"), "{}", server.log_text());
+    assert!(
+        server.log_contains("--buffer-request-body"),
+        "{}",
+        server.log_text()
+    );
     assert_eq!(get(&server.addr, "/").status, 200);
 }
 

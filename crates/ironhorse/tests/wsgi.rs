@@ -309,7 +309,8 @@ per_wsgi_model!(static_mounts_are_served_by_rust, |model| {
     assert_eq!(get(&server.addr, "/lazy").status, 201);
 });
 
-per_model!(an_app_that_cannot_load_stops_the_server_with_a_clear_message,
+per_model!(
+    an_app_that_cannot_load_stops_the_server_with_a_clear_message,
     |model| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironhorse"))
             .args([

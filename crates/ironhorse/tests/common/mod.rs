@@ -134,9 +134,16 @@ pub fn accepted_by_a_process(server: &str, client: &str) -> bool {
 pub fn model_args(model: &str) -> Vec<String> {
     if model == "event-inline" {
         // Bodies up to 16 MiB are read whole before the app runs on the loop (longer: 413).
-        return ["--model", "event", "--threads", "0", "--buffer-request-body", "16M"]
-            .map(String::from)
-            .to_vec();
+        return [
+            "--model",
+            "event",
+            "--threads",
+            "0",
+            "--buffer-request-body",
+            "16M",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     let mut args = vec!["--model".to_string(), model.to_string()];
     match model {
