@@ -84,7 +84,8 @@ impl Driver {
     }
 }
 
-/// Called on a thread that hands work to application threads (a tokio runtime thread): the first time, the thread stops preempting them when it wakes
+/// Called on a thread that hands work to application threads (a pool's watcher, a tokio
+/// runtime thread): the first time, the thread stops preempting them when it wakes
 /// (`SCHED_BATCH`, see `ironhorse_sys::no_wakeup_preemption`), as the event loop does. It
 /// still runs as soon as they wait, or at the next tick.
 pub(crate) fn yield_to_app_threads(hooks: &dyn ironhorse_protocol::hooks::WorkerHooks) {
