@@ -19,7 +19,7 @@ use ironhorse_h1::BodyFraming;
 use super::buffering::Prefilled;
 use super::spool::Spooled;
 use super::timeout::Running;
-use super::{Busy, HttpSession};
+use super::{Busy, HttpSession, HIGH_WATER};
 use crate::output::Output;
 use crate::session::Step;
 
@@ -161,15 +161,42 @@ impl HttpSession {
                     return Step::Close;
                 }
             }
-            Body::Stream { chunks, .. } => {
-                let chunks = Box::new(Timed {
+            Body::Stream { chunks, length } => {
+                let chunks = Timed {
                     chunks,
                     _running: running,
-                });
-                self.busy = Busy::Streaming(chunks);
+                };
+                if length.is_some() {
+                    // A framework's response (Flask's, Django's) is an iterable of declared
+                    // length, usually one chunk: pulled to its end here, it leaves with its
+                    // head in one write. Streams of unknown length (server-sent events) go
+                    // out chunk by chunk as produced, through `pump_stream`.
+                    match self.pull_declared(chunks, out) {
+                        Some(step) => return step,
+                        None => return self.finish(out),
+                    }
+                }
+                self.busy = Busy::Streaming(Box::new(chunks));
                 return Step::Flush;
             }
         }
         self.finish(out)
+    }
+
+    /// Pulls a stream of declared length while less than a high-water mark is queued.
+    /// `None`: it ended; else the step to return (the rest streams through `pump_stream`).
+    fn pull_declared(&mut self, mut chunks: Timed, out: &mut Output) -> Option<Step> {
+        while out.queued() <= HIGH_WATER {
+            match chunks.next() {
+                Some(Ok(chunk)) => self.send_body(&chunk, out),
+                Some(Err(_)) => {
+                    self.conn.abort();
+                    return Some(Step::Close);
+                }
+                None => return None,
+            }
+        }
+        self.busy = Busy::Streaming(Box::new(chunks));
+        Some(Step::Flush)
     }
 }
