@@ -59,17 +59,21 @@ fn event_loop_serving_only_files_keeps_the_default_policy() {
 fn async_runtime_thread_yields_to_the_app_threads_once_it_hands_them_a_request() {
     // One runtime thread (the default): a current-thread runtime on the main thread.
     let server = Server::start(&wsgi_args("async", "wsgi_app:application", &apps_dir()));
-    assert_eq!(main_thread_policy(server.pid()), SCHED_OTHER);
-    assert_eq!(
-        get(&server.addr, "/lazy").status,
-        201,
-        "{}",
-        server.log_text()
-    );
+    let pid = server.pid();
+    batch_after_a_request(&server, pid);
+}
+
+/// Thread `tid` runs under the default policy until the server answered a WSGI request,
+/// then under `SCHED_BATCH`.
+fn batch_after_a_request(server: &Server, tid: i32) {
+    let pid = server.pid();
+    assert_eq!(thread_policy(pid, tid), SCHED_OTHER);
+    let r = get(&server.addr, "/lazy");
+    assert_eq!(r.status, 201, "{}", server.log_text());
     assert!(
-        common::eventually(|| main_thread_policy(server.pid()) == SCHED_BATCH),
+        common::eventually(|| thread_policy(pid, tid) == SCHED_BATCH),
         "policy {}",
-        main_thread_policy(server.pid())
+        thread_policy(pid, tid)
     );
 }
 
@@ -100,18 +104,7 @@ fn threadpool_watcher_yields_to_the_pool_once_it_hands_it_a_request() {
         &apps_dir(),
     ));
     let watcher = thread_named(server.pid(), "ih-keepalive");
-    assert_eq!(thread_policy(server.pid(), watcher), SCHED_OTHER);
-    assert_eq!(
-        get(&server.addr, "/lazy").status,
-        201,
-        "{}",
-        server.log_text()
-    );
-    assert!(
-        common::eventually(|| thread_policy(server.pid(), watcher) == SCHED_BATCH),
-        "policy {}",
-        thread_policy(server.pid(), watcher)
-    );
+    batch_after_a_request(&server, watcher);
 }
 
 #[test]
