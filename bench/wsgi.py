@@ -10,7 +10,7 @@
 Two benchmarks, each over the same plain WSGI app file (bench/apps/) for every server:
 
 - hello: `hello:application` (13-byte body, Content-Length set). ONE process of each server
-  (ironhorse `event --threads 1`, `async --threads 1`, `threadpool --threads 4`, `single`,
+  (ironhorse `event --threads 1`, `event --threads 0` (the app on the loop's thread), `async --threads 1`, `threadpool --threads 4`, `single`,
   `prefork -w 1` (one worker reading ahead on every connection, one request at a time);
   Granian `--interface wsgi --workers 1`; bjoern; gunicorn `sync` and `gthread --threads 4`,
   one worker; uWSGI `--http-socket`, 1 process; waitress), `wrk -t1` at 50 and then 256
@@ -115,6 +115,8 @@ def _waitress(app, port):
 
 HELLO_IH = [
     _ih("event", "ironhorse event --threads 1", ["--model", "event", "--threads", "1"]),
+    _ih("event-inline", "ironhorse event --threads 0 (app on the loop thread)",
+        ["--model", "event", "--threads", "0"]),
     _ih("async", "ironhorse async --threads 1", ["--model", "async", "--threads", "1"]),
     _ih("threadpool", "ironhorse threadpool --threads 4", ["--model", "threadpool", "--threads", "4"]),
     _ih("single", "ironhorse single", ["--model", "single"], serial=True),

@@ -123,7 +123,7 @@ pub struct Settings {
     pub model: &'static Model,
     #[arg(short = 'w', long, value_name = "N", default_value = "1", value_parser = units::positive, help = "Worker processes (prefork, hybrid; event and async with N > 1).")]
     pub workers: usize,
-    #[arg(long, value_name = "K", default_value = "16", value_parser = units::positive, help = "Threads per process that run requests: the pool of threadpool and hybrid, the application threads of event and async.")]
+    #[arg(long, value_name = "K", default_value = "16", value_parser = units::count, help = "Threads per process that run requests: the pool of threadpool and hybrid, the application threads of event and async. 0 (event only, HTTP/1.1): the WSGI application runs on the event loop's own thread, bjoern-style (no hand-off; bodies read whole first, up to --buffer-request-body, longer ones answered 413; an app stuck in a call stops the worker's heartbeat and its master replaces it after --timeout).")]
     pub threads: usize,
     #[arg(long, value_name = "N", default_value = "1", value_parser = units::positive, help = "async: tokio runtime threads per process.")]
     pub runtime_threads: usize,

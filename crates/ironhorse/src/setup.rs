@@ -148,6 +148,14 @@ impl Server {
 /// Operations that cannot work as asked (`--reload`, `--control-socket`), in one line.
 fn refuse_unworkable(settings: &Settings, strategy: Processes) -> Result<(), SettingError> {
     crate::reload::prepare(settings)?;
+    if settings.threads == 0 {
+        if settings.model.driver != Driver::Event {
+            return Err(SettingError(format!("--threads 0 (the application on the event loop's thread) needs --model event; --model {} needs at least one thread", settings.model.name)));
+        }
+        if settings.http_protocols.h2 {
+            return Err(SettingError("--threads 0 serves HTTP/1.1 only: HTTP/2 streams run on application threads (use --threads 1 or more with --http-protocols h1,h2)".into()));
+        }
+    }
     if settings.control_socket.is_some() && strategy != Processes::Prefork {
         return Err(SettingError(format!("--control-socket needs a master: --model {} -w {} runs without one (use prefork or hybrid, or -w 2 or more with event and async)", settings.model.name, settings.workers)));
     }

@@ -252,11 +252,11 @@ mod tests {
 
     #[test]
     fn a_bad_file_value_names_the_file_and_the_flag() {
-        let Err(LoadError::File(e)) = load("threads = 0\n", &[]) else {
-            panic!("accepted threads = 0");
+        let Err(LoadError::File(e)) = load("workers = 0\n", &[]) else {
+            panic!("accepted workers = 0");
         };
         assert!(e.0.starts_with("--config "), "{e}");
-        assert!(e.0.contains("--threads"), "{e}");
+        assert!(e.0.contains("--workers"), "{e}");
         let Err(LoadError::File(e)) = load("preload = 1\n", &[]) else {
             panic!("accepted preload = 1");
         };

@@ -1,6 +1,8 @@
 //! The event loop stops preempting the application threads it feeds (issue 15): once it has
 //! handed a WSGI request to a thread, its own thread (the process's main thread under
 //! `--model event`) runs under `SCHED_BATCH`; a loop serving only files keeps the default.
+//! The same for the threadpool's watcher and the tokio runtime thread of `async`; a loop
+//! running the app itself (`--threads 0`) has nobody to yield to.
 
 mod common;
 
@@ -13,7 +15,12 @@ const SCHED_BATCH: u32 = 3;
 
 /// The scheduling policy of the process's main thread (field 41 of its stat line).
 fn main_thread_policy(pid: i32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).unwrap();
+    thread_policy(pid, pid)
+}
+
+/// The scheduling policy of thread `tid` of process `pid`.
+fn thread_policy(pid: i32, tid: i32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
     let after_name = stat.rsplit_once(')').unwrap().1;
     after_name
         .split_whitespace()
@@ -44,6 +51,77 @@ fn event_loop_serving_only_files_keeps_the_default_policy() {
     let server = Server::start(&args);
     for _ in 0..3 {
         assert_eq!(get(&server.addr, "/").status, 200);
+    }
+    assert_eq!(main_thread_policy(server.pid()), SCHED_OTHER);
+}
+
+#[test]
+fn async_runtime_thread_yields_to_the_app_threads_once_it_hands_them_a_request() {
+    // One runtime thread (the default): a current-thread runtime on the main thread.
+    let server = Server::start(&wsgi_args("async", "wsgi_app:application", &apps_dir()));
+    let pid = server.pid();
+    batch_after_a_request(&server, pid);
+}
+
+/// Thread `tid` runs under the default policy until the server answered a WSGI request,
+/// then under `SCHED_BATCH`.
+fn batch_after_a_request(server: &Server, tid: i32) {
+    let pid = server.pid();
+    assert_eq!(thread_policy(pid, tid), SCHED_OTHER);
+    let r = get(&server.addr, "/lazy");
+    assert_eq!(r.status, 201, "{}", server.log_text());
+    assert!(
+        common::eventually(|| thread_policy(pid, tid) == SCHED_BATCH),
+        "policy {}",
+        thread_policy(pid, tid)
+    );
+}
+
+/// The thread of `pid` named `name` (waited for: the driver starts its threads after the
+/// process announced its address).
+fn thread_named(pid: i32, name: &str) -> i32 {
+    let find = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|tid| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == name)
+            })
+    };
+    assert!(
+        common::eventually(|| find().is_some()),
+        "no thread {name} in {pid}"
+    );
+    find().unwrap()
+}
+
+#[test]
+fn threadpool_watcher_yields_to_the_pool_once_it_hands_it_a_request() {
+    let server = Server::start(&wsgi_args(
+        "threadpool",
+        "wsgi_app:application",
+        &apps_dir(),
+    ));
+    let watcher = thread_named(server.pid(), "ih-keepalive");
+    batch_after_a_request(&server, watcher);
+}
+
+#[test]
+fn event_loop_running_the_app_itself_keeps_the_default_policy() {
+    // `--threads 0`: nothing to yield to.
+    let server = Server::start(&wsgi_args(
+        "event-inline",
+        "wsgi_app:application",
+        &apps_dir(),
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            get(&server.addr, "/lazy").status,
+            201,
+            "{}",
+            server.log_text()
+        );
     }
     assert_eq!(main_thread_policy(server.pid()), SCHED_OTHER);
 }

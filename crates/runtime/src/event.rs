@@ -40,6 +40,8 @@ struct Conn {
     step: Step,
     /// Set once we have half-closed: discarding what the peer still sends.
     closing: Option<Linger>,
+    /// Output held until the end of the loop's turn (`--threads 0`, see `defer_sends`).
+    unsent: bool,
 }
 
 /// Slot index of a connection ↔ its token (listeners take the first tokens).
@@ -98,6 +100,7 @@ impl Slots {
             out: Output::default(),
             step: Step::Read,
             closing: None,
+            unsent: false,
         });
         index
     }
@@ -128,6 +131,12 @@ struct EventLoop {
     draining: Option<Draining>,
     /// Whether this thread stopped preempting the application threads it feeds.
     yields_to_app: bool,
+    /// `--threads 0`: the app runs in `advance` on this thread, so each response would leave
+    /// (and wake its client) right after its app call; held instead until every ready
+    /// connection had its turn, the sends leave together, as an app thread's batch does.
+    defer_sends: bool,
+    /// Connections whose output waits for the end of the turn.
+    unsent: Vec<usize>,
 }
 
 /// One turn: wait for events, handle them, hand the batch's jobs over, run the handler
@@ -141,6 +150,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         for event in events.iter() {
             lp.on_event(event);
         }
+        lp.send_unsent();
         let now = Instant::now();
         lp.run_due_timers(now);
         // Requests for the application threads leave together, after this batch.
@@ -155,6 +165,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
 
 impl EventLoop {
     fn new(mut config: DriverConfig) -> io::Result<EventLoop> {
+        let defer_sends = config.threads == 0;
         let poll = Poll::new()?;
         let listeners: Vec<Listener> = std::mem::take(&mut config.listeners);
         for (i, listener) in listeners.iter().enumerate() {
@@ -181,6 +192,8 @@ impl EventLoop {
             accepting: true,
             draining: None,
             yields_to_app: false,
+            defer_sends,
+            unsent: Vec::new(),
         })
     }
 
@@ -236,10 +249,30 @@ impl EventLoop {
         {
             conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
             conn.peer_closed |= event.is_read_closed() || event.is_error();
+            conn.unsent = self.defer_sends;
             if !drive(conn, &mut self.scratch) {
                 self.slots.remove(&self.poll, token - self.first_conn);
+            } else if conn.unsent {
+                self.unsent.push(token - self.first_conn);
             } else if let Step::WaitUntil(at) = conn.step {
                 self.timers.push(Reverse((at, token - self.first_conn)));
+            }
+        }
+    }
+
+    /// Sends what the turn's connections held back (see `defer_sends`).
+    fn send_unsent(&mut self) {
+        for index in std::mem::take(&mut self.unsent) {
+            let Some(conn) = self.slots.conns[index].as_mut() else {
+                continue;
+            };
+            if !std::mem::take(&mut conn.unsent) {
+                continue;
+            }
+            if !drive(conn, &mut self.scratch) {
+                self.slots.remove(&self.poll, index);
+            } else if let Step::WaitUntil(at) = conn.step {
+                self.timers.push(Reverse((at, index)));
             }
         }
     }
@@ -384,12 +417,17 @@ fn accept_all(
     }
 }
 
-/// Moves a connection forward as far as its socket allows. Returns `false` to drop it.
+/// Moves a connection forward as far as its socket allows (with `unsent` set: until it has
+/// output to send, which the caller sends at the end of the turn). Returns `false` to drop it.
 fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
     if conn.closing.is_some() {
         return discard_input(conn);
     }
     loop {
+        if conn.unsent && !conn.out.is_empty() {
+            // Held for the end of the turn; `unsent` stays set for the caller to see.
+            return true;
+        }
         match conn.out.drain_into(&mut conn.stream) {
             Ok(Drained::All) => {}
             Ok(Drained::WouldBlock) => return true,

@@ -84,6 +84,25 @@ impl Driver {
     }
 }
 
+/// Called on a thread that hands work to application threads (a pool's watcher, a tokio
+/// runtime thread): the first time, the thread stops preempting them when it wakes
+/// (`SCHED_BATCH`, see `ironhorse_sys::no_wakeup_preemption`), as the event loop does. It
+/// still runs as soon as they wait, or at the next tick.
+pub(crate) fn yield_to_app_threads(hooks: &dyn ironhorse_protocol::hooks::WorkerHooks) {
+    thread_local! {
+        static YIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if YIELDS.with(|yields| yields.replace(true)) {
+        return;
+    }
+    if let Err(e) = ironhorse_sys::no_wakeup_preemption() {
+        hooks.log(
+            ironhorse_protocol::hooks::Level::Warning,
+            format_args!("cannot set SCHED_BATCH ({e}); app threads may be preempted"),
+        );
+    }
+}
+
 /// How often blocked waits wake to check for a stop request.
 pub const STOP_CHECK: Duration = Duration::from_millis(250);
 

@@ -80,8 +80,12 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let threads = config.threads.max(1);
     let queue = Arc::new(Queue::default());
     let parking = {
-        let queue = queue.clone();
-        Parking::start(move |conn| queue.push(Work(conn)))?
+        let (queue, hooks) = (queue.clone(), config.hooks.clone());
+        Parking::start(move |conn| {
+            // The watcher hands requests to the pool: it stops preempting the threads it feeds.
+            super::yield_to_app_threads(&*hooks);
+            queue.push(Work(conn));
+        })?
     };
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {

@@ -44,8 +44,14 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     // over when a runtime thread runs out of work.
     let batch = Arc::new(Batch::default());
     let flush = {
-        let batch = batch.clone();
-        move || batch.flush()
+        let (batch, hooks) = (batch.clone(), config.hooks.clone());
+        move || {
+            // A runtime thread that hands requests to the application threads stops
+            // preempting them (as the event loop does).
+            if batch.flush_counted() > 0 {
+                super::yield_to_app_threads(&*hooks);
+            }
+        }
     };
     let runtime = if config.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -57,7 +57,7 @@ pub fn models() -> Vec<&'static str> {
     // A misspelt filter must not turn every matrix test into one that runs nothing.
     for name in &only {
         assert!(
-            all.iter().any(|m| m.name == *name),
+            all.iter().any(|m| m.name == *name) || VARIANTS.contains(name),
             "IRONHORSE_TEST_MODELS: unknown model {name:?}"
         );
     }
@@ -65,6 +65,24 @@ pub fn models() -> Vec<&'static str> {
         .map(|m| m.name)
         .filter(|name| only.is_empty() || only.contains(name))
         .collect()
+}
+
+/// Model variants, named in tests as models are: `event-inline` is `--model event
+/// --threads 0` (the WSGI app on the loop's own thread). Only the tests that host the
+/// feature run them ([`for_each_wsgi_model`]); `IRONHORSE_TEST_MODELS` may name them.
+pub const VARIANTS: &[&str] = &["event-inline"];
+
+/// The WSGI matrix: [`models`] and the [`VARIANTS`] (those `IRONHORSE_TEST_MODELS` names).
+pub fn wsgi_models() -> Vec<&'static str> {
+    let only = std::env::var("IRONHORSE_TEST_MODELS").unwrap_or_default();
+    let only: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
+    let mut all = models();
+    all.extend(
+        VARIANTS
+            .iter()
+            .filter(|name| only.is_empty() || only.contains(name)),
+    );
+    all
 }
 
 /// The models that run `-w 2` as two worker processes under a master.
@@ -79,8 +97,17 @@ pub fn models_with_workers() -> Vec<&'static str> {
 /// Runs `body` once per model (see [`models`]), every model even after one failed, then
 /// fails naming the models that failed (each one's panic is printed above).
 pub fn for_each_model(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
+    each_of(models(), body);
+}
+
+/// [`for_each_model`] over [`wsgi_models`].
+pub fn for_each_wsgi_model(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
+    each_of(wsgi_models(), body);
+}
+
+fn each_of(models: Vec<&'static str>, body: impl Fn(&str) + std::panic::RefUnwindSafe) {
     let mut failed = Vec::new();
-    for model in models() {
+    for model in models {
         eprintln!("--- model {model}");
         if std::panic::catch_unwind(|| body(model)).is_err() {
             failed.push(model);
@@ -105,6 +132,19 @@ pub fn accepted_by_a_process(server: &str, client: &str) -> bool {
 
 /// Extra flags that make a model run the way a user would run it in production.
 pub fn model_args(model: &str) -> Vec<String> {
+    if model == "event-inline" {
+        // Bodies up to 16 MiB are read whole before the app runs on the loop (longer: 413).
+        return [
+            "--model",
+            "event",
+            "--threads",
+            "0",
+            "--buffer-request-body",
+            "16M",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
     let mut args = vec!["--model".to_string(), model.to_string()];
     match model {
         "prefork" | "hybrid" => {
@@ -374,6 +414,19 @@ fn unique() -> u64 {
 
 pub fn read_file(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
+}
+
+/// Declares a test whose body runs under every model and the WSGI variants
+/// ([`wsgi_models`]): `per_wsgi_model!(name, |model| { ... })`.
+#[macro_export]
+macro_rules! per_wsgi_model {
+    ($name:ident, |$model:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            fn run($model: &str) $body
+            $crate::common::for_each_wsgi_model(run);
+        }
+    };
 }
 
 /// Declares a test whose body runs under every model: `per_model!(name, |model| { ... })`.

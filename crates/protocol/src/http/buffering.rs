@@ -168,6 +168,11 @@ impl HttpSession {
             Ok(body) => body,
             Err(error) => return Some(self.spool_failed(&error, out)),
         };
+        if self.app_on_loop() {
+            let ready = super::on_loop::Ready::new(head, prefilled.with(body), timed_out);
+            self.busy = Busy::OnLoop(Box::new(ready));
+            return self.pump_on_loop(out);
+        }
         self.start_exchange(head, prefilled.with(body));
         if let (true, Busy::Offloaded { exchange, .. }) = (timed_out, &mut self.busy) {
             exchange.body_timed_out();

@@ -15,6 +15,7 @@ mod exchange;
 mod inline;
 mod nonblocking;
 mod offload;
+mod on_loop;
 mod protocol;
 mod queues;
 mod readiness;
@@ -66,6 +67,8 @@ enum Busy {
         exchange: Option<Box<dyn ironhorse_app::WsExchange>>,
         offer: Box<ironhorse_ws::handshake::Offer>,
     },
+    /// A blocking request to call inside `advance` (`--threads 0`, see [`on_loop`]).
+    OnLoop(Box<on_loop::Ready>),
     /// A request to a non-blocking application (see [`nonblocking`]).
     NonBlocking {
         exchange: Box<dyn ironhorse_app::AppExchange>,
@@ -290,6 +293,7 @@ impl Session for HttpSession {
                 Busy::Streaming(_) => self.pump_stream(out),
                 Busy::Buffering(_) => self.pump_buffering(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
+                Busy::OnLoop(_) => self.pump_on_loop(out),
                 Busy::NonBlocking { .. } => self.pump_nonblocking(out),
                 Busy::WsHandshake { .. } => self.pump_ws_handshake(out),
             };

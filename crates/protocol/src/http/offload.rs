@@ -17,7 +17,12 @@ use crate::session::Step;
 
 impl HttpSession {
     /// Starts a blocking service's job on the executor, with its deadline.
+    /// Under `--threads 0` the request is called in `advance` instead ([`on_loop`](super::on_loop)).
     pub(super) fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Spooled>) {
+        if self.app_on_loop() {
+            self.busy = Busy::OnLoop(Box::new(super::on_loop::Ready::new(head, prefilled, false)));
+            return;
+        }
         // A buffered body's `100 Continue` went out when its reading began.
         let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
         let body_length = match &prefilled {

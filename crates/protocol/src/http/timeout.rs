@@ -52,9 +52,15 @@ impl Drop for Running {
 impl TimerState {
     /// The job starts on this thread, hosted by `host`.
     pub fn running(self: &Arc<Self>, host: &dyn JobHost) -> Running {
+        self.running_on(host.cutoff())
+    }
+
+    /// The request runs on this thread from now on (a job, or a call inside `advance`);
+    /// `cutoff` reaches the client if the thread gets stuck.
+    pub fn running_on(self: &Arc<Self>, cutoff: Option<Cutoff>) -> Running {
         self.thread
             .store(ironhorse_sys::current_thread_id(), Ordering::SeqCst);
-        *self.cutoff.lock().unwrap_or_else(|e| e.into_inner()) = host.cutoff();
+        *self.cutoff.lock().unwrap_or_else(|e| e.into_inner()) = cutoff;
         Running(self.clone())
     }
 }
