@@ -116,7 +116,10 @@ fn bad_settings_give_one_clear_line_and_exit_2() {
         (vec!["--root", &root, "-w", "zero"], "--workers"),
         (vec!["--root", &root, "-b", "999.1.1.1:99999"], "--bind"),
         (vec!["--root", &root, "--keep-alive", "-3"], "--keep-alive"),
-        (vec!["--root", &root, "--threads", "0"], "--threads"),
+        (
+            vec!["--root", &root, "--model", "threadpool", "--threads", "0"],
+            "--threads",
+        ),
         (vec!["--root", &root, "--log-level", "loud"], "--log-level"),
         (
             vec!["--root", &root, "--max-worker-memory", "lots"],
