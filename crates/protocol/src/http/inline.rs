@@ -4,7 +4,7 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use ironhorse_app::{Body, FileRegion, Request, RequestHead};
+use ironhorse_app::{Body, ChunkStream, FileRegion, Request, RequestHead, Response};
 
 use super::body::BufferedBody;
 use super::{Busy, HttpSession, HIGH_WATER};
@@ -14,6 +14,19 @@ use crate::session::Step;
 /// File bodies up to this size are copied into the response buffer (one `write` with the
 /// head beats a `write` plus a `sendfile`); larger ones go out with `sendfile`.
 const INLINE_FILE_MAX: u64 = 16 * 1024;
+
+/// What [`HttpSession::queue_response`] left to do.
+pub(super) enum Queued {
+    /// Head and body are queued.
+    Whole,
+    /// A file could not be read: the connection was aborted.
+    Aborted,
+    /// The head is queued; the body streams.
+    Stream {
+        chunks: ChunkStream,
+        length: Option<u64>,
+    },
+}
 
 impl HttpSession {
     /// Queues a file body: small files inline, large ones as a sendfile region.
@@ -46,6 +59,19 @@ impl HttpSession {
             sink: None,
             body_length: None,
         });
+        match self.queue_response(response, out) {
+            Queued::Whole => self.finish(out),
+            Queued::Aborted => Step::Close,
+            Queued::Stream { chunks, .. } => {
+                self.busy = Busy::Streaming(chunks);
+                Step::Flush
+            }
+        }
+    }
+
+    /// Queues a response's head and, unless it streams, its whole body; a stream is handed
+    /// back for the caller to pace.
+    pub(super) fn queue_response(&mut self, response: Response, out: &mut Output) -> Queued {
         let len = response.body.len_hint();
         self.send_head(response.status, &response.headers, len, out);
         match response.body {
@@ -54,15 +80,12 @@ impl HttpSession {
             Body::File(region) => {
                 if self.queue_file(region, out).is_err() {
                     self.conn.abort();
-                    return Step::Close;
+                    return Queued::Aborted;
                 }
             }
-            Body::Stream { chunks, .. } => {
-                self.busy = Busy::Streaming(chunks);
-                return Step::Flush;
-            }
+            Body::Stream { chunks, length } => return Queued::Stream { chunks, length },
         }
-        self.finish(out)
+        Queued::Whole
     }
 
     /// Pulls a streaming body forward. `None`: the response is done and the connection

@@ -13,10 +13,11 @@
 
 use std::io::{self, Read};
 
-use ironhorse_app::{Body, ChunkStream, Request, RequestHead};
+use ironhorse_app::{ChunkStream, Request, RequestHead};
 use ironhorse_h1::BodyFraming;
 
 use super::buffering::Prefilled;
+use super::inline::Queued;
 use super::spool::Spooled;
 use super::timeout::Running;
 use super::{Busy, HttpSession, HIGH_WATER};
@@ -150,18 +151,10 @@ impl HttpSession {
             drop(response);
             return self.time_out(out);
         }
-        let len = response.body.len_hint();
-        self.send_head(response.status, &response.headers, len, out);
-        match response.body {
-            Body::Empty => {}
-            Body::Bytes(bytes) => self.send_body(&bytes, out),
-            Body::File(region) => {
-                if self.queue_file(region, out).is_err() {
-                    self.conn.abort();
-                    return Step::Close;
-                }
-            }
-            Body::Stream { chunks, length } => {
+        match self.queue_response(response, out) {
+            Queued::Whole => {}
+            Queued::Aborted => return Step::Close,
+            Queued::Stream { chunks, length } => {
                 let chunks = Timed {
                     chunks,
                     _running: running,
