@@ -205,14 +205,7 @@ impl EventLoop {
     /// 15). The loop still runs as soon as the app threads wait, or at the next tick.
     fn yield_to_app_threads(&mut self) {
         self.yields_to_app = true;
-        if let Err(e) = ironhorse_sys::no_wakeup_preemption() {
-            self.config.hooks.log(
-                ironhorse_protocol::hooks::Level::Warning,
-                format_args!(
-                    "event loop: cannot set SCHED_BATCH ({e}); app threads may be preempted"
-                ),
-            );
-        }
+        super::yield_to_app_threads(&*self.config.hooks);
     }
 
     /// Waits for events until the next due timer or sweep.
