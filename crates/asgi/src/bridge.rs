@@ -12,14 +12,13 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use ironhorse_app::LagSink;
-
 use ironhorse_wsgi::doorbell::{Doorbell, Pending};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::awaitable::{Done, Waiting};
 use crate::channel::{Channel, Shared};
+use crate::lag::LagReports;
 use crate::scope::{http_scope, RequestParts, ScopeCache, ScopeConfig};
 
 /// Work for the loop.
@@ -110,7 +109,7 @@ pub(crate) struct Inbox {
     /// The lifespan state; each request's scope gets a shallow copy.
     pub(crate) state: Mutex<Option<Py<PyDict>>>,
     /// Where the loop-lag probe reports, once the process has a meter.
-    pub(crate) lag: Arc<OnceLock<LagSink>>,
+    pub(crate) lag: Arc<LagReports>,
     /// The glue's waiting coroutines (`set_waiting`), which every channel gets.
     pub(crate) waiting: OnceLock<Arc<Waiting>>,
     /// Scope pieces repeated from one request to the next (only the loop thread builds).
@@ -189,10 +188,8 @@ impl Inbox {
     /// probe's tick also serves WebSockets whose application is behind when the server stops.
     fn loop_lag(&self, lag: f64, next_in: f64) {
         self.bridge.wake_behind();
-        if let Some(sink) = self.lag.get() {
-            let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default();
-            sink(seconds(lag), seconds(next_in));
-        }
+        let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default();
+        self.lag.probe(seconds(lag), seconds(next_in));
     }
 
     fn log_info(&self, line: &str) {

@@ -14,6 +14,7 @@
 mod awaitable;
 mod bridge;
 mod channel;
+mod lag;
 mod message;
 mod response;
 mod scope;
@@ -33,6 +34,7 @@ use pyo3::prelude::*;
 
 use bridge::{Bridge, Inbox, LoopReport};
 use channel::{SessionEnd, Shared};
+use lag::LagReports;
 use scope::{RequestParts, ScopeConfig};
 
 /// The Python half of the bridge.
@@ -109,7 +111,7 @@ pub struct AsgiApp {
     config: AsgiConfig,
     running: Mutex<Option<Running>>,
     /// Where the loop's lag probe reports (set once the process serves with metrics on).
-    lag: Arc<OnceLock<LagSink>>,
+    lag: Arc<LagReports>,
 }
 
 impl AsgiApp {
@@ -249,7 +251,7 @@ impl Service for AsgiApp {
     }
 
     fn report_loop_lag(&self, sink: LagSink) {
-        let _ = self.lag.set(sink);
+        self.lag.set_sink(sink);
     }
 
     /// Runs the lifespan shutdown and ends the loop.

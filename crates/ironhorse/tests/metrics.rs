@@ -747,13 +747,17 @@ fn an_asgi_loop_blocked_by_the_app_shows_in_the_loop_lag_metrics() {
         assert_eq!(conn.response("GET").text(), "unblocked");
         // The probe that was due during the block ran at least 0.5 s late (the gauge said
         // so before the release): one more slow sample in the histogram, its lag in the sum.
-        assert!(eventually(|| {
-            let after = scrape(&metrics);
-            let slow_after = after.value("ironhorse_asgi_loop_lag_seconds_count", &[])
-                - after.value("ironhorse_asgi_loop_lag_seconds_bucket", &[("le", "0.5")]);
-            slow_after >= slow_before + 1.0
-                && after.value("ironhorse_asgi_loop_lag_seconds_sum", &[]) >= 0.5
-        }));
+        assert!(
+            eventually(|| {
+                let after = scrape(&metrics);
+                let slow_after = after.value("ironhorse_asgi_loop_lag_seconds_count", &[])
+                    - after.value("ironhorse_asgi_loop_lag_seconds_bucket", &[("le", "0.5")]);
+                slow_after >= slow_before + 1.0
+                    && after.value("ironhorse_asgi_loop_lag_seconds_sum", &[]) >= 0.5
+            }),
+            "{slow_before} {}",
+            scrape_text(&metrics, false)
+        );
         let _ = std::fs::remove_file(&release);
         let _ = std::fs::remove_file(&blocked);
         server.stop(HUNG);
