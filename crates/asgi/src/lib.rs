@@ -153,6 +153,7 @@ impl AsgiApp {
         let thread = std::thread::Builder::new()
             .name("ih-asgi-loop".into())
             .spawn(move || {
+                loop_yields_to_driver();
                 let result = embed::attach(|py| -> PyResult<()> {
                     let inbox = Bound::new(py, inbox)?;
                     let fd = inbox.borrow().fileno_raw();
@@ -187,6 +188,25 @@ impl AsgiApp {
             thread,
         });
         Ok(())
+    }
+}
+
+/// Called on the loop thread as it starts: like the driver that feeds it (the event loop and
+/// tokio's runtime thread yield to the threads they hand work to), the loop stops preempting
+/// a running thread when it wakes (`SCHED_BATCH`, see
+/// `ironhorse_sys::no_wakeup_preemption`). The two hand batches both ways; with the driver
+/// alone under `SCHED_BATCH`, the loop woken by a request's bell preempted the driver in the
+/// middle of its turn, took the one or few requests queued so far, and the driver then
+/// rang again for the next ones: about a third of a context switch per request where the
+/// two share a core. Now each runs its turn until it waits, and the other takes the whole
+/// batch (docs/BENCHMARKS.md, "ASGI: the loop thread under SCHED_BATCH").
+fn loop_yields_to_driver() {
+    if let Err(e) = ironhorse_sys::no_wakeup_preemption() {
+        eprintln!(
+            "[ironhorse] [{}] [WARNING] cannot set SCHED_BATCH on the ASGI loop thread ({e}); \
+             it may preempt the driver at each request",
+            std::process::id()
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 //! handed a WSGI request to a thread, its own thread (the process's main thread under
 //! `--model event`) runs under `SCHED_BATCH`; a loop serving only files keeps the default.
 //! The same for the threadpool's watcher and the tokio runtime thread of `async`; a loop
-//! running the app itself (`--threads 0`) has nobody to yield to.
+//! running the app itself (`--threads 0`) has nobody to yield to. The ASGI loop thread yields
+//! to its driver in turn, from its start (the two hand batches both ways).
 
 mod common;
 
@@ -124,4 +125,32 @@ fn event_loop_running_the_app_itself_keeps_the_default_policy() {
         );
     }
     assert_eq!(main_thread_policy(server.pid()), SCHED_OTHER);
+}
+
+#[test]
+fn asgi_loop_thread_yields_from_its_start_and_the_event_loop_once_woken_by_it() {
+    for model in common::models() {
+        if !matches!(model, "event" | "async") {
+            continue;
+        }
+        let server = Server::start(&wsgi_args(model, "asgi_plain:app", &apps_dir()));
+        let pid = server.pid();
+        let asgi_loop = thread_named(pid, "ih-asgi-loop");
+        assert!(
+            common::eventually(|| thread_policy(pid, asgi_loop) == SCHED_BATCH),
+            "{model}: loop policy {}",
+            thread_policy(pid, asgi_loop)
+        );
+        let r = get(&server.addr, "/");
+        assert_eq!(r.status, 200, "{model}: {}", server.log_text());
+        assert_eq!(r.body, b"plain asgi", "{model}");
+        if model == "event" {
+            // The driver, woken by the loop, yields to it.
+            assert!(
+                common::eventually(|| main_thread_policy(pid) == SCHED_BATCH),
+                "driver policy {}",
+                main_thread_policy(pid)
+            );
+        }
+    }
 }
