@@ -9,6 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::client::get;
 use common::{children_of, eventually, run_to_exit, temp_path, Server, Site, HUNG};
@@ -330,6 +333,23 @@ fn an_upgraded_master_takes_the_socket_over() {
     let mut server = start("prefork", &site, &socket);
     let old = server.pid();
     ready_workers(&socket, 2);
+    // A client connecting throughout the takeover always finds a socket: the new one is
+    // renamed over the old, never unlinked and bound in two steps.
+    let done = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (done, socket) = (done.clone(), socket.clone());
+        std::thread::spawn(move || {
+            let mut missing = 0;
+            while !done.load(Ordering::Relaxed) {
+                match UnixStream::connect(&socket) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,
+                    _ => {}
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            missing
+        })
+    };
     server.signal(12); // USR2: a new master starts with the same arguments.
     let mut new = 0;
     assert!(
@@ -339,6 +359,8 @@ fn an_upgraded_master_takes_the_socket_over() {
         }),
         "the new master did not take the control socket"
     );
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(prober.join().unwrap(), 0, "the socket file went missing");
     ready_workers(&socket, 2);
     // Retiring the old master leaves the new one's socket in place.
     server.signal(15);

@@ -105,31 +105,32 @@ impl ControlSocket {
 
     /// Binds `path` with mode 0600. A socket file left by a master that is gone (nothing
     /// accepts on it) is replaced; a live one is refused, unless this master is taking over
-    /// from it (`USR2`); any other file there is never touched.
+    /// from it (`USR2`); any other file there is never touched. A replaced socket is swapped
+    /// in by `rename`, so a client connecting meanwhile always finds one of the two masters
+    /// (an unlink and bind would leave it a moment of "no such file").
     pub fn bind(path: &Path) -> io::Result<ControlSocket> {
-        match std::fs::symlink_metadata(path) {
+        let replacing = match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
                 Ok(_) if std::env::var_os(UPGRADED_FROM).is_none() => {
                     return Err(io::Error::other(
                         "a running server answers on it (stop it, or choose another path)",
                     ))
                 }
-                Ok(_) | Err(_) => std::fs::remove_file(path)?,
+                Ok(_) | Err(_) => true,
             },
             Ok(_) => {
                 return Err(io::Error::other(
                     "the path exists and is not a socket; not replacing it",
                 ))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
-        }
-        // Owner only from the first instant: no window in which others could connect.
-        let old_mask = ironhorse_sys::set_umask(0o177);
-        let bound = UnixListener::bind(path);
-        ironhorse_sys::set_umask(old_mask);
-        let listener = bound?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        };
+        let listener = if replacing {
+            bind_and_rename(path)?
+        } else {
+            bind_private(path)?
+        };
         listener.set_nonblocking(true)?;
         let meta = std::fs::metadata(path)?;
         Ok(ControlSocket {
@@ -184,6 +185,38 @@ impl ControlSocket {
                 false
             }
         });
+    }
+}
+
+/// Binds a socket at `path` readable and writable by its owner only, from the first instant:
+/// no window in which others could connect.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let old_mask = ironhorse_sys::set_umask(0o177);
+    let bound = UnixListener::bind(path);
+    ironhorse_sys::set_umask(old_mask);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Binds a socket beside `path` and renames it over the socket file there, atomically.
+/// Where the sibling cannot be bound (its name does not fit a socket address's 108 bytes,
+/// or a file is already there), the old file is removed and `path` bound directly.
+fn bind_and_rename(path: &Path) -> io::Result<UnixListener> {
+    let mut sibling = path.as_os_str().to_owned();
+    sibling.push(format!(".{}", std::process::id()));
+    let sibling = PathBuf::from(sibling);
+    match bind_private(&sibling) {
+        Ok(listener) => {
+            std::fs::rename(&sibling, path).inspect_err(|_| {
+                let _ = std::fs::remove_file(&sibling);
+            })?;
+            Ok(listener)
+        }
+        Err(_) => {
+            std::fs::remove_file(path)?;
+            bind_private(path)
+        }
     }
 }
 

@@ -329,6 +329,10 @@ impl Master {
     fn reap(&mut self) {
         while let Some((pid, status)) = ironhorse_sys::process::reap_one() {
             let Some(worker) = self.workers.remove(pid) else {
+                // The only other children are new masters started by `USR2`.
+                self.plan.logs.info(format_args!(
+                    "USR2: the new master {pid} exited ({status}); this master keeps serving"
+                ));
                 continue;
             };
             let reached_max_requests = worker.max_requests_reached();
