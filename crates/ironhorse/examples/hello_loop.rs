@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use ironhorse_app::{ConnInfo, Service};
 use ironhorse_protocol::hooks::Detached;
-use ironhorse_protocol::{Http, HttpSettings};
 use ironhorse_protocol::output::{Drained, Output};
 use ironhorse_protocol::session::{Link, Protocol, Step};
+use ironhorse_protocol::{Http, HttpSettings};
 use ironhorse_wsgi::{WsgiApp, WsgiConfig};
 
 /// What `wrk -t1 -c50 http://127.0.0.1:PORT/` sends.
@@ -25,7 +25,9 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let requests: u32 = args.next().map_or(200_000, |a| a.parse().expect("REQUESTS"));
+    let requests: u32 = args
+        .next()
+        .map_or(200_000, |a| a.parse().expect("REQUESTS"));
     let runs: u32 = args.next().map_or(7, |a| a.parse().expect("RUNS"));
     let mut cfg = WsgiConfig::new("hello:application");
     cfg.pythonpath = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/apps").into()];
