@@ -8,11 +8,12 @@
 //! then run them off the loop. Non-blocking applications (static files) run inline.
 #![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 mod nonblocking;
 mod router;
@@ -37,6 +38,74 @@ pub struct ConnInfo {
     pub forwarded: Option<ironhorse_wire::forwarded::Resolved>,
     /// The TLS facts of a connection whose TLS ironhorse terminates (`--certfile`).
     pub tls: Option<Arc<TlsInfo>>,
+    /// What the application keeps for this connection between its requests.
+    pub cache: ConnCache,
+}
+
+/// Values an application computes once per connection and keeps with it between requests
+/// (WSGI: the environ entries every request on the connection shares), made on first use.
+/// Clones share it (an offloaded request's copy of the `ConnInfo` fills the connection's
+/// cache); whoever reads it checks that it was made for the connection it sees (a clone
+/// whose addresses were then changed, as the PROXY header does, must not trust it).
+/// Sessions drop it while their connection idles ([`ConnCache::clear`]).
+#[derive(Clone, Default)]
+pub struct ConnCache(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
+
+impl ConnCache {
+    /// The cached value if one of type `T` was made, else the one `make` makes (kept unless
+    /// another thread's won the race, or a value of another type is there: then `make`'s is
+    /// handed back unkept). `Err`: what `make` failed with.
+    pub fn get_or_try_init<T: Any + Send + Sync, E>(
+        &self,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Cached<'_, T>, E> {
+        if let Some(value) = self.0.get().and_then(|b| b.downcast_ref::<T>()) {
+            return Ok(Cached::Kept(value));
+        }
+        let value = make()?;
+        if self.0.get().is_some() {
+            return Ok(Cached::Unkept(value));
+        }
+        let _ = self.0.set(Box::new(value));
+        match self.0.get().and_then(|b| b.downcast_ref::<T>()) {
+            Some(value) => Ok(Cached::Kept(value)),
+            None => unreachable!("a value of the type just set is there"),
+        }
+    }
+
+    /// Drops what is cached (this connection's copy; clones keep theirs).
+    pub fn clear(&mut self) {
+        if self.0.get().is_some() {
+            *self = ConnCache::default();
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0.get() {
+            Some(_) => "ConnCache(filled)",
+            None => "ConnCache(empty)",
+        })
+    }
+}
+
+/// A value from [`ConnCache::get_or_try_init`].
+pub enum Cached<'a, T> {
+    /// The connection's cached value.
+    Kept(&'a T),
+    /// Made for this call only.
+    Unkept(T),
+}
+
+impl<T> std::ops::Deref for Cached<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Cached::Kept(value) => value,
+            Cached::Unkept(value) => value,
+        }
+    }
 }
 
 /// What a TLS handshake settled, for applications (mod_ssl's `SSL_*` environ keys).
@@ -79,6 +148,7 @@ impl ConnInfo {
             scheme: "http",
             forwarded: None,
             tls: None,
+            cache: ConnCache::default(),
         }
     }
 }

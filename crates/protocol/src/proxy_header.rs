@@ -315,6 +315,7 @@ mod tests {
             scheme: "http",
             forwarded: None,
             tls: None,
+            cache: Default::default(),
         }
     }
 

@@ -237,6 +237,7 @@ mod tests {
             scheme: "http",
             forwarded: None,
             tls: None,
+            cache: Default::default(),
         };
         protocol.session(conn, link)
     }

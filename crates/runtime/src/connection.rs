@@ -95,6 +95,7 @@ pub(crate) fn tcp_info(peer: SocketAddr, local: Option<SocketAddr>) -> ConnInfo 
         scheme: "http",
         forwarded: None,
         tls: None,
+        cache: Default::default(),
     }
 }
 

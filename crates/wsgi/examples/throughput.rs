@@ -28,6 +28,7 @@ fn main() {
         scheme: "http",
         forwarded: None,
         tls: None,
+        cache: Default::default(),
     };
     let req = RequestParts::new("GET", "/hello?x=1")
         .header("Host", "localhost:8000")

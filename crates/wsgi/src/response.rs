@@ -11,7 +11,7 @@ use std::io;
 
 use ironhorse_app::{Body, Response};
 use pyo3::prelude::*;
-use pyo3::types::{PyIterator, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
 use crate::interpreter::attach;
@@ -124,7 +124,11 @@ fn buffered<'py>(
 ) -> PyResult<Response> {
     let mut data = take_written(start).concat();
     for item in items {
-        data.extend_from_slice(&body_bytes(&item)?);
+        match item.cast::<PyBytes>() {
+            // The usual chunk: copied once, straight into the body.
+            Ok(bytes) => data.extend_from_slice(bytes.as_bytes()),
+            Err(_) => data.extend_from_slice(&body_bytes(&item)?),
+        }
     }
     Ok(finish_buffered(require_head(start)?, data))
 }

@@ -91,7 +91,7 @@ impl StartResponse {
         this.head = Some(head);
         this.started = true;
         drop(this);
-        slf.getattr("write")
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
     }
 
     /// The legacy `write(data)` callable (PEP 3333): while the application call runs, the
@@ -183,20 +183,28 @@ const HOP_BY_HOP: &[&str] = &[
 
 pub(crate) fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
     let (status, reason) = parse_status(status)?;
-    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
-        list.iter().collect()
+    if let Ok(list) = headers.cast::<PyList>() {
+        parse_headers(status, reason, list.len(), list.iter())
     } else if let Ok(tuple) = headers.cast::<PyTuple>() {
-        tuple.iter().collect()
+        parse_headers(status, reason, tuple.len(), tuple.iter())
     } else {
-        return Err(PyTypeError::new_err(format!(
+        Err(PyTypeError::new_err(format!(
             "response headers must be a list of (name, value) tuples, not {}",
             type_name(headers)
-        )));
-    };
-    let mut out = HeaderList::with_capacity(items.len());
+        )))
+    }
+}
+
+fn parse_headers<'py>(
+    status: u16,
+    reason: Option<String>,
+    count: usize,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Head> {
+    let mut out = HeaderList::with_capacity(count);
     let mut content_length = None;
-    for item in &items {
-        let (name, value) = parse_header(item)?;
+    for item in items {
+        let (name, value) = parse_header(&item)?;
         if name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(&value)
                 .ok()
@@ -207,7 +215,7 @@ pub(crate) fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) 
             }
             content_length = Some(n);
         } else if !(name.eq_ignore_ascii_case("date") || name.eq_ignore_ascii_case("server")) {
-            out.push((Cow::Owned(name), value));
+            out.push((name, value));
         }
     }
     Ok(Head {
@@ -251,7 +259,7 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Option<String>)> {
 }
 
 /// One `(name, value)` pair: a token name, a latin-1 value without control characters.
-fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, Vec<u8>)> {
+fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>)> {
     let pair = item
         .cast::<PyTuple>()
         .ok()
@@ -262,7 +270,7 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, Vec<u8>)> {
                 type_name(item)
             ))
         })?;
-    let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+    let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
     let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
         return Err(PyTypeError::new_err(
             "response header names and values must be str",
@@ -280,16 +288,49 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, Vec<u8>)> {
         )));
     }
     let value = value.to_cow()?;
-    let mut bytes = Vec::with_capacity(value.len());
-    for c in value.chars() {
-        if !is_field_char(c) {
-            return Err(PyValueError::new_err(format!(
-                "invalid character {c:?} in the value of response header {name:?}"
-            )));
+    let bytes = if value
+        .bytes()
+        .all(|b| is_field_char(char::from(b)) && b.is_ascii())
+    {
+        // The usual case: ASCII, one copy.
+        value.as_bytes().to_vec()
+    } else {
+        let mut bytes = Vec::with_capacity(value.len());
+        for c in value.chars() {
+            if !is_field_char(c) {
+                return Err(PyValueError::new_err(format!(
+                    "invalid character {c:?} in the value of response header {name:?}"
+                )));
+            }
+            bytes.push(c as u8);
         }
-        bytes.push(c as u8);
+        bytes
+    };
+    Ok((common_name(name), bytes))
+}
+
+/// Frequent response header names as they are usually spelled, without an allocation.
+const COMMON_NAMES: &[&str] = &[
+    "Content-Type",
+    "Cache-Control",
+    "Set-Cookie",
+    "Location",
+    "Vary",
+    "ETag",
+    "Last-Modified",
+    "Expires",
+    "Content-Encoding",
+    "Content-Disposition",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Access-Control-Allow-Origin",
+];
+
+fn common_name(name: Cow<'_, str>) -> Cow<'static, str> {
+    match COMMON_NAMES.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.into_owned()),
     }
-    Ok((name.into_owned(), bytes))
 }
 
 /// A latin-1 character allowed in a field value or reason: no CR, LF or other controls.

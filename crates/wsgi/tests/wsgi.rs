@@ -489,3 +489,50 @@ fn threads_call_concurrently() {
         t.join().unwrap();
     }
 }
+
+/// The environ entries kept per connection (`ConnCache`): the same on every request of a
+/// connection, never another connection's, and a request's forwarded client, scheme and host
+/// still win for that request only.
+#[test]
+fn per_connection_entries_follow_the_connection() {
+    use ironhorse_wire::forwarded::{Resolved, Scheme};
+    let app = load("apps:echo_environ");
+    let conn = conn();
+    for _ in 0..2 {
+        let env = environ(&app, RequestParts::new("GET", "/"), &conn);
+        assert_eq!(env["REMOTE_ADDR"], "10.0.0.7");
+        assert_eq!(env["REMOTE_PORT"], "51234");
+        assert_eq!(env["SERVER_PORT"], "8080");
+        assert_eq!(env["wsgi.url_scheme"], "http");
+    }
+    // A clone shares the cache; changed addresses must not see the old ones.
+    let mut moved = conn.clone();
+    moved.peer = Some("10.0.0.8:4000".parse().unwrap());
+    moved.scheme = "https";
+    let env = environ(&app, RequestParts::new("GET", "/"), &moved);
+    assert_eq!(env["REMOTE_ADDR"], "10.0.0.8");
+    assert_eq!(env["REMOTE_PORT"], "4000");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    // One request's forwarding headers, then the next request without them.
+    let mut forwarded = conn.clone();
+    forwarded.forwarded = Some(Resolved {
+        client: Some(("192.0.2.1".parse().unwrap(), None)),
+        scheme: Some(Scheme::Https),
+        host: Some("example.com".into()),
+    });
+    let env = environ(&app, RequestParts::new("POST", "/"), &forwarded);
+    assert_eq!(env["REQUEST_METHOD"], "POST");
+    assert_eq!(env["REMOTE_ADDR"], "192.0.2.1");
+    assert_eq!(env["REMOTE_HOST"], "192.0.2.1");
+    assert_eq!(env["REMOTE_PORT"], "0");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    assert_eq!(env["SERVER_NAME"], "example.com");
+    assert_eq!(env["SERVER_PORT"], "443");
+    let env = environ(&app, RequestParts::new("GET", "/"), &conn);
+    assert_eq!(env["REQUEST_METHOD"], "GET");
+    assert_eq!(env["REMOTE_ADDR"], "10.0.0.7");
+    assert_eq!(env["REMOTE_PORT"], "51234");
+    assert_eq!(env["SERVER_NAME"], "127.0.0.1");
+    assert_eq!(env["SERVER_PORT"], "8080");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+}

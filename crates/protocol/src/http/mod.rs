@@ -366,6 +366,10 @@ impl Session for HttpSession {
         if matches!(self.busy, Busy::Idle | Busy::Buffering(_)) {
             self.conn.release_idle_buffer();
         }
+        if matches!(self.busy, Busy::Idle) {
+            // The application's per-connection values (WSGI's environ template, ~1 KiB).
+            self.info.cache.clear();
+        }
     }
 
     fn is_waiting(&self) -> bool {

@@ -29,6 +29,7 @@ pub fn conn() -> ConnInfo {
         scheme: "http",
         forwarded: None,
         tls: None,
+        cache: Default::default(),
     }
 }
 
