@@ -4,6 +4,8 @@
     python3 bench/gevent.py                 # 8, 64, 512, 2000 connections; 5 s runs, 2 rounds
     python3 bench/gevent.py --quick         # 2 s runs, 1 round
     python3 bench/gevent.py --conns 512 --rounds 4 --out /tmp/gevent.md
+    python3 bench/gevent.py --app hello --conns 50 --rounds 4 --no-peer \
+        --binary before=/tmp/ih-before --binary after=/tmp/ih-after   # two builds, A/B
 
 The app (bench/apps/gevent_io.py) answers each request after a GET to a loopback service
 (bench/apps/upstream_wait.py: asyncio, 50 ms per request, keep-alive) through urllib3: the
@@ -13,7 +15,10 @@ request mostly waits. One worker process each: `ironhorse -k gevent --worker-con
 the service on CPU 1; each round runs both servers at each connection count, the order
 swapped every other round. Reported: req/s (median over rounds), the server's CPU µs per
 request (utime+stime of its process tree over the run / requests), its peak RSS, and the
-ratio of the two servers' req/s per round.
+ratio of the two servers' req/s per round. `--app hello` measures the per-request cost of
+the hub crossing instead (bench/apps/hello.py: no waiting); `--binary NAME=PATH`
+(repeatable) runs several ironhorse builds interleaved, the first the baseline of the
+ratios; `--no-peer` leaves gunicorn out.
 """
 
 import argparse
@@ -25,7 +30,7 @@ import time
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import APPS, REPO, procs, report, tools, wrk  # noqa: E402
+from harness import APPS, binaries, procs, report, tools, wrk  # noqa: E402
 from harness.fmt import fmt_rps  # noqa: E402
 from harness.proc_stats import CpuMeter, TreeSampler  # noqa: E402
 
@@ -50,13 +55,35 @@ def venv():
     return VENV
 
 
-def servers(binary, port):
-    ih = [binary, "gevent_io:application", "-k", "gevent", "--worker-connections", "4096",
-          "--chdir", APPS, "--virtualenv", VENV, "-b", f"127.0.0.1:{port}", "--backlog", "4096"]
-    gu = [os.path.join(VENV, "bin", "gunicorn"), "-k", "gevent", "-w", "1",
-          "--worker-connections", "4096", "--backlog", "4096", "--chdir", APPS,
-          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "gevent_io:application"]
-    return {"ironhorse -k gevent": ih, "gunicorn -k gevent": gu}
+APPS_BY_NAME = {"io": "gevent_io:application", "hello": "hello:application"}
+GUNICORN = "gunicorn -k gevent"
+
+
+def servers(builds, port, app, peer=True):
+    """{name: argv} of every server measured, the ironhorse builds first."""
+    named = len(builds) > 1 or builds[0].name != binaries.DEFAULT_NAME
+    spec = APPS_BY_NAME[app]
+    out = {}
+    for b in builds:
+        name = f"ironhorse -k gevent {b.name}" if named else "ironhorse -k gevent"
+        out[name] = [b.path, spec, "-k", "gevent", "--worker-connections", "4096",
+                     "--chdir", APPS, "--virtualenv", VENV, "-b", f"127.0.0.1:{port}",
+                     "--backlog", "4096"]
+    if peer:
+        out[GUNICORN] = [os.path.join(VENV, "bin", "gunicorn"), "-k", "gevent", "-w", "1",
+                         "--worker-connections", "4096", "--backlog", "4096", "--chdir", APPS,
+                         "-b", f"127.0.0.1:{port}", "--log-level", "warning", spec]
+    return out
+
+
+def spread(values, fmt):
+    """'median [min–max]' of the values that are there, formatted with `fmt`."""
+    values = sorted(v for v in values if v)
+    if not values:
+        return "-"
+    mid = values[len(values) // 2] if len(values) % 2 else \
+        (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    return f"{fmt(mid)} [{fmt(values[0])}–{fmt(values[-1])}]"
 
 
 def run_one(name, argv, port, conns, duration, upstream, tmp):
@@ -85,9 +112,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--conns", default=",".join(map(str, CONNS)))
-    ap.add_argument("--binary", default=os.path.join(REPO, "target/release/ironhorse"))
+    ap.add_argument("--app", choices=sorted(APPS_BY_NAME), default="io",
+                    help="io: each request waits 50 ms on a loopback service (default); "
+                         "hello: answers at once (the per-request cost of the hub crossing)")
+    ap.add_argument("--no-peer", action="store_true", help="leave gunicorn out")
+    binaries.add_option(ap)
     ap.add_argument("--out")
     args = ap.parse_args()
+    binaries.check_option(ap, args.binary)
     if args.quick:
         args.rounds, args.duration = 1, 2
     conns = [int(c) for c in args.conns.split(",")]
@@ -98,6 +130,7 @@ def main():
     rows = {}
     tmp = procs.new_tmpdir("ih-gevent-")
     with procs.guarded(problems, tmp):
+        builds = binaries.snapshot_all(tmp, args.binary)
         up_port = procs.free_port()
         upstream = procs.spawn(procs.pinned([os.path.join(VENV, "bin", "python"),
                                              os.path.join(APPS, "upstream_wait.py"),
@@ -106,35 +139,44 @@ def main():
         procs.wait_for_port("127.0.0.1", up_port, upstream)
         for rnd in range(args.rounds):
             for c in conns:
-                names = list(servers(args.binary, 0))
+                names = list(servers(builds, 0, args.app, not args.no_peer))
                 if rnd % 2:
                     names.reverse()
                 for name in names:
                     port = procs.free_port()
-                    argv = servers(args.binary, port)[name]
+                    argv = servers(builds, port, args.app, not args.no_peer)[name]
                     log(f"round {rnd + 1}: {name} at {c} connections")
                     res = run_one(name, argv, port, c, args.duration, f"127.0.0.1:{up_port}", tmp)
                     if res.get("error"):
                         problems.append(f"{name} at {c}: {res['error']}")
                     rows.setdefault((name, c), []).append(res)
-    lines = report.header("-k gevent: ironhorse vs gunicorn, I/O-bound (each request waits "
-                          "50 ms on a loopback service)", {"wrk": WRK})
+    what = ("I/O-bound (each request waits 50 ms on a loopback service)" if args.app == "io"
+            else "hello world (no waiting: the per-request cost of the hub crossing)")
+    lines = report.header(f"-k gevent: {what}", {"wrk": WRK})
     lines += [f"Load average at the end: {os.getloadavg()[0]:.2f}", "",
-              "| server | connections | req/s (median) | CPU µs/request | peak RSS MiB | errors |",
+              "| server | connections | req/s median [min–max] | CPU µs/request median "
+              "[min–max] | peak RSS MiB | errors |",
               "|---|---:|---:|---:|---:|---|"]
     for (name, c), runs in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         s = wrk.summarize(runs)
         rss = max((r.get("rss_mib") or 0) for r in runs)
-        cpu = f"{s['cpu_us']:.0f}" if s["cpu_us"] else "-"
-        lines.append(f"| {name} | {c} | {fmt_rps(s['rps'])} | {cpu} | {rss:.0f} | "
-                     f"{wrk.err_text(s)} |")
-    lines += ["", "| connections | ironhorse / gunicorn req/s, per round |", "|---:|---|"]
+        lines.append(f"| {name} | {c} | {spread([r.get('rps') for r in runs], fmt_rps)} | "
+                     f"{spread([r.get('cpu_us') for r in runs], lambda v: f'{v:.1f}')} | "
+                     f"{rss:.0f} | {wrk.err_text(s)} |")
+    names = list(servers(builds, 0, args.app, not args.no_peer))
+    base = names[0]
+    lines += ["", f"| connections | server | req/s ÷ {base}'s, per round | "
+              f"CPU/request ÷ {base}'s, per round |", "|---:|---|---|---|"]
     for c in conns:
-        a = rows.get(("ironhorse -k gevent", c), [])
-        b = rows.get(("gunicorn -k gevent", c), [])
-        ratios = [f"{x['rps'] / y['rps']:.2f}" for x, y in zip(a, b)
-                  if x.get("rps") and y.get("rps")]
-        lines.append(f"| {c} | {', '.join(ratios) or '-'} |")
+        a = rows.get((base, c), [])
+        for other in names[1:]:
+            b = rows.get((other, c), [])
+            rps = [f"{y['rps'] / x['rps']:.2f}" for x, y in zip(a, b)
+                   if x.get("rps") and y.get("rps")]
+            cpu = [f"{y['cpu_us'] / x['cpu_us']:.2f}" for x, y in zip(a, b)
+                   if x.get("cpu_us") and y.get("cpu_us")]
+            lines.append(f"| {c} | {other} | {', '.join(rps) or '-'} | "
+                         f"{', '.join(cpu) or '-'} |")
     report.finish_report(lines, problems, "every run answered", args.out)
 
 
