@@ -6,7 +6,7 @@
 //! gunicorn corpus rejects it (`003`, `chunked_11`, `invalid_field_value_01`) and
 //! disagreeing parsers in a proxy chain are what request smuggling is made of.
 use crate::authority::{check_host, AuthorityError};
-use crate::request::{Field, Fields, Span};
+use crate::request::{Field, Fields, HeadBuf, Span};
 use crate::target::parse_target;
 use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
@@ -256,7 +256,7 @@ pub(crate) fn parse_head(
         framing,
         keep_alive,
         expects_continue: info.expect_continue,
-        buf,
+        buf: HeadBuf::new(buf),
     })
 }
 

@@ -87,10 +87,40 @@ impl Fields {
     }
 }
 
+/// The head's bytes: as text when they are all UTF-8 (checked once when parsed, so the
+/// accessors slice it without validating again), else as bytes (field values may carry
+/// obs-text).
+#[derive(Debug, Clone)]
+pub(crate) enum HeadBuf {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl HeadBuf {
+    pub(crate) fn new(bytes: Vec<u8>) -> HeadBuf {
+        match String::from_utf8(bytes) {
+            Ok(text) => HeadBuf::Text(text),
+            Err(e) => HeadBuf::Bytes(e.into_bytes()),
+        }
+    }
+    fn bytes(&self, s: Span) -> &[u8] {
+        match self {
+            HeadBuf::Text(t) => &t.as_bytes()[s.range()],
+            HeadBuf::Bytes(b) => &b[s.range()],
+        }
+    }
+    fn str(&self, s: Span) -> &str {
+        match self {
+            HeadBuf::Text(t) => t.get(s.range()).unwrap_or(""),
+            HeadBuf::Bytes(b) => std::str::from_utf8(&b[s.range()]).unwrap_or(""),
+        }
+    }
+}
+
 /// A parsed, validated request head. Owns one copy of the head bytes; accessors borrow it.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    pub(crate) buf: Vec<u8>,
+    pub(crate) buf: HeadBuf,
     pub(crate) method: Span,
     pub(crate) target: Span,
     pub(crate) path: Span,
@@ -107,7 +137,7 @@ pub struct RequestHead {
 impl RequestHead {
     fn str_at(&self, s: Span) -> &str {
         // Method, target and names were validated as ASCII/UTF-8 when parsed.
-        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+        self.buf.str(s)
     }
 
     /// The method token, e.g. `GET`.
@@ -163,7 +193,7 @@ impl RequestHead {
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
         self.fields
             .iter()
-            .map(|f| (self.str_at(f.name), &self.buf[f.value.range()]))
+            .map(|f| (self.str_at(f.name), self.buf.bytes(f.value)))
     }
     /// The first value of a header, name compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {

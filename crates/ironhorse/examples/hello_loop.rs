@@ -7,7 +7,8 @@
 //! CPython do per request, the TCP stack excepted (docs/BENCHMARKS.md, issue 15).
 //!
 //! `cargo run --release -p ironhorse --example hello_loop [-- REQUESTS RUNS]`
-//! (`PYO3_PYTHON` and a virtualenv as for the tests; the app is `bench/apps/hello.py`).
+//! (`PYO3_PYTHON` and a virtualenv as for the tests; the app is `bench/apps/hello.py`, or
+//! `HELLO_LOOP_APP=module:callable` from `bench/apps`).
 
 use std::fs::File;
 use std::sync::Arc;
@@ -29,7 +30,9 @@ fn main() {
         .next()
         .map_or(200_000, |a| a.parse().expect("REQUESTS"));
     let runs: u32 = args.next().map_or(7, |a| a.parse().expect("RUNS"));
-    let mut cfg = WsgiConfig::new("hello:application");
+    // `HELLO_LOOP_APP=module:callable` (found in bench/apps) measures another app the same way.
+    let spec = std::env::var("HELLO_LOOP_APP").unwrap_or_else(|_| "hello:application".into());
+    let mut cfg = WsgiConfig::new(&spec);
     cfg.pythonpath = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/apps").into()];
     let app: Arc<dyn Service> = Arc::new(WsgiApp::load(cfg).expect("load bench/apps/hello.py"));
     let settings = HttpSettings {

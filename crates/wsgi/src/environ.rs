@@ -210,6 +210,9 @@ impl ConnKey {
 struct ConnTemplate {
     key: ConnKey,
     dict: Py<PyDict>,
+    /// The `HTTP_HOST` in `dict` (the `Host` of the connection's first request), which a
+    /// request without `Host` removes and a request with another replaces.
+    host: Option<Vec<u8>>,
 }
 
 impl std::ops::Deref for ConnTemplate {
@@ -230,6 +233,9 @@ pub(crate) struct EnvironBuilder {
     methods: Vec<(&'static str, Py<PyString>)>,
     http10: Py<PyString>,
     http2: Py<PyString>,
+    /// The `HTTP_*` keys of the most frequent request header names, found without the
+    /// lock and the hash of `header_keys`.
+    common_keys: Vec<(&'static str, Py<PyString>)>,
     header_keys: Mutex<HashMap<Box<str>, Py<PyString>>>,
     /// `SCRIPT_NAME`, without a trailing `/`.
     root_path: String,
@@ -284,6 +290,10 @@ impl EnvironBuilder {
             methods,
             http10: intern("HTTP/1.0"),
             http2: intern("HTTP/2"),
+            common_keys: COMMON_HEADERS
+                .iter()
+                .map(|&name| (name, intern(&http_key(name))))
+                .collect(),
             header_keys: Mutex::new(HashMap::new()),
             root_path,
         })
@@ -301,7 +311,8 @@ impl EnvironBuilder {
     ) -> PyResult<Bound<'py, PyDict>> {
         let k = &self.keys;
         // The constant entries and the connection's own, made once per connection.
-        let env = self.conn_template(py, conn)?.bind(py).copy()?;
+        let template = self.conn_template(py, conn, req)?;
+        let env = template.bind(py).copy()?;
         let method = req.method();
         // The template says GET and HTTP/1.1, the usual case.
         if method != "GET" {
@@ -338,8 +349,20 @@ impl EnvironBuilder {
             env.set_item(k.content_length.bind(py), n.to_string())?;
         }
         env.set_item(k.input.bind(py), input)?;
+        let mut host_seen = false;
         for (name, value) in req.headers() {
+            if !host_seen && name.eq_ignore_ascii_case("host") {
+                // The template holds the connection's first `Host`: usually this one.
+                host_seen = true;
+                if template.host.as_deref() != Some(value) {
+                    env.set_item(k.http_host.bind(py), latin1(py, value))?;
+                }
+                continue;
+            }
             self.add_header(py, &env, name, value)?;
+        }
+        if !host_seen && template.host.is_some() {
+            env.del_item(k.http_host.bind(py))?;
         }
         if let Some(authority) = req.absolute_authority() {
             // The target names the host; the app must not build URLs from a stale Host.
@@ -366,30 +389,42 @@ impl EnvironBuilder {
     /// The template with the connection's entries (server and client addresses, scheme,
     /// TLS), kept in the connection's [`ConnCache`](ironhorse_app::ConnCache): formatting
     /// addresses and ports per request was ≈ 3 % of a hello-world request's CPU.
-    fn conn_template<'a>(
+    fn conn_template<'a, R: RequestView + ?Sized>(
         &self,
         py: Python<'_>,
         conn: &'a ConnInfo,
+        req: &R,
     ) -> PyResult<Cached<'a, ConnTemplate>> {
         let key = ConnKey::of(conn);
         let cached = conn
             .cache
-            .get_or_try_init(|| self.make_conn_template(py, conn, key))?;
+            .get_or_try_init(|| self.make_conn_template(py, conn, key, req))?;
         if cached.key == key {
             return Ok(cached);
         }
         // Made for other addresses (a clone changed since): not this connection's.
-        self.make_conn_template(py, conn, key).map(Cached::Unkept)
+        self.make_conn_template(py, conn, key, req)
+            .map(Cached::Unkept)
     }
 
-    fn make_conn_template(
+    /// The template for `conn`, with `req`'s `Host` (the connection's next requests
+    /// usually send the same one) as `HTTP_HOST`.
+    fn make_conn_template<R: RequestView + ?Sized>(
         &self,
         py: Python<'_>,
         conn: &ConnInfo,
         key: ConnKey,
+        req: &R,
     ) -> PyResult<ConnTemplate> {
         let k = &self.keys;
         let env = self.template.bind(py).copy()?;
+        let host = req
+            .headers()
+            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+            .map(|(_, value)| value.to_vec());
+        if let Some(host) = &host {
+            env.set_item(k.http_host.bind(py), latin1(py, host))?;
+        }
         if let Some(local) = conn.local {
             env.set_item(k.server_name.bind(py), local.ip().to_string())?;
             env.set_item(k.server_port.bind(py), local.port().to_string())?;
@@ -410,6 +445,7 @@ impl EnvironBuilder {
         Ok(ConnTemplate {
             key,
             dict: env.unbind(),
+            host,
         })
     }
 
@@ -446,17 +482,18 @@ impl EnvironBuilder {
     }
 
     fn header_key<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        if let Some((_, key)) = self
+            .common_keys
+            .iter()
+            .find(|(common, _)| common.eq_ignore_ascii_case(name))
+        {
+            return key.bind(py).clone();
+        }
         // The lock is never held while Python code could run (and switch threads).
         if let Some(key) = lock(&self.header_keys).get(name) {
             return key.bind(py).clone();
         }
-        let mut key = String::with_capacity(5 + name.len());
-        key.push_str("HTTP_");
-        key.extend(name.chars().map(|c| match c {
-            '-' => '_',
-            c => c.to_ascii_uppercase(),
-        }));
-        let key = PyString::intern(py, &key);
+        let key = PyString::intern(py, &http_key(name));
         let mut cache = lock(&self.header_keys);
         if cache.len() < MAX_CACHED_HEADER_KEYS {
             cache.insert(name.into(), key.clone().unbind());
@@ -478,6 +515,38 @@ impl EnvironBuilder {
         };
         latin1(py, path)
     }
+}
+
+/// Request header names most clients send, in the spelling most send them (matched
+/// case-insensitively).
+const COMMON_HEADERS: &[&str] = &[
+    "Host",
+    "User-Agent",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Connection",
+    "Cookie",
+    "Referer",
+    "Cache-Control",
+    "Origin",
+    "Authorization",
+    "If-None-Match",
+    "If-Modified-Since",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Request-Id",
+];
+
+/// CGI's name for a request header: `HTTP_` and the name upper-cased, `-` as `_`.
+fn http_key(name: &str) -> String {
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    key
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -123,6 +123,8 @@ pub struct WsgiApp {
     debug: bool,
     error_log: Option<ErrorLog>,
     forwarded: Policy,
+    /// The last head the application's `start_response` parsed.
+    heads: std::sync::Arc<start_response::HeadCache>,
 }
 
 impl WsgiApp {
@@ -145,6 +147,7 @@ impl WsgiApp {
                 debug: cfg.debug,
                 error_log: cfg.error_log.clone(),
                 forwarded: cfg.forwarded.clone(),
+                heads: Default::default(),
             })
         })
     }
@@ -265,7 +268,7 @@ impl WsgiApp {
         let environ = self
             .environ
             .build(py, req, conn, forwarded, input.as_any())?;
-        let start = Bound::new(py, StartResponse::new(sink.clone()))?;
+        let start = Bound::new(py, StartResponse::new(sink.clone(), self.heads.clone()))?;
         let result = self.app.bind(py).call1((environ, &start))?;
         response::respond(py, result, &start)
     }

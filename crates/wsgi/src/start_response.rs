@@ -5,7 +5,7 @@
 //! invalid ever reaches the wire).
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ironhorse_app::HeaderList;
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
@@ -16,6 +16,7 @@ use crate::client_error::ClientFault;
 use crate::sink::SinkSlot;
 
 /// What `start_response` declared.
+#[derive(Clone)]
 pub(crate) struct Head {
     pub(crate) status: u16,
     /// The app's reason phrase, when it gave one that differs from the standard phrase.
@@ -50,18 +51,149 @@ pub(crate) struct StartResponse {
     pub(crate) written: Vec<Vec<u8>>,
     /// Where `write()` sends at once while the application call runs.
     pub(crate) sink: Arc<SinkSlot>,
+    /// The application's last parsed head (shared by its requests).
+    heads: Arc<HeadCache>,
 }
 
 impl StartResponse {
-    pub(crate) fn new(sink: Arc<SinkSlot>) -> StartResponse {
+    pub(crate) fn new(sink: Arc<SinkSlot>, heads: Arc<HeadCache>) -> StartResponse {
         StartResponse {
             head: None,
             started: false,
             headers_sent: false,
             written: Vec::new(),
             sink,
+            heads,
         }
     }
+}
+
+/// The last head an application's `start_response` parsed, kept with the very objects it
+/// was parsed from: most applications pass the same status string and the same header
+/// tuples (module constants, or a framework's cached ones) on every request, and then the
+/// checks and conversions need not run again (they were ≈ 10 % of a hello-world request's
+/// user-space CPU).
+///
+/// A hit is decided by identity only: the status `str` and every `(name, value)` tuple must
+/// be the objects kept here, in the same order, in a `list` or `tuple` of the same length.
+/// `str` and `tuple` are immutable and exact types are required, so the same objects always
+/// parse to the same head; the cache holds strong references, so no other object can take
+/// their addresses while they are kept. The list itself may be a different one, or the same
+/// one mutated: only its items are compared.
+///
+/// An application that builds fresh objects per response (most frameworks) never hits: after
+/// a run of kept heads that were never reused, only one miss in [`RETRY_EVERY`] is kept, so
+/// such an application pays little more than the parse.
+#[derive(Default)]
+pub(crate) struct HeadCache(Mutex<HeadCacheState>);
+
+#[derive(Default)]
+struct HeadCacheState {
+    last: Option<CachedHead>,
+    /// Heads kept in a row that were replaced without ever being reused.
+    unused: u32,
+}
+
+struct CachedHead {
+    status: Py<PyAny>,
+    items: Vec<Py<PyAny>>,
+    head: Head,
+    reused: bool,
+}
+
+/// Kept heads in a row never reused before [`HeadCache`] keeps only one miss in
+/// [`RETRY_EVERY`].
+const GIVE_UP_AFTER: u32 = 8;
+const RETRY_EVERY: u32 = 64;
+
+impl HeadCache {
+    /// [`parse_head`], answered from the cache when `status` and `headers`' items are the
+    /// objects of the last head parsed. Never waits: a cache in use by another thread is
+    /// skipped (all its users hold the GIL, so it hardly ever is).
+    pub(crate) fn parse(
+        &self,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+    ) -> PyResult<Head> {
+        let keep = match self.0.try_lock() {
+            Ok(mut state) => {
+                if let Some(c) = state.last.as_mut() {
+                    if c.status.is(status) && c.same_items(headers) {
+                        c.reused = true;
+                        return Ok(c.head.clone());
+                    }
+                }
+                if state.last.as_ref().is_some_and(|c| !c.reused) {
+                    state.unused = state.unused.saturating_add(1);
+                } else {
+                    state.unused = 0;
+                }
+                state.unused < GIVE_UP_AFTER || state.unused % RETRY_EVERY == 0
+            }
+            Err(_) => false,
+        };
+        let head = parse_head(status, headers)?;
+        if !keep {
+            return Ok(head);
+        }
+        let Some(items) = exact_items(status, headers) else {
+            return Ok(head);
+        };
+        let fresh = CachedHead {
+            status: status.clone().unbind(),
+            items,
+            head: head.clone(),
+            reused: false,
+        };
+        let old = match self.0.try_lock() {
+            Ok(mut state) => state.last.replace(fresh),
+            Err(_) => Some(fresh),
+        };
+        // Released after the lock (a decref never runs with it held).
+        drop(old);
+        Ok(head)
+    }
+}
+
+impl CachedHead {
+    /// `headers` is a `list` or `tuple` of exactly the kept items, in order.
+    fn same_items(&self, headers: &Bound<'_, PyAny>) -> bool {
+        let kept = &self.items;
+        if let Ok(list) = headers.cast_exact::<PyList>() {
+            list.len() == kept.len()
+                && kept
+                    .iter()
+                    .enumerate()
+                    .all(|(i, k)| list.get_item(i).is_ok_and(|item| k.is(&item)))
+        } else if let Ok(tuple) = headers.cast_exact::<PyTuple>() {
+            tuple.len() == kept.len()
+                && kept
+                    .iter()
+                    .enumerate()
+                    .all(|(i, k)| tuple.get_borrowed_item(i).is_ok_and(|item| k.is(&*item)))
+        } else {
+            false
+        }
+    }
+}
+
+/// The items of `headers` (a head just parsed from them) when it may be cached: `status`
+/// an exact `str`, `headers` a `list` or `tuple` of exact `tuple`s, not too many to compare
+/// cheaply.
+fn exact_items(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Option<Vec<Py<PyAny>>> {
+    const MAX_CACHED_HEADERS: usize = 16;
+    if !status.is_exact_instance_of::<PyString>() {
+        return None;
+    }
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast_exact::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = headers.cast_exact::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return None;
+    };
+    (items.len() <= MAX_CACHED_HEADERS && items.iter().all(|i| i.is_exact_instance_of::<PyTuple>()))
+        .then(|| items.into_iter().map(Bound::unbind).collect())
 }
 
 #[pymethods]
@@ -86,7 +218,7 @@ impl StartResponse {
                 _ => {}
             }
         }
-        let head = parse_head(status, headers)?;
+        let head = slf.borrow().heads.parse(status, headers)?;
         let mut this = slf.borrow_mut();
         this.head = Some(head);
         this.started = true;

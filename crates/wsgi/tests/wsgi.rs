@@ -536,3 +536,73 @@ fn per_connection_entries_follow_the_connection() {
     assert_eq!(env["SERVER_PORT"], "8080");
     assert_eq!(env["wsgi.url_scheme"], "http");
 }
+
+/// `HTTP_HOST` is the `Host` of each request, though the connection's environ template
+/// keeps the first request's: another `Host` replaces it, a request without one has none.
+#[test]
+fn host_follows_each_request_of_a_connection() {
+    let app = load("apps:echo_environ");
+    let conn = conn();
+    let get = |host: Option<&str>| {
+        let mut req = RequestParts::new("GET", "/");
+        if let Some(host) = host {
+            req = req.header("Host", host);
+        }
+        environ(&app, req, &conn)
+    };
+    assert_eq!(get(Some("a.example"))["HTTP_HOST"], "a.example");
+    assert_eq!(get(Some("a.example"))["HTTP_HOST"], "a.example");
+    assert_eq!(get(Some("b.example:81"))["HTTP_HOST"], "b.example:81");
+    assert!(get(None).get("HTTP_HOST").is_none());
+    assert_eq!(get(Some("a.example"))["HTTP_HOST"], "a.example");
+    // A connection whose first request had no Host.
+    let bare = common::conn();
+    let env = environ(&app, RequestParts::new("GET", "/"), &bare);
+    assert!(env.get("HTTP_HOST").is_none());
+    let env = environ(
+        &app,
+        RequestParts::new("GET", "/").header("Host", "c.example"),
+        &bare,
+    );
+    assert_eq!(env["HTTP_HOST"], "c.example");
+    // Two Host fields (never from h1, which refuses them) still join as before.
+    let env = environ(
+        &app,
+        RequestParts::new("GET", "/")
+            .header("Host", "a.example")
+            .header("Host", "d.example"),
+        &conn,
+    );
+    assert_eq!(env["HTTP_HOST"], "a.example, d.example");
+}
+
+/// `start_response` given the same list object, changed in place between requests (and the
+/// same tuples with another status): each response has the head of its own call, and an
+/// invalid header is refused however often valid ones came before.
+#[test]
+fn a_reused_header_list_changed_in_place_is_read_again() {
+    let app = load("apps:shared_head");
+    let conn = conn();
+    let call = |query: &str| {
+        collect(app.handle(
+            &RequestParts::new("GET", &format!("/?{query}")),
+            &mut io::empty(),
+            &conn,
+        ))
+    };
+    for _ in 0..2 {
+        let r = call("v=a");
+        assert_eq!((r.status, r.header("X-V").as_deref()), (200, Some("a")));
+        let r = call("");
+        assert_eq!((r.status, r.header("X-V").as_deref()), (200, Some("a")));
+        let r = call("s=created");
+        assert_eq!((r.status, r.header("X-V").as_deref()), (201, Some("a")));
+        let r = call("s=teapot&v=b");
+        assert_eq!((r.status, r.header("X-V").as_deref()), (418, Some("b")));
+        let r = call("bad=1");
+        assert_eq!(r.status, 500, "{}", r.text());
+        let r = call("drop=1");
+        assert_eq!((r.status, r.header("X-V")), (200, None));
+        assert_eq!(r.header("Content-Type").as_deref(), Some("text/plain"));
+    }
+}
