@@ -32,7 +32,9 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[test]
 fn a_stuck_app_on_the_loop_stops_the_heartbeat_and_its_worker_is_replaced() {
-    let server = Server::start(&loop_args(&["-w", "2", "--timeout", "2"]));
+    // (--timeout counts from a worker's start, its import included: long enough for that on
+    // a loaded machine, where two seconds were seen to pass before a worker was ready.)
+    let server = Server::start(&loop_args(&["-w", "2", "--timeout", "5"]));
     assert!(eventually(|| children_of(server.pid()).len() == 2));
     let before = children_of(server.pid());
     let started = temp_path("loop-stuck-started");

@@ -602,6 +602,13 @@ fn an_upgraded_master_takes_the_metrics_socket_over() {
         .trim()
         .parse()
         .unwrap();
+    // The new master writes its pid file before it forks its worker: retire the old one
+    // only once the new one serves (as an operator would), or the scrape below may find the
+    // new master with no worker yet.
+    assert!(
+        eventually(|| common::children_of(new_master).len() == 1),
+        "the new master's worker did not start"
+    );
     server.signal(28); // WINCH
     assert_eq!(server.stop(HUNG), Some(0));
     // The old master is gone: the new one answers on the same address.
@@ -642,7 +649,9 @@ fn workers_recycled_for_memory_are_counted_so() {
 #[test]
 fn a_worker_silent_past_its_timeout_and_a_scale_up_are_counted_so() {
     let mut args = wsgi_args("prefork", "stuck_app:application", &apps_dir());
-    args.extend(["--timeout", "2", "--metrics-bind", "127.0.0.1:0"].map(String::from));
+    // (--timeout counts from a worker's start, its import included: long enough for that on
+    // a loaded machine, where two seconds were seen to pass before a worker was ready.)
+    args.extend(["--timeout", "5", "--metrics-bind", "127.0.0.1:0"].map(String::from));
     let server = Server::start(&args);
     let metrics = metrics_addr(&server);
     let addr = server.addr.clone();

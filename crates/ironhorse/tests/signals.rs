@@ -118,7 +118,9 @@ fn max_requests_recycles_workers_without_failing_a_request() {
 #[test]
 fn a_worker_stuck_in_a_call_is_aborted_by_the_heartbeat_timeout() {
     let mut args = wsgi_args("prefork", "stuck_app:application", &apps_dir());
-    args.extend(["--timeout", "2"].map(String::from));
+    // (--timeout counts from a worker's start, its import included: long enough for that on
+    // a loaded machine, where two seconds were seen to pass before a worker was ready.)
+    args.extend(["--timeout", "5"].map(String::from));
     let server = Server::start(&args);
     assert!(eventually(|| workers_of(server.pid()).len() == 2));
     let before = workers_of(server.pid());

@@ -143,9 +143,16 @@ async def answers_server_pings(addr, count):
     by the library; then checks the connection still echoes and closes cleanly."""
     async with connect(f"ws://{addr}/echo", ping_interval=None,
                        create_connection=PingCounter) as ws:
+        closed = asyncio.ensure_future(ws.wait_closed())
         while ws.pings < int(count):
             ws.pinged.clear()
-            await ws.pinged.wait()
+            pinged = asyncio.ensure_future(ws.pinged.wait())
+            await asyncio.wait([pinged, closed], return_when=asyncio.FIRST_COMPLETED)
+            if not pinged.done():
+                # The server gave up on us (a pong it did not take): fail, never hang.
+                pinged.cancel()
+                raise SystemExit(f"closed by the server after {ws.pings} pings: "
+                                 f"{ws.close_code} {ws.close_reason!r}")
         await ws.send("still here")
         echoed = await ws.recv()
         await ws.close()

@@ -306,12 +306,15 @@ impl Drop for Server {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            self.signal(9);
-            let _ = self.child.wait();
             // Workers of a killed master leave on their own at the next stop check; make sure.
+            // Before the master dies (its orphans are adopted: `pkill -P` would find none
+            // after), and stopped, so that it neither forks nor reaps meanwhile.
+            self.signal(19);
             let _ = Command::new("pkill")
                 .args(["-9", "-P", &self.pid().to_string()])
                 .status();
+            self.signal(9);
+            let _ = self.child.wait();
         }
     }
 }
