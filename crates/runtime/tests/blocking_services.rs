@@ -4,8 +4,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use ironhorse_app::{Body, Request, Response, Service};
 use ironhorse_protocol::{Http, HttpSettings};
@@ -13,8 +13,38 @@ use ironhorse_runtime::listener::{BindAddr, Listener};
 use ironhorse_runtime::{Driver, DriverConfig};
 
 /// `/upload`: reads the body in small pieces and answers its length and a checksum.
-/// `/stream`: three chunks, 200 ms apart. `/fail`: fails mid-stream.
-struct App;
+/// `/stream`: three chunks, the last two only once the client opened the gate (so the first
+/// can only reach it if it is sent as produced). `/fail`: fails mid-stream.
+struct App {
+    gate: Arc<Gate>,
+}
+
+/// Opened by the client once it has the first chunk.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until the gate opens; gives up after much longer than the client waits for
+    /// the first chunk, so a server that holds it back fails the test rather than hangs it.
+    fn wait(&self) {
+        let open = self.open.lock().unwrap();
+        let _ = self
+            .opened
+            .wait_timeout_while(open, 2 * READ_TIMEOUT, |open| !*open)
+            .unwrap();
+    }
+}
+
+/// How long the client waits for any read: only bounds a failing test.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Service for App {
     fn call(&self, req: Request<'_>) -> Response {
@@ -37,8 +67,11 @@ impl Service for App {
             }
             "/stream" | "/fail" => {
                 let fail = req.head.path() == "/fail";
+                let gate = self.gate.clone();
                 let chunks = (0..3).map(move |i| {
-                    std::thread::sleep(Duration::from_millis(200));
+                    if i == 1 && !fail {
+                        gate.wait();
+                    }
                     if fail && i == 1 {
                         Err(std::io::Error::other("app failed"))
                     } else {
@@ -63,7 +96,7 @@ impl Service for App {
     }
 }
 
-fn start(driver: Driver) -> String {
+fn start(driver: Driver) -> (String, Arc<Gate>) {
     let listener = Listener::bind(&BindAddr::parse("127.0.0.1:0").unwrap(), 128, false).unwrap();
     let addr = listener
         .display_addr()
@@ -73,7 +106,9 @@ fn start(driver: Driver) -> String {
         offload_threads: 4,
         ..HttpSettings::for_tests()
     };
-    let protocol = Arc::new(Http::new(Arc::new(App), settings));
+    let gate = Arc::new(Gate::default());
+    let app = App { gate: gate.clone() };
+    let protocol = Arc::new(Http::new(Arc::new(app), settings));
     std::thread::spawn(move || {
         let config = DriverConfig {
             listeners: vec![listener],
@@ -85,7 +120,7 @@ fn start(driver: Driver) -> String {
         };
         driver.run(config).unwrap();
     });
-    addr
+    (addr, gate)
 }
 
 fn checksum(data: &[u8]) -> u64 {
@@ -106,12 +141,10 @@ fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
 }
 
 fn uploads_stream_in(driver: Driver) {
-    let addr = start(driver);
+    let (addr, _gate) = start(driver);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     // Content-Length, with Expect: the body is sent only after 100 Continue.
     stream.write_all(format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n", body.len()).as_bytes()).unwrap();
     assert_eq!(
@@ -153,25 +186,19 @@ fn uploads_stream_in(driver: Driver) {
 }
 
 fn chunks_arrive_as_produced(driver: Driver) {
-    let addr = start(driver);
+    let (addr, gate) = start(driver);
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     stream
         .write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    let start = Instant::now();
     let head = String::from_utf8(read_until(&mut stream, b"\r\n\r\n")).unwrap();
     assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    // The rest of the stream waits for the gate: the first event arrives only if it was
+    // sent as produced (otherwise the read times out and the test fails).
     let first = read_until(&mut stream, b"data: 0\n\n\r\n");
-    let first_at = start.elapsed();
     assert!(first.ends_with(b"data: 0\n\n\r\n"));
-    // The first event came long before the stream ended (3 × 200 ms).
-    assert!(
-        first_at < Duration::from_millis(450),
-        "first chunk after {first_at:?}"
-    );
+    gate.open();
     let rest = read_until(&mut stream, b"0\r\n\r\n");
     assert!(String::from_utf8_lossy(&rest).contains("data: 2"));
     // A failing stream: the connection closes without the final chunk.
