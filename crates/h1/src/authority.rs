@@ -23,6 +23,35 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// `unreserved / sub-delims` (no `,`, see the module comment), by table: every request's
+/// `Host` is checked against it byte by byte.
+static REG_NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    t
+};
+
 /// RFC 3986 `sub-delims`, without `,` (see the module comment).
 fn is_sub_delim(b: u8) -> bool {
     matches!(
@@ -76,7 +105,7 @@ fn is_uri_host(h: &[u8]) -> bool {
     if h.first() == Some(&b'[') {
         return is_ip_literal(h);
     }
-    all_pct_or(h, |b| is_unreserved(b) || is_sub_delim(b))
+    all_pct_or(h, |b| REG_NAME_BYTE[usize::from(b)])
 }
 
 /// `*DIGIT`, at most 65535 (an empty port means the scheme's default).
@@ -84,7 +113,7 @@ fn is_port(p: &[u8]) -> bool {
     p.is_empty()
         || (p.len() <= 5
             && p.iter().all(u8::is_ascii_digit)
-            && std::str::from_utf8(p).is_ok_and(|s| s.parse::<u16>().is_ok()))
+            && p.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')) <= u32::from(u16::MAX))
 }
 
 /// Splits `host[:port]`; the port colon is the last one outside an IP literal.
@@ -149,6 +178,27 @@ pub(crate) fn is_authority_form(t: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reg_name_table_is_unreserved_or_sub_delims() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                REG_NAME_BYTE[usize::from(b)],
+                is_unreserved(b) || is_sub_delim(b),
+                "{b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn ports_are_bounded_digits() {
+        for ok in [&b""[..], b"0", b"80", b"00080", b"65535"] {
+            assert!(is_port(ok), "{ok:?}");
+        }
+        for bad in [&b"65536"[..], b"99999", b"000000", b"8a", b"+80", b" 80"] {
+            assert!(!is_port(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn accepts_names_addresses_and_ports() {

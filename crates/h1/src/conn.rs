@@ -1,6 +1,6 @@
 //! One connection's state: reading heads and bodies, writing responses, keep-alive.
 use crate::body::{Decoder, Got};
-use crate::head::{parse_head, HeadScan};
+use crate::head::{parse_head, HeadScan, HeadStore};
 use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
 mod output;
@@ -31,6 +31,10 @@ pub enum Next {
 const MIN_SPARE: usize = 4096;
 /// First allocation of the input buffer.
 const INITIAL_BUF: usize = 8192;
+/// A head given back ([`ServerConn::recycle`]) keeps its buffers for the next one only up
+/// to these sizes, so a connection that once got a huge head does not hold it.
+const SPARE_HEAD_BYTES: usize = 8192;
+const SPARE_HEAD_FIELDS: usize = 64;
 
 /// The request side.
 #[derive(Debug)]
@@ -87,6 +91,8 @@ pub struct ServerConn {
     end: usize,
     eof: bool,
     scan: HeadScan,
+    /// The buffers of the last head given back, for the next head to be parsed into.
+    spare: HeadStore,
     reading: Reading,
     writing: Writing,
     current: Option<Current>,
@@ -110,6 +116,7 @@ impl ServerConn {
             end: 0,
             eof: false,
             scan: HeadScan::default(),
+            spare: HeadStore::default(),
             reading: Reading::Head,
             writing: Writing::Idle,
             current: None,
@@ -169,6 +176,22 @@ impl ServerConn {
             self.buf = Vec::new();
             self.start = 0;
             self.end = 0;
+        }
+        self.spare = HeadStore::default();
+    }
+
+    /// Gives a request head back once it is no longer needed: the next head is parsed into
+    /// its buffers instead of new allocations. Optional (a head may as well be dropped);
+    /// any head will do, and what a small head does not need is not kept.
+    pub fn recycle(&mut self, head: RequestHead) {
+        let (bytes, fields) = (head.buf.into_bytes(), head.fields);
+        if bytes.capacity() <= SPARE_HEAD_BYTES && bytes.capacity() >= self.spare.bytes.capacity() {
+            self.spare.bytes = bytes;
+        }
+        if fields.capacity() <= SPARE_HEAD_FIELDS
+            && fields.capacity() >= self.spare.fields.capacity()
+        {
+            self.spare.fields = fields;
         }
     }
 
@@ -275,11 +298,13 @@ impl ServerConn {
         match self.scan.scan(data, &self.limits) {
             Err(e) => Err(self.fail(e)),
             Ok(Some(len)) => {
-                let fields = self.scan.fields();
+                let (fields, rl_end) = (self.scan.fields(), self.scan.request_line_end());
                 self.scan = HeadScan::default();
                 let head = parse_head(
                     &self.buf[self.start..self.start + len],
                     fields,
+                    rl_end,
+                    std::mem::take(&mut self.spare),
                     &self.limits,
                     self.require_host,
                 )

@@ -7,6 +7,14 @@
 //! disagreeing parsers in a proxy chain are what request smuggling is made of.
 use crate::authority::{check_host, AuthorityError};
 use crate::request::{Field, Fields, HeadBuf, Span};
+
+/// Buffers a head is parsed into: the connection's spares (see
+/// [`crate::ServerConn::recycle`]), empty and without allocation when there are none.
+#[derive(Debug, Default)]
+pub(crate) struct HeadStore {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fields: Fields,
+}
 use crate::target::parse_target;
 use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
@@ -27,6 +35,8 @@ pub(crate) struct HeadScan {
     request_line_done: bool,
     /// The method's length has been judged (a space within its first bytes, or not a token).
     method_judged: bool,
+    /// Where the request line's CRLF is, once it was seen.
+    request_line_end: usize,
     fields: usize,
 }
 
@@ -39,6 +49,11 @@ impl HeadScan {
     /// Number of field lines seen so far.
     pub(crate) fn fields(&self) -> usize {
         self.fields
+    }
+
+    /// Offset of the request line's CRLF (valid once [`scan`](Self::scan) found the head).
+    pub(crate) fn request_line_end(&self) -> usize {
+        self.request_line_end
     }
 
     /// Scans `data` (the head so far, from its first byte; earlier calls saw a prefix of it).
@@ -71,6 +86,7 @@ impl HeadScan {
                     return Err(Error::BadRequestLine);
                 }
                 self.request_line_done = true;
+                self.request_line_end = at;
             } else if len == 0 {
                 return Ok(Some(at + 2));
             } else {
@@ -157,20 +173,30 @@ pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// Parses a complete head (as found by [`HeadScan`]; `fields` is its field count).
+/// Parses a complete head as found by [`HeadScan`]: `fields` is its field count and
+/// `rl_end` the offset of the request line's CRLF (the scan checked that every CR is
+/// followed by LF and that there is no bare LF, so that is the head's first CR).
 // Long on purpose: one pass over the request line, then the fields, recording spans as
 // offsets into the one `buf`; the steps share those offsets and read best in order.
 pub(crate) fn parse_head(
     bytes: &[u8],
     fields: usize,
+    rl_end: usize,
+    store: HeadStore,
     limits: &Limits,
     require_host: bool,
 ) -> Result<RequestHead, Error> {
-    let buf = bytes.to_vec();
-    let rl_end = buf
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .ok_or(Error::BadRequestLine)?;
+    let HeadStore {
+        bytes: mut buf,
+        fields: mut out_fields,
+    } = store;
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    out_fields.clear();
+    out_fields.reserve(fields);
+    if buf.get(rl_end..rl_end + 2) != Some(b"\r\n") {
+        return Err(Error::BadRequestLine);
+    }
     let line = &buf[..rl_end];
 
     let sp1 = line
@@ -196,12 +222,16 @@ pub(crate) fn parse_head(
     let parts = parse_target(method, target, target_start)?;
 
     let mut info = HeaderInfo::default();
-    let mut out_fields = Fields::new();
     let block = &buf[rl_end + 2..];
-    let mut stack = [httparse::EMPTY_HEADER; 32];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if fields <= stack.len() {
-        &mut stack[..]
+    // Slots for the fields the scan counted, initialised only as many as the tier needs
+    // (most heads have a few fields: 8 slots are 256 bytes to fill, 32 are 1 KiB).
+    let (mut small, mut large, mut heap);
+    let slots: &mut [httparse::Header<'_>] = if fields <= 8 {
+        small = [httparse::EMPTY_HEADER; 8];
+        &mut small[..]
+    } else if fields <= 32 {
+        large = [httparse::EMPTY_HEADER; 32];
+        &mut large[..]
     } else {
         heap = vec![httparse::EMPTY_HEADER; fields];
         &mut heap[..]

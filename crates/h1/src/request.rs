@@ -54,38 +54,10 @@ pub(crate) struct Field {
     pub(crate) value: Span,
 }
 
-/// Most requests have few fields: keep them inline so a head costs one allocation.
-const INLINE_FIELDS: usize = 16;
-
-#[derive(Debug, Clone)]
-pub(crate) struct Fields {
-    inline: [Field; INLINE_FIELDS],
-    len: usize,
-    spill: Vec<Field>,
-}
-
-impl Fields {
-    pub(crate) fn new() -> Fields {
-        Fields {
-            inline: [Field::default(); INLINE_FIELDS],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-    pub(crate) fn push(&mut self, f: Field) {
-        if self.len < INLINE_FIELDS {
-            self.inline[self.len] = f;
-        } else {
-            self.spill.push(f);
-        }
-        self.len += 1;
-    }
-    fn iter(&self) -> impl Iterator<Item = &Field> + '_ {
-        self.inline[..self.len.min(INLINE_FIELDS)]
-            .iter()
-            .chain(self.spill.iter())
-    }
-}
+/// The fields of a head, in order. A `Vec` (not inline slots) keeps a head small to move
+/// (it travels by value from the parser to the application); the connection reuses the
+/// allocation of the last head it was given back ([`crate::ServerConn::recycle`]).
+pub(crate) type Fields = Vec<Field>;
 
 /// The head's bytes: as text when they are all UTF-8 (checked once when parsed, so the
 /// accessors slice it without validating again), else as bytes (field values may carry
@@ -101,6 +73,12 @@ impl HeadBuf {
         match String::from_utf8(bytes) {
             Ok(text) => HeadBuf::Text(text),
             Err(e) => HeadBuf::Bytes(e.into_bytes()),
+        }
+    }
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        match self {
+            HeadBuf::Text(t) => t.into_bytes(),
+            HeadBuf::Bytes(b) => b,
         }
     }
     fn bytes(&self, s: Span) -> &[u8] {

@@ -530,3 +530,42 @@ fn closes_when_the_service_asks_with_connection_close() {
     );
     assert_eq!(c.finish(&mut out), Next::Close);
 }
+
+#[test]
+fn a_recycled_head_leaves_nothing_of_itself_in_the_next() {
+    let mut c = conn_with(
+        b"POST /first?a=1 HTTP/1.1\r\nHost: one.example\r\nX-A: 1\r\nX-B: 2\r\nContent-Length: 0\r\n\r\n\
+          GET /2 HTTP/1.1\r\nHost: h\r\n\r\n\
+          GET /3 HTTP/1.1\r\nHost: h\r\nX-Obs: caf\xe9\r\n\r\n\
+          GET /4 HTTP/1.0\r\n\r\n",
+    );
+    let mut out = Vec::new();
+    let mut answer = |c: &mut ServerConn| {
+        c.write_head(204, &Vec::new(), None, &mut out);
+        assert_eq!(c.finish(&mut out), Next::KeepAlive);
+    };
+    let first = c.next_request().unwrap().unwrap();
+    assert_eq!(first.headers().count(), 4);
+    c.recycle(first);
+    answer(&mut c);
+    let second = c.next_request().unwrap().unwrap();
+    assert_eq!(
+        (second.method(), second.target(), second.query()),
+        ("GET", "/2", "")
+    );
+    let fields: Vec<_> = second.headers().collect();
+    assert_eq!(fields, vec![("Host", &b"h"[..])]);
+    assert_eq!(second.host(), Some("h"));
+    c.recycle(second);
+    answer(&mut c);
+    // obs-text: the head is kept as bytes, not text.
+    let third = c.next_request().unwrap().unwrap();
+    assert_eq!(third.path(), "/3");
+    assert_eq!(third.header("x-obs"), Some(&b"caf\xe9"[..]));
+    c.recycle(third);
+    answer(&mut c);
+    let fourth = c.next_request().unwrap().unwrap();
+    assert_eq!((fourth.path(), fourth.version()), ("/4", Version::Http10));
+    assert_eq!(fourth.headers().count(), 0);
+    assert_eq!(fourth.host(), None);
+}

@@ -59,6 +59,7 @@ impl HttpSession {
             sink: None,
             body_length: None,
         });
+        self.conn.recycle(head);
         match self.queue_response(response, out) {
             Queued::Whole => self.finish(out),
             Queued::Aborted => Step::Close,

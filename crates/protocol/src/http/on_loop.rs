@@ -91,6 +91,8 @@ impl HttpSession {
             _ => return Some(self.refuse_body(&ready.head, ready.stalled, out)),
         };
         let step = self.call_on_loop(&ready.head, body, out);
+        // The next head is parsed into this one's buffers.
+        self.conn.recycle(ready.head);
         (step != Step::Read).then_some(step)
     }
 
