@@ -170,7 +170,8 @@ impl HttpSession {
         };
         if self.app_on_loop() {
             let ready = super::on_loop::Ready::new(head, prefilled.with(body), timed_out);
-            self.busy = Busy::OnLoop(Box::new(ready));
+            self.on_loop = Some(ready);
+            self.busy = Busy::OnLoop;
             return self.pump_on_loop(out);
         }
         self.start_exchange(head, prefilled.with(body));

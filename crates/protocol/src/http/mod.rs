@@ -67,8 +67,9 @@ enum Busy {
         exchange: Option<Box<dyn ironhorse_app::WsExchange>>,
         offer: Box<ironhorse_ws::handshake::Offer>,
     },
-    /// A blocking request to call inside `advance` (`--threads 0`, see [`on_loop`]).
-    OnLoop(Box<on_loop::Ready>),
+    /// A blocking request to call inside `advance` (`--threads 0`, see [`on_loop`]); the
+    /// request is in `HttpSession::on_loop`.
+    OnLoop,
     /// A request to a non-blocking application (see [`nonblocking`]).
     NonBlocking {
         exchange: Box<dyn ironhorse_app::AppExchange>,
@@ -92,6 +93,9 @@ struct HttpSession {
     info: ConnInfo,
     settings: HttpSettings,
     busy: Busy,
+    /// The request `Busy::OnLoop` is about to call: kept here, not boxed in `Busy`, so a
+    /// `--threads 0` request costs no allocation of its own (`Busy` stays small).
+    on_loop: Option<on_loop::Ready>,
     /// When the head being read began to arrive.
     head_started: Option<Instant>,
     /// When the connection last made progress (a response ended, body bytes came).
@@ -293,7 +297,7 @@ impl Session for HttpSession {
                 Busy::Streaming(_) => self.pump_stream(out),
                 Busy::Buffering(_) => self.pump_buffering(out),
                 Busy::Offloaded { .. } => self.pump_exchange(out),
-                Busy::OnLoop(_) => self.pump_on_loop(out),
+                Busy::OnLoop => self.pump_on_loop(out),
                 Busy::NonBlocking { .. } => self.pump_nonblocking(out),
                 Busy::WsHandshake { .. } => self.pump_ws_handshake(out),
             };

@@ -20,7 +20,8 @@ impl HttpSession {
     /// Under `--threads 0` the request is called in `advance` instead ([`on_loop`](super::on_loop)).
     pub(super) fn start_exchange(&mut self, head: RequestHead, prefilled: Prefilled<Spooled>) {
         if self.app_on_loop() {
-            self.busy = Busy::OnLoop(Box::new(super::on_loop::Ready::new(head, prefilled, false)));
+            self.on_loop = Some(super::on_loop::Ready::new(head, prefilled, false));
+            self.busy = Busy::OnLoop;
             return;
         }
         // A buffered body's `100 Continue` went out when its reading began.

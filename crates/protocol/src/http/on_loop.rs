@@ -80,10 +80,13 @@ impl HttpSession {
     /// Calls the application with its whole body, or refuses a body the loop cannot wait
     /// for. `None`: the response is done and the connection stays open.
     pub(super) fn pump_on_loop(&mut self, out: &mut Output) -> Option<Step> {
-        let Busy::OnLoop(mut ready) = std::mem::replace(&mut self.busy, Busy::Idle) else {
+        if !matches!(self.busy, Busy::OnLoop) {
+            return None;
+        }
+        self.busy = Busy::Idle;
+        let Some(mut ready) = self.on_loop.take() else {
             return None;
         };
-        // The head stays in its box (a few hundred bytes not copied again).
         let body = match std::mem::replace(&mut ready.body, Prefilled::None) {
             Prefilled::Whole(body) => Some(body),
             Prefilled::None if matches!(ready.head.body_framing(), BodyFraming::None) => None,

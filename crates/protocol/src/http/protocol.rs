@@ -177,6 +177,7 @@ impl Protocol for Http {
             info: conn,
             settings: self.settings,
             busy: Busy::Idle,
+            on_loop: None,
             head_started: None,
             last_progress: Instant::now(),
             answered_any: false,
