@@ -289,6 +289,10 @@ impl ServerConn {
         self.continue_sent = false;
         self.close_after = false;
 
+        if self.start == self.end && !self.eof {
+            // Nothing buffered (the usual state after a response): no head to scan yet.
+            return Ok(None);
+        }
         if !self.scan.started() {
             while self.buf[self.start..self.end].starts_with(b"\r\n") {
                 self.consume(2);

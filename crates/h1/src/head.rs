@@ -63,7 +63,7 @@ impl HeadScan {
             self.judge_method(data, limits)?;
         }
         let mut i = self.scanned;
-        while let Some(off) = data[i..].iter().position(|&b| b == b'\r' || b == b'\n') {
+        while let Some(off) = memchr::memchr2(b'\r', b'\n', &data[i..]) {
             let at = i + off;
             if data[at] == b'\n' {
                 return Err(self.bad_ending());
@@ -148,8 +148,37 @@ impl HeadScan {
 
 /// `tchar` (RFC 9110 §5.6.2).
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+/// [`is_tchar`] by table: every method and field name is checked byte by byte.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
 
 /// Method characters: `tchar` without lower-case letters. RFC 9110 allows any token, but
 /// the corpus (`003c`) rejects lower-case methods as gunicorn and nginx do; real methods
@@ -286,6 +315,7 @@ pub(crate) fn parse_head(
         framing,
         keep_alive,
         expects_continue: info.expect_continue,
+        has_upgrade: info.upgrade,
         buf: HeadBuf::new(buf),
     })
 }
@@ -318,6 +348,7 @@ struct HeaderInfo {
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    upgrade: bool,
 }
 
 impl HeaderInfo {
@@ -339,6 +370,7 @@ impl HeaderInfo {
             {
                 self.expect_continue = true;
             }
+            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for token in value.split(|&b| b == b',').map(trim_ows) {
                     if token.eq_ignore_ascii_case(b"close") {

@@ -110,6 +110,7 @@ pub struct RequestHead {
     pub(crate) framing: BodyFraming,
     pub(crate) keep_alive: bool,
     pub(crate) expects_continue: bool,
+    pub(crate) has_upgrade: bool,
 }
 
 impl RequestHead {
@@ -189,6 +190,11 @@ impl RequestHead {
     /// `Expect: 100-continue` was sent.
     pub fn expects_continue(&self) -> bool {
         self.expects_continue
+    }
+    /// Whether the head has an `Upgrade` field (any value): noted while parsing, so the
+    /// many requests without one skip the search for a WebSocket or protocol switch.
+    pub fn has_upgrade(&self) -> bool {
+        self.has_upgrade
     }
     pub fn is_head(&self) -> bool {
         self.method() == "HEAD"

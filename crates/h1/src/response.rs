@@ -161,9 +161,29 @@ pub(crate) fn put_hex(out: &mut Vec<u8>, mut n: u64) {
 /// Appends `HTTP/1.1 <code> <reason>\r\nServer: ironhorse\r\nDate: <date>\r\n`; the
 /// standard reason unless `reason` is given.
 pub(crate) fn put_status_and_fixed(out: &mut Vec<u8>, status: u16, reason: Option<&[u8]>) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    put_dec(out, u64::from(status));
-    out.push(b' ');
+    if (100..1000).contains(&status) {
+        // Every status a service can give has three digits: one append for the lot.
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        out.extend_from_slice(&[
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            b'1',
+            b' ',
+            digit(status / 100),
+            digit(status / 10),
+            digit(status),
+            b' ',
+        ]);
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        put_dec(out, u64::from(status));
+        out.push(b' ');
+    }
     out.extend_from_slice(reason.unwrap_or(reason_phrase(status).as_bytes()));
     out.extend_from_slice(b"\r\nServer: ironhorse\r\nDate: ");
     out.extend_from_slice(&crate::http_date_now());
@@ -216,6 +236,23 @@ mod tests {
         v.push(b' ');
         put_hex(&mut v, 0);
         assert_eq!(v, b"0 18446744073709551615 1e 0");
+    }
+
+    #[test]
+    fn status_lines_of_three_digits_and_others() {
+        for (status, line) in [
+            (200, "HTTP/1.1 200 OK\r\n"),
+            (100, "HTTP/1.1 100 Continue\r\n"),
+            (404, "HTTP/1.1 404 Not Found\r\n"),
+            (599, "HTTP/1.1 599 \r\n"),
+            (999, "HTTP/1.1 999 \r\n"),
+            (99, "HTTP/1.1 99 \r\n"),
+            (1000, "HTTP/1.1 1000 \r\n"),
+        ] {
+            let mut v = Vec::new();
+            put_status_and_fixed(&mut v, status, None);
+            assert!(v.starts_with(line.as_bytes()), "{status}: {v:?}");
+        }
     }
 
     #[test]

@@ -548,3 +548,21 @@ fn eof_between_requests_closes_quietly() {
     assert!(c.next_request().unwrap().is_none());
     assert!(c.is_closed());
 }
+
+#[test]
+fn the_tchar_table_is_rfc_9110s_token_characters() {
+    for b in 0..=255u8 {
+        let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_tchar(b), expected, "{b:#x}");
+    }
+}
+
+#[test]
+fn notes_whether_an_upgrade_field_is_present() {
+    assert!(ok(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").has_upgrade());
+    assert!(ok(b"GET / HTTP/1.1\r\nHost: h\r\nuPGRADE:\r\n\r\n").has_upgrade());
+    assert!(!ok(b"GET / HTTP/1.1\r\nHost: h\r\nX-Upgrade: h2c\r\n\r\n").has_upgrade());
+    assert!(!ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n").has_upgrade());
+    // Dropped with the other names containing `_`, so not seen either.
+    assert!(!ok(b"GET / HTTP/1.1\r\nHost: h\r\nUp_grade: x\r\n\r\n").has_upgrade());
+}

@@ -45,6 +45,7 @@ impl Upgrades {
     /// request without a body, `Connection: upgrade`, and an `Upgrade` token we know.
     pub fn requested(&self, head: &RequestHead) -> Option<(&str, &Arc<dyn Protocol>)> {
         if self.by_token.is_empty()
+            || !head.has_upgrade()
             || head.version() != Version::Http11
             || head.body_framing() != BodyFraming::None
             || !has_token(head.header("connection")?, "upgrade")

@@ -16,7 +16,9 @@ use crate::websocket::{Heartbeat, WebSocketSession};
 impl HttpSession {
     /// Whether `head` asks for a WebSocket that the application would take.
     pub(super) fn is_websocket_for_app(&self, head: &RequestHead) -> bool {
-        handshake::is_upgrade_request(head) && self.service.hosts_websockets(head)
+        head.has_upgrade()
+            && handshake::is_upgrade_request(head)
+            && self.service.hosts_websockets(head)
     }
 
     /// Validates the handshake and starts the application's side.
