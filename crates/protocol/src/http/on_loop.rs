@@ -84,9 +84,7 @@ impl HttpSession {
             return None;
         }
         self.busy = Busy::Idle;
-        let Some(mut ready) = self.on_loop.take() else {
-            return None;
-        };
+        let mut ready = self.on_loop.take()?;
         let body = match std::mem::replace(&mut ready.body, Prefilled::None) {
             Prefilled::Whole(body) => Some(body),
             Prefilled::None if matches!(ready.head.body_framing(), BodyFraming::None) => None,
