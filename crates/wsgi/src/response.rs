@@ -75,9 +75,9 @@ fn file_response(
     start: &Bound<'_, StartResponse>,
 ) -> Option<Response> {
     let wrapper = result.cast::<FileWrapper>().ok()?;
-    let limit = start.borrow().head.as_ref()?.content_length;
+    let limit = start.get().declared().head.as_ref()?.content_length;
     let region = wrapper.get().region(py, limit)?;
-    let head = start.borrow_mut().head.take()?;
+    let head = start.get().declared().head.take()?;
     Some(response(head, Body::File(region)))
 }
 
@@ -105,7 +105,7 @@ fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> 
         }
     }
     let head = require_head(start)?;
-    start.borrow_mut().headers_sent = true;
+    start.get().declared().headers_sent = true;
     let length = head.content_length;
     let stream = ResponseStream::new(result, iter, start, pending);
     Ok(Outcome::Streaming(response(
@@ -188,11 +188,11 @@ fn continuation<'py>(
 }
 
 fn head_sent(start: &Bound<'_, StartResponse>) -> bool {
-    start.borrow().sink.started()
+    start.get().shared.sink.started()
 }
 
 fn require_head(start: &Bound<'_, StartResponse>) -> PyResult<Head> {
-    start.borrow_mut().head.take().ok_or_else(|| {
+    start.get().declared().head.take().ok_or_else(|| {
         pyo3::exceptions::PyRuntimeError::new_err(
             "the WSGI application did not call start_response before its first body chunk",
         )
@@ -200,7 +200,7 @@ fn require_head(start: &Bound<'_, StartResponse>) -> PyResult<Head> {
 }
 
 fn take_written(start: &Bound<'_, StartResponse>) -> Vec<Vec<u8>> {
-    std::mem::take(&mut start.borrow_mut().written)
+    std::mem::take(&mut start.get().declared().written)
 }
 
 /// Calls the result's `close()` if it has one; failures are logged.

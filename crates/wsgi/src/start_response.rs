@@ -5,15 +5,17 @@
 //! invalid ever reaches the wire).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ironhorse_app::HeaderList;
-use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 use crate::client_error::ClientFault;
+use crate::loan::lock;
 use crate::sink::SinkSlot;
+use crate::spare::sole_reference;
 
 /// What `start_response` declared.
 #[derive(Clone)]
@@ -39,9 +41,9 @@ impl Head {
     }
 }
 
-/// The `start_response` callable; one per request.
-#[pyclass(module = "ironhorse", name = "StartResponse")]
-pub(crate) struct StartResponse {
+/// What `start_response` declared and `write()` did, shared by the two callables.
+#[derive(Default)]
+pub(crate) struct Declared {
     pub(crate) head: Option<Head>,
     /// `start_response` succeeded at least once (the head may since have been taken).
     started: bool,
@@ -49,22 +51,150 @@ pub(crate) struct StartResponse {
     pub(crate) headers_sent: bool,
     /// Data from `write()` not yet handed on, in order (only while no sink is on loan).
     pub(crate) written: Vec<Vec<u8>>,
+    /// A `write()` is sending (without the GIL) on some thread.
+    sending: bool,
+}
+
+/// The state behind one request's `start_response` and `write`: plain Rust, so the two
+/// Python objects share it without referring to each other (no reference cycle).
+pub(crate) struct Shared {
+    declared: Mutex<Declared>,
     /// Where `write()` sends at once while the application call runs.
-    pub(crate) sink: Arc<SinkSlot>,
+    pub(crate) sink: SinkSlot,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            declared: Mutex::new(Declared::default()),
+            sink: SinkSlot::new(),
+        })
+    }
+
+    /// The declared state; never held while Python code runs or the GIL is released.
+    pub(crate) fn declared(&self) -> MutexGuard<'_, Declared> {
+        lock(&self.declared)
+    }
+
+    /// The legacy `write(data)` (PEP 3333): while the application call runs, the data
+    /// (after the head, the first time) is sent or queued in the server's bounded room
+    /// before this returns, blocking while that room is full; a client that went away
+    /// raises `ironhorse.ClientDisconnected`. Called from a response iterator, the data goes
+    /// out before what the iterator yields next.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.declared().started {
+            return Err(PyAssertionError::new_err("write() before start_response()"));
+        }
+        let data = body_bytes(data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let head = {
+            let mut declared = self.declared();
+            if declared.sending {
+                return Err(PyRuntimeError::new_err(
+                    "write() called while another write() of this response is sending",
+                ));
+            }
+            declared.headers_sent = true;
+            if !self.sink.is_lent() {
+                declared.written.push(data);
+                return Ok(());
+            }
+            declared.sending = true;
+            match self.sink.started() {
+                true => None,
+                false => declared.head.take().map(Head::into_parts),
+            }
+        };
+        let sent = py.detach(|| self.sink.send(head, data));
+        self.declared().sending = false;
+        sent.map_err(|e| match ClientFault::from_io(&e) {
+            Some(ClientFault::Gone { .. }) => ClientFault::Gone {
+                why: "while the response was sent".into(),
+            }
+            .exception(py),
+            _ => PyErr::from(e),
+        })
+    }
+
+    /// Back to the state of a request that has not started (for the next request).
+    fn reset(&self) {
+        *self.declared() = Declared::default();
+        self.sink.reset();
+    }
+}
+
+/// The `start_response` callable.
+///
+/// Its state is in [`Shared`], and its `write` callable is made with it: a request whose
+/// application kept neither hands both to the same thread's next request (see
+/// [`StartResponse::recycle`]).
+#[pyclass(module = "ironhorse", name = "StartResponse", frozen)]
+pub(crate) struct StartResponse {
+    pub(crate) shared: Arc<Shared>,
+    /// The `write` callable `start_response` returns.
+    write: Py<Write>,
     /// The application's last parsed head (shared by its requests).
     heads: Arc<HeadCache>,
 }
 
 impl StartResponse {
-    pub(crate) fn new(sink: Arc<SinkSlot>, heads: Arc<HeadCache>) -> StartResponse {
-        StartResponse {
-            head: None,
-            started: false,
-            headers_sent: false,
-            written: Vec::new(),
-            sink,
-            heads,
+    pub(crate) fn new<'py>(
+        py: Python<'py>,
+        shared: Arc<Shared>,
+        heads: Arc<HeadCache>,
+    ) -> PyResult<Bound<'py, StartResponse>> {
+        let write = Py::new(
+            py,
+            Write {
+                shared: shared.clone(),
+            },
+        )?;
+        Bound::new(
+            py,
+            StartResponse {
+                shared,
+                write,
+                heads,
+            },
+        )
+    }
+
+    pub(crate) fn declared(&self) -> MutexGuard<'_, Declared> {
+        self.shared.declared()
+    }
+
+    /// The head cache of the application this `start_response` belongs to.
+    pub(crate) fn heads(&self) -> &Arc<HeadCache> {
+        &self.heads
+    }
+
+    /// Whether `start` (and its `write`) can serve this thread's next request: true when
+    /// the caller's is the only reference to each (the application, a response stream or
+    /// another thread kept none), after which its state is reset as if new. Call with the
+    /// request's loans still held; nothing can reach the objects after this returns true.
+    pub(crate) fn recycle(start: &Bound<'_, StartResponse>) -> bool {
+        let this = start.get();
+        if !sole_reference(start.as_any()) || !sole_reference(this.write.bind(start.py()).as_any())
+        {
+            return false;
         }
+        this.shared.reset();
+        true
+    }
+}
+
+/// The `write` callable `start_response` returns.
+#[pyclass(module = "ironhorse", name = "Write", frozen)]
+pub(crate) struct Write {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.shared.write(py, data)
     }
 }
 
@@ -200,17 +330,21 @@ fn exact_items(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Option<
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__<'py>(
-        slf: &Bound<'py, Self>,
+        &self,
+        py: Python<'py>,
         status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Py<Write>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
-            let this = slf.borrow();
+            let declared = self.declared();
             match exc_info {
-                Some(exc) if this.headers_sent => return Err(reraise(exc)),
-                None if this.started => {
+                Some(exc) if declared.headers_sent => {
+                    drop(declared);
+                    return Err(reraise(exc));
+                }
+                None if declared.started => {
                     return Err(PyAssertionError::new_err(
                         "start_response called a second time without exc_info",
                     ))
@@ -218,45 +352,12 @@ impl StartResponse {
                 _ => {}
             }
         }
-        let head = slf.borrow().heads.parse(status, headers)?;
-        let mut this = slf.borrow_mut();
-        this.head = Some(head);
-        this.started = true;
-        drop(this);
-        slf.getattr(pyo3::intern!(slf.py(), "write"))
-    }
-
-    /// The legacy `write(data)` callable (PEP 3333): while the application call runs, the
-    /// data (after the head, the first time) is sent or queued in the server's bounded room
-    /// before this returns, blocking while that room is full; a client that went away
-    /// raises `ironhorse.ClientDisconnected`. Called from a response iterator, the data goes
-    /// out before what the iterator yields next.
-    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        if !self.started {
-            return Err(PyAssertionError::new_err("write() before start_response()"));
-        }
-        let data = body_bytes(data)?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.headers_sent = true;
-        if !self.sink.is_lent() {
-            self.written.push(data);
-            return Ok(());
-        }
-        let head = match self.sink.started() {
-            true => None,
-            false => self.head.take().map(Head::into_parts),
-        };
-        let sink = self.sink.clone();
-        py.detach(move || sink.send(head, data))
-            .map_err(|e| match ClientFault::from_io(&e) {
-                Some(ClientFault::Gone { .. }) => ClientFault::Gone {
-                    why: "while the response was sent".into(),
-                }
-                .exception(py),
-                _ => PyErr::from(e),
-            })
+        let head = self.heads.parse(status, headers)?;
+        let mut declared = self.declared();
+        declared.head = Some(head);
+        declared.started = true;
+        drop(declared);
+        Ok(self.write.clone_ref(py))
     }
 }
 
