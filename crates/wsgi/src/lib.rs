@@ -274,11 +274,11 @@ impl WsgiApp {
         shared: &Arc<Shared>,
         spare: &mut Spare,
     ) -> PyResult<Response> {
-        let (start, input) = spare.objects(py, shared, slot, &self.heads)?;
+        let (start, start_response, input) = spare.objects(py, shared, slot, &self.heads)?;
         let environ = self
             .environ
             .build(py, req, conn, forwarded, input.as_any())?;
-        let result = self.app.bind(py).call1((environ, start))?;
+        let result = self.app.bind(py).call1((environ, start_response))?;
         response::respond(py, result, start)
     }
 

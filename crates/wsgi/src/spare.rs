@@ -21,25 +21,58 @@ thread_local! {
     static SPARE: Cell<Option<Spare>> = const { Cell::new(None) };
 }
 
-/// Whether the caller's reference to `obj` is its only one: then nothing else can reach it
-/// (neither type takes weak references) until the caller hands it out.
-pub(crate) fn sole_reference(obj: &Bound<'_, PyAny>) -> bool {
-    // A free-threaded build counts references per thread and shared: not relied upon there.
+/// How many references `obj` has; `isize::MAX` where that cannot be relied upon (a
+/// free-threaded build counts them per thread and shared).
+pub(crate) fn references(obj: &Bound<'_, PyAny>) -> isize {
     if cfg!(Py_GIL_DISABLED) {
-        return false;
+        return isize::MAX;
     }
     // SAFETY: `obj` is a live object (the `Bound` holds a reference) and the GIL is held
     // (`Bound` proves it), so reading its reference count is a plain read nobody races.
-    unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) == 1 }
+    unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) }
+}
+
+/// Whether the caller's reference to `obj` is its only one: then nothing else can reach it
+/// (a pyclass takes no weak references) until the caller hands it out.
+pub(crate) fn sole_reference(obj: &Bound<'_, PyAny>) -> bool {
+    references(obj) == 1
+}
+
+/// Whether `f`, a bound builtin method, has no weak references (which could reach it
+/// without a reference of their own).
+#[cfg(all(not(Py_LIMITED_API), not(PyPy), not(GraalPy)))]
+pub(crate) fn no_weak_references(f: &Bound<'_, PyAny>) -> bool {
+    if !f.is_instance_of::<pyo3::types::PyCFunction>() {
+        return false;
+    }
+    // SAFETY: `f` is a live `builtin_function_or_method` (or its subtype for `METH_METHOD`,
+    // which starts with the same struct), checked just above, and the GIL is held.
+    unsafe {
+        (*f.as_ptr().cast::<pyo3::ffi::PyCFunctionObject>())
+            .m_weakreflist
+            .is_null()
+    }
+}
+
+/// Cannot be read under the stable ABI: never assumed.
+#[cfg(not(all(not(Py_LIMITED_API), not(PyPy), not(GraalPy))))]
+pub(crate) fn no_weak_references(_f: &Bound<'_, PyAny>) -> bool {
+    false
+}
+
+/// `start_response` as a request lends it: the object, and what the application calls.
+struct Start {
+    object: Py<StartResponse>,
+    callable: Py<PyAny>,
 }
 
 /// One request's objects: taken from this thread's spares (or made), and handed back.
 #[derive(Default)]
 pub(crate) struct Spare {
-    start: Option<Py<StartResponse>>,
+    start: Option<Start>,
     input: Option<Py<WsgiInput>>,
     /// A `start_response` of another application, to be released with the GIL held.
-    stale: Option<Py<StartResponse>>,
+    stale: Option<Start>,
 }
 
 impl Spare {
@@ -48,7 +81,7 @@ impl Spare {
         let mut spare = SPARE.with(Cell::take).unwrap_or_default();
         if let Some(start) = spare
             .start
-            .take_if(|s| !Arc::ptr_eq(s.get().heads(), heads))
+            .take_if(|s| !Arc::ptr_eq(s.object.get().heads(), heads))
         {
             spare.stale = Some(start);
         }
@@ -74,30 +107,48 @@ impl Spare {
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.start
             .as_ref()
-            .map_or_else(Shared::new, |start| start.get().shared.clone())
+            .map_or_else(Shared::new, |start| start.object.get().shared.clone())
     }
 
-    /// The request's `start_response` and `wsgi.input` (made around `shared` and `slot`
-    /// unless kept ones are here).
+    /// The request's `start_response` (the object, and the callable the application gets)
+    /// and `wsgi.input`, made around `shared` and `slot` unless kept ones are here.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn objects<'a, 'py>(
         &'a mut self,
         py: Python<'py>,
         shared: &Arc<Shared>,
         slot: &Arc<BodySlot>,
         heads: &Arc<HeadCache>,
-    ) -> PyResult<(&'a Bound<'py, StartResponse>, &'a Bound<'py, WsgiInput>)> {
+    ) -> PyResult<(
+        &'a Bound<'py, StartResponse>,
+        &'a Bound<'py, PyAny>,
+        &'a Bound<'py, WsgiInput>,
+    )> {
         drop(self.stale.take());
-        // Checked again: nothing should have taken a reference since (only `gc` could).
+        // Kept ones were checked when their last request ended; the loans of this request
+        // are on their slots already. (Server objects fished out of `gc.get_objects()` are
+        // out of any guarantee, as the connection's environ template is.)
         let start = match self.start.take() {
-            Some(start) if sole_reference(start.bind(py).as_any()) => start,
-            _ => StartResponse::new(py, shared.clone(), heads.clone())?.unbind(),
+            Some(start) => start,
+            None => {
+                let object = StartResponse::new(py, shared.clone(), heads.clone())?;
+                let callable = StartResponse::callable(&object)?;
+                Start {
+                    object: object.unbind(),
+                    callable,
+                }
+            }
         };
         let input = match self.input.take() {
-            Some(input) if sole_reference(input.bind(py).as_any()) => input,
-            _ => Py::new(py, WsgiInput::new(slot.clone()))?,
+            Some(input) => input,
+            None => Py::new(py, WsgiInput::new(slot.clone()))?,
         };
         let (start, input) = (self.start.insert(start), self.input.insert(input));
-        Ok((start.bind(py), input.bind(py)))
+        Ok((
+            start.object.bind(py),
+            start.callable.bind(py),
+            input.bind(py),
+        ))
     }
 
     /// Once the request is over (its response converted, its Python values released):
@@ -107,7 +158,7 @@ impl Spare {
         if self
             .start
             .as_ref()
-            .is_some_and(|s| !StartResponse::recycle(s.bind(py)))
+            .is_some_and(|s| !StartResponse::recycle(s.object.bind(py), s.callable.bind(py)))
         {
             self.start = None;
         }

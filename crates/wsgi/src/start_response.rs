@@ -15,7 +15,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 use crate::client_error::ClientFault;
 use crate::loan::lock;
 use crate::sink::SinkSlot;
-use crate::spare::sole_reference;
+use crate::spare::{no_weak_references, references, sole_reference};
 
 /// What `start_response` declared.
 #[derive(Clone)]
@@ -170,18 +170,35 @@ impl StartResponse {
         &self.heads
     }
 
-    /// Whether `start` (and its `write`) can serve this thread's next request: true when
-    /// the caller's is the only reference to each (the application, a response stream or
-    /// another thread kept none), after which its state is reset as if new. Call with the
-    /// request's loans still held; nothing can reach the objects after this returns true.
-    pub(crate) fn recycle(start: &Bound<'_, StartResponse>) -> bool {
-        let this = start.get();
-        if !sole_reference(start.as_any()) || !sole_reference(this.write.bind(start.py()).as_any())
-        {
-            return false;
+    /// What the application is given as `start_response`: the bound `start_response`
+    /// method (called with `METH_FASTCALL`). Under the stable ABI, where whether a bound
+    /// method has weak references cannot be read (see [`StartResponse::recycle`]), the
+    /// object itself.
+    pub(crate) fn callable(start: &Bound<'_, StartResponse>) -> PyResult<Py<PyAny>> {
+        if cfg!(Py_LIMITED_API) {
+            return Ok(start.clone().into_any().unbind());
         }
-        this.shared.reset();
-        true
+        Ok(start
+            .getattr(pyo3::intern!(start.py(), "start_response"))?
+            .unbind())
+    }
+
+    /// Whether `start`, the `callable` made for it and its `write` can serve this thread's
+    /// next request: true when the caller's references are the only ones (the application,
+    /// a response stream or another thread kept none; the bound method has no weak
+    /// references), after which the state is reset as if new. Call with the request's
+    /// loans still held; nothing can reach the objects after this returns true.
+    pub(crate) fn recycle(start: &Bound<'_, StartResponse>, callable: &Bound<'_, PyAny>) -> bool {
+        let this = start.get();
+        // The caller's reference and the callable's (the bound method's `__self__`, or the
+        // caller's second one when the callable is the object itself).
+        let ours = references(start.as_any()) == 2
+            && (callable.is(start) || (sole_reference(callable) && no_weak_references(callable)))
+            && sole_reference(this.write.bind(start.py()).as_any());
+        if ours {
+            this.shared.reset();
+        }
+        ours
     }
 }
 
@@ -330,6 +347,34 @@ fn exact_items(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Option<
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        self.start(py, status, headers, exc_info)
+    }
+
+    /// The same as a call, as a method: its bound method is what applications get, called
+    /// with `METH_FASTCALL` (no argument tuple built and taken apart per call, as a call of
+    /// the object itself needs).
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn start_response<'py>(
+        &self,
+        py: Python<'py>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        self.start(py, status, headers, exc_info)
+    }
+}
+
+impl StartResponse {
+    /// `start_response(status, headers, exc_info=None)`: checks and keeps the head, returns
+    /// `write`.
+    fn start<'py>(
         &self,
         py: Python<'py>,
         status: &Bound<'py, PyAny>,

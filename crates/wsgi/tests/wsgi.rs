@@ -666,5 +666,10 @@ fn request_objects_are_each_requests_own() {
         );
         let r = post("", "p7");
         assert_eq!((r.status, r.text().as_str()), (200, "plain:p7"), "{round}");
+        // Only a weak reference to start_response: it still dies with its request.
+        let r = post("weak", "w8");
+        assert_eq!((r.status, r.text().as_str()), (200, "weak:w8"), "{round}");
+        let r = post("deadref", "");
+        assert_eq!((r.status, r.text().as_str()), (200, "dead"), "{round}");
     }
 }
