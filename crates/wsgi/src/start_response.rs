@@ -560,7 +560,10 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>
             "invalid response header name {name:?}"
         )));
     }
-    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    if HOP_BY_HOP
+        .iter()
+        .any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h))
+    {
         return Err(PyValueError::new_err(format!(
             "hop-by-hop header {name:?} is not allowed in a WSGI response"
         )));
@@ -568,7 +571,7 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>
     let value = value.to_cow()?;
     let bytes = if value
         .bytes()
-        .all(|b| is_field_char(char::from(b)) && b.is_ascii())
+        .all(|b| b == b'\t' || (b' '..b'\x7f').contains(&b))
     {
         // The usual case: ASCII, one copy.
         value.as_bytes().to_vec()
@@ -605,7 +608,10 @@ const COMMON_NAMES: &[&str] = &[
 ];
 
 fn common_name(name: Cow<'_, str>) -> Cow<'static, str> {
-    match COMMON_NAMES.iter().find(|c| **c == name) {
+    match COMMON_NAMES
+        .iter()
+        .find(|c| c.len() == name.len() && **c == name)
+    {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(name.into_owned()),
     }
@@ -618,5 +624,34 @@ fn is_field_char(c: char) -> bool {
 
 /// RFC 9110 `tchar`.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[usize::from(b)]
 }
+
+/// [`is_token_byte`] for every byte value.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
