@@ -274,12 +274,12 @@ impl WsgiApp {
         shared: &Arc<Shared>,
         spare: &mut Spare,
     ) -> PyResult<Response> {
-        let (start, start_response, input) = spare.objects(py, shared, slot, &self.heads)?;
+        let (start_response, input) = spare.objects(py, shared, slot, &self.heads)?;
         let environ = self
             .environ
             .build(py, req, conn, forwarded, input.as_any())?;
         let result = self.app.bind(py).call1((environ, start_response))?;
-        response::respond(py, result, start)
+        response::respond(py, result, shared)
     }
 
     /// 500 for an app that failed before its headers were fixed; the traceback is logged

@@ -107,23 +107,18 @@ impl Spare {
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.start
             .as_ref()
-            .map_or_else(Shared::new, |start| start.object.get().shared.clone())
+            .map_or_else(Shared::new, |start| start.object.get().shared())
     }
 
-    /// The request's `start_response` (the object, and the callable the application gets)
-    /// and `wsgi.input`, made around `shared` and `slot` unless kept ones are here.
-    #[allow(clippy::type_complexity)]
+    /// The request's `start_response` (the callable the application gets) and
+    /// `wsgi.input`, made around `shared` and `slot` unless kept ones are here.
     pub(crate) fn objects<'a, 'py>(
         &'a mut self,
         py: Python<'py>,
         shared: &Arc<Shared>,
         slot: &Arc<BodySlot>,
         heads: &Arc<HeadCache>,
-    ) -> PyResult<(
-        &'a Bound<'py, StartResponse>,
-        &'a Bound<'py, PyAny>,
-        &'a Bound<'py, WsgiInput>,
-    )> {
+    ) -> PyResult<(&'a Bound<'py, PyAny>, &'a Bound<'py, WsgiInput>)> {
         drop(self.stale.take());
         // Kept ones were checked when their last request ended; the loans of this request
         // are on their slots already. (Server objects fished out of `gc.get_objects()` are
@@ -144,11 +139,7 @@ impl Spare {
             None => Py::new(py, WsgiInput::new(slot.clone()))?,
         };
         let (start, input) = (self.start.insert(start), self.input.insert(input));
-        Ok((
-            start.object.bind(py),
-            start.callable.bind(py),
-            input.bind(py),
-        ))
+        Ok((start.callable.bind(py), input.bind(py)))
     }
 
     /// Once the request is over (its response converted, its Python values released):

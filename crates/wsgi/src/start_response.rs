@@ -132,7 +132,9 @@ impl Shared {
 /// [`StartResponse::recycle`]).
 #[pyclass(module = "ironhorse", name = "StartResponse", frozen)]
 pub(crate) struct StartResponse {
-    pub(crate) shared: Arc<Shared>,
+    /// The state of the request it serves; replaced when the object is kept for another
+    /// request while a response stream still holds the last one's.
+    shared: Mutex<Arc<Shared>>,
     /// The `write` callable `start_response` returns.
     write: Py<Write>,
     /// The application's last parsed head (shared by its requests).
@@ -148,21 +150,22 @@ impl StartResponse {
         let write = Py::new(
             py,
             Write {
-                shared: shared.clone(),
+                shared: Mutex::new(shared.clone()),
             },
         )?;
         Bound::new(
             py,
             StartResponse {
-                shared,
+                shared: Mutex::new(shared),
                 write,
                 heads,
             },
         )
     }
 
-    pub(crate) fn declared(&self) -> MutexGuard<'_, Declared> {
-        self.shared.declared()
+    /// The state of the request it serves now.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        lock(&self.shared).clone()
     }
 
     /// The head cache of the application this `start_response` belongs to.
@@ -192,26 +195,39 @@ impl StartResponse {
         let this = start.get();
         // The caller's reference and the callable's (the bound method's `__self__`, or the
         // caller's second one when the callable is the object itself).
+        let write = this.write.bind(start.py());
         let ours = references(start.as_any()) == 2
             && (callable.is(start) || (sole_reference(callable) && no_weak_references(callable)))
-            && sole_reference(this.write.bind(start.py()).as_any());
-        if ours {
-            this.shared.reset();
+            && sole_reference(write.as_any());
+        if !ours {
+            return false;
         }
-        ours
+        let mut shared = lock(&this.shared);
+        // The two objects' and the caller's: then nobody else uses the state. Otherwise a
+        // response stream still does (an iterable result), and the objects get a new one.
+        if Arc::strong_count(&shared) == 3 {
+            shared.reset();
+        } else {
+            let fresh = Shared::new();
+            *lock(&write.get().shared) = fresh.clone();
+            *shared = fresh;
+        }
+        true
     }
 }
 
 /// The `write` callable `start_response` returns.
 #[pyclass(module = "ironhorse", name = "Write", frozen)]
 pub(crate) struct Write {
-    shared: Arc<Shared>,
+    /// Its `start_response`'s state (replaced with it).
+    shared: Mutex<Arc<Shared>>,
 }
 
 #[pymethods]
 impl Write {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.shared.write(py, data)
+        let shared = lock(&self.shared).clone();
+        shared.write(py, data)
     }
 }
 
@@ -382,8 +398,9 @@ impl StartResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Py<Write>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
+        let shared = self.shared();
         {
-            let declared = self.declared();
+            let declared = shared.declared();
             match exc_info {
                 Some(exc) if declared.headers_sent => {
                     drop(declared);
@@ -398,7 +415,7 @@ impl StartResponse {
             }
         }
         let head = self.heads.parse(status, headers)?;
-        let mut declared = self.declared();
+        let mut declared = shared.declared();
         declared.head = Some(head);
         declared.started = true;
         drop(declared);
