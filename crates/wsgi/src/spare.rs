@@ -4,10 +4,12 @@
 //! request's user-space work.
 //!
 //! An object is kept only when the reference held here is its only one once the request is
-//! over (no `environ`, frame, traceback, response stream or other thread holds it), so no
-//! one can tell it from a new object; it is then reset to a new object's state. Neither type
-//! takes weak references. One set per OS thread: nothing is shared between threads, and a
-//! set never leaves its thread while a loan of its request is live.
+//! over (no `environ`, frame, traceback or other thread holds it), so no one can tell it
+//! from a new object; it is then reset to a new object's state. The pyclasses take no weak
+//! references; the bound `start_response` method does, and is kept only without any. A
+//! response stream holds only its request's Rust state, which a kept `start_response` then
+//! replaces instead of resetting. One set per OS thread: nothing is shared between threads,
+//! and a set never leaves its thread while a loan of its request is live.
 
 use std::cell::Cell;
 use std::sync::Arc;

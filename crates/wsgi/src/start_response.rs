@@ -187,10 +187,11 @@ impl StartResponse {
     }
 
     /// Whether `start`, the `callable` made for it and its `write` can serve this thread's
-    /// next request: true when the caller's references are the only ones (the application,
-    /// a response stream or another thread kept none; the bound method has no weak
-    /// references), after which the state is reset as if new. Call with the request's
-    /// loans still held; nothing can reach the objects after this returns true.
+    /// next request: true when the caller's references are the only ones (neither the
+    /// application nor another thread kept one; the bound method has no weak references),
+    /// after which they have a new request's state (the old one reset, or a new one when a
+    /// response stream still reads it). Call with the request's loans still held; nothing
+    /// can reach the objects after this returns true.
     pub(crate) fn recycle(start: &Bound<'_, StartResponse>, callable: &Bound<'_, PyAny>) -> bool {
         let this = start.get();
         // The caller's reference and the callable's (the bound method's `__self__`, or the

@@ -678,11 +678,19 @@ fn request_objects_are_each_requests_own() {
             &conn,
         );
         let r = post("write", "w10");
-        assert_eq!((r.status, r.text().as_str()), (200, "written:w10"), "{round}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "written:w10"),
+            "{round}"
+        );
         let r = post("", "p11");
         assert_eq!((r.status, r.text().as_str()), (200, "plain:p11"), "{round}");
         let r = collect(streamed);
-        assert_eq!((r.status, r.text().as_str()), (200, "gen:g9+end"), "{round}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "gen:g9+end"),
+            "{round}"
+        );
         // Only a weak reference to start_response: it still dies with its request.
         let r = post("weak", "w8");
         assert_eq!((r.status, r.text().as_str()), (200, "weak:w8"), "{round}");
