@@ -321,12 +321,25 @@ impl EnvironBuilder {
                 None => env.set_item(k.request_method.bind(py), method)?,
             }
         }
-        env.set_item(k.path_info.bind(py), self.path_info(py, req.path()))?;
+        let (path, target) = (req.path(), req.target());
+        // Nothing to decode or strip (h1 let only ASCII through): the path as it came.
+        let plain = self.root_path.is_empty() && !path.contains('%');
+        let path_info = match plain {
+            true => latin1_str(py, path),
+            false => self.path_info(py, path),
+        };
         let query = req.query();
         if !query.is_empty() {
-            env.set_item(k.query_string.bind(py), latin1(py, query.as_bytes()))?;
+            env.set_item(k.query_string.bind(py), latin1_str(py, query))?;
         }
-        env.set_item(k.raw_uri.bind(py), latin1(py, req.target().as_bytes()))?;
+        // A target that is its path (no query) with nothing decoded or stripped: one
+        // string for both (a `str` is immutable).
+        let raw_uri = match plain && target == path {
+            true => path_info.clone(),
+            false => latin1_str(py, target),
+        };
+        env.set_item(k.path_info.bind(py), path_info)?;
+        env.set_item(k.raw_uri.bind(py), raw_uri)?;
         match req.version() {
             Version::Http11 => {}
             Version::Http10 => env.set_item(k.server_protocol.bind(py), self.http10.bind(py))?,
@@ -503,10 +516,6 @@ impl EnvironBuilder {
 
     /// The percent-decoded path as a latin-1 str, without the `SCRIPT_NAME` prefix.
     fn path_info<'py>(&self, py: Python<'py>, raw: &str) -> Bound<'py, PyString> {
-        if self.root_path.is_empty() && !raw.contains('%') {
-            // Nothing to decode or strip (h1 let only ASCII through).
-            return latin1(py, raw.as_bytes());
-        }
         let decoded: Cow<'_, [u8]> = percent_decode_str(raw).into();
         let root = self.root_path.as_bytes();
         let path = match decoded.strip_prefix(root) {
@@ -551,6 +560,15 @@ fn http_key(name: &str) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`latin1`] of text already known to be UTF-8 (ASCII, in practice: a request target).
+fn latin1_str<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
+    if s.is_ascii() {
+        PyString::new(py, s)
+    } else {
+        latin1(py, s.as_bytes())
+    }
 }
 
 /// Bytes as a native string, PEP 3333 style: each byte one code point (latin-1).

@@ -64,6 +64,11 @@ impl BodySlot {
         f()
     }
 
+    /// Forgets a client fault (the slot serves another request).
+    fn reset(&self) {
+        *lock(&self.fault) = None;
+    }
+
     /// What the client did wrong while its body was read, if anything.
     pub(crate) fn fault(&self) -> Option<ClientFault> {
         lock(&self.fault).clone()
@@ -185,7 +190,7 @@ impl InputState {
 #[pyclass(module = "ironhorse", name = "Input", frozen)]
 pub(crate) struct WsgiInput {
     state: Mutex<InputState>,
-    slot: Arc<BodySlot>,
+    pub(crate) slot: Arc<BodySlot>,
 }
 
 impl WsgiInput {
@@ -199,6 +204,25 @@ impl WsgiInput {
                 eof: false,
             }),
         }
+    }
+
+    /// Whether `input` can serve this thread's next request: true when the caller's is
+    /// the only reference to it (neither the application nor another thread kept it, nor
+    /// an `environ` that holds it), after which it is reset as if new. Call with the
+    /// request's body loan still held; nothing can reach it after this returns true.
+    pub(crate) fn recycle(input: &Bound<'_, WsgiInput>) -> bool {
+        if !crate::spare::sole_reference(input.as_any()) {
+            return false;
+        }
+        let this = input.get();
+        let mut state = lock(&this.state);
+        // A buffer that grew for a body is given back, as a new object's would be.
+        state.buf = Vec::new();
+        state.pos = 0;
+        state.eof = false;
+        drop(state);
+        this.slot.reset();
+        true
     }
 
     /// Runs `f` on the state with the GIL released. A failure the client caused raises

@@ -29,9 +29,11 @@ mod loan;
 mod report;
 mod response;
 mod sink;
+mod spare;
 mod start_response;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ironhorse_app::{Body, BodyReader, ConnInfo, Request, Response, ResponseSink, Service};
 use ironhorse_log::ErrorLog;
@@ -44,9 +46,9 @@ pub use interpreter::init_python;
 
 use client_error::ClientFault;
 use environ::EnvironBuilder;
-use input::{BodySlot, WsgiInput};
-use sink::SinkSlot;
-use start_response::StartResponse;
+use input::BodySlot;
+use spare::Spare;
+use start_response::Shared;
 
 /// How to find, start and present the application.
 #[derive(Clone)]
@@ -124,7 +126,7 @@ pub struct WsgiApp {
     error_log: Option<ErrorLog>,
     forwarded: Policy,
     /// The last head the application's `start_response` parsed.
-    heads: std::sync::Arc<start_response::HeadCache>,
+    heads: Arc<start_response::HeadCache>,
 }
 
 impl WsgiApp {
@@ -196,14 +198,16 @@ impl WsgiApp {
                 return Response::text(400, format!("Bad Request: {e}\n"));
             }
         };
-        let slot = BodySlot::new();
-        let slot_for_input = slot.clone();
-        let sink_slot = std::sync::Arc::new(SinkSlot::new());
-        let (response, by_server) = slot.lend(body, || {
-            sink_slot.lend(sink, || {
+        // The request's Python objects: this thread's spares when the last request's
+        // application kept none of them.
+        let mut spare = Spare::take(&self.heads);
+        let slot = spare.body_slot();
+        let shared = spare.shared();
+        let (response, by_server, started) = slot.lend(body, || {
+            shared.sink.lend(sink, || {
                 interpreter::attach(|py| {
-                    let result = self.run(py, req, conn, &forwarded, slot_for_input, &sink_slot);
-                    match (result, slot.fault()) {
+                    let result = self.run(py, req, conn, &forwarded, &slot, &shared, &mut spare);
+                    let (response, by_server) = match (result, slot.fault()) {
                         (Ok(response), None) => (response, false),
                         (Ok(response), Some(fault)) => {
                             let by_server = response.status >= 500;
@@ -217,11 +221,15 @@ impl WsgiApp {
                                 None => (self.internal_error(py, &err), true),
                             }
                         }
-                    }
+                    };
+                    let started = shared.sink.started();
+                    spare.recycle(py);
+                    (response, by_server, started)
                 })
             })
         });
-        if by_server && sink_slot.started() {
+        spare.put();
+        if by_server && started {
             // The app's head is out already: the failure can only cut the response short.
             return aborted();
         }
@@ -255,22 +263,23 @@ impl WsgiApp {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run<R: RequestView + ?Sized>(
         &self,
         py: Python<'_>,
         req: &R,
         conn: &ConnInfo,
         forwarded: &Resolved,
-        slot: std::sync::Arc<BodySlot>,
-        sink: &std::sync::Arc<SinkSlot>,
+        slot: &Arc<BodySlot>,
+        shared: &Arc<Shared>,
+        spare: &mut Spare,
     ) -> PyResult<Response> {
-        let input = Bound::new(py, WsgiInput::new(slot))?;
+        let (start_response, input) = spare.objects(py, shared, slot, &self.heads)?;
         let environ = self
             .environ
             .build(py, req, conn, forwarded, input.as_any())?;
-        let start = Bound::new(py, StartResponse::new(sink.clone(), self.heads.clone()))?;
-        let result = self.app.bind(py).call1((environ, &start))?;
-        response::respond(py, result, &start)
+        let result = self.app.bind(py).call1((environ, start_response))?;
+        response::respond(py, result, shared)
     }
 
     /// 500 for an app that failed before its headers were fixed; the traceback is logged

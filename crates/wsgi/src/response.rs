@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 
 use ironhorse_app::{Body, Response};
 use pyo3::prelude::*;
@@ -16,14 +17,14 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 use crate::file_wrapper::FileWrapper;
 use crate::interpreter::attach;
 use crate::report::log_exception;
-use crate::start_response::{body_bytes, Head, StartResponse};
+use crate::start_response::{body_bytes, Head, Shared};
 
 /// Converts the app's result; `Err` means the app failed before its headers were fixed (the
 /// caller answers 500). `close()` has been called on every `Err` path.
 pub(crate) fn respond(
     py: Python<'_>,
     result: Bound<'_, PyAny>,
-    start: &Bound<'_, StartResponse>,
+    start: &Arc<Shared>,
 ) -> PyResult<Response> {
     if head_sent(start) {
         let iter = result.try_iter();
@@ -72,18 +73,18 @@ enum Outcome {
 fn file_response(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
-    start: &Bound<'_, StartResponse>,
+    start: &Arc<Shared>,
 ) -> Option<Response> {
     let wrapper = result.cast::<FileWrapper>().ok()?;
-    let limit = start.borrow().head.as_ref()?.content_length;
+    let limit = start.declared().head.as_ref()?.content_length;
     let region = wrapper.get().region(py, limit)?;
-    let head = start.borrow_mut().head.take()?;
+    let head = start.declared().head.take()?;
     Some(response(head, Body::File(region)))
 }
 
 /// Pulls chunks until the first non-empty one. The whole response when the iterable ended
 /// first; otherwise a streaming response that owns the iterator (and its `close()`).
-fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> PyResult<Outcome> {
+fn first_chunks(result: &Bound<'_, PyAny>, start: &Arc<Shared>) -> PyResult<Outcome> {
     let mut iter = result.try_iter()?;
     let mut pending: VecDeque<Vec<u8>> = take_written(start).into();
     while pending.is_empty() {
@@ -105,7 +106,7 @@ fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> 
         }
     }
     let head = require_head(start)?;
-    start.borrow_mut().headers_sent = true;
+    start.declared().headers_sent = true;
     let length = head.content_length;
     let stream = ResponseStream::new(result, iter, start, pending);
     Ok(Outcome::Streaming(response(
@@ -119,7 +120,7 @@ fn first_chunks(result: &Bound<'_, PyAny>, start: &Bound<'_, StartResponse>) -> 
 
 /// All chunks of an in-memory result (plus earlier `write()` data), as one body.
 fn buffered<'py>(
-    start: &Bound<'py, StartResponse>,
+    start: &Arc<Shared>,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
 ) -> PyResult<Response> {
     let mut data = take_written(start).concat();
@@ -173,7 +174,7 @@ fn response(head: Head, body: Body) -> Response {
 fn continuation<'py>(
     result: &Bound<'py, PyAny>,
     iter: Bound<'py, PyIterator>,
-    start: &Bound<'py, StartResponse>,
+    start: &Arc<Shared>,
     pending: VecDeque<Vec<u8>>,
 ) -> PyResult<Outcome> {
     let stream = ResponseStream::new(result, iter, start, pending);
@@ -187,20 +188,20 @@ fn continuation<'py>(
     }))
 }
 
-fn head_sent(start: &Bound<'_, StartResponse>) -> bool {
-    start.borrow().sink.started()
+fn head_sent(start: &Arc<Shared>) -> bool {
+    start.sink.started()
 }
 
-fn require_head(start: &Bound<'_, StartResponse>) -> PyResult<Head> {
-    start.borrow_mut().head.take().ok_or_else(|| {
+fn require_head(start: &Arc<Shared>) -> PyResult<Head> {
+    start.declared().head.take().ok_or_else(|| {
         pyo3::exceptions::PyRuntimeError::new_err(
             "the WSGI application did not call start_response before its first body chunk",
         )
     })
 }
 
-fn take_written(start: &Bound<'_, StartResponse>) -> Vec<Vec<u8>> {
-    std::mem::take(&mut start.borrow_mut().written)
+fn take_written(start: &Arc<Shared>) -> Vec<Vec<u8>> {
+    std::mem::take(&mut start.declared().written)
 }
 
 /// Calls the result's `close()` if it has one; failures are logged.
@@ -220,7 +221,7 @@ fn close(py: Python<'_>, result: &Bound<'_, PyAny>) {
 struct Live {
     iter: Py<PyIterator>,
     result: Py<PyAny>,
-    start: Py<StartResponse>,
+    start: Arc<Shared>,
 }
 
 /// The rest of a streaming body. Each `next()` takes the GIL for one chunk.
@@ -234,7 +235,7 @@ impl ResponseStream {
     fn new<'py>(
         result: &Bound<'py, PyAny>,
         iter: Bound<'py, PyIterator>,
-        start: &Bound<'py, StartResponse>,
+        start: &Arc<Shared>,
         pending: VecDeque<Vec<u8>>,
     ) -> ResponseStream {
         ResponseStream {
@@ -242,7 +243,7 @@ impl ResponseStream {
             live: Some(Live {
                 iter: iter.unbind(),
                 result: result.clone().unbind(),
-                start: start.clone().unbind(),
+                start: start.clone(),
             }),
         }
     }
@@ -267,7 +268,7 @@ impl Iterator for ResponseStream {
         attach(|py| {
             while self.pending.is_empty() {
                 let live = self.live.as_ref()?;
-                let start = live.start.bind(py);
+                let start = &live.start;
                 let item = live.iter.bind(py).clone().next();
                 self.pending.extend(take_written(start));
                 match item.map(|r| r.and_then(|obj| body_bytes(&obj))) {

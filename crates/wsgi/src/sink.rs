@@ -66,6 +66,11 @@ impl SinkSlot {
         *lock(&self.started)
     }
 
+    /// Forgets that a head left (the slot serves another request).
+    pub(crate) fn reset(&self) {
+        *lock(&self.started) = false;
+    }
+
     /// Sends `head` (unless it left already) and then `data`; blocks while the server's
     /// room for the response is full. Call without the GIL.
     pub(crate) fn send(

@@ -5,15 +5,17 @@
 //! invalid ever reaches the wire).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ironhorse_app::HeaderList;
-use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 use crate::client_error::ClientFault;
+use crate::loan::lock;
 use crate::sink::SinkSlot;
+use crate::spare::{no_weak_references, references, sole_reference};
 
 /// What `start_response` declared.
 #[derive(Clone)]
@@ -39,9 +41,9 @@ impl Head {
     }
 }
 
-/// The `start_response` callable; one per request.
-#[pyclass(module = "ironhorse", name = "StartResponse")]
-pub(crate) struct StartResponse {
+/// What `start_response` declared and `write()` did, shared by the two callables.
+#[derive(Default)]
+pub(crate) struct Declared {
     pub(crate) head: Option<Head>,
     /// `start_response` succeeded at least once (the head may since have been taken).
     started: bool,
@@ -49,22 +51,184 @@ pub(crate) struct StartResponse {
     pub(crate) headers_sent: bool,
     /// Data from `write()` not yet handed on, in order (only while no sink is on loan).
     pub(crate) written: Vec<Vec<u8>>,
+    /// A `write()` is sending (without the GIL) on some thread.
+    sending: bool,
+}
+
+/// The state behind one request's `start_response` and `write`: plain Rust, so the two
+/// Python objects share it without referring to each other (no reference cycle).
+pub(crate) struct Shared {
+    declared: Mutex<Declared>,
     /// Where `write()` sends at once while the application call runs.
-    pub(crate) sink: Arc<SinkSlot>,
+    pub(crate) sink: SinkSlot,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            declared: Mutex::new(Declared::default()),
+            sink: SinkSlot::new(),
+        })
+    }
+
+    /// The declared state; never held while Python code runs or the GIL is released.
+    pub(crate) fn declared(&self) -> MutexGuard<'_, Declared> {
+        lock(&self.declared)
+    }
+
+    /// The legacy `write(data)` (PEP 3333): while the application call runs, the data
+    /// (after the head, the first time) is sent or queued in the server's bounded room
+    /// before this returns, blocking while that room is full; a client that went away
+    /// raises `ironhorse.ClientDisconnected`. Called from a response iterator, the data goes
+    /// out before what the iterator yields next.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.declared().started {
+            return Err(PyAssertionError::new_err("write() before start_response()"));
+        }
+        let data = body_bytes(data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let head = {
+            let mut declared = self.declared();
+            if declared.sending {
+                return Err(PyRuntimeError::new_err(
+                    "write() called while another write() of this response is sending",
+                ));
+            }
+            declared.headers_sent = true;
+            if !self.sink.is_lent() {
+                declared.written.push(data);
+                return Ok(());
+            }
+            declared.sending = true;
+            match self.sink.started() {
+                true => None,
+                false => declared.head.take().map(Head::into_parts),
+            }
+        };
+        let sent = py.detach(|| self.sink.send(head, data));
+        self.declared().sending = false;
+        sent.map_err(|e| match ClientFault::from_io(&e) {
+            Some(ClientFault::Gone { .. }) => ClientFault::Gone {
+                why: "while the response was sent".into(),
+            }
+            .exception(py),
+            _ => PyErr::from(e),
+        })
+    }
+
+    /// Back to the state of a request that has not started (for the next request).
+    fn reset(&self) {
+        *self.declared() = Declared::default();
+        self.sink.reset();
+    }
+}
+
+/// The `start_response` callable.
+///
+/// Its state is in [`Shared`], and its `write` callable is made with it: a request whose
+/// application kept neither hands both to the same thread's next request (see
+/// [`StartResponse::recycle`]).
+#[pyclass(module = "ironhorse", name = "StartResponse", frozen)]
+pub(crate) struct StartResponse {
+    /// The state of the request it serves; replaced when the object is kept for another
+    /// request while a response stream still holds the last one's.
+    shared: Mutex<Arc<Shared>>,
+    /// The `write` callable `start_response` returns.
+    write: Py<Write>,
     /// The application's last parsed head (shared by its requests).
     heads: Arc<HeadCache>,
 }
 
 impl StartResponse {
-    pub(crate) fn new(sink: Arc<SinkSlot>, heads: Arc<HeadCache>) -> StartResponse {
-        StartResponse {
-            head: None,
-            started: false,
-            headers_sent: false,
-            written: Vec::new(),
-            sink,
-            heads,
+    pub(crate) fn new<'py>(
+        py: Python<'py>,
+        shared: Arc<Shared>,
+        heads: Arc<HeadCache>,
+    ) -> PyResult<Bound<'py, StartResponse>> {
+        let write = Py::new(
+            py,
+            Write {
+                shared: Mutex::new(shared.clone()),
+            },
+        )?;
+        Bound::new(
+            py,
+            StartResponse {
+                shared: Mutex::new(shared),
+                write,
+                heads,
+            },
+        )
+    }
+
+    /// The state of the request it serves now.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        lock(&self.shared).clone()
+    }
+
+    /// The head cache of the application this `start_response` belongs to.
+    pub(crate) fn heads(&self) -> &Arc<HeadCache> {
+        &self.heads
+    }
+
+    /// What the application is given as `start_response`: the bound `start_response`
+    /// method (called with `METH_FASTCALL`). Under the stable ABI, where whether a bound
+    /// method has weak references cannot be read (see [`StartResponse::recycle`]), the
+    /// object itself.
+    pub(crate) fn callable(start: &Bound<'_, StartResponse>) -> PyResult<Py<PyAny>> {
+        if cfg!(Py_LIMITED_API) {
+            return Ok(start.clone().into_any().unbind());
         }
+        Ok(start
+            .getattr(pyo3::intern!(start.py(), "start_response"))?
+            .unbind())
+    }
+
+    /// Whether `start`, the `callable` made for it and its `write` can serve this thread's
+    /// next request: true when the caller's references are the only ones (neither the
+    /// application nor another thread kept one; the bound method has no weak references),
+    /// after which they have a new request's state (the old one reset, or a new one when a
+    /// response stream still reads it). Call with the request's loans still held; nothing
+    /// can reach the objects after this returns true.
+    pub(crate) fn recycle(start: &Bound<'_, StartResponse>, callable: &Bound<'_, PyAny>) -> bool {
+        let this = start.get();
+        // The caller's reference and the callable's (the bound method's `__self__`, or the
+        // caller's second one when the callable is the object itself).
+        let write = this.write.bind(start.py());
+        let ours = references(start.as_any()) == 2
+            && (callable.is(start) || (sole_reference(callable) && no_weak_references(callable)))
+            && sole_reference(write.as_any());
+        if !ours {
+            return false;
+        }
+        let mut shared = lock(&this.shared);
+        // The two objects' and the caller's: then nobody else uses the state. Otherwise a
+        // response stream still does (an iterable result), and the objects get a new one.
+        if Arc::strong_count(&shared) == 3 {
+            shared.reset();
+        } else {
+            let fresh = Shared::new();
+            *lock(&write.get().shared) = fresh.clone();
+            *shared = fresh;
+        }
+        true
+    }
+}
+
+/// The `write` callable `start_response` returns.
+#[pyclass(module = "ironhorse", name = "Write", frozen)]
+pub(crate) struct Write {
+    /// Its `start_response`'s state (replaced with it).
+    shared: Mutex<Arc<Shared>>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let shared = lock(&self.shared).clone();
+        shared.write(py, data)
     }
 }
 
@@ -200,17 +364,50 @@ fn exact_items(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Option<
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__<'py>(
-        slf: &Bound<'py, Self>,
+        &self,
+        py: Python<'py>,
         status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Py<Write>> {
+        self.start(py, status, headers, exc_info)
+    }
+
+    /// The same as a call, as a method: its bound method is what applications get, called
+    /// with `METH_FASTCALL` (no argument tuple built and taken apart per call, as a call of
+    /// the object itself needs).
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn start_response<'py>(
+        &self,
+        py: Python<'py>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        self.start(py, status, headers, exc_info)
+    }
+}
+
+impl StartResponse {
+    /// `start_response(status, headers, exc_info=None)`: checks and keeps the head, returns
+    /// `write`.
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<Write>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
+        let shared = self.shared();
         {
-            let this = slf.borrow();
+            let declared = shared.declared();
             match exc_info {
-                Some(exc) if this.headers_sent => return Err(reraise(exc)),
-                None if this.started => {
+                Some(exc) if declared.headers_sent => {
+                    drop(declared);
+                    return Err(reraise(exc));
+                }
+                None if declared.started => {
                     return Err(PyAssertionError::new_err(
                         "start_response called a second time without exc_info",
                     ))
@@ -218,45 +415,12 @@ impl StartResponse {
                 _ => {}
             }
         }
-        let head = slf.borrow().heads.parse(status, headers)?;
-        let mut this = slf.borrow_mut();
-        this.head = Some(head);
-        this.started = true;
-        drop(this);
-        slf.getattr(pyo3::intern!(slf.py(), "write"))
-    }
-
-    /// The legacy `write(data)` callable (PEP 3333): while the application call runs, the
-    /// data (after the head, the first time) is sent or queued in the server's bounded room
-    /// before this returns, blocking while that room is full; a client that went away
-    /// raises `ironhorse.ClientDisconnected`. Called from a response iterator, the data goes
-    /// out before what the iterator yields next.
-    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        if !self.started {
-            return Err(PyAssertionError::new_err("write() before start_response()"));
-        }
-        let data = body_bytes(data)?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.headers_sent = true;
-        if !self.sink.is_lent() {
-            self.written.push(data);
-            return Ok(());
-        }
-        let head = match self.sink.started() {
-            true => None,
-            false => self.head.take().map(Head::into_parts),
-        };
-        let sink = self.sink.clone();
-        py.detach(move || sink.send(head, data))
-            .map_err(|e| match ClientFault::from_io(&e) {
-                Some(ClientFault::Gone { .. }) => ClientFault::Gone {
-                    why: "while the response was sent".into(),
-                }
-                .exception(py),
-                _ => PyErr::from(e),
-            })
+        let head = self.heads.parse(status, headers)?;
+        let mut declared = shared.declared();
+        declared.head = Some(head);
+        declared.started = true;
+        drop(declared);
+        Ok(self.write.clone_ref(py))
     }
 }
 
@@ -414,7 +578,10 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>
             "invalid response header name {name:?}"
         )));
     }
-    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    if HOP_BY_HOP
+        .iter()
+        .any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h))
+    {
         return Err(PyValueError::new_err(format!(
             "hop-by-hop header {name:?} is not allowed in a WSGI response"
         )));
@@ -422,7 +589,7 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>
     let value = value.to_cow()?;
     let bytes = if value
         .bytes()
-        .all(|b| is_field_char(char::from(b)) && b.is_ascii())
+        .all(|b| b == b'\t' || (b' '..b'\x7f').contains(&b))
     {
         // The usual case: ASCII, one copy.
         value.as_bytes().to_vec()
@@ -459,7 +626,10 @@ const COMMON_NAMES: &[&str] = &[
 ];
 
 fn common_name(name: Cow<'_, str>) -> Cow<'static, str> {
-    match COMMON_NAMES.iter().find(|c| **c == name) {
+    match COMMON_NAMES
+        .iter()
+        .find(|c| c.len() == name.len() && **c == name)
+    {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(name.into_owned()),
     }
@@ -472,5 +642,34 @@ fn is_field_char(c: char) -> bool {
 
 /// RFC 9110 `tchar`.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[usize::from(b)]
 }
+
+/// [`is_token_byte`] for every byte value.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};

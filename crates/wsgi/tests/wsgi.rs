@@ -606,3 +606,95 @@ fn a_reused_header_list_changed_in_place_is_read_again() {
         assert_eq!(r.header("Content-Type").as_deref(), Some("text/plain"));
     }
 }
+
+/// A thread's next request may get the `start_response`, `write` and `wsgi.input` objects
+/// of the last one when its application kept none of them: each request still starts from
+/// a new request's state (after `write()`, after a client's broken body), and objects an
+/// application kept stay those of their own request (not reset, not reused, not reading
+/// or writing the later request's body or response).
+#[test]
+fn request_objects_are_each_requests_own() {
+    struct Broken;
+    impl io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "broken"))
+        }
+    }
+    let app = load("apps:keeper");
+    let conn = conn();
+    let post = |query: &str, body: &str| {
+        collect(app.handle(
+            &RequestParts::new("POST", &format!("/?{query}")),
+            &mut Trickle {
+                data: body.as_bytes().to_vec(),
+                pos: 0,
+                step: 3,
+            },
+            &conn,
+        ))
+    };
+    for round in 0..3 {
+        let r = post("write", "w1");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "written:w1"),
+            "{round}"
+        );
+        // A head declared and a body written before: this request's start_response is new.
+        let r = post("", "p2");
+        assert_eq!((r.status, r.text().as_str()), (200, "plain:p2"), "{round}");
+        let r = collect(app.handle(&RequestParts::new("POST", "/"), &mut Broken, &conn));
+        assert_eq!(r.status, 400, "{round}: {}", r.text());
+        // The client's fault was the last request's only.
+        let r = post("", "p4");
+        assert_eq!((r.status, r.text().as_str()), (200, "plain:p4"), "{round}");
+        let r = post("keep", "k5");
+        assert_eq!((r.status, r.text().as_str()), (200, "kept:k5"), "{round}");
+        let r = post("check", "c6");
+        assert_eq!(r.status, 200, "{round}: {}", r.text());
+        let seen: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "body": "c6",
+                "same_input": false,
+                "same_start_response": false,
+                "old_input_reads": "",
+                "old_start_response": "AssertionError",
+            }),
+            "{round}"
+        );
+        let r = post("", "p7");
+        assert_eq!((r.status, r.text().as_str()), (200, "plain:p7"), "{round}");
+        // A streamed response still being read while later requests run (one answered
+        // through write()): each keeps its own state.
+        let streamed = app.handle(
+            &RequestParts::new("POST", "/?gen"),
+            &mut Trickle {
+                data: b"g9".to_vec(),
+                pos: 0,
+                step: 3,
+            },
+            &conn,
+        );
+        let r = post("write", "w10");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "written:w10"),
+            "{round}"
+        );
+        let r = post("", "p11");
+        assert_eq!((r.status, r.text().as_str()), (200, "plain:p11"), "{round}");
+        let r = collect(streamed);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "gen:g9+end"),
+            "{round}"
+        );
+        // Only a weak reference to start_response: it still dies with its request.
+        let r = post("weak", "w8");
+        assert_eq!((r.status, r.text().as_str()), (200, "weak:w8"), "{round}");
+        let r = post("deadref", "");
+        assert_eq!((r.status, r.text().as_str()), (200, "dead"), "{round}");
+    }
+}
