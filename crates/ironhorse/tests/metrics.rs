@@ -589,7 +589,12 @@ fn an_upgraded_master_takes_the_metrics_socket_over() {
     args.push(pidfile.display().to_string());
     let server = Server::start(&args);
     let metrics = metrics_addr(&server);
-    assert_eq!(scrape(&metrics).value("ironhorse_workers", &[]), 1.0);
+    // "listening on" comes before the master forks its worker: wait for the worker.
+    assert!(
+        eventually(|| scrape(&metrics).value("ironhorse_workers", &[]) == 1.0),
+        "{}",
+        scrape_text(&metrics, false)
+    );
     server.signal(12); // USR2: a new master on the same sockets, the metrics one included.
     let mut path2 = pidfile.clone().into_os_string();
     path2.push(".2");
