@@ -19,41 +19,20 @@ pub(crate) enum AuthorityError {
 }
 
 /// RFC 3986 `unreserved`.
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// `unreserved / sub-delims` (no `,`, see the module comment), by table: every request's
-/// `Host` is checked against it byte by byte.
-static REG_NAME_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b';'
-                    | b'='
-            );
-        b += 1;
-    }
-    t
-};
+/// `unreserved / sub-delims` (no `,`, see the module comment).
+const fn is_reg_name_byte(b: u8) -> bool {
+    is_unreserved(b) || is_sub_delim(b)
+}
+
+/// [`is_reg_name_byte`] by table: every request's `Host` is checked byte by byte.
+static REG_NAME_BYTE: [bool; 256] = byte_table!(is_reg_name_byte);
 
 /// RFC 3986 `sub-delims`, without `,` (see the module comment).
-fn is_sub_delim(b: u8) -> bool {
+const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b';' | b'='
@@ -146,13 +125,7 @@ fn plain_host_and_port(v: &[u8]) -> bool {
         .count();
     match v.get(name) {
         None => name > 0,
-        Some(b':') if name > 0 => {
-            let port = &v[name + 1..];
-            port.len() <= 5
-                && port.iter().all(u8::is_ascii_digit)
-                && port.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0'))
-                    <= u32::from(u16::MAX)
-        }
+        Some(b':') if name > 0 => is_port(&v[name + 1..]),
         Some(_) => false,
     }
 }

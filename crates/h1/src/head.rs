@@ -7,6 +7,8 @@
 //! disagreeing parsers in a proxy chain are what request smuggling is made of.
 use crate::authority::{check_host, AuthorityError};
 use crate::request::{Field, Fields, HeadBuf, Span};
+use crate::target::parse_target;
+use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
 /// Buffers a head is parsed into: the connection's spares (see
 /// [`crate::ServerConn::recycle`]), empty and without allocation when there are none.
@@ -15,8 +17,6 @@ pub(crate) struct HeadStore {
     pub(crate) bytes: Vec<u8>,
     pub(crate) fields: Fields,
 }
-use crate::target::parse_target;
-use crate::{BodyFraming, Error, Limits, RequestHead, Version};
 
 /// Longest method accepted (gunicorn's bound too). The longest registered method
 /// (`UPDATEREDIRECTREF`) has 17 characters; a longer token is a method no one implements,
@@ -146,39 +146,34 @@ impl HeadScan {
     }
 }
 
-/// `tchar` (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
+/// `tchar` (RFC 9110 §5.6.2), by table: every method and field name is checked byte by byte.
+pub fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// [`is_tchar`] by table: every method and field name is checked byte by byte.
-static TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    t
-};
+static TCHAR: [bool; 256] = byte_table!(is_tchar_by_grammar);
+
+/// `tchar` as RFC 9110 §5.6.2 spells it: `!#$%&'*+-.^_`|~`, digits and letters.
+const fn is_tchar_by_grammar(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
 
 /// Method characters: `tchar` without lower-case letters. RFC 9110 allows any token, but
 /// the corpus (`003c`) rejects lower-case methods as gunicorn and nginx do; real methods

@@ -10,6 +10,20 @@
 //! violation is an [`Error`] whose status is decided in exactly one place ([`Error::status`]).
 #![forbid(unsafe_code)]
 
+/// A `[bool; 256]` membership table of the bytes `$pred` (a `const fn(u8) -> bool`) admits,
+/// built at compile time: the checks every request's head runs byte by byte look bytes up.
+macro_rules! byte_table {
+    ($pred:path) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = $pred(b as u8);
+            b += 1;
+        }
+        table
+    }};
+}
+
 mod authority;
 mod body;
 mod conn;
@@ -27,6 +41,7 @@ pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;
 pub use error::Error;
 pub use failure::Failure;
+pub use head::is_tchar;
 pub use request::{BodyFraming, RequestHead, Version};
 pub use response::{is_valid_reason, reason_phrase, HeaderList, REASON_FIELD};
 

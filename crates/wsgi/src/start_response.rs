@@ -573,15 +573,12 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Cow<'static, str>, Vec<u8>
         ));
     };
     let name = name.to_cow()?;
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
+    if name.is_empty() || !name.bytes().all(ironhorse_h1::is_tchar) {
         return Err(PyValueError::new_err(format!(
             "invalid response header name {name:?}"
         )));
     }
-    if HOP_BY_HOP
-        .iter()
-        .any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h))
-    {
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
         return Err(PyValueError::new_err(format!(
             "hop-by-hop header {name:?} is not allowed in a WSGI response"
         )));
@@ -626,10 +623,7 @@ const COMMON_NAMES: &[&str] = &[
 ];
 
 fn common_name(name: Cow<'_, str>) -> Cow<'static, str> {
-    match COMMON_NAMES
-        .iter()
-        .find(|c| c.len() == name.len() && **c == name)
-    {
+    match COMMON_NAMES.iter().find(|c| **c == name) {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(name.into_owned()),
     }
@@ -639,37 +633,3 @@ fn common_name(name: Cow<'_, str>) -> Cow<'static, str> {
 fn is_field_char(c: char) -> bool {
     c == '\t' || (c >= ' ' && c != '\x7f' && (c as u32) < 0x100)
 }
-
-/// RFC 9110 `tchar`.
-fn is_token_byte(b: u8) -> bool {
-    TOKEN[usize::from(b)]
-}
-
-/// [`is_token_byte`] for every byte value.
-static TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
