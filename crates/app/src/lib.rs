@@ -274,9 +274,19 @@ pub trait Service: Send + Sync + 'static {
     }
 
     /// Asks the application to abandon the request running on thread `thread` (a pthread
-    /// id), which passed its deadline. Best effort: WSGI raises `TimeoutError` in it.
-    fn cancel(&self, thread: u64) {
-        let _ = thread;
+    /// id), which passed its deadline, if `still_running` still says so once the application
+    /// can act (WSGI asks it with the GIL held, so a request that ended meanwhile is left
+    /// alone). Best effort: WSGI raises `TimeoutError` in it.
+    fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+        let _ = (thread, still_running);
+    }
+
+    /// Runs one turn of an event loop that calls this service on its own thread
+    /// (`--threads 0`). The service may keep what it takes per call across the turn's calls
+    /// (WSGI keeps the GIL) and lets go when `work` returns; `work` waits for nothing but the
+    /// loop's sockets.
+    fn turn(&self, work: &mut dyn FnMut()) {
+        work()
     }
 
     /// A non-blocking application (ASGI) starts its exchange for this request here, instead

@@ -40,6 +40,27 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Each service once, however many prefixes it is mounted at.
+    fn distinct(&self) -> Vec<&Arc<dyn Service>> {
+        let mut distinct: Vec<&Arc<dyn Service>> = Vec::new();
+        let services = std::iter::once(&self.fallback).chain(self.mounts.iter().map(|(_, s)| s));
+        for service in services {
+            if !distinct.iter().any(|a| Arc::ptr_eq(a, service)) {
+                distinct.push(service);
+            }
+        }
+        distinct
+    }
+}
+
+fn nest_turns(services: &[&Arc<dyn Service>], work: &mut dyn FnMut()) {
+    match services.split_first() {
+        None => work(),
+        Some((first, rest)) => first.turn(&mut || nest_turns(rest, work)),
+    }
+}
+
 impl Service for Router {
     fn call(&self, req: Request<'_>) -> Response {
         self.route(req.head.path()).call(req)
@@ -56,15 +77,15 @@ impl Service for Router {
     /// The router cannot tell which service runs on `thread`, so every distinct one is
     /// asked; a service not running there ignores it (WSGI's async exception targets a
     /// thread id, and static files have nothing to cancel).
-    fn cancel(&self, thread: u64) {
-        let mut asked: Vec<&Arc<dyn Service>> = Vec::new();
-        let services = std::iter::once(&self.fallback).chain(self.mounts.iter().map(|(_, s)| s));
-        for service in services {
-            if !asked.iter().any(|a| Arc::ptr_eq(a, service)) {
-                service.cancel(thread);
-                asked.push(service);
-            }
+    fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+        for service in self.distinct() {
+            service.cancel(thread, still_running);
         }
+    }
+
+    /// The turn of every distinct service, one inside the other.
+    fn turn(&self, work: &mut dyn FnMut()) {
+        nest_turns(&self.distinct(), work);
     }
 
     fn start_exchange(
@@ -150,9 +171,39 @@ mod tests {
         fn call(&self, _req: Request<'_>) -> Response {
             Response::text(200, "app")
         }
-        fn cancel(&self, thread: u64) {
-            self.0.lock().unwrap().push(thread);
+        fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+            if still_running() {
+                self.0.lock().unwrap().push(thread);
+            }
         }
+    }
+
+    /// Counts the turns it runs.
+    #[derive(Default)]
+    struct Turning(std::sync::atomic::AtomicUsize);
+
+    impl Service for Turning {
+        fn call(&self, _req: Request<'_>) -> Response {
+            Response::text(200, "app")
+        }
+        fn turn(&self, work: &mut dyn FnMut()) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            work()
+        }
+    }
+
+    #[test]
+    fn a_turn_runs_its_work_once_inside_every_mounted_services_turn() {
+        let app = Arc::new(Turning::default());
+        let files = Arc::new(Turning::default());
+        let router = Router::new(app.clone())
+            .mount("/static", files.clone())
+            .mount("/again", app.clone());
+        let mut runs = 0;
+        router.turn(&mut || runs += 1);
+        assert_eq!(runs, 1);
+        let turns = |s: &Turning| s.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!((turns(&app), turns(&files)), (1, 1));
     }
 
     #[test]
@@ -162,7 +213,8 @@ mod tests {
         let router = Router::new(app.clone())
             .mount("/static", files.clone())
             .mount("/again", app.clone());
-        router.cancel(42);
+        router.cancel(42, &|| true);
+        router.cancel(43, &|| false);
         assert_eq!(*app.0.lock().unwrap(), [42]);
         assert_eq!(*files.0.lock().unwrap(), [42]);
     }

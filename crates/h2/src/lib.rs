@@ -173,4 +173,8 @@ impl Protocol for Http2 {
     fn after_fork_child(&self) {
         self.shared.service.after_fork_child();
     }
+
+    fn turn(&self, work: &mut dyn FnMut()) {
+        self.shared.service.turn(work);
+    }
 }

@@ -61,8 +61,12 @@ impl Service for Health {
         !self.is_probe(head) && self.inner.may_block_for(head)
     }
 
-    fn cancel(&self, thread: u64) {
-        self.inner.cancel(thread);
+    fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+        self.inner.cancel(thread, still_running);
+    }
+
+    fn turn(&self, work: &mut dyn FnMut()) {
+        self.inner.turn(work);
     }
 
     fn start_exchange(

@@ -2,7 +2,8 @@
 //! per-model PEP 3333 tests (`wsgi.rs`, variant `event-inline`) do not cover: a stuck app
 //! stops the worker's heartbeat and its master replaces it, a streamed response to a client
 //! that does not read holds neither the loop nor memory, bodies beyond the read-ahead buffer
-//! are refused, and the models that cannot run it refuse the setting.
+//! are refused, the application's own threads get the GIL while the loop waits (the loop
+//! keeps it only within a turn), and the models that cannot run it refuse the setting.
 
 mod common;
 
@@ -71,6 +72,23 @@ fn a_stuck_app_on_the_loop_stops_the_heartbeat_and_its_worker_is_replaced() {
         server.log_text()
     );
     assert_eq!(get(&server.addr, "/").status, 200);
+}
+
+#[test]
+fn the_apps_own_thread_runs_while_the_loop_waits() {
+    let server = Server::start(&loop_args(&[]));
+    for round in 0..3 {
+        let done = temp_path(&format!("loop-background-{round}"));
+        let reply = get(&server.addr, &format!("/arm?path={}", done.display()));
+        assert_eq!(reply.status, 200);
+        // No request runs from here on: the background thread can only get the GIL if the
+        // loop let it go when its turn ended.
+        assert!(
+            eventually(|| done.exists()),
+            "the app's background thread never ran after round {round}'s request"
+        );
+        let _ = std::fs::remove_file(&done);
+    }
 }
 
 #[test]

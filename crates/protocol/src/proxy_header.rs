@@ -76,6 +76,9 @@ impl Protocol for ProxyHeader {
     fn shutdown(&self) {
         self.inner.shutdown();
     }
+    fn turn(&self, work: &mut dyn FnMut()) {
+        self.inner.turn(work);
+    }
     fn after_fork_parent(&self) {
         self.inner.after_fork_parent();
     }

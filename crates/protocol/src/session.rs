@@ -193,4 +193,10 @@ pub trait Protocol: Send + Sync + 'static {
     fn after_fork_child(&self) {}
     /// The driver stopped serving (see `ironhorse_app::Service::shutdown`).
     fn shutdown(&self) {}
+
+    /// Runs one turn of an event loop whose sessions call the application on the loop's
+    /// thread (`--threads 0`; see `ironhorse_app::Service::turn`). Default: `work()`.
+    fn turn(&self, work: &mut dyn FnMut()) {
+        work()
+    }
 }

@@ -145,10 +145,21 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let _ = ironhorse_sys::raise_nofile_limit();
     let mut lp = EventLoop::new(config)?;
     let mut events = Events::with_capacity(1024);
+    let protocol = lp.config.protocol.clone();
     loop {
         lp.wait(&mut events)?;
-        for event in events.iter() {
-            lp.on_event(event);
+        if lp.defer_sends {
+            // The application runs in this turn's `advance` calls: what it takes per call
+            // (the GIL) is kept across them, and let go before the sends.
+            protocol.turn(&mut || {
+                for event in events.iter() {
+                    lp.on_event(event);
+                }
+            });
+        } else {
+            for event in events.iter() {
+                lp.on_event(event);
+            }
         }
         lp.send_unsent();
         let now = Instant::now();

@@ -69,8 +69,8 @@ impl TlsProtocol {
     /// `fallback` (HTTP/1.1). Example: `vec![(b"h2".to_vec(), h2)]` with the HTTP/1.1
     /// protocol as the fallback.
     ///
-    /// Fork hooks reach the fallback only: the ALPN protocols are expected to serve the same
-    /// application (whose `before_fork` must run once).
+    /// Fork hooks (and turns) reach the fallback only: the ALPN protocols are expected to
+    /// serve the same application (whose `before_fork` must run once).
     pub fn new(
         source: Arc<ServerConfigSource>,
         alpn: Vec<(Vec<u8>, Arc<dyn Protocol>)>,
@@ -137,5 +137,8 @@ impl Protocol for TlsProtocol {
     }
     fn shutdown(&self) {
         self.choices.fallback.shutdown();
+    }
+    fn turn(&self, work: &mut dyn FnMut()) {
+        self.choices.fallback.turn(work);
     }
 }

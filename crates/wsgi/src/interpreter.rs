@@ -277,8 +277,75 @@ thread_local! {
     static FORK_GIL: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
-/// `Python::attach`, but first giving this OS thread its persistent thread state.
+/// Where this thread stands in a driver's turn (see [`turn`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Turn {
+    /// No turn: every [`attach`] takes the GIL and gives it back.
+    Off,
+    /// In a turn; no call has taken the GIL yet.
+    Open,
+    /// In a turn, and the GIL is held from the first call to the turn's end.
+    Held,
+}
+
+thread_local! {
+    static TURN: Cell<Turn> = const { Cell::new(Turn::Off) };
+}
+
+/// Runs one turn of an event loop that calls the application on its own thread
+/// (`--threads 0`): the first [`attach`] in it takes the GIL and keeps it until `work`
+/// returns, so the turn's further requests skip the GIL's hand-over (a mutex and a condition
+/// variable each way, about 400 instructions per request). The driver must not wait for
+/// anything but its own sockets inside `work`: another thread that wants the GIL waits for
+/// the turn's end (an application's own threads still get it whenever its Python code runs,
+/// through CPython's switch interval). Re-entrant: a nested turn is part of the outer one.
+///
+/// Under the stable ABI (abi3 wheels) a turn changes nothing: whether this thread holds the
+/// GIL cannot be asked there.
+pub fn turn(work: &mut dyn FnMut()) {
+    if cfg!(Py_LIMITED_API) || TURN.get() != Turn::Off {
+        return work();
+    }
+    /// Ends the turn, even when `work` panics.
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            if TURN.replace(Turn::Off) == Turn::Held {
+                // SAFETY: `Held` means `attach` restored this thread's state and so holds
+                // the GIL, and no `attach` is running (the turn's work returned).
+                unsafe {
+                    ffi::PyEval_SaveThread();
+                }
+            }
+        }
+    }
+    TURN.set(Turn::Open);
+    let _end = End;
+    work();
+}
+
+/// `Python::attach`, but first giving this OS thread its persistent thread state (and,
+/// inside a [`turn`], keeping the GIL until the turn ends).
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    persistent_state();
+    if TURN.get() == Turn::Open {
+        // SAFETY: the interpreter runs and this thread has its state (just ensured). It is
+        // restored only when this thread does not hold the GIL already, so it takes the GIL
+        // once; `turn`'s end saves it again. PyO3's attach below then finds the GIL held
+        // (PyGILState_Ensure answers LOCKED, and its release keeps the GIL).
+        #[cfg(not(Py_LIMITED_API))]
+        unsafe {
+            if ffi::PyGILState_Check() == 0 {
+                ffi::PyEval_RestoreThread(ffi::PyGILState_GetThisThreadState());
+                TURN.set(Turn::Held);
+            }
+        }
+    }
+    Python::attach(f)
+}
+
+/// Gives this OS thread its persistent thread state, once.
+fn persistent_state() {
     THREAD_STATE.with(|s| {
         if s.0.get() == Ownership::None {
             // SAFETY: the interpreter is initialised (WsgiApp exists only after init). A
@@ -297,7 +364,6 @@ pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
             }
         }
     });
-    Python::attach(f)
 }
 
 fn initialised() -> bool {

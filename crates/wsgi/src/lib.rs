@@ -363,14 +363,23 @@ impl Service for WsgiApp {
         true
     }
 
-    fn cancel(&self, thread: u64) {
+    fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
         interpreter::attach(|_py| {
+            // Checked with the GIL held: a request that ended while this thread waited for
+            // the GIL (a loop thread keeps it to its turn's end) is left alone.
+            if !still_running() {
+                return;
+            }
             // SAFETY: the GIL is held (inside `attach`); the exception is a valid type object
             // owned by the interpreter; an unknown thread id only makes the call return 0.
             unsafe {
                 pyo3::ffi::PyThreadState_SetAsyncExc(thread as i64, pyo3::ffi::PyExc_TimeoutError);
             }
         });
+    }
+
+    fn turn(&self, work: &mut dyn FnMut()) {
+        interpreter::turn(work);
     }
 
     fn before_fork(&self) {

@@ -203,4 +203,8 @@ impl Protocol for Http {
     fn shutdown(&self) {
         self.service.shutdown();
     }
+
+    fn turn(&self, work: &mut dyn FnMut()) {
+        self.service.turn(work);
+    }
 }

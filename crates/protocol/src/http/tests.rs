@@ -83,8 +83,10 @@ impl Service for App {
     fn may_block(&self) -> bool {
         true
     }
-    fn cancel(&self, _thread: u64) {
-        self.cancelled.store(true, Ordering::SeqCst);
+    fn cancel(&self, _thread: u64, still_running: &dyn Fn() -> bool) {
+        if still_running() {
+            self.cancelled.store(true, Ordering::SeqCst);
+        }
     }
 }
 

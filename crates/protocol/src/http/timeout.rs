@@ -106,7 +106,10 @@ impl RequestTimer {
             );
             let thread = seen.thread.load(Ordering::SeqCst);
             if thread != 0 && !seen.done.load(Ordering::SeqCst) {
-                service.cancel(thread);
+                // Asked again once the application can act: the request may end meanwhile
+                // (a loop thread keeps the GIL to the end of its turn), and its thread
+                // must not get the exception meant for it in a later request.
+                service.cancel(thread, &|| !seen.done.load(Ordering::SeqCst));
             }
             let cutoff = seen.cutoff.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(cutoff) = cutoff {
