@@ -42,6 +42,8 @@ struct Conn {
     closing: Option<Linger>,
     /// Output held until the end of the loop's turn (`--threads 0`, see `defer_sends`).
     unsent: bool,
+    /// Bytes arrived since the last sweep: not idle, so its buffers stay.
+    active: bool,
 }
 
 /// Slot index of a connection ↔ its token (listeners take the first tokens).
@@ -101,6 +103,7 @@ impl Slots {
             step: Step::Read,
             closing: None,
             unsent: false,
+            active: true,
         });
         index
     }
@@ -346,11 +349,16 @@ impl EventLoop {
             };
             if is_expired(conn, now, stop) {
                 self.slots.remove(&self.poll, index);
-            } else if conn.step == Step::Read && !conn.readable {
-                // Idle since at least the last sweep: it keeps no buffers meanwhile.
+                continue;
+            }
+            if conn.step == Step::Read && !conn.readable && !conn.active {
+                // Idle since at least the last sweep: it keeps no buffers meanwhile. (A busy
+                // connection that merely waits for its next request at this instant keeps
+                // them: dropping them every sweep cost a rebuild per sweep and connection.)
                 conn.session.release_idle_memory();
                 conn.out.release_idle_memory();
             }
+            conn.active = false;
         }
         if !stop && self.slots.live < self.config.max_connections {
             for listener in 0..self.listeners.len() {
@@ -461,6 +469,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
                     Ok(n) => {
                         // A pending end of input announces itself only once: read to it.
                         conn.readable = n == room || conn.peer_closed;
+                        conn.active = true;
                         if n == 0 {
                             conn.session.received(0);
                         } else {
