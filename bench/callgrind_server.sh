@@ -26,9 +26,9 @@ for _ in $(seq 600); do
     sleep 0.2
 done
 wrk -t1 -c50 -d2s "http://127.0.0.1:$port/" >/dev/null
-callgrind_control -z "$server" >/dev/null
+callgrind_control -z "$server" >/dev/null 2>&1
 wrk -t1 -c50 -d6s "http://127.0.0.1:$port/" >"$out/wrk.txt"
-callgrind_control -d "$server" >/dev/null
+callgrind_control -d "$server" >/dev/null 2>&1
 requests=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
 dump=$(ls -t "$out"/callgrind.out.* | head -1)
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")

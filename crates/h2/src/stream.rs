@@ -409,6 +409,7 @@ impl Stream {
                 status,
                 headers,
                 body,
+                ..
             } => {
                 self.answer(status, &headers, Some(body.len() as u64));
                 self.out.push(Bytes::from(body));

@@ -29,6 +29,10 @@ pub enum Reply {
         status: u16,
         headers: HeaderList,
         body: Vec<u8>,
+        /// The request's head, handed back for its buffers' reuse
+        /// ([`ServerConn::recycle`](ironhorse_h1::ServerConn::recycle)): freed here, on the
+        /// thread that allocated it, instead of on the application's.
+        request: RequestHead,
     },
     Head {
         status: u16,
@@ -103,7 +107,7 @@ impl Exchange {
                 host: &host,
                 started: false,
             };
-            run(&*service, (&head, body_length), &info, body, sink)
+            run(&*service, (head, body_length), &info, body, sink)
         });
         let exchange = Exchange {
             queues,
@@ -209,13 +213,13 @@ impl Exchange {
 /// The job: the application call and its response stream, sent to the session.
 fn run(
     service: &dyn Service,
-    (head, body_length): (&RequestHead, Option<u64>),
+    (head, body_length): (RequestHead, Option<u64>),
     info: &ConnInfo,
     mut body: ChannelBody<'_, '_>,
     mut sink: Sink<'_, '_>,
 ) {
     let response = service.call(Request {
-        head,
+        head: &head,
         body: &mut body,
         conn: info,
         sink: Some(&mut sink),
@@ -269,6 +273,7 @@ fn run(
             status,
             headers,
             body,
+            request: head,
         },
         Piece::Last,
     );

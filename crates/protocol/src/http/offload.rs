@@ -104,9 +104,12 @@ impl HttpSession {
                     status,
                     headers,
                     body,
+                    request,
                 })) => {
                     self.send_head(status, &headers, Some(body.len() as u64), out);
                     self.send_body(&body, out);
+                    // The next head is parsed into this one's buffers.
+                    self.conn.recycle(request);
                     return self.finish_response(out);
                 }
                 Ok(Some(Reply::Head {
