@@ -22,16 +22,6 @@ use std::ffi::OsString;
 
 use values::{LoadError, Loaded};
 
-/// Rust's allocations go to mimalloc, in both front ends (a library's global allocator is
-/// the final artifact's). A request's objects cross threads (the loop allocates what an
-/// application thread frees, and back), which glibc's per-thread caches serve badly: under
-/// `--threads 1`, malloc and free were 18 % of the server's instructions per request, and
-/// the whole fell 13 % with mimalloc (docs/BENCHMARKS.md, issue 15). `no_thp`: no
-/// transparent huge pages, which added 10 MiB of resident memory per process. CPython keeps
-/// its own allocators.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs the command line `args` (program name first) and returns the process exit code:
 /// 0 after a clean stop (or `--help`, `--check-config`, …), 2 for bad settings, or the
 /// server's own code. `ironhorse ctl ...` talks to a running master's control socket.
