@@ -149,20 +149,19 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut lp = EventLoop::new(config)?;
     let mut events = Events::with_capacity(1024);
     let protocol = lp.config.protocol.clone();
+    // The application runs in the turn's `advance` calls (`--threads 0`): what it takes per
+    // call (the GIL) is kept across them, and let go before the sends.
+    let app_on_loop = lp.defer_sends;
     loop {
         lp.wait(&mut events)?;
-        if lp.defer_sends {
-            // The application runs in this turn's `advance` calls: what it takes per call
-            // (the GIL) is kept across them, and let go before the sends.
-            protocol.turn(&mut || {
-                for event in events.iter() {
-                    lp.on_event(event);
-                }
-            });
-        } else {
+        let mut handle_events = || {
             for event in events.iter() {
                 lp.on_event(event);
             }
+        };
+        match app_on_loop {
+            true => protocol.turn(&mut handle_events),
+            false => handle_events(),
         }
         lp.send_unsent();
         let now = Instant::now();
