@@ -11,8 +11,9 @@ Two benchmarks, each over the same plain WSGI app file (bench/apps/) for every s
 
 - hello: `hello:application` (13-byte body, Content-Length set). ONE process of each server
   (ironhorse `event --threads 1`, `event --threads 0` (the app on the loop's thread), `async --threads 1`, `threadpool --threads 4`, `single`,
-  `prefork -w 1` (one worker reading ahead on every connection, one request at a time);
-  Granian `--interface wsgi --workers 1`; bjoern; gunicorn `sync` and `gthread --threads 4`,
+  `prefork -w 1` (one worker reading ahead on every connection, one request at a time),
+  `hybrid -w 1 --threads 4`, `thread` (a thread per connection), `fork` (a process per
+  connection); Granian `--interface wsgi --workers 1`; bjoern; gunicorn `sync` and `gthread --threads 4`,
   one worker; uWSGI `--http-socket`, 1 process; waitress), `wrk -t1` at 50 and then 256
   connections. The ratio table divides each ironhorse model by each peer, round by round.
 - io: `sleep:application` (time.sleep(0.1)) under `wrk -t1 -c512 --timeout 5s` for >= 10 s;
@@ -121,6 +122,9 @@ HELLO_IH = [
     _ih("threadpool", "ironhorse threadpool --threads 4", ["--model", "threadpool", "--threads", "4"]),
     _ih("single", "ironhorse single", ["--model", "single"], serial=True),
     _ih("prefork", "ironhorse prefork -w 1", ["--model", "prefork", "-w", "1"]),
+    _ih("hybrid", "ironhorse hybrid -w 1 --threads 4", ["--model", "hybrid", "-w", "1", "--threads", "4"]),
+    _ih("thread", "ironhorse thread", ["--model", "thread"]),
+    _ih("fork", "ironhorse fork", ["--model", "fork"]),
 ]
 HELLO_PEERS = [
     _peer("granian", "granian --interface wsgi --workers 1", "granian", _granian()),
@@ -324,7 +328,8 @@ def _wrk_with_probe(cmd, duration, addr, body):
     return text, err, lat
 
 
-_NOISE = re.compile(r"listening on|signal|stop|shutting down|exit|booting|worker", re.I)
+_NOISE = re.compile(r"listening on|signal|stop|shutting down|exit|booting|worker|"
+                    r"WSGI application \((detected|--interface \w+)\)", re.I)
 
 
 def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeout=None,

@@ -3,6 +3,7 @@
 //! thread per request.
 
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,7 +126,9 @@ impl InlineHost<'_> {
             )),
             // Back to the job at each periodic wake-up too: its next turn lets the session
             // keep deadlines of its own (the body timeout).
-            Step::Read if want_input => read_once(self.stream, self.session, self.hooks).map(drop),
+            Step::Read if want_input => {
+                read_once(self.stream, self.session, self.hooks, Wait::Yes).map(drop)
+            }
             Step::WaitUntil(at) => {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 Ok(())
@@ -195,24 +198,35 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                     let session = conn.session.as_ref();
                     let waiting = session.is_waiting();
                     let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
-                    if give_back && !has_input(&conn.stream) {
-                        return Served::Idle(conn);
+                    if give_back {
+                        // What is already there is served here; with nothing, the thread goes.
+                        match read_once(
+                            &mut conn.stream,
+                            conn.session.as_mut(),
+                            &*conn.hooks,
+                            Wait::No,
+                        ) {
+                            Ok(true) => continue,
+                            Ok(false) => return Served::Idle(conn),
+                            Err(_) => return Served::Done,
+                        }
                     }
                 }
                 // Back to `advance` after each read and each periodic wake-up, so that the
                 // session keeps deadlines of its own (a buffered body's timeout, answered 408).
-                if read_once(&mut conn.stream, conn.session.as_mut(), &*conn.hooks).is_err() {
+                if read_once(
+                    &mut conn.stream,
+                    conn.session.as_mut(),
+                    &*conn.hooks,
+                    Wait::Yes,
+                )
+                .is_err()
+                {
                     return Served::Done;
                 }
             }
         }
     }
-}
-
-/// Whether bytes (or an end of input) are waiting to be read, without waiting.
-fn has_input(stream: &Stream) -> bool {
-    use std::os::fd::AsFd;
-    ironhorse_sys::wait_readable(&[stream.as_fd()], 0).is_ok_and(|ready| !ready.is_empty())
 }
 
 /// A handle that can end the connection from another thread (a second descriptor of the
@@ -228,19 +242,34 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
     }))
 }
 
-/// Waits for input until it comes (`Ok(true)`) or the socket's periodic wake-up
-/// (`Ok(false)`); fails when the connection expires (see [`connection::is_expired`]).
+/// Whether [`read_once`] waits for input.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Until it comes or the socket's periodic wake-up.
+    Yes,
+    /// No: only what is already there.
+    No,
+}
+
+/// Reads input: `Ok(true)` when some came (or its end), `Ok(false)` when none did before
+/// the socket's periodic wake-up (at once with [`Wait::No`]); fails when the connection
+/// expires (see [`connection::is_expired`]).
 fn read_once(
     stream: &mut Stream,
     session: &mut dyn Session,
     hooks: &dyn WorkerHooks,
+    wait: Wait,
 ) -> io::Result<bool> {
     hooks.beat();
     let stop = stopping();
     if connection::is_expired(session, Instant::now(), stop) {
         return Err(connection::expiry_error(session, stop));
     }
-    match stream.read(session.read_buf()) {
+    let read = match wait {
+        Wait::Yes => stream.read(session.read_buf()),
+        Wait::No => ironhorse_sys::recv_now(stream.as_fd(), session.read_buf()),
+    };
+    match read {
         Ok(n) => {
             session.received(n);
             Ok(true)

@@ -3,13 +3,15 @@
 //! heads and buffered bodies arriving in pieces. [`Watched`] reads what arrives into the
 //! session without blocking and gives the connection out once the session has work
 //! ([`Session::has_work`]: a whole head, an error to answer, the end of input); it closes
-//! those whose deadline (keep-alive, header or body timeout) passes. Two drivers schedule
+//! those whose deadline (keep-alive, header or body timeout) passes. Sockets stay blocking
+//! throughout (the threads that serve them block); the watcher reads with `MSG_DONTWAIT`,
+//! so moving a connection in and out costs no `fcntl`. Two drivers schedule
 //! over it: the pool's watcher thread ([`Parking`], handing ready connections to pool
 //! threads) and the read-ahead driver ([`read_ahead`](super::read_ahead), serving them on
 //! the watching thread itself).
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -68,42 +70,33 @@ impl Watched {
         self.conns.is_empty()
     }
 
-    /// Starts watching `conn` (non-blocking from now on); one that cannot be is closed.
-    /// Registering a socket that is already readable reports it at the next turn.
+    /// Starts watching `conn`; one that cannot be is closed. Registering a socket that is
+    /// already readable reports it at the next turn.
     pub fn add(&mut self, conn: Conn) {
         self.next_token = (self.next_token + 1) % OWN_TOKENS;
         let fd = conn.stream.as_fd().as_raw_fd();
-        if conn.stream.set_nonblocking(true).is_ok()
-            && (self.registry())
-                .register(
-                    &mut SourceFd(&fd),
-                    Token(self.next_token),
-                    Interest::READABLE,
-                )
-                .is_ok()
-        {
+        let registered = self.registry().register(
+            &mut SourceFd(&fd),
+            Token(self.next_token),
+            Interest::READABLE,
+        );
+        if registered.is_ok() {
             self.conns.insert(self.next_token, conn);
         }
     }
 
     /// Watches a connection given out by [`turn`](Self::turn) again, still registered (no
-    /// system call but making it non-blocking): cheaper than [`release`](Self::release)
-    /// then [`add`](Self::add) for the thread that watches and serves alike. Its events
-    /// meanwhile were kept by the kernel, so nothing that arrived is missed.
+    /// system call): cheaper than [`release`](Self::release) then [`add`](Self::add) for
+    /// the thread that watches and serves alike. Its events meanwhile were kept by the
+    /// kernel, so nothing that arrived is missed.
     pub fn readmit(&mut self, ready: Ready) {
-        if ready.conn.stream.set_nonblocking(true).is_ok() {
-            self.conns.insert(ready.token, ready.conn);
-        } else {
-            self.forget(&ready.conn);
-        }
+        self.conns.insert(ready.token, ready.conn);
     }
 
-    /// Stops watching a connection given out by [`turn`](Self::turn): blocking again, for
-    /// a thread to serve (`None`: it failed, and is closed).
-    pub fn release(&self, ready: Ready) -> Option<Conn> {
+    /// Stops watching a connection given out by [`turn`](Self::turn), for a thread to serve.
+    pub fn release(&self, ready: Ready) -> Conn {
         self.forget(&ready.conn);
-        ready.conn.stream.set_nonblocking(false).ok()?;
-        Some(ready.conn)
+        ready.conn
     }
 
     fn forget(&self, conn: &Conn) {
@@ -132,7 +125,7 @@ impl Watched {
                 continue;
             };
             // Edge-triggered: read until the socket has no more, or the session has work.
-            let outcome = take_input(&mut conn.stream, conn.session.as_mut());
+            let outcome = take_input(&conn.stream, conn.session.as_mut());
             if outcome.is_ok() && !conn.session.has_work() {
                 continue;
             }
@@ -261,9 +254,7 @@ fn watch(
     let mut wakes = Vec::new();
     loop {
         for ready in watched.turn(STOP_CHECK, closed, &mut wakes) {
-            if let Some(conn) = watched.release(ready) {
-                resume(conn);
-            }
+            resume(watched.release(ready));
         }
         wakes.clear();
         loop {
@@ -285,9 +276,9 @@ fn watch(
 
 /// Reads what arrived into `session` without blocking: until the socket has nothing more,
 /// its input ends, or the session has work for a thread. `Err`: the connection failed.
-fn take_input(stream: &mut impl Read, session: &mut dyn Session) -> io::Result<()> {
+fn take_input(stream: &impl AsFd, session: &mut dyn Session) -> io::Result<()> {
     loop {
-        match stream.read(session.read_buf()) {
+        match ironhorse_sys::recv_now(stream.as_fd(), session.read_buf()) {
             Ok(n) => {
                 session.received(n);
                 if n == 0 || session.has_work() {

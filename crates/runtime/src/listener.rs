@@ -208,9 +208,6 @@ impl Stream {
     pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
         self.0.set_write_timeout(t)
     }
-    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.0.set_nonblocking(on)
-    }
     /// Another descriptor for the same connection.
     pub fn try_clone(&self) -> io::Result<Stream> {
         self.0.try_clone().map(Stream)

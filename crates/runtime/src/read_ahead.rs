@@ -88,9 +88,6 @@ fn accept(config: &DriverConfig, watched: &mut Watched, pending: &mut [bool]) ->
 /// Serves a connection that has work on this thread until it is idle again (then it goes
 /// back to the watch) or closes.
 fn serve_inline(watched: &mut Watched, Ready { token, conn }: Ready) {
-    if conn.stream.set_nonblocking(false).is_err() {
-        return;
-    }
     // Nobody else may wait for this thread while it sits on an idle connection: it is the
     // one that watches the others and accepts.
     if let Served::Idle(conn) = serve(conn, Some(&|| true)) {

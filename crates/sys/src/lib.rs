@@ -61,6 +61,14 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
     }
 }
 
+/// Receives what is already there without waiting, even on a blocking socket (`recv` with
+/// `MSG_DONTWAIT`): one system call that both asks whether input waits and takes it, where
+/// a zero-timeout `poll` and then a `read` are two. `WouldBlock` when nothing waits.
+pub fn recv_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use nix::sys::socket::{recv, MsgFlags};
+    recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)
+}
+
 /// Sets `TCP_NODELAY`-like per-socket options that std lacks: `SO_REUSEPORT` etc. live in
 /// socket2; this only exposes the raw fd number for logging.
 pub fn fd_number(fd: &impl AsFd) -> i32 {
