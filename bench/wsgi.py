@@ -732,8 +732,9 @@ def report_lines(a, env, hello, io, elapsed, load_start):
             "describe those connections alone; it is not eligible for the target",
             "- `single` serves one connection at a time, so at 50 and 256 keep-alive connections one "
             "connection gets all the service and the others starve until it closes — expected for "
-            "a serial model. `threadpool --threads 4` likewise serves 4 keep-alive connections at "
-            "a time (a pool thread keeps its connection until it closes or idles out)",
+            "a serial model. The pools (`threadpool`, `hybrid`) and `prefork`'s read-ahead do not "
+            "starve: a thread gives its idle keep-alive connection back to the watcher whenever "
+            "other connections wait for it",
             "- gunicorn `sync` closes the connection after every response (`Connection: close`); "
             "uWSGI with `--http-socket` closes it too, without that header, so wrk counts one "
             "`read` error per response — they are not failed requests (its body was checked)",
