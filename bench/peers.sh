@@ -7,7 +7,8 @@
 #     bash bench/peers.sh --status   # only print the status
 #
 # Peers: granian, bjoern (needs Debian's libev-dev: installed with apt-get), gunicorn,
-# uwsgi (compiles C: needs gcc and the Python headers), waitress. A peer that fails to
+# uwsgi (compiles C: needs gcc and the Python headers), waitress; and Flask, the framework
+# of `bench/wsgi.py --bench flask`. A peer that fails to
 # install is reported as "not available: <reason>" and the script goes on; it never
 # fails because of a peer. The status is one line per peer, "NAME ok VERSION" or
 # "NAME not available: REASON", printed on stdout and kept in .venv-peers/status.txt.
@@ -17,7 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv-peers"
 PY="${PEERS_PYTHON:-$(command -v python3)}"
 STATUS="$VENV/status.txt"
-PEERS="granian bjoern gunicorn uwsgi waitress"
+PEERS="granian bjoern gunicorn uwsgi waitress flask"
 
 say() { echo "[peers] $*" >&2; }
 

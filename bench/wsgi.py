@@ -55,10 +55,14 @@ from harness.proc_stats import CpuMeter  # noqa: E402
 
 VENV = os.path.join(HERE, ".venv-peers")
 PEERS_SH = os.path.join(HERE, "peers.sh")
-PEERS = ["granian", "bjoern", "gunicorn", "uwsgi", "waitress"]
+PEERS = ["granian", "bjoern", "gunicorn", "uwsgi", "waitress", "flask"]
 
 HELLO_BODY = b"Hello, world!"
 SLEEP_BODY = b"slept 100 ms"
+FLASK_APP = "flask_json:app"
+FLASK_PATH = "/json/abc?q=1"
+FLASK_BODY = b'{"items":[0,1,2,3,4,5,6,7,8,9],"name":"abc","q":"1"}\n'
+FLASK_CONNS = (50,)
 SLEEP_S = 0.1
 HELLO_CONNS = (50, 256)
 IO_CONNS = 512
@@ -135,6 +139,12 @@ HELLO_PEERS = [
     _peer("uwsgi", "uwsgi --http-socket, 1 process", "uwsgi", _uwsgi),
     _peer("waitress", "waitress --threads=4", "waitress", _waitress),
 ]
+
+# The Flask view: the hello models, importing Flask from the peers' venv; the peers that
+# host a plain WSGI callable one process at a time (they run from that venv already).
+FLASK_IH = [dict(s, args=s["args"] + ["--virtualenv", VENV]) for s in HELLO_IH]
+FLASK_PEERS = [s for s in HELLO_PEERS
+               if s["key"] in ("granian", "bjoern", "gunicorn-gthread")]
 
 
 def installed_peers(venv):
@@ -264,15 +274,15 @@ def start_server(spec, app, env):
     return p, f"127.0.0.1:{port}", log_path
 
 
-def check_response(addr, body, timeout=10.0, attempts=20):
-    """GET / on a fresh connection: None when status, body and Content-Length are right,
+def check_response(addr, body, timeout=10.0, attempts=20, path="/"):
+    """GET `path` on a fresh connection: None when status, body and Content-Length are right,
     else what was wrong. Retries refused/reset connections (a worker still starting)."""
     host, port = addr.rsplit(":", 1)
     last = None
     for _ in range(attempts):
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
-            conn.request("GET", "/")
+            conn.request("GET", path)
             r = conn.getresponse()
             got = r.read()
             cl = r.getheader("Content-Length")
@@ -293,14 +303,14 @@ def check_response(addr, body, timeout=10.0, attempts=20):
     return last
 
 
-def probe(addr, body, timeout):
-    """One GET / on a fresh connection while wrk holds its connections: seconds until the
+def probe(addr, body, timeout, path="/"):
+    """One GET `path` on a fresh connection while wrk holds its connections: seconds until the
     full answer, or None when none came within `timeout` (the server starves new clients)."""
     host, port = addr.rsplit(":", 1)
     t0 = time.monotonic()
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: " + addr.encode() + b"\r\nConnection: close\r\n\r\n")
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while not data.endswith(b"\r\n\r\n" + body):
                 left = t0 + timeout - time.monotonic()
@@ -316,13 +326,13 @@ def probe(addr, body, timeout):
         return None
 
 
-def _wrk_with_probe(cmd, duration, addr, body):
+def _wrk_with_probe(cmd, duration, addr, body, path="/"):
     """wrk, and meanwhile (at a quarter of the run) the fresh-connection probe."""
     box = {}
     t = threading.Thread(target=lambda: box.update(r=wrk.run(cmd, duration)), daemon=True)
     t.start()
     time.sleep(duration / 4)
-    lat = probe(addr, body, timeout=min(2.0, duration / 2))
+    lat = probe(addr, body, timeout=min(2.0, duration / 2), path=path)
     t.join(duration + 70)
     text, err = box.get("r", (None, "wrk did not finish"))
     return text, err, lat
@@ -333,7 +343,7 @@ _NOISE = re.compile(r"listening on|signal|stop|shutting down|exit|booting|worker
 
 
 def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeout=None,
-            with_probe=False):
+            with_probe=False, path="/"):
     """Start, check, warm up, run wrk at each connection count, check again, stop.
     Returns {conns: parsed wrk result}, or None when the server was not counted. With
     with_probe, each result also has "probe": seconds a fresh client waited during the run
@@ -345,11 +355,11 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
     out = {}
     try:
         proc, addr, log_path = start_server(spec, app, env)
-        err = check_response(addr, body)
+        err = check_response(addr, body, path=path)
         if err:
             problems.append(f"{name}: wrong response before the run, not counted: {err}")
             return None
-        url = f"http://{addr}/"
+        url = f"http://{addr}{path}"
         if warmup:
             wrk.run(wrk.command(wrk_path, url, conns_list[0], warmup, env.pins[1], latency=False,
                                 timeout=timeout), warmup)
@@ -357,7 +367,7 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
             cmd = wrk.command(wrk_path, url, n, duration, env.pins[1], timeout=timeout)
             meter = CpuMeter(proc.pid)
             if with_probe:
-                text, werr, lat = _wrk_with_probe(cmd, duration, addr, body)
+                text, werr, lat = _wrk_with_probe(cmd, duration, addr, body, path)
             else:
                 (text, werr), lat = wrk.run(cmd, duration), None
             cpu = meter.stop()
@@ -374,7 +384,7 @@ def measure(spec, app, body, conns_list, duration, warmup, env, problems, timeou
                 problems.append(f"{name}: server exited with {proc.returncode} during c{n}")
                 return None
             res["cpu_us"] = wrk.cpu_us_per_request(cpu, res)
-        err = check_response(addr, body)
+        err = check_response(addr, body, path=path)
         if err:
             problems.append(f"{name}: wrong response after the run, not counted: {err}")
             return None
@@ -408,7 +418,7 @@ def _order(ih, peers, rnd):
 
 
 def _bench(specs_ih, specs_peers, app, body, conns_list, duration, warmup, rounds, env,
-           servers, problems, timeout, bench, deadline=None, with_probe=False):
+           servers, problems, timeout, bench, deadline=None, with_probe=False, path="/"):
     specs_ih = _per_build([s for s in specs_ih if _selected(s, servers)], env.builds)
     specs_peers = [s for s in specs_peers if _selected(s, servers)]
     runs = {(s["key"], n): [] for s in specs_ih + specs_peers for n in conns_list}
@@ -424,7 +434,7 @@ def _bench(specs_ih, specs_peers, app, body, conns_list, duration, warmup, round
                 return _rows(bench, specs_ih, specs_peers, conns_list, runs, avail)
             procs.log(f"{bench} round {rnd}/{rounds}: {s['label']}")
             res = measure(s, app, body, conns_list, duration, warmup, env, problems, timeout,
-                          with_probe)
+                          with_probe, path)
             for n in conns_list:
                 if res and n in res:
                     res[n]["round"] = rnd
@@ -471,6 +481,26 @@ def run_hello(env=None, servers=None, duration=5, rounds=3, connections=HELLO_CO
         return _bench(HELLO_IH, HELLO_PEERS, "hello:application", HELLO_BODY, list(connections),
                       duration, warmup, rounds, env, servers, problems, 5, "hello", deadline,
                       with_probe=True)
+    finally:
+        if own:
+            finish(env)
+
+
+def run_flask(env=None, servers=None, duration=5, rounds=3, connections=FLASK_CONNS,
+              warmup=1, problems=None, deadline=None):
+    """The Flask JSON view (`GET /json/abc?q=1`) under every selected hello server; row
+    dicts as run_hello's. Needs Flask in bench/.venv-peers (bench/peers.sh installs it)."""
+    own = env is None
+    env = env or prepare(build_first=False)
+    problems = [] if problems is None else problems
+    try:
+        ok, info = env.peers.get("flask", (False, "not requested"))
+        if not ok:
+            problems.append(f"flask: not available ({info}); the Flask bench did not run")
+            return []
+        return _bench(FLASK_IH, FLASK_PEERS, FLASK_APP, FLASK_BODY, list(connections),
+                      duration, warmup, rounds, env, servers, problems, 5, "flask", deadline,
+                      with_probe=True, path=FLASK_PATH)
     finally:
         if own:
             finish(env)
@@ -623,7 +653,8 @@ def parse_args():
     ap.add_argument("--servers", default="",
                     help="comma list of server keys or peer names (granian, gunicorn, ...) or "
                          "'ironhorse'; default: all")
-    ap.add_argument("--bench", default="hello,io", help="hello, io or both (default)")
+    ap.add_argument("--bench", default="hello,io",
+                    help="comma list of hello, io and flask (default: hello,io)")
     ap.add_argument("--connections", default=",".join(map(str, HELLO_CONNS)),
                     help="hello: wrk connection counts, comma-separated (default 50,256)")
     ap.add_argument("--quick", action="store_true",
@@ -651,8 +682,8 @@ def parse_args():
     bad = [s for s in a.servers if s not in known]
     if bad:
         ap.error(f"unknown server(s) {bad}; known: {', '.join(sorted(known))}")
-    if not set(a.bench) <= {"hello", "io"} or not a.bench:
-        ap.error("--bench takes hello, io or hello,io")
+    if not set(a.bench) <= {"hello", "io", "flask"} or not a.bench:
+        ap.error("--bench takes a comma list of hello, io and flask")
     return a
 
 
@@ -662,8 +693,8 @@ def main():
     started = time.monotonic()
     deadline = started + a.time_limit * 60
     load_start = os.getloadavg()[0]
-    wants_peers = any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS
-                      if s["peer"] != "ironhorse-pip")
+    wants_peers = "flask" in a.bench or any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS
+                                            if s["peer"] != "ironhorse-pip")
     env = prepare(build_first=not a.no_build, peers=wants_peers, binary_specs=a.binary)
     if a.installed:
         exes = [os.path.join(v, "bin", "ironhorse") for v in a.installed]
@@ -671,16 +702,19 @@ def main():
         env.peers["ironhorse-pip"] = ((False, f"missing: {', '.join(missing)}") if missing else
                                       (True, binaries.output([exes[0], "--version"]) + " (wheels)"))
     problems = []
-    hello = io = None
+    hello = io = flask = None
     with procs.guarded(problems, env.tmp):  # what finish(env) does
         if "hello" in a.bench:
             hello = run_hello(env, a.servers, a.duration, a.rounds, problems=problems,
                               connections=tuple(int(c) for c in a.connections.split(",")),
                               deadline=deadline)
+        if "flask" in a.bench:
+            flask = run_flask(env, a.servers, a.duration, a.rounds, problems=problems,
+                              deadline=deadline)
         if "io" in a.bench:
             io = run_io(env, a.servers, a.io_duration, a.rounds, problems=problems,
                         deadline=deadline)
-    lines = report_lines(a, env, hello, io, time.monotonic() - started, load_start)
+    lines = report_lines(a, env, hello, io, time.monotonic() - started, load_start, flask)
     report.finish_report(lines, problems, ("No problems seen: every response checked before and after each run was "
                          "correct, no ironhorse server crashed, logged an error or stopped slowly."), a.out)
     if a.quick:
@@ -691,9 +725,9 @@ def main():
     return 0
 
 
-def report_lines(a, env, hello, io, elapsed, load_start):
-    """The report (without its ending): header, method, the hello and io sections, and the
-    build-against-build tables when builds are compared."""
+def report_lines(a, env, hello, io, elapsed, load_start, flask=None):
+    """The report (without its ending): header, method, the hello, Flask and io sections, and
+    the build-against-build tables when builds are compared."""
     names = [b.name for b in env.builds]
     load_end = os.getloadavg()[0]
     peers = ", ".join(f"{p} {v}" if ok else f"{p} not available ({v})"
@@ -746,6 +780,20 @@ def report_lines(a, env, hello, io, elapsed, load_start):
         lines += verdict(hello)
         if a.binary:
             lines += ["", "#### Hello world, build against build", ""] + builds_table(hello, names)
+    if flask:
+        lines += [
+            "",
+            f"### Flask JSON view (`bench/apps/flask_json.py`, `GET {FLASK_PATH}`, one process each)",
+            "",
+            f"- load: `wrk -t1 -c{FLASK_CONNS[0]} -d{a.duration}s --timeout 5s --latency` after a "
+            "1 s warm-up; keep-alive; the same servers as hello world, Flask imported from "
+            "bench/.venv-peers (ironhorse with `--virtualenv`); every response's JSON body "
+            "checked before and after the runs; the fresh client as above",
+            "",
+        ]
+        lines += hello_tables(flask)
+        if a.binary:
+            lines += ["", "#### Flask JSON view, build against build", ""] + builds_table(flask, names)
     if io is not None:
         lines += [
             "",

@@ -250,18 +250,17 @@ fn run(
         Body::Empty => Vec::new(),
         Body::Bytes(bytes) => bytes,
         streamed => {
-            // A streamed head leaves at once; a file's waits for the file (one packet).
-            let piece = match streamed {
-                Body::Stream { .. } => Piece::Now,
-                _ => Piece::Part,
-            };
+            // The head waits for the body's first bytes or the file: one packet. Nothing is
+            // held back by it: a stream's first chunk is already in hand (WSGI pulls the
+            // first non-empty chunk before it answers, PEP 3333), and an empty stream's end
+            // follows at once.
             if send(
                 Reply::Head {
                     status,
                     headers,
                     len,
                 },
-                piece,
+                Piece::Part,
             ) {
                 send_streamed(streamed, &mut send);
             }
