@@ -693,7 +693,9 @@ def main():
     started = time.monotonic()
     deadline = started + a.time_limit * 60
     load_start = os.getloadavg()[0]
-    wants_peers = "flask" in a.bench or any(_selected(s, a.servers) for s in HELLO_PEERS + IO_PEERS
+    # The Flask bench needs the peers' venv (Flask lives there) whichever servers run.
+    wants_peers = "flask" in a.bench or any(_selected(s, a.servers)
+                                            for s in HELLO_PEERS + IO_PEERS
                                             if s["peer"] != "ironhorse-pip")
     env = prepare(build_first=not a.no_build, peers=wants_peers, binary_specs=a.binary)
     if a.installed:

@@ -243,7 +243,7 @@ fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
 }
 
 /// Whether [`read_once`] waits for input.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Wait {
     /// Until it comes or the socket's periodic wake-up.
     Yes,

@@ -159,9 +159,10 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
                 lp.on_event(event);
             }
         };
-        match app_on_loop {
-            true => protocol.turn(&mut handle_events),
-            false => handle_events(),
+        if app_on_loop {
+            protocol.turn(&mut handle_events);
+        } else {
+            handle_events();
         }
         lp.send_unsent();
         let now = Instant::now();
