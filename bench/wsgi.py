@@ -120,6 +120,7 @@ def _waitress(app, port):
 
 HELLO_IH = [
     _ih("event", "ironhorse event --threads 1", ["--model", "event", "--threads", "1"]),
+    _ih("event-default", "ironhorse event (the defaults: --threads 16)", ["--model", "event"]),
     _ih("event-inline", "ironhorse event --threads 0 (app on the loop thread)",
         ["--model", "event", "--threads", "0"]),
     _ih("async", "ironhorse async --threads 1", ["--model", "async", "--threads", "1"]),

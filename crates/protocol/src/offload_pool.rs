@@ -8,55 +8,50 @@
 //! of events, and leave together at [`Batch::flush`]. A pool thread lends each job a
 //! [`JobHost`] whose [`wake_when_idle`](JobHost::wake_when_idle) defers the wake-ups of
 //! finished requests until the thread runs out of queued work. Both are values passed down,
-//! not thread-local state.
+//! not thread-local state. Which threads run a batch ([`queue`]): one, while the
+//! application's jobs do not block; one each, once they do.
 
-use std::collections::VecDeque;
+mod queue;
+
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::session::{Cutoff, Executor, Job, JobHost, Waker};
+use queue::{Queue, Ran, Taken};
 
 /// Jobs slower than this gain nothing from deferred wake-ups.
 const SLOW_JOB: Duration = Duration::from_micros(200);
+/// Jobs shorter than this are not checked for blocking: a wait shorter still costs the
+/// queue little.
+const BLOCK_CHECK: Duration = Duration::from_micros(20);
 /// Held submissions are handed over at least this often.
 const MAX_HELD: usize = 64;
 /// Deferred wake-ups are flushed at least this often, to bound their latency.
 const MAX_DEFERRED: usize = 64;
-
-#[derive(Default)]
-struct Queue {
-    jobs: Mutex<VecDeque<Job>>,
-    ready: Condvar,
-}
-
-impl Queue {
-    fn push_all(&self, jobs: impl IntoIterator<Item = Job>) {
-        let mut queue = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let before = queue.len();
-        queue.extend(jobs);
-        let added = queue.len() - before;
-        drop(queue);
-        if added == 1 {
-            self.ready.notify_one();
-        } else if added > 1 {
-            self.ready.notify_all();
-        }
-    }
-}
 
 /// A fixed number of threads running jobs in submission order. As an [`Executor`] it hands
 /// each job over at once; [`batched`](Self::batched) gives one that waits for a driver's
 /// [`Batch`].
 pub struct OffloadPool {
     threads: usize,
+    /// How long queued jobs wait for a stuck thread before another takes them.
+    stall: Duration,
+    /// How long each job gets a thread after a job was seen to block.
+    parallel: Duration,
     queue: OnceLock<Arc<Queue>>,
 }
 
 impl OffloadPool {
     pub fn new(threads: usize) -> Self {
+        Self::with_timing(threads, queue::STALL, queue::PARALLEL)
+    }
+
+    fn with_timing(threads: usize, stall: Duration, parallel: Duration) -> Self {
         OffloadPool {
             threads: threads.max(1),
+            stall,
+            parallel,
             queue: OnceLock::new(),
         }
     }
@@ -74,12 +69,15 @@ impl OffloadPool {
     }
 
     fn start(&self) -> Arc<Queue> {
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue::new(self.threads, self.stall, self.parallel));
         for index in 0..self.threads {
             let queue = queue.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("ih-app-{index}"))
-                .spawn(move || work(&queue));
+                .spawn(move || {
+                    let me = queue.enter();
+                    work(&queue, me)
+                });
         }
         queue
     }
@@ -214,30 +212,25 @@ impl JobHost for PoolThread {
 /// A pool thread's life: run jobs; deliver deferred wake-ups before waiting for more, and
 /// at once while jobs are slow (batching then saves nothing, and a finished response must
 /// not wait behind a long request).
-fn work(queue: &Queue) {
+fn work(queue: &Queue, me: usize) {
     let mut host = PoolThread::default();
     // Recent job duration, smoothed.
     let mut typical = Duration::ZERO;
+    // This thread's count of blocking waits before its current job, when known: read after
+    // each wait for work and each check, not per job (a system call).
+    let mut switches: Option<u64> = None;
+    let mut ran: Option<Ran> = None;
     loop {
         if typical > SLOW_JOB {
             host.flush_deferred();
         }
-        let next = queue
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front();
-        let job = match next {
-            Some(job) => job,
+        let Taken { job, alone } = match queue.try_next(ran.take()) {
+            Some(taken) => taken,
             None => {
                 host.flush_deferred();
-                let mut jobs = queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(job) = jobs.pop_front() {
-                        break job;
-                    }
-                    jobs = queue.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
-                }
+                let taken = queue.next(me);
+                switches = Some(ironhorse_sys::thread_voluntary_switches());
+                taken
             }
         };
         let started = Instant::now();
@@ -248,6 +241,14 @@ fn work(queue: &Queue) {
         if took > SLOW_JOB {
             host.flush_deferred();
         }
+        // A job long enough to have waited for something: did it?
+        let mut blocked = false;
+        if took >= BLOCK_CHECK {
+            let now = ironhorse_sys::thread_voluntary_switches();
+            blocked = switches.is_some_and(|before| now > before);
+            switches = Some(now);
+        }
+        ran = Some(Ran { alone, blocked });
     }
 }
 
@@ -314,6 +315,118 @@ mod tests {
             .collect();
         ran.sort_unstable();
         assert_eq!(ran, (0..MAX_HELD).collect::<Vec<_>>());
+    }
+
+    /// Runs `job` on the pool and waits for it to finish, then until every thread sleeps.
+    fn settle(pool: &OffloadPool) {
+        let (tx, rx) = mpsc::channel();
+        pool.execute(report(&tx, 0));
+        rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !pool.queue().is_quiet() {
+            assert!(
+                Instant::now() < deadline,
+                "the pool's threads never went to sleep"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn one_thread_runs_a_batch_of_quick_jobs_while_the_others_sleep() {
+        // No stall within the test: only the batch's wake-up may start a thread.
+        let hour = Duration::from_secs(3600);
+        let pool = Arc::new(OffloadPool::with_timing(4, hour, hour));
+        settle(&pool);
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..20 {
+            let tx = tx.clone();
+            executor.execute(Box::new(move |_: &mut dyn JobHost| {
+                let _ = tx.send(std::thread::current().id());
+            }));
+        }
+        batch.flush();
+        let threads: std::collections::HashSet<_> = (0..20)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        assert_eq!(
+            threads.len(),
+            1,
+            "the batch ran on {} threads",
+            threads.len()
+        );
+    }
+
+    /// A job that blocks until the job after it runs: it finishes only if another thread
+    /// takes the queue over while it blocks.
+    fn blocked_job_waits_for_the_next(threads: usize, one_batch: bool) {
+        let pool = Arc::new(OffloadPool::new(threads));
+        settle(&pool);
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        let (started_tx, started) = mpsc::channel();
+        let (unblock, blocked) = mpsc::channel::<()>();
+        let (done_tx, done) = mpsc::channel();
+        executor.execute(Box::new(move |_: &mut dyn JobHost| {
+            let _ = started_tx.send(());
+            let _ = done_tx.send(blocked.recv_timeout(Duration::from_secs(60)).is_ok());
+        }));
+        if !one_batch {
+            batch.flush();
+            started.recv_timeout(Duration::from_secs(60)).unwrap();
+        }
+        executor.execute(Box::new(move |_: &mut dyn JobHost| {
+            let _ = unblock.send(());
+        }));
+        batch.flush();
+        assert!(done.recv_timeout(Duration::from_secs(120)).unwrap());
+    }
+
+    #[test]
+    fn a_blocked_job_does_not_hold_up_the_rest_of_its_batch() {
+        // Two threads: the watcher takes the job itself; four: it calls a sleeper.
+        blocked_job_waits_for_the_next(2, true);
+        blocked_job_waits_for_the_next(4, true);
+    }
+
+    #[test]
+    fn a_job_pushed_while_the_runner_is_stuck_is_taken_by_another_thread() {
+        blocked_job_waits_for_the_next(2, false);
+        blocked_job_waits_for_the_next(4, false);
+    }
+
+    #[test]
+    fn once_a_job_blocks_each_job_of_a_batch_gets_a_thread() {
+        // No stall within the test: the batch below finishes only if its jobs run at once.
+        let hour = Duration::from_secs(3600);
+        let pool = Arc::new(OffloadPool::with_timing(4, hour, hour));
+        settle(&pool);
+        let (tx, rx) = mpsc::channel();
+        // Blocks alone (a sleep); the job after it shows that its thread has reported so.
+        pool.execute(Box::new(|_: &mut dyn JobHost| {
+            std::thread::sleep(Duration::from_millis(2))
+        }));
+        pool.execute(report(&tx, 1));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), 1);
+        assert!(pool.queue().is_parallel());
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        let all_in = Arc::new(std::sync::Barrier::new(3));
+        for n in 0..3 {
+            let (all_in, tx) = (all_in.clone(), tx.clone());
+            executor.execute(Box::new(move |_: &mut dyn JobHost| {
+                all_in.wait();
+                let _ = tx.send(n);
+            }));
+        }
+        batch.flush();
+        let mut ran: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+            .collect();
+        ran.sort_unstable();
+        assert_eq!(ran, [0, 1, 2]);
     }
 
     #[test]

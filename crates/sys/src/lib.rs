@@ -242,6 +242,16 @@ pub fn current_thread_id() -> u64 {
     nix::sys::pthread::pthread_self() as u64
 }
 
+/// How many times the calling thread has blocked (given up the CPU to wait) since it began.
+/// It grows when a job waits on I/O, a sleep or a lock; it does not when the thread is
+/// preempted.
+pub fn thread_voluntary_switches() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|usage| usage.voluntary_context_switches() as u64)
+        .unwrap_or(0)
+}
+
 /// Gives the calling thread the `SCHED_BATCH` policy (same priority and share of the CPU as
 /// `SCHED_OTHER`): the scheduler no longer lets it preempt the running thread when it wakes
 /// up; it runs at the next tick or when that thread blocks. For an event loop whose
