@@ -59,6 +59,8 @@ per_model!(request_timeout_is_504_or_rst_stream_per_stream, |model| {
     assert_eq!(out["first"]["status"], 504, "{out}");
     assert_eq!(out["first"]["ended"], true, "{out}");
     connection_went_on(&out);
+    // The cut-off upload never raised its TimeoutError (its wait ended in Rust); the next
+    // request runs on the thread it left (the pool's last to sleep) and must not die of it.
     // The response began (one chunk), then the app stalls: the stream is reset, and the
     // job is cancelled like HTTP/1.1's (TimeoutError in its thread ends the iterable,
     // whose close() runs).

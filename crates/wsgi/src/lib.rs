@@ -16,6 +16,7 @@
 //! * `OPTIONS *` is about the server, not a resource (RFC 9110 §9.3.7): answered here, the
 //!   app never sees it.
 
+mod cancel;
 mod client_error;
 pub mod doorbell;
 mod environ;
@@ -206,6 +207,7 @@ impl WsgiApp {
         let (response, by_server, started) = slot.lend(body, || {
             shared.sink.lend(sink, || {
                 interpreter::attach(|py| {
+                    cancel::clear_stale(py);
                     let result = self.run(py, req, conn, &forwarded, &slot, &shared, &mut spare);
                     let (response, by_server) = match (result, slot.fault()) {
                         (Ok(response), None) => (response, false),
@@ -364,16 +366,11 @@ impl Service for WsgiApp {
     }
 
     fn cancel(&self, thread: u64, still_running: &dyn Fn() -> bool) {
-        interpreter::attach(|_py| {
+        interpreter::attach(|py| {
             // Checked with the GIL held: a request that ended while this thread waited for
             // the GIL (a loop thread keeps it to its turn's end) is left alone.
-            if !still_running() {
-                return;
-            }
-            // SAFETY: the GIL is held (inside `attach`); the exception is a valid type object
-            // owned by the interpreter; an unknown thread id only makes the call return 0.
-            unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(thread as i64, pyo3::ffi::PyExc_TimeoutError);
+            if still_running() {
+                cancel::deliver(py, thread);
             }
         });
     }
