@@ -180,21 +180,22 @@ fn submit(held: Vec<(Arc<Queue>, Job)>) {
 }
 
 /// What a job on a pool thread is lent: no `pump` (it blocks on its queues while the driver
-/// runs elsewhere), and the thread's deferred wake-ups.
-#[derive(Default)]
-struct PoolThread {
-    deferred: Vec<Waker>,
+/// runs elsewhere), and the thread's deferred wake-ups, kept in the queue so that the
+/// watcher can deliver them if the thread's next job blocks.
+struct PoolThread<'a> {
+    queue: &'a Queue,
+    me: usize,
 }
 
-impl PoolThread {
+impl PoolThread<'_> {
     fn flush_deferred(&mut self) {
-        for waker in self.deferred.drain(..) {
+        for waker in self.queue.take_deferred(self.me) {
             waker();
         }
     }
 }
 
-impl JobHost for PoolThread {
+impl JobHost for PoolThread<'_> {
     fn pump(&mut self, _want_input: bool) -> Option<io::Result<()>> {
         None
     }
@@ -202,8 +203,7 @@ impl JobHost for PoolThread {
         None
     }
     fn wake_when_idle(&mut self, waker: &Waker) {
-        self.deferred.push(waker.clone());
-        if self.deferred.len() >= MAX_DEFERRED {
+        if self.queue.defer(self.me, waker.clone()) >= MAX_DEFERRED {
             self.flush_deferred();
         }
     }
@@ -213,7 +213,7 @@ impl JobHost for PoolThread {
 /// at once while jobs are slow (batching then saves nothing, and a finished response must
 /// not wait behind a long request).
 fn work(queue: &Queue, me: usize) {
-    let mut host = PoolThread::default();
+    let mut host = PoolThread { queue, me };
     // Recent job duration, smoothed.
     let mut typical = Duration::ZERO;
     // This thread's count of blocking waits before its current job, when known: read after
@@ -427,6 +427,35 @@ mod tests {
             .collect();
         ran.sort_unstable();
         assert_eq!(ran, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_finished_response_is_not_held_behind_a_job_that_blocks() {
+        for threads in [2, 4] {
+            let pool = Arc::new(OffloadPool::new(threads));
+            settle(&pool);
+            let batch = Arc::new(Batch::default());
+            let executor = pool.batched(batch.clone());
+            let (woken_tx, woken) = mpsc::channel();
+            let (unblock, blocked) = mpsc::channel::<()>();
+            // A quick job whose response's wake-up the thread defers until it is idle...
+            executor.execute(Box::new(move |host: &mut dyn JobHost| {
+                let waker: Waker = Arc::new(move || {
+                    let _ = woken_tx.send(());
+                });
+                host.wake_when_idle(&waker);
+            }));
+            // ...then a job that blocks until that wake-up came.
+            executor.execute(Box::new(move |_: &mut dyn JobHost| {
+                let _ = blocked.recv_timeout(Duration::from_secs(120));
+            }));
+            batch.flush();
+            assert!(
+                woken.recv_timeout(Duration::from_secs(60)).is_ok(),
+                "{threads} threads: the wake-up waited for the blocked job"
+            );
+            let _ = unblock.send(());
+        }
     }
 
     #[test]

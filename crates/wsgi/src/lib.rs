@@ -202,12 +202,13 @@ impl WsgiApp {
         // The request's Python objects: this thread's spares when the last request's
         // application kept none of them.
         let mut spare = Spare::take(&self.heads);
+        let cancels_before = cancel::delivered_so_far();
         let slot = spare.body_slot();
         let shared = spare.shared();
         let (response, by_server, started) = slot.lend(body, || {
             shared.sink.lend(sink, || {
                 interpreter::attach(|py| {
-                    cancel::clear_stale(py);
+                    cancel::clear_stale(py, cancels_before);
                     let result = self.run(py, req, conn, &forwarded, &slot, &shared, &mut spare);
                     let (response, by_server) = match (result, slot.fault()) {
                         (Ok(response), None) => (response, false),

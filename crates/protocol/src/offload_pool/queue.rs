@@ -13,9 +13,11 @@
 //!   [`PARALLEL`], after which it probes again.
 //!
 //! Whatever the mode, a queue that stops moving (no job taken for `stall` while some wait:
-//! the running ones block) calls more threads. A push notices that itself; a stall that
-//! starts later is noticed by the watcher, one idle thread that looks at the queue while the
-//! pool is busy instead of sleeping until called.
+//! the running ones block) calls more threads, and ends a serial mode. A push notices that
+//! itself; a stall that starts later is noticed by the watcher, one idle thread that looks
+//! at the queue while the pool is busy instead of sleeping until called, within `stall` +
+//! [`MAX_LOOK`]. The watcher also delivers the wake-ups of finished responses that a thread
+//! holds (to send a batch's together) when its next job blocks.
 //!
 //! Measured on one CPU under `wrk -c50` (docs/BENCHMARKS.md): with 16 threads, waking
 //! every thread for each batch cost WSGI hello 1.2× the CPU per request of one thread.
@@ -25,7 +27,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::session::Job;
+use crate::session::{Job, Waker};
 
 /// How long queued jobs may wait with no job taken before more threads are called.
 pub const STALL: Duration = Duration::from_millis(1);
@@ -54,7 +56,8 @@ pub struct Queue {
 /// A job taken from the queue.
 pub struct Taken {
     pub job: Job,
-    /// Whether no other thread was running when it was taken.
+    /// Whether no other thread was running when it was taken (threads called but not yet
+    /// awake do not count: they have not taken a job yet).
     pub alone: bool,
 }
 
@@ -94,6 +97,10 @@ struct State {
     /// When a thread last took a job (or was called for one): how the queue moves.
     last_taken: Instant,
     mode: Mode,
+    /// Per thread: wake-ups of finished responses it holds until it runs out of work, and
+    /// since when. The watcher delivers those held longer than `stall` (the thread's next
+    /// job blocks).
+    deferred: Vec<(Vec<Waker>, Option<Instant>)>,
 }
 
 struct Sleeper {
@@ -159,8 +166,30 @@ impl State {
         };
     }
 
+    /// The queue stalled with jobs waiting: if it took jobs for ones that never block, it
+    /// was wrong (the stalled job ran alongside the ones called to rescue it, so it could
+    /// not report itself); find out again.
+    fn stalled_with_work(&mut self) {
+        if self.mode == Mode::Serial {
+            self.mode = Mode::Probing { clean: 0 };
+        }
+    }
+
+    /// Wake-ups held longer than `stall`, taken from their threads.
+    fn overdue_wakers(&mut self, now: Instant, stall: Duration) -> Vec<Waker> {
+        let mut due = Vec::new();
+        for (wakers, since) in &mut self.deferred {
+            if since.is_some_and(|since| now.saturating_duration_since(since) >= stall) {
+                due.append(wakers);
+                *since = None;
+            }
+        }
+        due
+    }
+
     /// Calls up to `count` sleeping threads to take queued jobs, most recent sleeper first;
-    /// they are to be unparked (after the lock is let go, so they do not wait for it).
+    /// they are to be unparked, after the lock is let go where the caller can (so that they
+    /// do not wait for it).
     fn call(&mut self, count: usize, now: Instant) -> Vec<Thread> {
         let count = count.min(self.sleeping.len());
         let first = self.sleeping.len() - count;
@@ -194,6 +223,7 @@ impl Queue {
                 entered: 0,
                 last_taken: Instant::now(),
                 mode: Mode::Probing { clean: 0 },
+                deferred: (0..threads).map(|_| (Vec::new(), None)).collect(),
             }),
             watch: Condvar::new(),
             stall,
@@ -215,23 +245,26 @@ impl Queue {
             return;
         }
         let now = Instant::now();
-        let (called, wake_watcher) =
-            if st.spread(now) || (st.awake() > 0 && st.stalled(now, self.stall)) {
-                // Jobs block (or the running ones are stuck now): each new job gets a
-                // thread, so that their waits overlap. The watcher takes one if no sleeper
-                // is left.
-                let called = st.call(added, now);
-                let wake_watcher = called.len() < added;
-                (called, wake_watcher)
-            } else if st.awake() == 0 {
-                // Nobody runs: one thread takes the whole batch. The watcher, if it is that
-                // thread or sleeps, is woken too (to notice a job that blocks).
-                let called = st.call(1, now);
-                let wake_watcher = called.is_empty() || st.watcher == Watcher::Parked;
-                (called, wake_watcher)
-            } else {
-                (Vec::new(), st.watcher == Watcher::Parked)
-            };
+        let stalled = st.awake() > 0 && st.stalled(now, self.stall);
+        if stalled {
+            st.stalled_with_work();
+        }
+        let (called, wake_watcher) = if stalled || st.spread(now) {
+            // Jobs block (or the running ones are stuck now): each new job gets a
+            // thread, so that their waits overlap. The watcher takes one if no sleeper
+            // is left.
+            let called = st.call(added, now);
+            let wake_watcher = called.len() < added;
+            (called, wake_watcher)
+        } else if st.awake() == 0 {
+            // Nobody runs: one thread takes the whole batch. The watcher, if it is that
+            // thread or sleeps, is woken too (to notice a job that blocks).
+            let called = st.call(1, now);
+            let wake_watcher = called.is_empty() || st.watcher == Watcher::Parked;
+            (called, wake_watcher)
+        } else {
+            (Vec::new(), st.watcher == Watcher::Parked)
+        };
         drop(st);
         for thread in called {
             thread.unpark();
@@ -248,6 +281,24 @@ impl Queue {
         st.running += 1;
         st.entered += 1;
         st.entered - 1
+    }
+
+    /// Holds a finished response's wake-up for thread `me` until it runs out of work (or
+    /// the watcher finds it held too long). How many it holds now.
+    pub fn defer(&self, me: usize, waker: Waker) -> usize {
+        let mut st = self.lock();
+        let (wakers, since) = &mut st.deferred[me];
+        since.get_or_insert_with(Instant::now);
+        wakers.push(waker);
+        wakers.len()
+    }
+
+    /// Thread `me`'s held wake-ups, to be called (outside any lock).
+    pub fn take_deferred(&self, me: usize) -> Vec<Waker> {
+        let mut st = self.lock();
+        let (wakers, since) = &mut st.deferred[me];
+        *since = None;
+        std::mem::take(wakers)
     }
 
     /// The next job, if one waits; `ran` tells how the thread's last job went.
@@ -294,7 +345,7 @@ impl Queue {
 
     /// The watcher's wait: look at the queue while the pool is busy, calling sleepers when
     /// the queue stops moving, and take a job itself when nobody else can.
-    fn watch_until_needed(&self, mut st: MutexGuard<'_, State>) -> Taken {
+    fn watch_until_needed<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Taken {
         st.watcher = Watcher::Looking;
         // How long until the next look while the queue moves: doubled each time, up to
         // MAX_LOOK, because each look wakes this thread and, on a busy core, preempts the
@@ -302,13 +353,30 @@ impl Queue {
         let mut look = self.stall;
         loop {
             let now = Instant::now();
-            let stuck = !st.jobs.is_empty()
-                && (st.awake() == 0 || st.stalled(now, self.stall) || st.spread(now));
+            let overdue = st.overdue_wakers(now, self.stall);
+            if !overdue.is_empty() {
+                drop(st);
+                for waker in overdue {
+                    waker();
+                }
+                st = self.lock();
+                continue;
+            }
+            let stalled = !st.jobs.is_empty() && st.stalled(now, self.stall);
+            if stalled {
+                st.stalled_with_work();
+            }
+            let stuck = !st.jobs.is_empty() && (st.awake() == 0 || stalled || st.spread(now));
             if stuck {
                 // A sleeper runs them if one is free (one for a batch nobody runs, one per
-                // job when jobs block or the runners are stuck); this thread keeps watching.
-                // With no sleeper left, it is the last free thread: it takes one itself.
-                let wanted = if st.awake() == 0 { 1 } else { st.jobs.len() };
+                // job when jobs block or the runners are stuck, less those called already);
+                // this thread keeps watching. With no sleeper left, it is the last free
+                // thread: it takes one itself.
+                let wanted = if st.awake() == 0 {
+                    1
+                } else {
+                    st.jobs.len().saturating_sub(st.called_count)
+                };
                 let called = st.call(wanted, now);
                 let none = called.is_empty();
                 for thread in called {
@@ -332,9 +400,13 @@ impl Queue {
                 if !stuck {
                     look = (look * 2).min(MAX_LOOK);
                 }
-                st = (self.watch.wait_timeout(st, wait))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                let (guard, timeout) =
+                    (self.watch.wait_timeout(st, wait)).unwrap_or_else(|e| e.into_inner());
+                st = guard;
+                if !timeout.timed_out() {
+                    // Called by a push: look closely again.
+                    look = self.stall;
+                }
             } else {
                 st.watcher = Watcher::Parked;
                 st = self.watch.wait(st).unwrap_or_else(|e| e.into_inner());
