@@ -317,8 +317,10 @@ mod tests {
         assert_eq!(ran, (0..MAX_HELD).collect::<Vec<_>>());
     }
 
-    /// Runs `job` on the pool and waits for it to finish, then until every thread sleeps.
-    fn settle(pool: &OffloadPool) {
+    /// `pool` once its threads have run a job and all sleep, with a batch and a session's
+    /// executor over both.
+    fn settled(pool: OffloadPool) -> (Arc<OffloadPool>, Arc<Batch>, Arc<dyn Executor>) {
+        let pool = Arc::new(pool);
         let (tx, rx) = mpsc::channel();
         pool.execute(report(&tx, 0));
         rx.recv_timeout(Duration::from_secs(60)).unwrap();
@@ -330,16 +332,16 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+        let batch = Arc::new(Batch::default());
+        let executor = pool.batched(batch.clone());
+        (pool, batch, executor)
     }
 
     #[test]
     fn one_thread_runs_a_batch_of_quick_jobs_while_the_others_sleep() {
         // No stall within the test: only the batch's wake-up may start a thread.
         let hour = Duration::from_secs(3600);
-        let pool = Arc::new(OffloadPool::with_timing(4, hour, hour));
-        settle(&pool);
-        let batch = Arc::new(Batch::default());
-        let executor = pool.batched(batch.clone());
+        let (_pool, batch, executor) = settled(OffloadPool::with_timing(4, hour, hour));
         let (tx, rx) = mpsc::channel();
         for _ in 0..20 {
             let tx = tx.clone();
@@ -362,10 +364,7 @@ mod tests {
     /// A job that blocks until the job after it runs: it finishes only if another thread
     /// takes the queue over while it blocks.
     fn blocked_job_waits_for_the_next(threads: usize, one_batch: bool) {
-        let pool = Arc::new(OffloadPool::new(threads));
-        settle(&pool);
-        let batch = Arc::new(Batch::default());
-        let executor = pool.batched(batch.clone());
+        let (_pool, batch, executor) = settled(OffloadPool::new(threads));
         let (started_tx, started) = mpsc::channel();
         let (unblock, blocked) = mpsc::channel::<()>();
         let (done_tx, done) = mpsc::channel();
@@ -401,8 +400,7 @@ mod tests {
     fn once_a_job_blocks_each_job_of_a_batch_gets_a_thread() {
         // No stall within the test: the batch below finishes only if its jobs run at once.
         let hour = Duration::from_secs(3600);
-        let pool = Arc::new(OffloadPool::with_timing(4, hour, hour));
-        settle(&pool);
+        let (pool, batch, executor) = settled(OffloadPool::with_timing(4, hour, hour));
         let (tx, rx) = mpsc::channel();
         // Blocks alone (a sleep); the job after it shows that its thread has reported so.
         pool.execute(Box::new(|_: &mut dyn JobHost| {
@@ -411,8 +409,6 @@ mod tests {
         pool.execute(report(&tx, 1));
         assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), 1);
         assert!(pool.queue().is_parallel());
-        let batch = Arc::new(Batch::default());
-        let executor = pool.batched(batch.clone());
         let all_in = Arc::new(std::sync::Barrier::new(3));
         for n in 0..3 {
             let (all_in, tx) = (all_in.clone(), tx.clone());
@@ -432,10 +428,7 @@ mod tests {
     #[test]
     fn a_finished_response_is_not_held_behind_a_job_that_blocks() {
         for threads in [2, 4] {
-            let pool = Arc::new(OffloadPool::new(threads));
-            settle(&pool);
-            let batch = Arc::new(Batch::default());
-            let executor = pool.batched(batch.clone());
+            let (_pool, batch, executor) = settled(OffloadPool::new(threads));
             let (woken_tx, woken) = mpsc::channel();
             let (unblock, blocked) = mpsc::channel::<()>();
             // A quick job whose response's wake-up the thread defers until it is idle...

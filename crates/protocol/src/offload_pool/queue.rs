@@ -138,12 +138,11 @@ impl State {
 
     /// Whether new jobs each get a thread of their own now.
     fn spread(&mut self, now: Instant) -> bool {
+        if matches!(self.mode, Mode::Parallel { until } if now >= until) {
+            self.mode = Mode::Probing { clean: 0 };
+        }
         match self.mode {
-            Mode::Parallel { until } if now < until => true,
-            Mode::Parallel { .. } => {
-                self.mode = Mode::Probing { clean: 0 };
-                self.awake() > 1
-            }
+            Mode::Parallel { .. } => true,
             // A probe watches one thread: while others still run, it waits.
             Mode::Probing { .. } => self.awake() > 1,
             Mode::Serial => false,
