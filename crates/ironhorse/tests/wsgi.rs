@@ -360,3 +360,71 @@ per_wsgi_model!(request_timeout_answers_504_and_frees_the_worker, |model| {
     }
     assert!(server.log_contains("timed out"), "{}", server.log_text());
 });
+
+// One worker with one application thread serves three connections: C's request stays in
+// the application until gate 1 opens, B's (quick) and A's (held until gate 2) arrive
+// meanwhile. Once C ends, B is served, then A stays in the application. Responses made
+// while other requests wait are held back briefly to leave together (one client wake-up
+// per batch), but never behind a request that runs on: B's and C's answers must arrive
+// while A is still in the application. Models whose one worker serves many connections.
+per_wsgi_model!(a_quick_answer_is_not_held_behind_a_slow_request, |model| {
+    let one_thread: &[&str] = match model {
+        "prefork" => &["-w", "1"],
+        "hybrid" => &["-w", "1", "--threads", "1"],
+        "threadpool" | "event" | "async" => &["--threads", "1"],
+        // One connection per thread or process, or the application on the loop thread.
+        _ => return,
+    };
+    let mut args = vec!["--model".to_string(), model.to_string()];
+    args.extend(one_thread.iter().map(|s| s.to_string()));
+    args.extend([
+        "wsgi_app:application".into(),
+        "--chdir".into(),
+        apps_dir().display().to_string(),
+    ]);
+    let server = Server::start(&args);
+    let dir = temp_path("held");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gate1, gate2, record) = (dir.join("gate1"), dir.join("gate2"), dir.join("record"));
+    let quick = b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n";
+    // All three accepted and idle on the one worker.
+    let mut conns: Vec<Conn> = (0..3).map(|_| Conn::open(&server.addr)).collect();
+    for conn in &mut conns {
+        conn.send(quick);
+        assert_eq!(conn.response("GET").status, 200, "{}", server.log_text());
+    }
+    let (mut c, mut b, mut a) = (conns.remove(0), conns.remove(0), conns.remove(0));
+    c.send(
+        format!(
+            "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate1.display(),
+            record.display()
+        )
+        .as_bytes(),
+    );
+    assert!(common::eventually(
+        || std::fs::read_to_string(&record).is_ok_and(|s| s.contains("entered"))
+    ));
+    b.send(quick);
+    a.send(
+        format!(
+            "GET /gate?gate={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate2.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::write(&gate1, b"").unwrap();
+    // Gate 2 opens only once these came: held behind A, they would never come (the read
+    // fails after `HUNG`).
+    let rb = b.response("GET");
+    assert_eq!(
+        (rb.status, rb.text()),
+        (200, "written returned".to_string())
+    );
+    let rc = c.response("GET");
+    assert_eq!((rc.status, rc.text()), (200, "gated".to_string()));
+    std::fs::write(&gate2, b"").unwrap();
+    let ra = a.response("GET");
+    assert_eq!((ra.status, ra.text()), (200, "gated".to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+});

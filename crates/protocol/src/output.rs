@@ -70,6 +70,43 @@ impl Output {
         })
     }
 
+    /// Whether all that is queued is bytes (no file region), at most `limit` of them: what a
+    /// driver may hold back briefly to send with others (a copy-free `sendfile` or a large
+    /// body is never held).
+    pub fn is_bytes_within(&self, limit: usize) -> bool {
+        let mut total = 0;
+        for segment in &self.segments {
+            match segment {
+                Segment::Bytes { buf, sent } => total += buf.len() - sent,
+                Segment::File(r) if r.len == 0 => {}
+                Segment::File(_) => return false,
+            }
+        }
+        total <= limit
+    }
+
+    /// Moves everything queued in `other` behind what is queued here. Small byte runs are
+    /// copied onto the bytes queued last (one `write` for both); large ones and file
+    /// regions move as they are.
+    pub fn append(&mut self, other: &mut Output) {
+        const COPY_LIMIT: usize = 16 * 1024;
+        for segment in other.segments.drain(..) {
+            match segment {
+                Segment::Bytes { mut buf, sent }
+                    if buf.len() - sent <= COPY_LIMIT
+                        && matches!(self.segments.back(), Some(Segment::Bytes { .. })) =>
+                {
+                    self.bytes().extend_from_slice(&buf[sent..]);
+                    if buf.capacity() <= 64 * 1024 && other.spare.capacity() == 0 {
+                        buf.clear();
+                        other.spare = buf;
+                    }
+                }
+                segment => self.segments.push_back(segment),
+            }
+        }
+    }
+
     /// Bytes queued (file regions count their length), for backpressure decisions.
     pub fn queued(&self) -> u64 {
         self.segments
@@ -212,13 +249,18 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::sync::Arc;
 
-    #[test]
-    fn bytes_and_files_leave_in_order() {
-        let dir = std::env::temp_dir().join(format!("ih-output-{}", std::process::id()));
+    /// A file holding `0123456789`, in a directory named after `tag`.
+    fn digits_file(tag: &str) -> Arc<std::fs::File> {
+        let dir = std::env::temp_dir().join(format!("ih-output-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
         std::fs::write(&path, b"0123456789").unwrap();
-        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        Arc::new(std::fs::File::open(&path).unwrap())
+    }
+
+    #[test]
+    fn bytes_and_files_leave_in_order() {
+        let file = digits_file("order");
 
         let mut out = Output::default();
         out.bytes().extend_from_slice(b"head;");
@@ -235,5 +277,39 @@ mod tests {
         std::io::Read::read_to_end(&mut b, &mut got).unwrap();
         assert_eq!(got, b"head;23456;tail");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn appended_output_follows_in_order() {
+        let file = digits_file("append");
+
+        let mut held = Output::default();
+        held.bytes().extend_from_slice(b"one;");
+        let mut more = Output::default();
+        more.bytes().extend_from_slice(b"two;");
+        more.file(FileRegion {
+            file,
+            offset: 0,
+            len: 3,
+        });
+        more.bytes().extend(std::iter::repeat_n(b'x', 20_000));
+        assert!(held.is_bytes_within(4) && !held.is_bytes_within(3));
+        assert!(
+            !more.is_bytes_within(usize::MAX),
+            "a file region is never held"
+        );
+        held.append(&mut more);
+        assert!(more.is_empty());
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut b, &mut got).unwrap();
+            got
+        });
+        assert_eq!(held.drain_into(&mut a).unwrap(), Drained::All);
+        drop(a);
+        let got = reader.join().unwrap();
+        assert_eq!(&got[..11], b"one;two;012");
+        assert_eq!(got.len(), 11 + 20_000);
     }
 }

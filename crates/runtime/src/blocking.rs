@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ironhorse_app::ConnInfo;
 
 use super::connection::{self, Linger};
+use super::held::Holder;
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
 use ironhorse_protocol::hooks::{Hooks, WorkerHooks};
@@ -31,8 +32,11 @@ pub fn serve_connection(stream: Stream, info: ConnInfo, protocol: &dyn Protocol,
 
 /// A connection on a blocking socket, with what serving it needs.
 pub(crate) struct Conn {
-    pub stream: Stream,
+    /// Shared with the thread's [`Holder`] while a response is held.
+    pub stream: Arc<Stream>,
     pub session: Box<dyn Session>,
+    /// Where small responses wait to leave with others; `None`: sent at once.
+    holder: Option<Arc<Holder>>,
     hooks: Hooks,
     /// The job the session handed over, run after `advance` returns.
     jobs: Arc<InlineJobs>,
@@ -65,13 +69,35 @@ impl Conn {
         };
         let session = protocol.session(info, link);
         Some(Conn {
-            stream,
+            stream: Arc::new(stream),
             session,
+            holder: None,
             hooks: hooks.clone(),
             jobs,
             parker,
         })
     }
+
+    /// Sends this connection's responses through `holder` (a thread serving many ready
+    /// connections in turn).
+    pub fn hold_with(mut self, holder: &Arc<Holder>) -> Conn {
+        self.holder = Some(holder.clone());
+        self
+    }
+}
+
+/// Sends `out` to `stream` (blocking: all of it, unless the write timeout passes), or
+/// leaves it with `holder`.
+fn send(out: &mut Output, stream: &Arc<Stream>, holder: Option<&Arc<Holder>>) -> io::Result<()> {
+    match holder {
+        Some(holder) => holder.send(stream, out),
+        None => out.drain_into(&mut &**stream).map(drop),
+    }
+}
+
+/// Sends what `holder` keeps for `stream`: before waiting for the client, or closing.
+fn release(stream: &Arc<Stream>, holder: Option<&Arc<Holder>>) -> io::Result<()> {
+    holder.map_or(Ok(()), |holder| holder.release(stream))
 }
 
 /// The executor of blocking drivers: keeps the job for the connection's own thread.
@@ -98,7 +124,8 @@ impl InlineJobs {
 /// What a job running on the connection's thread may do while it waits.
 struct InlineHost<'a> {
     hooks: &'a dyn WorkerHooks,
-    stream: &'a mut Stream,
+    stream: &'a Arc<Stream>,
+    holder: Option<&'a Arc<Holder>>,
     session: &'a mut dyn Session,
     out: &'a mut Output,
 }
@@ -110,7 +137,8 @@ impl JobHost for InlineHost<'_> {
 
     fn cutoff(&self) -> Option<Cutoff> {
         // Through the session's layers: under TLS the last words are encrypted.
-        cutoff_for(self.stream).map(|raw| self.session.wrap_cutoff(raw))
+        let raw = cutoff_for(self.stream.clone(), self.holder.cloned());
+        Some(self.session.wrap_cutoff(raw))
     }
 }
 
@@ -118,7 +146,7 @@ impl InlineHost<'_> {
     /// One turn of the connection: advance, send, and maybe wait for input.
     fn turn(&mut self, want_input: bool) -> io::Result<()> {
         let step = self.session.advance(self.out);
-        self.out.drain_into(self.stream)?;
+        send(self.out, self.stream, self.holder)?;
         match step {
             Step::Close => Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -127,9 +155,11 @@ impl InlineHost<'_> {
             // Back to the job at each periodic wake-up too: its next turn lets the session
             // keep deadlines of its own (the body timeout).
             Step::Read if want_input => {
+                release(self.stream, self.holder)?;
                 read_once(self.stream, self.session, self.hooks, Wait::Yes).map(drop)
             }
             Step::WaitUntil(at) => {
+                release(self.stream, self.holder)?;
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 Ok(())
             }
@@ -143,7 +173,8 @@ impl InlineHost<'_> {
 fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
     let mut host = InlineHost {
         hooks: &*conn.hooks,
-        stream: &mut conn.stream,
+        stream: &conn.stream,
+        holder: conn.holder.as_ref(),
         session: conn.session.as_mut(),
         out,
     };
@@ -168,12 +199,18 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
     let mut out = Output::default();
     loop {
         let step = conn.session.advance(&mut out);
-        if out.drain_into(&mut conn.stream).is_err() {
+        let holder = conn.holder.as_ref();
+        if send(&mut out, &conn.stream, holder).is_err() {
             return Served::Done;
         }
         if let Some(job) = conn.jobs.take() {
             run_inline(job, &mut conn, &mut out);
             continue;
+        }
+        // Before this thread waits on anything but the next ready connection, or closes,
+        // what it holds for the connection leaves.
+        if !matches!(step, Step::Flush | Step::Read) && release(&conn.stream, holder).is_err() {
+            return Served::Done;
         }
         match step {
             Step::Flush => {}
@@ -182,12 +219,12 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
             Step::Upgrade => match conn.session.hand_off() {
                 Some(next) => conn.session = next,
                 None => {
-                    close_gracefully(conn.stream);
+                    close_gracefully(&conn.stream);
                     return Served::Done;
                 }
             },
             Step::Close => {
-                close_gracefully(conn.stream);
+                close_gracefully(&conn.stream);
                 return Served::Done;
             }
             Step::Read => {
@@ -200,12 +237,8 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                     let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
                     if give_back {
                         // What is already there is served here; with nothing, the thread goes.
-                        match read_once(
-                            &mut conn.stream,
-                            conn.session.as_mut(),
-                            &*conn.hooks,
-                            Wait::No,
-                        ) {
+                        match read_once(&conn.stream, conn.session.as_mut(), &*conn.hooks, Wait::No)
+                        {
                             Ok(true) => continue,
                             Ok(false) => return Served::Idle(conn),
                             Err(_) => return Served::Done,
@@ -214,13 +247,10 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 }
                 // Back to `advance` after each read and each periodic wake-up, so that the
                 // session keeps deadlines of its own (a buffered body's timeout, answered 408).
-                if read_once(
-                    &mut conn.stream,
-                    conn.session.as_mut(),
-                    &*conn.hooks,
-                    Wait::Yes,
-                )
-                .is_err()
+                if release(&conn.stream, holder).is_err() {
+                    return Served::Done;
+                }
+                if read_once(&conn.stream, conn.session.as_mut(), &*conn.hooks, Wait::Yes).is_err()
                 {
                     return Served::Done;
                 }
@@ -229,17 +259,18 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
     }
 }
 
-/// A handle that can end the connection from another thread (a second descriptor of the
-/// same socket).
-fn cutoff_for(stream: &Stream) -> Option<Cutoff> {
-    let clone = std::sync::Mutex::new(stream.try_clone().ok()?);
-    Some(Arc::new(move |last_words: &[u8]| {
-        let mut socket = clone.lock().unwrap_or_else(|e| e.into_inner());
-        if !last_words.is_empty() {
-            let _ = std::io::Write::write_all(&mut *socket, last_words);
+/// A handle that can end the connection from another thread (the request timeout's
+/// watchdog): what is held for it leaves first, then the last words, in order.
+fn cutoff_for(stream: Arc<Stream>, holder: Option<Arc<Holder>>) -> Cutoff {
+    Arc::new(move |last_words: &[u8]| {
+        if let Some(holder) = &holder {
+            let _ = holder.release(&stream);
         }
-        socket.shutdown_both();
-    }))
+        if !last_words.is_empty() {
+            let _ = std::io::Write::write_all(&mut &*stream, last_words);
+        }
+        stream.shutdown_both();
+    })
 }
 
 /// Whether [`read_once`] waits for input.
@@ -255,7 +286,7 @@ enum Wait {
 /// the socket's periodic wake-up (at once with [`Wait::No`]); fails when the connection
 /// expires (see [`connection::is_expired`]).
 fn read_once(
-    stream: &mut Stream,
+    mut stream: &Stream,
     session: &mut dyn Session,
     hooks: &dyn WorkerHooks,
     wait: Wait,
@@ -287,7 +318,7 @@ fn read_once(
 }
 
 /// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read.
-fn close_gracefully(mut stream: Stream) {
+fn close_gracefully(mut stream: &Stream) {
     let mut linger = Linger::start(&stream);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     linger.discard(|buf| stream.read(buf));

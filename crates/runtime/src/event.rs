@@ -440,7 +440,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
             // Held for the end of the turn; `unsent` stays set for the caller to see.
             return true;
         }
-        match conn.out.drain_into(&mut conn.stream) {
+        match conn.out.drain_into(&mut &conn.stream) {
             Ok(Drained::All) => {}
             Ok(Drained::WouldBlock) => return true,
             Err(_) => return false,
@@ -465,7 +465,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
             Step::Read if !conn.readable => return true,
             Step::Read => {
                 let room = scratch.len();
-                match conn.stream.read(scratch) {
+                match (&conn.stream).read(scratch) {
                     Ok(n) => {
                         // A pending end of input announces itself only once: read to it.
                         conn.readable = n == room || conn.peer_closed;
@@ -496,5 +496,5 @@ fn discard_input(conn: &mut Conn) -> bool {
     } = conn;
     closing
         .as_mut()
-        .is_some_and(|linger| linger.discard(|buf| stream.read(buf)))
+        .is_some_and(|linger| linger.discard(|buf| (&*stream).read(buf)))
 }

@@ -14,6 +14,7 @@ mod accept;
 mod blocking;
 mod connection;
 mod event;
+mod held;
 mod keepalive;
 mod pool;
 mod read_ahead;

@@ -216,19 +216,26 @@ impl Stream {
     pub(crate) fn into_socket(self) -> Socket {
         self.0
     }
+    /// One end of a socket pair, for tests.
+    #[cfg(test)]
+    pub(crate) fn from_unix(stream: UnixStream) -> Stream {
+        Stream(Socket::from(stream))
+    }
     /// Shuts the connection down both ways (wakes any thread blocked on it).
     pub fn shutdown_both(&self) {
         let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
-impl Read for Stream {
+/// Reads and writes go through a shared reference, as `&TcpStream`'s do: a connection's
+/// socket is shared with the thread that sends its held responses ([`crate::held`]).
+impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.0).read(buf)
     }
 }
 
-impl Write for Stream {
+impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&self.0).write(buf)
     }

@@ -13,6 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -20,11 +21,22 @@ use mio::{Interest, Token};
 
 use super::blocking::{serve, Conn, Served};
 use super::connection::{accept_failed, AcceptFailure, Draining};
+use super::held::Holder;
 use super::keepalive::{Ready, Watched, OWN_TOKENS};
 use super::{stopping, DriverConfig, STOP_CHECK};
 
+/// Turns of at most this many ready connections send their held answers before the last
+/// request. Measured with a 0.3 ms application: 2 and 4 connections lost 5–9 % of their
+/// req/s when a turn's answers all waited for its end (the thread then waited idle for the
+/// clients' next requests). A large turn spreads that wait thin and keeps one send per
+/// client per turn.
+const SMALL_TURN: usize = 8;
+
 pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut watched = Watched::new()?;
+    // The turn's responses leave together (or within `HOLD_FOR` of the first): one wake-up
+    // of each client per turn, not one per response.
+    let holder = Arc::new(Holder::new()?);
     for (index, listener) in config.listeners.iter().enumerate() {
         let fd = listener.as_fd().as_raw_fd();
         let token = Token(OWN_TOKENS + index);
@@ -43,15 +55,26 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         let more = match &draining {
             Some(stop) if stop.is_over(watched.len(), Instant::now()) => return Ok(()),
             Some(_) => false,
-            None => accept(&config, &mut watched, &mut pending)?,
+            None => accept(&config, &mut watched, &holder, &mut pending)?,
         };
         // More may wait to be accepted: only look at what is ready, then come back.
         let wait = if more { Duration::ZERO } else { STOP_CHECK };
+        holder.flush_all();
         let ready = watched.turn(wait, draining.is_some(), &mut events);
         for token in events.drain(..) {
             pending[token.0 - OWN_TOKENS] = true;
         }
-        for ready in ready {
+        let last = ready.len().saturating_sub(1);
+        for (index, ready) in ready.into_iter().enumerate() {
+            if index == last && last < SMALL_TURN {
+                // A small turn's held answers leave while its last request runs, so that
+                // their clients' next requests are there when it ends: held to the end, the
+                // thread would wait idle for them once per turn, a cost a large turn spreads
+                // thin (and there, one send of the whole turn wakes each client least).
+                holder.flush_all();
+            }
+            // The last answer is not held: nothing follows it in this turn.
+            holder.set_holding(index != last);
             serve_inline(&mut watched, ready);
         }
     }
@@ -59,7 +82,12 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
 
 /// Takes one pending connection of each listener into the watch, below the bound. Whether
 /// more may be pending.
-fn accept(config: &DriverConfig, watched: &mut Watched, pending: &mut [bool]) -> io::Result<bool> {
+fn accept(
+    config: &DriverConfig,
+    watched: &mut Watched,
+    holder: &Arc<Holder>,
+    pending: &mut [bool],
+) -> io::Result<bool> {
     let mut more = false;
     for (listener, pending) in config.listeners.iter().zip(pending) {
         if !*pending || watched.len() >= config.max_connections.max(1) {
@@ -68,7 +96,7 @@ fn accept(config: &DriverConfig, watched: &mut Watched, pending: &mut [bool]) ->
         match listener.accept() {
             Ok((stream, info)) => {
                 if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
-                    watched.add(conn);
+                    watched.add(conn.hold_with(holder));
                 }
                 more = true;
             }

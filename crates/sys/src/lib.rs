@@ -270,6 +270,17 @@ pub fn no_wakeup_preemption() -> io::Result<()> {
     }
 }
 
+/// Sends what the socket takes of `buf` now, even on a blocking socket (`send` with
+/// `MSG_DONTWAIT`): `WouldBlock` when its buffer is full (the client is not reading).
+pub fn send_now(socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    Ok(send(
+        socket.as_raw_fd(),
+        buf,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    )?)
+}
+
 /// Sends `buf` on a socket telling the kernel more follows at once (`MSG_MORE`), so a
 /// response head and the file body sent next with `sendfile` share packets.
 pub fn send_more(socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {

@@ -160,6 +160,18 @@ def write_stream(environ, start_response):
     return [b"tail\n"]
 
 
+def gated(environ, start_response):
+    """Appends `entered` to the file `record` (if given), waits for the file `gate`, then
+    answers `gated`: a request that stays in the application until the test says."""
+    q = _query(environ)
+    if "record" in q:
+        with open(q["record"], "a") as f:
+            f.write("entered\n")
+    _wait_for_gate(q.get("gate"))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"gated"]
+
+
 def record_call(environ, start_response):
     """Appends a line to the file `file` (the test reads whether the app ran), without
     reading the body."""
@@ -171,6 +183,7 @@ def record_call(environ, start_response):
 
 ROUTES = {
     "/record": record_call,
+    "/gate": gated,
     "/write-stream": write_stream,
     "/environ": environ_view,
     "/upload": upload,
