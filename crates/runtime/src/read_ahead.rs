@@ -34,7 +34,7 @@ const SMALL_TURN: usize = 8;
 
 pub fn run(config: DriverConfig) -> io::Result<()> {
     let mut watched = Watched::new()?;
-    // The turn's responses leave together (or within `HOLD_FOR` of the first): one wake-up
+    // The turn's responses leave together (or about `HOLD_FOR` after the first): one wake-up
     // of each client per turn, not one per response.
     let holder = Arc::new(Holder::new()?);
     for (index, listener) in config.listeners.iter().enumerate() {
