@@ -428,3 +428,38 @@ per_wsgi_model!(a_quick_answer_is_not_held_behind_a_slow_request, |model| {
     assert_eq!((ra.status, ra.text()), (200, "gated".to_string()));
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+// A second request sent on the connection while the application still runs the first
+// (pipelined, after the server read the first) is served once the first is answered: a
+// driver that hands the idle connection back to its watcher without reading again (the
+// socket was left empty by a short read) relies on the new bytes' readiness event.
+per_wsgi_model!(a_request_sent_while_the_first_runs_is_served, |model| {
+    let server = serve(model, &[]);
+    let dir = temp_path("pipelined");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gate, record) = (dir.join("gate"), dir.join("record"));
+    let mut conn = Conn::open(&server.addr);
+    conn.send(
+        format!(
+            "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate.display(),
+            record.display()
+        )
+        .as_bytes(),
+    );
+    assert!(common::eventually(
+        || std::fs::read_to_string(&record).is_ok_and(|s| s.contains("entered"))
+    ));
+    conn.send(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::fs::write(&gate, b"").unwrap();
+    let first = conn.response("GET");
+    assert_eq!((first.status, first.text()), (200, "gated".to_string()));
+    let second = conn.response("GET");
+    assert_eq!(
+        (second.status, second.text()),
+        (200, "written returned".to_string()),
+        "{}",
+        server.log_text()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+});

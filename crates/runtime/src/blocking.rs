@@ -37,6 +37,12 @@ pub(crate) struct Conn {
     pub session: Box<dyn Session>,
     /// Where small responses wait to leave with others; `None`: sent at once.
     holder: Option<Arc<Holder>>,
+    /// The last read found the socket empty (a short read, or nothing at all): whatever
+    /// arrives next brings a new readiness event, so asking again before handing the
+    /// connection back to a watcher would only earn an `EAGAIN`. Never after the end of
+    /// input, nor when the peer's end was announced with the data read (a short read
+    /// stops before it): neither brings a further event.
+    pub drained: bool,
     hooks: Hooks,
     /// The job the session handed over, run after `advance` returns.
     jobs: Arc<InlineJobs>,
@@ -72,6 +78,7 @@ impl Conn {
             stream: Arc::new(stream),
             session,
             holder: None,
+            drained: false,
             hooks: hooks.clone(),
             jobs,
             parker,
@@ -124,6 +131,7 @@ impl InlineJobs {
 /// What a job running on the connection's thread may do while it waits.
 struct InlineHost<'a> {
     hooks: &'a dyn WorkerHooks,
+    drained: &'a mut bool,
     stream: &'a Arc<Stream>,
     holder: Option<&'a Arc<Holder>>,
     session: &'a mut dyn Session,
@@ -156,7 +164,8 @@ impl InlineHost<'_> {
             // keep deadlines of its own (the body timeout).
             Step::Read if want_input => {
                 release(self.stream, self.holder)?;
-                read_once(self.stream, self.session, self.hooks, Wait::Yes).map(drop)
+                *self.drained = read_once(self.stream, self.session, self.hooks, Wait::Yes)?;
+                Ok(())
             }
             Step::WaitUntil(at) => {
                 release(self.stream, self.holder)?;
@@ -173,6 +182,7 @@ impl InlineHost<'_> {
 fn run_inline(job: Job, conn: &mut Conn, out: &mut Output) {
     let mut host = InlineHost {
         hooks: &*conn.hooks,
+        drained: &mut conn.drained,
         stream: &conn.stream,
         holder: conn.holder.as_ref(),
         session: conn.session.as_mut(),
@@ -236,13 +246,16 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                     let waiting = session.is_waiting();
                     let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
                     if give_back {
+                        if conn.drained {
+                            return Served::Idle(conn);
+                        }
                         // What is already there is served here; with nothing, the thread goes.
                         match read_once(&conn.stream, conn.session.as_mut(), &*conn.hooks, Wait::No)
                         {
-                            Ok(true) => continue,
-                            Ok(false) => return Served::Idle(conn),
+                            Ok(drained) => conn.drained = drained,
                             Err(_) => return Served::Done,
                         }
+                        continue;
                     }
                 }
                 // Back to `advance` after each read and each periodic wake-up, so that the
@@ -250,9 +263,9 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                 if release(&conn.stream, holder).is_err() {
                     return Served::Done;
                 }
-                if read_once(&conn.stream, conn.session.as_mut(), &*conn.hooks, Wait::Yes).is_err()
-                {
-                    return Served::Done;
+                match read_once(&conn.stream, conn.session.as_mut(), &*conn.hooks, Wait::Yes) {
+                    Ok(drained) => conn.drained = drained,
+                    Err(_) => return Served::Done,
                 }
             }
         }
@@ -282,9 +295,10 @@ enum Wait {
     No,
 }
 
-/// Reads input: `Ok(true)` when some came (or its end), `Ok(false)` when none did before
-/// the socket's periodic wake-up (at once with [`Wait::No`]); fails when the connection
-/// expires (see [`connection::is_expired`]).
+/// Reads input once (what came, or nothing before the socket's periodic wake-up, at once
+/// with [`Wait::No`]). `Ok(true)` when the socket was left empty (a short read, its end,
+/// or nothing at all: see [`Conn::drained`]); fails when the connection expires (see
+/// [`connection::is_expired`]).
 fn read_once(
     mut stream: &Stream,
     session: &mut dyn Session,
@@ -296,23 +310,27 @@ fn read_once(
     if connection::is_expired(session, Instant::now(), stop) {
         return Err(connection::expiry_error(session, stop));
     }
+    let buf = session.read_buf();
+    let room = buf.len();
     let read = match wait {
-        Wait::Yes => stream.read(session.read_buf()),
-        Wait::No => ironhorse_sys::recv_now(stream.as_fd(), session.read_buf()),
+        Wait::Yes => stream.read(buf),
+        Wait::No => ironhorse_sys::recv_now(stream.as_fd(), buf),
     };
     match read {
         Ok(n) => {
             session.received(n);
-            Ok(true)
+            // An end of input is no readiness event to wait for: it is read again at once.
+            Ok(n > 0 && n < room)
         }
         Err(e)
             if matches!(
                 e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
-            Ok(false)
+            Ok(true)
         }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(e) => Err(e),
     }
 }

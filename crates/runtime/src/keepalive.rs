@@ -23,7 +23,6 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::blocking::Conn;
 use super::{stopping, STOP_CHECK};
-use ironhorse_protocol::session::Session;
 
 /// Tokens from here up belong to the owner's own sources (a waker, listeners); below, to
 /// watched connections.
@@ -125,7 +124,12 @@ impl Watched {
                 continue;
             };
             // Edge-triggered: read until the socket has no more, or the session has work.
-            let outcome = take_input(&conn.stream, conn.session.as_mut());
+            let outcome = take_input(conn);
+            if event.is_read_closed() || event.is_error() {
+                // The peer's end (or an error) came with this event: a short read stops
+                // before it, and no later event will announce it again.
+                conn.drained = false;
+            }
             if outcome.is_ok() && !conn.session.has_work() {
                 continue;
             }
@@ -274,18 +278,26 @@ fn watch(
     }
 }
 
-/// Reads what arrived into `session` without blocking: until the socket has nothing more,
-/// its input ends, or the session has work for a thread. `Err`: the connection failed.
-fn take_input(stream: &impl AsFd, session: &mut dyn Session) -> io::Result<()> {
+/// Reads what arrived into the connection's session without blocking: until the socket
+/// has nothing more, its input ends, or the session has work for a thread (noting whether
+/// the socket was left empty: [`Conn::drained`]). `Err`: the connection failed.
+fn take_input(conn: &mut Conn) -> io::Result<()> {
+    let session = conn.session.as_mut();
     loop {
-        match ironhorse_sys::recv_now(stream.as_fd(), session.read_buf()) {
+        let buf = session.read_buf();
+        let room = buf.len();
+        match ironhorse_sys::recv_now(conn.stream.as_fd(), buf) {
             Ok(n) => {
                 session.received(n);
+                conn.drained = n > 0 && n < room;
                 if n == 0 || session.has_work() {
                     return Ok(());
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.drained = true;
+                return Ok(());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
