@@ -14,6 +14,44 @@ fn serve(model: &str, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// The server with one worker process and one application thread under `model`: every
+/// connection meets the same thread.
+fn serve_on_one_thread(model: &str, extra: &[&str]) -> Server {
+    let one_thread: &[&str] = match model {
+        "prefork" => &["-w", "1"],
+        "hybrid" => &["-w", "1", "--threads", "1"],
+        "threadpool" | "event" | "async" => &["--threads", "1"],
+        _ => &[],
+    };
+    let mut args = match model {
+        "event-inline" => common::model_args(model),
+        _ => vec!["--model".to_string(), model.to_string()],
+    };
+    args.extend(one_thread.iter().chain(extra).map(|s| s.to_string()));
+    args.extend([
+        "wsgi_app:application".into(),
+        "--chdir".into(),
+        apps_dir().display().to_string(),
+    ]);
+    Server::start(&args)
+}
+
+/// Sends `conn` a request that stays in the application until the file `gate` exists, and
+/// waits until the application has it (it says so in the file `record`).
+fn park_in_app(conn: &mut Conn, gate: &std::path::Path, record: &std::path::Path) {
+    conn.send(
+        format!(
+            "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate.display(),
+            record.display()
+        )
+        .as_bytes(),
+    );
+    assert!(common::eventually(
+        || std::fs::read_to_string(record).is_ok_and(|s| s.contains("entered"))
+    ));
+}
+
 /// Waits until `path` has `lines` lines, then reports how many it has.
 fn wait_for_lines(path: &std::path::Path, lines: usize) -> usize {
     let count = || {
@@ -368,21 +406,14 @@ per_wsgi_model!(request_timeout_answers_504_and_frees_the_worker, |model| {
 // per batch), but never behind a request that runs on: B's and C's answers must arrive
 // while A is still in the application. Models whose one worker serves many connections.
 per_wsgi_model!(a_quick_answer_is_not_held_behind_a_slow_request, |model| {
-    let one_thread: &[&str] = match model {
-        "prefork" => &["-w", "1"],
-        "hybrid" => &["-w", "1", "--threads", "1"],
-        "threadpool" | "event" | "async" => &["--threads", "1"],
+    if !matches!(
+        model,
+        "prefork" | "hybrid" | "threadpool" | "event" | "async"
+    ) {
         // One connection per thread or process, or the application on the loop thread.
-        _ => return,
-    };
-    let mut args = vec!["--model".to_string(), model.to_string()];
-    args.extend(one_thread.iter().map(|s| s.to_string()));
-    args.extend([
-        "wsgi_app:application".into(),
-        "--chdir".into(),
-        apps_dir().display().to_string(),
-    ]);
-    let server = Server::start(&args);
+        return;
+    }
+    let server = serve_on_one_thread(model, &[]);
     let dir = temp_path("held");
     std::fs::create_dir_all(&dir).unwrap();
     let (gate1, gate2, record) = (dir.join("gate1"), dir.join("gate2"), dir.join("record"));
@@ -394,17 +425,7 @@ per_wsgi_model!(a_quick_answer_is_not_held_behind_a_slow_request, |model| {
         assert_eq!(conn.response("GET").status, 200, "{}", server.log_text());
     }
     let (mut c, mut b, mut a) = (conns.remove(0), conns.remove(0), conns.remove(0));
-    c.send(
-        format!(
-            "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\n\r\n",
-            gate1.display(),
-            record.display()
-        )
-        .as_bytes(),
-    );
-    assert!(common::eventually(
-        || std::fs::read_to_string(&record).is_ok_and(|s| s.contains("entered"))
-    ));
+    park_in_app(&mut c, &gate1, &record);
     b.send(quick);
     a.send(
         format!(
@@ -439,17 +460,7 @@ per_wsgi_model!(a_request_sent_while_the_first_runs_is_served, |model| {
     std::fs::create_dir_all(&dir).unwrap();
     let (gate, record) = (dir.join("gate"), dir.join("record"));
     let mut conn = Conn::open(&server.addr);
-    conn.send(
-        format!(
-            "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\n\r\n",
-            gate.display(),
-            record.display()
-        )
-        .as_bytes(),
-    );
-    assert!(common::eventually(
-        || std::fs::read_to_string(&record).is_ok_and(|s| s.contains("entered"))
-    ));
+    park_in_app(&mut conn, &gate, &record);
     conn.send(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n");
     std::fs::write(&gate, b"").unwrap();
     let first = conn.response("GET");
@@ -463,3 +474,35 @@ per_wsgi_model!(a_request_sent_while_the_first_runs_is_served, |model| {
     );
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+// A client that pipelines many requests and ends its side at once (`nc -N`) gets every
+// answer, then the connection's end at once: not after the keep-alive timeout (120 s,
+// beyond the client's 60 s read timeout). The worker is kept busy meanwhile, so that the
+// requests and the end reach its watcher together, more than one read buffer of them: a
+// driver that trusts a short read to have emptied the socket must still see the end.
+per_wsgi_model!(
+    pipelined_requests_then_the_clients_end_close_at_once,
+    |model| {
+        let server = serve_on_one_thread(model, &["--keep-alive", "120"]);
+        let dir = temp_path("pipelined-end");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (gate, record) = (dir.join("gate"), dir.join("record"));
+        let mut busy = Conn::open(&server.addr);
+        park_in_app(&mut busy, &gate, &record);
+        const REQUESTS: usize = 600;
+        let mut conn = Conn::open(&server.addr);
+        conn.send(&b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n".repeat(REQUESTS));
+        conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        std::fs::write(&gate, b"").unwrap();
+        assert_eq!(busy.response("GET").status, 200);
+        // `single` serves one connection at a time, to its end.
+        drop(busy);
+        let mut answers = 0;
+        while let Some(r) = conn.try_response("GET") {
+            assert_eq!((r.status, r.text()), (200, "written returned".to_string()));
+            answers += 1;
+        }
+        assert_eq!(answers, REQUESTS, "{}", server.log_text());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);

@@ -39,10 +39,14 @@ pub(crate) struct Conn {
     holder: Option<Arc<Holder>>,
     /// The last read found the socket empty (a short read, or nothing at all): whatever
     /// arrives next brings a new readiness event, so asking again before handing the
-    /// connection back to a watcher would only earn an `EAGAIN`. Never after the end of
-    /// input, nor when the peer's end was announced with the data read (a short read
-    /// stops before it): neither brings a further event.
+    /// connection back to a watcher would only earn an `EAGAIN`. Never set by an end of
+    /// input. (A client sending TCP urgent data, or file descriptors over a Unix socket,
+    /// can stop a read short with more behind it; only its own connection then waits for
+    /// a timeout.)
     pub drained: bool,
+    /// A watcher's event announced the peer's end or an error: a later short read stops
+    /// before it, and no further event will come, so reading again is never skipped.
+    pub peer_ended: bool,
     hooks: Hooks,
     /// The job the session handed over, run after `advance` returns.
     jobs: Arc<InlineJobs>,
@@ -79,6 +83,7 @@ impl Conn {
             session,
             holder: None,
             drained: false,
+            peer_ended: false,
             hooks: hooks.clone(),
             jobs,
             parker,
@@ -246,7 +251,7 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
                     let waiting = session.is_waiting();
                     let give_back = (waiting && others_wait()) || (!waiting && !session.has_work());
                     if give_back {
-                        if conn.drained {
+                        if conn.drained && !conn.peer_ended {
                             return Served::Idle(conn);
                         }
                         // What is already there is served here; with nothing, the thread goes.
@@ -296,8 +301,8 @@ enum Wait {
 }
 
 /// Reads input once (what came, or nothing before the socket's periodic wake-up, at once
-/// with [`Wait::No`]). `Ok(true)` when the socket was left empty (a short read, its end,
-/// or nothing at all: see [`Conn::drained`]); fails when the connection expires (see
+/// with [`Wait::No`]). `Ok(true)` when the socket was left empty (a short read, or nothing
+/// at all: see [`Conn::drained`]); fails when the connection expires (see
 /// [`connection::is_expired`]).
 fn read_once(
     mut stream: &Stream,

@@ -125,11 +125,7 @@ impl Watched {
             };
             // Edge-triggered: read until the socket has no more, or the session has work.
             let outcome = take_input(conn);
-            if event.is_read_closed() || event.is_error() {
-                // The peer's end (or an error) came with this event: a short read stops
-                // before it, and no later event will announce it again.
-                conn.drained = false;
-            }
+            conn.peer_ended |= event.is_read_closed() || event.is_error();
             if outcome.is_ok() && !conn.session.has_work() {
                 continue;
             }

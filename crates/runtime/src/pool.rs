@@ -96,6 +96,9 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                 .spawn(move || {
                     while let Some(Work(conn)) = queue.pop() {
                         let others_wait = || queue.has_work();
+                        // A connection given back is registered anew (`EPOLL_CTL_ADD` looks
+                        // at the socket's state), so input, an end or an error that came
+                        // while it was out is reported whatever `Conn::drained` says.
                         if let Served::Idle(conn) = serve(conn, Some(&others_wait)) {
                             // Stopping, with a head in progress: finish it here.
                             if let Err(conn) = parking.park(conn) {
