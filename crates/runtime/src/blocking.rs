@@ -112,6 +112,12 @@ fn release(stream: &Arc<Stream>, holder: Option<&Arc<Holder>>) -> io::Result<()>
     holder.map_or(Ok(()), |holder| holder.release(stream))
 }
 
+/// Whether a read of `n` bytes into `room` left the socket empty (see [`Conn::drained`]):
+/// a short read did; a full one may not have, and an end of input (0) brings no new event.
+pub(crate) fn left_empty(n: usize, room: usize) -> bool {
+    n > 0 && n < room
+}
+
 /// The executor of blocking drivers: keeps the job for the connection's own thread.
 #[derive(Default)]
 struct InlineJobs(Mutex<Option<Job>>);
@@ -324,8 +330,7 @@ fn read_once(
     match read {
         Ok(n) => {
             session.received(n);
-            // An end of input is no readiness event to wait for: it is read again at once.
-            Ok(n > 0 && n < room)
+            Ok(left_empty(n, room))
         }
         Err(e)
             if matches!(

@@ -87,6 +87,30 @@ struct Held {
     out: Output,
 }
 
+impl State {
+    /// The entry held for `stream`.
+    fn find(&self, stream: &Arc<Stream>) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|h| Arc::ptr_eq(&h.stream, stream))
+    }
+
+    /// Takes entry `i` out of the list.
+    fn remove(&mut self, i: usize) -> Held {
+        let held = self.entries.swap_remove(i);
+        if self.entries.is_empty() {
+            self.since = None;
+        }
+        held
+    }
+
+    /// Takes every entry out of the list.
+    fn take_all(&mut self) -> Vec<Held> {
+        self.since = None;
+        std::mem::take(&mut self.entries)
+    }
+}
+
 impl Holder {
     pub fn new() -> io::Result<Holder> {
         let shared = Arc::new(Shared {
@@ -124,10 +148,7 @@ impl Holder {
             return out.drain_into(&mut &**stream).map(drop);
         }
         let mut state = self.shared.unless_flushing();
-        let index = state
-            .entries
-            .iter()
-            .position(|h| Arc::ptr_eq(&h.stream, stream));
+        let index = state.find(stream);
         let held = index.map_or(0, |i| state.entries[i].out.queued() as usize);
         if !out.is_bytes_within(HOLD_LIMIT.saturating_sub(held)) {
             // Too much to hold: what was held for this connection leaves first, in the same
@@ -136,15 +157,10 @@ impl Holder {
                 drop(state);
                 return out.drain_into(&mut &**stream).map(drop);
             };
-            let mut earlier = state.entries.swap_remove(i);
-            if state.entries.is_empty() {
-                state.since = None;
-            }
+            let mut earlier = state.remove(i);
             drop(state);
             earlier.out.append(out);
-            send_whole(&mut earlier.out, stream)?;
-            self.shared.recycle(earlier.out);
-            return Ok(());
+            return self.shared.send_held(earlier);
         }
         match index {
             Some(i) => state.entries[i].out.append(out),
@@ -170,21 +186,12 @@ impl Holder {
     /// may be waiting for the answer) or closes the connection.
     pub fn release(&self, stream: &Arc<Stream>) -> io::Result<()> {
         let mut state = self.shared.unless_flushing();
-        let Some(i) = state
-            .entries
-            .iter()
-            .position(|h| Arc::ptr_eq(&h.stream, stream))
-        else {
+        let Some(i) = state.find(stream) else {
             return Ok(());
         };
-        let mut held = state.entries.swap_remove(i);
-        if state.entries.is_empty() {
-            state.since = None;
-        }
+        let held = state.remove(i);
         drop(state);
-        send_whole(&mut held.out, stream)?;
-        self.shared.recycle(held.out);
-        Ok(())
+        self.shared.send_held(held)
     }
 
     /// Sends everything held: the turn is over (the thread is about to wait for any client,
@@ -194,8 +201,7 @@ impl Holder {
         if state.entries.is_empty() {
             return;
         }
-        let entries = std::mem::take(&mut state.entries);
-        state.since = None;
+        let entries = state.take_all();
         self.shared.send_all(state, entries, Stuck::Wait);
     }
 }
@@ -233,13 +239,14 @@ impl Shared {
         state
     }
 
-    /// Keeps an emptied output for reuse.
-    fn recycle(&self, out: Output) {
-        debug_assert!(out.is_empty(), "only sent outputs are reused");
+    /// Sends a held entry whole (see [`send_whole`]) and keeps its emptied output for reuse.
+    fn send_held(&self, mut held: Held) -> io::Result<()> {
+        send_whole(&mut held.out, &held.stream)?;
         let mut state = self.lock();
         if state.spares.len() < MAX_SPARES {
-            state.spares.push(out);
+            state.spares.push(held.out);
         }
+        Ok(())
     }
 
     /// Sends `entries`, taken out of `state`: first what each socket takes at once, so that
@@ -294,8 +301,7 @@ impl Shared {
             }
             match state.since {
                 Some(since) if since.elapsed() >= TICK => {
-                    let entries = std::mem::take(&mut state.entries);
-                    state.since = None;
+                    let entries = state.take_all();
                     // A client that is not reading stays held: the serving thread waits for
                     // it when its turn ends, as it would have without holding.
                     self.send_all(state, entries, Stuck::Keep);

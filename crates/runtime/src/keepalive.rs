@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::blocking::Conn;
+use super::blocking::{left_empty, Conn};
 use super::{stopping, STOP_CHECK};
 
 /// Tokens from here up belong to the owner's own sources (a waker, listeners); below, to
@@ -285,7 +285,7 @@ fn take_input(conn: &mut Conn) -> io::Result<()> {
         match ironhorse_sys::recv_now(conn.stream.as_fd(), buf) {
             Ok(n) => {
                 session.received(n);
-                conn.drained = n > 0 && n < room;
+                conn.drained = left_empty(n, room);
                 if n == 0 || session.has_work() {
                     return Ok(());
                 }
