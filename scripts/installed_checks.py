@@ -7,8 +7,10 @@ Usage: python3 scripts/installed_checks.py VENV OTHER_PYTHON UNSUPPORTED_PYTHON
   version (its ABI does not fit the installed module); UNSUPPORTED_PYTHON: e.g. python3.9.
 """
 
+import atexit
 import glob
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +24,7 @@ IRONHORSE = os.path.join(VENV, "bin", "ironhorse")
 PYTHON = os.path.join(VENV, "bin", "python")
 SITE = glob.glob(os.path.join(VENV, "lib", "python3.*", "site-packages"))[0]
 APP_DIR = tempfile.mkdtemp(prefix="ih-installed-")
+atexit.register(shutil.rmtree, APP_DIR, ignore_errors=True)
 with open(os.path.join(APP_DIR, "where.py"), "w") as f:
     f.write(
         "import sys\n"

@@ -111,6 +111,42 @@ fn unix_socket_and_ipv6_binds_work() {
     );
 }
 
+per_model!(a_stopped_server_removes_its_unix_socket_file, |model| {
+    // SIGTERM (graceful) and SIGQUIT (quick) alike, as gunicorn does.
+    for signal in [15, 3] {
+        let site = Site::new("unix-gone");
+        let sock = site.root.parent().unwrap().join("ih.sock");
+        let mut args = vec![
+            "-b".to_string(),
+            format!("unix:{}", sock.display()),
+            "--model".into(),
+            model.into(),
+        ];
+        args.extend(site.root_arg());
+        let server = Server::start_raw(&args);
+        let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        use std::io::{Read, Write};
+        stream
+            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        server.signal(signal);
+        let mut server = server;
+        assert_eq!(
+            server.child.wait().unwrap().code(),
+            Some(0),
+            "signal {signal}"
+        );
+        assert!(
+            !sock.exists(),
+            "signal {signal}: {} is left behind",
+            sock.display()
+        );
+    }
+});
+
 #[test]
 fn bad_settings_give_one_clear_line_and_exit_2() {
     let site = Site::new("bad");

@@ -81,6 +81,9 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     for &pid in children.pids.keys() {
         process::kill(pid, signals::SIGKILL);
     }
+    for listener in &plan.listeners {
+        listener.unlink();
+    }
     if let Some(pidfile) = pidfile {
         pidfile.release();
     }

@@ -1,5 +1,7 @@
 //! One process serves: the driver runs right here.
 
+use std::path::PathBuf;
+
 use super::{ProcessLogs, ServerPlan};
 use ironhorse_runtime::DriverConfig;
 
@@ -12,10 +14,14 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         Ok(started) => started,
         Err(code) => return code,
     };
+    // Unix socket files this process made go with it, however it stops (as the master's do).
+    let socket_files: Vec<PathBuf> = (plan.listeners.iter())
+        .filter_map(|l| l.created_file().map(PathBuf::from))
+        .collect();
     spawn_stop_watchdog(
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
-        None,
+        Exit::Alone(socket_files.clone()),
         plan.logs.clone(),
     );
     let config = DriverConfig {
@@ -33,22 +39,37 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             1
         }
     };
+    remove_files(&socket_files);
     if let Some(pidfile) = pidfile {
         pidfile.release();
     }
     code
 }
 
+/// Who a serving process answers to, and so what it leaves behind when it exits.
+pub(crate) enum Exit {
+    /// A worker: it stops when its master (this pid) is gone; the master owns the sockets.
+    Worker { master: u32 },
+    /// The only serving process: it removes the Unix socket files it made.
+    Alone(Vec<PathBuf>),
+}
+
+fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// A serving process's housekeeping thread: reopens logs on `SIGUSR1`, exits at once on a
 /// quick stop (`SIGQUIT`), and bounds a graceful stop: once one is requested, the process
 /// exits after the graceful timeout even if some request is stuck.
 ///
-/// With `master`, a worker also stops (gracefully) when its master is gone: an orphaned
-/// worker would otherwise serve on, unsupervised, forever.
+/// A worker also stops (gracefully) when its master is gone: an orphaned worker would
+/// otherwise serve on, unsupervised, forever.
 pub(crate) fn spawn_stop_watchdog(
     graceful: std::time::Duration,
     reopen_logs: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
-    master: Option<u32>,
+    exit: Exit,
     logs: ProcessLogs,
 ) {
     use ironhorse_sys::signals;
@@ -65,19 +86,25 @@ pub(crate) fn spawn_stop_watchdog(
                 if let Some(signal) = signals::stop_requested() {
                     break signal;
                 }
-                if master.is_some_and(|m| std::os::unix::process::parent_id() != m) {
+                if matches!(exit, Exit::Worker { master } if std::os::unix::process::parent_id() != master) {
                     logs.warn(format_args!("the master is gone; this worker stops"));
                     signals::request_stop(signals::SIGTERM);
                 }
                 std::thread::sleep(ironhorse_runtime::STOP_CHECK);
             };
+            let files = match &exit {
+                Exit::Alone(files) => &files[..],
+                Exit::Worker { .. } => &[],
+            };
             if stop == signals::SIGQUIT {
+                remove_files(files);
                 logs.exit(0);
             }
             std::thread::sleep(graceful);
             logs.info(format_args!(
                 "graceful timeout passed with requests in flight; exiting"
             ));
+            remove_files(files);
             logs.exit(0);
         });
 }

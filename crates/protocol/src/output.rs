@@ -255,7 +255,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
         std::fs::write(&path, b"0123456789").unwrap();
-        Arc::new(std::fs::File::open(&path).unwrap())
+        let file = std::fs::File::open(&path).unwrap();
+        // The open file outlives its name: nothing is left behind in the temp directory.
+        std::fs::remove_dir_all(&dir).unwrap();
+        Arc::new(file)
     }
 
     #[test]

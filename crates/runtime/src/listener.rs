@@ -167,6 +167,11 @@ impl Listener {
         })
     }
 
+    /// The socket file this process created, if any (removed by [`unlink`](Self::unlink)).
+    pub fn created_file(&self) -> Option<&Path> {
+        self.created_file.as_deref()
+    }
+
     /// Removes the socket file of a Unix listener (at a clean shutdown of the master).
     pub fn unlink(&self) {
         if let Some(path) = &self.created_file {

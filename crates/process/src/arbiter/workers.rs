@@ -391,7 +391,9 @@ fn run_worker(
     super::super::single::spawn_stop_watchdog(
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
-        Some(std::os::unix::process::parent_id()),
+        super::super::single::Exit::Worker {
+            master: std::os::unix::process::parent_id(),
+        },
         plan.logs.clone(),
     );
     let config = DriverConfig {
