@@ -79,6 +79,19 @@ fn fork_model_leaves_no_zombies() {
     ));
 }
 
+/// `GET /hello.txt` over the Unix socket at `sock`: the whole answer, checked to be a 200.
+fn hello_over_unix(sock: &std::path::Path) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    answer
+}
+
 #[test]
 fn unix_socket_and_ipv6_binds_work() {
     let site = Site::new("unix");
@@ -93,14 +106,7 @@ fn unix_socket_and_ipv6_binds_work() {
     ];
     args.extend(site.root_arg());
     let server = Server::start_raw(&args);
-    let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-    use std::io::{Read, Write};
-    stream
-        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let answer = hello_over_unix(&sock);
     assert!(answer.ends_with("hello, world\n"));
     // The harness returns at the first address announced; the log thread may not have read
     // the second line yet.
@@ -124,14 +130,7 @@ per_model!(a_stopped_server_removes_its_unix_socket_file, |model| {
         ];
         args.extend(site.root_arg());
         let server = Server::start_raw(&args);
-        let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-        use std::io::{Read, Write};
-        stream
-            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        hello_over_unix(&sock);
         server.signal(signal);
         let mut server = server;
         assert_eq!(
