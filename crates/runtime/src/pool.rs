@@ -11,11 +11,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::blocking::{serve, Conn, Served};
-use super::keepalive::Parking;
+use super::keepalive::{Parking, Ready};
 use super::{accept_loop, DriverConfig};
 
 /// Work for the pool threads: a watched connection whose request head arrived.
-struct Work(Conn);
+struct Work(Ready);
 
 #[derive(Default)]
 struct Queue {
@@ -81,10 +81,10 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let queue = Arc::new(Queue::default());
     let parking = {
         let (queue, hooks) = (queue.clone(), config.hooks.clone());
-        Parking::start(move |conn| {
+        Parking::start(move |ready| {
             // The watcher hands requests to the pool: it stops preempting the threads it feeds.
             super::yield_to_app_threads(&*hooks);
-            queue.push(Work(conn));
+            queue.push(Work(ready));
         })?
     };
     let mut workers = Vec::with_capacity(threads);
@@ -94,14 +94,14 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
             std::thread::Builder::new()
                 .name(format!("ih-pool-{index}"))
                 .spawn(move || {
-                    while let Some(Work(conn)) = queue.pop() {
+                    while let Some(Work(Ready { token, conn })) = queue.pop() {
                         let others_wait = || queue.has_work();
-                        // A connection given back is registered anew (`EPOLL_CTL_ADD` looks
-                        // at the socket's state), so input, an end or an error that came
-                        // while it was out is reported whatever `Conn::drained` says.
+                        // A connection given back is re-armed (`EPOLL_CTL_MOD` looks at the
+                        // socket's state), so input, an end or an error that came while it
+                        // was out is reported whatever `Conn::drained` says.
                         if let Served::Idle(conn) = serve(conn, Some(&others_wait)) {
                             // Stopping, with a head in progress: finish it here.
-                            if let Err(conn) = parking.park(conn) {
+                            if let Err(conn) = parking.park(Ready { token, conn }) {
                                 serve(conn, None);
                             }
                         }
@@ -114,7 +114,7 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         queue.wait_below(threads);
         if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
             // A stopping server ends this loop first: a refusal is not expected here.
-            if let Err(conn) = watcher.park(conn) {
+            if let Err(conn) = watcher.admit(conn) {
                 drop(conn);
             }
         }

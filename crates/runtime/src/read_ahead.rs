@@ -12,12 +12,8 @@
 //! pool driver with no pool: the watching thread serves.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
 
 use super::blocking::{serve, Conn, Served};
 use super::connection::{accept_failed, AcceptFailure, Draining};
@@ -38,9 +34,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
     // of each client per turn, not one per response.
     let holder = Arc::new(Holder::new()?);
     for (index, listener) in config.listeners.iter().enumerate() {
-        let fd = listener.as_fd().as_raw_fd();
-        let token = Token(OWN_TOKENS + index);
-        (watched.registry()).register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        watched.watch_own(listener, OWN_TOKENS + index)?;
     }
     // Listeners whose pending connections may not all be taken yet (edge-triggered: one
     // event per arrival, so a listener stays marked until `accept` says none is left).
@@ -62,7 +56,7 @@ pub fn run(config: DriverConfig) -> io::Result<()> {
         holder.flush_all();
         let ready = watched.turn(wait, draining.is_some(), &mut events);
         for token in events.drain(..) {
-            pending[token.0 - OWN_TOKENS] = true;
+            pending[token - OWN_TOKENS] = true;
         }
         let last = ready.len().saturating_sub(1);
         for (index, ready) in ready.into_iter().enumerate() {

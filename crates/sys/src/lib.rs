@@ -2,9 +2,11 @@
 //!
 //! Everything here is a thin, documented wrapper: process creation and reaping, signal
 //! delivery through a self-pipe (signal-hook), `sendfile(2)`, `openat2(2)` (rustix), systemd's
-//! readiness and socket-activation protocols (libsystemd), and resource limits. Callers get
+//! readiness and socket-activation protocols (libsystemd), resource limits, and a one-shot
+//! capable epoll set for the blocking drivers (nix). Callers get
 //! safe functions returning `io::Result`.
 
+pub mod epoll;
 pub mod process;
 pub mod reactor;
 mod shared;
