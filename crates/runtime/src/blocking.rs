@@ -45,7 +45,8 @@ pub(crate) struct Conn {
     /// a timeout.)
     pub drained: bool,
     /// A watcher's event announced the peer's end or an error: a later short read stops
-    /// before it, and no further event will come, so reading again is never skipped.
+    /// before it, and an edge-triggered watch reports it no more, so reading again is never
+    /// skipped.
     pub peer_ended: bool,
     hooks: Hooks,
     /// The job the session handed over, run after `advance` returns.

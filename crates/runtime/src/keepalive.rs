@@ -12,15 +12,17 @@
 //!
 //! The read-ahead driver's connections are registered edge-triggered: they never leave the
 //! thread that watches them. The pool's are one-shot ([`Trigger::Once`]): a connection
-//! given to a pool thread stays registered but disarmed (its input wakes nobody), and the
-//! thread that hands it back re-arms it itself, after putting it in the watcher's inbox.
+//! given to a pool thread after it reported stays registered but disarmed (its input wakes
+//! nobody; one the sweep gives out may still report once, an event the watcher ignores),
+//! and the thread that hands it back re-arms it itself, after putting it in the watcher's
+//! inbox.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ironhorse_sys::epoll::{EpollSet, Events, Trigger, Wake};
@@ -34,7 +36,7 @@ pub(super) const OWN_TOKENS: usize = usize::MAX - 4096;
 const WAKE: usize = usize::MAX;
 
 /// A connection that has work, taken out of the set but still registered under `token`
-/// (see [`Watched::readmit`] and [`Watched::release`]).
+/// (see [`Watched::readmit`] and [`ParkingHandle::park`]).
 pub(super) struct Ready {
     pub token: usize,
     pub conn: Conn,
@@ -50,6 +52,8 @@ pub(super) struct Watched {
     inbox: Option<Inbox>,
     next_token: usize,
     last_sweep: Instant,
+    /// Whether the server stops ([`stopping`]; a test's own answer in unit tests).
+    stop_requested: fn() -> bool,
 }
 
 impl Watched {
@@ -63,12 +67,13 @@ impl Watched {
             inbox: None,
             next_token: 0,
             last_sweep: Instant::now(),
+            stop_requested: stopping,
         })
     }
 
     /// A one-shot watch fed by other threads through `inbox`: they register and re-arm the
     /// connections they hand in on `set` ([`ParkingHandle`]).
-    fn fed_by(inbox: Receiver<(usize, Conn)>, set: Arc<EpollSet>) -> Watched {
+    fn fed_by(inbox: Receiver<Handed>, set: Arc<EpollSet>) -> Watched {
         Watched {
             set,
             trigger: Trigger::Once,
@@ -80,6 +85,7 @@ impl Watched {
             }),
             next_token: 0,
             last_sweep: Instant::now(),
+            stop_requested: stopping,
         }
     }
 
@@ -158,6 +164,7 @@ impl Watched {
                     inbox.take_into(&mut self.conns);
                 }
             }
+            // Not held: served by a thread (given out by the sweep while armed), or closed.
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
@@ -175,7 +182,7 @@ impl Watched {
             }
             if let Some(conn) = self.conns.remove(&token) {
                 match outcome {
-                    // One-shot: disarmed now, so its thread's use wakes nobody.
+                    // One-shot: disarmed by this report, so its thread's use wakes nobody.
                     Ok(()) => ready.push(Ready { token, conn }),
                     // A failed read closes the connection.
                     Err(_) => self.forget(&conn),
@@ -192,7 +199,7 @@ impl Watched {
     }
 
     fn sweep(&mut self, now: Instant, ready: &mut Vec<Ready>) {
-        let stop = stopping();
+        let stop = (self.stop_requested)();
         // Not those waiting for a request: a session that cannot tell a partial request
         // from a whole one (TLS: work whenever asked) waits here for its input.
         let due: Vec<usize> = (self.conns.iter())
@@ -205,19 +212,35 @@ impl Watched {
             }
         }
         let set = &self.set;
-        self.conns.retain(|_, conn| {
-            let expired = super::connection::is_expired(conn.session.as_mut(), now, stop);
-            if expired {
-                let _ = set.delete(conn.stream.as_fd());
+        let mut late = Vec::new();
+        self.conns.retain(|&token, conn| {
+            if !super::connection::is_expired(conn.session.as_mut(), now, stop) {
+                return true;
             }
-            !expired
+            // At a stop an idle connection closes, unless its next request is there: one
+            // handed in just now may not have reported it yet (its thread re-arms it after).
+            if stop && take_input(conn).is_ok() && conn.session.has_work() {
+                late.push(token);
+                return true;
+            }
+            let _ = set.delete(conn.stream.as_fd());
+            false
         });
+        for token in late {
+            if let Some(conn) = self.conns.remove(&token) {
+                ready.push(Ready { token, conn });
+            }
+        }
     }
 }
 
+/// What a [`ParkingHandle`] sends the watcher: a connection under its token, or `None`:
+/// forget the token's connection (it could not be armed, so it would never be heard again).
+type Handed = (usize, Option<Conn>);
+
 /// The receiving end of [`ParkingHandle`]s.
 struct Inbox {
-    parked: Receiver<(usize, Conn)>,
+    parked: Receiver<Handed>,
     /// Every sender is gone.
     closed: bool,
 }
@@ -226,8 +249,12 @@ impl Inbox {
     fn take_into(&mut self, conns: &mut HashMap<usize, Conn>) {
         loop {
             match self.parked.try_recv() {
-                Ok((token, conn)) => {
+                Ok((token, Some(conn))) => {
                     conns.insert(token, conn);
+                }
+                // Closed as it is dropped.
+                Ok((token, None)) => {
+                    conns.remove(&token);
                 }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
@@ -239,7 +266,7 @@ impl Inbox {
     }
 }
 
-/// Where pool threads leave idle connections.
+/// Where the accepting thread leaves new connections and pool threads idle ones.
 pub(super) struct Parking {
     handle: ParkingHandle,
     wake: Arc<Wake>,
@@ -254,7 +281,7 @@ impl Parking {
         wake.register(&set, WAKE)?;
         let (park, parked) = mpsc::channel();
         let watched = Watched::fed_by(parked, set.clone());
-        let finishing = Arc::new(AtomicBool::new(false));
+        let finishing = Arc::new(Finishing::default());
         let done = finishing.clone();
         let thread = std::thread::Builder::new()
             .name("ih-keepalive".into())
@@ -279,7 +306,7 @@ impl Parking {
     /// Once the server stops: closes idle connections, hands back those whose request
     /// arrives, and returns when none is left.
     pub fn finish(self) {
-        self.handle.finishing.store(true, Ordering::SeqCst);
+        self.handle.finishing.flag.store(true, Ordering::SeqCst);
         self.wake.wake();
         drop(self.handle);
         let _ = self.thread.join();
@@ -289,10 +316,19 @@ impl Parking {
 /// Parks connections; cheap to clone.
 #[derive(Clone)]
 pub(super) struct ParkingHandle {
-    park: Sender<(usize, Conn)>,
+    park: Sender<Handed>,
     set: Arc<EpollSet>,
     next_token: Arc<AtomicUsize>,
-    finishing: Arc<AtomicBool>,
+    finishing: Arc<Finishing>,
+}
+
+/// Whether the server stops. A hand-in checks it and sends under `gate`'s read side, and
+/// the watcher takes the write side for its last look at the inbox: a connection with a
+/// request in progress is never sent after that look (it would be dropped unanswered).
+#[derive(Default)]
+struct Finishing {
+    flag: AtomicBool,
+    gate: RwLock<()>,
 }
 
 impl ParkingHandle {
@@ -314,27 +350,35 @@ impl ParkingHandle {
     /// event or turn, and a connection's input is an event.
     fn hand_in(&self, token: usize, conn: Conn, arming: Arming) -> Result<(), Conn> {
         let busy = !conn.session.is_idle() && !conn.session.is_waiting();
-        if busy && self.finishing.load(Ordering::SeqCst) {
-            return Err(conn);
-        }
         // Keeps the descriptor open until it is armed: once handed in, the connection may be
         // closed (expired) by the watcher, and its number must not be reused by a new
         // connection that this would then arm under the wrong token.
         let stream = conn.stream.clone();
-        match self.park.send((token, conn)) {
+        let sent = {
+            let _gate = self
+                .finishing
+                .gate
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if busy && self.finishing.flag.load(Ordering::SeqCst) {
+                return Err(conn);
+            }
+            self.park.send((token, Some(conn)))
+        };
+        match sent {
             Ok(()) => {
                 let armed = match arming {
                     Arming::Register => self.set.add(stream.as_fd(), token, Trigger::Once),
                     Arming::Rearm => self.set.rearm(stream.as_fd(), token),
                 };
                 if armed.is_err() {
-                    // Never heard again: its client sees the end now, the watcher drops it
-                    // at its deadline.
+                    // Never heard again: its client sees the end now, and the watcher drops it.
                     stream.shutdown_both();
+                    let _ = self.park.send((token, None));
                 }
                 Ok(())
             }
-            Err(mpsc::SendError((_, conn))) if busy => Err(conn),
+            Err(mpsc::SendError((_, Some(conn)))) if busy => Err(conn),
             Err(_) => Ok(()),
         }
     }
@@ -349,7 +393,7 @@ enum Arming {
 }
 
 /// The pool's watcher thread: handed-in connections in, ready ones out to `resume`.
-fn watch(mut watched: Watched, finishing: &AtomicBool, resume: impl Fn(Ready)) {
+fn watch(mut watched: Watched, finishing: &Finishing, resume: impl Fn(Ready)) {
     let mut closed = false;
     let mut wakes = Vec::new();
     loop {
@@ -357,9 +401,15 @@ fn watch(mut watched: Watched, finishing: &AtomicBool, resume: impl Fn(Ready)) {
             resume(ready);
         }
         wakes.clear();
-        closed |= watched.inbox_closed() || finishing.load(Ordering::SeqCst);
-        if closed && watched.is_empty() {
-            return;
+        closed |= watched.inbox_closed() || finishing.flag.load(Ordering::SeqCst);
+        if closed {
+            // No hand-in falls between this last look at the inbox and the end.
+            let _gate = finishing.gate.write().unwrap_or_else(|e| e.into_inner());
+            watched.take_inbox();
+            if watched.is_empty() {
+                drop(watched);
+                return;
+            }
         }
     }
 }
@@ -387,5 +437,137 @@ fn take_input(conn: &mut Conn) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::Stream;
+    use ironhorse_app::ConnInfo;
+    use ironhorse_protocol::hooks::{Detached, Hooks};
+    use ironhorse_protocol::output::Output;
+    use ironhorse_protocol::session::{Link, Protocol, Session, Step};
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// Lines: a request is a line; idle once it has answered one and holds no input.
+    struct Lines;
+
+    struct LineSession {
+        buf: Vec<u8>,
+        got: Vec<u8>,
+        ended: bool,
+    }
+
+    impl Protocol for Lines {
+        fn session(&self, _conn: ConnInfo, _link: Link) -> Box<dyn Session> {
+            Box::new(LineSession {
+                buf: vec![0; 1024],
+                got: Vec::new(),
+                ended: false,
+            })
+        }
+    }
+
+    impl Session for LineSession {
+        fn read_buf(&mut self) -> &mut [u8] {
+            &mut self.buf
+        }
+        fn received(&mut self, n: usize) {
+            self.ended |= n == 0;
+            let got = self.buf[..n].to_vec();
+            self.got.extend_from_slice(&got);
+        }
+        fn advance(&mut self, _out: &mut Output) -> Step {
+            self.got.clear();
+            Step::Read
+        }
+        fn read_deadline(&self) -> Option<Instant> {
+            Some(Instant::now() + Duration::from_secs(60))
+        }
+        fn is_idle(&self) -> bool {
+            self.got.is_empty()
+        }
+        fn has_work(&self) -> bool {
+            self.ended || self.got.contains(&b'\n')
+        }
+    }
+
+    /// A one-shot watch with its handle, and a connection (not yet handed in) with its client.
+    fn pool_watch() -> (Watched, ParkingHandle, Conn, UnixStream) {
+        let set = Arc::new(EpollSet::new().unwrap());
+        let (park, parked) = mpsc::channel();
+        let watched = Watched::fed_by(parked, set.clone());
+        let handle = ParkingHandle {
+            park,
+            set,
+            next_token: Arc::new(AtomicUsize::new(0)),
+            finishing: Arc::new(Finishing::default()),
+        };
+        let (client, server) = UnixStream::pair().unwrap();
+        let hooks: Hooks = Arc::new(Detached);
+        let conn = Conn::new(Stream::from_unix(server), ConnInfo::unix(), &Lines, &hooks).unwrap();
+        (watched, handle, conn, client)
+    }
+
+    /// A connection admitted, whose first request the watch gave out and a pool thread
+    /// served; its client has sent the next.
+    fn served_with_the_next_request_sent() -> (Watched, ParkingHandle, Ready, UnixStream) {
+        let (mut watched, handle, conn, mut client) = pool_watch();
+        handle.admit(conn).map_err(drop).unwrap();
+        client.write_all(b"first\n").unwrap();
+        let mut ready = watched.turn(Duration::from_secs(60), false, &mut Vec::new());
+        let mut out = ready.pop().expect("the first request is given out");
+        out.conn.session.advance(&mut Output::default());
+        client.write_all(b"second\n").unwrap();
+        (watched, handle, out, client)
+    }
+
+    #[test]
+    fn a_connection_handed_back_reports_input_that_came_while_it_was_out() {
+        let (mut watched, handle, out, _client) = served_with_the_next_request_sent();
+        // Disarmed while out: no event.
+        assert!(watched
+            .turn(Duration::ZERO, false, &mut Vec::new())
+            .is_empty());
+        // Handed back: the re-arm reports what is already there.
+        handle.park(out).map_err(drop).unwrap();
+        let ready = watched.turn(Duration::from_secs(60), false, &mut Vec::new());
+        assert_eq!(ready.len(), 1);
+        assert!(ready[0].conn.session.has_work());
+    }
+
+    #[test]
+    fn at_a_stop_a_connection_just_handed_back_with_its_next_request_is_served() {
+        let (mut watched, handle, Ready { token, conn }, _client) =
+            served_with_the_next_request_sent();
+        // The server stops while a pool thread hands the idle connection back: it has sent
+        // it to the inbox, and not yet re-armed it.
+        watched.stop_requested = || true;
+        handle.park.send((token, Some(conn))).map_err(drop).unwrap();
+        let ready = watched.turn(Duration::ZERO, true, &mut Vec::new());
+        assert_eq!(
+            ready.len(),
+            1,
+            "closed by the stop with a request in its socket"
+        );
+        assert!(ready[0].conn.session.has_work());
+    }
+
+    #[test]
+    fn at_a_stop_an_idle_connection_with_nothing_sent_is_closed() {
+        let (mut watched, handle, conn, mut client) = pool_watch();
+        handle.admit(conn).map_err(drop).unwrap();
+        watched.stop_requested = || true;
+        assert!(watched
+            .turn(Duration::ZERO, true, &mut Vec::new())
+            .is_empty());
+        assert!(watched.is_empty());
+        let mut rest = Vec::new();
+        assert_eq!(
+            std::io::Read::read_to_end(&mut client, &mut rest).unwrap(),
+            0
+        );
     }
 }

@@ -68,6 +68,7 @@ impl EpollSet {
     pub fn wait(&self, events: &mut Events, timeout: Duration) -> io::Result<()> {
         let millis = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128);
         let timeout = EpollTimeout::try_from(millis as i32).unwrap_or(EpollTimeout::MAX);
+        events.len = 0;
         events.len = match self.0.wait(&mut events.buf, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
@@ -143,7 +144,7 @@ impl Wake {
     }
 
     pub fn wake(&self) {
-        // A full counter (2^64 - 2 wakes unread) still leaves the set readable.
+        // Fails only once 2^64 - 2 wakes went unread: not within a server's life.
         let _ = self.0.write(1);
     }
 }
