@@ -158,7 +158,7 @@ impl Watched {
                 own.push(token);
                 continue;
             }
-            if !self.conns.contains_key(&token) {
+            if self.inbox.is_some() && !self.conns.contains_key(&token) {
                 // Handed in and re-armed by another thread: in the inbox (sent first).
                 if let Some(inbox) = &mut self.inbox {
                     inbox.take_into(&mut self.conns);
