@@ -45,10 +45,10 @@ pub(super) struct Ready {
 /// Connections registered with one epoll set, read without blocking.
 pub(super) struct Watched {
     set: Arc<EpollSet>,
-    trigger: Trigger,
     events: Events,
     conns: HashMap<usize, Conn>,
-    /// Connections other threads registered and hand in (one-shot watches only).
+    /// Connections other threads registered and hand in: a one-shot watch has one, an
+    /// edge-triggered watch none.
     inbox: Option<Inbox>,
     next_token: usize,
     last_sweep: Instant,
@@ -59,33 +59,36 @@ pub(super) struct Watched {
 impl Watched {
     /// A watch whose connections never leave the watching thread (edge-triggered).
     pub fn new() -> io::Result<Watched> {
-        Ok(Watched {
-            set: Arc::new(EpollSet::new()?),
-            trigger: Trigger::Edge,
-            events: Events::with_capacity(256),
-            conns: HashMap::new(),
-            inbox: None,
-            next_token: 0,
-            last_sweep: Instant::now(),
-            stop_requested: stopping,
-        })
+        Ok(Watched::on(Arc::new(EpollSet::new()?), None))
     }
 
     /// A one-shot watch fed by other threads through `inbox`: they register and re-arm the
     /// connections they hand in on `set` ([`ParkingHandle`]).
     fn fed_by(inbox: Receiver<Handed>, set: Arc<EpollSet>) -> Watched {
+        let inbox = Inbox {
+            parked: inbox,
+            closed: false,
+        };
+        Watched::on(set, Some(inbox))
+    }
+
+    fn on(set: Arc<EpollSet>, inbox: Option<Inbox>) -> Watched {
         Watched {
             set,
-            trigger: Trigger::Once,
             events: Events::with_capacity(256),
             conns: HashMap::new(),
-            inbox: Some(Inbox {
-                parked: inbox,
-                closed: false,
-            }),
+            inbox,
             next_token: 0,
             last_sweep: Instant::now(),
             stop_requested: stopping,
+        }
+    }
+
+    /// How its connections are registered.
+    fn trigger(&self) -> Trigger {
+        match self.inbox {
+            Some(_) => Trigger::Once,
+            None => Trigger::Edge,
         }
     }
 
@@ -107,11 +110,11 @@ impl Watched {
     /// Starts watching `conn` (edge-triggered watch); one that cannot be is closed.
     /// Registering a socket that is already readable reports it at the next turn.
     pub fn add(&mut self, conn: Conn) {
-        debug_assert_eq!(self.trigger, Trigger::Edge);
+        debug_assert_eq!(self.trigger(), Trigger::Edge);
         self.next_token = (self.next_token + 1) % OWN_TOKENS;
         let registered = self
             .set
-            .add(conn.stream.as_fd(), self.next_token, self.trigger);
+            .add(conn.stream.as_fd(), self.next_token, Trigger::Edge);
         if registered.is_ok() {
             self.conns.insert(self.next_token, conn);
         }
@@ -121,7 +124,7 @@ impl Watched {
     /// system call; edge-triggered watch): the thread that watches and serves alike. Its
     /// events meanwhile were kept by the kernel, so nothing that arrived is missed.
     pub fn readmit(&mut self, ready: Ready) {
-        debug_assert_eq!(self.trigger, Trigger::Edge);
+        debug_assert_eq!(self.trigger(), Trigger::Edge);
         self.conns.insert(ready.token, ready.conn);
     }
 
@@ -158,9 +161,9 @@ impl Watched {
                 own.push(token);
                 continue;
             }
-            if self.inbox.is_some() && !self.conns.contains_key(&token) {
-                // Handed in and re-armed by another thread: in the inbox (sent first).
-                if let Some(inbox) = &mut self.inbox {
+            if let Some(inbox) = &mut self.inbox {
+                if !self.conns.contains_key(&token) {
+                    // Handed in and re-armed by another thread: in the inbox (sent first).
                     inbox.take_into(&mut self.conns);
                 }
             }
@@ -172,7 +175,7 @@ impl Watched {
             let mut outcome = take_input(conn);
             conn.peer_ended |= event.is_read_closed() || event.is_error();
             if outcome.is_ok() && !conn.session.has_work() {
-                if self.trigger == Trigger::Once {
+                if self.inbox.is_some() {
                     // It reported once: armed again to hear the rest.
                     outcome = self.set.rearm(conn.stream.as_fd(), token);
                 }
@@ -322,9 +325,10 @@ pub(super) struct ParkingHandle {
     finishing: Arc<Finishing>,
 }
 
-/// Whether the server stops. A hand-in checks it and sends under `gate`'s read side, and
-/// the watcher takes the write side for its last look at the inbox: a connection with a
-/// request in progress is never sent after that look (it would be dropped unanswered).
+/// Whether the server stops. A hand-in of a connection with a request in progress checks it
+/// and sends under `gate`'s read side, and the watcher takes the write side for its last
+/// look at the inbox: such a connection is never sent after that look (it would be dropped
+/// unanswered).
 #[derive(Default)]
 struct Finishing {
     flag: AtomicBool,
@@ -354,17 +358,15 @@ impl ParkingHandle {
         // closed (expired) by the watcher, and its number must not be reused by a new
         // connection that this would then arm under the wrong token.
         let stream = conn.stream.clone();
-        let sent = {
-            let _gate = self
-                .finishing
-                .gate
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            if busy && self.finishing.flag.load(Ordering::SeqCst) {
-                return Err(conn);
-            }
-            self.park.send((token, Some(conn)))
-        };
+        // Only a request in progress needs the stop check and the send under the gate (off
+        // the per-request path): a connection waiting for a request that is sent after the
+        // watcher's last look is closed, as a stop closes idle ones.
+        let gate = busy.then(|| (self.finishing.gate.read()).unwrap_or_else(|e| e.into_inner()));
+        if busy && self.finishing.flag.load(Ordering::SeqCst) {
+            return Err(conn);
+        }
+        let sent = self.park.send((token, Some(conn)));
+        drop(gate);
         match sent {
             Ok(()) => {
                 let armed = match arming {
