@@ -450,6 +450,63 @@ per_wsgi_model!(a_quick_answer_is_not_held_behind_a_slow_request, |model| {
     let _ = std::fs::remove_dir_all(&dir);
 });
 
+// Clients that keep the application thread busy, their next requests always queued, do not
+// shut a newcomer out: it is accepted and answered while they go on. (A pool once paused
+// accepting for as long as its queue stayed full: here, until the load ended.)
+per_wsgi_model!(
+    a_newcomer_is_served_while_other_clients_keep_the_server_busy,
+    |model| {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+        use std::sync::Arc;
+        if model == "single" {
+            // One connection at a time, by design.
+            return;
+        }
+        const CLIENTS: usize = 12;
+        /// Requests per busy client, at most: the load ends by itself.
+        const CAP: usize = 300;
+        let server = serve_on_one_thread(model, &[]);
+        let (served, capped, newcomer_done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let busy: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (served, capped, newcomer_done) =
+                    (served.clone(), capped.clone(), newcomer_done.clone());
+                let mut conn = Conn::open(&server.addr);
+                std::thread::spawn(move || {
+                    for _ in 0..CAP {
+                        if newcomer_done.load(SeqCst) {
+                            return;
+                        }
+                        conn.send(b"GET /spin?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+                        assert_eq!(conn.response("GET").status, 200);
+                        served.fetch_add(1, SeqCst);
+                    }
+                    capped.store(true, SeqCst);
+                })
+            })
+            .collect();
+        assert!(common::eventually(|| served.load(SeqCst) >= 2 * CLIENTS));
+        let mut newcomer = Conn::open(&server.addr);
+        newcomer.send(b"GET /spin?ms=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+        let answer = newcomer.response("GET");
+        let load_was_over = capped.load(SeqCst);
+        newcomer_done.store(true, SeqCst);
+        for client in busy {
+            client.join().unwrap();
+        }
+        assert_eq!((answer.status, answer.text()), (200, "spun".to_string()));
+        assert!(
+            !load_was_over,
+            "the newcomer was answered only once the busy clients had stopped ({} requests)",
+            served.load(SeqCst)
+        );
+    }
+);
+
 // A second request sent on the connection while the application still runs the first
 // (pipelined, after the server read the first) is served once the first is answered: a
 // driver that hands the idle connection back to its watcher without reading again (the

@@ -4,15 +4,22 @@
 //! thread keeps serving its connection across keep-alive requests (cheapest), but when work
 //! waits for a thread, an idle connection goes back to the watcher instead of holding the
 //! thread (gunicorn's gthread always does so), as does one whose next head arrives only in
-//! part. When every thread is busy and ready connections pile up, accepting pauses and
-//! clients wait in the backlog.
+//! part. When every thread is busy and ready connections pile up, accepting pauses for a
+//! moment ([`ACCEPT_PATIENCE`]) so that an idle sibling process may take the next clients;
+//! then this process takes them anyway (its queue is first come, first served), so that
+//! clients keeping the queue full never starve a newcomer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::blocking::{serve, Conn, Served};
 use super::keepalive::{Parking, Ready};
 use super::{accept_loop, DriverConfig};
+
+/// Longest accepting pauses while the queue is full; after a pause that ran out, accepting
+/// goes on without pausing for as long again, so that a crowd of newcomers is let in too.
+const ACCEPT_PATIENCE: Duration = Duration::from_millis(10);
 
 /// Work for the pool threads: a watched connection whose request head arrived.
 struct Work(Ready);
@@ -54,17 +61,24 @@ impl Queue {
         }
     }
 
-    /// Waits while `limit` or more items are queued (backpressure on accepting).
-    fn wait_below(&self, limit: usize) {
+    /// Waits while `limit` or more items are queued (backpressure on accepting), until
+    /// `deadline`. Whether the queue got shorter (`false`: the wait ran out, or a stop).
+    fn wait_below(&self, limit: usize, deadline: Instant) -> bool {
         let mut state = self.lock();
-        while state.items.len() >= limit && !super::stopping() {
+        while state.items.len() >= limit {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || super::stopping() {
+                state.accept_limit = None;
+                return false;
+            }
             state.accept_limit = Some(limit);
             state = (self.room)
-                .wait_timeout(state, super::STOP_CHECK)
+                .wait_timeout(state, left.min(super::STOP_CHECK))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
         state.accept_limit = None;
+        true
     }
 
     /// The next item; `None` once closed and empty.
@@ -135,8 +149,14 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         );
     }
     let watcher = parking.handle();
+    // Until when accepting goes on without pausing (after a pause that ran out).
+    let mut unpaused_until = Instant::now();
     let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
-        queue.wait_below(threads);
+        if Instant::now() >= unpaused_until
+            && !queue.wait_below(threads, Instant::now() + ACCEPT_PATIENCE)
+        {
+            unpaused_until = Instant::now() + ACCEPT_PATIENCE;
+        }
         if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
             // A stopping server ends this loop first: a refusal is not expected here.
             if let Err(conn) = watcher.admit(conn) {

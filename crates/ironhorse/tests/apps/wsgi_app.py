@@ -172,6 +172,16 @@ def gated(environ, start_response):
     return [b"gated"]
 
 
+def spin(environ, start_response):
+    """Computes for `ms` milliseconds (holding the GIL, as a view doing Python work does),
+    then answers `spun`."""
+    end = time.perf_counter() + float(_query(environ).get("ms", "1")) / 1000
+    while time.perf_counter() < end:
+        pass
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"spun"]
+
+
 def record_call(environ, start_response):
     """Appends a line to the file `file` (the test reads whether the app ran), without
     reading the body."""
@@ -183,6 +193,7 @@ def record_call(environ, start_response):
 
 ROUTES = {
     "/record": record_call,
+    "/spin": spin,
     "/gate": gated,
     "/write-stream": write_stream,
     "/environ": environ_view,
