@@ -27,7 +27,7 @@ pub const MAX_CONNECTIONS_EVENTS: usize = 50_000;
 pub const GEVENT_GREENLETS: usize = 1000;
 
 fn max_connections_help() -> String {
-    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread and prefork, {MAX_CONNECTIONS_EVENTS} for event and async); beyond it new clients wait in the backlog. A prefork worker reads ahead on up to this many while it runs one request at a time (gunicorn's --worker-connections); 1 makes it hold one connection at a time. Under -k gevent it also bounds the greenlets at once (default {GEVENT_GREENLETS} there, gunicorn's).")
+    format!("Most connections one process serves at once (default {MAX_CONNECTIONS_THREADS} for thread and prefork, {MAX_CONNECTIONS_EVENTS} for event, async, threadpool and hybrid, whose idle connections wait in one epoll set); beyond it new clients wait in the backlog. A prefork worker reads ahead on up to this many while it runs one request at a time (gunicorn's --worker-connections); 1 makes it hold one connection at a time. Under -k gevent it also bounds the greenlets at once (default {GEVENT_GREENLETS} there, gunicorn's).")
 }
 
 /// The effective settings.

@@ -349,6 +349,56 @@ fn idle_keep_alive_connections_do_not_hold_pool_threads() {
 }
 
 #[test]
+fn pools_keep_open_connections_within_max_connections() {
+    use std::io::Read;
+    for model in [
+        &["--model", "threadpool"][..],
+        &["--model", "hybrid", "-w", "1"],
+    ] {
+        let mut args = model.to_vec();
+        args.extend([
+            "--threads",
+            "2",
+            "--max-connections",
+            "2",
+            "--keep-alive",
+            "600",
+        ]);
+        let site = Site::new("capped");
+        let server = start(&site, &args);
+        // Two keep-alive clients, idle after one request each, fill the cap …
+        let mut open: Vec<common::client::Conn> = (0..2)
+            .map(|_| {
+                let mut conn = common::client::Conn::open(&server.addr);
+                conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+                assert_eq!(conn.response("GET").status, 200, "{args:?}");
+                conn
+            })
+            .collect();
+        // … so a third is not served while they stay open (a grace that can only miss an
+        // answer, never fail a correct server) …
+        let mut third = common::client::Conn::open(&server.addr);
+        third.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        third
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let early = third.stream.read(&mut [0u8; 1]);
+        assert!(
+            early.as_ref().is_err_and(|e| matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "{args:?}: a third connection was served beyond --max-connections 2: {early:?}"
+        );
+        third.stream.set_read_timeout(Some(common::HUNG)).unwrap();
+        // … and is once one of them closes.
+        drop(open.pop());
+        assert_eq!(third.response("GET").status, 200, "{args:?}");
+    }
+}
+
+#[test]
 fn workers_stop_when_their_master_is_killed() {
     let site = Site::new("orphans");
     let server = start(&site, &["--model", "prefork", "-w", "2"]);

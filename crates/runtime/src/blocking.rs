@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ironhorse_app::ConnInfo;
 
-use super::connection::{self, Linger};
+use super::connection::{self, Linger, LiveTicket};
 use super::held::Holder;
 use super::{stopping, STOP_CHECK};
 use crate::listener::Stream;
@@ -53,6 +53,8 @@ pub(crate) struct Conn {
     jobs: Arc<InlineJobs>,
     /// Where this thread sleeps on [`Step::Pending`] until the session's waker is called.
     parker: Arc<Parker>,
+    /// Counts the connection against a cap until it drops (a pool's `max_connections`).
+    _counted: Option<LiveTicket>,
 }
 
 impl Conn {
@@ -88,7 +90,14 @@ impl Conn {
             hooks: hooks.clone(),
             jobs,
             parker,
+            _counted: None,
         })
+    }
+
+    /// Counts this connection with `ticket` until it ends.
+    pub fn counted(mut self, ticket: LiveTicket) -> Conn {
+        self._counted = Some(ticket);
+        self
     }
 
     /// Sends this connection's responses through `holder` (a thread serving many ready

@@ -5,7 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ironhorse_app::ConnInfo;
@@ -162,11 +162,22 @@ impl Live {
         self.changed.notify_all();
     }
 
-    /// Waits while `max` or more are in flight (a cap on connections).
+    /// Counts a connection in until the ticket drops (wherever the connection ends).
+    pub fn ticket(self: &Arc<Self>) -> LiveTicket {
+        self.enter();
+        LiveTicket(self.clone())
+    }
+
+    /// Waits while `max` or more are in flight (a cap on connections), or until a stop is
+    /// requested.
     pub fn wait_below(&self, max: usize) {
         let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *count >= max {
-            count = self.changed.wait(count).unwrap_or_else(|e| e.into_inner());
+        while *count >= max && !super::stopping() {
+            count = self
+                .changed
+                .wait_timeout(count, STOP_CHECK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -182,6 +193,15 @@ impl Live {
                 .0;
         }
         *count == 0
+    }
+}
+
+/// One connection counted in [`Live`], out again when this drops.
+pub(crate) struct LiveTicket(Arc<Live>);
+
+impl Drop for LiveTicket {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 

@@ -7,13 +7,15 @@
 //! part. When every thread is busy and ready connections pile up, accepting pauses for a
 //! moment ([`ACCEPT_PATIENCE`]) so that an idle sibling process may take the next clients;
 //! then this process takes them anyway (its queue is first come, first served), so that
-//! clients keeping the queue full never starve a newcomer.
+//! clients keeping the queue full never starve a newcomer. Beyond `max_connections` open
+//! connections, new clients wait in the backlog.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::blocking::{serve, Conn, Served};
+use super::connection::Live;
 use super::keepalive::{Parking, Ready};
 use super::{accept_loop, DriverConfig};
 
@@ -149,15 +151,18 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         );
     }
     let watcher = parking.handle();
+    let live = Arc::new(Live::default());
     // Until when accepting goes on without pausing (after a pause that ran out).
     let mut unpaused_until = Instant::now();
     let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
+        live.wait_below(config.max_connections.max(1));
         if Instant::now() >= unpaused_until
             && !queue.wait_below(threads, Instant::now() + ACCEPT_PATIENCE)
         {
             unpaused_until = Instant::now() + ACCEPT_PATIENCE;
         }
         if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
+            let conn = conn.counted(live.ticket());
             // A stopping server ends this loop first: a refusal is not expected here.
             if let Err(conn) = watcher.admit(conn) {
                 drop(conn);
