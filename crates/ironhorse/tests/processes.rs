@@ -23,6 +23,14 @@ fn start(site: &Site, args: &[&str]) -> Server {
     Server::start(&all)
 }
 
+/// A keep-alive client that has had one request answered, left open.
+fn served_once(addr: &str) -> common::client::Conn {
+    let mut conn = common::client::Conn::open(addr);
+    conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").status, 200);
+    conn
+}
+
 #[test]
 fn killed_workers_are_replaced_in_every_multiprocess_model() {
     for model in common::models_with_workers() {
@@ -332,14 +340,7 @@ fn idle_keep_alive_connections_do_not_hold_pool_threads() {
         let site = Site::new("parking");
         let server = start(&site, args);
         // Four keep-alive clients on two threads, each idle after one request …
-        let idle: Vec<common::client::Conn> = (0..4)
-            .map(|_| {
-                let mut conn = common::client::Conn::open(&server.addr);
-                conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-                assert_eq!(conn.response("GET").status, 200);
-                conn
-            })
-            .collect();
+        let idle: Vec<common::client::Conn> = (0..4).map(|_| served_once(&server.addr)).collect();
         // … and a fifth is served, and so is the next request of an idle one.
         assert_eq!(get(&server.addr, "/hello.txt").status, 200, "{args:?}");
         let mut first = idle.into_iter().next().unwrap();
@@ -367,14 +368,8 @@ fn pools_keep_open_connections_within_max_connections() {
         let site = Site::new("capped");
         let server = start(&site, &args);
         // Two keep-alive clients, idle after one request each, fill the cap …
-        let mut open: Vec<common::client::Conn> = (0..2)
-            .map(|_| {
-                let mut conn = common::client::Conn::open(&server.addr);
-                conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-                assert_eq!(conn.response("GET").status, 200, "{args:?}");
-                conn
-            })
-            .collect();
+        let mut open: Vec<common::client::Conn> =
+            (0..2).map(|_| served_once(&server.addr)).collect();
         // … so a third is not served while they stay open (a grace that can only miss an
         // answer, never fail a correct server) …
         let mut third = common::client::Conn::open(&server.addr);
@@ -396,6 +391,40 @@ fn pools_keep_open_connections_within_max_connections() {
         drop(open.pop());
         assert_eq!(third.response("GET").status, 200, "{args:?}");
     }
+}
+
+#[test]
+fn a_pool_worker_at_max_connections_leaves_newcomers_to_its_sibling() {
+    let args = [
+        "--model",
+        "hybrid",
+        "-w",
+        "2",
+        "--threads",
+        "1",
+        "--max-connections",
+        "1",
+        "--keep-alive",
+        "600",
+        "--timeout",
+        "1",
+    ];
+    let site = Site::new("sibling");
+    let server = start(&site, &args);
+    assert!(eventually(|| children_of(server.pid()).len() == 2));
+    // One idle keep-alive client fills one worker's cap …
+    let mut idle = served_once(&server.addr);
+    // … so newcomers, one after another, are all the other worker's (a full worker that
+    // accepted one would hold it until the idle client left) …
+    for _ in 0..10 {
+        assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+    }
+    // … and the full worker, which accepts nothing, still tells the master it is alive:
+    // after several heartbeat timeouts its client is served (a grace that can only miss a
+    // kill, never fail a correct server).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    idle.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.response("GET").status, 200);
 }
 
 #[test]

@@ -24,7 +24,20 @@ pub fn accept_loop(
 pub fn accept_loop_ticking(
     listeners: &[Listener],
     hooks: &dyn WorkerHooks,
+    tick: impl FnMut(),
+    handle: impl FnMut(Stream, ConnInfo),
+) -> io::Result<()> {
+    accept_loop_gated(listeners, hooks, tick, || true, handle)
+}
+
+/// [`accept_loop_ticking`], asking `may_accept` before each `accept`: it may wait (at most
+/// about [`STOP_CHECK`], so that the loop keeps beating and noticing a stop), and when it
+/// says no, the clients stay in the backlog for a sibling process, or for later.
+pub(crate) fn accept_loop_gated(
+    listeners: &[Listener],
+    hooks: &dyn WorkerHooks,
     mut tick: impl FnMut(),
+    mut may_accept: impl FnMut() -> bool,
     mut handle: impl FnMut(Stream, ConnInfo),
 ) -> io::Result<()> {
     let timeout_ms = STOP_CHECK.as_millis() as i32;
@@ -34,6 +47,9 @@ pub fn accept_loop_ticking(
         let fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
         let ready = ironhorse_sys::wait_readable(&fds, timeout_ms)?;
         for index in ready {
+            if !may_accept() {
+                break;
+            }
             // Several processes or threads may race for one connection: losing is normal.
             match listeners[index].accept() {
                 Ok((stream, info)) => handle(stream, info),

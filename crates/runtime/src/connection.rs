@@ -171,14 +171,17 @@ impl Live {
     /// Waits while `max` or more are in flight (a cap on connections), or until a stop is
     /// requested.
     pub fn wait_below(&self, max: usize) {
-        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *count >= max && !super::stopping() {
-            count = self
-                .changed
-                .wait_timeout(count, STOP_CHECK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        while !self.has_room_within(max, STOP_CHECK) && !super::stopping() {}
+    }
+
+    /// Whether fewer than `max` are in flight, waiting at most `patience` for one to leave.
+    pub fn has_room_within(&self, max: usize, patience: Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, _) = self
+            .changed
+            .wait_timeout_while(count, patience, |count| *count >= max)
+            .unwrap_or_else(|e| e.into_inner());
+        *count < max
     }
 
     /// Waits until none is in flight or `graceful` passed; whether all finished.

@@ -57,7 +57,7 @@ pub struct DriverConfig {
     pub protocol: Arc<dyn Protocol>,
     /// Threads of the pool, or of the tokio runtime.
     pub threads: usize,
-    /// Most connections served at once (threads per connection, event loop, runtime).
+    /// Most connections served at once (threads per connection, pools, event loop, runtime).
     pub max_connections: usize,
     /// How long in-flight work may take to finish once a stop is requested.
     pub graceful_timeout: Duration,

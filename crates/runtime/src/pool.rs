@@ -5,19 +5,20 @@
 //! waits for a thread, an idle connection goes back to the watcher instead of holding the
 //! thread (gunicorn's gthread always does so), as does one whose next head arrives only in
 //! part. When every thread is busy and ready connections pile up, accepting pauses for a
-//! moment ([`ACCEPT_PATIENCE`]) so that an idle sibling process may take the next clients;
-//! then this process takes them anyway (its queue is first come, first served), so that
-//! clients keeping the queue full never starve a newcomer. Beyond `max_connections` open
-//! connections, new clients wait in the backlog.
+//! moment ([`ACCEPT_PATIENCE`]) so that an idle sibling process may take the waiting
+//! clients; then this process takes them anyway (its queue is first come, first served), so
+//! that clients keeping the queue full never starve a newcomer. At `max_connections` open
+//! connections it accepts none: new clients wait in the backlog (or go to a sibling).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::accept::accept_loop_gated;
 use super::blocking::{serve, Conn, Served};
 use super::connection::Live;
 use super::keepalive::{Parking, Ready};
-use super::{accept_loop, DriverConfig};
+use super::{DriverConfig, STOP_CHECK};
 
 /// Longest accepting pauses while the queue is full; after a pause that ran out, accepting
 /// goes on without pausing for as long again, so that a crowd of newcomers is let in too.
@@ -154,21 +155,33 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let live = Arc::new(Live::default());
     // Until when accepting goes on without pausing (after a pause that ran out).
     let mut unpaused_until = Instant::now();
-    let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
-        live.wait_below(config.max_connections.max(1));
+    let may_accept = || {
+        if !live.has_room_within(config.max_connections.max(1), STOP_CHECK) {
+            return false;
+        }
         if Instant::now() >= unpaused_until
             && !queue.wait_below(threads, Instant::now() + ACCEPT_PATIENCE)
         {
             unpaused_until = Instant::now() + ACCEPT_PATIENCE;
         }
-        if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
-            let conn = conn.counted(live.ticket());
-            // A stopping server ends this loop first: a refusal is not expected here.
-            if let Err(conn) = watcher.admit(conn) {
-                drop(conn);
+        true
+    };
+    let hooks = &*config.hooks;
+    let result = accept_loop_gated(
+        &config.listeners,
+        hooks,
+        || {},
+        may_accept,
+        |stream, info| {
+            if let Some(conn) = Conn::new(stream, info, &*config.protocol, &config.hooks) {
+                let conn = conn.counted(live.ticket());
+                // A stopping server ends this loop first: a refusal is not expected here.
+                if let Err(conn) = watcher.admit(conn) {
+                    drop(conn);
+                }
             }
-        }
-    });
+        },
+    );
     // Stopping: idle connections close, requests already sent are still answered.
     parking.finish();
     queue.close();
