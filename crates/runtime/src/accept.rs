@@ -47,6 +47,9 @@ pub(crate) fn accept_loop_gated(
         let fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
         let ready = ironhorse_sys::wait_readable(&fds, timeout_ms)?;
         for index in ready {
+            // The gate may wait: beat before each, so that several listeners it holds up in
+            // one round do not add up to a silence.
+            hooks.beat();
             if !may_accept() {
                 break;
             }

@@ -164,7 +164,8 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         {
             unpaused_until = Instant::now() + ACCEPT_PATIENCE;
         }
-        true
+        // A stop that came during the pause leaves the clients to a sibling or successor.
+        !super::stopping()
     };
     let hooks = &*config.hooks;
     let result = accept_loop_gated(
