@@ -350,21 +350,15 @@ fn idle_keep_alive_connections_do_not_hold_pool_threads() {
 }
 
 #[test]
-fn pools_keep_open_connections_within_max_connections() {
+fn threads_and_pools_keep_open_connections_within_max_connections() {
     use std::io::Read;
     for model in [
-        &["--model", "threadpool"][..],
-        &["--model", "hybrid", "-w", "1"],
+        &["--model", "threadpool", "--threads", "2"][..],
+        &["--model", "hybrid", "-w", "1", "--threads", "2"],
+        &["--model", "thread"],
     ] {
         let mut args = model.to_vec();
-        args.extend([
-            "--threads",
-            "2",
-            "--max-connections",
-            "2",
-            "--keep-alive",
-            "600",
-        ]);
+        args.extend(["--max-connections", "2", "--keep-alive", "600"]);
         let site = Site::new("capped");
         let server = start(&site, &args);
         // Two keep-alive clients, idle after one request each, fill the cap …

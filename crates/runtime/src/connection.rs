@@ -168,13 +168,8 @@ impl Live {
         LiveTicket(self.clone())
     }
 
-    /// Waits while `max` or more are in flight (a cap on connections), or until a stop is
-    /// requested.
-    pub fn wait_below(&self, max: usize) {
-        while !self.has_room_within(max, STOP_CHECK) && !super::stopping() {}
-    }
-
-    /// Whether fewer than `max` are in flight, waiting at most `patience` for one to leave.
+    /// Whether fewer than `max` are in flight (a cap on connections), waiting at most
+    /// `patience` for one to leave.
     pub fn has_room_within(&self, max: usize, patience: Duration) -> bool {
         let count = self.count.lock().unwrap_or_else(|e| e.into_inner());
         let (count, _) = self

@@ -3,26 +3,34 @@
 
 use std::sync::Arc;
 
+use super::accept::accept_loop_gated;
 use super::connection::Live;
-use super::{accept_loop, serve_connection, DriverConfig};
+use super::{serve_connection, DriverConfig, STOP_CHECK};
 
 pub fn run(config: DriverConfig) -> std::io::Result<()> {
     let live = Arc::new(Live::default());
-    let result = accept_loop(&config.listeners, &*config.hooks, |stream, info| {
-        live.wait_below(config.max_connections);
-        live.enter();
-        let (protocol, hooks) = (config.protocol.clone(), config.hooks.clone());
-        let thread_live = live.clone();
-        let spawned = std::thread::Builder::new()
-            .name("ih-conn".into())
-            .spawn(move || {
-                serve_connection(stream, info, &*protocol, &hooks);
-                thread_live.leave();
-            });
-        if spawned.is_err() {
-            live.leave();
-        }
-    });
+    let max = config.max_connections.max(1);
+    let may_accept = || live.has_room_within(max, STOP_CHECK);
+    let result = accept_loop_gated(
+        &config.listeners,
+        &*config.hooks,
+        || {},
+        may_accept,
+        |stream, info| {
+            live.enter();
+            let (protocol, hooks) = (config.protocol.clone(), config.hooks.clone());
+            let thread_live = live.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ih-conn".into())
+                .spawn(move || {
+                    serve_connection(stream, info, &*protocol, &hooks);
+                    thread_live.leave();
+                });
+            if spawned.is_err() {
+                live.leave();
+            }
+        },
+    );
     // Let in-flight connections finish, within the graceful timeout.
     live.drain(config.graceful_timeout);
     result

@@ -156,7 +156,18 @@ fn a_drain_waits_for_connections_in_flight_and_no_longer_than_allowed() {
     });
     assert!(live.drain(Duration::from_secs(30)));
     thread.join().unwrap();
-    live.wait_below(1);
+    assert!(live.has_room_within(1, Duration::ZERO));
+}
+
+#[test]
+fn a_ticket_dropped_elsewhere_makes_room_for_a_waiter() {
+    let live = Arc::new(Live::default());
+    let ticket = live.ticket();
+    assert!(!live.has_room_within(1, Duration::ZERO), "at the cap");
+    let thread = std::thread::spawn(move || drop(ticket));
+    assert!(live.has_room_within(1, Duration::from_secs(30)));
+    thread.join().unwrap();
+    assert!(live.drain(Duration::ZERO), "the ticket counted out once");
 }
 
 #[test]
