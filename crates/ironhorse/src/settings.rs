@@ -135,7 +135,7 @@ pub struct Settings {
     pub backlog: usize,
     #[arg(
         long,
-        help = "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket are reset if that worker exits, and USR2 cannot hand such sockets over."
+        help = "Each worker listens on its own SO_REUSEPORT socket (TCP): the kernel spreads connections evenly instead of waking every worker, but connections queued on a worker's socket wait for that worker (while it is busy or at --max-connections, no idle sibling takes them) and are reset if it exits, and USR2 cannot hand such sockets over."
     )]
     pub reuse_port: bool,
     #[arg(long, value_name = "NAME", default_value = "http", value_parser = units::wire, help = "Wire protocol: http; uwsgi, the binary protocol of nginx's uwsgi_pass (requests from the peers in --uwsgi-allow-from, answered as HTTP, one per connection); or the seeds' echo and reverse TCP exercises; http+echo is HTTP where `Upgrade: echo` (or the HTTP/2 preface) switches the connection to echo.")]
