@@ -153,18 +153,9 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    pub fn enter(&self) {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    }
-
-    pub fn leave(&self) {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        self.changed.notify_all();
-    }
-
     /// Counts a connection in until the ticket drops (wherever the connection ends).
     pub fn ticket(self: &Arc<Self>) -> LiveTicket {
-        self.enter();
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         LiveTicket(self.clone())
     }
 
@@ -199,7 +190,9 @@ pub(crate) struct LiveTicket(Arc<Live>);
 
 impl Drop for LiveTicket {
     fn drop(&mut self) {
-        self.0.leave();
+        let live = &self.0;
+        *live.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        live.changed.notify_all();
     }
 }
 

@@ -68,20 +68,22 @@ impl Queue {
     /// `deadline`. Whether the queue got shorter (`false`: the wait ran out, or a stop).
     fn wait_below(&self, limit: usize, deadline: Instant) -> bool {
         let mut state = self.lock();
-        while state.items.len() >= limit {
+        let shorter = loop {
+            if state.items.len() < limit {
+                break true;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || super::stopping() {
-                state.accept_limit = None;
-                return false;
+                break false;
             }
             state.accept_limit = Some(limit);
             state = (self.room)
                 .wait_timeout(state, left.min(super::STOP_CHECK))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
+        };
         state.accept_limit = None;
-        true
+        shorter
     }
 
     /// The next item; `None` once closed and empty.
@@ -167,10 +169,9 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         // A stop that came during the pause leaves the clients to a sibling or successor.
         !super::stopping()
     };
-    let hooks = &*config.hooks;
     let result = accept_loop_gated(
         &config.listeners,
-        hooks,
+        &*config.hooks,
         || {},
         may_accept,
         |stream, info| {

@@ -17,18 +17,15 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
         || {},
         may_accept,
         |stream, info| {
-            live.enter();
             let (protocol, hooks) = (config.protocol.clone(), config.hooks.clone());
-            let thread_live = live.clone();
-            let spawned = std::thread::Builder::new()
+            // Counted out when the thread ends, or when it cannot start (the closure drops).
+            let ticket = live.ticket();
+            let _ = std::thread::Builder::new()
                 .name("ih-conn".into())
                 .spawn(move || {
                     serve_connection(stream, info, &*protocol, &hooks);
-                    thread_live.leave();
+                    drop(ticket);
                 });
-            if spawned.is_err() {
-                live.leave();
-            }
         },
     );
     // Let in-flight connections finish, within the graceful timeout.

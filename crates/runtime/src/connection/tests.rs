@@ -146,14 +146,9 @@ fn tcp_connections_are_described_for_the_application() {
 #[test]
 fn a_drain_waits_for_connections_in_flight_and_no_longer_than_allowed() {
     let live = Arc::new(Live::default());
-    live.enter();
-    live.enter();
+    let tickets = [live.ticket(), live.ticket()];
     assert!(!live.drain(Duration::from_millis(1)), "two still in flight");
-    let leaving = live.clone();
-    let thread = std::thread::spawn(move || {
-        leaving.leave();
-        leaving.leave();
-    });
+    let thread = std::thread::spawn(move || drop(tickets));
     assert!(live.drain(Duration::from_secs(30)));
     thread.join().unwrap();
     assert!(live.has_room_within(1, Duration::ZERO));
