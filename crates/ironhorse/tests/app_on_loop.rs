@@ -141,6 +141,43 @@ fn bodies_are_read_whole_first_and_longer_ones_refused() {
 }
 
 #[test]
+fn empty_bodies_reach_the_app_whatever_the_read_ahead_buffer() {
+    // `Content-Length: 0` is what `requests.post(url)` sends; an empty chunked body fits in
+    // a buffer of 0 bytes too.
+    for buffer in ["4096", "0"] {
+        let server = Server::start(&loop_args(&["--buffer-request-body", buffer]));
+        let mut conn = Conn::open(&server.addr);
+        for request in [
+            &b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"[..],
+            b"GET /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            conn.send(request);
+            let r = conn.response("POST");
+            assert_eq!(
+                r.status,
+                200,
+                "--buffer-request-body {buffer}: {}",
+                r.text()
+            );
+            assert_eq!(r.text(), "0");
+        }
+        // A body that does not fit is still refused, and the connection closed.
+        let size = buffer.parse::<usize>().unwrap() + 8;
+        conn.send(format!("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{size:x}\r\n").as_bytes());
+        conn.send(&vec![b'a'; size]);
+        let r = conn.response("POST");
+        assert_eq!(
+            r.status,
+            413,
+            "--buffer-request-body {buffer}: {}",
+            r.text()
+        );
+        assert!(conn.is_closed_by_server());
+    }
+}
+
+#[test]
 fn threads_0_is_refused_where_it_cannot_work() {
     for (extra, needle) in [
         (&["--model", "threadpool"][..], "needs --model event"),

@@ -46,11 +46,13 @@ pub(super) enum Progress {
 
 impl Buffered {
     /// Whether `head`'s body is one to read ahead: one that `limit` bytes may hold (a
-    /// chunked body is tried: its length shows only as it arrives).
-    pub fn wants(head: &RequestHead, limit: u64) -> bool {
+    /// chunked body is tried: its length shows only as it arrives). `whole_only`: the
+    /// application takes whole bodies only (`--threads 0`), so a chunked body is tried even
+    /// when `limit` is 0 (an empty one fits).
+    pub fn wants(head: &RequestHead, limit: u64, whole_only: bool) -> bool {
         match head.body_framing() {
             BodyFraming::Length(n) => n > 0 && n <= limit,
-            BodyFraming::Chunked => limit > 0,
+            BodyFraming::Chunked => limit > 0 || whole_only,
             BodyFraming::None => false,
         }
     }

@@ -249,7 +249,8 @@ impl HttpSession {
             return None;
         }
         if self.service.may_block_for(&head) {
-            if buffering::Buffered::wants(&head, self.settings.buffer_body) {
+            let whole_only = self.app_on_loop();
+            if buffering::Buffered::wants(&head, self.settings.buffer_body, whole_only) {
                 if head.expects_continue() {
                     self.conn.write_continue(out.bytes());
                 }

@@ -87,7 +87,15 @@ impl HttpSession {
         let mut ready = self.on_loop.take()?;
         let body = match std::mem::replace(&mut ready.body, Prefilled::None) {
             Prefilled::Whole(body) => Some(body),
-            Prefilled::None if matches!(ready.head.body_framing(), BodyFraming::None) => None,
+            // `Content-Length: 0` (what `requests.post(url)` sends) is no body too.
+            Prefilled::None
+                if matches!(
+                    ready.head.body_framing(),
+                    BodyFraming::None | BodyFraming::Length(0)
+                ) =>
+            {
+                None
+            }
             // The rest of the body would have to come from the client while the loop waits.
             _ => return Some(self.refuse_body(&ready.head, ready.stalled, out)),
         };
