@@ -44,7 +44,7 @@ impl ServerConn {
     /// Appends the response head. Adds `Date`, `Server: ironhorse`, and framing:
     /// `Content-Length: len` when `len` is known, else `Transfer-Encoding: chunked` on
     /// HTTP/1.1, else close-delimited (`Connection: close`). No framing header and no body
-    /// for 1xx/204/304; for HEAD the framing headers are written but no body bytes ever are.
+    /// for 1xx/204/304, `Content-Length: 0` and no body for 205; for HEAD the framing headers are written but no body bytes ever are.
     /// `Connection: close` or (HTTP/1.0) `Connection: keep-alive` as decided.
     /// `headers` must not contain Content-Length, Transfer-Encoding, Date or Server (they
     /// are skipped if present); a `:reason` entry sets the reason phrase and a `Connection`
@@ -74,6 +74,10 @@ impl ServerConn {
         put_status_and_fixed(out, status, custom_reason(headers));
         put_app_headers(out, headers);
         let framing = if status_has_no_body(status) {
+            Framing::NoBody
+        } else if status == 205 {
+            // Reset Content: no content, said with `Content-Length: 0` (RFC 9110 §15.3.6).
+            put_content_length(out, 0);
             Framing::NoBody
         } else if cur.is_head {
             // HEAD: announce a known length; with an unknown one, say nothing (no chunked).

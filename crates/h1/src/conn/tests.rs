@@ -176,6 +176,17 @@ fn bodiless_statuses_get_no_framing_and_no_body() {
 }
 
 #[test]
+fn reset_content_says_it_has_no_body_and_sends_none() {
+    for len in [Some(5), None] {
+        let (out, next) = respond(GET11, 205, len, b"hello");
+        assert!(out.contains("Content-Length: 0\n"), "{out}");
+        assert!(!out.contains("Transfer-Encoding"), "{out}");
+        assert!(!out.contains("hello"), "{out}");
+        assert_eq!(next, Next::KeepAlive);
+    }
+}
+
+#[test]
 fn drops_bytes_beyond_a_declared_length() {
     let (out, next) = respond(GET11, 200, Some(3), b"hello");
     assert!(out.ends_with("\n\nhel"), "{out}");
