@@ -193,6 +193,24 @@ per_model!(conditional_and_range_requests, |model| {
     let r = conn.response("GET");
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), Some("bytes */13"));
+    // Failed preconditions: 412, before the range is looked at; the connection stays open.
+    for failing in [
+        "If-Match: \"other\"".to_string(),
+        format!("If-Match: W/{etag}"),
+        "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT".to_string(),
+    ] {
+        conn.send(
+            format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n{failing}\r\nRange: bytes=0-1\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(conn.response("GET").status, 412, "{failing}");
+    }
+    conn.send(
+        format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\", {etag}\r\n\r\n").as_bytes(),
+    );
+    let r = conn.response("GET");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello, world\n");
 });
 
 per_model!(serves_many_clients_at_once, |model| {

@@ -38,6 +38,24 @@ impl Validators {
         httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(self.mtime_secs))
     }
 
+    /// Whether the request's preconditions fail (`412 Precondition Failed`): `If-Match`
+    /// names none of this version's tags by the strong comparison (`*` matches any current
+    /// file), or, without `If-Match`, `If-Unmodified-Since` is older than the file
+    /// (RFC 9110 §13.2.2, steps 1 and 2). An unparsable date is ignored.
+    pub fn precondition_failed(
+        &self,
+        if_match: Option<&[u8]>,
+        if_unmodified_since: Option<&[u8]>,
+    ) -> bool {
+        if let Some(im) = if_match {
+            return !etag_list_matches(im, &self.etag, Comparison::Strong);
+        }
+        match if_unmodified_since.and_then(parse_date) {
+            Some(since) => self.mtime_secs > since,
+            None => false,
+        }
+    }
+
     /// Whether a `GET`/`HEAD` should be answered `304 Not Modified`. `If-None-Match` wins;
     /// `If-Modified-Since` is only consulted without it (RFC 9110 §13.1.3). Unparsable
     /// dates are ignored.
@@ -47,7 +65,7 @@ impl Validators {
         if_modified_since: Option<&[u8]>,
     ) -> bool {
         if let Some(inm) = if_none_match {
-            return etag_list_matches_weak(inm, &self.etag);
+            return etag_list_matches(inm, &self.etag, Comparison::Weak);
         }
         match if_modified_since.and_then(parse_date) {
             Some(since) => self.mtime_secs <= since,
@@ -153,9 +171,18 @@ pub fn parse_range(header: &[u8], size: u64) -> RangeOutcome {
     }
 }
 
-/// Whether an `If-None-Match` value (`*` or a list of entity tags) matches `etag` using the
-/// weak comparison (`W/` prefixes ignored). A malformed list matches nothing.
-pub fn etag_list_matches_weak(list: &[u8], etag: &str) -> bool {
+/// How two entity tags are compared (RFC 9110 §8.8.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Both tags strong and equal (`If-Match`).
+    Strong,
+    /// Equal once `W/` prefixes are ignored (`If-None-Match`).
+    Weak,
+}
+
+/// Whether an `If-Match` or `If-None-Match` value (`*` or a list of entity tags) matches
+/// `etag`. A malformed list matches nothing.
+pub fn etag_list_matches(list: &[u8], etag: &str, comparison: Comparison) -> bool {
     let list = trim(list);
     if list == b"*" {
         return true;
@@ -169,8 +196,10 @@ pub fn etag_list_matches_weak(list: &[u8], etag: &str) -> bool {
         if rest.is_empty() {
             return false;
         }
+        let mut weak = false;
         if let Some(tail) = rest.strip_prefix(b"W/") {
             rest = tail;
+            weak = true;
         }
         if rest.first() != Some(&b'"') {
             return false;
@@ -179,7 +208,7 @@ pub fn etag_list_matches_weak(list: &[u8], etag: &str) -> bool {
             return false;
         };
         let tag = &rest[..close + 2];
-        if tag == ours {
+        if tag == ours && !(weak && comparison == Comparison::Strong) {
             return true;
         }
         rest = &rest[close + 2..];
@@ -239,6 +268,30 @@ mod tests {
         assert!(v.not_modified(Some(list.as_bytes()), None));
         assert!(!v.not_modified(Some(b"\"nope\", \"a,b\""), None));
         assert!(!v.not_modified(Some(b"garbage"), None));
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_wins_over_if_unmodified_since() {
+        let v = v();
+        assert!(!v.precondition_failed(None, None));
+        assert!(!v.precondition_failed(Some(b"*"), None));
+        let list = format!("\"x\", {}", v.etag);
+        assert!(!v.precondition_failed(Some(list.as_bytes()), None));
+        let weak = format!("W/{}", v.etag);
+        assert!(v.precondition_failed(Some(weak.as_bytes()), None));
+        assert!(v.precondition_failed(Some(b"\"nope\""), None));
+        assert!(v.precondition_failed(Some(b"garbage"), None));
+        let earlier = date(v.mtime_secs - 1);
+        assert!(!v.precondition_failed(Some(b"*"), Some(earlier.as_bytes())));
+    }
+
+    #[test]
+    fn if_unmodified_since_fails_once_the_file_is_newer() {
+        let v = v();
+        assert!(v.precondition_failed(None, Some(date(v.mtime_secs - 1).as_bytes())));
+        assert!(!v.precondition_failed(None, Some(date(v.mtime_secs).as_bytes())));
+        assert!(!v.precondition_failed(None, Some(date(v.mtime_secs + 1).as_bytes())));
+        assert!(!v.precondition_failed(None, Some(b"yesterday")));
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct FileRequest<'a> {
     pub path: &'a str,
     /// Query string without `?` (`""` when absent); only kept in redirects.
     pub query: &'a str,
+    pub if_match: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
@@ -97,6 +99,8 @@ impl<'a> FileRequest<'a> {
             method: head.method(),
             path: head.path(),
             query: head.query(),
+            if_match: head.header("If-Match"),
+            if_unmodified_since: head.header("If-Unmodified-Since"),
             if_none_match: head.header("If-None-Match"),
             if_modified_since: head.header("If-Modified-Since"),
             range: head.header("Range"),
@@ -330,11 +334,15 @@ impl Service for StaticFiles {
     }
 }
 
-/// Serves an opened regular file: 304, 200, 206 or 416. HEAD gets the same response (the
-/// engine drops the body; the region is just an open fd). A cached file's bytes, when kept,
-/// are the body of a GET (one write with the head, no `pread`).
+/// Serves an opened regular file: 412, 304, 200, 206 or 416, the preconditions evaluated in
+/// RFC 9110 §13.2.2's order. HEAD gets the same response (the engine drops the body; the
+/// region is just an open fd). A cached file's bytes, when kept, are the body of a GET (one
+/// write with the head, no `pread`).
 fn serve_file(req: &FileRequest<'_>, entry: &Entry) -> Response {
     let v = &entry.validators;
+    if v.precondition_failed(req.if_match, req.if_unmodified_since) {
+        return Response::text(412, "Precondition Failed\n");
+    }
     if v.not_modified(req.if_none_match, req.if_modified_since) {
         return Response {
             status: 304,

@@ -513,6 +513,37 @@ fn matching_if_none_match_is_304_with_etag_and_no_body() {
 }
 
 #[test]
+fn failed_if_match_or_if_unmodified_since_is_412_before_any_range() {
+    let s = site();
+    let (etag, lm) = validators(&s, "/hello.txt");
+    let r = s.req(FileRequest {
+        method: "GET",
+        path: "/hello.txt",
+        if_match: Some(b"\"nope\""),
+        range: Some(b"bytes=0-1"),
+        ..Default::default()
+    });
+    assert_eq!(r.status, 412);
+    let r = s.req(FileRequest {
+        method: "HEAD",
+        path: "/hello.txt",
+        if_unmodified_since: Some(b"Thu, 01 Jan 1970 00:00:00 GMT"),
+        ..Default::default()
+    });
+    assert_eq!(r.status, 412);
+    // Preconditions that hold: the file as usual.
+    let r = s.req(FileRequest {
+        method: "GET",
+        path: "/hello.txt",
+        if_match: Some(etag.as_bytes()),
+        if_unmodified_since: Some(lm.as_bytes()),
+        range: Some(b"bytes=0-1"),
+        ..Default::default()
+    });
+    assert_eq!(r.status, 206);
+}
+
+#[test]
 fn stale_if_none_match_serves_200() {
     let s = site();
     let r = s.req(FileRequest {
