@@ -67,8 +67,8 @@ async def _call(app, scope, chan, tasks):
 
 
 class Lifespan:
-    """The lifespan protocol, uvicorn's "auto" way: an app that raises before answering
-    startup does not support it, and is served anyway."""
+    """The lifespan protocol, uvicorn's "auto" way: an app that raises or returns before
+    answering startup does not support it, and is served anyway."""
 
     def __init__(self, app, loop, state):
         self.app, self.loop, self.state = app, loop, state
@@ -106,13 +106,19 @@ class Lifespan:
         except BaseException as error:  # noqa: BLE001
             if not self.startup.done():
                 # Not supported (or broken before answering): served without lifespan.
-                self.unsupported = error
-                self._settle(self.startup, None)
-                self._settle(self.shutdown, None)
+                self._unsupported(f"{type(error).__name__}: {error}")
                 return
             self._settle(self.shutdown, f"{type(error).__name__}: {error}")
             raise
-        self._settle(self.startup, "the application returned during startup")
+        if not self.startup.done():
+            # `if scope["type"] != "http": return`: no lifespan here (uvicorn's reading).
+            self._unsupported("it returned without answering lifespan.startup")
+            return
+        self._settle(self.shutdown, None)
+
+    def _unsupported(self, why):
+        self.unsupported = why
+        self._settle(self.startup, None)
         self._settle(self.shutdown, None)
 
     async def start(self):
@@ -167,7 +173,7 @@ def serve(app, inbox, fd, loop_kind):
     failure = loop.run_until_complete(lifespan.start())
     if lifespan.unsupported is not None:
         inbox.log_info("ASGI lifespan not supported by the application "
-                       f"({type(lifespan.unsupported).__name__}: {lifespan.unsupported}); serving without it")
+                       f"({lifespan.unsupported}); serving without it")
     inbox.started(failure, state)
     if failure is not None:
         loop.close()

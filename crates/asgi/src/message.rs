@@ -103,8 +103,11 @@ fn start(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
         .get_item(intern!(py, "status"))?
         .ok_or_else(|| PyTypeError::new_err("a response start without a 'status'"))?
         .extract()?;
-    if !(100..=999).contains(&status) {
-        return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
+    // 1xx are interim answers, never the response itself (RFC 9110 §15.2).
+    if !(200..=999).contains(&status) {
+        return Err(PyRuntimeError::new_err(format!(
+            "invalid status {status} (a response's status is 200 to 999)"
+        )));
     }
     let headers = match message.get_item(intern!(py, "headers"))? {
         Some(headers) => read_headers(&headers)?,
@@ -141,10 +144,7 @@ fn body(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
 fn read_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
     let mut list = Vec::new();
     for pair in headers.try_iter()? {
-        let pair = pair?;
-        let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair
-            .extract()
-            .map_err(|_| PyTypeError::new_err("a header must be a pair of bytes"))?;
+        let (name, value) = header_pair(&pair?)?;
         let (name, value) = (
             to_bytes(&name, "a header name")?,
             to_bytes(&value, "a header value")?,
@@ -161,6 +161,18 @@ fn read_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
         list.push((Cow::Owned(name), value));
     }
     Ok(list)
+}
+
+/// A header as the spec writes it, `[name, value]`, or as a tuple (what most frameworks send).
+fn header_pair<'py>(pair: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let invalid = || PyTypeError::new_err("a header must be a pair of bytes");
+    if let Ok(list) = pair.cast::<pyo3::types::PyList>() {
+        if list.len() != 2 {
+            return Err(invalid());
+        }
+        return Ok((list.get_item(0)?, list.get_item(1)?));
+    }
+    pair.extract().map_err(|_| invalid())
 }
 
 fn is_token(b: u8) -> bool {

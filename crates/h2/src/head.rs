@@ -57,7 +57,8 @@ fn field(wire: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     wire.extend_from_slice(b"\r\n");
 }
 
-/// Fields that are HTTP/1.1's framing or connection management, never sent over HTTP/2.
+/// Fields that are HTTP/1.1's framing or connection management, never sent over HTTP/2
+/// (`te` is a request field; the h2 crate would reset a stream whose response carried one).
 fn is_connection_specific(name: &str) -> bool {
     [
         "connection",
@@ -65,6 +66,7 @@ fn is_connection_specific(name: &str) -> bool {
         "proxy-connection",
         "transfer-encoding",
         "upgrade",
+        "te",
     ]
     .iter()
     .any(|n| name.eq_ignore_ascii_case(n))
@@ -178,10 +180,12 @@ mod tests {
         let headers: HeaderList = vec![
             ("Connection".into(), b"close".to_vec()),
             ("Content-Length".into(), b"99".to_vec()),
+            ("TE".into(), b"gzip".to_vec()),
             ("X-A".into(), b"1".to_vec()),
         ];
         let head = response_head(200, &headers, Some(5));
         assert!(head.headers().get("connection").is_none());
+        assert!(head.headers().get("te").is_none());
         assert_eq!(head.headers()["content-length"], "5");
         assert_eq!(head.headers()["x-a"], "1");
         assert!(head.headers().contains_key("date"));

@@ -419,6 +419,7 @@ per_host!(application_errors_answer_500_or_cut_the_response, |args| {
 
     for (path, logged) in [
         ("/no-response", "returned without completing the response"),
+        ("/interim-status", "invalid status 103"),
         (
             "/wrong-order",
             "unexpected ASGI message \"http.response.body\" before http.response.start",
@@ -489,6 +490,12 @@ per_host!(apps_without_lifespan_and_asgi2_classes_are_served, |args| {
     let server = start(args, "asgi_plain:app", &[]);
     assert_eq!(get(&server.addr, "/").text(), "plain asgi");
     assert!(server.log_contains("lifespan not supported"));
+    drop(server);
+    let server = start(args, "asgi_plain:spec_hello", &[]);
+    let r = get(&server.addr, "/");
+    assert_eq!(r.text(), "spec hello");
+    assert_eq!(r.header("x-list"), Some("yes"));
+    assert!(server.log_contains("returned without answering lifespan.startup"));
     drop(server);
     let server = start(args, "asgi_plain:Legacy", &[]);
     assert_eq!(get(&server.addr, "/x").text(), "asgi2 /x");

@@ -136,6 +136,9 @@ async def app(scope, receive, send):
         raise ValueError("boom after start")
     elif path == "/no-response":
         return
+    elif path == "/interim-status":
+        await send({"type": "http.response.start", "status": 103, "headers": []})
+        await send({"type": "http.response.body", "body": b"not a final answer"})
     elif path == "/wrong-order":
         await send({"type": "http.response.body", "body": b"body before start"})
     elif path == "/double-start":

@@ -8,6 +8,16 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"plain asgi"})
 
 
+async def spec_hello(scope, receive, send):
+    """The ASGI spec's own example: headers as `[name, value]` lists, and a plain return on
+    scopes it does not handle (lifespan included)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [[b"content-type", b"text/plain"], [b"x-list", b"yes"]]})
+    await send({"type": "http.response.body", "body": b"spec hello"})
+
+
 class Legacy:
     """ASGI 2: instantiated with the scope, then called with receive and send."""
 
