@@ -102,6 +102,8 @@ pub struct ServerConn {
     /// The last request did not want keep-alive: parse no further requests.
     last_request: bool,
     closed: bool,
+    /// A response was cut short whose end only the connection's close marks.
+    cut_unmarked: bool,
     trailers: Vec<(String, Vec<u8>)>,
 }
 
@@ -122,6 +124,7 @@ impl ServerConn {
             current: None,
             continue_sent: false,
             close_after: false,
+            cut_unmarked: false,
             last_request: false,
             closed: false,
             trailers: Vec::new(),

@@ -6,6 +6,7 @@ use common::client::{get, Conn};
 use common::python::{apps_dir, wsgi_args};
 use common::{temp_path, Server};
 use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 fn serve(model: &str, extra: &[&str]) -> Server {
@@ -208,6 +209,23 @@ per_wsgi_model!(app_errors_become_500_or_a_closed_connection, |model| {
         conn.try_response("GET").is_none(),
         "a failed stream must not look complete"
     );
+    // HTTP/1.0 (nginx's default to upstreams): the body is close-delimited, so only a
+    // reset can tell the client it was cut short; an orderly close would pass it as whole.
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(common::HUNG)).unwrap();
+    stream
+        .write_all(b"GET /fail-late HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break "an orderly close",
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "a reset",
+            Err(e) => panic!("read failed: {e}"),
+        }
+    };
+    assert_eq!(end, "a reset", "a cut close-delimited body");
     // A declared Content-Length the app does not meet: the connection is closed.
     let mut conn = Conn::open(&server.addr);
     conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n");

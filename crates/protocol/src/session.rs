@@ -148,6 +148,12 @@ pub trait Session: Send {
     fn stop(&mut self) {}
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
+    /// After [`Step::Close`]: whether the driver must reset the connection (RST) instead of
+    /// closing it in order, because a response was cut short where only the close marks its
+    /// end, and a FIN would pass the cut response off as whole. The default: never.
+    fn ends_in_reset(&self) -> bool {
+        false
+    }
     /// After [`Step::Upgrade`]: the session that takes the connection over, fed with the
     /// bytes this one received but did not use. `None` (the default, for sessions that
     /// never upgrade): the driver closes the connection.

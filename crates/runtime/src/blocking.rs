@@ -250,12 +250,12 @@ pub(crate) fn serve(mut conn: Conn, yield_when: Option<&dyn Fn() -> bool>) -> Se
             Step::Upgrade => match conn.session.hand_off() {
                 Some(next) => conn.session = next,
                 None => {
-                    close_gracefully(&conn.stream);
+                    close_gracefully(&conn.stream, false);
                     return Served::Done;
                 }
             },
             Step::Close => {
-                close_gracefully(&conn.stream);
+                close_gracefully(&conn.stream, conn.session.ends_in_reset());
                 return Served::Done;
             }
             Step::Read => {
@@ -355,9 +355,10 @@ fn read_once(
     }
 }
 
-/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read.
-fn close_gracefully(mut stream: &Stream) {
-    let mut linger = Linger::start(&stream);
+/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read; or,
+/// with `reset`, resets the connection.
+fn close_gracefully(mut stream: &Stream, reset: bool) {
+    let mut linger = Linger::start(&stream, reset);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     linger.discard(|buf| stream.read(buf));
 }

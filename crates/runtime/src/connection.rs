@@ -48,9 +48,19 @@ pub(crate) struct Linger {
 }
 
 impl Linger {
-    /// Half-closes `socket` and starts lingering.
-    pub fn start(socket: &impl AsFd) -> Linger {
-        let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write);
+    /// Half-closes `socket` and starts lingering; or, with `reset` (the session asked for
+    /// one: [`Session::ends_in_reset`]), arms the socket to send a reset when it is closed,
+    /// with no lingering.
+    pub fn start(socket: &impl AsFd, reset: bool) -> Linger {
+        let socket = socket2::SockRef::from(socket);
+        if reset {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            return Linger {
+                until: Instant::now(),
+                budget: 0,
+            };
+        }
+        let _ = socket.shutdown(std::net::Shutdown::Write);
         Linger {
             until: Instant::now() + LINGER,
             budget: LINGER_BUDGET,

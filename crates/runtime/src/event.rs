@@ -447,7 +447,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> bool {
         }
         match conn.step {
             Step::Close => {
-                conn.closing = Some(Linger::start(&conn.stream));
+                conn.closing = Some(Linger::start(&conn.stream, conn.session.ends_in_reset()));
                 return discard_input(conn);
             }
             Step::Upgrade => match conn.session.hand_off() {

@@ -181,7 +181,7 @@ async fn serve_connection(conn: Conn, info: ConnInfo, shared: &Shared) -> io::Re
             Step::WaitUntil(at) => tokio::time::sleep_until(at.into()).await,
             Step::Pending => notify.notified().await,
             Step::Close => {
-                close(&conn).await;
+                close(&conn, session.ends_in_reset()).await;
                 return Ok(());
             }
             // A wake-up while reading is a call to `advance` too (the session may have
@@ -193,7 +193,7 @@ async fn serve_connection(conn: Conn, info: ConnInfo, shared: &Shared) -> io::Re
             Step::Upgrade => match session.hand_off() {
                 Some(next) => session = next,
                 None => {
-                    close(&conn).await;
+                    close(&conn, false).await;
                     return Ok(());
                 }
             },
@@ -218,8 +218,8 @@ async fn flush(conn: &Conn, out: &mut Output) -> io::Result<()> {
 }
 
 /// Closes without losing the response ([`Linger`]).
-async fn close(conn: &Conn) {
-    let mut linger = Linger::start(conn.get_ref());
+async fn close(conn: &Conn, reset: bool) {
+    let mut linger = Linger::start(conn.get_ref(), reset);
     loop {
         let until = linger.until().into();
         let Ok(Ok(mut ready)) = tokio::time::timeout_at(until, conn.readable()).await else {

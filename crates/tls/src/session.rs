@@ -193,9 +193,13 @@ impl TlsSession {
         Step::Close
     }
 
-    /// Ends the connection the TLS way (`close_notify`) once all output is encrypted.
+    /// Ends the connection the TLS way (`close_notify`) once all output is encrypted; not
+    /// when the inner session's response was cut short where only the close marks its end
+    /// (the connection is reset instead, see [`Session::ends_in_reset`]).
     fn close(&mut self, out: &mut Output) -> Step {
-        lock(&self.tls).send_close_notify();
+        if !self.ends_in_reset() {
+            lock(&self.tls).send_close_notify();
+        }
         self.flush_tls(out);
         Step::Close
     }
@@ -323,6 +327,12 @@ impl Session for TlsSession {
             }
             None => !self.received_any,
         }
+    }
+
+    fn ends_in_reset(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.ends_in_reset())
     }
 
     fn release_idle_memory(&mut self) {

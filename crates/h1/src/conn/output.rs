@@ -220,8 +220,26 @@ impl ServerConn {
     /// Aborts the current response (the application failed after the head was sent): no
     /// terminating chunk is written; the connection must close.
     pub fn abort(&mut self) {
+        self.note_cut();
         self.writing = Writing::Done;
         self.close();
+    }
+
+    /// Whether the connection must end with a reset rather than an orderly close: a response
+    /// was cut short whose end only the close marks (a close-delimited body, HTTP/1.0's), so
+    /// a FIN would pass the cut body off as whole (RFC 9112 §8).
+    pub fn must_reset(&self) -> bool {
+        self.cut_unmarked
+    }
+
+    fn note_cut(&mut self) {
+        if let Writing::Body {
+            framing: Framing::CloseDelimited,
+            ..
+        } = self.writing
+        {
+            self.cut_unmarked = true;
+        }
     }
 
     /// Appends a complete error response for `err` (`err.status()`, a short text body,
@@ -242,6 +260,7 @@ impl ServerConn {
         if self.writing == Writing::Idle {
             failure.write_response(!self.is_head_request(), out);
         }
+        self.note_cut();
         self.writing = Writing::Done;
         self.close();
     }

@@ -416,6 +416,31 @@ fn abort_writes_no_terminating_chunk_and_closes() {
     assert!(c.is_closed());
     assert!(!text(&out).contains("0\r\n\r\n"));
     assert_eq!(c.finish(&mut out), Next::Close);
+    // The missing last chunk tells the client: an orderly close will do.
+    assert!(!c.must_reset());
+}
+
+#[test]
+fn a_cut_close_delimited_body_asks_for_a_reset() {
+    for fail in [false, true] {
+        let mut c = conn_with(b"GET / HTTP/1.0\r\n\r\n");
+        c.next_request().unwrap().unwrap();
+        let mut out = Vec::new();
+        c.write_head(200, &Vec::new(), None, &mut out);
+        assert!(!c.must_reset());
+        c.write_body(b"partial", &mut out);
+        if fail {
+            c.write_failure(crate::Failure::AppFailed, &mut out);
+        } else {
+            c.abort();
+        }
+        assert!(c.must_reset(), "fail: {fail}");
+    }
+    // Cut before any head: the error answer is whole.
+    let mut c = conn_with(b"GET / HTTP/1.0\r\n\r\n");
+    c.next_request().unwrap().unwrap();
+    c.write_failure(crate::Failure::AppFailed, &mut Vec::new());
+    assert!(!c.must_reset());
 }
 
 #[test]

@@ -288,6 +288,10 @@ impl Session for HttpSession {
         }
     }
 
+    fn ends_in_reset(&self) -> bool {
+        self.conn.must_reset()
+    }
+
     fn has_work(&self) -> bool {
         let in_progress = match &self.busy {
             Busy::Idle => false,

@@ -79,7 +79,7 @@ fn a_waiting_connection_expires_at_its_deadline_or_when_stopping_idle() {
 fn lingering_half_closes_then_discards_until_the_peer_closes() {
     let (mut server, mut client) = UnixStream::pair().unwrap();
     server.write_all(b"last response").unwrap();
-    let mut linger = Linger::start(&server);
+    let mut linger = Linger::start(&server, false);
     // The peer reads our last bytes, then EOF: a Unix socket is half-closed too.
     let mut got = Vec::new();
     client.read_to_end(&mut got).unwrap();
@@ -98,7 +98,7 @@ fn lingering_half_closes_then_discards_until_the_peer_closes() {
 #[test]
 fn lingering_stops_at_its_budget() {
     let (server, client) = UnixStream::pair().unwrap();
-    let mut linger = Linger::start(&server);
+    let mut linger = Linger::start(&server, false);
     let mut endless = std::io::repeat(1);
     assert!(!linger.discard(|buf| endless.read(buf)));
     drop(client);
@@ -107,7 +107,7 @@ fn lingering_stops_at_its_budget() {
 #[test]
 fn lingering_stops_at_its_deadline() {
     let (server, _client) = UnixStream::pair().unwrap();
-    let mut linger = Linger::start(&server);
+    let mut linger = Linger::start(&server, false);
     assert!(!linger.is_over(Instant::now()));
     assert!(linger.is_over(Instant::now() + LINGER));
     linger.until = Instant::now();
