@@ -41,6 +41,10 @@ pub(crate) struct Outgoing {
     trailers: Option<http::HeaderMap>,
     /// The application failed: reset the stream after the queue.
     failed: bool,
+    /// Body bytes the head's `content-length` still allows (none declared: `None`). Bytes
+    /// beyond it are dropped; a body ending short of it is reset, never ended as whole
+    /// (RFC 9113 §8.1.1).
+    allowed: Option<u64>,
     /// Bytes handed to h2 (for the access log).
     pub sent: u64,
 }
@@ -51,13 +55,32 @@ impl Outgoing {
         !self.end && !self.failed && self.file.is_none() && self.queue.len() < 2
     }
 
-    pub fn push(&mut self, data: Bytes) {
+    /// The head declared `len` body bytes.
+    pub fn declare(&mut self, len: Option<u64>) {
+        self.allowed = len;
+    }
+
+    /// How much of `n` offered bytes the declared length still allows.
+    fn allow(&mut self, n: u64) -> u64 {
+        match &mut self.allowed {
+            Some(left) => {
+                let n = n.min(*left);
+                *left -= n;
+                n
+            }
+            None => n,
+        }
+    }
+
+    pub fn push(&mut self, mut data: Bytes) {
+        data.truncate(self.allow(data.len() as u64) as usize);
         if !data.is_empty() {
             self.queue.push_back(data);
         }
     }
 
-    pub fn push_file(&mut self, region: FileRegion) {
+    pub fn push_file(&mut self, mut region: FileRegion) {
+        region.len = self.allow(region.len);
         if region.len > 0 {
             self.file = Some(region);
         }
@@ -65,12 +88,21 @@ impl Outgoing {
 
     pub fn end(&mut self) {
         self.end = true;
+        self.fail_if_short();
     }
 
     /// No more pieces will come: end the stream with these trailer fields after the queue.
     pub fn end_with_trailers(&mut self, trailers: http::HeaderMap) {
         self.trailers = Some(trailers);
         self.end = true;
+        self.fail_if_short();
+    }
+
+    /// A body that ends short of its declared length is reset after what was produced.
+    fn fail_if_short(&mut self) {
+        if self.allowed.is_some_and(|left| left > 0) {
+            self.failed = true;
+        }
     }
 
     /// The application failed after its head: send what it produced, then reset.
@@ -162,7 +194,7 @@ impl Outgoing {
                 stream.send_reset(h2::Reason::INTERNAL_ERROR);
                 return Sent::Broken;
             };
-            let last = self.end && self.is_drained() && self.trailers.is_none();
+            let last = self.end && !self.failed && self.is_drained() && self.trailers.is_none();
             self.sent += piece.len() as u64;
             if stream.send_data(piece, last).is_err() {
                 return Sent::Broken;

@@ -185,6 +185,8 @@ impl Stream {
         self.send_head(crate::head::response_head(status, headers, len), empty);
         if self.head_only {
             self.out.end();
+        } else if !empty {
+            self.out.declare(len);
         }
     }
 

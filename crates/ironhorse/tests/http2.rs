@@ -185,6 +185,11 @@ per_model!(application_failures_are_500_or_rst_stream, |model| {
     );
     assert_eq!(late["results"][0]["reset"], 2, "{late}");
     assert_eq!(late["results"][0]["ended"], false, "{late}");
+    // A body short of its declared content-length is reset too (RFC 9113 §8.1.1).
+    let short = client(&server.addr, &["streams", "1", "/short"]);
+    assert_eq!(short["results"][0]["body"], "only ten b", "{short}");
+    assert_eq!(short["results"][0]["reset"], 2, "{short}");
+    assert_eq!(short["results"][0]["ended"], false, "{short}");
 });
 
 per_model!(sigterm_sends_goaway_and_in_flight_streams_finish, |model| {
