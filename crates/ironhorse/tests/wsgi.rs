@@ -226,6 +226,15 @@ per_wsgi_model!(app_errors_become_500_or_a_closed_connection, |model| {
         }
     };
     assert_eq!(end, "a reset", "a cut close-delimited body");
+    // wsgi.input read after the first chunk: the whole body read, or none sent, reads as
+    // its end; an unread body fails the read (logged) and the response is cut, never an
+    // empty body passed off as the client's.
+    let r = get(&server.addr, "/read-late");
+    assert_eq!(r.text(), "first;read 0");
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"POST /read-late HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    assert!(conn.try_response("POST").is_none(), "a body read as empty");
+    assert!(server.log_contains("the request body can no longer be read"));
     // A declared Content-Length the app does not meet: the connection is closed.
     let mut conn = Conn::open(&server.addr);
     conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -3,9 +3,10 @@
 //! The body reader is a `&mut dyn BodyReader` that lives only for the duration of
 //! `Service::call`, while the Python object may live on (an app can keep `environ`, or read
 //! from a response generator after `call` returned). So the reader is *lent* to a
-//! [`BodySlot`] for exactly the scope of [`BodySlot::lend`]; afterwards the slot is empty and
-//! reads return `b""` (documented: reading the body from a streaming response's iterator is
-//! not supported). Every read of the Rust reader runs with the GIL released.
+//! [`BodySlot`] for exactly the scope of [`BodySlot::lend`]: until the application's first
+//! non-empty body chunk. Afterwards reads return `b""` if the body was read to its end (or
+//! there was none), and otherwise fail with an `OSError` saying so: a body left unread is
+//! never passed off as empty. Every read of the Rust reader runs with the GIL released.
 //!
 //! A read that fails because of the client (see [`crate::client_error`]) is remembered in
 //! the slot: the app gets an `ironhorse.ClientError`, every later read fails the same way
@@ -32,7 +33,39 @@ pub(crate) struct BodySlot {
     reader: Mutex<Option<NonNull<dyn BodyReader>>>,
     /// The first read failure the client caused.
     fault: Mutex<Option<ClientFault>>,
+    /// How much of the body the application read while it was lent.
+    progress: Mutex<Progress>,
 }
+
+/// What the request says of its body, for [`BodySlot::lend`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyExpected {
+    /// Its declared (or, buffered, known) length.
+    pub declared: Option<u64>,
+    /// Whether there may be one at all (a length above 0, or a chunked body).
+    pub may_exist: bool,
+}
+
+/// How much of the body was read during the loan.
+#[derive(Default)]
+struct Progress {
+    expected: BodyExpected,
+    read: u64,
+    /// A read found the body's end.
+    ended: bool,
+}
+
+impl Progress {
+    fn read_to_the_end(&self) -> bool {
+        self.ended
+            || !self.expected.may_exist
+            || self.expected.declared.is_some_and(|n| self.read >= n)
+    }
+}
+
+/// Why a read after the loan fails, when the body was not read to its end.
+const UNREADABLE: &str = "the request body can no longer be read: wsgi.input is readable \
+until the application's first non-empty body chunk; read the body before yielding one";
 
 // SAFETY: the pointee is a `BodyReader`, which is `Send`; the pointer is only dereferenced
 // while holding the mutex, so at most one thread uses it at a time.
@@ -45,11 +78,22 @@ impl BodySlot {
         Arc::new(BodySlot {
             reader: Mutex::new(None),
             fault: Mutex::new(None),
+            progress: Mutex::new(Progress::default()),
         })
     }
 
-    /// Runs `f` with `reader` readable through this slot; the slot is empty again afterwards.
-    pub(crate) fn lend<'a, R>(&self, reader: &'a mut dyn BodyReader, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with `reader` (a body as `expected`) readable through this slot; the slot is
+    /// empty again afterwards.
+    pub(crate) fn lend<'a, R>(
+        &self,
+        reader: &'a mut dyn BodyReader,
+        expected: BodyExpected,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        *lock(&self.progress) = Progress {
+            expected,
+            ..Progress::default()
+        };
         let ptr: NonNull<dyn BodyReader + 'a> = NonNull::from(reader);
         // SAFETY: only the trait object's lifetime bound is erased. The pointer is stored in
         // the slot for the scope of this function and removed by `Clear::drop` before it
@@ -92,13 +136,23 @@ impl BodySlot {
     fn read_lent(&self, buf: &mut [u8]) -> io::Result<usize> {
         let guard = lock(&self.reader);
         let Some(mut ptr) = *guard else {
-            return Ok(0);
+            return if lock(&self.progress).read_to_the_end() {
+                Ok(0)
+            } else {
+                Err(io::Error::other(UNREADABLE))
+            };
         };
         loop {
             // SAFETY: the pointer is in the slot, so the loan is live and the reader valid
             // (see `lend`); we hold the mutex, so this is the only reference in use.
             match unsafe { ptr.as_mut() }.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    let mut progress = lock(&self.progress);
+                    progress.read += n as u64;
+                    progress.ended |= n == 0 && !buf.is_empty();
+                    return Ok(n);
+                }
                 other => return other,
             }
         }

@@ -205,7 +205,8 @@ impl WsgiApp {
         let cancels_before = cancel::delivered_so_far();
         let slot = spare.body_slot();
         let shared = spare.shared();
-        let (response, by_server, started) = slot.lend(body, || {
+        let expected = body_expected(req);
+        let (response, by_server, started) = slot.lend(body, expected, || {
             shared.sink.lend(sink, || {
                 interpreter::attach(|py| {
                     cancel::clear_stale(py, cancels_before);
@@ -345,6 +346,19 @@ fn unknown_length_for_empty_head(method: &str, response: Response) -> Response {
             ..response
         },
         _ => response,
+    }
+}
+
+/// What `req` says of its body: a declared length, or a chunked one of unknown length.
+fn body_expected<R: RequestView + ?Sized>(req: &R) -> input::BodyExpected {
+    let declared = req.content_length();
+    let chunked = || {
+        req.headers()
+            .any(|(name, _)| name.eq_ignore_ascii_case("transfer-encoding"))
+    };
+    input::BodyExpected {
+        declared,
+        may_exist: declared.map_or_else(chunked, |n| n > 0),
     }
 }
 

@@ -100,6 +100,13 @@ def fail_late(environ, start_response):
     raise RuntimeError("boom after headers")
 
 
+def read_late(environ, start_response):
+    """Reads the body only after its first chunk: the body is no longer lent by then."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first;"
+    yield b"read %d" % len(environ["wsgi.input"].read())
+
+
 def short_body(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
     return [b"only ten b"]
@@ -203,6 +210,7 @@ ROUTES = {
     "/fail-early": fail_early,
     "/fail-late": fail_late,
     "/short": short_body,
+    "/read-late": read_late,
     "/bad-header": bad_header,
     "/file": file_wrapper,
     "/write": write_callable,
