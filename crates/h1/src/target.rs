@@ -38,7 +38,7 @@ pub(crate) fn parse_target(method: &[u8], t: &[u8], base: usize) -> Result<Targe
         };
     }
     if t[0] == b'/' {
-        return Ok(split_path_query(t, 0, base));
+        return checked_escapes(t, split_path_query(t, 0, base), base);
     }
     if t == b"*" {
         return if method == b"OPTIONS" {
@@ -70,6 +70,25 @@ pub(crate) fn parse_target(method: &[u8], t: &[u8], base: usize) -> Result<Targe
     let host_start = scheme_len + authority_len - host_port.len();
     let mut parts = split_path_query(t, scheme_len + authority_len, base);
     parts.authority = Span::new(base + host_start, host_port.len());
+    checked_escapes(t, parts, base)
+}
+
+/// `parts` if every `%` in the path starts a `%XX` escape (RFC 3986 §2.1): a path with a
+/// broken one (`/a%zz`, `/a%2`) cannot be decoded as the client meant, so the request is
+/// invalid (`400`, as nginx answers) rather than decoded one way here and another way by
+/// a proxy or filter in front. The query is the application's to parse, as sent.
+fn checked_escapes(t: &[u8], parts: TargetParts, base: usize) -> Result<TargetParts, Error> {
+    let start = parts.path.start as usize - base;
+    let path = &t[start..start + parts.path.len as usize];
+    let mut rest = path;
+    while let Some(at) = rest.iter().position(|&b| b == b'%') {
+        match rest.get(at + 1..at + 3) {
+            Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {
+                rest = &rest[at + 3..];
+            }
+            _ => return Err(Error::BadTarget),
+        }
+    }
     Ok(parts)
 }
 

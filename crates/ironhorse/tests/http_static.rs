@@ -143,6 +143,7 @@ per_model!(malformed_requests_get_4xx_and_close, |model| {
         (b"GARBAGE\r\n\r\n".to_vec(), 400),
         (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(), 505),
+        (b"GET /hello%zz.txt HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         (long_line.into_bytes(), 414),
         (many_fields.into_bytes(), 431),
         (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),

@@ -88,6 +88,16 @@ fn allows_authority_form_only_for_connect() {
 }
 
 #[test]
+fn rejects_broken_percent_escapes_in_the_path_only() {
+    for target in ["/a%zz.txt", "/a.txt%2", "/%g0", "/%", "http://h/a%2x"] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(rejection(req.as_bytes()), Error::BadTarget, "{target}");
+    }
+    let h = ok(b"GET /a%20b%2F%c3%a9?q=%zz&r=100% HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((h.path(), h.query()), ("/a%20b%2F%c3%a9", "q=%zz&r=100%"));
+}
+
+#[test]
 fn allows_asterisk_only_for_options() {
     assert_eq!(ok(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").path(), "*");
     assert_eq!(
