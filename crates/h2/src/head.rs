@@ -99,6 +99,8 @@ pub(crate) fn response_head(
         builder = builder.header(name, value);
     }
     builder = builder.header(http::header::DATE, &ironhorse_h1::http_date_now()[..]);
+    // 205 Reset Content has no content (RFC 9110 §15.3.6), whatever the application wrote.
+    let len = if status == 205 { Some(0) } else { len };
     if let Some(len) = len.filter(|_| status != 204 && status != 304) {
         builder = builder.header(http::header::CONTENT_LENGTH, len);
     }
@@ -189,5 +191,7 @@ mod tests {
         assert_eq!(head.headers()["content-length"], "5");
         assert_eq!(head.headers()["x-a"], "1");
         assert!(head.headers().contains_key("date"));
+        let reset = response_head(205, &Vec::new(), Some(4));
+        assert_eq!(reset.headers()["content-length"], "0");
     }
 }

@@ -181,7 +181,7 @@ impl Stream {
     /// Sends the response head for the application's answer.
     fn answer(&mut self, status: u16, headers: &ironhorse_app::HeaderList, len: Option<u64>) {
         self.recorder.head(status, headers);
-        let empty = self.head_only || len == Some(0) || status == 204 || status == 304;
+        let empty = self.head_only || len == Some(0) || matches!(status, 204 | 205 | 304);
         self.send_head(crate::head::response_head(status, headers, len), empty);
         if self.head_only {
             self.out.end();
