@@ -49,9 +49,9 @@ impl Connection {
 
     /// The next event from the received bytes; `Ok(None)` when more are needed (or nothing
     /// more will come). On `Err` the close frame with the error's code is already queued and
-    /// the connection is [`State::Closed`]: RFC 6455 §7.1.7 fails it, its transport closed
-    /// once that frame is written, without waiting for the peer's close. The error is
-    /// reported once.
+    /// the connection is [`State::Closing`]; the error is reported once, and afterwards
+    /// only the peer's close is looked for (which makes the connection
+    /// [`State::Closed`]).
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         loop {
             let unit = match self.reader.next() {
@@ -148,9 +148,6 @@ impl Connection {
     }
 
     pub fn state(&self) -> State {
-        if self.failed {
-            return State::Closed;
-        }
         match (self.sent_close, self.reader.is_stopped()) {
             (true, true) => State::Closed,
             (true, false) => State::Closing,
