@@ -44,7 +44,8 @@ impl ServerConn {
     /// Appends the response head. Adds `Date`, `Server: ironhorse`, and framing:
     /// `Content-Length: len` when `len` is known, else `Transfer-Encoding: chunked` on
     /// HTTP/1.1, else close-delimited (`Connection: close`). No framing header and no body
-    /// for 1xx/204/304, `Content-Length: 0` and no body for 205; for HEAD the framing headers are written but no body bytes ever are.
+    /// for 1xx/204/304, `Content-Length: 0` and no body for 205; for HEAD the framing
+    /// headers are written but no body bytes ever are.
     /// `Connection: close` or (HTTP/1.0) `Connection: keep-alive` as decided.
     /// `headers` must not contain Content-Length, Transfer-Encoding, Date or Server (they
     /// are skipped if present); a `:reason` entry sets the reason phrase and a `Connection`
