@@ -57,6 +57,12 @@ pub trait AppExchange: Send {
     fn next_event(&mut self) -> Option<AppEvent>;
     /// The client went away: the application gets its disconnect message.
     fn disconnect(&mut self);
+    /// The client's input ended after a whole request head: it may have half-closed and
+    /// still wait for the answer, or be gone (the two look alike until a write fails). The
+    /// default takes it for gone.
+    fn input_closed(&mut self) {
+        self.disconnect();
+    }
     /// The request passed its deadline: the application's task is cancelled.
     fn cancel(&mut self);
 }

@@ -66,6 +66,11 @@ pub(crate) struct State {
     body_wanted: bool,
     /// The client is gone (or the session dropped its end).
     pub(crate) gone: bool,
+    /// The client's input ended after the request (a half-close, or it left): `receive`
+    /// answers `http.disconnect` once the body is delivered, and from then on `send` raises;
+    /// until then what the application sends is written, so a client that half-closed
+    /// after its request still gets the answer (as from a WSGI application).
+    input_closed: bool,
     /// A `send` raised `OSError` because the client was gone: that error, escaping the
     /// application, is the client's doing and not logged.
     send_refused: bool,
@@ -122,6 +127,7 @@ impl Shared {
                 body_closed: false,
                 body_wanted: false,
                 gone: false,
+                input_closed: false,
                 send_refused: false,
                 events: VecDeque::new(),
                 event_bytes: 0,
@@ -244,6 +250,16 @@ impl AppExchange for SessionEnd {
         }
     }
 
+    fn input_closed(&mut self) {
+        let mut state = self.shared.lock();
+        if !state.gone && !state.input_closed {
+            state.input_closed = true;
+            // A task that never ends is cancelled after the grace period, as on a disconnect.
+            state.abandoned = true;
+            self.notify(&mut state);
+        }
+    }
+
     fn cancel(&mut self) {
         let mut state = self.shared.lock();
         state.gone = true;
@@ -281,6 +297,10 @@ impl Channel {
                 (self.shared.wake)();
             }
             return message::request(py, &body, more).map(Some);
+        }
+        if state.input_closed && state.body_closed {
+            // Told now: what it sends from here on fails, as for a client that left.
+            state.gone = true;
         }
         if state.gone || state.phase == Phase::Done {
             return message::disconnect(py).map(Some);

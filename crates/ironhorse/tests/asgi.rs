@@ -232,6 +232,56 @@ per_host!(a_client_that_leaves_is_told_and_later_sends_raise, |args| {
     assert!(seen(format!("send raised OSError {tag}")));
 });
 
+// A client that ends its side right after its request (`nc -N`, `shutdown(SHUT_WR)`) still
+// reads: what the application sends before it is told of the end reaches it, as from a
+// WSGI application; the end is still announced (`http.disconnect`), after which sends raise.
+per_host!(
+    a_client_that_half_closes_after_its_request_gets_the_answer,
+    |args| {
+        let server = start(args, "asgi_app:app", &[]);
+        let half_closed = |request: &[u8]| {
+            let mut conn = Conn::open(&server.addr);
+            conn.send(request);
+            conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            conn
+        };
+        // The application never reads the request.
+        let mut conn = half_closed(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
+        let response = conn.response("GET");
+        assert_eq!((response.status, response.text()), (201, "hello".into()));
+        assert!(
+            conn.try_response("GET").is_none(),
+            "then the connection ends"
+        );
+        // It reads the whole body first; pipelined requests are all answered.
+        let body = vec![b'x'; 300_000];
+        let mut request = format!(
+            "POST /sha256 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        request.extend_from_slice(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut conn = half_closed(&request);
+        let digest = hex(&Sha256::digest(&body));
+        let text = conn.response("POST").text();
+        assert!(text.starts_with(&format!("{digest} 300000 ")), "{text}");
+        assert_eq!(conn.response("GET").text(), "hello");
+        // HTTP/1.0, whose response ends with the connection.
+        let mut conn = half_closed(b"GET /length HTTP/1.0\r\n\r\n");
+        assert_eq!(conn.response("GET").text(), "hello");
+        // An application waiting on `receive` after the body learns of the end.
+        let tag = format!("half-{}", std::process::id());
+        let mut conn =
+            half_closed(format!("GET /hang-up?{tag} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert!(conn.wait_for_bytes(b"waiting"));
+        let seen =
+            |needle: String| eventually(|| get(&server.addr, "/events").text().contains(&needle));
+        assert!(seen(format!("http.disconnect {tag}")));
+        assert!(seen(format!("send raised OSError {tag}")));
+    }
+);
+
 /// Server-side TCP connections on `addr`'s port still open (`/proc/net/tcp`: neither
 /// listening nor in TIME_WAIT).
 fn open_connections(addr: &str) -> usize {

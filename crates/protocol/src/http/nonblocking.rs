@@ -74,7 +74,8 @@ impl HttpSession {
         }
         if self.conn.input_ended() {
             if let Busy::NonBlocking { exchange, .. } = &mut self.busy {
-                exchange.disconnect();
+                // A body cut short by the end fails in `feed` (a disconnect, 400).
+                exchange.input_closed();
             }
         }
         Some(if !out.is_empty() {
