@@ -337,6 +337,7 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         ws_max_message_size: usize::try_from(settings.ws_max_message_size).unwrap_or(usize::MAX),
         ws_ping_interval: Some(settings.ws_ping_interval).filter(|d| !d.is_zero()),
         ws_ping_timeout: Some(settings.ws_ping_timeout).filter(|d| !d.is_zero()),
+        ws_close_timeout: settings.ws_close_timeout,
         buffer_body: settings.buffer_request_body,
         buffer_body_memory: settings.buffer_request_body_memory,
     }

@@ -146,6 +146,13 @@ per_host!(refusals_deny_raise_and_bad_handshakes, |args| {
     let response = conn.response("GET");
     assert_eq!(response.status, 426);
     assert_eq!(response.header("sec-websocket-version"), Some("13"));
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    assert_eq!(
+        conn.response("GET").status,
+        400,
+        "no version: not a handshake"
+    );
 });
 
 /// Opens a WebSocket by hand; the stream after the 101.
@@ -263,6 +270,30 @@ per_host!(a_client_that_never_answers_pings_is_closed_1011, |args| {
         .text()
         .contains(needle)));
 });
+
+// The closing handshake is bounded: a client that never answers our close frame (here
+// after a protocol error: a reserved opcode) is closed after `--ws-close-timeout`, even with
+// pings off (before, it held the connection until its own end).
+per_host!(
+    an_unanswered_close_ends_the_connection_after_the_close_timeout,
+    |args| {
+        let server = start(
+            args,
+            "asgi_ws_app:app",
+            &["--ws-ping-interval", "0", "--ws-close-timeout", "0.5"],
+        );
+        let mut stream = raw_open(&server.addr);
+        stream.write_all(&masked_frame(0x3, b"")).unwrap();
+        let (opcode, payload) = next_frame(&mut stream).expect("a close");
+        assert_eq!(opcode, 0x8);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+        assert_eq!(next_frame(&mut stream), None, "then EOF, without our close");
+        let needle = r#"["websocket.disconnect", 1002"#;
+        assert!(common::eventually(|| get(&server.addr, "/")
+            .text()
+            .contains(needle)));
+    }
+);
 
 #[test]
 fn a_thousand_websockets_echo_at_once() {

@@ -7,7 +7,8 @@
 //! has not read what is queued (the application's `send` then waits).
 //!
 //! Keepalive (`--ws-ping-interval`, `--ws-ping-timeout`): a silent client is pinged, and
-//! given up when it stays silent ([`Heartbeat`]).
+//! given up when it stays silent; a close frame of ours that the client does not answer
+//! within `--ws-close-timeout` ends the connection all the same ([`Heartbeat`]).
 
 use std::time::Instant;
 
@@ -165,6 +166,11 @@ impl Session for WebSocketSession {
         }
         if self.ws.has_output() {
             self.ws.take_output(out.bytes());
+        }
+        if self.heartbeat.closing_timed_out(&self.ws) {
+            // Our close frame went unanswered: the connection ends without the client's.
+            self.disconnect(ABNORMAL, "");
+            return Step::Close;
         }
         if self.ended {
             self.disconnect(ABNORMAL, "");

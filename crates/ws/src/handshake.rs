@@ -39,8 +39,11 @@ pub enum HandshakeError {
     Upgrade,
     /// `Connection` lacks the `upgrade` token.
     Connection,
-    /// `Sec-WebSocket-Version` missing or not 13 (answered 426 with our version).
+    /// `Sec-WebSocket-Version` is not 13 (answered 426 with our version).
     Version,
+    /// `Sec-WebSocket-Version` missing or given more than once: not a handshake at all
+    /// (RFC 6455 §4.2.1 requires the field once; §4.2.2 answers such a request 400).
+    VersionField,
     /// `Sec-WebSocket-Key` missing, repeated, or not base64 of 16 bytes.
     Key,
     /// `Sec-WebSocket-Protocol` is not a list of tokens.
@@ -79,6 +82,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Upgrade => "Upgrade header lacks the websocket token",
             HandshakeError::Connection => "Connection header lacks the upgrade token",
             HandshakeError::Version => "unsupported Sec-WebSocket-Version (13 is)",
+            HandshakeError::VersionField => "Sec-WebSocket-Version missing or repeated",
             HandshakeError::Key => "Sec-WebSocket-Key missing or not 16 bytes in base64",
             HandshakeError::Protocol => "Sec-WebSocket-Protocol is not a list of tokens",
             HandshakeError::Body => "WebSocket upgrade with a request body",
@@ -137,8 +141,10 @@ pub fn validate(head: &RequestHead) -> Result<Offer, HandshakeError> {
         return Err(HandshakeError::Body);
     }
     let mut versions = list(head, "sec-websocket-version");
-    if versions.next() != Some(b"13") || versions.next().is_some() {
-        return Err(HandshakeError::Version);
+    match (versions.next(), versions.next()) {
+        (Some(b"13"), None) => {}
+        (Some(_), None) => return Err(HandshakeError::Version),
+        _ => return Err(HandshakeError::VersionField),
     }
     let mut keys = head
         .headers()

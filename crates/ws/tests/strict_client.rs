@@ -125,8 +125,9 @@ fn bad_handshakes_are_refused_with_their_status() {
         ),
     );
     assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+    // No version at all: not a handshake (RFC 6455 §4.2.2), not an unsupported version.
     let r = raw_request(port, &format!("{base}\n"));
-    assert!(r.starts_with("HTTP/1.1 426 "), "{r}");
+    assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
     let r = raw_request(port, &format!("{base}Sec-WebSocket-Version: 13\n\n"));
     assert!(r.starts_with("HTTP/1.1 101 "), "{r}");
     assert!(

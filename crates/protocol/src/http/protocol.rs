@@ -39,6 +39,8 @@ pub struct HttpSettings {
     pub ws_ping_interval: Option<Duration>,
     /// Close a WebSocket whose ping went unanswered this long (`--ws-ping-timeout`, 1011).
     pub ws_ping_timeout: Option<Duration>,
+    /// How long a close frame of ours waits for the client's (`--ws-close-timeout`).
+    pub ws_close_timeout: Duration,
     /// Request bodies up to this many bytes are read whole before a blocking application
     /// is called (`--buffer-request-body`, whose default the binary sets); 0: off (the
     /// default here: the body streams to the application as it arrives).
@@ -76,6 +78,7 @@ impl HttpSettings {
             ws_max_message_size: 16 << 20,
             ws_ping_interval: Some(Duration::from_secs(20)),
             ws_ping_timeout: Some(Duration::from_secs(20)),
+            ws_close_timeout: Duration::from_secs(10),
             buffer_body: 0,
             buffer_body_memory: 64 * 1024,
         }

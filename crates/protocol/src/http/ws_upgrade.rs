@@ -140,7 +140,11 @@ impl HttpSession {
         let (input, ended) = self.conn.take_input();
         let config = self.settings.ws_config();
         let keepalive = config.keepalive(std::time::Instant::now());
-        let heartbeat = Heartbeat::new(keepalive, self.waker.clone());
+        let heartbeat = Heartbeat::new(
+            keepalive,
+            self.settings.ws_close_timeout,
+            self.waker.clone(),
+        );
         let ws = ironhorse_ws::Connection::new(config, deflate);
         let mut next = WebSocketSession::new(ws, app, self.waker.clone(), heartbeat);
         if !input.is_empty() {

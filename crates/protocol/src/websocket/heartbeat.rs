@@ -5,10 +5,13 @@
 //!
 //! One wake-up is armed per interval, not per message: input only moves the next deadline
 //! later, so an armed wake-up that comes early finds nothing due and arms the next.
+//!
+//! It also bounds the closing handshake: once our close frame is out, the client has
+//! `--ws-close-timeout` to answer with its own before the connection is closed anyway.
 
 use std::time::{Duration, Instant};
 
-use ironhorse_ws::{Connection, Due, Keepalive};
+use ironhorse_ws::{Connection, Due, Keepalive, State};
 
 use crate::deadlines::{self, Watch};
 use crate::session::Waker;
@@ -24,15 +27,43 @@ pub(crate) struct Heartbeat {
     armed: Option<(Instant, Watch)>,
     /// Input came since the last check.
     heard: bool,
+    /// How long our close frame waits for the client's.
+    close_timeout: Duration,
+    /// When the closing handshake we started gives up, and its wake-up.
+    closing: Option<(Instant, Watch)>,
 }
 
 impl Heartbeat {
-    pub(crate) fn new(keepalive: Option<Keepalive>, waker: Waker) -> Heartbeat {
+    pub(crate) fn new(
+        keepalive: Option<Keepalive>,
+        close_timeout: Duration,
+        waker: Waker,
+    ) -> Heartbeat {
         Heartbeat {
             keepalive,
             waker,
             armed: None,
             heard: false,
+            close_timeout,
+            closing: None,
+        }
+    }
+
+    /// Whether the client failed to answer our close frame in time (the connection should
+    /// then end). The first call after the close went out arms the wake-up that ends it.
+    pub(crate) fn closing_timed_out(&mut self, ws: &Connection) -> bool {
+        if ws.state() != State::Closing {
+            return false;
+        }
+        let now = Instant::now();
+        match &self.closing {
+            Some((at, _)) => now >= *at,
+            None => {
+                let at = now + self.close_timeout;
+                let waker = self.waker.clone();
+                self.closing = Some((at, deadlines::watch(at, move || waker())));
+                false
+            }
         }
     }
 
@@ -73,8 +104,14 @@ impl Heartbeat {
     }
 
     /// When a driver may drop the connection if the session somehow never acted on an
-    /// unanswered ping.
+    /// unanswered ping or close.
     pub(crate) fn backstop(&self) -> Option<Instant> {
-        Some(self.keepalive.as_ref()?.gives_up_at()? + GRACE)
+        let ping = self.keepalive.as_ref().and_then(Keepalive::gives_up_at);
+        let close = self.closing.as_ref().map(|(at, _)| *at);
+        let first = match (ping, close) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(first + GRACE)
     }
 }

@@ -87,7 +87,7 @@ fn each_bad_handshake_has_its_status() {
     );
     assert_eq!(
         replacing("Sec-WebSocket-Version: 13\n", ""),
-        Err(HandshakeError::Version)
+        Err(HandshakeError::VersionField)
     );
     assert_eq!(
         replacing("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ=="),
@@ -111,8 +111,9 @@ fn each_bad_handshake_has_its_status() {
     );
     assert_eq!(
         validate(&with("Sec-WebSocket-Version: 13")),
-        Err(HandshakeError::Version)
+        Err(HandshakeError::VersionField)
     );
+    assert_eq!(HandshakeError::VersionField.status(), 400);
 
     assert_eq!(HandshakeError::Version.status(), 426);
     assert_eq!(
