@@ -101,11 +101,23 @@ pub(crate) fn http_scope<'py>(
     scope.set_item(intern!(py, "scheme"), scheme)?;
     let raw_path = head.path();
     let decoded: Cow<'_, str> = percent_decode_str(raw_path).decode_utf8_lossy();
-    scope.set_item(intern!(py, "path"), PyString::new(py, &decoded))?;
-    scope.set_item(
-        intern!(py, "raw_path"),
-        PyBytes::new(py, raw_path.as_bytes()),
-    )?;
+    let root = config.root_path.as_str();
+    if root.is_empty() || is_under(&decoded, root) {
+        scope.set_item(intern!(py, "path"), PyString::new(py, &decoded))?;
+        scope.set_item(
+            intern!(py, "raw_path"),
+            PyBytes::new(py, raw_path.as_bytes()),
+        )?;
+    } else {
+        // ASGI's `path` includes `root_path` (its WSGI section derives PATH_INFO by
+        // stripping it): a request that came without the prefix (a proxy stripped it) gets
+        // it back, as from uvicorn; one that carries it keeps its path, as `SCRIPT_NAME`
+        // is only stripped from PATH_INFO where present.
+        let path = format!("{root}{decoded}");
+        scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
+        let raw = [root.as_bytes(), raw_path.as_bytes()].concat();
+        scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &raw))?;
+    }
     scope.set_item(
         intern!(py, "query_string"),
         PyBytes::new(py, head.query().as_bytes()),
@@ -154,6 +166,12 @@ pub(crate) fn http_scope<'py>(
     Ok(scope)
 }
 
+/// Whether `path` is `root` or below it (`/mount` and `/mount/x`, not `/mountain`).
+fn is_under(path: &str, root: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The asgiref `tls` extension for a connection whose TLS ironhorse terminates. The
 /// server's own certificate is not kept per connection, so `server_cert` is `None` (the
 /// spec's value for a server that cannot provide it); a client certificate reaches the app
@@ -188,4 +206,19 @@ pub(crate) fn accepts_trailers(head: &RequestHead) -> bool {
                     token.trim_ascii().eq_ignore_ascii_case(b"trailers")
                 })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_under;
+
+    #[test]
+    fn a_path_is_under_its_mount_point_by_whole_segments() {
+        assert!(is_under("/mount", "/mount"));
+        assert!(is_under("/mount/", "/mount"));
+        assert!(is_under("/mount/x/y", "/mount"));
+        assert!(!is_under("/mountain", "/mount"));
+        assert!(!is_under("/x/mount", "/mount"));
+        assert!(!is_under("/", "/mount"));
+    }
 }

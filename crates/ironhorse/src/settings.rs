@@ -109,7 +109,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "PATH",
-        help = "The app's mount point: SCRIPT_NAME, stripped from PATH_INFO."
+        help = "The app's mount point. WSGI: SCRIPT_NAME, stripped from PATH_INFO where the path starts with it. ASGI: root_path, which the scope's path includes (put in front of a path that lacks it, as uvicorn does, for a proxy that strips the prefix)."
     )]
     pub root_path: Option<String>,
     #[arg(

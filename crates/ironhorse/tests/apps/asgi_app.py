@@ -63,7 +63,10 @@ async def app(scope, receive, send):
     global MANY
     if scope["type"] == "lifespan":
         return await _lifespan(scope, receive, send)
-    path = scope["path"]
+    # Routed as frameworks do (Starlette's get_route_path): below the mount point.
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
     if path.startswith("/scope"):
         chunks = await _body(receive)
         out = _plain(dict(scope))
