@@ -26,6 +26,8 @@ pub enum Error {
     TooManyHeaders,
     /// One field line exceeds `Limits::max_header_size`.
     HeaderTooLarge,
+    /// The whole head exceeds `Limits::max_head`.
+    HeadTooLarge,
     /// An empty or non-token field name, or whitespace before the colon.
     BadHeaderName,
     /// A control character (other than HT) in a field value.
@@ -68,7 +70,7 @@ impl Error {
         match self {
             Error::UnsupportedVersion => 505,
             Error::RequestLineTooLong => 414,
-            Error::TooManyHeaders | Error::HeaderTooLarge => 431,
+            Error::TooManyHeaders | Error::HeaderTooLarge | Error::HeadTooLarge => 431,
             Error::UnsupportedTransferCoding
             | Error::MethodTooLong
             | Error::ConnectNotSupported => 501,
@@ -110,6 +112,7 @@ impl Error {
             Error::RequestLineTooLong => "request line too long",
             Error::TooManyHeaders => "too many header fields",
             Error::HeaderTooLarge => "header field too large",
+            Error::HeadTooLarge => "request head too large",
             Error::BadHeaderName => "invalid header name",
             Error::BadHeaderValue => "invalid header value",
             Error::BadLineEnding => "invalid line ending",

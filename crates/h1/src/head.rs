@@ -100,6 +100,9 @@ impl HeadScan {
                 if self.fields > limits.max_headers {
                     return Err(Error::TooManyHeaders);
                 }
+                if at + 2 > limits.max_head {
+                    return Err(Error::HeadTooLarge);
+                }
             }
             self.line_start = at + 2;
             i = at + 2;
@@ -133,6 +136,8 @@ impl HeadScan {
             }
         } else if len > limits.max_header_size {
             return Err(Error::HeaderTooLarge);
+        } else if end > limits.max_head {
+            return Err(Error::HeadTooLarge);
         }
         Ok(())
     }

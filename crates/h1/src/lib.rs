@@ -54,6 +54,9 @@ pub struct Limits {
     pub max_headers: usize,
     /// Longest single header field line, name + value (→ 431 beyond).
     pub max_header_size: usize,
+    /// Largest whole head, request line and field lines with their line ends (→ 431
+    /// beyond): what one connection can make the server hold before it is answered.
+    pub max_head: usize,
     /// Largest request body (→ 413 beyond); `u64::MAX` for none.
     pub max_body: u64,
     /// How many unread body bytes the engine will discard to keep a connection alive after a
@@ -67,6 +70,7 @@ impl Limits {
         max_request_line: 8190,
         max_headers: 100,
         max_header_size: 8190,
+        max_head: 64 * 1024,
         max_body: 1 << 30,
         max_drain: 1 << 20,
     };

@@ -103,6 +103,7 @@ fn small_limits() -> Limits {
         max_request_line: 64,
         max_headers: 8,
         max_header_size: 64,
+        max_head: 1024,
         max_body: 4096,
         max_drain: 64,
     }

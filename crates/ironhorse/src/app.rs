@@ -320,6 +320,10 @@ fn http_settings(settings: &Settings, shape: &Shape) -> HttpSettings {
         max_request_line: usize::try_from(settings.limit_request_line).unwrap_or(usize::MAX),
         max_headers: settings.limit_request_fields,
         max_header_size: usize::try_from(settings.limit_request_field_size).unwrap_or(usize::MAX),
+        max_head: match settings.limit_request_head {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
         max_body: settings.limit_request_body,
         // Not a setting: how much of an unread body is discarded to keep a connection.
         ..Limits::default()

@@ -296,6 +296,8 @@ pub struct Settings {
     pub limit_request_fields: usize,
     #[arg(long, alias = "limit-request-field_size", value_name = "BYTES", default_value_t = Limits::DEFAULT.max_header_size as u64, value_parser = units::bytes, help = "Longest header field (431 beyond).")]
     pub limit_request_field_size: u64,
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_head as u64, value_parser = units::bytes, help = "Largest request head, request line and header fields together (431 beyond): what one connection can make a worker hold before its request is answered, which the per-field limits alone put at 100 × 8 KiB. Default 64 KiB, as HTTP/2's header list here (nginx's defaults allow about 32 KiB, Node's 16 KiB); 0: no bound but the per-field ones.")]
+    pub limit_request_head: u64,
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_body, value_parser = units::bytes, help = "Largest request body (413 beyond).")]
     pub limit_request_body: u64,
     // ---- ASGI (issue 10) ----

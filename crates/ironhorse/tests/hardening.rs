@@ -233,6 +233,34 @@ per_model!(targets_are_ascii_and_methods_short, |model| {
     );
 });
 
+// A head of fields each within its own limits but too large as a whole is 431 (with the
+// per-field limits alone, 100 fields of 8 KiB could be held per connection); one within the
+// bound, and any head with the bound lifted, reaches the app.
+per_model!(the_whole_request_head_is_bounded, |model| {
+    let head = |fields: usize| {
+        let mut request = b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n".to_vec();
+        for i in 0..fields {
+            request.extend(format!("X-Field-{i}: {}\r\n", "v".repeat(1000)).as_bytes());
+        }
+        request.extend(b"\r\n");
+        request
+    };
+    let server = serve(model, &[]);
+    let response = rejected(&server.addr, &head(70), 431);
+    assert!(
+        response.text().contains("request head too large"),
+        "{}",
+        response.text()
+    );
+    let (r, _) = exchange(&server.addr, &head(50));
+    assert_eq!(r.expect("answer").text(), "app saw GET /x");
+    assert_no_traceback(&server);
+    drop(server);
+    let server = serve(model, &["--limit-request-head", "0"]);
+    let (r, _) = exchange(&server.addr, &head(90));
+    assert_eq!(r.expect("answer").text(), "app saw GET /x");
+});
+
 per_model!(
     connect_is_501_before_any_app_and_options_star_is_the_servers,
     |model| {

@@ -341,6 +341,31 @@ fn detects_too_many_and_too_large_fields_early() {
 }
 
 #[test]
+fn bounds_the_whole_head_whatever_its_fields() {
+    let limits = Limits {
+        max_head: 64,
+        ..Limits::default()
+    };
+    // Each field within its own limits, the head as a whole not: refused at the line that
+    // crosses the bound, and while a partial line does, before the head ends.
+    let field = b"X-Field: 0123456789\r\n";
+    let mut whole = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+    whole.extend(field.repeat(3));
+    let mut c = ServerConn::new(limits);
+    c.feed(&whole);
+    assert_eq!(c.next_request().unwrap_err(), Error::HeadTooLarge);
+    let mut c = ServerConn::new(limits);
+    c.feed(b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: ");
+    c.feed(&[b'a'; 40]);
+    assert_eq!(c.next_request().unwrap_err(), Error::HeadTooLarge);
+    assert_eq!(Error::HeadTooLarge.status(), 431);
+    // Just within it: served.
+    let mut c = ServerConn::new(limits);
+    c.feed(b"GET / HTTP/1.1\r\nHost: h\r\nX-Field: 0123456789\r\n\r\n");
+    assert!(c.next_request().unwrap().is_some());
+}
+
+#[test]
 fn rejects_obsolete_line_folding() {
     let e = rejection(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n");
     assert_eq!(e, Error::ObsoleteFolding);
