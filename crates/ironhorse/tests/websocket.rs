@@ -109,6 +109,21 @@ per_host!(echo_text_binary_fragmented_ping_and_close_codes, |args| {
     );
 });
 
+// A subprotocol the client did not offer never reaches it (RFC 6455 §4.2.2: clients fail
+// the connection on one): the socket opens without it, and the app's mistake is logged.
+per_host!(
+    an_unoffered_subprotocol_is_left_out_of_the_handshake,
+    |args| {
+        let server = start(args, "asgi_ws_app:app", &[]);
+        let seen = client("unoffered", &server.addr, &[]);
+        assert_eq!(
+            seen,
+            serde_json::json!({"subprotocol": null, "echoed": "still works"})
+        );
+        assert!(server.log_contains("did not offer"));
+    }
+);
+
 per_host!(the_websocket_scope, |args| {
     let server = start(args, "asgi_ws_app:app", &[]);
     let scope = client("scope", &server.addr, &[]);

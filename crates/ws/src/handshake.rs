@@ -197,8 +197,9 @@ pub fn accept_key(key: &str) -> String {
 }
 
 /// The headers of the `101 Switching Protocols` answer, and the negotiated deflate
-/// parameters to build the [`Connection`](crate::Connection) with. A `subprotocol` that is
-/// not a valid token is left out (it would break the header).
+/// parameters to build the [`Connection`](crate::Connection) with. A `subprotocol` the
+/// client did not offer is left out: RFC 6455 §4.2.2 has the server pick one of the
+/// client's, and a client fails the connection on any other (see [`is_offered`]).
 ///
 /// The first two headers are `Upgrade: websocket` and `Connection: Upgrade`; a caller
 /// answering with `ironhorse_h1::ServerConn::write_switching_protocols` (which writes those
@@ -216,7 +217,7 @@ pub fn accept(
             accept_key(&offer.key).into_bytes(),
         ),
     ];
-    if let Some(p) = subprotocol.filter(|p| is_token(p.as_bytes())) {
+    if let Some(p) = subprotocol.filter(|p| is_offered(offer, p)) {
         headers.push(("Sec-WebSocket-Protocol".into(), p.as_bytes().to_vec()));
     }
     let deflate = offer
@@ -230,6 +231,12 @@ pub fn accept(
         ));
     }
     (headers, deflate)
+}
+
+/// Whether the client offered `subprotocol` (the offer's values are valid tokens, so one
+/// that is cannot break the header either).
+pub fn is_offered(offer: &Offer, subprotocol: &str) -> bool {
+    offer.protocols.iter().any(|p| p == subprotocol)
 }
 
 #[cfg(test)]

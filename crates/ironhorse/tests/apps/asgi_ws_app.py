@@ -27,6 +27,9 @@ async def app(scope, receive, send):
         raise RuntimeError("refusing by raising")
     headers = [(b"x-scope-path", path.encode())]
     subprotocol = scope["subprotocols"][0] if scope["subprotocols"] else None
+    if path == "/unoffered":
+        # A subprotocol the client never offered (an app that always names its own).
+        subprotocol = "not-offered"
     await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers})
     if path == "/scope":
         plain = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state")}

@@ -33,6 +33,14 @@ async def echo(addr):
     return out
 
 
+async def unoffered(addr):
+    """The app accepts naming a subprotocol this client did not offer: the library fails
+    the handshake if the server echoes it."""
+    async with connect(f"ws://{addr}/unoffered", subprotocols=["chat"]) as ws:
+        await ws.send("still works")
+        return {"subprotocol": ws.subprotocol, "echoed": await ws.recv()}
+
+
 async def scope(addr):
     async with connect(f"ws://{addr}/scope?q=1") as ws:
         return json.loads(await ws.recv())
@@ -159,7 +167,7 @@ async def answers_server_pings(addr, count):
         return {"pings": ws.pings, "echoed": echoed, "close": ws.close_code}
 
 
-CASES = {"echo": echo, "scope": scope, "server_closes": server_closes, "oversize": oversize,
+CASES = {"echo": echo, "scope": scope, "unoffered": unoffered, "server_closes": server_closes, "oversize": oversize,
          "refused": refused, "many_echo": many_echo, "many_sse": many_sse}
 
 

@@ -79,6 +79,14 @@ impl HttpSession {
                     subprotocol,
                     headers,
                 } => {
+                    if let Some(p) = subprotocol.as_deref() {
+                        if !handshake::is_offered(offer, p) {
+                            self.link.hooks.log(
+                                crate::hooks::Level::Warning,
+                                format_args!("websocket.accept named subprotocol {p:?}, which the client did not offer: accepted without it (RFC 6455 §4.2.2)"),
+                            );
+                        }
+                    }
                     let (mut answer, deflate) = handshake::accept(
                         offer,
                         subprotocol.as_deref(),

@@ -54,9 +54,14 @@ fn valid_request_and_answer() {
     );
     assert_eq!(get("sec-websocket-protocol").as_deref(), Some("chat"));
     assert_eq!(get("sec-websocket-extensions"), None);
-    // A subprotocol that would break the header is left out.
-    let (headers, _) = accept(&offer, Some("bad\r\nX: y"), &Config::default());
-    assert!(!headers.iter().any(|(k, _)| k == "Sec-WebSocket-Protocol"));
+    // A subprotocol the client did not offer is left out (one that would break the header
+    // among them).
+    for unoffered in ["graphql-ws", "Chat", "bad\r\nX: y"] {
+        let (headers, _) = accept(&offer, Some(unoffered), &Config::default());
+        assert!(!headers.iter().any(|(k, _)| k == "Sec-WebSocket-Protocol"));
+    }
+    let (headers, _) = accept(&offer, Some("superchat"), &Config::default());
+    assert!(headers.contains(&("Sec-WebSocket-Protocol".into(), b"superchat".to_vec())));
 }
 
 #[test]
