@@ -64,7 +64,7 @@ fn start_nginx(binary: &Path, upstream: &str) -> Nginx {
     let conf = format!(
         "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n\
+         http {{\n  access_log off;\n  client_max_body_size 64m;\n\
            client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            upstream ironhorse {{ server {upstream} max_fails=0; keepalive 8; keepalive_timeout 4s; }}\n\
@@ -81,6 +81,17 @@ fn start_nginx(binary: &Path, upstream: &str) -> Nginx {
         https,
         http,
     }
+}
+
+/// `forwarded_app` under `model`, with nginx in front; `None` (said) without nginx.
+fn forwarded_app_behind_nginx(model: &str) -> Option<(Server, Nginx)> {
+    let Some(binary) = nginx() else {
+        eprintln!("SKIPPED: nginx is not installed and apt-get could not install it");
+        return None;
+    };
+    let server = Server::start(&wsgi_args(model, "forwarded_app:application", &apps_dir()));
+    let nginx = start_nginx(&binary, &server.addr);
+    Some((server, nginx))
 }
 
 /// A GET through nginx with curl, from the client address `from`; the app's JSON answer.
@@ -123,13 +134,10 @@ const FORGED: [&str; 5] = [
 per_model!(
     nginx_in_front_gives_the_app_the_real_client_scheme_and_host,
     |model| {
-        let Some(binary) = nginx() else {
-            eprintln!("SKIPPED: nginx is not installed and apt-get could not install it");
+        // Default forwarding settings: nginx connects from 127.0.0.1, which is trusted.
+        let Some((server, nginx)) = forwarded_app_behind_nginx(model) else {
             return;
         };
-        // Default forwarding settings: nginx connects from 127.0.0.1, which is trusted.
-        let server = Server::start(&wsgi_args(model, "forwarded_app:application", &apps_dir()));
-        let nginx = start_nginx(&binary, &server.addr);
 
         // HTTPS at nginx, from client 127.0.0.2, with forged headers.
         let url = format!("https://shop.example:{}/env", nginx.https);
@@ -161,6 +169,45 @@ per_model!(
             assert_eq!(env["wsgi.url_scheme"], "http");
             assert_eq!(env["HTTP_HOST"], "127.0.0.1");
         }
+    }
+);
+
+// An app that answers an upload without reading it (a 401, a 413 of its own): nginx, still
+// sending the body it buffered, must get the whole answer, not a reset (which it turns into
+// a 502): the server reads and drops the rest of the body before it closes.
+per_model!(
+    an_early_answer_to_an_upload_reaches_the_client_through_nginx,
+    |model| {
+        let Some((_server, nginx)) = forwarded_app_behind_nginx(model) else {
+            return;
+        };
+        let body = temp_path("upload");
+        std::fs::write(&body, vec![b'x'; 30 << 20]).unwrap();
+        for round in 0..3 {
+            let out = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "60",
+                    "-H",
+                    "Expect:",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args(["-w", "%{http_code}", "--data-binary"])
+                .arg(format!("@{}", body.display()))
+                .arg(format!("http://127.0.0.1:{}/upload", nginx.http))
+                .output()
+                .expect("curl");
+            let status = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                status,
+                "200",
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = std::fs::remove_file(&body);
     }
 );
 

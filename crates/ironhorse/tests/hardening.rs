@@ -233,6 +233,52 @@ per_model!(targets_are_ascii_and_methods_short, |model| {
     );
 });
 
+/// Sends a POST of `size` bytes to `path` on a thread (the whole body, whatever the server
+/// answers meanwhile, as a proxy does) and reads the response here: the response, and
+/// whether every byte of the body could be sent.
+fn upload_answered_early(addr: &str, path: &str, size: usize) -> (Option<Response>, bool) {
+    use std::io::Write;
+    let mut conn = Conn::open(addr);
+    let mut writer = conn.stream.try_clone().unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n");
+    let sender = std::thread::spawn(move || {
+        writer.write_all(head.as_bytes())?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < size {
+            let n = chunk.len().min(size - sent);
+            writer.write_all(&chunk[..n])?;
+            sent += n;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let sent_all = sender.join().unwrap().is_ok();
+    (conn.try_response("POST"), sent_all)
+}
+
+// An answer given before the body was read (the app's own, or the server's 413) while the
+// client goes on sending, as nginx does with a buffered upload: the server reads and drops
+// the rest of the body before closing, so the client can send it all and then read the
+// answer. A close with the body unread resets the connection (behind nginx: a 502).
+per_model!(
+    an_early_answer_to_a_large_upload_is_not_lost_to_a_reset,
+    |model| {
+        const SIZE: usize = 30 << 20;
+        let server = serve(model, &["--limit-request-body", "40M"]);
+        for round in 0..3 {
+            // The app answers without reading (a body too large to be buffered first).
+            let (response, sent_all) = upload_answered_early(&server.addr, "/early", SIZE);
+            let response = response.unwrap_or_else(|| panic!("round {round}: no answer"));
+            assert_eq!(response.text(), "app saw POST /early", "round {round}");
+            assert!(sent_all, "round {round}: the body could not be sent whole");
+            // The server's own early answer: over --limit-request-body.
+            let (response, sent_all) = upload_answered_early(&server.addr, "/x", 41 << 20);
+            assert_eq!(response.map(|r| r.status), Some(413), "round {round}");
+            assert!(sent_all, "round {round}: the body could not be sent whole");
+        }
+    }
+);
+
 // A head of fields each within its own limits but too large as a whole is 431 (with the
 // per-field limits alone, 100 fields of 8 KiB could be held per connection); one within the
 // bound, and any head with the bound lifted, reaches the app.

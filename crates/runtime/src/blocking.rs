@@ -355,12 +355,13 @@ fn read_once(
     }
 }
 
-/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read; or,
-/// with `reset`, resets the connection.
+/// Closes without losing the response ([`Linger`]), waiting at most 100 ms per read (a read
+/// that times out says `WouldBlock`: look at the clock and wait again); or, with `reset`,
+/// resets the connection.
 fn close_gracefully(mut stream: &Stream, reset: bool) {
     let mut linger = Linger::start(&stream, reset);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    linger.discard(|buf| stream.read(buf));
+    while linger.discard(|buf| stream.read(buf)) {}
 }
 
 /// Lets a blocking driver sleep until a session's background work wakes it.

@@ -14,10 +14,17 @@ use super::STOP_CHECK;
 use ironhorse_protocol::hooks::{Level, WorkerHooks};
 use ironhorse_protocol::session::Session;
 
-/// How long a closing connection may keep sending before we stop discarding its bytes.
-pub(crate) const LINGER: Duration = Duration::from_millis(500);
-/// How much a closing connection may still send before we stop discarding it.
-const LINGER_BUDGET: usize = 256 * 1024;
+/// How long a closing connection may pause in sending before we stop discarding its bytes
+/// (nginx's `lingering_timeout`, shorter: a blocking driver's thread waits meanwhile).
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
+/// How long a closing connection may keep sending in all (nginx's `lingering_time`, 30 s,
+/// shorter for the same reason).
+const LINGER_MAX: Duration = Duration::from_secs(10);
+/// How much a closing connection may still send before we stop discarding it: the body an
+/// application answered early without reading (a 401 or 413 to an upload) keeps coming,
+/// from a proxy as fast as we read it, and must all be read or the client (nginx: a 502)
+/// gets a reset instead of the answer. As `--limit-request-body`'s default, 1 GiB.
+const LINGER_BUDGET: usize = 1 << 30;
 
 /// Whether a connection that waits for input ends now: its read deadline passed, or the
 /// server is stopping and nothing is in progress on it. A stopping server tells the
@@ -43,7 +50,10 @@ pub(crate) fn expiry_error(session: &dyn Session, stopping: bool) -> io::Error {
 /// kernel does not answer unread data with a reset that could destroy the response in
 /// flight. For TCP and Unix sockets alike.
 pub(crate) struct Linger {
+    /// The end of lingering unless more comes: a pause of [`LINGER`] after the last bytes.
     until: Instant,
+    /// The end of lingering whatever comes.
+    last: Instant,
     budget: usize,
 }
 
@@ -53,16 +63,19 @@ impl Linger {
     /// with no lingering.
     pub fn start(socket: &impl AsFd, reset: bool) -> Linger {
         let socket = socket2::SockRef::from(socket);
+        let now = Instant::now();
         if reset {
             let _ = socket.set_linger(Some(Duration::ZERO));
             return Linger {
-                until: Instant::now(),
+                until: now,
+                last: now,
                 budget: 0,
             };
         }
         let _ = socket.shutdown(std::net::Shutdown::Write);
         Linger {
-            until: Instant::now() + LINGER,
+            until: now + LINGER,
+            last: now + LINGER_MAX,
             budget: LINGER_BUDGET,
         }
     }
@@ -71,11 +84,14 @@ impl Linger {
     /// closes, the budget or time runs out (`false`: close now), or it would block
     /// (`true`: call again when readable).
     pub fn discard(&mut self, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> bool {
-        let mut sink = [0u8; 4096];
+        let mut sink = [0u8; 16 * 1024];
         while self.budget > 0 && !self.is_over(Instant::now()) {
             match read(&mut sink) {
                 Ok(0) => return false,
-                Ok(n) => self.budget -= n.min(self.budget),
+                Ok(n) => {
+                    self.budget -= n.min(self.budget);
+                    self.until = (Instant::now() + LINGER).min(self.last);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 // A blocking socket's read timeout: look at the clock again.

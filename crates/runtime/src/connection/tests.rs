@@ -105,6 +105,27 @@ fn lingering_stops_at_its_budget() {
 }
 
 #[test]
+fn lingering_goes_on_while_bytes_come_up_to_its_limit() {
+    let (server, _client) = UnixStream::pair().unwrap();
+    let mut linger = Linger::start(&server, false);
+    let start = linger.until;
+    // Bytes keep coming: the pause allowed starts again after each read...
+    let mut reads = 0;
+    assert!(linger.discard(|buf| {
+        reads += 1;
+        if reads > 3 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        Ok(buf.len())
+    }));
+    assert!(linger.until > start, "the deadline moved on");
+    // ...but never past the whole time allowed.
+    linger.last = Instant::now();
+    assert!(!linger.discard(|buf| Ok(buf.len())));
+}
+
+#[test]
 fn lingering_stops_at_its_deadline() {
     let (server, _client) = UnixStream::pair().unwrap();
     let mut linger = Linger::start(&server, false);
