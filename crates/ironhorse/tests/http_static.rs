@@ -212,6 +212,35 @@ per_model!(conditional_and_range_requests, |model| {
     let r = conn.response("GET");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello, world\n");
+    // A list field split over lines means the same as one line (RFC 9110 §5.3), whichever
+    // line holds the tag; a date condition given twice is ignored (§13.1.3).
+    let cases = [
+        (
+            format!("If-None-Match: \"x\"\r\nIf-None-Match: {etag}"),
+            304,
+        ),
+        (
+            format!("If-None-Match: {etag}\r\nIf-None-Match: \"x\""),
+            304,
+        ),
+        (format!("If-Match: \"x\"\r\nIf-Match: {etag}"), 200),
+        ("If-Match: \"x\"\r\nIf-Match: \"y\"".to_string(), 412),
+        (
+            "If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT\r\n\
+             If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT"
+                .to_string(),
+            200,
+        ),
+    ];
+    for (fields, status) in cases {
+        conn.send(format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n{fields}\r\n\r\n").as_bytes());
+        assert_eq!(conn.response("GET").status, status, "{fields}");
+    }
+    // Range is for GET only (§14.2): HEAD gets the whole file's headers.
+    conn.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n\r\n");
+    let r = conn.response("HEAD");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("13"));
 });
 
 per_model!(serves_many_clients_at_once, |model| {

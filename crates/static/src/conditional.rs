@@ -86,8 +86,10 @@ impl Validators {
         parse_range(range, self.size)
     }
 
-    /// `If-Range` holds an entity tag (strong comparison: a weak tag never matches) or a date
-    /// (must equal `Last-Modified` exactly).
+    /// `If-Range` holds an entity tag (strong comparison: a weak tag never matches) or a date,
+    /// which must equal `Last-Modified` exactly and be a strong validator: the file was not
+    /// changed later in the same second, which only a clock past that second shows
+    /// (RFC 9110 §13.1.5, §8.8.2.2).
     fn if_range_matches(&self, cond: &[u8]) -> bool {
         let cond = trim(cond);
         if cond.starts_with(b"W/") {
@@ -95,7 +97,10 @@ impl Validators {
         } else if cond.starts_with(b"\"") {
             cond == self.etag.as_bytes()
         } else {
-            parse_date(cond) == Some(self.mtime_secs)
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            parse_date(cond) == Some(self.mtime_secs) && now.as_secs() > self.mtime_secs
         }
     }
 }

@@ -78,16 +78,18 @@ pub struct StaticFiles {
 
 /// The parts of a request that static file serving looks at; lets the logic run (and be
 /// tested) without a parsed [`RequestHead`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct FileRequest<'a> {
     pub method: &'a str,
     /// Path part of the target, still percent-encoded.
     pub path: &'a str,
     /// Query string without `?` (`""` when absent); only kept in redirects.
     pub query: &'a str,
-    pub if_match: Option<&'a [u8]>,
+    /// A list field: its lines joined when repeated ([`list_field`]).
+    pub if_match: Option<Cow<'a, [u8]>>,
     pub if_unmodified_since: Option<&'a [u8]>,
-    pub if_none_match: Option<&'a [u8]>,
+    /// A list field: its lines joined when repeated ([`list_field`]).
+    pub if_none_match: Option<Cow<'a, [u8]>>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
@@ -99,14 +101,46 @@ impl<'a> FileRequest<'a> {
             method: head.method(),
             path: head.path(),
             query: head.query(),
-            if_match: head.header("If-Match"),
-            if_unmodified_since: head.header("If-Unmodified-Since"),
-            if_none_match: head.header("If-None-Match"),
-            if_modified_since: head.header("If-Modified-Since"),
-            range: head.header("Range"),
-            if_range: head.header("If-Range"),
+            if_match: list_field(head, "If-Match"),
+            if_unmodified_since: single_field(head, "If-Unmodified-Since"),
+            if_none_match: list_field(head, "If-None-Match"),
+            if_modified_since: single_field(head, "If-Modified-Since"),
+            // A repeated If-Range cannot be trusted to hold: the range is ignored then.
+            range: single_field(head, "Range")
+                .filter(|_| fields(head, "If-Range").nth(1).is_none()),
+            if_range: single_field(head, "If-Range"),
         }
     }
+}
+
+fn fields<'a>(head: &'a RequestHead, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    head.headers()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// A list field's value: repeated lines mean what one line with their values comma-joined
+/// means (RFC 9110 §5.3), so `If-None-Match: "a"` then `If-None-Match: "b"` is `"a", "b"`.
+fn list_field<'a>(head: &'a RequestHead, name: &'a str) -> Option<Cow<'a, [u8]>> {
+    let mut lines = fields(head, name);
+    let first = lines.next()?;
+    let Some(second) = lines.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut joined = [first, b", ", second].concat();
+    for line in lines {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(line);
+    }
+    Some(Cow::Owned(joined))
+}
+
+/// A field of one value, `None` when absent or repeated: a date condition with more than one
+/// member MUST be ignored (RFC 9110 §13.1.3, §13.1.4), and a server MAY ignore `Range`.
+fn single_field<'a>(head: &'a RequestHead, name: &'a str) -> Option<&'a [u8]> {
+    let mut lines = fields(head, name);
+    let first = lines.next()?;
+    lines.next().is_none().then_some(first)
 }
 
 impl StaticFiles {
@@ -340,17 +374,20 @@ impl Service for StaticFiles {
 /// write with the head, no `pread`).
 fn serve_file(req: &FileRequest<'_>, entry: &Entry) -> Response {
     let v = &entry.validators;
-    if v.precondition_failed(req.if_match, req.if_unmodified_since) {
+    if v.precondition_failed(req.if_match.as_deref(), req.if_unmodified_since) {
         return Response::text(412, "Precondition Failed\n");
     }
-    if v.not_modified(req.if_none_match, req.if_modified_since) {
+    if v.not_modified(req.if_none_match.as_deref(), req.if_modified_since) {
         return Response {
             status: 304,
             headers: vec![(Cow::Borrowed("ETag"), v.etag.as_bytes().to_vec())],
             body: Body::Empty,
         };
     }
-    let (status, offset, len, content_range) = match v.range(req.range, req.if_range) {
+    // GET is the only method with range handling: Range on any other MUST be ignored
+    // (RFC 9110 §14.2), HEAD included.
+    let range = req.range.filter(|_| req.method == "GET");
+    let (status, offset, len, content_range) = match v.range(range, req.if_range) {
         RangeOutcome::Full => (200, 0, v.size, None),
         RangeOutcome::Partial { start, len } => (
             206,

@@ -503,7 +503,7 @@ fn matching_if_none_match_is_304_with_etag_and_no_body() {
         let r = s.req(FileRequest {
             method: "GET",
             path: "/hello.txt",
-            if_none_match: Some(inm.as_bytes()),
+            if_none_match: Some(inm.as_bytes().into()),
             ..Default::default()
         });
         assert_eq!(r.status, 304, "{inm}");
@@ -519,7 +519,7 @@ fn failed_if_match_or_if_unmodified_since_is_412_before_any_range() {
     let r = s.req(FileRequest {
         method: "GET",
         path: "/hello.txt",
-        if_match: Some(b"\"nope\""),
+        if_match: Some(b"\"nope\"".into()),
         range: Some(b"bytes=0-1"),
         ..Default::default()
     });
@@ -535,7 +535,7 @@ fn failed_if_match_or_if_unmodified_since_is_412_before_any_range() {
     let r = s.req(FileRequest {
         method: "GET",
         path: "/hello.txt",
-        if_match: Some(etag.as_bytes()),
+        if_match: Some(etag.as_bytes().into()),
         if_unmodified_since: Some(lm.as_bytes()),
         range: Some(b"bytes=0-1"),
         ..Default::default()
@@ -549,7 +549,7 @@ fn stale_if_none_match_serves_200() {
     let r = s.req(FileRequest {
         method: "GET",
         path: "/hello.txt",
-        if_none_match: Some(b"\"stale\""),
+        if_none_match: Some(b"\"stale\"".into()),
         ..Default::default()
     });
     assert_eq!(r.status, 200);
@@ -582,7 +582,7 @@ fn index_files_get_validators_and_304_too() {
     let r = s.req(FileRequest {
         method: "GET",
         path: "/",
-        if_none_match: Some(etag.as_bytes()),
+        if_none_match: Some(etag.as_bytes().into()),
         ..Default::default()
     });
     assert_eq!(r.status, 304);
@@ -632,6 +632,14 @@ fn multiple_or_malformed_ranges_serve_the_whole_file() {
 #[test]
 fn if_range_decides_between_partial_and_full() {
     let s = site();
+    // A date validator is strong only once the clock is past its second: make the file an
+    // hour old.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let file = File::options()
+        .write(true)
+        .open(s.site().join("hello.txt"))
+        .unwrap();
+    file.set_modified(hour_ago).unwrap();
     let (etag, lm) = validators(&s, "/hello.txt");
     assert_eq!(range(&s, "bytes=0-0", Some(&etag)).status, 206);
     assert_eq!(range(&s, "bytes=0-0", Some(&lm)).status, 206);
@@ -657,4 +665,43 @@ fn index_that_is_a_directory_counts_as_missing() {
     let s = site();
     fs::create_dir_all(s.site().join("odd/index.html")).unwrap();
     assert_eq!(s.get("/odd/").status, 404);
+}
+
+#[test]
+fn a_date_if_range_for_a_file_changed_this_second_is_weak() {
+    let s = site();
+    let file = File::options()
+        .write(true)
+        .open(s.site().join("hello.txt"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    let (etag, lm) = validators(&s, "/hello.txt");
+    assert_eq!(
+        range(&s, "bytes=0-0", Some(&lm)).status,
+        200,
+        "the whole file"
+    );
+    assert_eq!(
+        range(&s, "bytes=0-0", Some(&etag)).status,
+        206,
+        "the tag is strong"
+    );
+}
+
+#[test]
+fn range_is_for_get_only() {
+    let s = site();
+    let r = s.req(FileRequest {
+        method: "HEAD",
+        path: "/hello.txt",
+        range: Some(b"bytes=0-1"),
+        ..Default::default()
+    });
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r, "Content-Range"), None);
+    assert_eq!(
+        body(&r),
+        b"hello world",
+        "the whole file's length for HEAD's headers"
+    );
 }
