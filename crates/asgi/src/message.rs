@@ -103,10 +103,11 @@ fn start(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
         .get_item(intern!(py, "status"))?
         .ok_or_else(|| PyTypeError::new_err("a response start without a 'status'"))?
         .extract()?;
-    // 1xx are interim answers, never the response itself (RFC 9110 §15.2).
-    if !(200..=999).contains(&status) {
+    // 1xx are interim answers, never the response itself (RFC 9110 §15.2); codes past 599
+    // are invalid (§15), as the WSGI bridge holds too.
+    if !(200..=599).contains(&status) {
         return Err(PyRuntimeError::new_err(format!(
-            "invalid status {status} (a response's status is 200 to 999)"
+            "invalid status {status} (a response's status is 200 to 599)"
         )));
     }
     let headers = match message.get_item(intern!(py, "headers"))? {
@@ -140,7 +141,8 @@ fn body(message: &Bound<'_, PyDict>) -> PyResult<Outgoing> {
     Ok(Outgoing::Body { data, more })
 }
 
-/// `[[name, value], ...]`, both bytes; names must be tokens and values free of CR, LF, NUL.
+/// `[[name, value], ...]`, both bytes; names must be tokens and values field content
+/// (RFC 9110 §5.5: visible bytes, obs-text, SP and HTAB; no other control byte, DEL neither).
 fn read_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
     let mut list = Vec::new();
     for pair in headers.try_iter()? {
@@ -153,7 +155,10 @@ fn read_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
             .ok()
             .filter(|n| !n.is_empty() && n.bytes().all(is_token))
             .ok_or_else(|| PyRuntimeError::new_err("invalid header name"))?;
-        if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        if !value
+            .iter()
+            .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+        {
             return Err(PyRuntimeError::new_err(format!(
                 "invalid value for header {name:?}"
             )));

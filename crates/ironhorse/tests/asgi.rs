@@ -483,6 +483,8 @@ per_host!(application_errors_answer_500_or_cut_the_response, |args| {
     for (path, logged) in [
         ("/no-response", "returned without completing the response"),
         ("/interim-status", "invalid status 103"),
+        ("/status-999", "invalid status 999"),
+        ("/control-in-value", "invalid value for header \"x-bad\""),
         (
             "/wrong-order",
             "unexpected ASGI message \"http.response.body\" before http.response.start",

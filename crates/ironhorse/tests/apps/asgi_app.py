@@ -142,6 +142,13 @@ async def app(scope, receive, send):
     elif path == "/interim-status":
         await send({"type": "http.response.start", "status": 103, "headers": []})
         await send({"type": "http.response.body", "body": b"not a final answer"})
+    elif path == "/status-999":
+        await send({"type": "http.response.start", "status": 999, "headers": []})
+        await send({"type": "http.response.body", "body": b"not a status"})
+    elif path == "/control-in-value":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-bad", b"a\x01b\x7f")]})
+        await send({"type": "http.response.body", "body": b"never sent"})
     elif path == "/wrong-order":
         await send({"type": "http.response.body", "body": b"body before start"})
     elif path == "/double-start":
