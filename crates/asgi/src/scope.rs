@@ -124,7 +124,23 @@ pub(crate) fn http_scope<'py>(
     )?;
     scope.set_item(intern!(py, "root_path"), config.root_path.as_str())?;
     let headers = PyList::empty(py);
+    // An absolute-form target's authority is the request's host, whatever `Host` says (RFC
+    // 9112 §3.2.2): the app must not see a host other than the one a proxy routed on.
+    let authority = head.is_absolute_form().then(|| head.host()).flatten();
+    if let Some(authority) = authority {
+        let pair = PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, b"host"),
+                PyBytes::new(py, authority.as_bytes()),
+            ],
+        )?;
+        headers.append(pair)?;
+    }
     for (name, value) in head.headers() {
+        if authority.is_some() && name.eq_ignore_ascii_case("host") {
+            continue;
+        }
         let name = PyBytes::new(py, name.to_ascii_lowercase().as_bytes());
         let pair = PyTuple::new(py, [name, PyBytes::new(py, value)])?;
         headers.append(pair)?;

@@ -154,6 +154,20 @@ per_host!(every_scope_field, |args| {
     assert_eq!(scope["http_version"], "1.0");
     assert_eq!(scope["scheme"], "https");
     assert_eq!(scope["client"][0], "203.0.113.9");
+
+    // An absolute-form target's authority is the host, whatever Host says (RFC 9112 §3.2.2).
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET http://other.example:81/mount/scope/abs?x HTTP/1.1\r\nHost: test\r\n\r\n");
+    let scope = json(&conn.response("GET").body);
+    assert_eq!(scope["path"], "/mount/scope/abs");
+    let hosts: Vec<String> = scope["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| bytes_field(&pair[0]) == "host")
+        .map(|pair| bytes_field(&pair[1]))
+        .collect();
+    assert_eq!(hosts, ["other.example:81"]);
 });
 
 per_host!(a_10_mb_upload_arrives_whole_in_bounded_chunks, |args| {
