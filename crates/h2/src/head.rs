@@ -74,7 +74,8 @@ fn is_connection_specific(name: &str) -> bool {
 
 /// The response head for the application's answer; `len` becomes `content-length`.
 /// Fields HTTP/2 cannot carry are dropped (an application's own `content-length` too: the
-/// server knows the length).
+/// server knows the length), and its `date`, which the server sets, as over HTTP/1.1 (a
+/// second one would repeat a singleton field).
 pub(crate) fn response_head(
     status: u16,
     headers: &HeaderList,
@@ -87,6 +88,7 @@ pub(crate) fn response_head(
         if name == REASON_FIELD
             || is_connection_specific(name)
             || name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("date")
         {
             continue;
         }
@@ -184,13 +186,16 @@ mod tests {
             ("Content-Length".into(), b"99".to_vec()),
             ("TE".into(), b"gzip".to_vec()),
             ("X-A".into(), b"1".to_vec()),
+            ("Date".into(), b"Mon, 01 Jan 2001 00:00:00 GMT".to_vec()),
         ];
         let head = response_head(200, &headers, Some(5));
         assert!(head.headers().get("connection").is_none());
         assert!(head.headers().get("te").is_none());
         assert_eq!(head.headers()["content-length"], "5");
         assert_eq!(head.headers()["x-a"], "1");
-        assert!(head.headers().contains_key("date"));
+        let dates: Vec<_> = head.headers().get_all("date").iter().collect();
+        assert_eq!(dates.len(), 1, "the server's date only");
+        assert_ne!(dates[0], "Mon, 01 Jan 2001 00:00:00 GMT");
         let reset = response_head(205, &Vec::new(), Some(4));
         assert_eq!(reset.headers()["content-length"], "0");
     }
