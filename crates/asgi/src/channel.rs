@@ -83,6 +83,9 @@ pub(crate) struct State {
     pub(crate) trailers: Option<ironhorse_app::HeaderList>,
     /// The last body message came (trailers may follow).
     pub(crate) body_ended: bool,
+    /// The `content-length` the application declared, and the body bytes it sent so far.
+    pub(crate) declared_len: Option<u64>,
+    pub(crate) body_sent: u64,
     recv_waiter: Option<Py<PyAny>>,
     send_waiter: Option<Py<PyAny>>,
     pub(crate) task: Option<Py<PyAny>>,
@@ -135,6 +138,8 @@ impl Shared {
                 held_head: None,
                 trailers: None,
                 body_ended: false,
+                declared_len: None,
+                body_sent: 0,
                 recv_waiter: None,
                 send_waiter: None,
                 task: None,

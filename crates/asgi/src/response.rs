@@ -26,6 +26,7 @@ impl Channel {
             ) => {
                 state.phase = Phase::Started;
                 state.trailers = trailers.then(Vec::new);
+                state.declared_len = len;
                 state.held_head = Some(AppEvent::Head {
                     status,
                     headers,
@@ -33,6 +34,14 @@ impl Channel {
                 });
             }
             (Phase::Started, Outgoing::Body { data, more }) if !state.body_ended => {
+                state.body_sent += data.len() as u64;
+                if state.declared_len.is_some_and(|len| state.body_sent > len) {
+                    // Cutting the excess silently would lose what the app meant to send.
+                    self.break_off(state);
+                    return Err(PyRuntimeError::new_err(
+                        "response content longer than its content-length",
+                    ));
+                }
                 if let Some(head) = state.held_head.take() {
                     self.shared.push_event(state, head);
                 }

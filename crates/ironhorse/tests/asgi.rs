@@ -516,6 +516,13 @@ per_host!(application_errors_answer_500_or_cut_the_response, |args| {
     let response = conn.response("GET");
     assert_eq!(response.status, 500, "the held head never left");
     assert!(server.log_contains("\"http.response.start\" after http.response.start"));
+    // A body longer than the length the app declared: what fits goes, then the send of the
+    // rest raises (logged) and the connection closes; nothing is dropped in silence.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /longer-than-declared HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").text(), "ab");
+    assert!(conn.is_closed_by_server());
+    assert!(server.log_contains("response content longer than its content-length"));
 });
 
 per_host!(request_timeout_cancels_the_task_and_answers_504, |args| {

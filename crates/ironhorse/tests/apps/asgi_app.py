@@ -142,6 +142,11 @@ async def app(scope, receive, send):
     elif path == "/interim-status":
         await send({"type": "http.response.start", "status": 103, "headers": []})
         await send({"type": "http.response.body", "body": b"not a final answer"})
+    elif path == "/longer-than-declared":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await send({"type": "http.response.body", "body": b"cd"})
     elif path == "/status-999":
         await send({"type": "http.response.start", "status": 999, "headers": []})
         await send({"type": "http.response.body", "body": b"not a status"})
