@@ -82,7 +82,12 @@ impl Channel {
     /// Trailer fields, gathered until the last trailers message ends the response.
     fn trailers(&self, state: &mut State, headers: ironhorse_app::HeaderList, more: bool) {
         let fields = state.trailers.get_or_insert_with(Vec::new);
-        fields.extend(headers);
+        // Fields no trailer may carry (`host`, framing, ...) are dropped (RFC 9110 §6.5.1).
+        fields.extend(
+            headers
+                .into_iter()
+                .filter(|(name, _)| !ironhorse_h1::is_forbidden_trailer(name)),
+        );
         if more {
             return;
         }

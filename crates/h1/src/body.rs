@@ -66,6 +66,15 @@ const FORBIDDEN_TRAILERS: [&str; 16] = [
     "content-range",
 ];
 
+/// Whether `name` must not be sent as a trailer field: framing, routing, request modifiers,
+/// authentication, content handling (RFC 9110 §6.5.1); requests carrying one are refused,
+/// responses lose it.
+pub fn is_forbidden_trailer(name: &str) -> bool {
+    FORBIDDEN_TRAILERS
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
 impl Decoder {
     pub(crate) fn chunked() -> Decoder {
         Decoder::Chunked(Chunked {
@@ -296,10 +305,7 @@ fn parse_trailer(line: &[u8]) -> Result<Option<(String, Vec<u8>)>, Error> {
         return Err(Error::BadHeaderValue);
     }
     let name = String::from_utf8_lossy(name).into_owned();
-    if FORBIDDEN_TRAILERS
-        .iter()
-        .any(|f| f.eq_ignore_ascii_case(&name))
-    {
+    if is_forbidden_trailer(&name) {
         return Err(Error::ForbiddenTrailer);
     }
     if name.contains('_') {

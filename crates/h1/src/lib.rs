@@ -37,6 +37,7 @@ mod target;
 #[cfg(test)]
 mod testutil;
 
+pub use body::is_forbidden_trailer;
 pub use conn::{BodyRead, Next, ServerConn};
 pub use date::http_date_now;
 pub use error::Error;

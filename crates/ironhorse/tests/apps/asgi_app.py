@@ -209,7 +209,9 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"last"})
         await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")],
                     "more_trailers": True})
-        await send({"type": "http.response.trailers", "headers": [(b"x-more", b"1")]})
+        # `host` is never a trailer (RFC 9110 §6.5.1): the server drops it.
+        await send({"type": "http.response.trailers",
+                    "headers": [(b"x-more", b"1"), (b"host", b"evil.example")]})
     elif path == "/length":
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})
