@@ -109,20 +109,25 @@ per_host!(echo_text_binary_fragmented_ping_and_close_codes, |args| {
     );
 });
 
-// A subprotocol the client did not offer never reaches it (RFC 6455 §4.2.2: clients fail
-// the connection on one): the socket opens without it, and the app's mistake is logged.
-per_host!(
-    an_unoffered_subprotocol_is_left_out_of_the_handshake,
-    |args| {
-        let server = start(args, "asgi_ws_app:app", &[]);
-        let seen = client("unoffered", &server.addr, &[]);
-        assert_eq!(
-            seen,
-            serde_json::json!({"subprotocol": null, "echoed": "still works"})
-        );
-        assert!(server.log_contains("did not offer"));
-    }
-);
+// The 101's handshake fields are the server's. A subprotocol the client did not offer never
+// reaches it (RFC 6455 §4.2.2: clients fail the connection on one): the socket opens without
+// it, and the app's mistake is logged.
+per_host!(the_handshake_fields_are_the_servers, |args| {
+    let server = start(args, "asgi_ws_app:app", &[]);
+    let seen = client("unoffered", &server.addr, &[]);
+    assert_eq!(
+        seen,
+        serde_json::json!({"subprotocol": null, "echoed": "still works"})
+    );
+    assert!(server.log_contains("did not offer"));
+    // Handshake fields of the app's own are the server's to set (a subprotocol named as
+    // a header still counts).
+    let seen = client("own_handshake_fields", &server.addr, &[]);
+    assert_eq!(
+        seen,
+        serde_json::json!({"subprotocol": "chat", "echoed": "fine", "accepts": 1})
+    );
+});
 
 per_host!(the_websocket_scope, |args| {
     let server = start(args, "asgi_ws_app:app", &[]);

@@ -30,6 +30,11 @@ async def app(scope, receive, send):
     if path == "/unoffered":
         # A subprotocol the client never offered (an app that always names its own).
         subprotocol = "not-offered"
+    if path == "/own-handshake-fields":
+        # Handshake fields of the app's own, the subprotocol among them: the server's win.
+        subprotocol = None
+        headers += [(b"sec-websocket-accept", b"bogus"), (b"upgrade", b"websocket"),
+                    (b"sec-websocket-protocol", scope["subprotocols"][0].encode())]
     await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers})
     if path == "/scope":
         plain = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state")}

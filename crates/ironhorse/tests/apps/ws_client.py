@@ -41,6 +41,15 @@ async def unoffered(addr):
         return {"subprotocol": ws.subprotocol, "echoed": await ws.recv()}
 
 
+async def own_handshake_fields(addr):
+    """The app adds handshake fields of its own: the library fails the handshake on a
+    second Sec-WebSocket-Accept."""
+    async with connect(f"ws://{addr}/own-handshake-fields", subprotocols=["chat"]) as ws:
+        await ws.send("fine")
+        accepts = ws.response.headers.get_all("sec-websocket-accept")
+        return {"subprotocol": ws.subprotocol, "echoed": await ws.recv(), "accepts": len(accepts)}
+
+
 async def scope(addr):
     async with connect(f"ws://{addr}/scope?q=1") as ws:
         return json.loads(await ws.recv())
@@ -167,7 +176,7 @@ async def answers_server_pings(addr, count):
         return {"pings": ws.pings, "echoed": echoed, "close": ws.close_code}
 
 
-CASES = {"echo": echo, "scope": scope, "unoffered": unoffered, "server_closes": server_closes, "oversize": oversize,
+CASES = {"echo": echo, "scope": scope, "unoffered": unoffered, "own_handshake_fields": own_handshake_fields, "server_closes": server_closes, "oversize": oversize,
          "refused": refused, "many_echo": many_echo, "many_sse": many_sse}
 
 

@@ -79,6 +79,18 @@ impl HttpSession {
                     subprotocol,
                     headers,
                 } => {
+                    // The handshake's own fields are the server's: an app's copies would
+                    // repeat them (a second Sec-WebSocket-Accept fails the client). A
+                    // subprotocol named as a header instead of with `subprotocol` counts.
+                    let (handshake, headers): (Vec<_>, Vec<_>) = headers
+                        .into_iter()
+                        .partition(|(name, _)| is_handshake_field(name));
+                    let subprotocol = subprotocol.or_else(|| {
+                        handshake
+                            .iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
+                            .and_then(|(_, value)| String::from_utf8(value.clone()).ok())
+                    });
                     if let Some(p) = subprotocol.as_deref() {
                         if !handshake::is_offered(offer, p) {
                             self.link.hooks.log(
@@ -178,4 +190,17 @@ impl HttpSession {
         self.send_body(&body, out);
         self.finish(out);
     }
+}
+
+/// Fields of the `101` that the handshake sets, never the application.
+fn is_handshake_field(name: &str) -> bool {
+    [
+        "upgrade",
+        "connection",
+        "sec-websocket-accept",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
 }
