@@ -240,9 +240,20 @@ per_host!(streamed_responses_are_flushed_as_produced, |args| {
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(ones, ["1", "2"]);
-    // Keep-alive: the connection serves the next request.
+    // Keep-alive: the connection serves the next request...
     conn.send(b"GET /length HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.response("GET").text(), "hello");
+    // ...unless the app says `Connection: close` (said once, by the server).
+    conn.send(b"GET /close-after HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = conn.response("GET");
+    assert_eq!(response.text(), "bye");
+    let said: Vec<_> = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(conn.is_closed_by_server());
 });
 
 per_host!(a_client_that_leaves_is_told_and_later_sends_raise, |args| {

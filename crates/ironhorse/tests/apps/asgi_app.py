@@ -142,6 +142,10 @@ async def app(scope, receive, send):
     elif path == "/interim-status":
         await send({"type": "http.response.start", "status": 103, "headers": []})
         await send({"type": "http.response.body", "body": b"not a final answer"})
+    elif path == "/close-after":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"connection", b"close"), (b"content-length", b"3")]})
+        await send({"type": "http.response.body", "body": b"bye"})
     elif path == "/longer-than-declared":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"2")]})
