@@ -104,6 +104,9 @@ per_model!(errors_have_the_right_status, |model| {
     // The unread body was drained: the connection still works.
     conn.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.response("GET").status, 200);
+    // A method no one defined: 501 (RFC 9110 §9.1), not 405.
+    conn.send(b"FROB /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("FROB").status, 501);
 });
 
 per_model!(paths_never_escape_the_root, |model| {

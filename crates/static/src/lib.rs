@@ -95,6 +95,11 @@ pub struct FileRequest<'a> {
     pub if_range: Option<&'a [u8]>,
 }
 
+/// RFC 9110's methods, and PATCH (RFC 5789).
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 impl<'a> FileRequest<'a> {
     pub fn from_head(head: &'a RequestHead) -> Self {
         FileRequest {
@@ -199,6 +204,11 @@ impl StaticFiles {
     /// Answers one request; [`Service::call`] delegates here.
     pub fn respond(&self, req: &FileRequest<'_>) -> Response {
         if req.method != "GET" && req.method != "HEAD" {
+            // A method this server does not know at all is 501, one it knows but files do
+            // not take is 405 (RFC 9110 §9.1, §15.5.6).
+            if !KNOWN_METHODS.contains(&req.method) {
+                return Response::text(501, "Not Implemented\n");
+            }
             return Response::text(405, "Method Not Allowed\n").with_header("Allow", "GET, HEAD");
         }
         let Some(rest) = self.strip_prefix(req.path) else {

@@ -155,9 +155,17 @@ fn head_gets_the_same_response_as_get() {
 }
 
 #[test]
-fn other_methods_are_405_with_allow() {
+fn other_methods_are_405_with_allow_and_unknown_ones_501() {
     let s = site();
-    for m in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
+    for m in ["FOO", "get", "PROPFIND"] {
+        let r = s.req(FileRequest {
+            method: m,
+            path: "/hello.txt",
+            ..Default::default()
+        });
+        assert_eq!(r.status, 501, "{m}");
+    }
+    for m in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
         let r = s.req(FileRequest {
             method: m,
             path: "/hello.txt",
