@@ -65,9 +65,13 @@ pub struct AsgiConfig {
     pub loop_kind: LoopKind,
     /// `--root-path` (the scope's `root_path`).
     pub root_path: String,
-    /// The scope's `server` for Unix-socket connections.
+    /// The scope's `server` for connections without a local address, when no Unix socket
+    /// is known.
     pub server_name: String,
     pub server_port: u16,
+    /// The Unix socket listened on (`--bind unix:PATH`): such connections' `server` is
+    /// `[path, None]`, as the spec has it.
+    pub unix_socket: Option<String>,
     /// How long a task whose client left may run on before it is cancelled
     /// (`--asgi-disconnect-grace-period`).
     pub disconnect_grace: Duration,
@@ -141,6 +145,7 @@ impl AsgiApp {
                 root_path: self.config.root_path.clone(),
                 server_name: self.config.server_name.clone(),
                 server_port: self.config.server_port,
+                unix_socket: self.config.unix_socket.clone(),
             },
             reports: Mutex::new(reports_tx.clone()),
             state: Mutex::new(None),

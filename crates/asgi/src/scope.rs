@@ -24,6 +24,8 @@ pub(crate) struct ScopeConfig {
     /// For Unix-socket connections, which have no local address.
     pub server_name: String,
     pub server_port: u16,
+    /// The Unix socket listened on, if any.
+    pub unix_socket: Option<String>,
 }
 
 /// The client address and `server` pair of the last scope: most requests come from the
@@ -156,10 +158,14 @@ pub(crate) fn http_scope<'py>(
     scope.set_item(intern!(py, "client"), client)?;
     match conn.local {
         Some(local) => scope.set_item(intern!(py, "server"), cache.server(py, local)?)?,
-        None => {
-            let server = (config.server_name.as_str(), config.server_port);
-            scope.set_item(intern!(py, "server"), server)?
-        }
+        None => match &config.unix_socket {
+            // A Unix socket: `[path, None]` (the ASGI spec's `server`).
+            Some(path) => scope.set_item(intern!(py, "server"), (path.as_str(), py.None()))?,
+            None => {
+                let server = (config.server_name.as_str(), config.server_port);
+                scope.set_item(intern!(py, "server"), server)?
+            }
+        },
     }
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.copy()?)?;

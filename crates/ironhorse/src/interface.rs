@@ -72,6 +72,11 @@ impl Choice {
                     .to_string(),
                 server_name: "localhost".into(),
                 server_port: 0,
+                unix_socket: settings
+                    .bind
+                    .iter()
+                    .find_map(|b| b.strip_prefix("unix:"))
+                    .map(str::to_string),
                 start_now,
             },
             error_log: shape.error_log.clone(),

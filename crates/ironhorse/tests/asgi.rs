@@ -270,6 +270,29 @@ per_host!(a_client_that_leaves_is_told_and_later_sends_raise, |args| {
     assert!(seen(format!("send raised OSError {tag}")));
 });
 
+// A Unix-socket connection has no local address: its scope's `server` is `[path, None]`.
+per_host!(a_unix_socket_scope_names_the_socket_as_server, |args| {
+    use std::io::Write;
+    let path = common::temp_path("asgi.sock");
+    let bind = format!("unix:{}", path.display());
+    let _server = start(args, "asgi_app:app", &["-b", &bind]);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    s.set_read_timeout(Some(common::HUNG)).unwrap();
+    // HTTP/1.0: the body is not chunked, and ends with the connection.
+    s.write_all(b"GET /scope HTTP/1.0\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let scope = json(text.split_once("\r\n\r\n").unwrap().1.as_bytes());
+    assert_eq!(
+        scope["server"],
+        serde_json::json!([path.display().to_string(), null])
+    );
+    assert_eq!(scope["client"], serde_json::Value::Null);
+    let _ = std::fs::remove_file(&path);
+});
+
 // A client that ends its side right after its request (`nc -N`, `shutdown(SHUT_WR)`) still
 // reads: what the application sends before it is told of the end reaches it, as from a
 // WSGI application; the end is still announced (`http.disconnect`), after which sends raise.
