@@ -361,6 +361,22 @@ per_wsgi_model!(file_wrapper_sends_files, |model| {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("2000000"));
     assert!(r.body == data);
+    // A declared length within the file: that many bytes, a whole response.
+    let r = get(
+        &server.addr,
+        &format!("/file?path={}&length=1000", path.display()),
+    );
+    assert_eq!(r.header("content-length"), Some("1000"));
+    assert!(r.body == data[..1000]);
+    // Past the file's end: the file, then the connection ends short of the declared
+    // length (as for any body that falls short), not a length corrected in silence.
+    let mut conn = Conn::open(&server.addr);
+    let request = format!(
+        "GET /file?path={}&length=2000100 HTTP/1.1\r\nHost: t\r\n\r\n",
+        path.display()
+    );
+    conn.send(request.as_bytes());
+    assert!(conn.try_response("GET").is_none(), "cut short");
     let _ = std::fs::remove_file(&path);
 });
 

@@ -50,7 +50,7 @@ impl FileWrapper {
 
 /// `result` as a sendfile region: the rest of the file (at most `limit` bytes, the declared
 /// `Content-Length`) when the application returned a `wsgi.file_wrapper` over a regular
-/// file; `None` for any other result (the caller iterates it). What hosts that run the
+/// file that holds that much; `None` for any other result (the caller iterates it). What hosts that run the
 /// application elsewhere (the gevent hub) use, so both paths cut the file the same way.
 pub fn wrapped_region(
     py: Python<'_>,
@@ -81,6 +81,11 @@ impl FileWrapper {
             return None;
         }
         let len = meta.len().saturating_sub(offset);
+        if limit.is_some_and(|declared| declared > len) {
+            // Shorter than the declared length: iterated like any body, whose short end cuts
+            // the connection, rather than sent whole under a length corrected in silence.
+            return None;
+        }
         Some(FileRegion {
             file: Arc::new(file),
             offset,

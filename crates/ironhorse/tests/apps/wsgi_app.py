@@ -120,7 +120,10 @@ def bad_header(environ, start_response):
 def file_wrapper(environ, start_response):
     path = _query(environ)["path"]
     f = open(path, "rb")
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    headers = [("Content-Type", "application/octet-stream")]
+    if "length" in _query(environ):
+        headers.append(("Content-Length", _query(environ)["length"]))
+    start_response("200 OK", headers)
     return environ["wsgi.file_wrapper"](f, 65536)
 
 
