@@ -236,3 +236,78 @@ fn ttin_ttou_and_winch_set_the_worker_count() {
     server.signal(21);
     assert!(eventually(|| workers_of(server.pid()).len() == 1));
 }
+
+/// A master in a terminal: a window resize (WINCH) must not stop its workers. The server runs
+/// on a pseudo-terminal made by Python's `pty`, which sends WINCH as a resize would and relays
+/// the master's log line about it.
+#[test]
+fn winch_from_a_terminal_resize_leaves_the_workers_alone() {
+    use std::io::{BufRead, Write};
+    let site = Site::new("winch-tty");
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_ironhorse").to_string(),
+        "--model".into(),
+        "prefork".into(),
+        "-w".into(),
+        "2".into(),
+        "-b".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(site.root_arg());
+    let script = r#"
+import os, pty, select, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+print(pid, flush=True)
+seen = b""
+def wait_for(needle):
+    global seen
+    deadline = time.monotonic() + 60
+    while needle not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return needle in seen
+wait_for(b"listening on")
+if sys.stdin.readline().strip() == "winch":
+    start = len(seen)
+    os.kill(pid, signal.SIGWINCH)
+    wait_for(b"SIGWINCH")
+    line = next((l for l in seen[start:].splitlines() if b"SIGWINCH" in l), b"none")
+    print(line.decode(errors="replace"), flush=True)
+    sys.stdin.readline()
+os.kill(pid, signal.SIGTERM)
+os.waitpid(pid, 0)
+"#;
+    let mut relay = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = std::io::BufReader::new(relay.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let master: i32 = line.trim().parse().unwrap();
+    assert!(
+        eventually(|| workers_of(master).len() == 2),
+        "workers started"
+    );
+    let before = workers_of(master);
+    let mut stdin = relay.stdin.take().unwrap();
+    writeln!(stdin, "winch").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    // The master handled the signal (it logged so), and kept its workers.
+    let after = workers_of(master);
+    writeln!(stdin, "done").unwrap();
+    drop(stdin);
+    let _ = relay.wait();
+    assert!(line.contains("SIGWINCH ignored"), "{line}");
+    assert_eq!(after, before, "the resize stopped workers");
+}

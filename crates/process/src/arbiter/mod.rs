@@ -216,6 +216,13 @@ impl Master {
                 self.plan.supervision.metrics.as_deref(),
                 &self.plan.logs,
             ),
+            // A terminal sends WINCH on every resize: only a master without one (daemonized,
+            // or under a supervisor) takes it as the operator's, as gunicorn does.
+            signals::SIGWINCH if has_terminal() => {
+                self.plan.logs.info(format_args!(
+                    "SIGWINCH ignored: the master runs in a terminal (a window resize sends it)"
+                ));
+            }
             signals::SIGWINCH => {
                 self.plan.logs.info(format_args!(
                     "SIGWINCH: stopping all workers; the master stays"
@@ -417,4 +424,12 @@ impl Master {
         }
         code
     }
+}
+
+/// Whether the master's standard input, output or error is a terminal.
+fn has_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
 }
