@@ -104,6 +104,8 @@ pub struct ServerConn {
     closed: bool,
     /// A response was cut short whose end only the connection's close marks.
     cut_unmarked: bool,
+    /// The server is going away: the next response says `Connection: close`.
+    retiring: bool,
     trailers: Vec<(String, Vec<u8>)>,
 }
 
@@ -125,10 +127,18 @@ impl ServerConn {
             continue_sent: false,
             close_after: false,
             cut_unmarked: false,
+            retiring: false,
             last_request: false,
             closed: false,
             trailers: Vec::new(),
         }
+    }
+
+    /// The server is going away (a worker stopping or retiring): from the next response head
+    /// on, the connection closes after the response, said with `Connection: close`, so a
+    /// keep-alive client sends its next request elsewhere instead of into a closing socket.
+    pub fn retire(&mut self) {
+        self.retiring = true;
     }
 
     /// Whether an HTTP/1.1 request without `Host` is rejected with 400 (RFC 9112 §3.2; the

@@ -311,3 +311,66 @@ os.waitpid(pid, 0)
     assert!(line.contains("SIGWINCH ignored"), "{line}");
     assert_eq!(after, before, "the resize stopped workers");
 }
+
+/// A keep-alive client of workers that retire (`--max-requests`): each worker's last response
+/// says `Connection: close`, so the client moves to a fresh connection; no request meets a
+/// connection closed under it without warning.
+#[test]
+fn retiring_workers_say_connection_close_to_keep_alive_clients() {
+    use std::io::{Read, Write};
+    for model in common::models_with_workers() {
+        let site = Site::new("retire");
+        let server = static_server(&site, &["--model", model, "-w", "2", "--max-requests", "7"]);
+        let mut conn: Option<std::net::TcpStream> = None;
+        let (mut closes, mut failures) = (0, Vec::new());
+        for i in 0..60 {
+            let stream = conn.get_or_insert_with(|| {
+                let s = std::net::TcpStream::connect(&server.addr).unwrap();
+                s.set_read_timeout(Some(common::HUNG)).unwrap();
+                s
+            });
+            let sent = stream.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+            // One response: its head, then the Content-Length bytes of its body.
+            let mut reply = Vec::new();
+            let mut byte = [0u8; 1];
+            let complete = sent.is_ok()
+                && loop {
+                    if reply.ends_with(b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+                        let len: usize = head
+                            .split("content-length: ")
+                            .nth(1)
+                            .and_then(|v| v.split("\r\n").next())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; len];
+                        break stream.read_exact(&mut body).is_ok();
+                    }
+                    match stream.read(&mut byte) {
+                        Ok(1) => reply.push(byte[0]),
+                        _ => break false,
+                    }
+                };
+            if !complete {
+                failures.push(format!(
+                    "request {i}: the connection ended without a warning"
+                ));
+                conn = None;
+                continue;
+            }
+            if String::from_utf8_lossy(&reply).contains("Connection: close") {
+                closes += 1;
+                conn = None;
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{model}: {failures:?}\n{}",
+            server.log_text()
+        );
+        assert!(
+            closes >= 5,
+            "{model}: workers retired {closes} times, each saying so"
+        );
+    }
+}

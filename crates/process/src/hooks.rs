@@ -22,6 +22,9 @@ impl WorkerHooks for ProcessHooks {
     fn request_done(&self) {
         lifecycle::request_done(&self.logs);
     }
+    fn retiring(&self) -> bool {
+        lifecycle::retiring()
+    }
     fn log(&self, level: Level, message: fmt::Arguments<'_>) {
         self.logs.log(level, message);
     }

@@ -93,6 +93,15 @@ fn beat_now() {
     }
 }
 
+/// Whether this worker is going away: it was told to stop, or the request in progress is its
+/// last before `--max-requests` retires it (with requests served at once on several threads,
+/// each of the last ones counts).
+pub(crate) fn retiring() -> bool {
+    let max = MAX_REQUESTS.load(Ordering::Relaxed);
+    ironhorse_sys::signals::stop_requested().is_some()
+        || (max > 0 && REQUESTS.load(Ordering::Relaxed) + 1 >= max)
+}
+
 /// Counts one answered request; past `--max-requests` the worker stops gracefully and the
 /// master starts a fresh one.
 pub(crate) fn request_done(logs: &crate::ProcessLogs) {

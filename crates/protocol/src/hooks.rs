@@ -19,6 +19,11 @@ pub trait WorkerHooks: Send + Sync {
     fn meter(&self) -> Option<&ironhorse_metrics::Meter> {
         None
     }
+    /// Whether the worker is going away: stopping, or about to retire after the request in
+    /// progress (`--max-requests`). Responses then close their connection. The default: never.
+    fn retiring(&self) -> bool {
+        false
+    }
     /// A message for the error log.
     fn log(&self, level: Level, message: fmt::Arguments<'_>);
     /// A timed-out request will not unwind and its thread is the worker's only one: the

@@ -67,6 +67,7 @@ impl ServerConn {
             is_head: false,
         });
         let mut keep_alive = cur.keep_alive
+            && !self.retiring
             && !self.close_delimited
             && !self.closed
             && !self.unread_body_forces_close()

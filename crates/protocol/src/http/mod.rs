@@ -184,6 +184,9 @@ impl HttpSession {
         len: Option<u64>,
         out: &mut Output,
     ) {
+        if self.link.hooks.retiring() {
+            self.conn.retire();
+        }
         self.conn.write_head(status, headers, len, out.bytes());
         self.recorder.head(status, headers);
         if let Some(timer) = &self.timer {
