@@ -164,7 +164,7 @@ pub struct Settings {
         long,
         value_name = "FILE",
         default_value = "-",
-        help = "Write the error log to FILE ('-' for stderr)."
+        help = "Write the error log to FILE ('-' for stderr). With a FILE, standard error goes there too (application tracebacks, wsgi.errors, sys.stderr: nothing is lost under -D), and the addresses listened on are written to both the console and the file."
     )]
     pub error_logfile: String,
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = units::level, help = "Error log level: debug, info, warning, error, critical.")]

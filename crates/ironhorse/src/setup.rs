@@ -13,6 +13,8 @@ use crate::{app, logs};
 
 /// A validated server, its sockets bound.
 pub struct Server {
+    /// Prints the addresses listened on (see `Logs::announcer`).
+    announce: Box<dyn Fn(&str) + Send>,
     model: &'static Model,
     strategy: Processes,
     plan: ServerPlan,
@@ -58,6 +60,7 @@ impl Server {
             }
         }
         Ok(Server {
+            announce: Box::new(logs.announcer()),
             model,
             strategy,
             tls: !settings.certfile.is_empty(),
@@ -112,8 +115,7 @@ impl Server {
             .iter()
             .map(|listener| {
                 format!(
-                    "[ironhorse] [{}] listening on {} (model {}, {})",
-                    std::process::id(),
+                    "listening on {} (model {}, {})",
                     match self.tls {
                         true => listener.display_addr().replacen("http://", "https://", 1),
                         false => listener.display_addr(),
@@ -125,16 +127,11 @@ impl Server {
             .collect();
         let logs = self.plan.logs.clone();
         let metrics = self.plan.supervision.metrics.clone();
-        announcement.extend(metrics.iter().map(|m| {
-            format!(
-                "[ironhorse] [{}] metrics on {}",
-                std::process::id(),
-                m.url()
-            )
-        }));
+        announcement.extend(metrics.iter().map(|m| format!("metrics on {}", m.url())));
+        let announce = self.announce;
         let code = ironhorse_process::run(self.strategy, self.plan, || {
             for line in announcement {
-                eprintln!("{line}");
+                announce(&line);
             }
         });
         if let Some(metrics) = metrics {

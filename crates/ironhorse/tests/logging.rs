@@ -149,3 +149,34 @@ fn error_log_goes_to_its_file_with_levels() {
         "{text}"
     );
 }
+
+/// With `--error-logfile FILE`, what reaches standard error lands in the file, in every model:
+/// an application's traceback (the server's report of it) and what it writes to `wsgi.errors`
+/// (`-D` leaves standard error nowhere else). The console still hears where the server
+/// listens.
+#[test]
+fn application_errors_reach_the_error_log_file() {
+    common::for_each_model(|model| {
+        let dir = common::temp_path("errlog-app");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("error.log");
+        let mut args =
+            common::python::wsgi_args(model, "wsgi_app:application", &common::python::apps_dir());
+        args.extend(["--error-logfile".to_string(), log.display().to_string()]);
+        let server = Server::start(&args);
+        assert_eq!(get(&server.addr, "/fail-early").status, 500);
+        let text = wait_for_file_lines(&log, |t| {
+            t.contains("Traceback") && t.contains("listening on")
+        });
+        assert!(
+            text.contains("exception in WSGI application"),
+            "{model}: {text}"
+        );
+        assert!(
+            text.contains("listening on"),
+            "{model}: the address, in the file too"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -146,6 +146,19 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// Makes standard error append to the file at `path` (created if missing): what is written
+/// there (Python tracebacks, `wsgi.errors`, `sys.stderr`) then lands in the error log file.
+/// Returns a descriptor of what standard error was before (the console).
+pub fn redirect_stderr(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let console = io::stderr().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2(file.as_raw_fd(), 2)?;
+    Ok(console)
+}
+
 /// Places `fds` at descriptors 3, 4, … (the `LISTEN_FDS` convention of systemd), inheritable
 /// across `exec`. For a freshly forked child about to exec.
 pub fn pass_fds_for_exec(fds: &[BorrowedFd<'_>]) -> io::Result<()> {
