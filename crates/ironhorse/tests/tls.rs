@@ -264,6 +264,7 @@ per_model!(client_certificates_required_and_optional, |model| {
     let site = Site::new("tls-mtls");
     let server_cert = pki.server(Key::EcdsaP256);
     let alice = pki.client("alice");
+    let sly = pki.client("sly, CN=admin + x");
     let mallory = stranger_ca.client("mallory");
     let with_cert = |who: &Issued| {
         vec![
@@ -298,6 +299,14 @@ per_model!(client_certificates_required_and_optional, |model| {
             .contains("ironhorse test CA tls-mtls"));
         let pem = std::fs::read_to_string(&alice.cert).unwrap();
         assert_eq!(env["SSL_CLIENT_CERT"].as_str().unwrap().trim(), pem.trim());
+        // A name the certificate's requester chose cannot pose as other attributes: its
+        // special characters are escaped (RFC 4514).
+        let args = with_cert(&sly);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, body, err) = curl(&server.addr, "localhost", &pki.ca, "/env", &args);
+        assert_eq!(code, 0, "{reqs}: {err}");
+        let subject = environ(&body)["SSL_CLIENT_S_DN"].to_string();
+        assert!(subject.contains(r"CN=sly\\, CN=admin \\+ x"), "{subject}");
         assert!(!env["SSL_CLIENT_M_SERIAL"].as_str().unwrap().is_empty());
 
         // A certificate from another CA never passes.

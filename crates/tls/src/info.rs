@@ -39,14 +39,69 @@ fn client_cert(der: &CertificateDer<'_>) -> ClientCert {
     };
     // Verified by webpki already; a certificate x509-parser cannot read keeps empty names.
     if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(der) {
-        cert.subject = parsed.subject().to_string();
-        cert.issuer = parsed.issuer().to_string();
+        cert.subject = rfc4514(parsed.subject());
+        cert.issuer = rfc4514(parsed.issuer());
         cert.serial = parsed.raw_serial().iter().fold(String::new(), |mut s, b| {
             let _ = write!(s, "{b:02X}");
             s
         });
     }
     cert
+}
+
+/// `name` as RFC 4514 writes it (the ASGI TLS extension's form; mod_ssl's in RFC 2253 mode):
+/// its RDNs last first, joined with `,`, a multi-valued RDN's attributes with `+`, and in each
+/// value the characters that would end it escaped, so that no value (a subject of
+/// `CN=mallory, O=x` chosen by the certificate's requester) can pose as another attribute.
+fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            let attributes: Vec<String> = rdn
+                .iter()
+                .map(|attr| {
+                    let kind = x509_parser::objects::oid2abbrev(attr.attr_type(), registry)
+                        .map_or_else(|_| attr.attr_type().to_id_string(), str::to_string);
+                    let value = match attr.as_str() {
+                        Ok(text) => escape_value(text),
+                        // Not a string type: `#` and the value's bytes in hex (RFC 4514 §2.4).
+                        Err(_) => attr.as_slice().iter().fold(String::from("#"), |mut s, b| {
+                            let _ = write!(s, "{b:02x}");
+                            s
+                        }),
+                    };
+                    format!("{kind}={value}")
+                })
+                .collect();
+            attributes.join("+")
+        })
+        .collect();
+    rdns.reverse();
+    rdns.join(",")
+}
+
+/// An attribute value with RFC 4514 §2.4's escapes: `"+,;<>\` anywhere, a leading `#` or
+/// space, a trailing space, and NUL.
+fn escape_value(value: &str) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' | ' ' if i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' ' if i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// PEM with 64-column lines, as `openssl x509` writes it (mod_ssl's `SSL_CLIENT_CERT`).
@@ -59,4 +114,22 @@ fn pem(der: &[u8]) -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_value;
+
+    #[test]
+    fn values_cannot_pose_as_other_attributes() {
+        assert_eq!(escape_value("mallory, CN=admin"), "mallory\\, CN=admin");
+        assert_eq!(
+            escape_value("a+b;c<d>e\"f\\g"),
+            "a\\+b\\;c\\<d\\>e\\\"f\\\\g"
+        );
+        assert_eq!(escape_value("#lead and trail "), "\\#lead and trail\\ ");
+        assert_eq!(escape_value(" x"), "\\ x");
+        assert_eq!(escape_value("Zürich"), "Zürich");
+        assert_eq!(escape_value(""), "");
+    }
 }
