@@ -196,8 +196,23 @@ per_model!(sigterm_sends_goaway_and_in_flight_streams_finish, |model| {
     if !hosts_h2(model) {
         return;
     }
+    sigterm_goaway(model, false);
+    // Over TLS too: the TLS layer passes the stop on to the HTTP/2 session inside it.
+    sigterm_goaway(model, true);
+});
+
+fn sigterm_goaway(model: &str, tls: bool) {
     let files = Files::new();
-    let server = serve(model, &files.0, &[]);
+    let pki = pki::Pki::new("h2-goaway");
+    let issued = pki.server(pki::Key::EcdsaP256);
+    let tls_flags = [
+        "--certfile".to_string(),
+        issued.cert.display().to_string(),
+        "--keyfile".to_string(),
+        issued.key.display().to_string(),
+    ];
+    let server = serve(model, &files.0, if tls { &tls_flags } else { &[] });
+    let addr = server.addr.trim_start_matches("https://").to_string();
     let gate = files.0.join("gate");
     let closefile = files.0.join("closed");
     let path = format!(
@@ -208,7 +223,8 @@ per_model!(sigterm_sends_goaway_and_in_flight_streams_finish, |model| {
     let mut child = Command::new(venv().join("bin/python"))
         .arg(apps_dir().join("h2_client.py"))
         // Two streams: `async` runs with two application threads here, each held by one.
-        .args([server.addr.as_str(), "goaway", &path, "2"])
+        .args([addr.as_str(), "goaway", &path, "2"])
+        .env("H2_CLIENT_TLS", if tls { "1" } else { "" })
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -231,7 +247,7 @@ per_model!(sigterm_sends_goaway_and_in_flight_streams_finish, |model| {
     }
     assert_eq!(out["closed"], true, "the server closed once they were done");
     assert_eq!(server.stop(common::HUNG), Some(0));
-});
+}
 
 per_model!(malformed_frames_get_goaway_with_their_error, |model| {
     if !hosts_h2(model) {

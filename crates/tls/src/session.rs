@@ -329,6 +329,14 @@ impl Session for TlsSession {
         }
     }
 
+    /// The worker is stopping: the inner session says goodbye its way (HTTP/2's GOAWAY),
+    /// sent encrypted on the next `advance`.
+    fn stop(&mut self) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.stop();
+        }
+    }
+
     fn ends_in_reset(&self) -> bool {
         self.inner
             .as_ref()

@@ -30,6 +30,8 @@ one JSON line with what happened, so the Rust test asserts on it.
 """
 import hashlib
 import json
+import os
+import ssl
 import socket
 import struct
 import sys
@@ -54,6 +56,14 @@ class Client:
         host, port = addr.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if os.environ.get("H2_CLIENT_TLS"):
+            # Over TLS, h2 chosen by ALPN; the test's own CA is not checked here.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+            assert self.sock.selected_alpn_protocol() == "h2"
         self.authority = addr
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         self.conn = h2.connection.H2Connection(config=config)
@@ -117,7 +127,8 @@ class Client:
         the frames after it are read here (DATA, RST_STREAM, PING, GOAWAY)."""
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
+            # (Over TLS an end without close_notify is an SSLEOFError: still the end.)
             data = b""
         if not data:
             self.closed = True
