@@ -442,3 +442,28 @@ fn workers_stop_when_their_master_is_killed() {
     }
     assert!(gone, "orphaned workers kept running: {workers:?}");
 }
+
+/// A master's failures are logged as errors, so `--log-level error` still shows why the
+/// server stopped: here a worker that cannot import the application (exit 4).
+#[test]
+fn a_failure_to_load_the_app_is_an_error_line_even_at_log_level_error() {
+    let args: Vec<String> = [
+        "no_such_module_anywhere:app",
+        "--model",
+        "prefork",
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:0",
+        "--log-level",
+        "error",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (code, err) = common::run_to_exit(&args);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("[ERROR]") && err.contains("could not load the application"),
+        "{err}"
+    );
+}

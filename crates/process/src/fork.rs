@@ -58,14 +58,14 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
                 Err(e) => {
                     protocol.after_fork_parent();
                     children.borrow_mut().release(slot);
-                    plan.logs.info(format_args!("fork failed: {e}"));
+                    plan.logs.error(format_args!("fork failed: {e}"));
                     std::thread::sleep(STOP_CHECK);
                 }
             }
         },
     );
     if let Err(e) = result {
-        plan.logs.info(format_args!("accept failed: {e}"));
+        plan.logs.error(format_args!("accept failed: {e}"));
     }
     let mut children = children.into_inner();
     // Stop: children finish their client (idle ones leave at once), bounded by the

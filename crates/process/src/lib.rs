@@ -80,7 +80,7 @@ fn start_serving(
 ) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
     if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
         plan.logs
-            .info(format_args!("cannot install signal handlers: {e}"));
+            .error(format_args!("cannot install signal handlers: {e}"));
         return Err(1);
     }
     let pidfile = plan

@@ -55,6 +55,12 @@ impl ProcessLogs {
         self.log(Level::Warning, message);
     }
 
+    /// Logs a failure: something did not work and the server is worse for it (seen under
+    /// `--log-level error`).
+    pub fn error(&self, message: fmt::Arguments<'_>) {
+        self.log(Level::Error, message);
+    }
+
     /// Empties every log buffer (before the process exits).
     pub fn flush(&self) {
         (self.flush)();

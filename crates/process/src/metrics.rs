@@ -21,7 +21,7 @@ pub(super) fn start(plan: &ServerPlan, slots: usize) -> Result<Option<Arc<Board>
     };
     let board = Board::new(slots).map_err(|e| {
         plan.logs
-            .info(format_args!("--metrics-bind: cannot map the counters: {e}"));
+            .error(format_args!("--metrics-bind: cannot map the counters: {e}"));
         1
     })?;
     // With --reuse-port the master's own copies are closed (they would take connections
@@ -42,7 +42,7 @@ pub(super) fn start(plan: &ServerPlan, slots: usize) -> Result<Option<Arc<Board>
     };
     ironhorse_metrics::spawn(listener, board.clone(), watched).map_err(|e| {
         plan.logs
-            .info(format_args!("--metrics-bind: cannot start its thread: {e}"));
+            .error(format_args!("--metrics-bind: cannot start its thread: {e}"));
         1
     })?;
     Ok(Some(board))

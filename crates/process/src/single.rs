@@ -35,7 +35,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     let code = match plan.driver.run(config) {
         Ok(()) => 0,
         Err(e) => {
-            plan.logs.info(format_args!("serving failed: {e}"));
+            plan.logs.error(format_args!("serving failed: {e}"));
             1
         }
     };

@@ -79,7 +79,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         Ok(p) => p,
         Err(e) => {
             plan.logs
-                .info(format_args!("cannot install signal handlers: {e}"));
+                .error(format_args!("cannot install signal handlers: {e}"));
             return 1;
         }
     };
@@ -254,7 +254,7 @@ impl Master {
                 ));
             }
             Some(Err(e)) => {
-                self.plan.logs.info(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
+                self.plan.logs.warn(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
                 self.target = self.target.max(1);
             }
             None => {
@@ -337,7 +337,7 @@ impl Master {
         while let Some((pid, status)) = ironhorse_sys::process::reap_one() {
             let Some(worker) = self.workers.remove(pid) else {
                 // The only other children are new masters started by `USR2`.
-                self.plan.logs.info(format_args!(
+                self.plan.logs.warn(format_args!(
                     "USR2: the new master {pid} exited ({status}); this master keeps serving"
                 ));
                 continue;
@@ -349,7 +349,7 @@ impl Master {
             }
             match status {
                 ExitStatus::Code(EXIT_APP_LOAD_ERROR) => {
-                    self.plan.logs.info(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
+                    self.plan.logs.error(format_args!("worker {pid} could not load the application; stopping (exit {EXIT_APP_LOAD_ERROR})"));
                     self.exit = Some((EXIT_APP_LOAD_ERROR, false));
                 }
                 ExitStatus::Code(EXIT_BOOT_ERROR) => {

@@ -22,8 +22,8 @@ pub(super) fn reexec(
     logs: &ProcessLogs,
 ) {
     let program = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => return logs.info(format_args!("USR2: cannot find the binary: {e}")),
+        Ok(p) => binary_on_disk(p),
+        Err(e) => return logs.warn(format_args!("USR2: cannot find the binary: {e}")),
     };
     let args: Vec<String> = std::env::args().collect();
     let master = process::pid();
@@ -32,7 +32,7 @@ pub(super) fn reexec(
             let mut fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
             fds.extend(metrics.map(|m| m.as_fd()));
             if let Err(e) = ironhorse_sys::pass_fds_for_exec(&fds) {
-                logs.info(format_args!("USR2: cannot pass the sockets: {e}"));
+                logs.warn(format_args!("USR2: cannot pass the sockets: {e}"));
                 process::exit_now(1);
             }
             let mut env: Vec<(String, String)> = std::env::vars()
@@ -45,7 +45,7 @@ pub(super) fn reexec(
             env.push(("LISTEN_PID".into(), process::pid().to_string()));
             env.push((UPGRADED_FROM.into(), master.to_string()));
             let error = ironhorse_sys::exec(&program, &args, &env);
-            logs.info(format_args!(
+            logs.warn(format_args!(
                 "USR2: cannot start {}: {error}",
                 program.display()
             ));
@@ -60,6 +60,33 @@ pub(super) fn reexec(
                 program.display()
             ))
         }
-        Err(e) => logs.info(format_args!("USR2: fork failed: {e}")),
+        Err(e) => logs.warn(format_args!("USR2: fork failed: {e}")),
+    }
+}
+
+/// The binary to start: the file now at the path this one was started from. After an
+/// install replaced that file by a rename (how installers and package managers update one),
+/// Linux names the running, unlinked binary `PATH (deleted)`; the new one is at PATH.
+fn binary_on_disk(exe: std::path::PathBuf) -> std::path::PathBuf {
+    match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(path) => path.into(),
+        None => exe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binary_on_disk;
+
+    #[test]
+    fn a_replaced_binary_is_started_from_its_path() {
+        assert_eq!(
+            binary_on_disk("/usr/bin/ironhorse (deleted)".into()),
+            std::path::PathBuf::from("/usr/bin/ironhorse")
+        );
+        assert_eq!(
+            binary_on_disk("/usr/bin/ironhorse".into()),
+            std::path::PathBuf::from("/usr/bin/ironhorse")
+        );
     }
 }

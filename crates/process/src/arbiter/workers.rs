@@ -289,7 +289,7 @@ impl Workers {
             Ok(p) => p,
             Err(e) => {
                 plan.logs
-                    .info(format_args!("cannot create a heartbeat pipe: {e}"));
+                    .error(format_args!("cannot create a heartbeat pipe: {e}"));
                 return false;
             }
         };
@@ -331,7 +331,7 @@ impl Workers {
                 if let (Some(board), Some(slot)) = (&self.board, slot) {
                     board.release(slot);
                 }
-                plan.logs.info(format_args!("fork failed: {e}"));
+                plan.logs.error(format_args!("fork failed: {e}"));
                 false
             }
         }
@@ -407,7 +407,7 @@ fn run_worker(
     match plan.driver.run(config) {
         Ok(()) => 0,
         Err(e) => {
-            plan.logs.info(format_args!("worker failed: {e}"));
+            plan.logs.error(format_args!("worker failed: {e}"));
             1
         }
     }
