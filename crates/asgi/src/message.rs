@@ -211,15 +211,6 @@ pub(crate) fn split_framing(headers: HeaderList) -> PyResult<(HeaderList, Option
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or_else(|| PyRuntimeError::new_err("invalid content-length header"))?;
             len = Some(parsed);
-        } else if name.eq_ignore_ascii_case("connection") {
-            // Framing is the server's, but an app may end the connection after its answer
-            // (as under uvicorn): HTTP/1.1 closes on it, HTTP/2 drops the field.
-            let closes = value
-                .split(|&b| b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
-            if closes {
-                kept.push((name, b"close".to_vec()));
-            }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("keep-alive")
         {

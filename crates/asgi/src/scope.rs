@@ -104,22 +104,21 @@ pub(crate) fn http_scope<'py>(
     let raw_path = head.path();
     let decoded: Cow<'_, str> = percent_decode_str(raw_path).decode_utf8_lossy();
     let root = config.root_path.as_str();
-    if root.is_empty() || is_under(&decoded, root) {
-        scope.set_item(intern!(py, "path"), PyString::new(py, &decoded))?;
-        scope.set_item(
-            intern!(py, "raw_path"),
-            PyBytes::new(py, raw_path.as_bytes()),
-        )?;
+    // ASGI's `path` includes `root_path` (its WSGI section derives PATH_INFO by stripping
+    // it): a request that came without the prefix (a proxy stripped it) gets it back, as
+    // from uvicorn; one that carries it keeps its path, as `SCRIPT_NAME` is only stripped
+    // from PATH_INFO where present.
+    let (path, raw): (Cow<'_, str>, Cow<'_, [u8]>) = if root.is_empty() || is_under(&decoded, root)
+    {
+        (decoded, raw_path.as_bytes().into())
     } else {
-        // ASGI's `path` includes `root_path` (its WSGI section derives PATH_INFO by
-        // stripping it): a request that came without the prefix (a proxy stripped it) gets
-        // it back, as from uvicorn; one that carries it keeps its path, as `SCRIPT_NAME`
-        // is only stripped from PATH_INFO where present.
-        let path = format!("{root}{decoded}");
-        scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
-        let raw = [root.as_bytes(), raw_path.as_bytes()].concat();
-        scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &raw))?;
-    }
+        (
+            format!("{root}{decoded}").into(),
+            [root.as_bytes(), raw_path.as_bytes()].concat().into(),
+        )
+    };
+    scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
+    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &raw))?;
     scope.set_item(
         intern!(py, "query_string"),
         PyBytes::new(py, head.query().as_bytes()),

@@ -85,10 +85,10 @@ pub struct FileRequest<'a> {
     pub path: &'a str,
     /// Query string without `?` (`""` when absent); only kept in redirects.
     pub query: &'a str,
-    /// A list field: its lines joined when repeated ([`list_field`]).
+    /// A list field: its lines joined when repeated.
     pub if_match: Option<Cow<'a, [u8]>>,
     pub if_unmodified_since: Option<&'a [u8]>,
-    /// A list field: its lines joined when repeated ([`list_field`]).
+    /// A list field: its lines joined when repeated.
     pub if_none_match: Option<Cow<'a, [u8]>>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
@@ -101,51 +101,64 @@ const KNOWN_METHODS: [&str; 9] = [
 ];
 
 impl<'a> FileRequest<'a> {
+    /// The request's conditional and range fields, in one pass over its head. A list field
+    /// given on several lines means its values comma-joined (RFC 9110 §5.3); a field of one
+    /// value given twice is ignored: a date condition with more than one member MUST be
+    /// (§13.1.3, §13.1.4), a server MAY ignore `Range`, and a repeated `If-Range` cannot be
+    /// trusted to hold, so the range goes with it.
     pub fn from_head(head: &'a RequestHead) -> Self {
-        FileRequest {
+        let mut req = FileRequest {
             method: head.method(),
             path: head.path(),
             query: head.query(),
-            if_match: list_field(head, "If-Match"),
-            if_unmodified_since: single_field(head, "If-Unmodified-Since"),
-            if_none_match: list_field(head, "If-None-Match"),
-            if_modified_since: single_field(head, "If-Modified-Since"),
-            // A repeated If-Range cannot be trusted to hold: the range is ignored then.
-            range: single_field(head, "Range")
-                .filter(|_| fields(head, "If-Range").nth(1).is_none()),
-            if_range: single_field(head, "If-Range"),
+            ..FileRequest::default()
+        };
+        let mut repeated = [false; 4];
+        for (name, value) in head.headers() {
+            let (single, i) = if name.eq_ignore_ascii_case("If-Match") {
+                join(&mut req.if_match, value);
+                continue;
+            } else if name.eq_ignore_ascii_case("If-None-Match") {
+                join(&mut req.if_none_match, value);
+                continue;
+            } else if name.eq_ignore_ascii_case("If-Unmodified-Since") {
+                (&mut req.if_unmodified_since, 0)
+            } else if name.eq_ignore_ascii_case("If-Modified-Since") {
+                (&mut req.if_modified_since, 1)
+            } else if name.eq_ignore_ascii_case("Range") {
+                (&mut req.range, 2)
+            } else if name.eq_ignore_ascii_case("If-Range") {
+                (&mut req.if_range, 3)
+            } else {
+                continue;
+            };
+            repeated[i] |= single.replace(value).is_some();
+        }
+        let [ius, ims, range, if_range] = repeated;
+        for (field, drop) in [
+            (&mut req.if_unmodified_since, ius),
+            (&mut req.if_modified_since, ims),
+            (&mut req.range, range || if_range),
+            (&mut req.if_range, if_range),
+        ] {
+            if drop {
+                *field = None;
+            }
+        }
+        req
+    }
+}
+
+/// Adds one line of a list field to what earlier lines gave, comma-joined.
+fn join<'a>(field: &mut Option<Cow<'a, [u8]>>, line: &'a [u8]) {
+    match field {
+        None => *field = Some(Cow::Borrowed(line)),
+        Some(joined) => {
+            let joined = joined.to_mut();
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(line);
         }
     }
-}
-
-fn fields<'a>(head: &'a RequestHead, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-    head.headers()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
-/// A list field's value: repeated lines mean what one line with their values comma-joined
-/// means (RFC 9110 §5.3), so `If-None-Match: "a"` then `If-None-Match: "b"` is `"a", "b"`.
-fn list_field<'a>(head: &'a RequestHead, name: &'a str) -> Option<Cow<'a, [u8]>> {
-    let mut lines = fields(head, name);
-    let first = lines.next()?;
-    let Some(second) = lines.next() else {
-        return Some(Cow::Borrowed(first));
-    };
-    let mut joined = [first, b", ", second].concat();
-    for line in lines {
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(line);
-    }
-    Some(Cow::Owned(joined))
-}
-
-/// A field of one value, `None` when absent or repeated: a date condition with more than one
-/// member MUST be ignored (RFC 9110 §13.1.3, §13.1.4), and a server MAY ignore `Range`.
-fn single_field<'a>(head: &'a RequestHead, name: &'a str) -> Option<&'a [u8]> {
-    let mut lines = fields(head, name);
-    let first = lines.next()?;
-    lines.next().is_none().then_some(first)
 }
 
 impl StaticFiles {

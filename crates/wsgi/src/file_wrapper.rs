@@ -50,8 +50,9 @@ impl FileWrapper {
 
 /// `result` as a sendfile region: the rest of the file (at most `limit` bytes, the declared
 /// `Content-Length`) when the application returned a `wsgi.file_wrapper` over a regular
-/// file that holds that much; `None` for any other result (the caller iterates it). What hosts that run the
-/// application elsewhere (the gevent hub) use, so both paths cut the file the same way.
+/// file that holds that much; `None` for any other result (the caller iterates it). What
+/// hosts that run the application elsewhere (the gevent hub) use, so both paths cut the
+/// file the same way.
 pub fn wrapped_region(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,

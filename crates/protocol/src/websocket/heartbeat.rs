@@ -108,10 +108,6 @@ impl Heartbeat {
     pub(crate) fn backstop(&self) -> Option<Instant> {
         let ping = self.keepalive.as_ref().and_then(Keepalive::gives_up_at);
         let close = self.closing.as_ref().map(|(at, _)| *at);
-        let first = match (ping, close) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        Some(first + GRACE)
+        Some([ping, close].into_iter().flatten().min()? + GRACE)
     }
 }
