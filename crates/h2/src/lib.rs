@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod flood;
+mod gather;
 mod head;
 mod pipe;
 mod send;
@@ -55,6 +56,13 @@ pub struct H2Settings {
     /// `--body-timeout`: a stream whose application waits this long for body bytes that
     /// do not come is reset (see `stream.rs`).
     pub body_timeout: Duration,
+    /// `--buffer-request-body`: a blocking application's body sent without a
+    /// `content-length` is read ahead up to this size, so that it gets its length (see
+    /// `gather.rs`); 0: off.
+    pub buffer_body: u64,
+    /// `--buffer-request-body-memory`: how much of such a body is kept in memory, the rest
+    /// in an unlinked temporary file.
+    pub buffer_body_memory: u64,
 }
 
 impl Default for H2Settings {
@@ -71,6 +79,8 @@ impl Default for H2Settings {
             offload_threads: 16,
             request_timeout: None,
             body_timeout: Duration::from_secs(30),
+            buffer_body: 1 << 20,
+            buffer_body_memory: 64 << 10,
         }
     }
 }

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -29,8 +29,11 @@ use ironhorse_app::{AppEvent, Body, ConnInfo, Request, RequestHead, Service};
 use ironhorse_protocol::hooks::Hooks;
 use ironhorse_protocol::offload_pool::OffloadPool;
 use ironhorse_protocol::session::{Executor, Waker};
-use ironhorse_protocol::{BodyDeadline, Exchange, Expiry, Recorder, Reply, RequestTimer};
+use ironhorse_protocol::{
+    BodyDeadline, Exchange, Expiry, Prefilled, Recorder, Reply, RequestTimer, Spooled,
+};
 
+use crate::gather::{Gather, Gathered};
 use crate::send::{Outgoing, Sent};
 use crate::work::{BodyPiece, Piece, Work};
 use crate::H2Settings;
@@ -122,36 +125,73 @@ impl Stream {
         stream.awaits_continue = head.expects_continue();
         let service = ctx.service;
         if let Some(exchange) = service.start_exchange(&head, ctx.info, ctx.waker.clone()) {
-            stream.timer = request_timer(ctx);
+            stream.timer = request_timer(
+                ctx.settings.request_timeout,
+                ctx.service,
+                ctx.waker,
+                ctx.hooks,
+            );
             stream.recv = Some(recv);
             stream.work = Work::NonBlocking(exchange);
         } else if service.may_block_for(&head) {
-            stream.timer = request_timer(ctx);
-            let (exchange, job) = Exchange::for_stream(
-                service.clone(),
-                head,
-                ctx.info.clone(),
-                ctx.waker.clone(),
-                stream.timer.as_ref(),
-            );
+            let launch = Launch::new(ctx);
+            let settings = ctx.settings;
+            let ended = recv.is_end_stream();
             stream.recv = Some(recv);
-            stream.work = Work::Offloaded(exchange);
-            let job = match stream.recorder.job_ticket() {
-                Some(mut ticket) => {
-                    Box::new(move |host: &mut dyn ironhorse_protocol::session::JobHost| {
-                        ticket.running();
-                        job(host);
-                    })
-                }
-                None => job,
-            };
-            ctx.pool.execute(job);
+            if Gather::wanted(&head, ended, settings.buffer_body) {
+                let (limit, memory) = (settings.buffer_body, settings.buffer_body_memory);
+                stream.work = Work::Gathering(Box::new(Gather::new(head, limit, memory, launch)));
+            } else {
+                stream.offload(head, Prefilled::None, &launch);
+            }
         } else {
             // Non-blocking services (static files) take no body: it is discarded.
             drop(recv);
             stream.call_inline(&head, ctx);
         }
         stream
+    }
+
+    /// Starts a blocking service's job on the offload pool, with the body read ahead.
+    fn offload(&mut self, head: RequestHead, body: Prefilled<Spooled>, launch: &Launch) {
+        self.timer = launch.request_timer(&self.waker);
+        let (exchange, job) = Exchange::for_stream(
+            launch.service.clone(),
+            head,
+            launch.info.clone(),
+            self.waker.clone(),
+            self.timer.as_ref(),
+            body,
+        );
+        self.work = Work::Offloaded(exchange);
+        let job = match self.recorder.job_ticket() {
+            Some(mut ticket) => {
+                Box::new(move |host: &mut dyn ironhorse_protocol::session::JobHost| {
+                    ticket.running();
+                    job(host);
+                })
+            }
+            None => job,
+        };
+        launch.pool.execute(job);
+    }
+
+    /// Gives a piece of a body being read ahead to its gather; starts the job once it is
+    /// in (the rest of a longer one follows as it comes).
+    fn gather(&mut self, piece: BodyPiece) {
+        let Work::Gathering(gather) = std::mem::replace(&mut self.work, Work::Queued) else {
+            return;
+        };
+        match gather.take(piece) {
+            Gathered::More(gather) => self.work = Work::Gathering(gather),
+            Gathered::Ready(call) => {
+                if matches!(call.body, Prefilled::Whole(_)) {
+                    self.recv = None;
+                }
+                self.offload(call.head, call.body, &call.launch);
+            }
+            Gathered::Refused(status) => self.refuse(status),
+        }
     }
 
     /// Answers a service that never blocks (static files) at once.
@@ -347,6 +387,11 @@ impl Stream {
                     };
                 }
             };
+            if matches!(self.work, Work::Gathering(_)) {
+                self.gather(piece);
+                moved = true;
+                continue;
+            }
             let too_large = matches!(piece, BodyPiece::Failed(ironhorse_h1::Error::BodyTooLarge));
             if self.work.give(piece) {
                 self.recv = None;
@@ -477,16 +522,47 @@ impl Stream {
     }
 }
 
+/// What starting a blocking application's job needs from the connection, kept by a stream
+/// whose body is read ahead first.
+pub(crate) struct Launch {
+    service: Arc<dyn Service>,
+    pool: Arc<OffloadPool>,
+    info: ConnInfo,
+    hooks: Hooks,
+    request_timeout: Option<Duration>,
+}
+
+impl Launch {
+    fn new(ctx: &StreamContext<'_>) -> Launch {
+        Launch {
+            service: ctx.service.clone(),
+            pool: ctx.pool.clone(),
+            info: ctx.info.clone(),
+            hooks: ctx.hooks.clone(),
+            request_timeout: ctx.settings.request_timeout,
+        }
+    }
+
+    fn request_timer(&self, waker: &Waker) -> Option<RequestTimer> {
+        request_timer(self.request_timeout, &self.service, waker, &self.hooks)
+    }
+}
+
 /// The `--request-timeout` deadline of an application request starting now, if one is set.
-fn request_timer(ctx: &StreamContext<'_>) -> Option<RequestTimer> {
-    ctx.settings.request_timeout.map(|timeout| {
+fn request_timer(
+    timeout: Option<Duration>,
+    service: &Arc<dyn Service>,
+    waker: &Waker,
+    hooks: &Hooks,
+) -> Option<RequestTimer> {
+    timeout.map(|timeout| {
         RequestTimer::start(Expiry {
             timeout,
-            service: ctx.service.clone(),
-            waker: ctx.waker.clone(),
+            service: service.clone(),
+            waker: waker.clone(),
             // A stream's job runs on the offload pool: the worker never needs replacing.
             exit_when_stuck: false,
-            hooks: ctx.hooks.clone(),
+            hooks: hooks.clone(),
             // No cut-off handle on a pool thread: the stream answers itself.
             last_words: Vec::new(),
         })

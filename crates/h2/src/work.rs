@@ -6,6 +6,8 @@
 use ironhorse_app::{AppEvent, AppExchange, ChunkStream};
 use ironhorse_protocol::{BodyDemand, Exchange, Reply};
 
+use crate::gather::Gather;
+
 /// What the application side of a stream is.
 pub(crate) enum Work {
     /// Everything is queued already (an inline answer, a refusal).
@@ -16,6 +18,8 @@ pub(crate) enum Work {
     Offloaded(Exchange),
     /// A non-blocking application (ASGI): no job, it wakes the driver with news.
     NonBlocking(Box<dyn AppExchange>),
+    /// A blocking service's body read ahead; its job starts once it is in.
+    Gathering(Box<Gather>),
 }
 
 /// A piece of the request body for the application.
@@ -48,6 +52,7 @@ impl Work {
         match self {
             Work::Offloaded(exchange) => matches!(exchange.body_demand(), BodyDemand::More),
             Work::NonBlocking(exchange) => exchange.wants_body(),
+            Work::Gathering(_) => true,
             Work::Queued | Work::Chunks(_) => false,
         }
     }
@@ -57,6 +62,7 @@ impl Work {
         match self {
             Work::Offloaded(exchange) => exchange.body_requested(),
             Work::NonBlocking(exchange) => exchange.body_requested(),
+            Work::Gathering(_) => true,
             Work::Queued | Work::Chunks(_) => false,
         }
     }
@@ -101,7 +107,7 @@ impl Work {
         match self {
             Work::Offloaded(exchange) => exchange.body_timed_out(),
             Work::NonBlocking(exchange) => exchange.disconnect(),
-            Work::Queued | Work::Chunks(_) => {}
+            Work::Queued | Work::Chunks(_) | Work::Gathering(_) => {}
         }
     }
 
@@ -123,7 +129,7 @@ impl Work {
     /// The next response piece, if one is ready.
     pub fn next(&mut self) -> Piece {
         match self {
-            Work::Queued => Piece::None,
+            Work::Queued | Work::Gathering(_) => Piece::None,
             Work::Chunks(chunks) => match chunks.next() {
                 Some(Ok(chunk)) => Piece::Chunk(chunk),
                 Some(Err(_)) => Piece::Failed,

@@ -143,6 +143,8 @@ impl Offer {
                 offload_threads: http.offload_threads,
                 request_timeout: http.request_timeout,
                 body_timeout: http.body_timeout,
+                buffer_body: http.buffer_body,
+                buffer_body_memory: http.buffer_body_memory,
             },
         }))
     }

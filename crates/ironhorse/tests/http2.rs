@@ -145,6 +145,37 @@ per_model!(fifty_megabytes_each_way_within_flow_control, |model| {
 });
 
 per_model!(
+    a_body_sent_without_content_length_reaches_wsgi_with_its_length,
+    |model| {
+        if !hosts_h2(model) {
+            return;
+        }
+        let files = Files::new();
+        let server = serve(model, &files.0, &[]);
+        // HTTP/2 needs no content-length; a WSGI app that reads CONTENT_LENGTH bytes (as
+        // Django does) must still get the body: in memory, spooled to a file, and exactly
+        // --buffer-request-body (1 MiB by default).
+        for size in [0, 1, 100_000, 1 << 20] {
+            let out = client(
+                &server.addr,
+                &["upload", "/read-declared", &size.to_string(), "unsized"],
+            );
+            assert_eq!(out["status"], 200, "{out}");
+            let expected = format!("{size} {size} {:x}", Sha256::digest(pattern(size)));
+            assert_eq!(out["body"], expected, "{size} bytes: {out}");
+        }
+        // A longer one streams to the application as it comes (no length to give).
+        let size = (1 << 20) + 1;
+        let out = client(
+            &server.addr,
+            &["upload", "/upload", &size.to_string(), "unsized"],
+        );
+        let expected = format!("{size} {:x}", Sha256::digest(pattern(size)));
+        assert_eq!(out["body"], expected, "{out}");
+    }
+);
+
+per_model!(
     a_stream_reset_mid_body_leaves_the_connection_serving,
     |model| {
         if !hosts_h2(model) {

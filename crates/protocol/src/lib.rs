@@ -22,8 +22,8 @@ mod websocket;
 
 pub use echo::Echo;
 pub use http::{
-    BodyDeadline, BodyDemand, Exchange, Expiry, Http, HttpSettings, Recorder, Reply, RequestTimer,
-    H2_PREFACE,
+    BodyDeadline, BodyDemand, Exchange, Expiry, Http, HttpSettings, Prefilled, Recorder, Reply,
+    RequestTimer, Spool, Spooled, H2_PREFACE,
 };
 pub use proxy_header::ProxyHeader;
 pub use reverse::Reverse;

@@ -5,7 +5,8 @@ one JSON line with what happened, so the Rust test asserts on it.
     h2_client.py ADDR streams N PATH          N concurrent GETs on one connection
     h2_client.py ADDR download PATH           one GET, body hashed (small window: the server
                                               must wait for our WINDOW_UPDATEs)
-    h2_client.py ADDR upload PATH SIZE        POST SIZE bytes (respecting the server's windows)
+    h2_client.py ADDR upload PATH SIZE [unsized]  POST SIZE bytes (respecting the server's
+                                              windows); "unsized": no content-length
     h2_client.py ADDR reset PATH SIZE         an upload reset mid-body, then GET / on the
                                               same connection
     h2_client.py ADDR goaway PATH N           N GETs of a slow path; prints "ready" once each
@@ -254,11 +255,12 @@ def cmd_trailers(addr, path):
     emit(c.result(sid))
 
 
-def cmd_upload(addr, path, size):
+def cmd_upload(addr, path, size, length="declared"):
     c = Client(addr)
     body = pattern(int(size))
-    sid = c.request("POST", path, end_stream=False,
-                    headers=[("content-length", str(len(body)))])
+    # HTTP/2 needs no content-length: the stream's end ends the body.
+    declared = [("content-length", str(len(body)))] if length == "declared" else []
+    sid = c.request("POST", path, end_stream=False, headers=declared)
     c.flush()
     c.send_body(sid, body)
     c.wait([sid])

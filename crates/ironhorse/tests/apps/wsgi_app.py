@@ -50,6 +50,15 @@ def upload(environ, start_response):
     return [body]
 
 
+def read_declared(environ, start_response):
+    """Reads CONTENT_LENGTH bytes and no more, as Django does (a missing length is 0)."""
+    declared = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(declared)
+    digest = hashlib.sha256(body).hexdigest()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{environ.get('CONTENT_LENGTH')} {len(body)} {digest}".encode()]
+
+
 class Closing:
     """A response iterable that records close() calls in a file. With a gate (a path), the
     chunks after the first wait until the gate file exists (a minute at most), so a test
@@ -217,6 +226,7 @@ ROUTES = {
     "/bad-header": bad_header,
     "/file": file_wrapper,
     "/write": write_callable,
+    "/read-declared": read_declared,
 }
 
 

@@ -103,8 +103,8 @@ impl Buffered {
     }
 }
 
-/// Body bytes read before a job starts (see [`buffering`]).
-pub(super) enum Prefilled<B = ()> {
+/// Body bytes read before a job starts (see [`buffering`](self)).
+pub enum Prefilled<B = ()> {
     None,
     /// The start of a body too long to hold: the rest follows from the connection.
     Start(B),

@@ -18,7 +18,9 @@ use ironhorse_app::{
     Body, ConnInfo, FileRegion, HeaderList, Request, RequestHead, ResponseSink, Service,
 };
 
+use super::buffering::Prefilled;
 use super::queues::{BodyChunk, Queues};
+use super::spool::Spooled;
 use super::timeout::TimerState;
 use crate::session::{Job, JobHost, Waker};
 
@@ -83,8 +85,12 @@ impl Exchange {
         info: ConnInfo,
         waker: Waker,
         timer: Option<Arc<TimerState>>,
-        body_length: Option<u64>,
+        prefilled: Prefilled<Spooled>,
     ) -> (Exchange, Job) {
+        let body_length = match &prefilled {
+            Prefilled::Whole(body) => Some(body.len()),
+            _ => None,
+        };
         let queues = Queues::new();
         let app_side = queues.clone();
         let job: Job = Box::new(move |host: &mut dyn JobHost| {
@@ -109,25 +115,38 @@ impl Exchange {
             };
             run(&*service, (head, body_length), &info, body, sink)
         });
-        let exchange = Exchange {
+        let mut exchange = Exchange {
             queues,
             body_open: true,
             held: None,
         };
+        match prefilled {
+            Prefilled::None => {}
+            Prefilled::Start(body) => exchange.body_spooled(body),
+            Prefilled::Whole(body) => {
+                if !body.is_empty() {
+                    exchange.body_spooled(body);
+                }
+                exchange.body_end(None);
+            }
+        }
         (exchange, job)
     }
 
     /// The exchange and job of an HTTP/2 stream's request; `timer`, its
-    /// `--request-timeout`, learns the job's thread (to cancel it).
+    /// `--request-timeout`, learns the job's thread (to cancel it); `prefilled`, the body
+    /// or its start when the stream read it ahead (a whole one becomes the application's
+    /// `CONTENT_LENGTH`).
     pub fn for_stream(
         service: Arc<dyn Service>,
         head: RequestHead,
         info: ConnInfo,
         waker: Waker,
         timer: Option<&super::RequestTimer>,
+        prefilled: Prefilled<Spooled>,
     ) -> (Exchange, Job) {
         let timer = timer.map(super::RequestTimer::state);
-        Exchange::new(service, head, info, waker, timer, None)
+        Exchange::new(service, head, info, waker, timer, prefilled)
     }
 
     /// Whether the application asked for the body (time to send `100 Continue`).
@@ -157,10 +176,10 @@ impl Exchange {
     }
 
     /// Passes a buffered body (or its start) on: bytes, or a file the application reads.
-    pub(super) fn body_spooled(&mut self, body: super::spool::Spooled) {
+    fn body_spooled(&mut self, body: Spooled) {
         match body {
-            super::spool::Spooled::Memory(data) => self.body_data(data),
-            super::spool::Spooled::File(file, _) => {
+            Spooled::Memory(data) => self.body_data(data),
+            Spooled::File(file, _) => {
                 if let Err(chunk) = self.try_send(BodyChunk::File(file)) {
                     self.held = Some(chunk);
                 }

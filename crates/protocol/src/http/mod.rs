@@ -26,9 +26,11 @@ mod upgrade;
 mod ws_upgrade;
 
 pub use body_deadline::BodyDeadline;
+pub use buffering::Prefilled;
 pub use exchange::{BodyDemand, Exchange, Reply};
 pub use protocol::{Http, HttpSettings};
 pub use record::Recorder;
+pub use spool::{Spool, Spooled};
 pub use timeout::{Expiry, RequestTimer};
 pub use upgrade::H2_PREFACE;
 
@@ -39,7 +41,6 @@ use ironhorse_app::{ChunkStream, ConnInfo, RequestHead, Service};
 use ironhorse_h1::{Failure, Next, ServerConn};
 use ironhorse_wire::forwarded::Policy;
 
-use self::buffering::Prefilled;
 use self::upgrade::{Preface, Upgrades};
 use crate::output::Output;
 use crate::session::{Executor, Link, Protocol, Session, Step};

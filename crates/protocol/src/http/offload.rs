@@ -26,10 +26,6 @@ impl HttpSession {
         }
         // A buffered body's `100 Continue` went out when its reading began.
         let awaits_continue = head.expects_continue() && matches!(prefilled, Prefilled::None);
-        let body_length = match &prefilled {
-            Prefilled::Whole(body) => Some(body.len()),
-            _ => None,
-        };
         self.timer = self.request_timer(head.is_head());
         let (exchange, job) = Exchange::new(
             self.service.clone(),
@@ -37,19 +33,8 @@ impl HttpSession {
             self.info.clone(),
             self.waker.clone(),
             self.timer.as_ref().map(RequestTimer::state),
-            body_length,
+            prefilled,
         );
-        let mut exchange = exchange;
-        match prefilled {
-            Prefilled::None => {}
-            Prefilled::Start(body) => exchange.body_spooled(body),
-            Prefilled::Whole(body) => {
-                if body.len() > 0 {
-                    exchange.body_spooled(body);
-                }
-                exchange.body_end(None);
-            }
-        }
         self.busy = Busy::Offloaded {
             exchange,
             awaits_continue,

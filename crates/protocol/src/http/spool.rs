@@ -22,7 +22,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 const FIRST: usize = 4096;
 
 /// A body being buffered.
-pub(super) struct Spool {
+pub struct Spool {
     memory: Vec<u8>,
     file: Option<File>,
     len: u64,
@@ -32,8 +32,8 @@ pub(super) struct Spool {
     declared: Option<u64>,
 }
 
-/// A whole buffered body, for the application.
-pub(in crate::http) enum Spooled {
+/// A whole buffered body (or its start), for the application.
+pub enum Spooled {
     Memory(Vec<u8>),
     /// Rewound to its start; `len` bytes.
     File(File, u64),
@@ -45,6 +45,10 @@ impl Spooled {
             Spooled::Memory(bytes) => bytes.len() as u64,
             Spooled::File(_, len) => *len,
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -63,6 +67,10 @@ impl Spool {
     /// Bytes so far.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Whether the body went to a file.
