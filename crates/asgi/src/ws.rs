@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ironhorse_app::{WsAppEvent, WsExchange, WsMessage};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -106,6 +106,16 @@ impl Channel {
                 state.phase = Phase::Done;
                 WsAppEvent::Deny
             }
+            (Phase::Started, WsOutgoing::Close { code, .. })
+                if !state.denying && !may_send_close_code(code) =>
+            {
+                // As the websockets library does: a code the peer must reject is the
+                // application's mistake, not something to replace in silence.
+                return Err(PyValueError::new_err(format!(
+                    "websocket.close: code {code} may not be sent (RFC 6455 §7.4: 1000-1003, \
+                     1007-1014 or 3000-4999)"
+                )));
+            }
             (Phase::Started, WsOutgoing::Close { code, reason }) if !state.denying => {
                 state.phase = Phase::Done;
                 WsAppEvent::Close { code, reason }
@@ -154,4 +164,10 @@ impl Channel {
         self.shared.push_ws(state, event);
         Ok(())
     }
+}
+
+/// Whether an application's close code can go on the wire: a valid one, or 1005 ("no
+/// status"), which goes out as a close frame without a code.
+fn may_send_close_code(code: u16) -> bool {
+    code == 1005 || ironhorse_ws::is_valid_close_code(code)
 }

@@ -105,8 +105,14 @@ per_host!(echo_text_binary_fragmented_ping_and_close_codes, |args| {
     let closed = client("server_closes", &server.addr, &[]);
     assert_eq!(
         closed,
-        serde_json::json!({"code": 4001, "reason": "server says bye"})
+        serde_json::json!({"code": 4001, "reason": "server says bye", "messages": []})
     );
+    // A code that may not be sent raises in the app's send() (it may then close properly)
+    // instead of going out as another code.
+    let closed = client("server_closes", &server.addr, &["/bad-close-code"]);
+    assert_eq!(closed["code"], 4002, "{closed}");
+    let said = closed["messages"][0].as_str().unwrap_or_default();
+    assert!(said.contains("code 1006 may not be sent"), "{closed}");
 });
 
 // The 101's handshake fields are the server's. A subprotocol the client did not offer never

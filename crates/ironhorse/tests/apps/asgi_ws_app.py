@@ -39,6 +39,14 @@ async def app(scope, receive, send):
     if path == "/scope":
         plain = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state")}
         await send({"type": "websocket.send", "text": json.dumps(plain)})
+    if path == "/bad-close-code":
+        # 1006 may never be sent (RFC 6455 §7.4): send() must say so, not swap in another.
+        try:
+            await send({"type": "websocket.close", "code": 1006})
+        except ValueError as e:
+            await send({"type": "websocket.send", "text": str(e)})
+        await send({"type": "websocket.close", "code": 4002})
+        return
     if path == "/close-first":
         await send({"type": "websocket.close", "code": 4001, "reason": "server says bye"})
         message = await receive()

@@ -55,13 +55,17 @@ async def scope(addr):
         return json.loads(await ws.recv())
 
 
-async def server_closes(addr):
-    async with connect(f"ws://{addr}/close-first") as ws:
+async def server_closes(addr, path="/close-first"):
+    """The server's close code and reason, and the messages that came before it."""
+    async with connect(f"ws://{addr}{path}") as ws:
+        messages = []
         try:
-            await ws.recv()
+            while True:
+                messages.append(await ws.recv())
         except ConnectionClosed as closed:
-            return {"code": closed.rcvd.code, "reason": closed.rcvd.reason}
-    return {"code": None}
+            code = closed.rcvd.code if closed.rcvd else None
+            reason = closed.rcvd.reason if closed.rcvd else None
+            return {"code": code, "reason": reason, "messages": messages}
 
 
 async def oversize(addr, size):
