@@ -106,11 +106,14 @@ fn build_protocol(settings: &Settings, shape: &Shape) -> Result<AppSource, Setti
         let http = http(service.clone(), settings, upgrade_echo);
         let http = http.with_forwarded(policy.clone());
         let h2 = (h2.as_ref()).map(|offer| offer.protocol(service, access_log, policy.clone()));
+        // h2c is cleartext HTTP/2: under TLS, ALPN offers h2 instead, and a client that
+        // chose http/1.1 (or nothing) speaks HTTP/1.1 (RFC 9113 §3.3).
         let http = match &h2 {
-            Some(h2) if h2c.prior_knowledge() => http.with_prior_knowledge(h2.clone()),
+            Some(h2) if h2c.prior_knowledge() && tls.is_none() => {
+                http.with_prior_knowledge(h2.clone())
+            }
             _ => http,
         };
-        // h2c is cleartext HTTP/2: under TLS, ALPN offers h2 instead.
         let http = match &h2 {
             Some(h2) if h2c.upgrade() && tls.is_none() => http.with_upgrade("h2c", h2.clone()),
             _ => http,

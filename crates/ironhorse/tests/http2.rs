@@ -352,6 +352,8 @@ per_model!(tls_offers_h2_by_alpn_and_http1_to_the_others, |model| {
     args.extend(["--static".into(), format!("/s={}", files.0.display())]);
     args.extend(["--certfile".into(), issued.cert.display().to_string()]);
     args.extend(["--keyfile".into(), issued.key.display().to_string()]);
+    // Cleartext HTTP/2 asked for too: it has no say over TLS, where ALPN chooses.
+    args.extend(["--http2-cleartext".into(), "prior-knowledge".into()]);
     let server = Server::start(&args);
     let addr = server.addr.trim_start_matches("https://").to_string();
     let port = addr.rsplit(':').next().unwrap().to_string();
@@ -387,5 +389,34 @@ per_model!(tls_offers_h2_by_alpn_and_http1_to_the_others, |model| {
     assert_eq!(
         status, "1.1 200",
         "HTTP/1.1 for clients that do not offer h2"
+    );
+    // A client that chose http/1.1 by ALPN speaks HTTP/1.1 (RFC 9113 §3.3): the HTTP/2
+    // preface is then an HTTP/1.1 request line this server refuses, not HTTP/2.
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.set_alpn_protocols(["http/1.1"])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+assert s.selected_alpn_protocol() == "http/1.1", s.selected_alpn_protocol()
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+data = b""
+while len(data) < 12:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data[:12].decode("latin-1"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port])
+        .arg(&pki.ca)
+        .output()
+        .expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("HTTP/1.1 4") || said.starts_with("HTTP/1.1 505"),
+        "an HTTP/1.1 refusal: {said:?} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 });
