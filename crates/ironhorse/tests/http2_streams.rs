@@ -180,6 +180,13 @@ per_model!(upgrade_h2c_answers_the_request_as_stream_1, |model| {
     let (body, status) = curl_upgrade(&server.addr, "/upload", &["-d", "hello"]);
     assert_eq!(status, "1.1 200", "{body}");
     assert!(body.starts_with("5 "), "{body}");
+    // A malformed HTTP2-Settings (not base64url, or not whole 6-byte settings) is no
+    // upgrade (RFC 7540 §3.2.1): HTTP/1.1 answers.
+    for bad in ["!!not-base64!!", "AAMAAABkAA"] {
+        let field = format!("HTTP2-Settings: {bad}");
+        let (body, status) = curl_upgrade(&server.addr, "/environ", &["-H", &field]);
+        assert_eq!(status, "1.1 200", "{bad}: {body}");
+    }
     // prior knowledge still works with `both`.
     assert_eq!(curl(&server.addr, "/s/small.txt").1, "2 200");
     // `prior-knowledge` alone declines the upgrade: HTTP/1.1 answers.

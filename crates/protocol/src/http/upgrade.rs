@@ -56,14 +56,19 @@ impl Upgrades {
         self.by_token
             .iter()
             .find(|(token, _)| has_token(offered, token))
-            // RFC 7540 §3.2.1: no upgrade to h2c without exactly one HTTP2-Settings field.
+            // RFC 7540 §3.2.1: no upgrade to h2c without exactly one HTTP2-Settings field,
+            // and one that is a SETTINGS payload.
             .filter(|(token, _)| {
-                !token.eq_ignore_ascii_case("h2c")
-                    || head
-                        .headers()
-                        .filter(|(n, _)| n.eq_ignore_ascii_case("http2-settings"))
-                        .count()
-                        == 1
+                if !token.eq_ignore_ascii_case("h2c") {
+                    return true;
+                }
+                let mut fields = head
+                    .headers()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("http2-settings"));
+                match (fields.next(), fields.next()) {
+                    (Some((_, value)), None) => is_settings_payload(value),
+                    _ => false,
+                }
             })
             .map(|(token, protocol)| (token.as_str(), protocol))
     }
@@ -81,6 +86,33 @@ impl Upgrades {
             Preface::No
         }
     }
+}
+
+/// Whether an `HTTP2-Settings` value is a SETTINGS frame's payload in base64url (RFC 7540
+/// §3.2.1): whole 6-byte settings, each value in its range (§6.5.2). A client's malformed
+/// one is declined rather than switched to a connection that would fail at once.
+fn is_settings_payload(value: &[u8]) -> bool {
+    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode};
+    use base64::Engine as _;
+    const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let Ok(payload) = BASE64URL.decode(value) else {
+        return false;
+    };
+    payload.len() % 6 == 0
+        && payload.chunks_exact(6).all(|setting| {
+            let id = u16::from_be_bytes([setting[0], setting[1]]);
+            let value = u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]);
+            match id {
+                0x2 => value <= 1,                             // ENABLE_PUSH
+                0x4 => value <= 0x7fff_ffff,                   // INITIAL_WINDOW_SIZE
+                0x5 => (16_384..=16_777_215).contains(&value), // MAX_FRAME_SIZE
+                _ => true,
+            }
+        })
 }
 
 /// Whether the comma-separated header `value` holds `token` (case-insensitively; an
@@ -144,6 +176,17 @@ mod tests {
         assert!(ask("HTTP2-Settings: AAMAAABkAAQAAP__\r\n"));
         assert!(!ask(""), "RFC 7540 §3.2.1: no settings, no upgrade");
         assert!(!ask("HTTP2-Settings: AAMA\r\nHTTP2-Settings: AAQA\r\n"));
+        assert!(
+            ask("HTTP2-Settings: \r\n"),
+            "no settings at all is a valid payload"
+        );
+        assert!(!ask("HTTP2-Settings: !!not-base64!!\r\n"));
+        assert!(
+            !ask("HTTP2-Settings: AAMAAABkAA\r\n"),
+            "7 bytes: not whole settings"
+        );
+        assert!(!ask("HTTP2-Settings: AAIAAAAC\r\n"), "ENABLE_PUSH 2");
+        assert!(!ask("HTTP2-Settings: AAUAAAAB\r\n"), "MAX_FRAME_SIZE 1");
     }
 
     #[test]
