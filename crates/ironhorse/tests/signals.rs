@@ -218,6 +218,74 @@ fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     assert!(report.ok > 100, "{report:?}");
 }
 
+/// The pids of the new masters a master's log says `USR2` started.
+fn new_masters_in(log: &str) -> Vec<i32> {
+    log.lines()
+        .filter_map(|l| l.split("USR2: started a new master ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// A second `USR2` while the first one's new master runs must not start a third master (it
+/// would take the same sockets and pid file): it is ignored with a warning, as gunicorn does.
+/// Once that new master is gone, `USR2` starts one again.
+#[test]
+fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
+    let site = Site::new("usr2-twice");
+    let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
+    let old = server.pid();
+    // However this test ends, no new master outlives it.
+    struct StopMasters<'a>(&'a Server);
+    impl Drop for StopMasters<'_> {
+        fn drop(&mut self) {
+            for pid in new_masters_in(&self.0.log_text()) {
+                kill(pid, "TERM");
+            }
+        }
+    }
+    let _guard = StopMasters(&server);
+    server.signal(12); // USR2
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 1),
+        "no new master: {}",
+        server.log_text()
+    );
+    let new = new_masters_in(&server.log_text())[0];
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers"
+    );
+    server.signal(12); // USR2 again, while the new master runs
+    assert!(
+        server.log_contains(&format!("USR2 ignored: the new master {new}")),
+        "the second USR2 was not ignored: {}",
+        server.log_text()
+    );
+    assert_eq!(
+        new_masters_in(&server.log_text()),
+        [new],
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        workers_of(old)
+            .iter()
+            .filter(|p| !workers_of(**p).is_empty())
+            .count(),
+        1,
+        "the old master has one new master among its children"
+    );
+    // The new master gone, an upgrade may start again.
+    kill(new, "TERM");
+    assert!(server.log_contains(&format!("the new master {new} exited")));
+    server.signal(12);
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 2),
+        "USR2 after the new master exited started none: {}",
+        server.log_text()
+    );
+}
+
 #[test]
 fn ttin_ttou_and_winch_set_the_worker_count() {
     let site = Site::new("ttin");
