@@ -230,7 +230,8 @@ pub struct Settings {
         short = 'e',
         long,
         value_name = "KEY=VALUE",
-        help = "Set an environment variable for the application; repeatable."
+        value_parser = units::env_assignment,
+        help = "Set an environment variable for the application; repeatable. A value without = is refused at startup."
     )]
     pub env: Vec<String>,
     #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", value_parser = AllowList::parse, help = "Peers trusted as proxies: their forwarding headers (--forwarded-headers, --secure-scheme-headers) set REMOTE_ADDR, wsgi.url_scheme and the host. Addresses and networks (10.0.0.0/8, fd00::/8), comma-separated; * trusts every peer (only when nothing else can reach the server); an empty value trusts nobody. Unix-socket peers are trusted unless the list is empty, as in gunicorn (whoever may open the socket file is the proxy: guard it with its permissions). From any other peer those headers are plain HTTP_* entries and change nothing.")]
