@@ -182,7 +182,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "FILE",
-        help = "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."
+        help = "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit). A FILE naming another running process refuses the start (\"Already running on PID\"), as gunicorn does; one whose process is gone is replaced."
     )]
     pub pid: Option<PathBuf>,
     #[arg(

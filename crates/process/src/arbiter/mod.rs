@@ -101,7 +101,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            plan.logs.info(format_args!("--pid: {e}"));
+            plan.logs.error(format_args!("--pid: {e}"));
             return 1;
         }
     };
