@@ -158,6 +158,79 @@ fn a_worker_stuck_in_a_call_is_aborted_by_the_heartbeat_timeout() {
     );
 }
 
+/// A worker aborted by `--timeout` leaves no core file, even where core dumps are allowed
+/// (`ulimit -c unlimited`): one core of a whole Python worker per stuck request could fill a
+/// disk. The server runs in an empty directory, where this machine's `core_pattern` (a plain
+/// file name) makes the kernel write cores of its processes.
+#[test]
+fn a_worker_aborted_by_the_timeout_dumps_no_core() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    if pattern.starts_with('|') || pattern.contains('/') || pattern.is_empty() {
+        // Cores go to a handler or elsewhere: there is no file here to look for.
+        eprintln!("skipped: core_pattern {pattern:?} does not write into the working directory");
+        return;
+    }
+    let cwd = common::temp_path("no-core");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let args = [
+        "--model",
+        "prefork",
+        "stuck_app:application",
+        "--pythonpath",
+        &apps_dir().display().to_string(),
+        "-w",
+        "1",
+        // Counted from the worker's start, its import included (see the test above).
+        "--timeout",
+        "5",
+    ]
+    .map(String::from);
+    let server = Server::start_in(&cwd, "ulimit -c unlimited", &args);
+    let started = cwd.join("stuck-started");
+    let request = format!(
+        "GET /stuck?started={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        started.display()
+    );
+    let addr = server.addr.clone();
+    let stuck = std::thread::spawn(move || {
+        let mut conn = common::client::Conn::open(&addr);
+        conn.send(request.as_bytes());
+        conn.try_response("GET").map(|r| r.status)
+    });
+    assert!(
+        eventually(|| started.exists()),
+        "the stuck request never reached the app"
+    );
+    assert!(
+        server.log_contains("(--timeout 5s): aborting it"),
+        "{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    let victim = log
+        .split("] worker ")
+        .find_map(|rest| rest.split_once(" silent for "))
+        .map(|(pid, _)| pid.to_string())
+        .unwrap_or_else(|| panic!("no aborted worker in {log}"));
+    // Reaped: any core file of its is written whole by now (the kernel dumps before the exit).
+    let reaped = server.log_contains(&format!("worker {victim} died"))
+        || server.log_contains(&format!("worker {victim} killed"));
+    assert!(reaped, "{}", server.log_text());
+    let _ = stuck.join();
+    let cores: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("core"))
+        .collect();
+    let _ = std::fs::remove_dir_all(&cwd);
+    assert!(
+        cores.is_empty(),
+        "the aborted worker dumped core: {cores:?}"
+    );
+}
+
 #[test]
 fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     let site = Site::new("usr2");
