@@ -182,7 +182,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "FILE",
-        help = "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit)."
+        help = "Write the master's process id to FILE (PATH.2 while an upgraded master waits for the old one to exit). A FILE naming another running process refuses the start (\"Already running on PID\"), as gunicorn does; one whose process is gone is replaced."
     )]
     pub pid: Option<PathBuf>,
     #[arg(
@@ -230,7 +230,8 @@ pub struct Settings {
         short = 'e',
         long,
         value_name = "KEY=VALUE",
-        help = "Set an environment variable for the application; repeatable."
+        value_parser = units::env_assignment,
+        help = "Set an environment variable for the application; repeatable. A value without = is refused at startup."
     )]
     pub env: Vec<String>,
     #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", value_parser = AllowList::parse, help = "Peers trusted as proxies: their forwarding headers (--forwarded-headers, --secure-scheme-headers) set REMOTE_ADDR, wsgi.url_scheme and the host. Addresses and networks (10.0.0.0/8, fd00::/8), comma-separated; * trusts every peer (only when nothing else can reach the server); an empty value trusts nobody. Unix-socket peers are trusted unless the list is empty, as in gunicorn (whoever may open the socket file is the proxy: guard it with its permissions). From any other peer those headers are plain HTTP_* entries and change nothing.")]

@@ -29,6 +29,11 @@ impl Server {
         refuse_unworkable(settings, strategy)?;
         // Bad certificate files are reported before binding or daemonising.
         let tls = crate::tls::source(settings)?;
+        // A pid file naming another live server too: before its sockets could be touched.
+        if let Some(path) = &settings.pid {
+            ironhorse_process::check_pid_file(path)
+                .map_err(|e| SettingError(format!("--pid: {e}")))?;
+        }
         let listeners = bind_all(settings)?;
         let metrics = bind_metrics(settings)?;
         apply_process_settings(settings)?;

@@ -179,9 +179,30 @@ pub fn tls_min_version(text: &str) -> Result<ironhorse_tls::MinVersion, String> 
     text.parse()
 }
 
+/// `--env KEY=VALUE`: refused at parse time, so a value without `=` (or with an empty name,
+/// or a NUL byte the process environment cannot hold) is one startup error naming it, from
+/// the command line, the environment and the config file alike.
+pub fn env_assignment(text: &str) -> Result<String, String> {
+    match text.split_once('=') {
+        None => Err("expected KEY=VALUE (no '=')".into()),
+        Some(("", _)) => Err("expected KEY=VALUE (the name is empty)".into()),
+        Some(_) if text.contains('\0') => Err("expected KEY=VALUE without NUL bytes".into()),
+        Some(_) => Ok(text.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_assignments_need_a_name_and_an_equals_sign() {
+        assert_eq!(env_assignment("A=b=c").as_deref(), Ok("A=b=c"));
+        assert_eq!(env_assignment("A=").as_deref(), Ok("A="));
+        assert!(env_assignment("A").unwrap_err().contains("KEY=VALUE"));
+        assert!(env_assignment("=b").unwrap_err().contains("name is empty"));
+        assert!(env_assignment("A=\0").is_err());
+    }
 
     #[test]
     fn proxy_versions_name_versions_or_off() {

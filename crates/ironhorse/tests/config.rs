@@ -74,6 +74,33 @@ fn a_bad_config_file_is_one_clear_line_naming_the_setting() {
     }
 }
 
+/// `--env NAME` without `=` is a startup error naming the value, wherever it comes from
+/// (`--check-config` accepted it before; a real start refused it only after binding).
+#[test]
+fn an_env_setting_without_equals_is_one_clear_line() {
+    let file = config_file("env = [\"IH_OK=1\", \"IH_NO_VALUE\"]\n")
+        .display()
+        .to_string();
+    for (how, args, env) in [
+        ("command line", vec!["--env", "IH_NO_VALUE"], vec![]),
+        (
+            "environment",
+            vec![],
+            vec![("IRONHORSE_ENV", "IH_NO_VALUE")],
+        ),
+        ("config file", vec!["-c", file.as_str()], vec![]),
+    ] {
+        let mut args = args;
+        args.extend(["--root", "/tmp", "--check-config"]);
+        let (code, _, err) = ironhorse(&args, &env);
+        assert_eq!(code, 2, "{how}: {err}");
+        assert!(err.contains("'IH_NO_VALUE'"), "{how}: {err}");
+        assert!(err.contains("KEY=VALUE"), "{how}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{how}: {err}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
 #[test]
 fn check_config_loads_the_app_without_serving() {
     let apps = common::python::apps_dir().display().to_string();

@@ -77,6 +77,49 @@ fn daemon_mode_detaches_and_writes_the_pid_file() {
     assert!(eventually(|| !pidfile.exists()), "pid file left behind");
 }
 
+/// `--pid FILE` naming a live server: a second start is refused with one line and a non-zero
+/// exit, as gunicorn's "Already running on PID"; the first server's file is left alone. A
+/// stale file (its pid gone) is replaced as before.
+#[test]
+fn a_pid_file_naming_a_live_server_refuses_a_second_start() {
+    let site = Site::new("pid-live");
+    let pidfile = site.root.parent().unwrap().join("ih.pid");
+    let pidfile_arg = pidfile.display().to_string();
+    let mut args = site.root_arg();
+    args.extend(["--model", "prefork", "-w", "1", "--pid", &pidfile_arg].map(String::from));
+    let first = Server::start(&args);
+    let names =
+        |pid: i32| std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim() == pid.to_string());
+    assert!(
+        eventually(|| names(first.pid())),
+        "the first server wrote no pid file"
+    );
+    let mut second = vec!["-b".to_string(), "127.0.0.1:0".to_string()];
+    second.extend(args.iter().cloned());
+    let (code, err) = common::run_to_exit(&second);
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "a second server started on a live pid file: {code:?} {err}"
+    );
+    assert!(
+        err.contains(&format!("Already running on PID {}", first.pid())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(names(first.pid()), "the refused start touched the pid file");
+    assert_eq!(first.stop(common::HUNG), Some(0));
+    // A stale file: the pid of a process that has exited.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    std::fs::write(&pidfile, format!("{}\n", gone.id())).unwrap();
+    let third = Server::start(&args);
+    assert!(
+        eventually(|| names(third.pid())),
+        "a stale pid file was not replaced: {:?}",
+        std::fs::read_to_string(&pidfile)
+    );
+}
+
 #[test]
 fn env_settings_reach_the_app_and_umask_applies() {
     let mut args = wsgi_args("event", "env_app:application", &apps_dir());

@@ -158,6 +158,79 @@ fn a_worker_stuck_in_a_call_is_aborted_by_the_heartbeat_timeout() {
     );
 }
 
+/// A worker aborted by `--timeout` leaves no core file, even where core dumps are allowed
+/// (`ulimit -c unlimited`): one core of a whole Python worker per stuck request could fill a
+/// disk. The server runs in an empty directory, where this machine's `core_pattern` (a plain
+/// file name) makes the kernel write cores of its processes.
+#[test]
+fn a_worker_aborted_by_the_timeout_dumps_no_core() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    if pattern.starts_with('|') || pattern.contains('/') || pattern.is_empty() {
+        // Cores go to a handler or elsewhere: there is no file here to look for.
+        eprintln!("skipped: core_pattern {pattern:?} does not write into the working directory");
+        return;
+    }
+    let cwd = common::temp_path("no-core");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let args = [
+        "--model",
+        "prefork",
+        "stuck_app:application",
+        "--pythonpath",
+        &apps_dir().display().to_string(),
+        "-w",
+        "1",
+        // Counted from the worker's start, its import included (see the test above).
+        "--timeout",
+        "5",
+    ]
+    .map(String::from);
+    let server = Server::start_in(&cwd, "ulimit -c unlimited", &args);
+    let started = cwd.join("stuck-started");
+    let request = format!(
+        "GET /stuck?started={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        started.display()
+    );
+    let addr = server.addr.clone();
+    let stuck = std::thread::spawn(move || {
+        let mut conn = common::client::Conn::open(&addr);
+        conn.send(request.as_bytes());
+        conn.try_response("GET").map(|r| r.status)
+    });
+    assert!(
+        eventually(|| started.exists()),
+        "the stuck request never reached the app"
+    );
+    assert!(
+        server.log_contains("(--timeout 5s): aborting it"),
+        "{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    let victim = log
+        .split("] worker ")
+        .find_map(|rest| rest.split_once(" silent for "))
+        .map(|(pid, _)| pid.to_string())
+        .unwrap_or_else(|| panic!("no aborted worker in {log}"));
+    // Reaped: any core file of its is written whole by now (the kernel dumps before the exit).
+    let reaped = server.log_contains(&format!("worker {victim} died"))
+        || server.log_contains(&format!("worker {victim} killed"));
+    assert!(reaped, "{}", server.log_text());
+    let _ = stuck.join();
+    let cores: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("core"))
+        .collect();
+    let _ = std::fs::remove_dir_all(&cwd);
+    assert!(
+        cores.is_empty(),
+        "the aborted worker dumped core: {cores:?}"
+    );
+}
+
 #[test]
 fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     let site = Site::new("usr2");
@@ -216,6 +289,74 @@ fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     );
     assert_eq!(report.failed, 0, "{:?}", report.errors);
     assert!(report.ok > 100, "{report:?}");
+}
+
+/// The pids of the new masters a master's log says `USR2` started.
+fn new_masters_in(log: &str) -> Vec<i32> {
+    log.lines()
+        .filter_map(|l| l.split("USR2: started a new master ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// A second `USR2` while the first one's new master runs must not start a third master (it
+/// would take the same sockets and pid file): it is ignored with a warning, as gunicorn does.
+/// Once that new master is gone, `USR2` starts one again.
+#[test]
+fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
+    let site = Site::new("usr2-twice");
+    let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
+    let old = server.pid();
+    // However this test ends, no new master outlives it.
+    struct StopMasters<'a>(&'a Server);
+    impl Drop for StopMasters<'_> {
+        fn drop(&mut self) {
+            for pid in new_masters_in(&self.0.log_text()) {
+                kill(pid, "TERM");
+            }
+        }
+    }
+    let _guard = StopMasters(&server);
+    server.signal(12); // USR2
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 1),
+        "no new master: {}",
+        server.log_text()
+    );
+    let new = new_masters_in(&server.log_text())[0];
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers"
+    );
+    server.signal(12); // USR2 again, while the new master runs
+    assert!(
+        server.log_contains(&format!("USR2 ignored: the new master {new}")),
+        "the second USR2 was not ignored: {}",
+        server.log_text()
+    );
+    assert_eq!(
+        new_masters_in(&server.log_text()),
+        [new],
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        workers_of(old)
+            .iter()
+            .filter(|p| !workers_of(**p).is_empty())
+            .count(),
+        1,
+        "the old master has one new master among its children"
+    );
+    // The new master gone, an upgrade may start again.
+    kill(new, "TERM");
+    assert!(server.log_contains(&format!("the new master {new} exited")));
+    server.signal(12);
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 2),
+        "USR2 after the new master exited started none: {}",
+        server.log_text()
+    );
 }
 
 #[test]

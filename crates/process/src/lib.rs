@@ -27,6 +27,7 @@ use std::time::Duration;
 
 pub use lifecycle::gate_heartbeat;
 pub use logs::ProcessLogs;
+pub use pidfile::{check as check_pid_file, PidFileError};
 
 use ironhorse_protocol::session::Protocol;
 use ironhorse_runtime::listener::Listener;
@@ -90,7 +91,7 @@ fn start_serving(
         .map(pidfile::PidFile::claim)
         .transpose()
         .map_err(|e| {
-            plan.logs.info(format_args!("--pid: {e}"));
+            plan.logs.error(format_args!("--pid: {e}"));
             1
         })?;
     on_ready();

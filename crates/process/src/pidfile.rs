@@ -1,5 +1,7 @@
 //! `--pid`: the master's pid file, with the hand-over of a binary upgrade: the new master
-//! writes `PATH.2` and takes `PATH` over once the old master is gone.
+//! writes `PATH.2` and takes `PATH` over once the old master is gone. A pid file naming
+//! another live process is refused, as gunicorn refuses it: a second server started by
+//! mistake must not take over the first one's file (and with it `kill $(cat PATH)`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,17 +18,85 @@ pub(crate) struct PidFile {
     predecessor: Option<i32>,
 }
 
+/// Why the pid file was not claimed.
+#[derive(Debug)]
+pub enum PidFileError {
+    /// The file names a live process that is not this one: another server runs (or the
+    /// file is stale and its pid went to some other process since).
+    Running { pid: i32, path: PathBuf },
+    /// The file could not be written.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for PidFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PidFileError::Running { pid, path } => write!(
+                f,
+                "Already running on PID {pid} (or pid file '{}' is stale)",
+                path.display()
+            ),
+            PidFileError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PidFileError {}
+
+impl From<io::Error> for PidFileError {
+    fn from(e: io::Error) -> Self {
+        PidFileError::Io(e)
+    }
+}
+
+/// Refuses `path` if the file this process would write names another live process. Run
+/// before the sockets are bound (and before `--daemon` detaches), so a second server
+/// started by mistake says so on the terminal and leaves the first one's sockets alone.
+pub fn check(path: &Path) -> Result<(), PidFileError> {
+    refuse_live(&destination(path).0)
+}
+
+/// Where this process writes its pid, and the master it takes over from: `PATH.2` while the
+/// master that started it by `USR2` still runs (that one's pid is in `PATH`, legitimately),
+/// `PATH` otherwise.
+fn destination(path: &Path) -> (PathBuf, Option<i32>) {
+    let predecessor = std::env::var(UPGRADED_FROM)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|p| *p > 0 && ironhorse_sys::process_alive(*p));
+    match predecessor {
+        Some(_) => (PathBuf::from(format!("{}.2", path.display())), predecessor),
+        None => (path.to_path_buf(), None),
+    }
+}
+
+/// `Err` if `file` holds the pid of a live process other than this one. A missing file, one
+/// without a pid, or one naming a process that is gone (stale) may be replaced.
+fn refuse_live(file: &Path) -> Result<(), PidFileError> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(());
+    };
+    match text.trim().parse::<i32>() {
+        // Not 0 or negative: those name process groups, not a process.
+        Ok(pid)
+            if pid > 0
+                && u32::try_from(pid).is_ok_and(|p| p != std::process::id())
+                && ironhorse_sys::process_alive(pid) =>
+        {
+            Err(PidFileError::Running {
+                pid,
+                path: file.to_path_buf(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 impl PidFile {
-    /// Writes this process's pid.
-    pub fn claim(path: &Path) -> io::Result<PidFile> {
-        let predecessor = std::env::var(UPGRADED_FROM)
-            .ok()
-            .and_then(|p| p.parse::<i32>().ok())
-            .filter(|p| ironhorse_sys::process_alive(*p));
-        let written = match predecessor {
-            Some(_) => PathBuf::from(format!("{}.2", path.display())),
-            None => path.to_path_buf(),
-        };
+    /// Writes this process's pid, unless the file names another live process.
+    pub fn claim(path: &Path) -> Result<PidFile, PidFileError> {
+        let (written, predecessor) = destination(path);
+        refuse_live(&written)?;
         write_atomically(&written, format!("{}\n", std::process::id()).as_bytes())?;
         Ok(PidFile {
             path: path.to_path_buf(),
@@ -80,6 +150,34 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_file_naming_another_live_process_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ih-pidfile-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ih.pid");
+        assert!(refuse_live(&path).is_ok(), "a missing file");
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        for free in [
+            gone.id().to_string(),
+            std::process::id().to_string(),
+            "0".into(),
+            "-1".into(),
+            "garbage".into(),
+        ] {
+            std::fs::write(&path, format!("{free}\n")).unwrap();
+            assert!(refuse_live(&path).is_ok(), "{free:?} was refused");
+        }
+        let parent = std::os::unix::process::parent_id();
+        std::fs::write(&path, format!("{parent}\n")).unwrap();
+        let refused = refuse_live(&path).unwrap_err().to_string();
+        assert!(
+            refused.starts_with(&format!("Already running on PID {parent} ")),
+            "{refused}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_pid_file_appears_whole_and_leaves_no_temporary_behind() {

@@ -89,6 +89,26 @@ pub fn kill(pid: Pid, signal: i32) {
     }
 }
 
+/// Sets the core file size limit (`RLIMIT_CORE`) of process `pid` to 0, so that dying of a
+/// signal such as `SIGABRT` writes no core file. For a worker the master aborts after
+/// `--timeout`: a core of a whole Python process per stuck request could fill a disk, and
+/// the master's log line says why it went. A crash of the worker's own (a real `abort()`)
+/// still dumps core as the operator's limits allow. `pid` must be a process of the same
+/// user (a child), or the kernel refuses with `EPERM`.
+pub fn forbid_core_dump(pid: Pid) -> io::Result<()> {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `none` is a valid `rlimit` that outlives the call, which only reads it; the
+    // null old-limit pointer asks for nothing to be written back.
+    let rc = unsafe { libc::prlimit(pid.as_raw(), libc::RLIMIT_CORE, &none, std::ptr::null_mut()) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// This process's id.
 pub fn pid() -> u32 {
     std::process::id()

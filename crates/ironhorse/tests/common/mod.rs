@@ -194,6 +194,24 @@ impl Server {
         Self::spawn(command)
     }
 
+    /// Starts as [`start`](Self::start) does, in the working directory `dir`, after the
+    /// shell command `prelude` (e.g. `ulimit -c unlimited`) ran in the same process: the
+    /// shell then execs the server, so [`pid`](Self::pid) is the server's.
+    pub fn start_in(dir: &Path, prelude: &str, args: &[String]) -> Server {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{prelude} && exec \"$0\" \"$@\""))
+            .arg(binary())
+            .args(["-b", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(command)
+    }
+
     /// Starts with exactly these arguments (the caller binds).
     pub fn start_raw(args: &[String]) -> Server {
         let mut command = Command::new(binary());

@@ -9,7 +9,7 @@
 //! | `HUP` | reload the configuration, then replace workers one by one (rolling) |
 //! | `TTIN` / `TTOU` | one worker more / less (never below 1) |
 //! | `USR1` | reopen log files, in the master and every worker |
-//! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade) |
+//! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade); ignored while the new master of an earlier one runs |
 //! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
 //!
 //! The same handlers serve `--control-socket` commands (`control.rs`); `--reload` changes
@@ -70,6 +70,9 @@ struct Master {
     /// Workers added by `TTIN` (or a reload raising `workers`) not started yet: their starts
     /// are `scale_up`; every other start after the first ones replaces a worker.
     scale_ups: usize,
+    /// The new master started by `USR2`, while it runs: another `USR2` meanwhile is
+    /// ignored, as gunicorn does, so a repeated signal cannot start a third master.
+    new_master: Option<ironhorse_sys::process::Pid>,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -98,7 +101,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            plan.logs.info(format_args!("--pid: {e}"));
+            plan.logs.error(format_args!("--pid: {e}"));
             return 1;
         }
     };
@@ -128,6 +131,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         control,
         booted: false,
         scale_ups: 0,
+        new_master: None,
     };
     if let Some(control) = &master.control {
         master.workers.close_in_children(control.raw_fd());
@@ -211,11 +215,7 @@ impl Master {
                 }
                 self.workers.signal_all(signals::SIGUSR1);
             }
-            signals::SIGUSR2 => upgrade::reexec(
-                &self.plan.listeners,
-                self.plan.supervision.metrics.as_deref(),
-                &self.plan.logs,
-            ),
+            signals::SIGUSR2 => self.upgrade(),
             // A terminal sends WINCH on every resize: only a master without one (daemonized,
             // or under a supervisor) takes it as the operator's, as gunicorn does.
             signals::SIGWINCH if has_terminal() => {
@@ -231,6 +231,22 @@ impl Master {
             }
             _ => {} // SIGCHLD: reaping happens every turn.
         }
+    }
+
+    /// `USR2`: starts a new master, unless one from an earlier `USR2` still runs (a second
+    /// would take the same sockets and pid file; gunicorn ignores the signal then too).
+    fn upgrade(&mut self) {
+        if let Some(pid) = self.new_master {
+            self.plan.logs.warn(format_args!(
+                "USR2 ignored: the new master {pid} from an earlier USR2 is still running"
+            ));
+            return;
+        }
+        self.new_master = upgrade::reexec(
+            &self.plan.listeners,
+            self.plan.supervision.metrics.as_deref(),
+            &self.plan.logs,
+        );
     }
 
     fn stop_with(&mut self, code: i32, graceful: bool) {
@@ -337,6 +353,9 @@ impl Master {
         while let Some((pid, status)) = ironhorse_sys::process::reap_one() {
             let Some(worker) = self.workers.remove(pid) else {
                 // The only other children are new masters started by `USR2`.
+                if self.new_master == Some(pid) {
+                    self.new_master = None;
+                }
                 self.plan.logs.warn(format_args!(
                     "USR2: the new master {pid} exited ({status}); this master keeps serving"
                 ));

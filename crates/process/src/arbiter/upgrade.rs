@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 
 use super::super::ProcessLogs;
 use ironhorse_runtime::listener::Listener;
-use ironhorse_sys::process::{self, Forked};
+use ironhorse_sys::process::{self, Forked, Pid};
 
 use super::super::pidfile::UPGRADED_FROM;
 
@@ -15,15 +15,18 @@ use super::super::pidfile::UPGRADED_FROM;
 pub const METRICS_FD: &str = "IRONHORSE_METRICS_FD";
 
 /// Forks and execs the current binary with the listeners at descriptors 3, 4, … and the
-/// metrics socket after them.
+/// metrics socket after them. Returns the new master's pid, if it was forked.
 pub(super) fn reexec(
     listeners: &[Listener],
     metrics: Option<&ironhorse_metrics::MetricsListener>,
     logs: &ProcessLogs,
-) {
+) -> Option<Pid> {
     let program = match std::env::current_exe() {
         Ok(p) => binary_on_disk(p),
-        Err(e) => return logs.warn(format_args!("USR2: cannot find the binary: {e}")),
+        Err(e) => {
+            logs.warn(format_args!("USR2: cannot find the binary: {e}"));
+            return None;
+        }
     };
     let args: Vec<String> = std::env::args().collect();
     let master = process::pid();
@@ -58,9 +61,13 @@ pub(super) fn reexec(
             logs.info(format_args!(
                 "USR2: started a new master {pid} from {}",
                 program.display()
-            ))
+            ));
+            Some(pid)
         }
-        Err(e) => logs.warn(format_args!("USR2: fork failed: {e}")),
+        Err(e) => {
+            logs.warn(format_args!("USR2: fork failed: {e}"));
+            None
+        }
     }
 }
 

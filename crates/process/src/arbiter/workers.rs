@@ -12,7 +12,8 @@ use ironhorse_sys::signals;
 
 /// The signal a master sends for a quick stop; workers exit at once on it.
 pub(super) const WORKER_QUICK_STOP: i32 = signals::SIGQUIT;
-/// A worker silent past `--timeout` gets `SIGABRT`, and this long later `SIGKILL`.
+/// A worker silent past `--timeout` gets `SIGABRT` (with no core file, see
+/// [`abort_without_core`]), and this long later `SIGKILL`.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// One worker, as the master sees it.
@@ -255,7 +256,7 @@ impl Workers {
                     ));
                     worker.killed_for = Some("heartbeat timeout");
                     worker.killed_at = Some(now);
-                    process::kill(*pid, signals::SIGABRT);
+                    abort_without_core(*pid, logs);
                 }
                 None => {}
             }
@@ -336,6 +337,19 @@ impl Workers {
             }
         }
     }
+}
+
+/// Aborts a worker silent past `--timeout` with `SIGABRT`, as gunicorn does (a Python
+/// `faulthandler` then prints every thread's stack), after setting its core size limit to
+/// 0: the kernel would otherwise write a core file of the whole worker for each timeout
+/// wherever core dumps are allowed, and those can fill a disk.
+fn abort_without_core(pid: Pid, logs: &ProcessLogs) {
+    if let Err(e) = process::forbid_core_dump(pid) {
+        logs.warn(format_args!(
+            "worker {pid}: cannot turn off its core dump before aborting it: {e}"
+        ));
+    }
+    process::kill(pid, signals::SIGABRT);
 }
 
 /// The worker's whole life, in the child. Returns its exit code.
