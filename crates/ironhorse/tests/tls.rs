@@ -415,6 +415,26 @@ per_model!(many_requests_on_one_tls_connection, |model| {
     }
 });
 
+// RFC 8446 §6.1: whoever closes says close_notify first, the server closing an idle
+// keep-alive connection too (without it the client cannot tell the end from a cut).
+per_model!(an_idle_connection_is_closed_with_close_notify, |model| {
+    let pki = Pki::new("tls-idle-close");
+    let site = Site::new("tls-idle-close");
+    let issued = pki.server(Key::EcdsaP256);
+    let server = static_tls(model, &site, &issued, &["--keep-alive", "1"]);
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let config = client::config(&pki.ca, versions, None);
+        let mut conn = Client::connect(&server.addr, config, b"").unwrap();
+        let (status, _) = conn.get("/hello.txt").unwrap();
+        assert_eq!(status, 200);
+        let rest = conn.read_to_close();
+        assert!(
+            rest.as_ref().is_ok_and(Vec::is_empty),
+            "{model} {versions:?}: {rest:?}"
+        );
+    }
+});
+
 per_model!(a_proxy_header_comes_before_tls, |model| {
     let pki = Pki::new("tls-proxy");
     let site = Site::new("tls-proxy");

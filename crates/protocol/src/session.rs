@@ -148,6 +148,13 @@ pub trait Session: Send {
     fn stop(&mut self) {}
     /// The connection waits for input: release what memory can be rebuilt later.
     fn release_idle_memory(&mut self) {}
+    /// The driver closes the connection on its own while it waits for input (its read
+    /// deadline passed, or the server stops): the bytes to send before the close, best
+    /// effort (TLS's `close_notify`, which RFC 8446 §6.1 requires before any close). The
+    /// default: none.
+    fn farewell(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
     /// After [`Step::Close`]: whether the driver must reset the connection (RST) instead of
     /// closing it in order, because a response was cut short where only the close marks its
     /// end, and a FIN would pass the cut response off as whole. The default: never.

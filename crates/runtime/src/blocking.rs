@@ -329,6 +329,7 @@ fn read_once(
     hooks.beat();
     let stop = stopping();
     if connection::is_expired(session, Instant::now(), stop) {
+        connection::farewell(session, stream.as_fd());
         return Err(connection::expiry_error(session, stop));
     }
     let buf = session.read_buf();

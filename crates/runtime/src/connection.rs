@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,15 @@ pub(crate) fn is_expired(session: &mut dyn Session, now: Instant, stopping: bool
         session.stop();
     }
     session.read_deadline().is_some_and(|d| d <= now) || (stopping && session.is_idle())
+}
+
+/// Sends what a session says before its expired connection closes
+/// ([`Session::farewell`]), without waiting: a client that does not read misses it.
+pub(crate) fn farewell(session: &mut dyn Session, socket: BorrowedFd<'_>) {
+    let bytes = session.farewell();
+    if !bytes.is_empty() {
+        let _ = ironhorse_sys::send_now(socket, &bytes);
+    }
 }
 
 /// The error a driver's read reports for an expired connection.

@@ -348,6 +348,9 @@ impl EventLoop {
                 continue;
             };
             if is_expired(conn, now, stop) {
+                if conn.closing.is_none() {
+                    connection::farewell(conn.session.as_mut(), conn.stream.as_fd());
+                }
                 self.slots.remove(&self.poll, index);
                 continue;
             }

@@ -226,6 +226,7 @@ impl Watched {
                 late.push(token);
                 return true;
             }
+            super::connection::farewell(conn.session.as_mut(), conn.stream.as_fd());
             let _ = set.delete(conn.stream.as_fd());
             false
         });

@@ -238,6 +238,7 @@ async fn read(conn: &Conn, session: &mut dyn Session) -> io::Result<()> {
         let now = Instant::now();
         let stop = stopping();
         if connection::is_expired(session, now, stop) {
+            connection::farewell(session, std::os::fd::AsFd::as_fd(conn.get_ref()));
             return Err(connection::expiry_error(session, stop));
         }
         let deadline = session.read_deadline();

@@ -337,6 +337,24 @@ impl Session for TlsSession {
         }
     }
 
+    /// `close_notify` for a connection closed while it waits (idle past its keep-alive, or
+    /// the server stopping), as one closed after a response gets it; none during the
+    /// handshake (nothing was said yet) or once the close is under way.
+    fn farewell(&mut self) -> Vec<u8> {
+        let mut tls = lock(&self.tls);
+        if tls.is_handshaking() || self.closing {
+            return Vec::new();
+        }
+        tls.send_close_notify();
+        let mut bytes = Vec::new();
+        while tls.wants_write() {
+            if tls.write_tls(&mut bytes).is_err() {
+                break;
+            }
+        }
+        bytes
+    }
+
     fn ends_in_reset(&self) -> bool {
         self.inner
             .as_ref()

@@ -140,6 +140,15 @@ impl Client {
         Ok(())
     }
 
+    /// Reads until the server ends the connection: `Ok` (with the bytes that came before)
+    /// only when it ended the TLS way, with `close_notify`; a bare TCP close is
+    /// `UnexpectedEof` (rustls tells the two apart).
+    pub fn read_to_close(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut rest = std::mem::take(&mut self.buf);
+        self.tls.read_to_end(&mut rest)?;
+        Ok(rest)
+    }
+
     fn fill(&mut self) -> std::io::Result<()> {
         let mut chunk = [0u8; 65536];
         match self.tls.read(&mut chunk)? {
