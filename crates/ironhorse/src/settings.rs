@@ -288,7 +288,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "LIST",
-        help = "The TLS cipher suites offered, by IANA name as rustls and SSL_CIPHER spell them (TLS13_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ...), comma- or colon-separated, in order of preference; default: rustls's list (AES-GCM and ChaCha20-Poly1305 with forward secrecy only). OpenSSL's cipher strings are not understood."
+        help = "The TLS cipher suites offered, by IANA name as rustls and SSL_CIPHER spell them (TLS13_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ...), comma- or colon-separated, in order of preference; default: rustls's list (AES-GCM and ChaCha20-Poly1305 with forward secrecy only). OpenSSL's cipher strings are not understood. TLS 1.2 suites name the key type (ECDHE_ECDSA, ECDHE_RSA): a list whose TLS 1.2 suites fit no --keyfile refuses the start."
     )]
     pub ciphers: Option<String>,
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_request_line as u64, value_parser = units::bytes, help = "Longest request line (414 beyond).")]

@@ -677,6 +677,19 @@ fn bad_certificate_files_stop_the_start_with_one_line() {
             p(&nameless.cert),
             "no DNS name in its subjectAltName",
         ),
+        // Only RSA suites for an ECDSA key: no TLS 1.2 handshake could ever succeed.
+        (
+            [
+                tls_args(&a),
+                vec![
+                    "--ciphers".into(),
+                    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+                ],
+            ]
+            .concat(),
+            p(&a.key),
+            "none of the TLS 1.2 suites in --ciphers",
+        ),
     ];
     let single = cases.into_iter().map(|(files, named, problem)| {
         let pair = ["--certfile", &files[0], "--keyfile", &files[1]];

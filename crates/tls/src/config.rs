@@ -172,7 +172,8 @@ impl TlsConfig {
             provider.cipher_suites = cipher_suites(names, &provider.cipher_suites)?;
         }
         let provider = Arc::new(provider);
-        let certs = resolver(&settings.certs, &provider)?;
+        let tls12 = settings.min_version == MinVersion::Tls12;
+        let certs = resolver(&settings.certs, &provider, tls12)?;
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -222,15 +223,21 @@ impl TlsConfig {
 
 /// The certificates of `certs` behind one resolver: the first the default, each of the
 /// others selected by the DNS names in it.
-fn resolver(certs: &[CertFiles], provider: &CryptoProvider) -> Result<SniResolver, TlsError> {
+fn resolver(
+    certs: &[CertFiles],
+    provider: &CryptoProvider,
+    tls12: bool,
+) -> Result<SniResolver, TlsError> {
     let (first, others) = certs
         .split_first()
         .ok_or_else(|| TlsError::Settings("TLS needs --certfile".into()))?;
     let default = certified_key(first, provider)?;
+    fits_tls12_suites(&default, first, provider, tls12)?;
     let mut resolver = SniResolver::new(default.clone());
     resolver.add(&sni::dns_names(&default.cert[0]), &default);
     for files in others {
         let key = certified_key(files, provider)?;
+        fits_tls12_suites(&key, files, provider, tls12)?;
         let names = sni::dns_names(&key.cert[0]);
         let problem = if names.is_empty() {
             "no DNS name in its subjectAltName, so no client could select it by SNI (only the first --certfile, the default, may have none)"
@@ -266,6 +273,44 @@ fn certified_key(
                 format!("the key cannot be used: {e}"),
             ),
         })
+}
+
+/// Refuses a key that none of the TLS 1.2 suites offered can sign for: a 1.2 suite names
+/// the key type (`ECDHE_ECDSA`, `ECDHE_RSA`), so `--ciphers` listing only the other kind
+/// would fail every TLS 1.2 handshake (1.3 suites fit any key). Nothing to check when 1.2
+/// is off (`tls12` false, `--tls-min-version 1.3`) or no 1.2 suite is offered.
+fn fits_tls12_suites(
+    key: &CertifiedKey,
+    files: &CertFiles,
+    provider: &CryptoProvider,
+    tls12: bool,
+) -> Result<(), TlsError> {
+    let algorithm = key.key.algorithm();
+    let mut suites = provider
+        .cipher_suites
+        .iter()
+        .filter(|suite| suite.version() == &rustls::version::TLS12)
+        .peekable();
+    if !tls12 || suites.peek().is_none() {
+        return Ok(());
+    }
+    if suites
+        .clone()
+        .any(|suite| suite.usable_for_signature_algorithm(algorithm))
+    {
+        return Ok(());
+    }
+    let names: Vec<&str> = suites.map(|s| s.suite().as_str().unwrap_or("?")).collect();
+    Err(content(
+        "--keyfile",
+        &files.keyfile,
+        format!(
+            "a {algorithm:?} key, which none of the TLS 1.2 suites in --ciphers ({}) can use: \
+             list a suite for this key type, a TLS 1.3 suite with --tls-min-version 1.3, or \
+             another key",
+            names.join(", ")
+        ),
+    ))
 }
 
 fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
