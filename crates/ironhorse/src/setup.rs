@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use ironhorse_process::model::Model;
-use ironhorse_process::{AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision};
+use ironhorse_process::{
+    AppSource, HupAloneFn, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
+};
 use ironhorse_runtime::listener::{BindAddr, Listener};
 use ironhorse_runtime::Driver;
 
@@ -191,6 +193,7 @@ fn apply_process_settings(settings: &Settings) -> Result<(), SettingError> {
 /// How a master watches its workers, and how it reloads the configuration on `SIGHUP`.
 fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
+    let hup_alone = hup_alone(settings, shape.tls.clone());
     let reload: ReloadFn = Arc::new(move || {
         let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| match e {
             LoadError::Command(e) => crate::values::first_line(&e),
@@ -213,6 +216,7 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         max_worker_memory: settings.max_worker_memory,
         pidfile: settings.pid.clone(),
         reload: Some(reload),
+        hup_alone: Some(hup_alone),
         reopen_logs: None,
         per_worker_sockets: None,
         control_socket: settings.control_socket.clone(),
@@ -221,6 +225,37 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         name: settings.name.clone(),
         model: settings.model.name,
     }
+}
+
+/// `SIGHUP` in a process serving alone: no master to start new workers with a new
+/// configuration, so only the TLS certificates are re-read (certificate rotation, e.g.
+/// certbot's deploy hook, works in every model); the line logged says so.
+fn hup_alone(
+    settings: &Settings,
+    tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
+) -> HupAloneFn {
+    let needs_master = format!(
+        "a configuration reload needs a master (--model prefork or hybrid, or event or async with -w 2 or more); --model {} -w {} has none: restart to change settings",
+        settings.model.name, settings.workers
+    );
+    Arc::new(move || {
+        if tls.is_none() {
+            return Ok(format!("SIGHUP: nothing reloaded: {needs_master}"));
+        }
+        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| {
+            let e = match e {
+                LoadError::Command(e) => crate::values::first_line(&e),
+                LoadError::File(e) => e.to_string(),
+            };
+            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
+        })?;
+        crate::tls::reload(&loaded.settings, &tls).map_err(|e| {
+            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
+        })?;
+        Ok(format!(
+            "SIGHUP: TLS certificates re-read; {needs_master} other than the certificates"
+        ))
+    })
 }
 
 fn bind_all(settings: &Settings) -> Result<Vec<Listener>, SettingError> {

@@ -79,7 +79,11 @@ fn start_serving(
     plan: &ServerPlan,
     on_ready: impl FnOnce(),
 ) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
-    if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
+    // HUP too: its default action would end the server (a certbot deploy hook sending it to
+    // rotate the certificates took the site down).
+    let installed = ironhorse_sys::signals::install_stop_flag()
+        .and_then(|()| ironhorse_sys::signals::install_pending(&[ironhorse_sys::signals::SIGHUP]));
+    if let Err(e) = installed {
         plan.logs
             .error(format_args!("cannot install signal handlers: {e}"));
         return Err(1);
@@ -101,6 +105,26 @@ fn start_serving(
         EXIT_APP_LOAD_ERROR
     })?;
     Ok((pidfile, protocol))
+}
+
+/// What `SIGHUP` does in a process serving alone (no master): re-reads what can be replaced
+/// in place (the TLS certificates). `Ok` is the line saying what was done, `Err` the line
+/// saying why nothing was (the current configuration stays).
+pub type HupAloneFn = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Takes a `SIGHUP` received by a process serving alone, if one came, and acts on it: one
+/// log line either way, so that a HUP is never silently without effect.
+fn take_hup_alone(hup: Option<&HupAloneFn>, logs: &ProcessLogs) {
+    if !ironhorse_sys::signals::take_pending(ironhorse_sys::signals::SIGHUP) {
+        return;
+    }
+    match hup.map(|hup| hup()) {
+        Some(Ok(done)) => logs.info(format_args!("{done}")),
+        Some(Err(failed)) => logs.error(format_args!("{failed}")),
+        None => logs.info(format_args!(
+            "SIGHUP: nothing to reload in a process serving alone; restart to change settings"
+        )),
+    }
 }
 
 /// Re-reads the configuration (on `SIGHUP`).
@@ -127,6 +151,8 @@ pub struct Supervision {
     pub pidfile: Option<PathBuf>,
     /// Re-reads the configuration on `SIGHUP`.
     pub reload: Option<ReloadFn>,
+    /// `SIGHUP` without a master (single-process models).
+    pub hup_alone: Option<HupAloneFn>,
     /// Reopens log files on `SIGUSR1` (in the master and in each worker).
     pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Process name prefix (`-n`): `NAME:master`, `NAME:w:MODEL` (15 bytes show in `ps`).
