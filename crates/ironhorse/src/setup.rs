@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use ironhorse_process::model::Model;
-use ironhorse_process::{
-    AppSource, HupAloneFn, Processes, ReloadFn, Reloaded, ServerPlan, Supervision,
-};
+use ironhorse_process::{AppSource, HupAloneFn, Processes, ServerPlan, Supervision};
 use ironhorse_runtime::listener::{BindAddr, Listener};
 use ironhorse_runtime::Driver;
 
 use crate::settings::Settings;
-use crate::values::{LoadError, Loaded, SettingError};
+use crate::values::{LoadError, Loaded, SettingError, Values};
 use crate::{app, logs};
 
 /// A validated server, its sockets bound.
@@ -25,7 +23,9 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
+    /// `running`: the settings' values as written, which a reload (`HUP`) compares with the
+    /// configuration it reads again.
+    pub fn from_settings(settings: &Settings, running: Values) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
@@ -56,7 +56,7 @@ impl Server {
         let reload_trigger =
             crate::reload::start(settings, strategy, &listeners, &logs.for_processes())?;
         let app = app::build(settings, &shape)?;
-        let mut supervision = supervision(settings, &app, shape);
+        let mut supervision = supervision(settings, running, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
         supervision.reload_trigger = reload_trigger;
         supervision.metrics = metrics;
@@ -191,24 +191,15 @@ fn apply_process_settings(settings: &Settings) -> Result<(), SettingError> {
 }
 
 /// How a master watches its workers, and how it reloads the configuration on `SIGHUP`.
-fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Supervision {
+fn supervision(
+    settings: &Settings,
+    running: Values,
+    app: &AppSource,
+    shape: app::Shape,
+) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
     let hup_alone = hup_alone(settings, shape.tls.clone());
-    let reload: ReloadFn = Arc::new(move || {
-        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| match e {
-            LoadError::Command(e) => crate::values::first_line(&e),
-            LoadError::File(e) => e.to_string(),
-        })?;
-        let workers = loaded.settings.workers;
-        // Certificates are re-read even for an app kept from the master.
-        crate::tls::reload(&loaded.settings, &shape.tls).map_err(|e| e.to_string())?;
-        // A preloaded app stays: it lives in the master (gunicorn does the same).
-        let app = match &preloaded {
-            Some(app) => app.clone(),
-            None => app::build(&loaded.settings, &shape).map_err(|e| e.to_string())?,
-        };
-        Ok(Reloaded { app, workers })
-    });
+    let reload = crate::hup::reload_fn(running, preloaded, shape);
     Supervision {
         timeout: settings.timeout,
         max_requests: settings.max_requests as u64,

@@ -130,10 +130,41 @@ fn take_hup_alone(hup: Option<&HupAloneFn>, logs: &ProcessLogs) {
 /// Re-reads the configuration (on `SIGHUP`).
 pub type ReloadFn = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
 
-/// What a configuration reload yields.
+/// What a configuration reload yields: the settings the next workers start with.
 pub struct Reloaded {
     pub app: AppSource,
     pub workers: usize,
+    /// `--timeout`, `--max-requests` and friends: the master applies them to new workers
+    /// (the timeout and memory limit to every worker from now on).
+    pub limits: WorkerLimits,
+    /// `--graceful-timeout`, for workers started from now on and the master's own stop.
+    pub graceful_timeout: Duration,
+    /// The changed settings the reload applies (setting names), for the log line.
+    pub applied: Vec<String>,
+    /// The changed settings it cannot apply, each with what would.
+    pub not_applied: Vec<NotApplied>,
+}
+
+/// A changed setting a reload does not apply.
+pub struct NotApplied {
+    /// The setting's name (`bind`).
+    pub name: String,
+    /// What applies it: "a restart" (`bind`: `USR2` hands the same sockets over) or "a
+    /// restart or USR2".
+    pub needs: &'static str,
+}
+
+/// The limits a master puts on its workers, replaceable by a reload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkerLimits {
+    /// A worker silent this long is aborted and replaced (`--timeout`; zero: never).
+    pub timeout: Duration,
+    /// A worker retires after this many requests (`--max-requests`; zero: never) …
+    pub max_requests: u64,
+    /// … plus a random 0..=jitter, so workers do not all retire at once.
+    pub max_requests_jitter: u64,
+    /// A worker whose resident memory passes this many bytes is recycled.
+    pub max_worker_memory: Option<u64>,
 }
 
 /// How a master watches over its workers.
@@ -172,6 +203,14 @@ pub struct Supervision {
 }
 
 impl Supervision {
+    /// Takes the limits of a reloaded configuration.
+    fn set_limits(&mut self, limits: WorkerLimits) {
+        self.timeout = limits.timeout;
+        self.max_requests = limits.max_requests;
+        self.max_requests_jitter = limits.max_requests_jitter;
+        self.max_worker_memory = limits.max_worker_memory;
+    }
+
     /// The request budget of the next worker, jitter applied.
     fn max_requests_for_next_worker(&self) -> u64 {
         if self.max_requests == 0 {
