@@ -9,6 +9,7 @@ mod app;
 mod ctl;
 mod health;
 mod http2;
+mod hup;
 mod interface;
 mod logs;
 mod reload;
@@ -63,7 +64,7 @@ where
             Err(e) => fail(e.to_string()),
         }
     } else {
-        match setup::Server::from_settings(settings) {
+        match setup::Server::from_settings(settings, loaded.values()) {
             Ok(server) => server.run(),
             Err(e) => fail(e.to_string()),
         }

@@ -264,7 +264,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "FILE",
-        help = "Serve TLS (HTTPS) with this PEM certificate chain (the server's certificate first), with --keyfile; rustls, TLS 1.2 and 1.3, RSA, ECDSA or Ed25519 keys, ALPN http/1.1. Repeatable, each with its own --keyfile in the same order, to serve several host names from one socket: a client's SNI name selects the certificate whose subjectAltName has it (exact, or a *.example.com wildcard for one label; a name in two certificates goes to the one given first), and the first is the default for clients without SNI or asking for another name. Re-read on HUP (new workers get the new certificates, old ones finish the requests in flight). Under TLS, file bodies are read in 64 KiB chunks and encrypted instead of leaving with sendfile(2)."
+        help = "Serve TLS (HTTPS) with this PEM certificate chain (the server's certificate first), with --keyfile; rustls, TLS 1.2 and 1.3, RSA, ECDSA or Ed25519 keys, ALPN http/1.1. Repeatable, each with its own --keyfile in the same order, to serve several host names from one socket: a client's SNI name selects the certificate whose subjectAltName has it (exact, or a *.example.com wildcard for one label; a name in two certificates goes to the one given first), and the first is the default for clients without SNI or asking for another name. Re-read on HUP (new workers get the new certificates, old ones finish the requests in flight; without a master, new connections get them). Under TLS, file bodies are read in 64 KiB chunks and encrypted instead of leaving with sendfile(2)."
     )]
     pub certfile: Vec<PathBuf>,
     #[arg(

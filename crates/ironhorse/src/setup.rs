@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use ironhorse_process::model::Model;
-use ironhorse_process::{AppSource, Processes, ReloadFn, Reloaded, ServerPlan, Supervision};
+use ironhorse_process::{AppSource, HupAloneFn, Processes, ServerPlan, Supervision};
 use ironhorse_runtime::listener::{BindAddr, Listener};
 use ironhorse_runtime::Driver;
 
 use crate::settings::Settings;
-use crate::values::{LoadError, Loaded, SettingError};
+use crate::values::{LoadError, Loaded, SettingError, Values};
 use crate::{app, logs};
 
 /// A validated server, its sockets bound.
@@ -23,7 +23,9 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn from_settings(settings: &Settings) -> Result<Server, SettingError> {
+    /// `running`: the settings' values as written, which a reload (`HUP`) compares with the
+    /// configuration it reads again.
+    pub fn from_settings(settings: &Settings, running: Values) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
@@ -54,7 +56,7 @@ impl Server {
         let reload_trigger =
             crate::reload::start(settings, strategy, &listeners, &logs.for_processes())?;
         let app = app::build(settings, &shape)?;
-        let mut supervision = supervision(settings, &app, shape);
+        let mut supervision = supervision(settings, running, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
         supervision.reload_trigger = reload_trigger;
         supervision.metrics = metrics;
@@ -189,23 +191,15 @@ fn apply_process_settings(settings: &Settings) -> Result<(), SettingError> {
 }
 
 /// How a master watches its workers, and how it reloads the configuration on `SIGHUP`.
-fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Supervision {
+fn supervision(
+    settings: &Settings,
+    running: Values,
+    app: &AppSource,
+    shape: app::Shape,
+) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
-    let reload: ReloadFn = Arc::new(move || {
-        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| match e {
-            LoadError::Command(e) => crate::values::first_line(&e),
-            LoadError::File(e) => e.to_string(),
-        })?;
-        let workers = loaded.settings.workers;
-        // Certificates are re-read even for an app kept from the master.
-        crate::tls::reload(&loaded.settings, &shape.tls).map_err(|e| e.to_string())?;
-        // A preloaded app stays: it lives in the master (gunicorn does the same).
-        let app = match &preloaded {
-            Some(app) => app.clone(),
-            None => app::build(&loaded.settings, &shape).map_err(|e| e.to_string())?,
-        };
-        Ok(Reloaded { app, workers })
-    });
+    let hup_alone = hup_alone(settings, shape.tls.clone());
+    let reload = crate::hup::reload_fn(running, preloaded, shape);
     Supervision {
         timeout: settings.timeout,
         max_requests: settings.max_requests as u64,
@@ -213,6 +207,7 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         max_worker_memory: settings.max_worker_memory,
         pidfile: settings.pid.clone(),
         reload: Some(reload),
+        hup_alone: Some(hup_alone),
         reopen_logs: None,
         per_worker_sockets: None,
         control_socket: settings.control_socket.clone(),
@@ -221,6 +216,37 @@ fn supervision(settings: &Settings, app: &AppSource, shape: app::Shape) -> Super
         name: settings.name.clone(),
         model: settings.model.name,
     }
+}
+
+/// `SIGHUP` in a process serving alone: no master to start new workers with a new
+/// configuration, so only the TLS certificates are re-read (certificate rotation, e.g.
+/// certbot's deploy hook, works in every model); the line logged says so.
+fn hup_alone(
+    settings: &Settings,
+    tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
+) -> HupAloneFn {
+    let needs_master = format!(
+        "a configuration reload needs a master (--model prefork or hybrid, or event or async with -w 2 or more); --model {} -w {} has none: restart to change settings",
+        settings.model.name, settings.workers
+    );
+    Arc::new(move || {
+        if tls.is_none() {
+            return Ok(format!("SIGHUP: nothing reloaded: {needs_master}"));
+        }
+        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| {
+            let e = match e {
+                LoadError::Command(e) => crate::values::first_line(&e),
+                LoadError::File(e) => e.to_string(),
+            };
+            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
+        })?;
+        crate::tls::reload(&loaded.settings, &tls).map_err(|e| {
+            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
+        })?;
+        Ok(format!(
+            "SIGHUP: TLS certificates re-read; {needs_master} other than the certificates"
+        ))
+    })
 }
 
 fn bind_all(settings: &Settings) -> Result<Vec<Listener>, SettingError> {

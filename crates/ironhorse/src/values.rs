@@ -6,7 +6,7 @@
 //! in front of the command line, which is parsed again. One parse yields the typed
 //! [`Settings`]; the file's keys are remembered only to say where a value came from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use clap::parser::ValueSource;
@@ -21,6 +21,29 @@ pub struct SettingError(pub String);
 impl std::fmt::Display for SettingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The settings' values as written, by setting id (see [`Loaded::values`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Values(BTreeMap<String, Vec<String>>);
+
+impl Values {
+    /// The ids of the settings whose value differs in `other`, in the table's (id) order.
+    pub fn changed_in(&self, other: &Values) -> Vec<String> {
+        let ids: BTreeSet<&String> = self.0.keys().chain(other.0.keys()).collect();
+        ids.into_iter()
+            .filter(|id| self.0.get(*id) != other.0.get(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Takes `id`'s value from `other` (a change that was applied).
+    pub fn take(&mut self, id: &str, other: &Values) {
+        match other.0.get(id) {
+            Some(value) => self.0.insert(id.to_string(), value.clone()),
+            None => self.0.remove(id),
+        };
     }
 }
 
@@ -84,6 +107,29 @@ impl Loaded {
             Some(ValueSource::EnvVariable) => "environment",
             _ => "default",
         }
+    }
+
+    /// Every setting's value as written (a flag as `true`/`false`), by setting id: what a
+    /// reload compares to tell which settings changed.
+    pub fn values(&self) -> Values {
+        let command = settings::command();
+        let values = command
+            .get_arguments()
+            .filter(|a| !COMMAND_ONLY.contains(&a.get_id().as_str()))
+            .map(|arg| {
+                let id = arg.get_id().as_str();
+                let value = if settings::is_flag(arg) {
+                    vec![self.matches.get_flag(id).to_string()]
+                } else {
+                    self.matches
+                        .get_raw(id)
+                        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+                        .unwrap_or_default()
+                };
+                (id.to_string(), value)
+            })
+            .collect();
+        Values(values)
     }
 
     /// The effective settings as TOML, each with its source, the values as they were written.

@@ -515,3 +515,68 @@ fn retiring_workers_say_connection_close_to_keep_alive_clients() {
         );
     }
 }
+
+/// One `GET /hello.txt` on a new connection; its status code, if it was answered.
+fn get_status(addr: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.get(9..12)?.parse().ok()
+}
+
+/// HUP re-reads the config file: a changed `max-requests` reaches the new workers (they
+/// retire after one request), and a changed `model` or `backlog`, which a reload cannot
+/// apply, is a warning naming it and what would, not part of a "configuration reloaded" line.
+#[test]
+fn hup_applies_what_it_can_of_a_changed_config_and_names_the_rest() {
+    let site = Site::new("hup-config");
+    let config = common::temp_path("hup-config.toml");
+    std::fs::write(&config, "model = \"prefork\"\nworkers = 2\n").unwrap();
+    let server = static_server(&site, &["-c", config.to_str().unwrap()]);
+    assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    let before = workers_of(server.pid());
+
+    std::fs::write(
+        &config,
+        "model = \"hybrid\"\nworkers = 2\nmax_requests = 1\nbacklog = 64\n",
+    )
+    .unwrap();
+    server.signal(1);
+    assert!(
+        server.log_contains(
+            "SIGHUP: configuration partly reloaded (applied: max-requests; not applied: backlog, model)"
+        ),
+        "{}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains(
+        "[WARNING] SIGHUP: model changed but a reload does not apply it; it needs a restart or USR2"
+    ));
+    assert!(server.log_text().contains(
+        "[WARNING] SIGHUP: backlog changed but a reload does not apply it; it needs a restart (USR2 keeps the sockets)"
+    ));
+    assert!(!server.log_text().contains("max-requests changed"));
+    // The new workers retire after one request each: requests keep bringing new pids.
+    assert!(eventually(|| {
+        let now = workers_of(server.pid());
+        now.len() == 2 && now.is_disjoint(&before)
+    }));
+    let reloaded = workers_of(server.pid());
+    assert!(
+        eventually(|| {
+            assert_eq!(get_status(&server.addr), Some(200));
+            !workers_of(server.pid()).is_subset(&reloaded)
+        }),
+        "the new workers did not retire after --max-requests 1; log: {}",
+        server.log_text()
+    );
+    let (code, log) = server.stop_and_read_log();
+    assert_eq!(code, Some(0), "{log}");
+    // The model's warning is one line per HUP; none claims it reloaded.
+    assert_eq!(log.matches("model changed").count(), 1, "{log}");
+    let _ = std::fs::remove_file(&config);
+}

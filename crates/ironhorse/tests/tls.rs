@@ -617,6 +617,76 @@ fn hup_rereads_the_certificates() {
     }
 }
 
+/// Without a master (`single`, `fork`, `thread`, `threadpool`, `event` and `async` at one
+/// worker) a HUP re-reads the certificates in place, says so in one line, and never stops the
+/// server (HUP's default action would); a bad new file is one error line, and the current
+/// certificate stays.
+#[test]
+fn hup_rereads_the_certificates_without_a_master() {
+    use ironhorse_process::{model::Model, Processes};
+    let alone = common::models()
+        .into_iter()
+        .filter(|name| Model::named(name).unwrap().processes_for(1) != Processes::Prefork);
+    for model in alone {
+        eprintln!("--- model {model}");
+        let pki = Pki::new("tls-hup-alone");
+        let site = Site::new("tls-hup-alone");
+        let (old, new) = (pki.server(Key::EcdsaP256), pki.server(Key::Ed25519));
+        let live = Issued {
+            cert: pki.dir.join("live-cert.pem"),
+            key: pki.dir.join("live-key.pem"),
+        };
+        let install = |from: &Issued| {
+            std::fs::copy(&from.cert, &live.cert).unwrap();
+            std::fs::copy(&from.key, &live.key).unwrap();
+        };
+        install(&old);
+        let mut server = static_tls(model, &site, &live, &[]);
+        let config = client::config(&pki.ca, &[&TLS13], None);
+        let served = || {
+            Client::connect(&server.addr, config.clone(), b"")
+                .map(|c| c.server_cert())
+                .unwrap_or_default()
+        };
+        assert_eq!(served(), first_der(&old.cert));
+
+        install(&new);
+        server.signal(1);
+        let new_der = first_der(&new.cert);
+        assert!(
+            eventually(|| served() == new_der),
+            "{model}: no connection got the new certificate; log: {}",
+            server.log_text()
+        );
+        assert!(server.log_contains(
+            "SIGHUP: TLS certificates re-read; a configuration reload needs a master"
+        ));
+
+        // A broken file: one error line, the certificate served stays.
+        std::fs::write(&live.cert, "not a certificate\n").unwrap();
+        server.signal(1);
+        assert!(server.log_contains("certificates not re-read"));
+        assert!(server
+            .log_text()
+            .contains("[ERROR] SIGHUP: certificates not re-read"));
+        assert_eq!(served(), new_der, "{model}: the certificate changed");
+        assert_eq!(
+            server
+                .log_text()
+                .matches("certificates not re-read")
+                .count(),
+            1,
+            "{model}: {}",
+            server.log_text()
+        );
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "{model}: HUP stopped the server"
+        );
+        assert_eq!(server.stop(HUNG), Some(0), "{model}");
+    }
+}
+
 #[test]
 fn bad_certificate_files_stop_the_start_with_one_line() {
     let pki = Pki::new("tls-bad");

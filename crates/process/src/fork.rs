@@ -30,7 +30,10 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     let result = accept_loop_ticking(
         &plan.listeners,
         &*hooks,
-        || reap(&mut children.borrow_mut()),
+        || {
+            reap(&mut children.borrow_mut());
+            super::take_hup_alone(plan.supervision.hup_alone.as_ref(), &plan.logs);
+        },
         |stream, info| {
             while children.borrow().pids.len() >= max_children
                 && signals::stop_requested().is_none()

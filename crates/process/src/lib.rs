@@ -79,7 +79,11 @@ fn start_serving(
     plan: &ServerPlan,
     on_ready: impl FnOnce(),
 ) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
-    if let Err(e) = ironhorse_sys::signals::install_stop_flag() {
+    // HUP too: its default action would end the server (a certbot deploy hook sending it to
+    // rotate the certificates took the site down).
+    let installed = ironhorse_sys::signals::install_stop_flag()
+        .and_then(|()| ironhorse_sys::signals::install_pending(&[ironhorse_sys::signals::SIGHUP]));
+    if let Err(e) = installed {
         plan.logs
             .error(format_args!("cannot install signal handlers: {e}"));
         return Err(1);
@@ -103,13 +107,64 @@ fn start_serving(
     Ok((pidfile, protocol))
 }
 
+/// What `SIGHUP` does in a process serving alone (no master): re-reads what can be replaced
+/// in place (the TLS certificates). `Ok` is the line saying what was done, `Err` the line
+/// saying why nothing was (the current configuration stays).
+pub type HupAloneFn = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Takes a `SIGHUP` received by a process serving alone, if one came, and acts on it: one
+/// log line either way, so that a HUP is never silently without effect.
+fn take_hup_alone(hup: Option<&HupAloneFn>, logs: &ProcessLogs) {
+    if !ironhorse_sys::signals::take_pending(ironhorse_sys::signals::SIGHUP) {
+        return;
+    }
+    match hup.map(|hup| hup()) {
+        Some(Ok(done)) => logs.info(format_args!("{done}")),
+        Some(Err(failed)) => logs.error(format_args!("{failed}")),
+        None => logs.info(format_args!(
+            "SIGHUP: nothing to reload in a process serving alone; restart to change settings"
+        )),
+    }
+}
+
 /// Re-reads the configuration (on `SIGHUP`).
 pub type ReloadFn = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
 
-/// What a configuration reload yields.
+/// What a configuration reload yields: the settings the next workers start with.
 pub struct Reloaded {
     pub app: AppSource,
     pub workers: usize,
+    /// `--timeout`, `--max-requests` and friends: the master applies them to new workers
+    /// (the timeout and memory limit to every worker from now on).
+    pub limits: WorkerLimits,
+    /// `--graceful-timeout`, for workers started from now on and the master's own stop.
+    pub graceful_timeout: Duration,
+    /// The changed settings the reload applies (setting names), for the log line.
+    pub applied: Vec<String>,
+    /// The changed settings it cannot apply, each with what would.
+    pub not_applied: Vec<NotApplied>,
+}
+
+/// A changed setting a reload does not apply.
+pub struct NotApplied {
+    /// The setting's name (`bind`).
+    pub name: String,
+    /// What applies it: "a restart" (`bind`: `USR2` hands the same sockets over) or "a
+    /// restart or USR2".
+    pub needs: &'static str,
+}
+
+/// The limits a master puts on its workers, replaceable by a reload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkerLimits {
+    /// A worker silent this long is aborted and replaced (`--timeout`; zero: never).
+    pub timeout: Duration,
+    /// A worker retires after this many requests (`--max-requests`; zero: never) …
+    pub max_requests: u64,
+    /// … plus a random 0..=jitter, so workers do not all retire at once.
+    pub max_requests_jitter: u64,
+    /// A worker whose resident memory passes this many bytes is recycled.
+    pub max_worker_memory: Option<u64>,
 }
 
 /// How a master watches over its workers.
@@ -127,6 +182,8 @@ pub struct Supervision {
     pub pidfile: Option<PathBuf>,
     /// Re-reads the configuration on `SIGHUP`.
     pub reload: Option<ReloadFn>,
+    /// `SIGHUP` without a master (single-process models).
+    pub hup_alone: Option<HupAloneFn>,
     /// Reopens log files on `SIGUSR1` (in the master and in each worker).
     pub reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Process name prefix (`-n`): `NAME:master`, `NAME:w:MODEL` (15 bytes show in `ps`).
@@ -146,6 +203,14 @@ pub struct Supervision {
 }
 
 impl Supervision {
+    /// Takes the limits of a reloaded configuration.
+    fn set_limits(&mut self, limits: WorkerLimits) {
+        self.timeout = limits.timeout;
+        self.max_requests = limits.max_requests;
+        self.max_requests_jitter = limits.max_requests_jitter;
+        self.max_worker_memory = limits.max_worker_memory;
+    }
+
     /// The request budget of the next worker, jitter applied.
     fn max_requests_for_next_worker(&self) -> u64 {
         if self.max_requests == 0 {

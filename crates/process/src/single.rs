@@ -21,7 +21,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
     spawn_stop_watchdog(
         plan.graceful_timeout,
         plan.supervision.reopen_logs.clone(),
-        Exit::Alone(socket_files.clone()),
+        Exit::Alone(socket_files.clone(), plan.supervision.hup_alone.clone()),
         plan.logs.clone(),
     );
     let config = DriverConfig {
@@ -50,8 +50,9 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
 pub(crate) enum Exit {
     /// A worker: it stops when its master (this pid) is gone; the master owns the sockets.
     Worker { master: u32 },
-    /// The only serving process: it removes the Unix socket files it made.
-    Alone(Vec<PathBuf>),
+    /// The only serving process: it removes the Unix socket files it made, and acts on
+    /// `SIGHUP` itself (a worker leaves that to its master).
+    Alone(Vec<PathBuf>, Option<super::HupAloneFn>),
 }
 
 fn remove_files(paths: &[PathBuf]) {
@@ -60,7 +61,8 @@ fn remove_files(paths: &[PathBuf]) {
     }
 }
 
-/// A serving process's housekeeping thread: reopens logs on `SIGUSR1`, exits at once on a
+/// A serving process's housekeeping thread: reopens logs on `SIGUSR1`, re-reads the
+/// certificates on `SIGHUP` (serving alone: the driver's threads are never blocked by it), exits at once on a
 /// quick stop (`SIGQUIT`), and bounds a graceful stop: once one is requested, the process
 /// exits after the graceful timeout even if some request is stuck.
 ///
@@ -83,6 +85,9 @@ pub(crate) fn spawn_stop_watchdog(
                         reopen();
                     }
                 }
+                if let Exit::Alone(_, hup) = &exit {
+                    super::take_hup_alone(hup.as_ref(), &logs);
+                }
                 if let Some(signal) = signals::stop_requested() {
                     break signal;
                 }
@@ -93,7 +98,7 @@ pub(crate) fn spawn_stop_watchdog(
                 std::thread::sleep(ironhorse_runtime::STOP_CHECK);
             };
             let files = match &exit {
-                Exit::Alone(files) => &files[..],
+                Exit::Alone(files, _) => &files[..],
                 Exit::Worker { .. } => &[],
             };
             if stop == signals::SIGQUIT {

@@ -260,15 +260,7 @@ impl Master {
     /// `HUP`: re-read the configuration, then roll new workers in.
     fn reload(&mut self) {
         match self.plan.supervision.reload.as_ref().map(|reload| reload()) {
-            Some(Ok(reloaded)) => {
-                self.plan.app = reloaded.app;
-                self.scale_ups += reloaded.workers.max(1).saturating_sub(self.target);
-                self.target = reloaded.workers.max(1);
-                self.plan.logs.info(format_args!(
-                    "SIGHUP: configuration reloaded; replacing {} workers",
-                    self.workers.len()
-                ));
-            }
+            Some(Ok(reloaded)) => self.apply(reloaded),
             Some(Err(e)) => {
                 self.plan.logs.warn(format_args!("SIGHUP: configuration not reloaded ({e}); keeping the current one, restarting workers"));
                 self.target = self.target.max(1);
@@ -281,6 +273,44 @@ impl Master {
             }
         }
         self.workers.start_generation();
+    }
+
+    /// Applies a reloaded configuration to the workers started from now on, and says which
+    /// changed settings it applied; each one it could not is a warning of its own (a reload
+    /// that left `bind` as it was must not read "configuration reloaded").
+    fn apply(&mut self, reloaded: super::Reloaded) {
+        self.plan.app = reloaded.app;
+        self.scale_ups += reloaded.workers.max(1).saturating_sub(self.target);
+        self.target = reloaded.workers.max(1);
+        self.plan.supervision.set_limits(reloaded.limits);
+        self.plan.graceful_timeout = reloaded.graceful_timeout;
+        for setting in &reloaded.not_applied {
+            self.plan.logs.warn(format_args!(
+                "SIGHUP: {} changed but a reload does not apply it; it needs {}",
+                setting.name, setting.needs
+            ));
+        }
+        let applied = match reloaded.applied.is_empty() {
+            true => "no applicable setting changed".to_string(),
+            false => format!("applied: {}", reloaded.applied.join(", ")),
+        };
+        let (what, not_applied) = match reloaded.not_applied.is_empty() {
+            true => ("reloaded", String::new()),
+            false => (
+                "partly reloaded",
+                format!(
+                    "; not applied: {}",
+                    (reloaded.not_applied.iter())
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        };
+        self.plan.logs.info(format_args!(
+            "SIGHUP: configuration {what} ({applied}{not_applied}); replacing {} workers",
+            self.workers.len()
+        ));
     }
 
     /// Starts or retires workers to meet the target. During a rolling restart, at most one
