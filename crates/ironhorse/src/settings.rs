@@ -215,7 +215,7 @@ pub struct Settings {
     #[arg(
         long,
         value_name = "USER",
-        help = "Switch to this user (name or id) after binding."
+        help = "Switch to this user (name or id) after binding the sockets and opening the log files (as gunicorn's master opens them: a root-only log directory works); the pid file and a later USR1 reopen happen as this user."
     )]
     pub user: Option<String>,
     #[arg(

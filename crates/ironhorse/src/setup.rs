@@ -43,7 +43,10 @@ impl Server {
             // After binding, so a port in use is still reported to the terminal.
             ironhorse_sys::daemonize().map_err(|e| SettingError(format!("--daemon: {e}")))?;
         }
+        // Log files are opened before --user/--group take effect, as gunicorn's master opens
+        // them: a root-owned log directory (/var/log) stays usable.
         let logs = logs::Logs::open(settings)?;
+        drop_privileges(settings)?;
         let shape = app::Shape {
             strategy,
             driver: model.driver,
@@ -182,6 +185,11 @@ fn apply_process_settings(settings: &Settings) -> Result<(), SettingError> {
     if let Some(mask) = settings.umask {
         ironhorse_sys::set_umask(mask);
     }
+    Ok(())
+}
+
+/// `--user`/`--group`: the process (and every worker it forks) runs as them from here on.
+fn drop_privileges(settings: &Settings) -> Result<(), SettingError> {
     let (user, group) = (settings.user.as_deref(), settings.group.as_deref());
     if user.is_some() || group.is_some() {
         ironhorse_sys::drop_privileges(user, group)

@@ -212,3 +212,54 @@ fn process_names_show_role_and_model() {
         "{names:?}"
     );
 }
+
+/// The uid in `/proc/PID/status` (real, effective, saved, fs: the first).
+fn uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `--user`: log files are opened before the switch, as gunicorn's master opens them, so a
+/// log directory only root may write to (/var/log) works; then every process runs as the
+/// user. Needs root and the `nobody` user (skipped otherwise).
+#[test]
+fn user_switch_after_the_log_files_are_open() {
+    let nobody = Command::new("id").args(["-u", "nobody"]).output().ok();
+    let nobody: Option<u32> =
+        nobody.and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok());
+    let (Some(nobody), true) = (nobody, uid_of(std::process::id() as i32) == Some(0)) else {
+        eprintln!("skipped: needs root and a user named nobody");
+        return;
+    };
+    let site = Site::new("user-switch");
+    let logs = common::temp_path("user-switch-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let log = logs.join("access.log");
+    let mut args = common::model_args("prefork");
+    args.extend(site.root_arg());
+    args.extend([
+        "--user".into(),
+        "nobody".into(),
+        "--access-logfile".into(),
+        log.display().to_string(),
+    ]);
+    let server = Server::start(&args);
+    assert_eq!(get(&server.addr, "/hello.txt").status, 200);
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(|| logged().contains("GET /hello.txt")),
+        "the access log: {:?}\n{}",
+        logged(),
+        server.log_text()
+    );
+    assert_eq!(uid_of(server.pid()), Some(nobody), "the master");
+    let workers = children_of(server.pid());
+    assert!(!workers.is_empty());
+    for worker in workers {
+        assert_eq!(uid_of(worker), Some(nobody), "worker {worker}");
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+}
