@@ -149,6 +149,14 @@ impl RequestHead {
     pub fn set_version(&mut self, version: Version) {
         self.version = version;
     }
+    /// Marks a head rebuilt from another protocol's request whose body has no declared
+    /// length and ends with its stream (HTTP/2 without `content-length`): framed as
+    /// [`BodyFraming::Chunked`], a body of unknown length, as an HTTP/1.1 chunked one is.
+    pub fn set_body_of_unknown_length(&mut self) {
+        if self.framing == BodyFraming::None {
+            self.framing = BodyFraming::Chunked;
+        }
+    }
     /// The host the request is for, `host[:port]` as sent: an absolute-form target's
     /// authority (without userinfo), which wins over `Host` (RFC 9112 §3.2.2), else the
     /// `Host` field; `None` when neither names one (HTTP/1.0 without Host). Both were

@@ -43,10 +43,10 @@ pub(crate) enum Gathered {
 }
 
 impl Gather {
-    /// Whether `head`'s body is one to read ahead: it has no declared length, and the
-    /// request's HEADERS frame did not end the stream (`ended`).
-    pub fn wanted(head: &RequestHead, ended: bool, limit: u64) -> bool {
-        limit > 0 && !ended && head.body_framing() == BodyFraming::None
+    /// Whether `head`'s body is one to read ahead: one of unknown length (sent without
+    /// `content-length`; see `head::request_head`).
+    pub fn wanted(head: &RequestHead, limit: u64) -> bool {
+        limit > 0 && head.body_framing() == BodyFraming::Chunked
     }
 
     pub fn new(head: RequestHead, limit: u64, memory: u64, launch: Launch) -> Gather {

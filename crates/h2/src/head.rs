@@ -8,7 +8,13 @@ use ironhorse_app::{HeaderList, RequestHead, Version};
 use ironhorse_h1::{Limits, ServerConn, REASON_FIELD};
 
 /// Rebuilds `req`'s head; `Err(status)` for a request h1 refuses (a client mistake).
-pub(crate) fn request_head<B>(req: &http::Request<B>, limits: Limits) -> Result<RequestHead, u16> {
+/// `ended`: its HEADERS frame ended the stream (no body); a body that follows without
+/// `content-length` is one of unknown length, as a chunked HTTP/1.1 one.
+pub(crate) fn request_head<B>(
+    req: &http::Request<B>,
+    ended: bool,
+    limits: Limits,
+) -> Result<RequestHead, u16> {
     let uri = req.uri();
     let target = match uri.path_and_query() {
         Some(pq) if !pq.as_str().is_empty() => pq.as_str(),
@@ -43,6 +49,9 @@ pub(crate) fn request_head<B>(req: &http::Request<B>, limits: Limits) -> Result<
     match parser.next_request() {
         Ok(Some(mut head)) => {
             head.set_version(Version::Http2);
+            if !ended {
+                head.set_body_of_unknown_length();
+            }
             Ok(head)
         }
         Ok(None) => Err(431),
@@ -159,7 +168,7 @@ mod tests {
             .header("content-length", "3")
             .body(())
             .unwrap();
-        let head = request_head(&req, Limits::default()).unwrap();
+        let head = request_head(&req, true, Limits::default()).unwrap();
         assert_eq!(head.method(), "POST");
         assert_eq!(head.path(), "/a/b");
         assert_eq!(head.query(), "x=1");
@@ -176,7 +185,10 @@ mod tests {
             .header("content-length", "nope")
             .body(())
             .unwrap();
-        assert_eq!(request_head(&req, Limits::default()).unwrap_err(), 400);
+        assert_eq!(
+            request_head(&req, true, Limits::default()).unwrap_err(),
+            400
+        );
     }
 
     #[test]

@@ -166,7 +166,9 @@ impl H2Session {
                 Poll::Ready(Some(Ok((request, respond)))) => {
                     any = true;
                     self.idle_watch = None;
-                    let head = crate::head::request_head(&request, self.shared.settings.limits);
+                    let ended = request.body().is_end_stream();
+                    let limits = self.shared.settings.limits;
+                    let head = crate::head::request_head(&request, ended, limits);
                     let info = self.stream_info(head.as_ref().ok());
                     let ctx = StreamContext {
                         service: &self.shared.service,

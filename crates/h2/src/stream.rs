@@ -136,9 +136,8 @@ impl Stream {
         } else if service.may_block_for(&head) {
             let launch = Launch::new(ctx);
             let settings = ctx.settings;
-            let ended = recv.is_end_stream();
             stream.recv = Some(recv);
-            if Gather::wanted(&head, ended, settings.buffer_body) {
+            if Gather::wanted(&head, settings.buffer_body) {
                 let (limit, memory) = (settings.buffer_body, settings.buffer_body_memory);
                 stream.work = Work::Gathering(Box::new(Gather::new(head, limit, memory, launch)));
             } else {

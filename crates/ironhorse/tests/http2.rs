@@ -151,27 +151,41 @@ per_model!(
             return;
         }
         let files = Files::new();
-        let server = serve(model, &files.0, &[]);
-        // HTTP/2 needs no content-length; a WSGI app that reads CONTENT_LENGTH bytes (as
-        // Django does) must still get the body: in memory, spooled to a file, and exactly
-        // --buffer-request-body (1 MiB by default).
-        for size in [0, 1, 100_000, 1 << 20] {
+        // The application on threads, and in greenlets (gevent reads bodies ahead itself,
+        // up to the in-memory part of the buffer: 64 KiB by default).
+        let threads = serve(model, &files.0, &[]);
+        let greenlets = serve(
+            model,
+            &files.0,
+            &[
+                "--interface".into(),
+                "gevent".into(),
+                "--virtualenv".into(),
+                venv().display().to_string(),
+            ],
+        );
+        for (server, buffered) in [(&threads, 1 << 20), (&greenlets, 64 << 10)] {
+            // HTTP/2 needs no content-length; a WSGI app that reads CONTENT_LENGTH bytes
+            // (as Django does) must still get the body: empty, in memory, spooled to a
+            // file, and exactly --buffer-request-body.
+            for size in [0, 1, 60_000, buffered] {
+                let out = client(
+                    &server.addr,
+                    &["upload", "/read-declared", &size.to_string(), "unsized"],
+                );
+                assert_eq!(out["status"], 200, "{out}");
+                let expected = format!("{size} {size} {:x}", Sha256::digest(pattern(size)));
+                assert_eq!(out["body"], expected, "{size} bytes: {out}");
+            }
+            // A longer one streams to the application as it comes (no length to give).
+            let size = buffered + 1;
             let out = client(
                 &server.addr,
-                &["upload", "/read-declared", &size.to_string(), "unsized"],
+                &["upload", "/upload", &size.to_string(), "unsized"],
             );
-            assert_eq!(out["status"], 200, "{out}");
-            let expected = format!("{size} {size} {:x}", Sha256::digest(pattern(size)));
-            assert_eq!(out["body"], expected, "{size} bytes: {out}");
+            let expected = format!("{size} {:x}", Sha256::digest(pattern(size)));
+            assert_eq!(out["body"], expected, "{out}");
         }
-        // A longer one streams to the application as it comes (no length to give).
-        let size = (1 << 20) + 1;
-        let out = client(
-            &server.addr,
-            &["upload", "/upload", &size.to_string(), "unsized"],
-        );
-        let expected = format!("{size} {:x}", Sha256::digest(pattern(size)));
-        assert_eq!(out["body"], expected, "{out}");
     }
 );
 

@@ -37,6 +37,12 @@ pub trait RequestView {
     fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_;
     /// The body length when the request declares one (not for chunked bodies).
     fn content_length(&self) -> Option<u64>;
+    /// Whether a body of unknown length may follow (chunked, or HTTP/2's without
+    /// `content-length`).
+    fn body_of_unknown_length(&self) -> bool {
+        self.headers()
+            .any(|(name, _)| name.eq_ignore_ascii_case("transfer-encoding"))
+    }
     /// `host[:port]` of an absolute-form target, which wins over `Host` (RFC 9112 §3.2.2).
     fn absolute_authority(&self) -> Option<&str> {
         None
@@ -73,6 +79,9 @@ impl<R: RequestView + ?Sized> RequestView for KnownLength<'_, R> {
     fn content_length(&self) -> Option<u64> {
         Some(self.length)
     }
+    fn body_of_unknown_length(&self) -> bool {
+        false
+    }
     fn absolute_authority(&self) -> Option<&str> {
         self.request.absolute_authority()
     }
@@ -102,6 +111,9 @@ impl RequestView for RequestHead {
             BodyFraming::Length(n) => Some(n),
             BodyFraming::None | BodyFraming::Chunked => None,
         }
+    }
+    fn body_of_unknown_length(&self) -> bool {
+        self.body_framing() == BodyFraming::Chunked
     }
     fn absolute_authority(&self) -> Option<&str> {
         self.is_absolute_form().then(|| self.host()).flatten()

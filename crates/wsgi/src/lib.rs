@@ -352,13 +352,9 @@ fn unknown_length_for_empty_head(method: &str, response: Response) -> Response {
 /// What `req` says of its body: a declared length, or a chunked one of unknown length.
 fn body_expected<R: RequestView + ?Sized>(req: &R) -> input::BodyExpected {
     let declared = req.content_length();
-    let chunked = || {
-        req.headers()
-            .any(|(name, _)| name.eq_ignore_ascii_case("transfer-encoding"))
-    };
     input::BodyExpected {
         declared,
-        may_exist: declared.map_or_else(chunked, |n| n > 0),
+        may_exist: declared.map_or_else(|| req.body_of_unknown_length(), |n| n > 0),
     }
 }
 
