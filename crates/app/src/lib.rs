@@ -38,8 +38,19 @@ pub struct ConnInfo {
     pub forwarded: Option<ironhorse_wire::forwarded::Resolved>,
     /// The TLS facts of a connection whose TLS ironhorse terminates (`--certfile`).
     pub tls: Option<Arc<TlsInfo>>,
+    /// The server's name and port as the front proxy named them (uwsgi's `SERVER_NAME` and
+    /// `SERVER_PORT`, nginx's `$server_name` and `$server_port`): the application's server
+    /// is that one, not the socket the proxy reached.
+    pub server_name: Option<Arc<ServerName>>,
     /// What the application keeps for this connection between its requests.
     pub cache: ConnCache,
+}
+
+/// A server name and port given by a front proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName {
+    pub name: String,
+    pub port: u16,
 }
 
 /// Values an application computes once per connection and keeps with it between requests
@@ -148,6 +159,7 @@ impl ConnInfo {
             scheme: "http",
             forwarded: None,
             tls: None,
+            server_name: None,
             cache: ConnCache::default(),
         }
     }

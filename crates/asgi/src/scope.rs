@@ -156,6 +156,13 @@ pub(crate) fn http_scope<'py>(
     };
     scope.set_item(intern!(py, "client"), client)?;
     match conn.local {
+        _ if conn.server_name.is_some() => {
+            let server = conn
+                .server_name
+                .as_deref()
+                .map(|s| (s.name.as_str(), s.port));
+            scope.set_item(intern!(py, "server"), server)?
+        }
         Some(local) => scope.set_item(intern!(py, "server"), cache.server(py, local)?)?,
         None => match &config.unix_socket {
             // A Unix socket: `[path, None]` (the ASGI spec's `server`).

@@ -183,6 +183,9 @@ fn cases(label: &str, (plain, tls): (u16, u16), files: &Files, server: &Server) 
     assert_eq!(env["HTTP_X_TEST"], "hello");
     assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
     assert_eq!(env["HTTP_CONNECTION"], Value::Null);
+    // The server the client reached is nginx's, as uwsgi_params names it (uWSGI's too).
+    assert_eq!(env["SERVER_NAME"], "app.example", "{env}");
+    assert_eq!(env["SERVER_PORT"], plain.to_string(), "{env}");
 
     let got = curl(&format!("https://app.example:{tls}/env"), &[]);
     assert_eq!(
@@ -190,6 +193,7 @@ fn cases(label: &str, (plain, tls): (u16, u16), files: &Files, server: &Server) 
         "https",
         "HTTPS=on from uwsgi_params"
     );
+    assert_eq!(got.json()["SERVER_PORT"], tls.to_string());
 
     let (path, sha) = &files.big;
     let data = format!("@{}", path.display());

@@ -318,6 +318,7 @@ mod tests {
             scheme: "http",
             forwarded: None,
             tls: None,
+            server_name: None,
             cache: Default::default(),
         }
     }

@@ -113,6 +113,8 @@ impl PacketSession {
         conn.peer = request.client.or(conn.peer);
         conn.local = request.server.or(conn.local);
         conn.scheme = if request.https { "https" } else { "http" };
+        conn.server_name = (request.server_name)
+            .map(|(name, port)| Arc::new(ironhorse_app::ServerName { name, port }));
         let mut next = self.inner.session(conn, self.link.clone());
         next.receive(&request.head);
         let body = &self.buf[packet.consumed..self.filled];
@@ -240,6 +242,7 @@ mod tests {
             scheme: "http",
             forwarded: None,
             tls: None,
+            server_name: None,
             cache: Default::default(),
         };
         protocol.session(conn, link)

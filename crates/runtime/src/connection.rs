@@ -130,6 +130,7 @@ pub(crate) fn tcp_info(peer: SocketAddr, local: Option<SocketAddr>) -> ConnInfo 
         scheme: "http",
         forwarded: None,
         tls: None,
+        server_name: None,
         cache: Default::default(),
     }
 }

@@ -28,6 +28,7 @@ fn main() {
         scheme: "http",
         forwarded: None,
         tls: None,
+        server_name: None,
         cache: Default::default(),
     };
     let req = RequestParts::new("GET", "/hello?x=1")

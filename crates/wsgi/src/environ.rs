@@ -205,6 +205,8 @@ struct ConnKey {
     scheme: &'static str,
     /// The address of the connection's `TlsInfo`.
     tls: usize,
+    /// The address of the connection's `ServerName`.
+    server_name: usize,
 }
 
 impl ConnKey {
@@ -214,6 +216,7 @@ impl ConnKey {
             local: conn.local,
             scheme: conn.scheme,
             tls: conn.tls.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize),
+            server_name: (conn.server_name.as_ref()).map_or(0, |s| Arc::as_ptr(s) as usize),
         }
     }
 }
@@ -453,6 +456,10 @@ impl EnvironBuilder {
         if let Some(local) = conn.local {
             env.set_item(k.server_name.bind(py), local.ip().to_string())?;
             env.set_item(k.server_port.bind(py), local.port().to_string())?;
+        }
+        if let Some(server) = &conn.server_name {
+            env.set_item(k.server_name.bind(py), &server.name)?;
+            env.set_item(k.server_port.bind(py), server.port.to_string())?;
         }
         if let Some(peer) = conn.peer {
             // CGI's REMOTE_HOST: the address itself (no DNS lookups, as waitress does).

@@ -14,7 +14,8 @@
 //!   request per connection is the server's part: nginx never sends a second one unasked);
 //! * the connection: `REMOTE_ADDR`/`REMOTE_PORT` (the client), `HTTPS`/`REQUEST_SCHEME`/
 //!   `UWSGI_SCHEME` (https), `SERVER_ADDR` or `SERVER_NAME` (when an address) with
-//!   `SERVER_PORT`.
+//!   `SERVER_PORT`, and `SERVER_NAME`/`SERVER_PORT` as given, for the application's own
+//!   (uWSGI passes them on as nginx sent them).
 //!
 //! Values that could not have come from a parsed HTTP request (a CR or LF in a value, a
 //! space in the target, a name that is not a token) are errors: the packet is refused rather
@@ -36,6 +37,9 @@ pub struct HttpRequest {
     pub server: Option<SocketAddr>,
     /// The client's request came over TLS.
     pub https: bool,
+    /// `SERVER_NAME` and `SERVER_PORT` as the proxy named them (nginx: `$server_name`,
+    /// `$server_port`), when both are there and the port is a number.
+    pub server_name: Option<(String, u16)>,
 }
 
 /// Why a packet cannot be a request.
@@ -128,7 +132,15 @@ pub fn to_http(packet: &Packet) -> Result<HttpRequest, RequestError> {
             var("SERVER_PORT"),
         ),
         https: is_https(packet),
+        server_name: server_name(var("SERVER_NAME"), var("SERVER_PORT")),
     })
+}
+
+fn server_name(name: Option<&[u8]>, port: Option<&[u8]>) -> Option<(String, u16)> {
+    let name = std::str::from_utf8(name?).ok()?;
+    let port = std::str::from_utf8(port?).ok()?.parse().ok()?;
+    let printable = name.bytes().all(|b| b.is_ascii_graphic());
+    printable.then(|| (name.to_string(), port))
 }
 
 /// The raw target when nginx sent it, else the decoded path encoded again, with the query.

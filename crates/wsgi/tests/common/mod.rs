@@ -29,6 +29,7 @@ pub fn conn() -> ConnInfo {
         scheme: "http",
         forwarded: None,
         tls: None,
+        server_name: None,
         cache: Default::default(),
     }
 }
