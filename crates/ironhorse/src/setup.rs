@@ -207,13 +207,14 @@ fn supervision(
 ) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
     let hup_alone = hup_alone(settings, shape.tls.clone());
-    let reload = crate::hup::reload_fn(running, preloaded, shape);
+    let reload = crate::hup::reload_fn(running, preloaded, shape, settings.env.clone());
     Supervision {
         timeout: settings.timeout,
         max_requests: settings.max_requests as u64,
         max_requests_jitter: settings.max_requests_jitter as u64,
         max_worker_memory: settings.max_worker_memory,
         pidfile: settings.pid.clone(),
+        worker_env: Default::default(),
         reload: Some(reload),
         hup_alone: Some(hup_alone),
         reopen_logs: None,

@@ -580,3 +580,79 @@ fn hup_applies_what_it_can_of_a_changed_config_and_names_the_rest() {
     assert_eq!(log.matches("model changed").count(), 1, "{log}");
     let _ = std::fs::remove_file(&config);
 }
+
+/// The value the `env_echo_app` workers see for the variable `name` (`-`: unset).
+fn env_seen(addr: &str, name: &str) -> String {
+    let r = common::client::get(addr, &format!("/{name}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// A config file serving `env_echo_app` with `env` as its `env` list (and `extra` lines).
+fn write_env_config(path: &std::path::Path, env: &[&str], extra: &str) {
+    let list: Vec<String> = env.iter().map(|e| format!("{e:?}")).collect();
+    let text = format!(
+        "model = \"prefork\"\nworkers = 2\napp = \"env_echo_app:application\"\nchdir = {:?}\nenv = [{}]\n{extra}",
+        apps_dir().display().to_string(),
+        list.join(", ")
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// HUP applies a changed `env` (as gunicorn's does): each worker it starts sets the new
+/// variables, and removes those the old list set, before it imports the app; the line says
+/// env was applied.
+#[test]
+fn hup_applies_a_changed_env_to_the_new_workers() {
+    let config = common::temp_path("hup-env.toml");
+    write_env_config(&config, &["IH_COLOUR=red", "IH_GONE=here"], "");
+    let server = Server::start(&["-c".to_string(), config.display().to_string()]);
+    assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
+    assert_eq!(env_seen(&server.addr, "IH_GONE"), "here");
+    let before = workers_of(server.pid());
+
+    write_env_config(&config, &["IH_COLOUR=blue"], "");
+    server.signal(1);
+    assert!(
+        server.log_contains("SIGHUP: configuration reloaded (applied: env)"),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(|| {
+            let now = workers_of(server.pid());
+            now.len() == 2 && now.is_disjoint(&before)
+        }),
+        "the workers were not replaced: {}",
+        server.log_text()
+    );
+    for _ in 0..4 {
+        assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "blue");
+        assert_eq!(env_seen(&server.addr, "IH_GONE"), "-");
+    }
+    assert!(!server.log_text().contains("env changed"));
+    let _ = std::fs::remove_file(&config);
+}
+
+/// With `--preload` the app lives in the master, which reads `env` once: a changed `env` is
+/// named as not applied, and the workers keep the old value.
+#[test]
+fn hup_with_preload_names_a_changed_env_as_not_applied() {
+    let config = common::temp_path("hup-env-preload.toml");
+    write_env_config(&config, &["IH_COLOUR=red"], "preload = true\n");
+    let server = Server::start(&["-c".to_string(), config.display().to_string()]);
+    assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    write_env_config(&config, &["IH_COLOUR=blue"], "preload = true\n");
+    server.signal(1);
+    assert!(
+        server.log_contains("SIGHUP: configuration partly reloaded (no applicable setting changed; not applied: env)"),
+        "{}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains(
+        "[WARNING] SIGHUP: env changed but a reload does not apply it; it needs a restart or USR2"
+    ));
+    assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
+    let _ = std::fs::remove_file(&config);
+}

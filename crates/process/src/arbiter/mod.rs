@@ -284,6 +284,9 @@ impl Master {
         self.target = reloaded.workers.max(1);
         self.plan.supervision.set_limits(reloaded.limits);
         self.plan.graceful_timeout = reloaded.graceful_timeout;
+        if let Some(env) = reloaded.env {
+            self.plan.supervision.worker_env = env;
+        }
         for setting in &reloaded.not_applied {
             self.plan.logs.warn(format_args!(
                 "SIGHUP: {} changed but a reload does not apply it; it needs {}",
