@@ -299,6 +299,18 @@ fn new_masters_in(log: &str) -> Vec<i32> {
         .collect()
 }
 
+/// However a test ends, no new master started by `USR2` outlives it (each one logs into the
+/// server's stderr, which it inherited).
+struct StopMasters<'a>(&'a Server);
+
+impl Drop for StopMasters<'_> {
+    fn drop(&mut self) {
+        for pid in new_masters_in(&self.0.log_text()) {
+            kill(pid, "TERM");
+        }
+    }
+}
+
 /// A second `USR2` while the first one's new master runs must not start a third master (it
 /// would take the same sockets and pid file): it is ignored with a warning, as gunicorn does.
 /// Once that new master is gone, `USR2` starts one again.
@@ -307,15 +319,6 @@ fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
     let site = Site::new("usr2-twice");
     let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
     let old = server.pid();
-    // However this test ends, no new master outlives it.
-    struct StopMasters<'a>(&'a Server);
-    impl Drop for StopMasters<'_> {
-        fn drop(&mut self) {
-            for pid in new_masters_in(&self.0.log_text()) {
-                kill(pid, "TERM");
-            }
-        }
-    }
     let _guard = StopMasters(&server);
     server.signal(12); // USR2
     assert!(
@@ -355,6 +358,58 @@ fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
     assert!(
         eventually(|| new_masters_in(&server.log_text()).len() == 2),
         "USR2 after the new master exited started none: {}",
+        server.log_text()
+    );
+}
+
+/// `USR2` sent to the new master while the old master that started it still runs (the
+/// operator has not retired it yet) is ignored with a warning, as gunicorn ignores it while
+/// its parent master runs: a third master would take the sockets and `PATH.2` meanwhile.
+/// Once the old master is gone, the new one upgrades on `USR2`.
+#[test]
+fn usr2_to_a_new_master_is_ignored_while_its_old_master_runs() {
+    let site = Site::new("usr2-child");
+    let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
+    let old = server.pid();
+    let _guard = StopMasters(&server);
+    server.signal(12); // USR2
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 1),
+        "no new master: {}",
+        server.log_text()
+    );
+    let new = new_masters_in(&server.log_text())[0];
+    // Its workers run once its signal handling is in place.
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers"
+    );
+    kill(new, "USR2");
+    assert!(
+        server.log_contains(&format!(
+            "[{new}] [WARNING] USR2 ignored: the old master {old} that started this one is still running"
+        )),
+        "USR2 to the new master was not ignored: {}",
+        server.log_text()
+    );
+    assert_eq!(
+        new_masters_in(&server.log_text()),
+        [new],
+        "{}",
+        server.log_text()
+    );
+    // The old master retired, the new one may upgrade.
+    kill(old, "TERM");
+    assert!(
+        eventually(|| !std::path::Path::new(&format!("/proc/{old}")).exists()
+            || std::fs::read_to_string(format!("/proc/{old}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))),
+        "the old master did not exit"
+    );
+    kill(new, "USR2");
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 2),
+        "USR2 after the old master exited started no master: {}",
         server.log_text()
     );
 }
