@@ -39,8 +39,9 @@ impl Server {
         let listeners = bind_all(settings)?;
         let metrics = bind_metrics(settings)?;
         apply_process_settings(settings)?;
-        if settings.daemon {
-            // After binding, so a port in use is still reported to the terminal.
+        if settings.daemon && !ironhorse_process::started_by_upgrade() {
+            // After binding, so a port in use is still reported to the terminal. Not in a new
+            // master started by `USR2`: it is detached already (see `started_by_upgrade`).
             ironhorse_sys::daemonize().map_err(|e| SettingError(format!("--daemon: {e}")))?;
         }
         // Log files are opened before --user/--group take effect, as gunicorn's master opens

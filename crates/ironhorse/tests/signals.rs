@@ -414,6 +414,99 @@ fn usr2_to_a_new_master_is_ignored_while_its_old_master_runs() {
     );
 }
 
+/// The pid a pid file names, once it names one.
+fn pid_in(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The session id of process `pid` (field 6 of `/proc/PID/stat`).
+fn session_of(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields = stat.rsplit_once(')').unwrap().1;
+    fields.split_whitespace().nth(3).unwrap().to_string()
+}
+
+/// `USR2` under `--daemon`: the new master does not detach again (it is detached already,
+/// in the old master's session), so it stays the old master's child, and a second `USR2`
+/// to the old master is ignored while it runs. Daemonized again, it left the old master at
+/// once, which took it for gone and started another master on the next `USR2`.
+#[test]
+fn usr2_under_daemon_keeps_the_new_master_a_child_of_the_old_one() {
+    let site = Site::new("usr2-daemon");
+    let dir = site.root.parent().unwrap().to_path_buf();
+    let (pidfile, log) = (dir.join("ih.pid"), dir.join("error.log"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+        .args(["-D", "--pid", &pidfile.display().to_string()])
+        .args(["--error-logfile", &log.display().to_string()])
+        .args(["-b", &format!("127.0.0.1:{port}")])
+        .args(["--root", &site.root.display().to_string()])
+        .args(["--model", "prefork", "-w", "1"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "the launcher exits at once");
+    assert!(eventually(|| pid_in(&pidfile).is_some()));
+    let old = pid_in(&pidfile).unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let pidfile2 = pidfile.with_extension("pid.2");
+    // However this test ends, no master outlives it: those the old master started, the one
+    // that wrote PATH.2 (a daemonized one is none of those), and the old one.
+    let masters = || {
+        let mut pids = new_masters_in(&log_text());
+        pids.extend(pid_in(&pidfile2));
+        pids.push(old);
+        pids
+    };
+    struct StopAll<'a>(&'a dyn Fn() -> Vec<i32>);
+    impl Drop for StopAll<'_> {
+        fn drop(&mut self) {
+            for pid in (self.0)() {
+                kill(pid, "TERM");
+            }
+        }
+    }
+    let _guard = StopAll(&masters);
+    assert!(
+        eventually(|| !workers_of(old).is_empty()),
+        "the daemon started no worker: {}",
+        log_text()
+    );
+    kill(old, "USR2");
+    assert!(
+        eventually(|| pid_in(&pidfile2).is_some()),
+        "the new master wrote no {}: {}",
+        pidfile2.display(),
+        log_text()
+    );
+    let new = pid_in(&pidfile2).unwrap();
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers: {}",
+        log_text()
+    );
+    assert!(
+        workers_of(old).contains(&new),
+        "the new master {new} is not the old master's child: {}",
+        log_text()
+    );
+    assert_eq!(
+        session_of(new),
+        session_of(old),
+        "detached as the old one is"
+    );
+    kill(old, "USR2");
+    assert!(
+        eventually(|| log_text().contains(&format!("USR2 ignored: the new master {new}"))),
+        "the second USR2 was not ignored: {}",
+        log_text()
+    );
+    assert_eq!(new_masters_in(&log_text()), [new], "{}", log_text());
+}
+
 #[test]
 fn ttin_ttou_and_winch_set_the_worker_count() {
     let site = Site::new("ttin");

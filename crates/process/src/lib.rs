@@ -280,6 +280,17 @@ pub fn inherited_metrics_fd() -> Option<std::os::fd::RawFd> {
     fd.parse().ok()
 }
 
+/// Whether this process is a new master that `USR2` started (fork and exec) from a master
+/// that is still its parent. `--daemon` must not detach it again, as gunicorn's does not:
+/// it is detached already (it has the old master's session and standard streams), and
+/// only as the old master's child is it seen to run, so that a second `USR2` to the old
+/// master is ignored meanwhile (daemonized, it left at once and was reaped as gone). A
+/// master started without `--daemon` that `USR2` starts with it stays in the foreground.
+pub fn started_by_upgrade() -> bool {
+    let parent = std::os::unix::process::parent_id();
+    pidfile::upgraded_from().is_some_and(|old| u32::try_from(old).is_ok_and(|old| old == parent))
+}
+
 /// Exit code of a worker that could not load the application: the master stops instead of
 /// respawning it forever.
 pub const EXIT_APP_LOAD_ERROR: i32 = 4;

@@ -67,12 +67,17 @@ fn destination(path: &Path) -> (PathBuf, Option<i32>) {
     }
 }
 
-/// The master that started this one by `USR2` ([`UPGRADED_FROM`]), while it still runs.
-pub(crate) fn live_predecessor() -> Option<i32> {
+/// The master that started this one by `USR2` ([`UPGRADED_FROM`]), if one did.
+pub(crate) fn upgraded_from() -> Option<i32> {
     std::env::var(UPGRADED_FROM)
         .ok()
         .and_then(|p| p.parse::<i32>().ok())
-        .filter(|p| *p > 0 && ironhorse_sys::process_alive(*p))
+        .filter(|p| *p > 0)
+}
+
+/// The master that started this one by `USR2`, while it still runs.
+pub(crate) fn live_predecessor() -> Option<i32> {
+    upgraded_from().filter(|p| ironhorse_sys::process_alive(*p))
 }
 
 /// `Err` if `file` holds the pid of a live process other than this one. A missing file, one
