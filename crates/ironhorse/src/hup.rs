@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ironhorse_process::{AppSource, NotApplied, ReloadFn, Reloaded, WorkerLimits};
+use ironhorse_process::{AppSource, NotApplied, ReloadFn, Reloaded, WorkerEnv, WorkerLimits};
 
 use crate::app;
 use crate::settings::{self, Settings};
@@ -80,13 +80,24 @@ const APPLIED_WITH_THE_APP: &[&str] = &[
     "http2_max_header_list_size",
 ];
 
+/// Settings each worker applies to itself right after its fork, before it imports the app
+/// (`WorkerEnv`): only an app imported there sees them; a preloaded one read them in the
+/// master, where nothing changes them after the start.
+const APPLIED_IN_EACH_WORKER: &[&str] = &["env"];
+
 /// Settings of the listening sockets: `USR2` hands the same sockets to the new master (they
 /// replace `--bind`), so only a restart applies a change.
 const NEED_NEW_SOCKETS: &[&str] = &["bind", "backlog", "reuse_port"];
 
 /// The master's `SIGHUP`: `running` is what the server started with; `preloaded` the app
-/// kept from the master, if it was built there.
-pub fn reload_fn(running: Values, preloaded: Option<AppSource>, shape: app::Shape) -> ReloadFn {
+/// kept from the master, if it was built there; `started_env` the `--env` the master set in
+/// its own environment at the start (which every worker inherits).
+pub fn reload_fn(
+    running: Values,
+    preloaded: Option<AppSource>,
+    shape: app::Shape,
+    started_env: Vec<String>,
+) -> ReloadFn {
     // What the running workers were given: a change not applied is named again on the next
     // HUP, until a restart applies it.
     let running = Mutex::new(running);
@@ -105,8 +116,12 @@ pub fn reload_fn(running: Values, preloaded: Option<AppSource>, shape: app::Shap
         let new = loaded.values();
         let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
         let (mut applied, mut not_applied) = (Vec::new(), Vec::new());
+        let mut env = None;
         for id in running.changed_in(&new) {
             if is_applied(&id, preloaded.is_some()) {
+                if id == "env" {
+                    env = Some(worker_env(&started_env, &loaded.settings.env));
+                }
                 running.take(&id, &new);
                 applied.push(name(&id));
             } else {
@@ -119,14 +134,33 @@ pub fn reload_fn(running: Values, preloaded: Option<AppSource>, shape: app::Shap
                 });
             }
         }
-        Ok(reloaded(&loaded.settings, app, applied, not_applied))
+        Ok(reloaded(&loaded.settings, app, env, applied, not_applied))
     })
+}
+
+/// The environment change of a reloaded `--env` for the workers: its variables, and those
+/// the master's starting `--env` set (and so every worker inherits) that it no longer does.
+/// Both lists were checked as `KEY=VALUE` when parsed (`units::env_assignment`).
+fn worker_env(started: &[String], reloaded: &[String]) -> WorkerEnv {
+    let set: Vec<(String, String)> = reloaded
+        .iter()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    let mut remove: Vec<String> = Vec::new();
+    for (key, _) in started.iter().filter_map(|pair| pair.split_once('=')) {
+        if !set.iter().any(|(k, _)| k == key) && !remove.iter().any(|k| k == key) {
+            remove.push(key.to_string());
+        }
+    }
+    WorkerEnv { set, remove }
 }
 
 /// What the next workers start with.
 fn reloaded(
     settings: &Settings,
     app: AppSource,
+    env: Option<WorkerEnv>,
     applied: Vec<String>,
     not_applied: Vec<NotApplied>,
 ) -> Reloaded {
@@ -140,6 +174,7 @@ fn reloaded(
             max_worker_memory: settings.max_worker_memory,
         },
         graceful_timeout: settings.graceful_timeout,
+        env,
         applied,
         not_applied,
     }
@@ -149,7 +184,8 @@ fn reloaded(
 fn is_applied(id: &str, app_preloaded: bool) -> bool {
     APPLIED_BY_MASTER.contains(&id)
         || APPLIED_TO_TLS.contains(&id)
-        || (!app_preloaded && APPLIED_WITH_THE_APP.contains(&id))
+        || (!app_preloaded
+            && (APPLIED_WITH_THE_APP.contains(&id) || APPLIED_IN_EACH_WORKER.contains(&id)))
 }
 
 /// The setting's name as operators write it (`max-requests`; the positional `app`).
@@ -175,6 +211,7 @@ mod tests {
             APPLIED_BY_MASTER,
             APPLIED_TO_TLS,
             APPLIED_WITH_THE_APP,
+            APPLIED_IN_EACH_WORKER,
             NEED_NEW_SOCKETS,
         ];
         for id in lists.concat() {
@@ -183,5 +220,16 @@ mod tests {
                 "{id} is not a setting"
             );
         }
+    }
+
+    #[test]
+    fn a_reloaded_env_sets_its_variables_and_removes_those_it_dropped() {
+        let started = ["A=1".to_string(), "B=2".into(), "B=3".into()];
+        let env = worker_env(&started, &["A=x=y".into(), "C=".into()]);
+        assert_eq!(
+            env.set,
+            [("A".into(), "x=y".into()), ("C".into(), String::new())]
+        );
+        assert_eq!(env.remove, ["B"]);
     }
 }

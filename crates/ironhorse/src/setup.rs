@@ -39,8 +39,9 @@ impl Server {
         let listeners = bind_all(settings)?;
         let metrics = bind_metrics(settings)?;
         apply_process_settings(settings)?;
-        if settings.daemon {
-            // After binding, so a port in use is still reported to the terminal.
+        if settings.daemon && !ironhorse_process::started_by_upgrade() {
+            // After binding, so a port in use is still reported to the terminal. Not in a new
+            // master started by `USR2`: it is detached already (see `started_by_upgrade`).
             ironhorse_sys::daemonize().map_err(|e| SettingError(format!("--daemon: {e}")))?;
         }
         // Log files are opened before --user/--group take effect, as gunicorn's master opens
@@ -207,13 +208,14 @@ fn supervision(
 ) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
     let hup_alone = hup_alone(settings, shape.tls.clone());
-    let reload = crate::hup::reload_fn(running, preloaded, shape);
+    let reload = crate::hup::reload_fn(running, preloaded, shape, settings.env.clone());
     Supervision {
         timeout: settings.timeout,
         max_requests: settings.max_requests as u64,
         max_requests_jitter: settings.max_requests_jitter as u64,
         max_worker_memory: settings.max_worker_memory,
         pidfile: settings.pid.clone(),
+        worker_env: Default::default(),
         reload: Some(reload),
         hup_alone: Some(hup_alone),
         reopen_logs: None,

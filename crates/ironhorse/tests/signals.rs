@@ -299,6 +299,18 @@ fn new_masters_in(log: &str) -> Vec<i32> {
         .collect()
 }
 
+/// However a test ends, no new master started by `USR2` outlives it (each one logs into the
+/// server's stderr, which it inherited).
+struct StopMasters<'a>(&'a Server);
+
+impl Drop for StopMasters<'_> {
+    fn drop(&mut self) {
+        for pid in new_masters_in(&self.0.log_text()) {
+            kill(pid, "TERM");
+        }
+    }
+}
+
 /// A second `USR2` while the first one's new master runs must not start a third master (it
 /// would take the same sockets and pid file): it is ignored with a warning, as gunicorn does.
 /// Once that new master is gone, `USR2` starts one again.
@@ -307,15 +319,6 @@ fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
     let site = Site::new("usr2-twice");
     let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
     let old = server.pid();
-    // However this test ends, no new master outlives it.
-    struct StopMasters<'a>(&'a Server);
-    impl Drop for StopMasters<'_> {
-        fn drop(&mut self) {
-            for pid in new_masters_in(&self.0.log_text()) {
-                kill(pid, "TERM");
-            }
-        }
-    }
     let _guard = StopMasters(&server);
     server.signal(12); // USR2
     assert!(
@@ -357,6 +360,151 @@ fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
         "USR2 after the new master exited started none: {}",
         server.log_text()
     );
+}
+
+/// `USR2` sent to the new master while the old master that started it still runs (the
+/// operator has not retired it yet) is ignored with a warning, as gunicorn ignores it while
+/// its parent master runs: a third master would take the sockets and `PATH.2` meanwhile.
+/// Once the old master is gone, the new one upgrades on `USR2`.
+#[test]
+fn usr2_to_a_new_master_is_ignored_while_its_old_master_runs() {
+    let site = Site::new("usr2-child");
+    let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
+    let old = server.pid();
+    let _guard = StopMasters(&server);
+    server.signal(12); // USR2
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 1),
+        "no new master: {}",
+        server.log_text()
+    );
+    let new = new_masters_in(&server.log_text())[0];
+    // Its workers run once its signal handling is in place.
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers"
+    );
+    kill(new, "USR2");
+    assert!(
+        server.log_contains(&format!(
+            "[{new}] [WARNING] USR2 ignored: the old master {old} that started this one is still running"
+        )),
+        "USR2 to the new master was not ignored: {}",
+        server.log_text()
+    );
+    assert_eq!(
+        new_masters_in(&server.log_text()),
+        [new],
+        "{}",
+        server.log_text()
+    );
+    // The old master retired, the new one may upgrade.
+    kill(old, "TERM");
+    assert!(
+        eventually(|| !std::path::Path::new(&format!("/proc/{old}")).exists()
+            || std::fs::read_to_string(format!("/proc/{old}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))),
+        "the old master did not exit"
+    );
+    kill(new, "USR2");
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 2),
+        "USR2 after the old master exited started no master: {}",
+        server.log_text()
+    );
+}
+
+/// The pid a pid file names, once it names one.
+fn pid_in(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The session id of process `pid` (field 6 of `/proc/PID/stat`).
+fn session_of(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields = stat.rsplit_once(')').unwrap().1;
+    fields.split_whitespace().nth(3).unwrap().to_string()
+}
+
+/// `USR2` under `--daemon`: the new master does not detach again (it is detached already,
+/// in the old master's session), so it stays the old master's child, and a second `USR2`
+/// to the old master is ignored while it runs. Daemonized again, it left the old master at
+/// once, which took it for gone and started another master on the next `USR2`.
+#[test]
+fn usr2_under_daemon_keeps_the_new_master_a_child_of_the_old_one() {
+    let site = Site::new("usr2-daemon");
+    let dir = site.root.parent().unwrap().to_path_buf();
+    let (pidfile, log) = (dir.join("ih.pid"), dir.join("error.log"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(env!("CARGO_BIN_EXE_ironhorse"))
+        .args(["-D", "--pid", &pidfile.display().to_string()])
+        .args(["--error-logfile", &log.display().to_string()])
+        .args(["-b", &format!("127.0.0.1:{port}")])
+        .args(["--root", &site.root.display().to_string()])
+        .args(["--model", "prefork", "-w", "1"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "the launcher exits at once");
+    assert!(eventually(|| pid_in(&pidfile).is_some()));
+    let old = pid_in(&pidfile).unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let pidfile2 = pidfile.with_extension("pid.2");
+    // However this test ends, no master outlives it: those the old master started, the one
+    // that wrote PATH.2 (a daemonized one is none of those), and the old one.
+    let masters = || {
+        let mut pids = new_masters_in(&log_text());
+        pids.extend(pid_in(&pidfile2));
+        pids.push(old);
+        pids
+    };
+    struct StopAll<'a>(&'a dyn Fn() -> Vec<i32>);
+    impl Drop for StopAll<'_> {
+        fn drop(&mut self) {
+            for pid in (self.0)() {
+                kill(pid, "TERM");
+            }
+        }
+    }
+    let _guard = StopAll(&masters);
+    assert!(
+        eventually(|| !workers_of(old).is_empty()),
+        "the daemon started no worker: {}",
+        log_text()
+    );
+    kill(old, "USR2");
+    assert!(
+        eventually(|| pid_in(&pidfile2).is_some()),
+        "the new master wrote no {}: {}",
+        pidfile2.display(),
+        log_text()
+    );
+    let new = pid_in(&pidfile2).unwrap();
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers: {}",
+        log_text()
+    );
+    assert!(
+        workers_of(old).contains(&new),
+        "the new master {new} is not the old master's child: {}",
+        log_text()
+    );
+    assert_eq!(
+        session_of(new),
+        session_of(old),
+        "detached as the old one is"
+    );
+    kill(old, "USR2");
+    assert!(
+        eventually(|| log_text().contains(&format!("USR2 ignored: the new master {new}"))),
+        "the second USR2 was not ignored: {}",
+        log_text()
+    );
+    assert_eq!(new_masters_in(&log_text()), [new], "{}", log_text());
 }
 
 #[test]
@@ -578,5 +726,81 @@ fn hup_applies_what_it_can_of_a_changed_config_and_names_the_rest() {
     assert_eq!(code, Some(0), "{log}");
     // The model's warning is one line per HUP; none claims it reloaded.
     assert_eq!(log.matches("model changed").count(), 1, "{log}");
+    let _ = std::fs::remove_file(&config);
+}
+
+/// The value the `env_echo_app` workers see for the variable `name` (`-`: unset).
+fn env_seen(addr: &str, name: &str) -> String {
+    let r = common::client::get(addr, &format!("/{name}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// A config file serving `env_echo_app` with `env` as its `env` list (and `extra` lines).
+fn write_env_config(path: &std::path::Path, env: &[&str], extra: &str) {
+    let list: Vec<String> = env.iter().map(|e| format!("{e:?}")).collect();
+    let text = format!(
+        "model = \"prefork\"\nworkers = 2\napp = \"env_echo_app:application\"\nchdir = {:?}\nenv = [{}]\n{extra}",
+        apps_dir().display().to_string(),
+        list.join(", ")
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// HUP applies a changed `env` (as gunicorn's does): each worker it starts sets the new
+/// variables, and removes those the old list set, before it imports the app; the line says
+/// env was applied.
+#[test]
+fn hup_applies_a_changed_env_to_the_new_workers() {
+    let config = common::temp_path("hup-env.toml");
+    write_env_config(&config, &["IH_COLOUR=red", "IH_GONE=here"], "");
+    let server = Server::start(&["-c".to_string(), config.display().to_string()]);
+    assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
+    assert_eq!(env_seen(&server.addr, "IH_GONE"), "here");
+    let before = workers_of(server.pid());
+
+    write_env_config(&config, &["IH_COLOUR=blue"], "");
+    server.signal(1);
+    assert!(
+        server.log_contains("SIGHUP: configuration reloaded (applied: env)"),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(|| {
+            let now = workers_of(server.pid());
+            now.len() == 2 && now.is_disjoint(&before)
+        }),
+        "the workers were not replaced: {}",
+        server.log_text()
+    );
+    for _ in 0..4 {
+        assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "blue");
+        assert_eq!(env_seen(&server.addr, "IH_GONE"), "-");
+    }
+    assert!(!server.log_text().contains("env changed"));
+    let _ = std::fs::remove_file(&config);
+}
+
+/// With `--preload` the app lives in the master, which reads `env` once: a changed `env` is
+/// named as not applied, and the workers keep the old value.
+#[test]
+fn hup_with_preload_names_a_changed_env_as_not_applied() {
+    let config = common::temp_path("hup-env-preload.toml");
+    write_env_config(&config, &["IH_COLOUR=red"], "preload = true\n");
+    let server = Server::start(&["-c".to_string(), config.display().to_string()]);
+    assert!(eventually(|| workers_of(server.pid()).len() == 2));
+    write_env_config(&config, &["IH_COLOUR=blue"], "preload = true\n");
+    server.signal(1);
+    assert!(
+        server.log_contains("SIGHUP: configuration partly reloaded (no applicable setting changed; not applied: env)"),
+        "{}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains(
+        "[WARNING] SIGHUP: env changed but a reload does not apply it; it needs a restart or USR2"
+    ));
+    assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
     let _ = std::fs::remove_file(&config);
 }

@@ -139,6 +139,9 @@ pub struct Reloaded {
     pub limits: WorkerLimits,
     /// `--graceful-timeout`, for workers started from now on and the master's own stop.
     pub graceful_timeout: Duration,
+    /// `--env`, when the reload applies its change (the app is imported in each worker);
+    /// `None` leaves the workers' environment as it was.
+    pub env: Option<WorkerEnv>,
     /// The changed settings the reload applies (setting names), for the log line.
     pub applied: Vec<String>,
     /// The changed settings it cannot apply, each with what would.
@@ -152,6 +155,34 @@ pub struct NotApplied {
     /// What applies it: "a restart" (`bind`: `USR2` hands the same sockets over) or "a
     /// restart or USR2".
     pub needs: &'static str,
+}
+
+/// `--env` as a reload changed it, for the workers started from now on. The master's own
+/// environment stays as it started: it runs other threads by then, and changing the
+/// environment while another thread may read it is undefined behaviour (`setenv` is not
+/// thread-safe). Each new worker applies it to itself instead, right after its fork and
+/// before it imports the app, so the app's `os.environ` has the new values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerEnv {
+    /// The variables of the reloaded `--env` (`KEY`, `VALUE`), in the order written.
+    pub set: Vec<(String, String)>,
+    /// The variables the master's starting `--env` set that the reloaded one no longer
+    /// does: removed, as a restart would not set them.
+    pub remove: Vec<String>,
+}
+
+impl WorkerEnv {
+    /// Applies the change to this process. Only in a worker just forked, before anything
+    /// else runs in it: after `fork` the child has one thread (the forking one), so no
+    /// other thread can read the environment while it changes.
+    fn apply_in_forked_child(&self) {
+        for key in &self.remove {
+            std::env::remove_var(key);
+        }
+        for (key, value) in &self.set {
+            std::env::set_var(key, value);
+        }
+    }
 }
 
 /// The limits a master puts on its workers, replaceable by a reload.
@@ -180,6 +211,9 @@ pub struct Supervision {
     pub max_worker_memory: Option<u64>,
     /// `--pid`.
     pub pidfile: Option<PathBuf>,
+    /// The environment change each new worker applies to itself (a reloaded `--env`; none
+    /// until a `HUP` changes it: workers inherit the master's environment).
+    pub worker_env: WorkerEnv,
     /// Re-reads the configuration on `SIGHUP`.
     pub reload: Option<ReloadFn>,
     /// `SIGHUP` without a master (single-process models).
@@ -244,6 +278,17 @@ pub fn inherited_metrics_fd() -> Option<std::os::fd::RawFd> {
     // Single-threaded here (settings are applied before any thread starts).
     std::env::remove_var(arbiter::upgrade::METRICS_FD);
     fd.parse().ok()
+}
+
+/// Whether this process is a new master that `USR2` started (fork and exec) from a master
+/// that is still its parent. `--daemon` must not detach it again, as gunicorn's does not:
+/// it is detached already (it has the old master's session and standard streams), and
+/// only as the old master's child is it seen to run, so that a second `USR2` to the old
+/// master is ignored meanwhile (daemonized, it left at once and was reaped as gone). A
+/// master started without `--daemon` that `USR2` starts with it stays in the foreground.
+pub fn started_by_upgrade() -> bool {
+    let parent = std::os::unix::process::parent_id();
+    pidfile::upgraded_from().is_some_and(|old| u32::try_from(old).is_ok_and(|old| old == parent))
 }
 
 /// Exit code of a worker that could not load the application: the master stops instead of

@@ -60,14 +60,24 @@ pub fn check(path: &Path) -> Result<(), PidFileError> {
 /// master that started it by `USR2` still runs (that one's pid is in `PATH`, legitimately),
 /// `PATH` otherwise.
 fn destination(path: &Path) -> (PathBuf, Option<i32>) {
-    let predecessor = std::env::var(UPGRADED_FROM)
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok())
-        .filter(|p| *p > 0 && ironhorse_sys::process_alive(*p));
+    let predecessor = live_predecessor();
     match predecessor {
         Some(_) => (PathBuf::from(format!("{}.2", path.display())), predecessor),
         None => (path.to_path_buf(), None),
     }
+}
+
+/// The master that started this one by `USR2` ([`UPGRADED_FROM`]), if one did.
+pub(crate) fn upgraded_from() -> Option<i32> {
+    std::env::var(UPGRADED_FROM)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|p| *p > 0)
+}
+
+/// The master that started this one by `USR2`, while it still runs.
+pub(crate) fn live_predecessor() -> Option<i32> {
+    upgraded_from().filter(|p| ironhorse_sys::process_alive(*p))
 }
 
 /// `Err` if `file` holds the pid of a live process other than this one. A missing file, one

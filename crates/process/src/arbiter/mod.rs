@@ -9,7 +9,7 @@
 //! | `HUP` | reload the configuration, then replace workers one by one (rolling) |
 //! | `TTIN` / `TTOU` | one worker more / less (never below 1) |
 //! | `USR1` | reopen log files, in the master and every worker |
-//! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade); ignored while the new master of an earlier one runs |
+//! | `USR2` | re-exec the binary, handing it the listening sockets (upgrade); ignored while the new master of an earlier one runs, and in a new master while the old one that started it runs |
 //! | `WINCH` | stop all workers, keep the master (before retiring it after an upgrade) |
 //!
 //! The same handlers serve `--control-socket` commands (`control.rs`); `--reload` changes
@@ -73,6 +73,10 @@ struct Master {
     /// The new master started by `USR2`, while it runs: another `USR2` meanwhile is
     /// ignored, as gunicorn does, so a repeated signal cannot start a third master.
     new_master: Option<ironhorse_sys::process::Pid>,
+    /// The old master that started this one by `USR2`, while it runs: `USR2` here meanwhile
+    /// is ignored (gunicorn ignores it while its parent master runs), or a third master
+    /// would take the sockets and `PATH.2` while the operator still retires the first.
+    old_master: Option<i32>,
 }
 
 pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
@@ -132,6 +136,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         booted: false,
         scale_ups: 0,
         new_master: None,
+        old_master: super::pidfile::live_predecessor(),
     };
     if let Some(control) = &master.control {
         master.workers.close_in_children(control.raw_fd());
@@ -166,6 +171,7 @@ impl Master {
                 self.announced_ready = true;
             }
             self.supervise();
+            self.forget_exited_old_master();
             if let Some(pidfile) = &mut self.pidfile {
                 pidfile.take_over_when_predecessor_exits(&self.plan.logs);
             }
@@ -236,6 +242,13 @@ impl Master {
     /// `USR2`: starts a new master, unless one from an earlier `USR2` still runs (a second
     /// would take the same sockets and pid file; gunicorn ignores the signal then too).
     fn upgrade(&mut self) {
+        self.forget_exited_old_master();
+        if let Some(old) = self.old_master {
+            self.plan.logs.warn(format_args!(
+                "USR2 ignored: the old master {old} that started this one is still running (retire it first: WINCH, then TERM)"
+            ));
+            return;
+        }
         if let Some(pid) = self.new_master {
             self.plan.logs.warn(format_args!(
                 "USR2 ignored: the new master {pid} from an earlier USR2 is still running"
@@ -247,6 +260,17 @@ impl Master {
             self.plan.supervision.metrics.as_deref(),
             &self.plan.logs,
         );
+    }
+
+    /// Forgets the old master once it has exited: checked every turn, so that its pid, once
+    /// reused by some other process, is not taken for it.
+    fn forget_exited_old_master(&mut self) {
+        if self
+            .old_master
+            .is_some_and(|old| !ironhorse_sys::process_alive(old))
+        {
+            self.old_master = None;
+        }
     }
 
     fn stop_with(&mut self, code: i32, graceful: bool) {
@@ -284,6 +308,9 @@ impl Master {
         self.target = reloaded.workers.max(1);
         self.plan.supervision.set_limits(reloaded.limits);
         self.plan.graceful_timeout = reloaded.graceful_timeout;
+        if let Some(env) = reloaded.env {
+            self.plan.supervision.worker_env = env;
+        }
         for setting in &reloaded.not_applied {
             self.plan.logs.warn(format_args!(
                 "SIGHUP: {} changed but a reload does not apply it; it needs {}",

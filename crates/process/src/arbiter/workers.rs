@@ -305,6 +305,8 @@ impl Workers {
             if let Some(protocol) = preloaded {
                 protocol.after_fork_child();
             }
+            // Before the app is imported (in `run_worker`): it reads the new values.
+            plan.supervision.worker_env.apply_in_forked_child();
             drop(beats_read);
             for fd in &self.close_in_children {
                 // Adopting the descriptor and dropping it closes it.
