@@ -214,6 +214,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// A client that reads nothing holds the application back: send() waits instead of the
+// response being made whole into the server's memory.
+per_host!(a_client_that_reads_nothing_holds_send_back, |args| {
+    let server = start(args, "asgi_app:app", &[]);
+    let progress = common::temp_path("asgi-flood-progress");
+    // 1 MiB messages: each alone is more than the server's output buffer holds.
+    let target = format!("/flood?n=300&size=1048576&progress={}", progress.display());
+    let made =
+        common::slow::chunks_made_for_a_client_that_reads_nothing(&server.addr, &target, &progress);
+    assert!(
+        made < 100,
+        "{args:?}: {made} of 300 MiB made for a client reading nothing"
+    );
+    let _ = std::fs::remove_file(&progress);
+});
+
 per_host!(streamed_responses_are_flushed_as_produced, |args| {
     let server = start(args, "asgi_app:app", &[]);
     let mut sse = Conn::open(&server.addr);

@@ -265,6 +265,27 @@ per_wsgi_model!(lazy_start_response_write_and_head, |model| {
 
 // Not under `event-inline` (`--threads 0`): there the app runs on the loop's thread, which
 // sends nothing until the app returns, so write() data leaves with the rest of the response.
+// A client that reads nothing holds the application back (its iterable is not pulled while
+// the server's buffer is full): the response is not made whole into the server's memory.
+per_model!(
+    a_client_that_reads_nothing_holds_the_application_back,
+    |model| {
+        let server = Server::start(&wsgi_args(model, "wsgi_app:application", &apps_dir()));
+        let progress = temp_path("flood-progress");
+        let target = format!("/flood?n=3000&progress={}", progress.display());
+        let made = common::slow::chunks_made_for_a_client_that_reads_nothing(
+            &server.addr,
+            &target,
+            &progress,
+        );
+        assert!(
+            made < 1000,
+            "{model}: {made} of 3000 chunks made for a client reading nothing"
+        );
+        let _ = std::fs::remove_file(&progress);
+    }
+);
+
 per_model!(write_sends_before_it_returns, |model| {
     let server = serve(model, &[]);
     let gate = temp_path("write-gate");

@@ -216,6 +216,17 @@ async def app(scope, receive, send):
         # `host` is never a trailer (RFC 9110 §6.5.1): the server drops it.
         await send({"type": "http.response.trailers",
                     "headers": [(b"x-more", b"1"), (b"host", b"evil.example")]})
+    elif path == "/flood":
+        # As wsgi_app.py's /flood: chunks as fast as send() takes them, each one counted.
+        query = dict(p.split("=", 1) for p in scope["query_string"].decode().split("&"))
+        count, progress = int(query.get("n", "3000")), query["progress"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        block = b"x" * int(query.get("size", "65536"))
+        for i in range(count):
+            with open(progress, "w") as f:
+                f.write(str(i + 1))
+            await send({"type": "http.response.body", "body": block, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
     elif path == "/length":
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-length", b"5"), (b"x-one", b"1"), (b"x-one", b"2")]})

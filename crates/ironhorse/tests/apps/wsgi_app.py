@@ -50,6 +50,22 @@ def upload(environ, start_response):
     return [body]
 
 
+def flood(environ, start_response):
+    """`n` chunks of 64 KiB as fast as the server takes them; each one counted in the file
+    `progress` names, so a test sees how far the server let the application run ahead."""
+    query = _query(environ)
+    count, progress = int(query.get("n", "3000")), query["progress"]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+    def chunks():
+        block = b"x" * 65536
+        for i in range(count):
+            with open(progress, "w") as f:
+                f.write(str(i + 1))
+            yield block
+    return chunks()
+
+
 def read_declared(environ, start_response):
     """Reads CONTENT_LENGTH bytes and no more, as Django does (a missing length is 0)."""
     declared = int(environ.get("CONTENT_LENGTH") or 0)
@@ -227,6 +243,7 @@ ROUTES = {
     "/file": file_wrapper,
     "/write": write_callable,
     "/read-declared": read_declared,
+    "/flood": flood,
 }
 
 

@@ -90,3 +90,34 @@ pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples.sort();
     samples[(samples.len() - 1) * p / 100]
 }
+
+/// Asks `addr` for `target` (a response of many chunks whose application counts the
+/// chunks it made in the file `progress`) and reads nothing of it: how many chunks the
+/// application had made once the server stopped taking them. Backpressure bounds it at what
+/// the socket buffers and the server's queue hold (a few MB); a server that buffers the
+/// response in memory instead runs the application to its end.
+pub fn chunks_made_for_a_client_that_reads_nothing(
+    addr: &str,
+    target: &str,
+    progress: &std::path::Path,
+) -> u64 {
+    let count = || {
+        std::fs::read_to_string(progress)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    assert!(
+        super::eventually(|| count() >= 1),
+        "the application started its response"
+    );
+    // Time for a server without backpressure to run ahead (it makes the whole response in
+    // well under a second); one with it is waiting on the client by then.
+    std::thread::sleep(Duration::from_secs(2));
+    let made = count();
+    drop(stream);
+    made
+}

@@ -59,6 +59,11 @@ impl HttpSession {
             }
         }
         loop {
+            // As for a job (`offload.rs`): nothing more while the client lags, so that the
+            // application's `send()` waits on its bounded queue.
+            if out.queued() > HIGH_WATER {
+                return Some(Step::Flush);
+            }
             let Busy::NonBlocking { exchange, .. } = &mut self.busy else {
                 return None;
             };
@@ -67,9 +72,6 @@ impl HttpSession {
             };
             if let Err(step) = self.write_event(event, out) {
                 return step;
-            }
-            if out.queued() > HIGH_WATER {
-                return Some(Step::Flush);
             }
         }
         if self.conn.input_ended() {

@@ -81,6 +81,12 @@ impl HttpSession {
             need_input = false;
         }
         loop {
+            // Nothing more from the application while the client has not taken what is
+            // queued: the exchange's bounded queue then holds it back (a driver may call
+            // `advance` on each of its wake-ups, the socket still full).
+            if out.queued() > HIGH_WATER {
+                return Some(Step::Flush);
+            }
             let Busy::Offloaded { exchange, .. } = &mut self.busy else {
                 return None;
             };
@@ -119,9 +125,6 @@ impl HttpSession {
                     return Some(Step::Close);
                 }
                 Ok(None) => break,
-            }
-            if out.queued() > HIGH_WATER {
-                return Some(Step::Flush);
             }
         }
         Some(if !out.is_empty() {
