@@ -90,8 +90,10 @@ pub(crate) struct State {
     send_waiter: Option<Py<PyAny>>,
     pub(crate) task: Option<Py<PyAny>>,
     pub(crate) cancel: bool,
-    /// The client left while the task runs: the task is cancelled after a grace period
-    /// unless it ends by itself (a task that ignores the disconnect leaks nothing).
+    /// The client left before the response was complete: the task is cancelled after a
+    /// grace period unless it ends by itself (a task that ignores the disconnect leaks
+    /// nothing). Not once the response is complete: what the application does then is its
+    /// own work (Starlette's background tasks), as under uvicorn.
     pub(crate) abandoned: bool,
     /// A wake-up for the loop is queued already.
     pub(crate) wake_queued: bool,
@@ -250,7 +252,7 @@ impl AppExchange for SessionEnd {
         let mut state = self.shared.lock();
         if !state.gone {
             state.gone = true;
-            state.abandoned = true;
+            state.abandoned = state.phase != Phase::Done;
             self.notify(&mut state);
         }
     }
@@ -260,7 +262,7 @@ impl AppExchange for SessionEnd {
         if !state.gone && !state.input_closed {
             state.input_closed = true;
             // A task that never ends is cancelled after the grace period, as on a disconnect.
-            state.abandoned = true;
+            state.abandoned = state.phase != Phase::Done;
             self.notify(&mut state);
         }
     }

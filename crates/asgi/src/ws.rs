@@ -47,7 +47,10 @@ impl WsExchange for WsSessionEnd {
         if state.close.is_none() {
             state.close = Some((code, reason.to_string()));
             state.gone = true;
-            state.abandoned = true;
+            // A connection that dropped (1006: no closing handshake) while the application
+            // still held it open; not a closing handshake, after which the application's
+            // clean-up is its own business.
+            state.abandoned = state.phase != Phase::Done && code == 1006;
             self.shared.notify(&self.bridge, &mut state);
         }
     }

@@ -306,7 +306,7 @@ pub struct Settings {
     pub interface: units::Interface,
     #[arg(long = "loop", value_name = "NAME", default_value = "auto", value_parser = units::event_loop, help = "ASGI event loop: asyncio, uvloop, or auto (uvloop when installed).")]
     pub event_loop: ironhorse_asgi::LoopKind,
-    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = units::duration, help = "How long an ASGI task whose client left (http.disconnect, websocket.disconnect) may run on before it is cancelled: time to see the disconnect and end by itself; a task that ignores it is cancelled then, so it leaks nothing. gunicorn 27's name for its -k asgi worker (whose default is 3 s); uvicorn and Granian have no such setting.")]
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = units::duration, help = "How long an ASGI task whose client left before its response was complete (http.disconnect; a WebSocket dropped without a closing handshake) may run on before it is cancelled: time to see the disconnect and end by itself; a task that ignores it is cancelled then, so it leaks nothing. Work after a complete response (background tasks) or after a closing handshake is never cancelled, as under uvicorn. gunicorn 27's name for its -k asgi worker (whose default is 3 s); uvicorn and Granian have no such setting.")]
     pub asgi_disconnect_grace_period: Duration,
     #[arg(long, alias = "ws-max-size", value_name = "BYTES", default_value = "16777216", value_parser = units::bytes, help = "Largest WebSocket message (and frame) an ASGI app receives, after decompression (also --ws-max-size, uvicorn's name); beyond it the connection is closed with 1009.")]
     pub ws_max_message_size: u64,

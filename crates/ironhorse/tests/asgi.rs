@@ -230,6 +230,25 @@ per_host!(a_client_that_reads_nothing_holds_send_back, |args| {
     let _ = std::fs::remove_file(&progress);
 });
 
+// Work an application does after its complete response (background tasks) is its own: it
+// is not cancelled when the connection ends, only a task whose client left mid-response is.
+per_host!(work_after_a_complete_response_runs_to_its_end, |args| {
+    let server = start(
+        args,
+        "asgi_app:app",
+        &["--asgi-disconnect-grace-period", "0.3"],
+    );
+    let done = common::temp_path("background-done");
+    let response = get(&server.addr, &format!("/background?{}", done.display()));
+    assert_eq!(response.status, 200);
+    assert!(
+        eventually(|| done.exists()),
+        "the work after the response was cut short\n{}",
+        server.log_text()
+    );
+    let _ = std::fs::remove_file(&done);
+});
+
 per_host!(streamed_responses_are_flushed_as_produced, |args| {
     let server = start(args, "asgi_app:app", &[]);
     let mut sse = Conn::open(&server.addr);

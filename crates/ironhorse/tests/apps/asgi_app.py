@@ -181,6 +181,13 @@ async def app(scope, receive, send):
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.01)
         await _answer(send, 200, b"unblocked")
+    elif path == "/background":
+        # Work after a complete response (Starlette's BackgroundTasks), longer than the
+        # test's grace period: it runs to its end, then names the file in the query.
+        await _answer(send, 200, b"answered")
+        await asyncio.sleep(1.5)
+        with open(scope["query_string"].decode(), "w") as f:
+            f.write("done")
     elif path == "/ignore-disconnect":
         # Never looks at receive(): only cancellation ends it.
         directory = scope["query_string"].decode()
