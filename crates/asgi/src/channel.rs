@@ -83,7 +83,8 @@ pub(crate) struct State {
     pub(crate) trailers: Option<ironhorse_app::HeaderList>,
     /// The last body message came (trailers may follow).
     pub(crate) body_ended: bool,
-    /// The `content-length` the application declared, and the body bytes it sent so far.
+    /// The `content-length` the application declared for a body it must send (not for a
+    /// `HEAD` request, a 204 or a 304), and the body bytes it sent so far.
     pub(crate) declared_len: Option<u64>,
     pub(crate) body_sent: u64,
     recv_waiter: Option<Py<PyAny>>,
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) accepts_trailers: bool,
     /// How long the task may run on after its client left (`--asgi-disconnect-grace-period`).
     pub(crate) grace: Duration,
+    /// A `HEAD` request: its response's `content-length` describes a body never sent.
+    pub(crate) head_request: bool,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Shared {
         websocket: bool,
         accepts_trailers: bool,
         grace: Duration,
+        head_request: bool,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -154,6 +158,7 @@ impl Shared {
             websocket,
             accepts_trailers,
             grace,
+            head_request,
         })
     }
 

@@ -232,7 +232,8 @@ impl AsgiApp {
         let bridge = self.bridge()?;
         let websocket = subprotocols.is_some();
         let trailers = !websocket && scope::accepts_trailers(head);
-        let shared = Shared::new(wake, websocket, trailers, self.config.disconnect_grace);
+        let grace = self.config.disconnect_grace;
+        let shared = Shared::new(wake, websocket, trailers, grace, head.is_head());
         let parts = RequestParts {
             head: head.clone(),
             conn: conn.clone(),

@@ -26,7 +26,8 @@ impl Channel {
             ) => {
                 state.phase = Phase::Started;
                 state.trailers = trailers.then(Vec::new);
-                state.declared_len = len;
+                let bodiless = self.shared.head_request || matches!(status, 204 | 304);
+                state.declared_len = len.filter(|_| !bodiless);
                 state.held_head = Some(AppEvent::Head {
                     status,
                     headers,
@@ -41,6 +42,17 @@ impl Channel {
                     return Err(PyRuntimeError::new_err(
                         "response content longer than its content-length",
                     ));
+                }
+                if let Some(len) = state
+                    .declared_len
+                    .filter(|&len| !more && state.body_sent < len)
+                {
+                    // The client would wait for the rest (as uvicorn's h11 refuses it).
+                    let sent = state.body_sent;
+                    self.break_off(state);
+                    return Err(PyRuntimeError::new_err(format!(
+                        "response content shorter than its content-length ({sent} of {len} bytes)"
+                    )));
                 }
                 if let Some(head) = state.held_head.take() {
                     self.shared.push_event(state, head);

@@ -592,6 +592,17 @@ per_host!(application_errors_answer_500_or_cut_the_response, |args| {
     assert_eq!(conn.response("GET").text(), "ab");
     assert!(conn.is_closed_by_server());
     assert!(server.log_contains("response content longer than its content-length"));
+    // One shorter: the client would wait for the rest, so the app's send raises (logged)
+    // and, the head still held, the answer is 500; to HEAD the length is the body's to be.
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"GET /shorter-than-declared HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response("GET").status, 500);
+    assert!(server.log_contains("response content shorter than its content-length (3 of 5"));
+    let mut conn = Conn::open(&server.addr);
+    conn.send(b"HEAD /shorter-than-declared HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = conn.response("HEAD");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("5"));
 });
 
 per_host!(request_timeout_cancels_the_task_and_answers_504, |args| {
