@@ -804,3 +804,28 @@ fn hup_with_preload_names_a_changed_env_as_not_applied() {
     assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
     let _ = std::fs::remove_file(&config);
 }
+
+/// A process serving alone (no master) takes the master's signals: `USR2`'s default action
+/// ended it, `TTIN`'s and `TTOU`'s suspended it. Each is one line saying it needs a master,
+/// and the server serves on, then stops cleanly.
+#[test]
+fn usr2_ttin_and_ttou_without_a_master_are_logged_and_ignored() {
+    common::for_each_model_alone(|model| {
+        let site = Site::new("alone-signals");
+        let mut args = common::model_args(model);
+        args.extend(site.root_arg());
+        let server = Server::start(&args);
+        for (signal, line) in [
+            ("USR2", "SIGUSR2: a binary upgrade needs a master"),
+            ("TTIN", "SIGTTIN: adding a worker needs a master"),
+            ("TTOU", "SIGTTOU: removing a worker needs a master"),
+        ] {
+            kill(server.pid(), signal);
+            assert!(server.log_contains(line), "{model}: {}", server.log_text());
+            let response = common::client::get(&server.addr, "/hello.txt");
+            assert_eq!(response.status, 200, "{model}: after {signal}");
+        }
+        let (code, log) = server.stop_and_read_log();
+        assert_eq!(code, Some(0), "{model}: {log}");
+    });
+}
