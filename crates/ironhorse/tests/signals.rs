@@ -804,3 +804,94 @@ fn hup_with_preload_names_a_changed_env_as_not_applied() {
     assert_eq!(env_seen(&server.addr, "IH_COLOUR"), "red");
     let _ = std::fs::remove_file(&config);
 }
+
+/// A process serving alone (no master) takes the master's signals: `USR2`'s default action
+/// ended it, `TTIN`'s and `TTOU`'s suspended it. Each is one line saying it needs a master,
+/// and the server serves on, then stops cleanly.
+#[test]
+fn usr2_ttin_and_ttou_without_a_master_are_logged_and_ignored() {
+    common::for_each_model_alone(|model| {
+        let site = Site::new("alone-signals");
+        let mut args = common::model_args(model);
+        args.extend(site.root_arg());
+        let server = Server::start(&args);
+        for (signal, line) in [
+            ("USR2", "SIGUSR2: a binary upgrade needs a master"),
+            ("TTIN", "SIGTTIN: adding a worker needs a master"),
+            ("TTOU", "SIGTTOU: removing a worker needs a master"),
+        ] {
+            kill(server.pid(), signal);
+            assert!(server.log_contains(line), "{model}: {}", server.log_text());
+            let response = common::client::get(&server.addr, "/hello.txt");
+            assert_eq!(response.status, 200, "{model}: after {signal}");
+        }
+        let (code, log) = server.stop_and_read_log();
+        assert_eq!(code, Some(0), "{model}: {log}");
+    });
+}
+
+/// A process serving alone that drains on a graceful stop closes its listening sockets:
+/// a client connecting then is refused at once. Left open (the event loop only stopped
+/// watching them), the kernel completed its handshake into the backlog and the client
+/// waited, unanswered, for the reset that came when the drain ended.
+#[test]
+fn a_draining_server_refuses_new_connections() {
+    use common::client::Conn;
+    use std::io::{Read, Write};
+    let models: Vec<&str> = common::models_alone()
+        .into_iter()
+        .filter(|m| ["thread", "threadpool", "event", "async"].contains(m))
+        .collect();
+    for model in models {
+        let dir = common::temp_path("drain-refuses");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (gate, record) = (dir.join("gate"), dir.join("record"));
+        let mut args = wsgi_args(model, "wsgi_app:application", &apps_dir());
+        args.extend(["--graceful-timeout".into(), "10".into()]);
+        let server = Server::start(&args);
+        // An idle keep-alive client: the server closes it when its drain begins, after
+        // closing the listeners (the event this test waits on).
+        let mut idle = Conn::open(&server.addr);
+        idle.send(b"GET /environ HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(idle.response("GET").status, 200, "{model}");
+        // A request in flight, held in the application: the server drains on TERM.
+        let mut slow = Conn::open(&server.addr);
+        slow.send(
+            format!(
+                "GET /gate?gate={}&record={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                gate.display(),
+                record.display()
+            )
+            .as_bytes(),
+        );
+        assert!(
+            eventually(|| std::fs::read_to_string(&record).is_ok_and(|r| r.contains("entered"))),
+            "{model}: the gated request did not reach the app"
+        );
+        server.signal(15);
+        assert!(
+            idle.is_closed_by_server(),
+            "{model}: the idle client stayed"
+        );
+        match std::net::TcpStream::connect(&server.addr) {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{model}"),
+            Ok(mut late) => {
+                // Accepted: then it is answered, not left to be reset when the drain ends.
+                late.set_read_timeout(Some(common::HUNG)).unwrap();
+                let _ = late
+                    .write_all(b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut answer = Vec::new();
+                let read = late.read_to_end(&mut answer);
+                assert!(
+                    answer.starts_with(b"HTTP/1.1 "),
+                    "{model}: a connection made while draining was not answered: {read:?}"
+                );
+            }
+        }
+        std::fs::write(&gate, b"").unwrap();
+        assert_eq!(slow.response("GET").status, 200, "{model}");
+        let (code, log) = server.stop_and_read_log();
+        assert_eq!(code, Some(0), "{model}: {log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -32,7 +32,7 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
         &*hooks,
         || {
             reap(&mut children.borrow_mut());
-            super::take_hup_alone(plan.supervision.hup_alone.as_ref(), &plan.logs);
+            super::take_signals_alone(plan.supervision.hup_alone.as_ref(), &plan.logs);
         },
         |stream, info| {
             while children.borrow().pids.len() >= max_children
@@ -45,6 +45,9 @@ pub fn run(plan: ServerPlan, on_ready: impl FnOnce()) -> i32 {
             protocol.before_fork();
             match process::fork() {
                 Ok(Forked::Child) => {
+                    // The child keeps the defaults of the master's signals, as before the
+                    // parent took them (it logs them; a child has nothing to say).
+                    let _ = signals::reset(super::MASTER_ONLY);
                     protocol.after_fork_child();
                     let meter = board.as_ref().zip(slot).map(|(b, s)| b.meter(s));
                     let hooks = crate::hooks::process_hooks(&plan.logs, meter);

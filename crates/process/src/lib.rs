@@ -80,9 +80,12 @@ fn start_serving(
     on_ready: impl FnOnce(),
 ) -> Result<(Option<pidfile::PidFile>, Arc<dyn Protocol>), i32> {
     // HUP too: its default action would end the server (a certbot deploy hook sending it to
-    // rotate the certificates took the site down).
-    let installed = ironhorse_sys::signals::install_stop_flag()
-        .and_then(|()| ironhorse_sys::signals::install_pending(&[ironhorse_sys::signals::SIGHUP]));
+    // rotate the certificates took the site down). And the master's own signals: USR2's
+    // default action ends the process, TTIN's and TTOU's stop (suspend) it.
+    let installed = ironhorse_sys::signals::install_stop_flag().and_then(|()| {
+        ironhorse_sys::signals::install_pending(&[ironhorse_sys::signals::SIGHUP])
+            .and_then(|()| ironhorse_sys::signals::install_pending(MASTER_ONLY))
+    });
     if let Err(e) = installed {
         plan.logs
             .error(format_args!("cannot install signal handlers: {e}"));
@@ -124,6 +127,34 @@ fn take_hup_alone(hup: Option<&HupAloneFn>, logs: &ProcessLogs) {
         None => logs.info(format_args!(
             "SIGHUP: nothing to reload in a process serving alone; restart to change settings"
         )),
+    }
+}
+
+/// The signals only a master acts on (a binary upgrade, one worker more, one fewer), each
+/// with what it would do. A process serving alone takes them, so that they neither end it
+/// (`USR2`'s default action) nor suspend it (`TTIN`'s and `TTOU`'s), and says so.
+const MASTER_ONLY: &[i32] = &[
+    ironhorse_sys::signals::SIGUSR2,
+    ironhorse_sys::signals::SIGTTIN,
+    ironhorse_sys::signals::SIGTTOU,
+];
+
+/// Takes the signals received by a process serving alone (`SIGHUP`, and those only a
+/// master acts on), if any came: one log line each, so that none is silently without effect.
+fn take_signals_alone(hup: Option<&HupAloneFn>, logs: &ProcessLogs) {
+    take_hup_alone(hup, logs);
+    for &signal in MASTER_ONLY {
+        if !ironhorse_sys::signals::take_pending(signal) {
+            continue;
+        }
+        let (name, what) = match signal {
+            ironhorse_sys::signals::SIGUSR2 => ("SIGUSR2", "a binary upgrade"),
+            ironhorse_sys::signals::SIGTTIN => ("SIGTTIN", "adding a worker"),
+            _ => ("SIGTTOU", "removing a worker"),
+        };
+        logs.warn(format_args!(
+            "{name}: {what} needs a master (--model prefork or hybrid, or -w 2 or more); ignored"
+        ));
     }
 }
 

@@ -86,7 +86,7 @@ pub(crate) fn spawn_stop_watchdog(
                     }
                 }
                 if let Exit::Alone(_, hup) = &exit {
-                    super::take_hup_alone(hup.as_ref(), &logs);
+                    super::take_signals_alone(hup.as_ref(), &logs);
                 }
                 if let Some(signal) = signals::stop_requested() {
                     break signal;

@@ -339,8 +339,14 @@ impl EventLoop {
         if stop && self.draining.is_none() {
             self.draining = Some(Draining::begin(self.config.graceful_timeout));
             self.accepting = false;
-            for listener in &self.listeners {
-                deregister(&self.poll, listener);
+            // Closed, not only left alone: the kernel would go on completing handshakes
+            // into their backlog, and reset those clients when the drain ends, up to the
+            // graceful timeout later. Closed, a client is refused at once. Under a master
+            // these are this worker's copies: the socket stays open in the master and the
+            // other workers, which accept (`--reuse-port`: the kernel stops routing to this
+            // worker's own socket). The listeners' tokens stay reserved.
+            for listener in std::mem::take(&mut self.listeners) {
+                deregister(&self.poll, &listener);
             }
         }
         for index in 0..self.slots.conns.len() {

@@ -120,7 +120,7 @@ impl Queue {
     }
 }
 
-pub fn run(config: DriverConfig) -> std::io::Result<()> {
+pub fn run(mut config: DriverConfig) -> std::io::Result<()> {
     let threads = config.threads.max(1);
     let queue = Arc::new(Queue::default());
     let parking = {
@@ -184,7 +184,10 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
             }
         },
     );
-    // Stopping: idle connections close, requests already sent are still answered.
+    // Stopping: the listeners close first (a client connecting now is refused at once,
+    // not left in the backlog to be reset when the drain ends), then idle connections
+    // close; requests already sent are still answered.
+    drop(std::mem::take(&mut config.listeners));
     parking.finish();
     queue.close();
     for worker in workers {

@@ -7,7 +7,7 @@ use super::accept::accept_loop_gated;
 use super::connection::Live;
 use super::{serve_connection, DriverConfig, STOP_CHECK};
 
-pub fn run(config: DriverConfig) -> std::io::Result<()> {
+pub fn run(mut config: DriverConfig) -> std::io::Result<()> {
     let live = Arc::new(Live::default());
     let max = config.max_connections.max(1);
     let may_accept = || live.has_room_within(max, STOP_CHECK);
@@ -28,7 +28,9 @@ pub fn run(config: DriverConfig) -> std::io::Result<()> {
                 });
         },
     );
-    // Let in-flight connections finish, within the graceful timeout.
+    // Let in-flight connections finish, within the graceful timeout; the listeners close
+    // first (a client connecting now is refused, not reset when the drain ends).
+    drop(std::mem::take(&mut config.listeners));
     live.drain(config.graceful_timeout);
     result
 }

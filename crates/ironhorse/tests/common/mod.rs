@@ -94,6 +94,21 @@ pub fn models_with_workers() -> Vec<&'static str> {
         .collect()
 }
 
+/// The models that, run as [`model_args`] runs them (no `-w`), serve in one process with no
+/// master.
+pub fn models_alone() -> Vec<&'static str> {
+    use ironhorse_process::{model::Model, Processes};
+    models()
+        .into_iter()
+        .filter(|name| Model::named(name).unwrap().processes_for(1) != Processes::Prefork)
+        .collect()
+}
+
+/// [`for_each_model`] over [`models_alone`].
+pub fn for_each_model_alone(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
+    each_of(models_alone(), body);
+}
+
 /// Runs `body` once per model (see [`models`]), every model even after one failed, then
 /// fails naming the models that failed (each one's panic is printed above).
 pub fn for_each_model(body: impl Fn(&str) + std::panic::RefUnwindSafe) {
