@@ -9,6 +9,7 @@ use ironhorse_process::{AppSource, NotApplied, ReloadFn, Reloaded, WorkerEnv, Wo
 
 use crate::app;
 use crate::settings::{self, Settings};
+use crate::setup::Launch;
 use crate::values::{first_line, LoadError, Loaded, Values};
 
 /// Settings the master applies to the workers it starts after a reload, whatever the app.
@@ -97,12 +98,13 @@ pub fn reload_fn(
     preloaded: Option<AppSource>,
     shape: app::Shape,
     started_env: Vec<String>,
+    launch: Launch,
 ) -> ReloadFn {
     // What the running workers were given: a change not applied is named again on the next
     // HUP, until a restart applies it.
     let running = Mutex::new(running);
     Arc::new(move || {
-        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| match e {
+        let loaded = Loaded::from_args(launch.iter().cloned()).map_err(|e| match e {
             LoadError::Command(e) => first_line(&e),
             LoadError::File(e) => e.to_string(),
         })?;

@@ -35,6 +35,9 @@ where
     if args.get(1).is_some_and(|a| a == "ctl") {
         return ctl::run(args.into_iter().skip(1));
     }
+    // Kept for reloads (HUP): what the process was started with, which is not the process's
+    // own argv when the pip package's Python entry point runs the server.
+    let launch = std::sync::Arc::new(args.clone());
     let loaded = match Loaded::from_args(args) {
         Ok(loaded) => loaded,
         Err(LoadError::Command(e)) if e.use_stderr() => {
@@ -64,7 +67,7 @@ where
             Err(e) => fail(e.to_string()),
         }
     } else {
-        match setup::Server::from_settings(settings, loaded.values()) {
+        match setup::Server::from_settings(settings, loaded.values(), launch) {
             Ok(server) => server.run(),
             Err(e) => fail(e.to_string()),
         }

@@ -11,6 +11,10 @@ use crate::settings::Settings;
 use crate::values::{LoadError, Loaded, SettingError, Values};
 use crate::{app, logs};
 
+/// The command line the server was started with (program name first), read again on
+/// `HUP`: not `std::env::args_os()`, which under the pip package's entry point is Python's.
+pub type Launch = Arc<Vec<std::ffi::OsString>>;
+
 /// A validated server, its sockets bound.
 pub struct Server {
     /// Prints the addresses listened on (see `Logs::announcer`).
@@ -25,7 +29,12 @@ pub struct Server {
 impl Server {
     /// `running`: the settings' values as written, which a reload (`HUP`) compares with the
     /// configuration it reads again.
-    pub fn from_settings(settings: &Settings, running: Values) -> Result<Server, SettingError> {
+    /// `launch`: the command line the server was started with, read again on a reload.
+    pub fn from_settings(
+        settings: &Settings,
+        running: Values,
+        launch: Launch,
+    ) -> Result<Server, SettingError> {
         let model = settings.model;
         let strategy = model.processes_for(settings.workers);
         refuse_unworkable(settings, strategy)?;
@@ -60,7 +69,7 @@ impl Server {
         let reload_trigger =
             crate::reload::start(settings, strategy, &listeners, &logs.for_processes())?;
         let app = app::build(settings, &shape)?;
-        let mut supervision = supervision(settings, running, &app, shape);
+        let mut supervision = supervision(settings, running, launch, &app, shape);
         supervision.reopen_logs = Some(logs.reopener());
         supervision.reload_trigger = reload_trigger;
         supervision.metrics = metrics;
@@ -203,12 +212,13 @@ fn drop_privileges(settings: &Settings) -> Result<(), SettingError> {
 fn supervision(
     settings: &Settings,
     running: Values,
+    launch: Launch,
     app: &AppSource,
     shape: app::Shape,
 ) -> Supervision {
     let preloaded = matches!(app, AppSource::Preloaded(_)).then(|| app.clone());
-    let hup_alone = hup_alone(settings, shape.tls.clone());
-    let reload = crate::hup::reload_fn(running, preloaded, shape, settings.env.clone());
+    let hup_alone = hup_alone(settings, shape.tls.clone(), launch.clone());
+    let reload = crate::hup::reload_fn(running, preloaded, shape, settings.env.clone(), launch);
     Supervision {
         timeout: settings.timeout,
         max_requests: settings.max_requests as u64,
@@ -234,6 +244,7 @@ fn supervision(
 fn hup_alone(
     settings: &Settings,
     tls: Option<Arc<ironhorse_tls::ServerConfigSource>>,
+    launch: Launch,
 ) -> HupAloneFn {
     let needs_master = format!(
         "a configuration reload needs a master (--model prefork or hybrid, or event or async with -w 2 or more); --model {} -w {} has none: restart to change settings",
@@ -243,7 +254,7 @@ fn hup_alone(
         if tls.is_none() {
             return Ok(format!("SIGHUP: nothing reloaded: {needs_master}"));
         }
-        let loaded = Loaded::from_args(std::env::args_os()).map_err(|e| {
+        let loaded = Loaded::from_args(launch.iter().cloned()).map_err(|e| {
             let e = match e {
                 LoadError::Command(e) => crate::values::first_line(&e),
                 LoadError::File(e) => e.to_string(),
