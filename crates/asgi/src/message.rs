@@ -210,6 +210,13 @@ pub(crate) fn split_framing(headers: HeaderList) -> PyResult<(HeaderList, Option
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or_else(|| PyRuntimeError::new_err("invalid content-length header"))?;
+            // Repeated, the same value is one field (RFC 9110 §8.6); two values are no
+            // length at all, and picking one would cut or stall the body.
+            if len.is_some_and(|n| n != parsed) {
+                return Err(PyRuntimeError::new_err(
+                    "content-length given twice with different values",
+                ));
+            }
             len = Some(parsed);
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("keep-alive")

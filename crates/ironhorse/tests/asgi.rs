@@ -569,6 +569,10 @@ per_host!(application_errors_answer_500_or_cut_the_response, |args| {
         ("/status-999", "invalid status 999"),
         ("/control-in-value", "invalid value for header \"x-bad\""),
         (
+            "/two-lengths",
+            "content-length given twice with different values",
+        ),
+        (
             "/wrong-order",
             "unexpected ASGI message \"http.response.body\" before http.response.start",
         ),

@@ -151,6 +151,10 @@ async def app(scope, receive, send):
                     "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ab", "more_body": True})
         await send({"type": "http.response.body", "body": b"cd"})
+    elif path == "/two-lengths":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"3"), (b"content-length", b"5")]})
+        await send({"type": "http.response.body", "body": b"abc"})
     elif path == "/shorter-than-declared":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"5")]})
