@@ -104,10 +104,7 @@ pub fn reload_fn(
     // HUP, until a restart applies it.
     let running = Mutex::new(running);
     Arc::new(move || {
-        let loaded = Loaded::from_args(launch.iter().cloned()).map_err(|e| match e {
-            LoadError::Command(e) => first_line(&e),
-            LoadError::File(e) => e.to_string(),
-        })?;
+        let loaded = reread(&launch)?;
         // Certificates are re-read even for an app kept from the master.
         crate::tls::reload(&loaded.settings, &shape.tls).map_err(|e| e.to_string())?;
         // A preloaded app stays: it lives in the master (gunicorn does the same).
@@ -143,6 +140,15 @@ pub fn reload_fn(
 /// The environment change of a reloaded `--env` for the workers: its variables, and those
 /// the master's starting `--env` set (and so every worker inherits) that it no longer does.
 /// Both lists were checked as `KEY=VALUE` when parsed (`units::env_assignment`).
+/// The settings as the command line the server started with (and the files and variables it
+/// names) give them now; `Err`: the one line saying why they cannot be read.
+pub(crate) fn reread(launch: &Launch) -> Result<Loaded, String> {
+    Loaded::from_args(launch.iter().cloned()).map_err(|e| match e {
+        LoadError::Command(e) => first_line(&e),
+        LoadError::File(e) => e.to_string(),
+    })
+}
+
 fn worker_env(started: &[String], reloaded: &[String]) -> WorkerEnv {
     let set: Vec<(String, String)> = reloaded
         .iter()

@@ -8,7 +8,7 @@ use ironhorse_runtime::listener::{BindAddr, Listener};
 use ironhorse_runtime::Driver;
 
 use crate::settings::Settings;
-use crate::values::{LoadError, Loaded, SettingError, Values};
+use crate::values::{SettingError, Values};
 use crate::{app, logs};
 
 /// The command line the server was started with (program name first), read again on
@@ -182,13 +182,8 @@ fn refuse_unworkable(settings: &Settings, strategy: Processes) -> Result<(), Set
 /// Process-wide settings applied once the sockets are bound: environment, umask, user.
 /// (`--daemon` is applied before anything else, in `main`.)
 fn apply_process_settings(settings: &Settings) -> Result<(), SettingError> {
-    for pair in &settings.env {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| SettingError(format!("--env: expected KEY=VALUE, got {pair:?}")))?;
-        if key.is_empty() {
-            return Err(SettingError(format!("--env: empty name in {pair:?}")));
-        }
+    // `units::env_assignment` checked each pair (a name, then `=`) when it was parsed.
+    for (key, value) in settings.env.iter().filter_map(|pair| pair.split_once('=')) {
         // Single-threaded here: no thread reads the environment concurrently.
         std::env::set_var(key, value);
     }
@@ -254,16 +249,10 @@ fn hup_alone(
         if tls.is_none() {
             return Ok(format!("SIGHUP: nothing reloaded: {needs_master}"));
         }
-        let loaded = Loaded::from_args(launch.iter().cloned()).map_err(|e| {
-            let e = match e {
-                LoadError::Command(e) => crate::values::first_line(&e),
-                LoadError::File(e) => e.to_string(),
-            };
-            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
-        })?;
-        crate::tls::reload(&loaded.settings, &tls).map_err(|e| {
-            format!("SIGHUP: certificates not re-read ({e}); serving the current ones")
-        })?;
+        let kept =
+            |e: String| format!("SIGHUP: certificates not re-read ({e}); serving the current ones");
+        let loaded = crate::hup::reread(&launch).map_err(kept)?;
+        crate::tls::reload(&loaded.settings, &tls).map_err(|e| kept(e.to_string()))?;
         Ok(format!(
             "SIGHUP: TLS certificates re-read; {needs_master} other than the certificates"
         ))

@@ -291,6 +291,23 @@ fn usr2_upgrade_then_retiring_the_old_master_fails_no_request() {
     assert!(report.ok > 100, "{report:?}");
 }
 
+/// Sends `USR2` to `server`'s master, the first of the test: the new master's pid, once
+/// its workers run (so its signal handling is in place).
+fn upgraded(server: &Server) -> i32 {
+    server.signal(12); // USR2
+    assert!(
+        eventually(|| new_masters_in(&server.log_text()).len() == 1),
+        "no new master: {}",
+        server.log_text()
+    );
+    let new = new_masters_in(&server.log_text())[0];
+    assert!(
+        eventually(|| !workers_of(new).is_empty()),
+        "the new master did not start its workers"
+    );
+    new
+}
+
 /// The pids of the new masters a master's log says `USR2` started.
 fn new_masters_in(log: &str) -> Vec<i32> {
     log.lines()
@@ -320,17 +337,7 @@ fn a_repeated_usr2_is_ignored_while_the_new_master_runs() {
     let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
     let old = server.pid();
     let _guard = StopMasters(&server);
-    server.signal(12); // USR2
-    assert!(
-        eventually(|| new_masters_in(&server.log_text()).len() == 1),
-        "no new master: {}",
-        server.log_text()
-    );
-    let new = new_masters_in(&server.log_text())[0];
-    assert!(
-        eventually(|| !workers_of(new).is_empty()),
-        "the new master did not start its workers"
-    );
+    let new = upgraded(&server);
     server.signal(12); // USR2 again, while the new master runs
     assert!(
         server.log_contains(&format!("USR2 ignored: the new master {new}")),
@@ -372,18 +379,7 @@ fn usr2_to_a_new_master_is_ignored_while_its_old_master_runs() {
     let server = static_server(&site, &["--model", "prefork", "-w", "1"]);
     let old = server.pid();
     let _guard = StopMasters(&server);
-    server.signal(12); // USR2
-    assert!(
-        eventually(|| new_masters_in(&server.log_text()).len() == 1),
-        "no new master: {}",
-        server.log_text()
-    );
-    let new = new_masters_in(&server.log_text())[0];
-    // Its workers run once its signal handling is in place.
-    assert!(
-        eventually(|| !workers_of(new).is_empty()),
-        "the new master did not start its workers"
-    );
+    let new = upgraded(&server);
     kill(new, "USR2");
     assert!(
         server.log_contains(&format!(
